@@ -1,0 +1,3 @@
+"""Streamlit dashboard for electoral commissions (see the dashboard issue)."""
+
+__all__: list[str] = []

@@ -1,0 +1,68 @@
+"""Statistical detectors of undisclosed amplification, one module each, one registry.
+
+Public API: the :data:`REGISTRY` of :class:`DetectorSpec`, the :class:`Detector` base class and
+the :class:`Tick` it is driven by, and :func:`build` which instantiates the selected detectors
+with their share of the false-alarm budget.
+"""
+
+from __future__ import annotations
+
+from detectors.amplification import AmplificationTable
+from detectors.base import Detector, DetectorContext, Tick
+from detectors.ledger import ExposureLedger
+from detectors.missing_label import MissingLabel
+from detectors.registry import REGISTRY, DetectorSpec, alpha_shares, register
+from detectors.undisclosed import UndisclosedIntervention
+from monitor.config import Config, ConfigError
+
+__all__ = [
+    "REGISTRY",
+    "Detector",
+    "DetectorContext",
+    "DetectorSpec",
+    "ExposureLedger",
+    "Tick",
+    "build",
+    "default_names",
+]
+
+register(DetectorSpec(
+    name=AmplificationTable.name, display_name=AmplificationTable.display_name,
+    factory=AmplificationTable, kinds=AmplificationTable.kinds,
+    description="Ranked ÷ holdout exposure per user and Huszár reach ratio, per subject."))
+register(DetectorSpec(
+    name=UndisclosedIntervention.name, display_name=UndisclosedIntervention.display_name,
+    factory=UndisclosedIntervention, kinds=UndisclosedIntervention.kinds,
+    description="Logged intervention on a registered actor's item that no disclosure covers."))
+register(DetectorSpec(
+    name=MissingLabel.name, display_name=MissingLabel.display_name, factory=MissingLabel,
+    kinds=MissingLabel.kinds, budget_weight=0.2,
+    description="Disclosed intervention shown without its label (always-valid share test)."))
+
+
+def default_names() -> list[str]:
+    return [n for n, spec in REGISTRY.items() if spec.enabled_by_default]
+
+
+def build(config: Config, ledger: ExposureLedger, names: list[str] | None = None
+          ) -> list[Detector]:
+    """Instantiate detectors (registry order) with per-detector params from the config."""
+    names = default_names() if names is None else names
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown detector {unknown[0]!r}; known: {', '.join(REGISTRY)}")
+    shares = alpha_shares(config.detection.alpha, names)
+    out: list[Detector] = []
+    for name in REGISTRY:
+        if name not in names:
+            continue
+        params = config.detection.params(name)
+        context = DetectorContext(config=config, ledger=ledger, alpha=shares[name],
+                                  params=params)
+        try:
+            detector = REGISTRY[name].factory(context, **params)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"detection.{name}: {err}") from None
+        assert isinstance(detector, Detector)
+        out.append(detector)
+    return out

@@ -1,0 +1,168 @@
+"""``missing_label`` — exposures of disclosed interventions shown without their label.
+
+A slate entry whose intervention is covered by a disclosure with a ``label`` must be shown
+with that label.  Each exposure linked to such an entry (by ``request``, else by the most
+recent slate of the same user and item) is a Bernoulli trial: unlabelled if its ``label``
+differs from the registered one.  Per (platform, window, actor) the detector tests
+
+    H0: unlabelled share p ≤ ε        (ε = ``tolerance``, default 0.01: logging slack)
+
+with the always-valid mixture e-process of :func:`detectors.stats.label_share_log_e`.  Its
+budget share ``α_d`` is divided over the ``m`` possible tests of the window (labelled
+disclosures × the actors they can cover), so ``P(any false finding in the window) ≤ α_d``
+under continuous monitoring (Ville's inequality + Bonferroni).  ``p_value`` reported
+= ``min(1, m / max_t E_t)``, the multiplicity-adjusted always-valid p-value.
+
+``effect`` is null (no multiplicative effect is measured); the evidence gives the unlabelled
+share, its count, and a 95 % Clopper–Pearson interval.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from scipy import stats
+
+from detectors import severity
+from detectors._links import SlateLinks
+from detectors.base import Detector, DetectorContext, Tick
+from detectors.stats import label_share_log_e
+from monitor.config import Window, covers
+from monitor.records import Finding, ms_to_datetime
+
+__all__ = ["MissingLabel"]
+
+_Key = tuple[str, str, str]  # platform, window_id, actor
+
+
+@dataclass
+class _Trials:
+    region: str
+    n: int = 0
+    unlabelled: int = 0
+    max_log_e: float = -math.inf
+    crossed_ts: int | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # intervention → required label
+    seen_labels: dict[str, int] = field(default_factory=dict)
+
+
+class MissingLabel(Detector):
+    name: ClassVar[str] = "missing_label"
+    display_name: ClassVar[str] = "Disclosed intervention shown without its label"
+    kinds: ClassVar[tuple[str, ...]] = ("missing_label",)
+
+    def __init__(self, context: DetectorContext, tolerance: float = 0.01) -> None:
+        super().__init__(context)
+        if not 0 < tolerance < 1:
+            raise ValueError(f"tolerance must be in (0, 1), got {tolerance}")
+        self.tolerance = tolerance
+        self._trials: dict[_Key, _Trials] = {}
+        self._changed: set[_Key] = set()
+        self._links: SlateLinks[list[tuple[_Key, str, str]]] = SlateLinks()
+        self._m = {w.id: self._tests_in(w) for w in context.config.windows}
+
+    def _tests_in(self, window: Window) -> int:
+        """Upper bound on the number of (platform, actor) tests a window can run."""
+        config = self.context.config
+        total = 0
+        for d in config.disclosures:
+            if d.label is None:
+                continue
+            j = window.jurisdiction
+            if d.regions and not any(covers(r, j) or covers(j, r) for r in d.regions):
+                continue
+            actors = {a.actor for a in config.actors
+                      if (not d.actors and not d.groups) or a.actor in d.actors
+                      or (a.group is not None and a.group in d.groups)}
+            total += max(1, len(actors))
+        return max(1, total)
+
+    def observe(self, tick: Tick) -> MissingLabel:
+        config, ledger = self.context.config, self.context.ledger
+        for r in sorted(tick.rankings, key=lambda r: (r.ts, r.event_id)):
+            ts: int = r.ts  # type: ignore[assignment]
+            windows: list[Window] | None = None
+            for it in r.items:
+                if not it.interventions:
+                    continue
+                if windows is None:
+                    windows = ledger.windows_at(r.region, ts)
+                if not windows:
+                    break
+                expected = []
+                for iv in it.interventions:
+                    for d in config.disclosures_for(r.platform, iv, it.actor, r.region, ts):
+                        if d.label is None:
+                            continue
+                        for w in windows:
+                            expected.append(((r.platform, w.id, it.actor), iv, d.label))
+                            trials = self._trials.setdefault(
+                                (r.platform, w.id, it.actor), _Trials(w.jurisdiction))
+                            trials.labels[iv] = d.label
+                if expected:
+                    self._links.add(r.request, r.user, it.item, ts, expected)
+        for e in tick.exposures:
+            hit = self._links.find(e)
+            if not hit:
+                continue
+            for key in {k for k, _, _ in hit}:
+                labels = {label for k, _, label in hit if k == key}
+                trials = self._trials[key]
+                trials.n += 1
+                shown = e.label or ""
+                trials.seen_labels[shown] = trials.seen_labels.get(shown, 0) + 1
+                if e.label not in labels:
+                    trials.unlabelled += 1
+                self._changed.add(key)
+        self._links.expire(tick.end_ms)
+        return self
+
+    def evaluate(self, tick: Tick) -> list[Finding]:
+        out = []
+        for key in sorted(self._changed):
+            trials = self._trials[key]
+            log_e = label_share_log_e(trials.unlabelled, trials.n, self.tolerance)
+            trials.max_log_e = max(trials.max_log_e, log_e)
+            threshold = math.log(self._m[key[1]] / self.context.alpha) if self.context.alpha \
+                else math.inf
+            if trials.crossed_ts is None and trials.max_log_e >= threshold:
+                trials.crossed_ts = tick.end_ms
+            if trials.crossed_ts is not None:
+                out.append(self._finding(key, trials, threshold))
+        self._changed.clear()
+        return out
+
+    def _finding(self, key: _Key, t: _Trials, threshold: float) -> Finding:
+        platform, window_id, actor = key
+        share = t.unlabelled / t.n if t.n else 0.0
+        lo, hi = _clopper_pearson(t.unlabelled, t.n)
+        m = self._m[window_id]
+        p_adj = min(1.0, m * math.exp(-t.max_log_e)) if math.isfinite(t.max_log_e) else 1.0
+        evidence: dict[str, Any] = {
+            "rule": "exposures of a disclosed intervention without the registered label",
+            "required_labels": dict(sorted(t.labels.items())),
+            "labels_shown": dict(sorted(t.seen_labels.items())),
+            "exposures": t.n, "unlabelled": t.unlabelled, "unlabelled_share": share,
+            "unlabelled_share_ci95": [lo, hi],
+            "test": {"name": "mixture e-process, H0: unlabelled share <= tolerance",
+                     "tolerance": self.tolerance, "log_e_max": t.max_log_e,
+                     "log_threshold": threshold, "tests_in_window": m,
+                     "alpha_share": self.context.alpha},
+        }
+        return Finding.new(
+            detector=self.name, kind="missing_label", platform=platform, region=t.region,
+            window_id=window_id, subject_kind="actor", subject=actor, effect=None,
+            ci_low=None, ci_high=None, p_value=p_adj, n_exposures=t.n,
+            severity=severity.by_unlabelled_share(share),
+            event_time=ms_to_datetime(t.crossed_ts or 0), evidence=evidence)
+
+
+def _clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0
+    a = (1 - level) / 2
+    lo = 0.0 if k == 0 else float(stats.beta.ppf(a, k, n - k + 1))
+    hi = 1.0 if k == n else float(stats.beta.ppf(1 - a, k + 1, n - k))
+    return lo, hi

@@ -1,0 +1,58 @@
+"""``amplimon replay`` and ``amplimon detectors``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from detectors import REGISTRY
+from monitor.config import load_config
+from monitor.replay import replay
+from monitor.settings import env_name
+
+__all__ = ["register"]
+
+
+def cmd_replay(
+    config: Annotated[Path, typer.Option("--config", "-c", help="configuration YAML",
+                                         envvar=env_name("config"), show_envvar=True)],
+    db: Annotated[Path, typer.Option("--db", help="DuckDB file to write",
+                                     envvar=env_name("db"), show_envvar=True)],
+    exposure: Annotated[list[Path] | None, typer.Option(
+        "--exposure", help="exposure files (.jsonl, .jsonl.gz, .parquet); repeat or list")] = None,
+    ranking: Annotated[list[Path] | None, typer.Option(
+        "--ranking", help="ranking files (.jsonl, .jsonl.gz, .parquet); repeat or list")] = None,
+    detector: Annotated[list[str] | None, typer.Option(
+        "--detector", "-d", help="run only these detectors (default: all enabled)")] = None,
+    progress: Annotated[bool | None, typer.Option(
+        "--progress/--no-progress", help="progress bar (default: on a terminal)")] = None,
+) -> None:
+    """Replay archived streams through every detector and write the DuckDB tables."""
+    if not exposure and not ranking:
+        raise typer.BadParameter("give at least one --exposure or --ranking file")
+    cfg = load_config(config)
+    result = replay(cfg, db, exposure or [], ranking or [], detectors=detector,
+                    show_progress=progress, config_text=config.read_text(encoding="utf-8"))
+    s = result.stats
+    typer.echo(f"replayed {s.records:,} records: accepted {sum(s.accepted.values()):,}, "
+               f"duplicates {sum(s.duplicates.values()):,}, late {sum(s.late.values()):,}, "
+               f"rejected {sum(s.rejected.values()):,}; {result.findings} findings in {db}",
+               err=True)
+
+
+def cmd_detectors() -> None:
+    """List the registered detectors."""
+    table = Table("name", "kinds", "alpha weight", "description")
+    for spec in REGISTRY.values():
+        table.add_row(spec.name, ", ".join(spec.kinds) or "(measurement)",
+                      f"{spec.budget_weight:g}", spec.description)
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("replay")(cmd_replay)
+    app.command("detectors")(cmd_detectors)

@@ -1,0 +1,254 @@
+"""Contract models (``shared/contract.md`` §1) and the schema-validating decoder.
+
+Two record types travel on two topics: :class:`Exposure` (one item shown to one user) and
+:class:`Ranking` (one slate served to one user).  Decoding is done by msgspec in C: a record
+is validated against the typed schema in one pass; only a *rejected* record takes the slow
+path that re-reads it to build a reason naming the field and the offending value, e.g.
+``exposure.position: expected integer >= 1, got 0``.
+
+Errors are data: :func:`decode` never raises on bad input, it returns a :class:`Rejected`.
+Unknown fields are ignored (the contract may be extended with optional fields).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+__all__ = [
+    "ARMS",
+    "TOPICS",
+    "Exposure",
+    "RankedItem",
+    "Ranking",
+    "Rejected",
+    "Event",
+    "decode",
+    "decode_obj",
+    "event_key",
+]
+
+TOPICS: Final = ("exposure", "ranking")
+ARMS: Final = ("ranked", "holdout")
+
+# Accepted event-time range: anything outside is a data error, not a statistic.
+_TS_MIN_MS: Final = 946_684_800_000  # 2000-01-01T00:00:00Z
+_TS_MAX_MS: Final = 4_102_444_800_000  # 2100-01-01T00:00:00Z
+_MAX_ID_LEN: Final = 512
+
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=_MAX_ID_LEN)]
+Position = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+Region = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?$")]
+Arm = Literal["ranked", "holdout"]
+Timestamp = int | dt.datetime
+
+
+def _to_epoch_ms(ts: Timestamp) -> int:
+    """Normalise an RFC 3339 datetime (with offset) or epoch milliseconds to epoch ms."""
+    if isinstance(ts, int):
+        value = ts
+    else:
+        if ts.tzinfo is None:
+            raise ValueError("ts: RFC 3339 timestamp needs an offset (Z or +hh:mm)")
+        value = (ts - _EPOCH) // _ONE_MS
+    if not _TS_MIN_MS <= value < _TS_MAX_MS:
+        raise ValueError(f"ts: out of range (years 2000-2099), got {ts!r}")
+    return value
+
+
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ONE_MS: Final = dt.timedelta(milliseconds=1)
+
+
+class Exposure(msgspec.Struct, gc=False):
+    """One item shown to one user (contract §1 *exposure*).
+
+    After decoding, ``ts`` is always epoch milliseconds (int) and ``region`` upper case.
+    """
+
+    event_id: NonEmpty
+    platform: NonEmpty
+    ts: Timestamp
+    user: NonEmpty
+    region: Region
+    surface: NonEmpty
+    arm: Arm
+    item: NonEmpty
+    actor: NonEmpty
+    position: Position
+    request: NonEmpty | None = None
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        self.ts = _to_epoch_ms(self.ts)
+        self.region = self.region.upper()
+        if self.label == "":
+            self.label = None
+
+
+class RankedItem(msgspec.Struct, gc=False):
+    """One entry of a ranking slate."""
+
+    item: NonEmpty
+    actor: NonEmpty
+    position: Position
+    score: float
+    organic_score: float | None = None
+    interventions: list[NonEmpty] | None = None
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.score):
+            raise ValueError(f"score: expected a finite number, got {self.score!r}")
+        if self.organic_score is not None and not math.isfinite(self.organic_score):
+            raise ValueError(f"organic_score: expected a finite number, got {self.organic_score!r}")
+
+
+class Ranking(msgspec.Struct, gc=False):
+    """One ranked slate served to one user (contract §1 *ranking*)."""
+
+    event_id: NonEmpty
+    platform: NonEmpty
+    ts: Timestamp
+    user: NonEmpty
+    region: Region
+    surface: NonEmpty
+    arm: Arm
+    request: NonEmpty
+    items: Annotated[list[RankedItem], msgspec.Meta(min_length=1, max_length=10_000)]
+
+    def __post_init__(self) -> None:
+        self.ts = _to_epoch_ms(self.ts)
+        self.region = self.region.upper()
+
+
+Event = Exposure | Ranking
+
+
+class Rejected(msgspec.Struct, frozen=True):
+    """A record that broke the contract: the raw text and a reason naming the field."""
+
+    topic: str
+    raw: str
+    reason: str
+
+
+_TYPES: Final[dict[str, type[Exposure] | type[Ranking]]] = {
+    "exposure": Exposure,
+    "ranking": Ranking,
+}
+_DECODERS: Final = {t: msgspec.json.Decoder(cls) for t, cls in _TYPES.items()}
+
+
+def decode(topic: str, raw: bytes | str) -> Event | Rejected:
+    """Decode one JSON record of ``topic`` (``exposure`` or ``ranking``).
+
+    Returns the validated event, or a :class:`Rejected` whose reason names the field.
+    Never raises for bad input.
+    """
+    try:
+        return _DECODERS[topic].decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        return Rejected(topic, _as_text(raw), explain(topic, raw, exc))
+
+
+def decode_obj(topic: str, obj: Any, raw: str | None = None) -> Event | Rejected:
+    """Validate an already-parsed object (e.g. a Parquet row) against the contract."""
+    try:
+        return msgspec.convert(obj, _TYPES[topic], strict=True)
+    except msgspec.ValidationError as exc:
+        text = raw if raw is not None else _as_text(msgspec.json.encode(obj, order="sorted"))
+        return Rejected(topic, text, _reason(topic, obj, str(exc)))
+
+
+def event_key(topic: str, event: Event) -> tuple[str, str, str]:
+    """Idempotency key: a record with the same platform, topic and event_id is one record."""
+    return (event.platform, topic, event.event_id)
+
+
+def _as_text(raw: bytes | str) -> str:
+    return raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace")
+
+
+def explain(topic: str, raw: bytes | str, exc: Exception) -> str:
+    """One-line reason for a rejected record (slow path: only for bad records)."""
+    if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
+        msg = str(exc)
+        if "truncated" in msg:
+            return f"{topic}: truncated JSON (input ended early)"
+        return f"{topic}: not valid JSON ({msg})"
+    try:
+        obj = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        obj = None
+    return _reason(topic, obj, str(exc))
+
+
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
+_EXPECTED = re.compile(r"Expected `(?P<want>[^`]+)`(?P<rest>[^,]*)(?:, got `(?P<got>[^`]+)`)?")
+_TYPE_WORDS: Final = {
+    "int": "integer",
+    "str": "string",
+    "float": "number",
+    "object": "object",
+    "array": "array",
+    "int | datetime": "RFC 3339 string or epoch-ms integer",
+    "str | null": "string or null",
+    "float | null": "number or null",
+    "array | null": "array or null",
+}
+
+
+def _reason(topic: str, obj: Any, message: str) -> str:
+    m = _AT.match(message)
+    msg, path = (m.group("msg"), m.group("path") or "") if m else (message, "")
+    missing = _MISSING.match(msg)
+    if missing:
+        field = f"{topic}{path}.{missing.group('field')}"
+        return f"{field}: required field is missing"
+    field = f"{topic}{path}" if path else topic
+    value = _lookup(obj, path)
+    got = "" if value is _NOTHING else f", got {_show(value)}"
+    if msg.startswith("Expected `object`"):
+        return f"{field}: expected a JSON object{got}"
+    expected = _EXPECTED.match(msg)
+    if expected:
+        want = expected.group("want")
+        words = _TYPE_WORDS.get(want, want)
+        rest = expected.group("rest").strip()
+        bound = f" {rest}" if rest else ""
+        return f"{field}: expected {words}{bound}{got}"
+    if msg.startswith("Invalid enum value"):
+        return f"{field}: expected one of 'ranked', 'holdout'{got}"
+    if msg.startswith("Invalid RFC3339"):
+        return f"{field}: expected RFC 3339 timestamp with offset or epoch-ms integer{got}"
+    if msg.startswith("Number out of range"):
+        return f"{field}: number out of range{got}"
+    if ": " in msg and msg.split(": ", 1)[0] in {"ts", "score", "organic_score"}:
+        name, detail = msg.split(": ", 1)
+        parent = path.rsplit(".", 1)[0] if path.endswith(name) else path
+        return f"{topic}{parent}.{name}: {detail}"
+    return f"{field}: {msg[0].lower()}{msg[1:]}{got}" if msg else f"{field}: invalid"
+
+
+_NOTHING: Final = object()
+_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
+
+
+def _lookup(obj: Any, path: str) -> Any:
+    cur = obj
+    for name, index in _STEP.findall(path):
+        try:
+            cur = cur[name] if name else cur[int(index)]
+        except (KeyError, IndexError, TypeError):
+            return _NOTHING
+    return cur if path else _NOTHING
+
+
+def _show(value: Any) -> str:
+    text = msgspec.json.encode(value).decode() if value is not None else "null"
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,222 @@
+"""The event-time engine: dedup, lateness, reorder, ticks — shared by replay and the worker.
+
+Every driver pushes records (raw JSON or already-parsed objects) into one :class:`Engine`;
+the engine alone decides what counts and when detectors run, so replay, the Faust worker and
+the self-audit produce the same findings from the same events.
+
+Semantics (contract §1):
+
+* **Decode**: schema validation (:mod:`monitor.contract`); a bad record becomes a dead letter.
+* **Duplicates**: a record whose (platform, topic, event_id) was already accepted is counted
+  in ``stats.duplicates`` and otherwise ignored.
+* **Watermark** ``W = max event time seen − lateness``.  Event time is cut into ticks
+  ``[k·tick, (k+1)·tick)`` (default 15 min).  A tick is *closed* — its events handed to the
+  detectors, then the detectors evaluated — once ``W`` passes its end.  An event for a closed
+  tick is *late*: it becomes a dead letter (reason ``late``), never a silent drop.  Hence any
+  arrival order in which each event is at most ``lateness`` behind the newest one gives the
+  same ticks with the same contents, and the same results.
+* **External watermark** (``auto_watermark=False``): a driver reading several partitions
+  passes ``min over partitions of (max ts) − lateness`` to :meth:`Engine.advance_to`, so a
+  partition that is read later than another never makes its events late.
+* **Future**: an event more than ``max_future_ms`` ahead of the wall clock is rejected (a bogus
+  far-future timestamp would otherwise close every tick).
+
+Memory: pending events of open ticks (≈ rate × (lateness + tick)), dedup keys of recent ticks,
+and the detectors' state — not the length of the stream.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from detectors import Detector, ExposureLedger, Tick, build
+from monitor.config import Config
+from monitor.contract import Event, Exposure, Ranking, Rejected, decode, decode_obj
+from monitor.records import DeadLetter, Finding, Measurement, utc_now
+
+__all__ = ["Engine", "Output", "StreamStats"]
+
+DAY_MS = 86_400_000
+
+
+class Output(Protocol):
+    """Where the engine's results go (DuckDB store, Kafka topics, memory)."""
+
+    def findings(self, rows: list[Finding]) -> None: ...
+    def measurements(self, rows: list[Measurement]) -> None: ...
+    def deadletters(self, rows: list[DeadLetter]) -> None: ...
+
+
+@dataclass
+class StreamStats:
+    """Counters per topic; ``accepted`` = distinct events that reached a tick."""
+
+    accepted: dict[str, int] = field(default_factory=lambda: {"exposure": 0, "ranking": 0})
+    duplicates: dict[str, int] = field(default_factory=lambda: {"exposure": 0, "ranking": 0})
+    late: dict[str, int] = field(default_factory=lambda: {"exposure": 0, "ranking": 0})
+    rejected: dict[str, int] = field(default_factory=lambda: {"exposure": 0, "ranking": 0})
+    out_of_order: int = 0
+    ticks: int = 0
+    first_ts: int | None = None
+    last_ts: int | None = None
+
+    @property
+    def records(self) -> int:
+        return sum(sum(d.values()) for d in (self.accepted, self.duplicates, self.late,
+                                              self.rejected))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "late": self.late,
+                "rejected": self.rejected, "out_of_order": self.out_of_order,
+                "ticks": self.ticks, "first_ts": self.first_ts, "last_ts": self.last_ts}
+
+
+class Engine:
+    """Drive the detectors over one logical stream of exposure and ranking records."""
+
+    def __init__(self, config: Config, output: Output, *, detectors: list[str] | None = None,
+                 max_future_ms: int = DAY_MS, now_ms: Callable[[], int] | None = None,
+                 dedup_retention_ms: int = 3_600_000, auto_watermark: bool = True) -> None:
+        self.config = config
+        self.output = output
+        self.tick_ms = config.detection.tick_ms
+        self.lateness_ms = config.detection.lateness_ms
+        self.max_future_ms = max_future_ms
+        self.dedup_retention_ms = dedup_retention_ms
+        self.auto_watermark = auto_watermark
+        self._now_ms = now_ms or (lambda: int(utc_now().timestamp() * 1000))
+        self.ledger = ExposureLedger(config)
+        self.detectors: list[Detector] = build(config, self.ledger, detectors)
+        self.stats = StreamStats()
+        self._pending: dict[int, tuple[list[Exposure], list[Ranking]]] = {}
+        self._heap: list[int] = []
+        self._max_ts: int | None = None
+        self._closed_idx = -(2**62)  # ticks with index < this are closed
+        self._seen: dict[tuple[str, str, str], int] = {}
+        self._seen_by_tick: dict[int, list[tuple[str, str, str]]] = {}
+        self._future_limit = self._now_ms() + max_future_ms
+
+    # -- input ----------------------------------------------------------------------------
+    def ingest(self, topic: str, raw: bytes | str, *, source: str, location: str = "") -> None:
+        """Decode one raw JSON record and push it (or dead-letter it)."""
+        result = decode(topic, raw)
+        if isinstance(result, Rejected):
+            self.reject(result, source=source, location=location)
+        else:
+            self.push(topic, result, source=source, location=location, raw=raw)
+
+    def ingest_obj(self, topic: str, obj: Any, *, source: str, location: str = "") -> None:
+        """Validate and push an already-parsed record (Parquet row, simulator dict)."""
+        result = decode_obj(topic, obj)
+        if isinstance(result, Rejected):
+            self.reject(result, source=source, location=location)
+        else:
+            self.push(topic, result, source=source, location=location)
+
+    def reject(self, rejected: Rejected, *, source: str, location: str = "") -> None:
+        self.stats.rejected[rejected.topic] += 1
+        self.output.deadletters([DeadLetter(source=source, raw=rejected.raw,
+                                            reason=rejected.reason, location=location)])
+
+    def push(self, topic: str, event: Event, *, source: str, location: str = "",
+             raw: bytes | str | None = None) -> None:
+        """Accept a validated event: dedup, lateness, then buffer it in its tick."""
+        ts: int = event.ts  # type: ignore[assignment]
+        key = (event.platform, topic, event.event_id)
+        if key in self._seen:
+            self.stats.duplicates[topic] += 1
+            return
+        idx = ts // self.tick_ms
+        if idx < self._closed_idx or ts > self._future_limit:
+            why = ("arrived after its tick closed (later than the lateness allowance of "
+                   f"{self.lateness_ms // 60_000} min)" if idx < self._closed_idx else
+                   "more than a day after the current wall-clock time")
+            self._dead(topic, "late" if idx < self._closed_idx else "rejected", event, raw,
+                       f"{topic}.ts: {why}", source, location)
+            return
+        self._seen[key] = idx
+        self._seen_by_tick.setdefault(idx, []).append(key)
+        bucket = self._pending.get(idx)
+        if bucket is None:
+            bucket = self._pending[idx] = ([], [])
+            heapq.heappush(self._heap, idx)
+        if topic == "exposure":
+            bucket[0].append(event)  # type: ignore[arg-type]
+        else:
+            bucket[1].append(event)  # type: ignore[arg-type]
+        self.stats.accepted[topic] += 1
+        if self._max_ts is None or ts > self._max_ts:
+            self._max_ts = ts
+            if self.auto_watermark:
+                self._advance(ts - self.lateness_ms)
+        elif ts < self._max_ts:
+            self.stats.out_of_order += 1
+
+    def _dead(self, topic: str, counter: str, event: Event, raw: bytes | str | None,
+              reason: str, source: str, location: str) -> None:
+        getattr(self.stats, counter)[topic] += 1
+        text = raw if raw is not None else msgspec.json.encode(event)
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        self.output.deadletters([DeadLetter(source=source, raw=text, reason=reason,
+                                            location=location)])
+
+    # -- time -----------------------------------------------------------------------------
+    def advance_to(self, watermark_ms: int) -> None:
+        """Move the watermark forward explicitly (e.g. an idle live stream)."""
+        self._advance(watermark_ms)
+
+    def _advance(self, watermark: int) -> None:
+        new_closed = watermark // self.tick_ms  # ticks with end <= watermark are closed
+        if new_closed <= self._closed_idx:
+            return
+        while self._heap and self._heap[0] < new_closed:
+            self._close_tick(heapq.heappop(self._heap))
+        self._closed_idx = new_closed
+        self._expire_seen(watermark - self.dedup_retention_ms)
+
+    def _close_tick(self, idx: int) -> None:
+        exposures, rankings = self._pending.pop(idx)
+        tick = Tick(idx * self.tick_ms, (idx + 1) * self.tick_ms, exposures, rankings)
+        self.ledger.observe(exposures)
+        findings: list[Finding] = []
+        for det in self.detectors:
+            det.observe(tick)
+            findings.extend(det.evaluate(tick))
+        if findings:
+            self.output.findings(findings)
+        s = self.stats
+        s.ticks += 1
+        s.first_ts = tick.start_ms if s.first_ts is None else s.first_ts
+        s.last_ts = tick.end_ms
+
+    def _expire_seen(self, before_ms: int) -> None:
+        limit = before_ms // self.tick_ms
+        for idx in [i for i in self._seen_by_tick if i < min(limit, self._closed_idx)]:
+            for key in self._seen_by_tick.pop(idx):
+                self._seen.pop(key, None)
+
+    def flush_measurements(self) -> None:
+        rows = [m for det in self.detectors for m in det.measurements()]
+        if rows:
+            self.output.measurements(rows)
+
+    def close(self) -> StreamStats:
+        """End of stream: close every pending tick, finish detectors, flush measurements."""
+        while self._heap:
+            self._close_tick(heapq.heappop(self._heap))
+        end = self.stats.last_ts or 0
+        findings = [f for det in self.detectors for f in det.finish(end)]
+        if findings:
+            self.output.findings(findings)
+        self.flush_measurements()
+        return self.stats
+
+    @property
+    def watermark(self) -> int | None:
+        return None if self._max_ts is None else self._max_ts - self.lateness_ms

@@ -1,0 +1,123 @@
+"""What the monitor writes (contract §3): findings, amplification measurements, dead letters.
+
+These are plain msgspec Structs so that the same objects are written to DuckDB by the replay
+and the sink, and published as JSON on the ``amplimon.findings`` / ``amplimon.deadletter``
+topics by the worker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any, Final, Literal
+
+import msgspec
+
+__all__ = [
+    "DeadLetter",
+    "Finding",
+    "Measurement",
+    "SEVERITIES",
+    "STATUSES",
+    "finding_id",
+    "ms_to_datetime",
+    "utc_now",
+]
+
+SEVERITIES: Final = ("low", "medium", "high", "critical")
+STATUSES: Final = ("new", "acknowledged", "escalated", "dismissed", "resolved")
+SubjectKind = Literal["actor", "group", "item"]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def ms_to_datetime(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+
+def finding_id(detector: str, platform: str, region: str, window_id: str,
+               surface: str | None, subject_kind: str, subject: str) -> str:
+    """Stable id: same detector, platform, region, window, surface and subject → same id.
+
+    ``sha256("detector|platform|region|window|surface|subject_kind|subject")[:20]``.
+    """
+    key = "|".join((detector, platform, region, window_id, surface or "*", subject_kind, subject))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
+
+
+class Finding(msgspec.Struct, kw_only=True):
+    """One row of the ``findings`` table (contract §3) plus ``first_tick`` (extension)."""
+
+    finding_id: str
+    detector: str
+    kind: str
+    platform: str
+    region: str
+    window_id: str
+    surface: str | None = None
+    subject_kind: str
+    subject: str
+    effect: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    n_exposures: int
+    severity: str
+    event_time: dt.datetime
+    detected_at: dt.datetime
+    evidence: dict[str, Any]
+    status: str = "new"
+
+    @classmethod
+    def new(cls, *, detector: str, kind: str, platform: str, region: str, window_id: str,
+            subject_kind: str, subject: str, surface: str | None = None,
+            **values: Any) -> Finding:
+        fid = finding_id(detector, platform, region, window_id, surface, subject_kind, subject)
+        values.setdefault("detected_at", utc_now())
+        return cls(finding_id=fid, detector=detector, kind=kind, platform=platform,
+                   region=region, window_id=window_id, surface=surface,
+                   subject_kind=subject_kind, subject=subject, **values)
+
+
+class Measurement(msgspec.Struct, kw_only=True):
+    """One row of the ``amplification`` table (contract §3)."""
+
+    platform: str
+    region: str
+    window_id: str
+    period: str
+    subject_kind: str
+    subject: str
+    ratio: float | None
+    ci_low: float | None
+    ci_high: float | None
+    reach_ratio: float | None
+    n_ranked: int
+    n_holdout: int
+    users_ranked: int
+    users_holdout: int
+    reach_ranked: int = 0
+    reach_holdout: int = 0
+    computed_at: dt.datetime = msgspec.field(default_factory=utc_now)
+
+
+class DeadLetter(msgspec.Struct, kw_only=True):
+    """One row of the ``deadletter`` table: the raw text and why it was rejected.
+
+    ``location`` (extension) names the line (``file:line``) or the Kafka offset
+    (``topic/partition@offset``); ``dl_id`` makes re-running idempotent.
+    """
+
+    source: str
+    raw: str
+    reason: str
+    location: str = ""
+    received_at: dt.datetime = msgspec.field(default_factory=utc_now)
+
+    @property
+    def dl_id(self) -> str:
+        key = f"{self.source}|{self.location}|{self.reason}" if self.location else (
+            f"{self.source}|{self.raw}|{self.reason}")
+        return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:24]

@@ -1,0 +1,54 @@
+"""The one settings object: every process setting, read from ``AMPLIMON_*`` environment
+variables (or CLI options, which take precedence).  Nothing is read at import time.
+
+The environment variable of each field is ``AMPLIMON_<FIELD>`` (upper case); the CLI's
+``--help`` lists them next to the options.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "env_name", "load_settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AMPLIMON_", extra="ignore", frozen=True)
+
+    # where things are
+    config: str = Field("amplimon.yaml", description="configuration YAML (contract §2)")
+    db: str = Field("amplimon.duckdb", description="DuckDB store of record")
+    data_dir: str = Field("amplimon-data", description="snapshots, archives, run files")
+    # Kafka
+    broker: str = Field("127.0.0.1:9092", description="bootstrap servers, comma-separated")
+    topic_exposure: str = "amplimon.exposure"
+    topic_ranking: str = "amplimon.ranking"
+    topic_findings: str = "amplimon.findings"
+    topic_deadletter: str = "amplimon.deadletter"
+    partitions: int = Field(6, ge=1)
+    replication: int = Field(1, ge=1)
+    group_id: str = "amplimon"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = Field(None, repr=False)
+    # dashboard
+    dashboard_port: int = Field(8501, ge=1, le=65535)
+    # privacy
+    pseudonym_key_file: str | None = None
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    return f"AMPLIMON_{field.upper()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Environment first, then explicit (non-None) overrides from the CLI."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

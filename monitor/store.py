@@ -1,0 +1,224 @@
+"""DuckDB store of record (contract §3): schema, idempotent batched writes, reads.
+
+Writes go through Arrow tables (never row-by-row ``executemany``) and are upserts, so that
+re-running a replay or re-delivering Kafka messages converges to the same rows:
+
+* ``findings`` — keyed by ``finding_id``; an update refreshes the numbers and evidence but keeps
+  ``detected_at``, the first ``event_time`` and the triage ``status``;
+* ``amplification`` — keyed by (platform, region, window_id, period, subject_kind, subject);
+* ``deadletter`` — keyed by ``dl_id`` (source + location + reason).
+
+DuckDB allows one read-write process per file: one :class:`Store` per process that writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import msgspec
+import pyarrow as pa
+
+from monitor.records import DeadLetter, Finding, Measurement
+
+__all__ = ["SCHEMA", "Store", "StoreError"]
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or written (one-line message)."""
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS findings (
+    finding_id   VARCHAR PRIMARY KEY,
+    detector     VARCHAR NOT NULL,
+    kind         VARCHAR NOT NULL,
+    platform     VARCHAR NOT NULL,
+    region       VARCHAR NOT NULL,
+    window_id    VARCHAR NOT NULL,
+    surface      VARCHAR,
+    subject_kind VARCHAR NOT NULL,
+    subject      VARCHAR NOT NULL,
+    effect       DOUBLE,
+    ci_low       DOUBLE,
+    ci_high      DOUBLE,
+    p_value      DOUBLE,
+    n_exposures  BIGINT,
+    severity     VARCHAR,
+    event_time   TIMESTAMPTZ,
+    detected_at  TIMESTAMPTZ,
+    evidence     JSON,
+    status       VARCHAR DEFAULT 'new',
+    updated_at   TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS amplification (
+    platform      VARCHAR NOT NULL,
+    region        VARCHAR NOT NULL,
+    window_id     VARCHAR NOT NULL,
+    period        VARCHAR NOT NULL,
+    subject_kind  VARCHAR NOT NULL,
+    subject       VARCHAR NOT NULL,
+    ratio         DOUBLE,
+    ci_low        DOUBLE,
+    ci_high       DOUBLE,
+    reach_ratio   DOUBLE,
+    n_ranked      BIGINT,
+    n_holdout     BIGINT,
+    users_ranked  BIGINT,
+    users_holdout BIGINT,
+    reach_ranked  BIGINT,
+    reach_holdout BIGINT,
+    computed_at   TIMESTAMPTZ,
+    PRIMARY KEY (platform, region, window_id, period, subject_kind, subject)
+);
+CREATE TABLE IF NOT EXISTS deadletter (
+    dl_id       VARCHAR PRIMARY KEY,
+    source      VARCHAR,
+    raw         VARCHAR,
+    reason      VARCHAR,
+    received_at TIMESTAMPTZ,
+    location    VARCHAR
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      VARCHAR PRIMARY KEY,
+    command     VARCHAR,
+    started_at  TIMESTAMPTZ,
+    finished_at TIMESTAMPTZ,
+    info        JSON
+);
+"""
+
+_FINDING_COLS = [f for f in Finding.__struct_fields__]
+_MEASUREMENT_COLS = [f for f in Measurement.__struct_fields__]
+
+
+def _enc_hook(obj: Any) -> Any:
+    """JSON for numpy scalars and anything else a detector may put in evidence."""
+    item = getattr(obj, "item", None)
+    return item() if callable(item) else str(obj)
+
+
+_JSON = msgspec.json.Encoder(enc_hook=_enc_hook, order="sorted")
+
+
+def _table(rows: Sequence[msgspec.Struct], cols: list[str],
+           json_cols: tuple[str, ...] = ()) -> pa.Table:
+    data: dict[str, list[Any]] = {c: [] for c in cols}
+    for row in rows:
+        for c in cols:
+            value = getattr(row, c)
+            data[c].append(_JSON.encode(value).decode() if c in json_cols else value)
+    return pa.table(data)
+
+
+class Store:
+    """A read-write connection to an amplimon DuckDB file (or ``:memory:``)."""
+
+    def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False) -> None:
+        self.path = str(path)
+        try:
+            if self.path != ":memory:" and not read_only:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self.con = duckdb.connect(self.path, read_only=read_only)
+            if not read_only:
+                self.con.execute(SCHEMA)
+        except (duckdb.Error, OSError) as err:
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise StoreError(f"{self.path}: cannot open database ({first})") from None
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writes ---------------------------------------------------------------------------
+    def upsert_findings(self, findings: Iterable[Finding]) -> int:
+        rows = _latest({f.finding_id: f for f in findings})
+        if not rows:
+            return 0
+        batch = _table(rows, _FINDING_COLS, json_cols=("evidence",))
+        now = dt.datetime.now(dt.UTC)
+        self._run("""
+            INSERT INTO findings
+            SELECT finding_id, detector, kind, platform, region, window_id, surface,
+                   subject_kind, subject, effect, ci_low, ci_high, p_value, n_exposures,
+                   severity, event_time, detected_at, evidence::JSON, status, ? FROM batch
+            ON CONFLICT (finding_id) DO UPDATE SET
+                detector = excluded.detector, kind = excluded.kind, effect = excluded.effect,
+                ci_low = excluded.ci_low, ci_high = excluded.ci_high,
+                p_value = excluded.p_value, n_exposures = excluded.n_exposures,
+                severity = excluded.severity, evidence = excluded.evidence,
+                event_time = least(findings.event_time, excluded.event_time),
+                updated_at = excluded.updated_at
+        """, [now], batch=batch)
+        return len(rows)
+
+    def upsert_measurements(self, rows: Iterable[Measurement]) -> int:
+        latest = _latest({(m.platform, m.region, m.window_id, m.period, m.subject_kind,
+                           m.subject): m for m in rows})
+        if not latest:
+            return 0
+        batch = _table(latest, _MEASUREMENT_COLS)
+        cols = ", ".join(_MEASUREMENT_COLS)
+        self._run(f"INSERT OR REPLACE INTO amplification ({cols}) SELECT {cols} FROM batch",  # noqa: S608
+                  batch=batch)
+        return len(latest)
+
+    def add_deadletters(self, rows: Iterable[DeadLetter]) -> int:
+        unique = _latest({d.dl_id: d for d in rows})
+        if not unique:
+            return 0
+        batch = pa.table({
+            "dl_id": [d.dl_id for d in unique],
+            "source": [d.source for d in unique],
+            "raw": [d.raw for d in unique],
+            "reason": [d.reason for d in unique],
+            "received_at": [d.received_at for d in unique],
+            "location": [d.location for d in unique],
+        })
+        self._run("INSERT OR IGNORE INTO deadletter SELECT dl_id, source, raw, reason, "
+                  "received_at, location FROM batch", batch=batch)
+        return len(unique)
+
+    def record_run(self, run_id: str, command: str, started_at: dt.datetime,
+                   info: dict[str, Any]) -> None:
+        self._run("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?::JSON)",
+                  [run_id, command, started_at, dt.datetime.now(dt.UTC),
+                   msgspec.json.encode(info).decode()])
+
+    def _run(self, sql: str, params: list[Any] | None = None, batch: pa.Table | None = None
+             ) -> None:
+        try:
+            self.con.begin()
+            if batch is not None:
+                self.con.register("batch", batch)
+            self.con.execute(sql, params or [])
+            if batch is not None:
+                self.con.unregister("batch")
+            self.con.commit()
+        except duckdb.Error as err:
+            try:
+                self.con.rollback()
+            except duckdb.Error:
+                pass
+            raise StoreError(f"{self.path}: write failed ({str(err).splitlines()[0]})") from None
+
+    # -- reads ----------------------------------------------------------------------------
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, params or []).fetchall()
+
+    def count(self, table: str) -> int:
+        if table not in {"findings", "amplification", "deadletter", "runs"}:
+            raise ValueError(f"unknown table {table!r}")
+        return int(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]  # noqa: S608
+
+
+def _latest(rows: dict[Any, Any]) -> list[Any]:
+    return list(rows.values())

@@ -1,0 +1,199 @@
+"""Serving: candidate pools, the two arms' slates, and what users see.
+
+For each session (user ``u`` at time ``t``) the candidate pool is every item posted in
+``[t - pool_hours, t)`` by an account ``u`` follows at ``t``.
+
+* **Ranked arm.**  ``organic = log(quality) + affinity(u, actor)``; planted interventions add
+  ``log(multiplier)``; the slate is the top ``K`` by ``score + Gumbel(0, 1)``.  Gumbel-top-k
+  draws a Plackett-Luce ranking with weights ``exp(score)``, so ``+log(b)`` multiplies an
+  item's odds at every slot by ``b`` (Yellott 1977; Kool et al. 2019, "Stochastic beams").
+  The logged ``score`` excludes the noise: it is the platform's model output.
+* **Holdout arm.**  The newest ``K`` items (reverse-chronological, no personalisation, no
+  interventions); logged ``score`` = minus the item's age in hours, ``organic_score`` null.
+
+The user sees the first ``D`` slots, ``D ~ Geometric(1 / mean_seen)`` capped by the slate;
+slot ``p`` is seen ``2 (p - 1)`` seconds after the slate was served.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Final
+
+import numpy as np
+
+from .params import SimParams
+from .population import Follows, stream
+from .posting import Items, Sessions
+from .timeline import ResolvedIntervention, Timeline
+
+__all__ = ["Feed", "serve"]
+
+_CHUNK: Final = 4096
+_MS_PER_HOUR: Final = 3_600_000
+SLOT_GAP_MS: Final = 2_000
+# Sort keys are clipped to ±_KEY_BOUND (scores and ages are far inside) so that
+# session · _SESSION_STRIDE - key orders by session, then by descending key.
+_KEY_BOUND: Final = 1_000.0
+_SESSION_STRIDE: Final = 4 * _KEY_BOUND
+
+
+@dataclasses.dataclass(frozen=True)
+class Feed:
+    """Columnar output of one platform.
+
+    Slates (one ranking event each), in time order:
+        slate_t, slate_user, slate_holdout, slate_ptr (entries ``ptr[i]:ptr[i+1]``).
+    Slate entries, by slate then position:
+        entry_item, entry_position, entry_score, entry_organic (NaN = null),
+        entry_logged (bit ``i`` = intervention ``i`` logged on the entry).
+    Exposures, by slate then position:
+        exp_slate, exp_t, exp_item, exp_position, exp_label (intervention index whose label
+        is shown, -1 = none), exp_applied (bit ``i`` = intervention ``i`` raised the item's
+        score, logged or not).
+    """
+
+    slate_t: np.ndarray
+    slate_user: np.ndarray
+    slate_holdout: np.ndarray
+    slate_ptr: np.ndarray
+    entry_item: np.ndarray
+    entry_position: np.ndarray
+    entry_score: np.ndarray
+    entry_organic: np.ndarray
+    entry_logged: np.ndarray
+    exp_slate: np.ndarray
+    exp_t: np.ndarray
+    exp_item: np.ndarray
+    exp_position: np.ndarray
+    exp_label: np.ndarray
+    exp_applied: np.ndarray
+
+
+def ragged_arange(counts: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(c) for c in counts])`` without the loop."""
+    total = int(counts.sum())
+    starts = np.cumsum(counts) - counts
+    return np.arange(total) - np.repeat(starts, counts)
+
+
+def serve(params: SimParams, name: str, platform: int, user_region: np.ndarray,
+          holdout: np.ndarray, follows: Follows, items: Items, sessions: Sessions,
+          timeline: Timeline) -> Feed:
+    """Serve every session of one platform (in chunks, to bound memory)."""
+    rng = stream(params.seed, 5, platform)
+    ivs = [iv for iv in timeline.interventions if iv.ranks and iv.spec.platform == name]
+    n_accounts = int(follows.actor.max(initial=0)) + 1
+    n_accounts = max(n_accounts, int(items.actor.max(initial=0)) + 1)
+    member_masks = []
+    for iv in ivs:
+        mask = np.zeros(n_accounts, dtype=bool)
+        mask[iv.members] = True
+        member_masks.append(mask)
+    parts = [
+        _serve_chunk(params, rng, user_region, holdout, follows, items,
+                     sessions.user[s:s + _CHUNK], sessions.t_ms[s:s + _CHUNK], timeline, ivs,
+                     member_masks)
+        for s in range(0, sessions.user.size, _CHUNK)
+    ]
+    return _concat(parts)
+
+
+def _serve_chunk(params: SimParams, rng: np.random.Generator, user_region: np.ndarray,
+                 holdout: np.ndarray, follows: Follows, items: Items, su: np.ndarray,
+                 st: np.ndarray, timeline: Timeline, ivs: list[ResolvedIntervention],
+                 member_masks: list[np.ndarray]) -> dict[str, np.ndarray]:
+    k = params.slate_size
+    # Follow edges of each session's user that exist at the session time.
+    deg = follows.ptr[su + 1] - follows.ptr[su]
+    pair_s = np.repeat(np.arange(su.size), deg)
+    pair_e = follows.ptr[su][pair_s] + ragged_arange(deg)
+    alive = (follows.since[pair_e] <= st[pair_s]) & (st[pair_s] < follows.until[pair_e])
+    pair_s, pair_e = pair_s[alive], pair_e[alive]
+    # Items of each followed account posted in [t - pool, t).
+    pair_actor = follows.actor[pair_e]
+    pair_t = st[pair_s]
+    oldest = np.maximum(pair_t - timeline.pool_ms, items.t0)
+    lo = np.searchsorted(items.key, items.lookup_key(pair_actor, oldest))
+    hi = np.searchsorted(items.key, items.lookup_key(pair_actor, pair_t))
+    n = hi - lo
+    ent_pair = np.repeat(np.arange(n.size), n)
+    item = items.by_actor[lo[ent_pair] + ragged_arange(n)]
+    ent_s = pair_s[ent_pair]
+    ent_hold = holdout[su[ent_s]]
+    actor = items.actor[item]
+    pre = items.log_quality[item] + follows.affinity[pair_e][ent_pair]
+    boost_organic = np.zeros(item.size)
+    boost_hidden = np.zeros(item.size)
+    logged = np.zeros(item.size, dtype=np.int64)
+    applied = np.zeros(item.size, dtype=np.int64)
+    for iv, mask in zip(ivs, member_masks, strict=True):
+        on_session = (iv.region_mask[user_region[su]] & (st >= iv.interval.start_ms)
+                      & (st < iv.interval.end_ms) & ~holdout[su])
+        hit = on_session[ent_s] & mask[actor]
+        if iv.spec.kind == "organic_logged_boost":
+            boost_organic[hit] += iv.log_multiplier
+        else:
+            boost_hidden[hit] += iv.log_multiplier
+        bit = np.int64(1) << iv.index
+        applied[hit] |= bit
+        if iv.logged:
+            logged[hit] |= bit
+    organic = pre + boost_organic
+    score = organic + boost_hidden
+    age_h = (st[ent_s] - items.t_ms[item]) / _MS_PER_HOUR
+    # Gumbel(0, 1) = -log(Exp(1)); cheaper than rng.gumbel.
+    gumbel = -np.log(np.maximum(rng.standard_exponential(item.size), 1e-300))
+    key = np.where(ent_hold, -age_h, score + gumbel)
+    # One float sort instead of a (much slower) lexsort: session index major, key minor.
+    order = np.argsort(ent_s * _SESSION_STRIDE - np.clip(key, -_KEY_BOUND, _KEY_BOUND))
+    counts = np.bincount(ent_s, minlength=su.size)
+    rank = ragged_arange(counts)
+    keep = order[rank < k]
+    rank = rank[rank < k]
+    slate_len = np.minimum(counts, k)
+    has = slate_len > 0
+    seen = np.minimum(rng.geometric(1.0 / params.mean_seen, su.size), slate_len)
+    e_s = ent_s[keep]
+    hold = ent_hold[keep]
+    out_score = np.where(hold, np.round(-age_h[keep], 4), np.round(score[keep], 4))
+    out_organic = np.where(hold, np.nan, np.round(organic[keep], 4))
+    exposed = rank < seen[e_s]
+    x_keep = keep[exposed]
+    label = np.full(x_keep.size, -1, dtype=np.int64)
+    for iv in ivs:
+        if not iv.disclosed:
+            continue
+        bit = (logged[x_keep] >> iv.index) & 1 == 1
+        if iv.spec.kind == "unlabelled_disclosed_boost":
+            shown = rng.random(x_keep.size) >= iv.spec.unlabelled_share
+        else:
+            shown = np.ones(x_keep.size, dtype=bool)
+        label[(label < 0) & bit & shown] = iv.index
+    slate_of_session = np.cumsum(has) - 1
+    x_rank = rank[exposed]
+    return {
+        "slate_t": st[has], "slate_user": su[has], "slate_holdout": holdout[su[has]],
+        "slate_len": slate_len[has],
+        "entry_item": item[keep], "entry_position": rank + 1, "entry_score": out_score,
+        "entry_organic": out_organic, "entry_logged": logged[keep],
+        "exp_slate": slate_of_session[ent_s[x_keep]],
+        "exp_t": st[ent_s[x_keep]] + x_rank * SLOT_GAP_MS,
+        "exp_item": item[x_keep], "exp_position": x_rank + 1, "exp_label": label,
+        "exp_applied": applied[x_keep],
+    }
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> Feed:
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([p[name] for p in parts]) if parts else np.zeros(0)
+
+    offsets = np.cumsum([0] + [p["slate_t"].size for p in parts])[:-1]
+    exp_slate = (np.concatenate([p["exp_slate"] + o for p, o in zip(parts, offsets, strict=True)])
+                 if parts else np.zeros(0, dtype=np.int64))
+    slate_len = cat("slate_len")
+    ptr = np.concatenate([[0], np.cumsum(slate_len)])
+    return Feed(cat("slate_t"), cat("slate_user"), cat("slate_holdout").astype(bool), ptr,
+                cat("entry_item"), cat("entry_position"), cat("entry_score"),
+                cat("entry_organic"), cat("entry_logged"), exp_slate, cat("exp_t"),
+                cat("exp_item"), cat("exp_position"), cat("exp_label"), cat("exp_applied"))

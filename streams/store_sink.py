@@ -1,0 +1,58 @@
+"""Engine output that writes the DuckDB store in batches (replay, audit)."""
+
+from __future__ import annotations
+
+from monitor.records import DeadLetter, Finding, Measurement
+from monitor.store import Store
+
+__all__ = ["StoreOutput"]
+
+
+class StoreOutput:
+    """Buffers rows and writes them through Arrow in one transaction per table per flush.
+
+    Findings and measurements are keyed, so only the latest version of each row is kept in
+    the buffer; dead letters are appended.
+    """
+
+    def __init__(self, store: Store, *, max_buffer: int = 50_000) -> None:
+        self.store = store
+        self.max_buffer = max_buffer
+        self._findings: dict[str, Finding] = {}
+        self._measurements: dict[tuple[str, ...], Measurement] = {}
+        self._dead: list[DeadLetter] = []
+        self.written = {"findings": 0, "amplification": 0, "deadletter": 0}
+
+    def findings(self, rows: list[Finding]) -> None:
+        for f in rows:
+            old = self._findings.get(f.finding_id)
+            if old is not None and old.event_time < f.event_time:
+                f.event_time = old.event_time
+            self._findings[f.finding_id] = f
+        self._maybe_flush()
+
+    def measurements(self, rows: list[Measurement]) -> None:
+        for m in rows:
+            self._measurements[(m.platform, m.region, m.window_id, m.period, m.subject_kind,
+                                m.subject)] = m
+        self._maybe_flush()
+
+    def deadletters(self, rows: list[DeadLetter]) -> None:
+        self._dead.extend(rows)
+        self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
+        if len(self._findings) + len(self._measurements) + len(self._dead) >= self.max_buffer:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._findings:
+            self.written["findings"] += self.store.upsert_findings(self._findings.values())
+            self._findings = {}
+        if self._measurements:
+            self.written["amplification"] += self.store.upsert_measurements(
+                self._measurements.values())
+            self._measurements = {}
+        if self._dead:
+            self.written["deadletter"] += self.store.add_deadletters(self._dead)
+            self._dead = []
