@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Self
 from detectors.ledger import ExposureLedger
 from monitor.config import Config
 from monitor.contract import Exposure, Ranking
-from monitor.records import Finding, Measurement
+from monitor.records import Detectability, Finding, Measurement
 
 __all__ = ["Detector", "DetectorContext", "Tick"]
 
@@ -69,4 +69,8 @@ class Detector(ABC):
 
     def measurements(self) -> list[Measurement]:
         """Measurement rows changed since the last call (``amplification`` table)."""
+        return []
+
+    def detectability(self) -> list[Detectability]:
+        """Minimum detectable effects per subject (called when the stream ends)."""
         return []

@@ -37,7 +37,7 @@ import msgspec
 from detectors import Detector, ExposureLedger, Tick, build
 from monitor.config import Config
 from monitor.contract import Event, Exposure, Ranking, Rejected, decode, decode_obj
-from monitor.records import DeadLetter, Finding, Measurement, utc_now
+from monitor.records import DeadLetter, Detectability, Finding, Measurement, utc_now
 
 __all__ = ["Engine", "Output", "StreamStats"]
 
@@ -50,6 +50,7 @@ class Output(Protocol):
     def findings(self, rows: list[Finding]) -> None: ...
     def measurements(self, rows: list[Measurement]) -> None: ...
     def deadletters(self, rows: list[DeadLetter]) -> None: ...
+    def detectability(self, rows: list[Detectability]) -> None: ...
 
 
 @dataclass
@@ -215,6 +216,9 @@ class Engine:
         if findings:
             self.output.findings(findings)
         self.flush_measurements()
+        rows = [r for det in self.detectors for r in det.detectability()]
+        if rows:
+            self.output.detectability(rows)
         return self.stats
 
     @property

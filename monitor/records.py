@@ -15,6 +15,7 @@ import msgspec
 
 __all__ = [
     "DeadLetter",
+    "Detectability",
     "Finding",
     "Measurement",
     "SEVERITIES",
@@ -100,6 +101,24 @@ class Measurement(msgspec.Struct, kw_only=True):
     users_holdout: int
     reach_ranked: int = 0
     reach_holdout: int = 0
+    computed_at: dt.datetime = msgspec.field(default_factory=utc_now)
+
+
+class Detectability(msgspec.Struct, kw_only=True):
+    """One row of the ``detectability`` table (extension): for a subject at the end of the
+    window (or the stream), the smallest multiplicative effects up (``mde_up`` > 1) and down
+    (``mde_down`` < 1) that the detector's test would have flagged with the evidence it had."""
+
+    detector: str
+    platform: str
+    region: str
+    window_id: str
+    subject_kind: str
+    subject: str
+    mde_up: float | None
+    mde_down: float | None
+    n_exposures: int
+    flagged: bool
     computed_at: dt.datetime = msgspec.field(default_factory=utc_now)
 
 

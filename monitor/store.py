@@ -22,7 +22,7 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
-from monitor.records import DeadLetter, Finding, Measurement
+from monitor.records import DeadLetter, Detectability, Finding, Measurement
 
 __all__ = ["SCHEMA", "Store", "StoreError"]
 
@@ -82,6 +82,20 @@ CREATE TABLE IF NOT EXISTS deadletter (
     received_at TIMESTAMPTZ,
     location    VARCHAR
 );
+CREATE TABLE IF NOT EXISTS detectability (
+    detector     VARCHAR NOT NULL,
+    platform     VARCHAR NOT NULL,
+    region       VARCHAR NOT NULL,
+    window_id    VARCHAR NOT NULL,
+    subject_kind VARCHAR NOT NULL,
+    subject      VARCHAR NOT NULL,
+    mde_up       DOUBLE,
+    mde_down     DOUBLE,
+    n_exposures  BIGINT,
+    flagged      BOOLEAN,
+    computed_at  TIMESTAMPTZ,
+    PRIMARY KEY (detector, platform, region, window_id, subject_kind, subject)
+);
 CREATE TABLE IF NOT EXISTS runs (
     run_id      VARCHAR PRIMARY KEY,
     command     VARCHAR,
@@ -93,6 +107,7 @@ CREATE TABLE IF NOT EXISTS runs (
 
 _FINDING_COLS = [f for f in Finding.__struct_fields__]
 _MEASUREMENT_COLS = [f for f in Measurement.__struct_fields__]
+_DETECTABILITY_COLS = [f for f in Detectability.__struct_fields__]
 
 
 def _enc_hook(obj: Any) -> Any:
@@ -171,6 +186,17 @@ class Store:
                   batch=batch)
         return len(latest)
 
+    def upsert_detectability(self, rows: Iterable[Detectability]) -> int:
+        latest = _latest({(d.detector, d.platform, d.region, d.window_id, d.subject_kind,
+                           d.subject): d for d in rows})
+        if not latest:
+            return 0
+        batch = _table(latest, _DETECTABILITY_COLS)
+        cols = ", ".join(_DETECTABILITY_COLS)
+        self._run(f"INSERT OR REPLACE INTO detectability ({cols}) SELECT {cols} FROM batch",  # noqa: S608
+                  batch=batch)
+        return len(latest)
+
     def add_deadletters(self, rows: Iterable[DeadLetter]) -> int:
         unique = _latest({d.dl_id: d for d in rows})
         if not unique:
@@ -215,7 +241,7 @@ class Store:
         return self.con.execute(sql, params or []).fetchall()
 
     def count(self, table: str) -> int:
-        if table not in {"findings", "amplification", "deadletter", "runs"}:
+        if table not in {"findings", "amplification", "deadletter", "runs", "detectability"}:
             raise ValueError(f"unknown table {table!r}")
         return int(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]  # noqa: S608
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.contract import decode_obj
-from monitor.records import DeadLetter, Finding, Measurement
+from monitor.records import DeadLetter, Detectability, Finding, Measurement
 from streams.files import Record
 
 __all__ = ["ListOutput", "records_from_dicts"]
@@ -20,6 +20,7 @@ class ListOutput:
     finding_updates: list[Finding] = field(default_factory=list)
     measurement_rows: list[Measurement] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    detectability_rows: list[Detectability] = field(default_factory=list)
 
     def findings(self, rows: list[Finding]) -> None:
         self.finding_updates.extend(rows)
@@ -29,6 +30,9 @@ class ListOutput:
 
     def deadletters(self, rows: list[DeadLetter]) -> None:
         self.dead.extend(rows)
+
+    def detectability(self, rows: list[Detectability]) -> None:
+        self.detectability_rows.extend(rows)
 
     @property
     def latest_findings(self) -> dict[str, Finding]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.records import DeadLetter, Finding, Measurement
+from monitor.records import DeadLetter, Detectability, Finding, Measurement
 from monitor.store import Store
 
 __all__ = ["StoreOutput"]
@@ -21,7 +21,9 @@ class StoreOutput:
         self._findings: dict[str, Finding] = {}
         self._measurements: dict[tuple[str, ...], Measurement] = {}
         self._dead: list[DeadLetter] = []
-        self.written = {"findings": 0, "amplification": 0, "deadletter": 0}
+        self._detectability: list[Detectability] = []
+        self.written = {"findings": 0, "amplification": 0, "deadletter": 0,
+                        "detectability": 0}
 
     def findings(self, rows: list[Finding]) -> None:
         for f in rows:
@@ -41,6 +43,9 @@ class StoreOutput:
         self._dead.extend(rows)
         self._maybe_flush()
 
+    def detectability(self, rows: list[Detectability]) -> None:
+        self._detectability.extend(rows)
+
     def _maybe_flush(self) -> None:
         if len(self._findings) + len(self._measurements) + len(self._dead) >= self.max_buffer:
             self.flush()
@@ -56,3 +61,7 @@ class StoreOutput:
         if self._dead:
             self.written["deadletter"] += self.store.add_deadletters(self._dead)
             self._dead = []
+        if self._detectability:
+            self.written["detectability"] += self.store.upsert_detectability(
+                self._detectability)
+            self._detectability = []
