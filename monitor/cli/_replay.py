@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from detectors import REGISTRY
-from monitor.config import load_config
+from monitor.config import ConfigError, load_config
 from monitor.replay import replay
 from monitor.settings import env_name
 
@@ -35,8 +35,11 @@ def cmd_replay(
     if not exposure and not ranking:
         raise typer.BadParameter("give at least one --exposure or --ranking file")
     cfg = load_config(config)
-    result = replay(cfg, db, exposure or [], ranking or [], detectors=detector,
-                    show_progress=progress, config_text=config.read_text(encoding="utf-8"))
+    try:
+        result = replay(cfg, db, exposure or [], ranking or [], detectors=detector,
+                        show_progress=progress, config_text=config.read_text(encoding="utf-8"))
+    except ConfigError as err:  # detector parameters are checked when detectors are built
+        raise ConfigError(f"{config.name}: {err}") from None
     s = result.stats
     typer.echo(f"replayed {s.records:,} records: accepted {sum(s.accepted.values()):,}, "
                f"duplicates {sum(s.duplicates.values()):,}, late {sum(s.late.values()):,}, "
