@@ -99,12 +99,9 @@ class RankedItem(msgspec.Struct, gc=False):
     score: float
     organic_score: float | None = None
     interventions: list[NonEmpty] | None = None
-
-    def __post_init__(self) -> None:
-        if not math.isfinite(self.score):
-            raise ValueError(f"score: expected a finite number, got {self.score!r}")
-        if self.organic_score is not None and not math.isfinite(self.organic_score):
-            raise ValueError(f"organic_score: expected a finite number, got {self.organic_score!r}")
+    # No __post_init__ here (hot path: ~10 per slate).  JSON cannot carry NaN/Infinity
+    # (msgspec rejects them, and 1e999 as out of range); parsed objects are checked in
+    # decode_obj.
 
 
 class Ranking(msgspec.Struct, gc=False):
@@ -158,10 +155,23 @@ def decode(topic: str, raw: bytes | str) -> Event | Rejected:
 def decode_obj(topic: str, obj: Any, raw: str | None = None) -> Event | Rejected:
     """Validate an already-parsed object (e.g. a Parquet row) against the contract."""
     try:
-        return msgspec.convert(obj, _TYPES[topic], strict=True)
-    except msgspec.ValidationError as exc:
-        text = raw if raw is not None else _as_text(msgspec.json.encode(obj, order="sorted"))
+        event = msgspec.convert(obj, _TYPES[topic], strict=True)
+        if isinstance(event, Ranking):
+            _check_finite(event)
+        return event
+    except (msgspec.ValidationError, ValueError) as exc:
+        text = raw if raw is not None else _as_text(
+            msgspec.json.encode(obj, order="sorted", enc_hook=str))
         return Rejected(topic, text, _reason(topic, obj, str(exc)))
+
+
+def _check_finite(event: Ranking) -> None:
+    for i, it in enumerate(event.items):
+        for name in ("score", "organic_score"):
+            value = getattr(it, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name}: expected a finite number, got {value!r} - at "
+                                 f"`$.items[{i}].{name}`")
 
 
 def event_key(topic: str, event: Event) -> tuple[str, str, str]:

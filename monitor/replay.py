@@ -40,12 +40,12 @@ class ReplayResult:
 def drive(engine: Engine, records: Iterable[Record], *, progress: Any = None) -> StreamStats:
     """Push a record stream through ``engine`` and close it."""
     n = 0
-    for rec in records:
-        if isinstance(rec.result, Rejected):
-            engine.reject(rec.result, source=rec.source, location=rec.location)
+    push, reject = engine.push, engine.reject
+    for topic, result, source, location, raw in records:
+        if type(result) is Rejected:
+            reject(result, source=source, location=location)
         else:
-            engine.push(rec.topic, rec.result, source=rec.source, location=rec.location,
-                        raw=rec.raw)
+            push(topic, result, source=source, location=location, raw=raw)
         n += 1
         if n % 10_000 == 0:
             if progress is not None:

@@ -15,9 +15,8 @@ import gzip
 import heapq
 import io
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any, Final, NamedTuple
 
 import pyarrow.parquet as pq
 
@@ -41,8 +40,7 @@ class SourceError(RuntimeError):
     """A file cannot be read (one-line message naming it)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One record of a source: a decoded event or a rejection, with where it came from."""
 
     topic: str
@@ -98,7 +96,7 @@ def _open_text(p: Path) -> IO[bytes]:
 
 
 def _read_jsonl(p: Path, topic: str) -> Iterator[Record]:
-    source = str(p)
+    source, name = str(p), p.name
     try:
         with _open_text(p) as fh:
             reader = io.BufferedReader(fh, buffer_size=1 << 20)  # type: ignore[arg-type]
@@ -106,11 +104,11 @@ def _read_jsonl(p: Path, topic: str) -> Iterator[Record]:
                 if len(line) > MAX_RECORD_BYTES:
                     yield Record(topic, Rejected(topic, line[:4096].decode("utf-8", "replace"),
                                                  f"{topic}: record larger than 1 MiB (cut)"),
-                                 source, f"{p.name}:{lineno}")
+                                 source, f"{name}:{lineno}")
                     continue
                 if not line.strip():
                     continue
-                yield Record(topic, decode(topic, line), source, f"{p.name}:{lineno}", line)
+                yield Record(topic, decode(topic, line), source, f"{name}:{lineno}", line)
     except (OSError, EOFError, gzip.BadGzipFile) as err:
         raise SourceError(f"{p}: cannot read ({err})") from None
 
@@ -158,13 +156,21 @@ def _drop_nulls(obj: dict[str, Any]) -> dict[str, Any]:
 def _timed(records: Iterable[Record], file_no: int) -> Iterator[tuple[int, int, int, Record]]:
     last = -(2**62)
     for seq, rec in enumerate(records):
-        ts = rec.result.ts if not isinstance(rec.result, Rejected) else last
-        last = ts if isinstance(ts, int) else last
+        result = rec.result
+        if type(result) is not Rejected:
+            last = result.ts  # type: ignore[union-attr,assignment]
         yield (last, file_no, seq, rec)
 
 
 def merge_by_time(sources: Sequence[Iterable[Record]]) -> Iterator[Record]:
-    """Merge per-file record streams by event time (stable; rejections keep their place)."""
+    """Merge per-file record streams by event time (stable; rejections keep their place).
+
+    Tuples ``(ts, file_no, seq, record)`` are unique in their first three fields, so the
+    merge never compares records.
+    """
+    if len(sources) == 1:
+        yield from sources[0]
+        return
     streams = [_timed(s, i) for i, s in enumerate(sources)]
-    for _, _, _, rec in heapq.merge(*streams, key=lambda t: (t[0], t[1], t[2])):
-        yield rec
+    for item in heapq.merge(*streams):
+        yield item[3]
