@@ -1,0 +1,56 @@
+"""``amplimon findings``: print the findings of a store as a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from monitor.settings import env_name
+from monitor.store import Store
+
+__all__ = ["print_findings", "register"]
+
+_QUERY = """
+    SELECT severity, kind, detector, platform, region, window_id, subject_kind, subject,
+           effect, ci_low, ci_high, p_value, n_exposures, event_time
+    FROM findings
+    ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2
+             ELSE 3 END, event_time
+    LIMIT ?"""
+
+
+def print_findings(db: Path | str, console: Console | None = None, limit: int = 200) -> int:
+    """Print the findings table (severity, then event time); returns the number of rows."""
+    console = console or Console()
+    with Store(db, read_only=True) as store:
+        rows = store.query(_QUERY, [limit])
+    table = Table(title=f"amplimon findings — {db}", show_lines=False)
+    for col in ("severity", "kind", "subject", "where", "effect (95% CI)", "p", "n", "crossed at"):
+        table.add_column(col)
+    for sev, kind, _det, platform, region, window, sk, subject, eff, lo, hi, p, n, t in rows:
+        effect = "—" if eff is None else (
+            f"{eff:.2f}" + ("" if lo is None or hi is None else f" ({lo:.2f}–{hi:.2f})"))
+        table.add_row(sev, kind, f"{sk} {subject}", f"{platform} {region} {window}", effect,
+                      "—" if p is None else f"{p:.2g}", f"{n:,}",
+                      t.strftime("%Y-%m-%d %H:%M") if t else "—")
+    console.print(table)
+    return len(rows)
+
+
+def cmd_findings(
+    db: Annotated[Path, typer.Option("--db", help="DuckDB file", envvar=env_name("db"),
+                                     show_envvar=True)],
+    limit: Annotated[int, typer.Option("--limit", help="at most this many rows")] = 200,
+) -> None:
+    """Print the findings, most severe first."""
+    if not db.exists():
+        raise typer.BadParameter(f"{db}: no such file", param_hint="--db")
+    print_findings(db, limit=limit)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("findings")(cmd_findings)
