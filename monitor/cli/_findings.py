@@ -25,7 +25,10 @@ _QUERY = """
 
 def print_findings(db: Path | str, console: Console | None = None, limit: int = 200) -> int:
     """Print the findings table (severity, then event time); returns the number of rows."""
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=160)
     with Store(db, read_only=True) as store:
         rows = store.query(_QUERY, [limit])
     table = Table(title=f"amplimon findings — {db}", show_lines=False)
@@ -35,10 +38,14 @@ def print_findings(db: Path | str, console: Console | None = None, limit: int = 
         effect = "—" if eff is None else (
             f"{eff:.2f}" + ("" if lo is None or hi is None else f" ({lo:.2f}–{hi:.2f})"))
         table.add_row(sev, kind, f"{sk} {subject}", f"{platform} {region} {window}", effect,
-                      "—" if p is None else f"{p:.2g}", f"{n:,}",
+                      _p(p), f"{n:,}",
                       t.strftime("%Y-%m-%d %H:%M") if t else "—")
     console.print(table)
     return len(rows)
+
+
+def _p(p: float | None) -> str:
+    return "—" if p is None else "<1e-12" if p < 1e-12 else f"{p:.2g}"
 
 
 def cmd_findings(
