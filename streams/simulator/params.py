@@ -97,11 +97,18 @@ class Intervention:
       boosted exposures lack the label.
     * ``undeclared_intervention``: the id is logged but the configuration has no disclosure.
     * ``boost_outside_window``: a hidden boost meant to lie outside every monitored period
-      (give ``start``/``end`` accordingly); must not be flagged.
+      (give ``start``/``end`` accordingly, or ``regions`` where no window monitors the
+      target); must not be flagged.
+
+    The exposure effect of a ranking multiplier ``m`` is a little closer to 1 than ``m``: a
+    user sees only the first ``D`` slots, so an item already likely to be seen cannot gain
+    the full factor (measured ×1.5 → ≈ ×1.4 on the ranked/holdout ratio at default sizes).
 
     Confounders act on the world, identically in both arms, and must never be flagged:
 
     * ``posting_surge``: the actor posts ``multiplier`` times as often during ``[start, end)``.
+      Raw exposures rise in both arms; the ranked/holdout ratio stays ≈ 1 (it dips by a few
+      per cent because the ranked pool still holds pre-surge items for ``pool_hours``).
     * ``popularity_change``: the actor gains followers at ``start`` (followers ×
       ``multiplier``, drawn independently of arm).  A rise in item *quality* would instead
       raise the ranked/holdout ratio exactly like ``organic_logged_boost`` (the contract's
@@ -235,22 +242,22 @@ class SimParams:
     candidates_per_party: int = 4
     media_per_jurisdiction: int = 2
     n_background: int = 150
-    follows_per_user: float = 30.0
+    follows_per_user: float = 40.0
     popularity_exponent: float = 1.0
     political_weight: float = 0.5
     cross_jurisdiction_weight: float = 0.05
-    affinity_sd: float = 0.5
+    affinity_sd: float = 0.3
     posts_per_day: tuple[tuple[str, float], ...] = (
-        ("party", 4.0), ("candidate", 5.0), ("media", 10.0), ("background", 3.0))
+        ("party", 10.0), ("candidate", 12.0), ("media", 20.0), ("background", 5.0))
     rate_sd: float = 0.3
     account_quality_sd: float = 0.3
-    quality_sd: float = 0.8
-    diurnal_amplitude: float = 0.6
+    quality_sd: float = 0.3
+    diurnal_amplitude: float = 0.4
     diurnal_peak_hour: float = 19.0
-    sessions_per_day: float = 2.5
-    pool_hours: float = 24.0
+    sessions_per_day: float = 1.75
+    pool_hours: float = 6.0
     slate_size: int = 10
-    mean_seen: float = 5.0
+    mean_seen: float = 8.0
     surface: str = "feed"
     interventions: tuple[Intervention, ...] = ()
     duplicate_share: float = 0.0
@@ -280,6 +287,8 @@ class SimParams:
                 raise ValueError(f"{name}: expected > 0, got {getattr(self, name)!r}")
         if not 0 <= self.max_late_minutes <= 10:
             raise ValueError("max_late_minutes: expected 0..10 (the monitor's lateness)")
+        if self.pool_hours > 720:
+            raise ValueError("pool_hours: expected at most 720 (30 days)")
         if not 0 <= self.diurnal_amplitude < 1:
             raise ValueError("diurnal_amplitude: expected [0, 1)")
         if self.ts_format not in TS_FORMATS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Final
 
 import numpy as np
@@ -30,7 +31,8 @@ class Columns:
 
     Common columns: ``event_id``, ``platform`` (index), ``t_ms``, ``user`` (index),
     ``holdout`` (bool), ``request`` (str).  Exposure-only: ``item`` (str), ``actor`` (index),
-    ``position``, ``label`` (str or None), ``applied`` (bit mask of ranking interventions).
+    ``position``, ``label`` (index of the intervention whose label is shown, -1 = none),
+    ``applied`` (bit mask of ranking interventions that changed the item's score).
     Ranking-only: ``ptr`` into the entry columns ``e_item``, ``e_actor``, ``e_position``,
     ``e_score``, ``e_organic`` (NaN = null), ``e_logged`` (bit mask).
     """
@@ -47,26 +49,31 @@ class Columns:
         return int(self.t_ms.size)
 
 
-def platform_columns(name: str, platform: int, feed: Feed, items: Items,
-                     labels: tuple[str, ...]) -> tuple[Columns, Columns]:
+def _ids(prefix: str, n: int) -> np.ndarray:
+    """``prefix00000001`` … as an object array (``%`` formatting is ~2× faster than f-strings
+    with a format spec)."""
+    template = prefix.replace("%", "%%") + "%08d"
+    return np.array([template % i for i in range(1, n + 1)], dtype=object)
+
+
+def platform_columns(name: str, platform: int, feed: Feed,
+                     items: Items) -> tuple[Columns, Columns]:
     """Exposure and ranking columns of one platform, with ids assigned in time order."""
     n_slates = feed.slate_t.size
-    request = np.array([f"{name}-rq-{i:08d}" for i in range(1, n_slates + 1)], dtype=object)
+    request = _ids(f"{name}-rq-", n_slates)
     order = np.argsort(feed.exp_t, kind="stable")
     slate = feed.exp_slate[order]
-    label_iv = feed.exp_label[order]
-    label_of = np.array([None, *labels], dtype=object)
     n_exp = order.size
     exposures = Columns(
-        event_id=np.array([f"{name}-ex-{i:08d}" for i in range(1, n_exp + 1)], dtype=object),
+        event_id=_ids(f"{name}-ex-", n_exp),
         platform=np.full(n_exp, platform), t_ms=feed.exp_t[order],
         user=feed.slate_user[slate], holdout=feed.slate_holdout[slate], request=request[slate],
         extra={"item": items.ids[feed.exp_item[order]],
                "actor": items.actor[feed.exp_item[order]],
-               "position": feed.exp_position[order], "label": label_of[label_iv + 1],
+               "position": feed.exp_position[order], "label": feed.exp_label[order],
                "applied": feed.exp_applied[order]})
     rankings = Columns(
-        event_id=np.array([f"{name}-rk-{i:08d}" for i in range(1, n_slates + 1)], dtype=object),
+        event_id=_ids(f"{name}-rk-", n_slates),
         platform=np.full(n_slates, platform), t_ms=feed.slate_t, user=feed.slate_user,
         holdout=feed.slate_holdout, request=request,
         extra={"ptr": feed.slate_ptr, "e_item": items.ids[feed.entry_item],
@@ -95,6 +102,29 @@ def concat(parts: list[Columns]) -> Columns:
     return Columns(**common, extra=extra)
 
 
+@functools.cache
+def _seconds() -> list[str]:
+    return [f"{s:02d}.{ms:03d}" for s in range(60) for ms in range(1000)]
+
+
+def rfc3339(local_ms: np.ndarray, suffix: str) -> list[str]:
+    """``YYYY-MM-DDTHH:MM:SS.mmm`` + ``suffix`` for local wall-clock epoch ms.
+
+    Formats each distinct minute once (``np.datetime_as_string`` is ~0.4 µs per value) and
+    appends the second and millisecond from a table.
+    """
+    if local_ms.size == 0:
+        return []
+    minute = local_ms // 60_000
+    first = int(minute.min())
+    span = np.arange(first, int(minute.max()) + 1).astype("datetime64[m]")
+    prefix = [p + ":" for p in np.datetime_as_string(span, unit="m").tolist()]
+    seconds = _seconds()
+    return [prefix[m] + seconds[r] + suffix
+            for m, r in zip((minute - first).tolist(), (local_ms % 60_000).tolist(),
+                            strict=True)]
+
+
 def format_ts(rng: np.random.Generator, t_ms: np.ndarray, ts_format: str) -> list[str | int]:
     """Render event times as RFC 3339 strings (ms precision, various offsets) or epoch ms.
 
@@ -107,10 +137,8 @@ def format_ts(rng: np.random.Generator, t_ms: np.ndarray, ts_format: str) -> lis
         sel = code == c
         if not sel.any():
             continue
-        local = (t_ms[sel] + hours * _MS_PER_HOUR).astype("datetime64[ms]")
-        text = np.datetime_as_string(local, unit="ms").tolist()
         suffix = "Z" if hours == 0 else f"{'+' if hours > 0 else '-'}{abs(hours):02d}:00"
-        out[sel] = [s + suffix for s in text]
+        out[sel] = rfc3339(t_ms[sel] + hours * _MS_PER_HOUR, suffix)
     sel = code == _EPOCH_MS
     out[sel] = t_ms[sel].tolist()
     return out.tolist()
@@ -119,8 +147,9 @@ def format_ts(rng: np.random.Generator, t_ms: np.ndarray, ts_format: str) -> lis
 def exposure_records(cols: Columns, order: np.ndarray, ts: list[str | int],
                      platforms: tuple[str, ...], user_ids: tuple[str, ...],
                      regions: tuple[str, ...], user_region: np.ndarray, actor_ids: tuple[str, ...],
-                     surface: str) -> list[dict[str, Any]]:
-    """Exposure dicts for source rows ``order`` (duplicates appear as repeated rows)."""
+                     labels: tuple[str, ...], surface: str) -> list[dict[str, Any]]:
+    """Exposure dicts for source rows ``order`` (duplicates appear as repeated rows);
+    ``labels[i]`` is the label text of intervention ``i``."""
     x = cols.extra
     arm = np.where(cols.holdout[order], "holdout", "ranked").tolist()
     plat = np.asarray(platforms, dtype=object)[cols.platform[order]].tolist()
@@ -136,8 +165,9 @@ def exposure_records(cols: Columns, order: np.ndarray, ts: list[str | int],
             cols.request[order].tolist(), x["item"][order].tolist(), actor,
             x["position"][order].tolist(), strict=True)
     ]
-    for k in np.flatnonzero(x["label"][order] != None).tolist():  # noqa: E711 (elementwise)
-        records[k]["label"] = x["label"][order[k]]
+    label = x["label"][order]
+    for k in np.flatnonzero(label >= 0).tolist():
+        records[k]["label"] = labels[label[k]]
     return records
 
 

@@ -114,7 +114,7 @@ class Timeline:
     Attributes:
         warmup_ms: Start of posting (before the first emitted event).
         start_ms: First session (``params.start``).
-        end_ms: End of the last window: nothing is emitted at or after it.
+        end_ms: End of the last window: no session starts at or after it.
         windows: Resolved windows in params order.
         interventions: Resolved interventions in params order.
         pool_ms: Age limit of items in a candidate pool.
