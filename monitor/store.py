@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from monitor.records import DeadLetter, Detectability, Finding, Measurement
 
-__all__ = ["SCHEMA", "Store", "StoreError"]
+__all__ = ["HISTORY_COLUMNS", "HISTORY_SCHEMA", "SCHEMA", "Store", "StoreError"]
 
 
 class StoreError(RuntimeError):
@@ -104,6 +104,42 @@ CREATE TABLE IF NOT EXISTS runs (
     info        JSON
 );
 """
+
+# Research replay (``--history``): every tick's statistics per subject — the measurement row
+# of each cell the tick touched, and each finding update — stamped with the tick's end.
+# Created on first use, so stores without history keep the contract's tables only.
+HISTORY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS history (
+    run_id        VARCHAR NOT NULL,
+    tick_end      TIMESTAMPTZ NOT NULL,
+    record        VARCHAR NOT NULL,   -- 'measurement' or 'finding'
+    platform      VARCHAR NOT NULL,
+    region        VARCHAR NOT NULL,
+    window_id     VARCHAR NOT NULL,
+    period        VARCHAR,            -- measurement: 'baseline' or 'window'
+    subject_kind  VARCHAR NOT NULL,
+    subject       VARCHAR NOT NULL,
+    detector      VARCHAR,            -- finding
+    kind          VARCHAR,            -- finding
+    finding_id    VARCHAR,            -- finding
+    ratio         DOUBLE,             -- measurement
+    reach_ratio   DOUBLE,             -- measurement
+    effect        DOUBLE,             -- finding
+    ci_low        DOUBLE,             -- bounds on ratio (measurement) or effect (finding)
+    ci_high       DOUBLE,
+    p_value       DOUBLE,             -- finding
+    severity      VARCHAR,            -- finding
+    n_exposures   BIGINT,             -- finding
+    n_ranked      BIGINT,             -- measurement
+    n_holdout     BIGINT,
+    users_ranked  BIGINT,
+    users_holdout BIGINT
+);
+"""
+HISTORY_COLUMNS = ("run_id", "tick_end", "record", "platform", "region", "window_id", "period",
+                   "subject_kind", "subject", "detector", "kind", "finding_id", "ratio",
+                   "reach_ratio", "effect", "ci_low", "ci_high", "p_value", "severity",
+                   "n_exposures", "n_ranked", "n_holdout", "users_ranked", "users_holdout")
 
 _FINDING_COLS = [f for f in Finding.__struct_fields__]
 _MEASUREMENT_COLS = [f for f in Measurement.__struct_fields__]
@@ -218,6 +254,27 @@ class Store:
         self._run("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?::JSON)",
                   [run_id, command, started_at, dt.datetime.now(dt.UTC),
                    msgspec.json.encode(info).decode()])
+
+    def reset_history(self) -> None:
+        """Create the ``history`` table if needed and empty it (a run replaces the last)."""
+        self._run(HISTORY_SCHEMA)
+        self._run("DELETE FROM history")
+
+    def add_history(self, batch: pa.Table) -> int:
+        """Append rows (an Arrow table with :data:`HISTORY_COLUMNS`) to ``history``."""
+        if batch.num_rows == 0:
+            return 0
+        self._run(HISTORY_SCHEMA)
+        cols = ", ".join(HISTORY_COLUMNS)
+        self._run(f"INSERT INTO history ({cols}) SELECT {cols} FROM batch",  # noqa: S608
+                  batch=batch)
+        return batch.num_rows
+
+    def tables(self) -> list[str]:
+        """Names of the tables in the database (main schema)."""
+        rows = self.query("SELECT table_name FROM information_schema.tables "
+                          "WHERE table_schema = 'main' ORDER BY table_name")
+        return [r[0] for r in rows]
 
     def _run(self, sql: str, params: list[Any] | None = None, batch: pa.Table | None = None
              ) -> None:

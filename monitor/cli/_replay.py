@@ -30,13 +30,18 @@ def cmd_replay(
         "--detector", "-d", help="run only these detectors (default: all enabled)")] = None,
     progress: Annotated[bool | None, typer.Option(
         "--progress/--no-progress", help="progress bar (default: on a terminal)")] = None,
+    history: Annotated[bool, typer.Option(
+        "--history", help="keep every tick's statistics per subject (table history)")] = False,
 ) -> None:
     """Replay archived streams through every detector and write the DuckDB tables."""
     if not exposure and not ranking:
         raise typer.BadParameter("give at least one --exposure or --ranking file")
     cfg = load_config(config)
+    from monitor.history import history_replay
+
+    run = history_replay if history else replay
     try:
-        result = replay(cfg, db, exposure or [], ranking or [], detectors=detector,
+        result = run(cfg, db, exposure or [], ranking or [], detectors=detector,
                         show_progress=progress, config_text=config.read_text(encoding="utf-8"))
     except ConfigError as err:  # detector parameters are checked when detectors are built
         raise ConfigError(f"{config.name}: {err}") from None

@@ -15,8 +15,10 @@ __all__ = ["build_config", "dump_yaml"]
 _ALPHA = 0.05
 
 
-def build_config(accounts: Accounts, timeline: Timeline) -> dict[str, Any]:
-    """Windows with baselines, the actor registry, disclosures of disclosed interventions.
+def build_config(accounts: Accounts, timeline: Timeline,
+                 platforms: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+    """Windows with baselines, the actor registry, disclosures of disclosed interventions,
+    and (when given) ``platforms`` with each platform's declared holdout share.
 
     Datetimes are aware ``datetime`` objects, as ``yaml.safe_load`` returns them, so the dict
     equals the parsed YAML file.  Undeclared and hidden interventions are, by construction,
@@ -42,8 +44,11 @@ def build_config(accounts: Accounts, timeline: Timeline) -> dict[str, Any]:
             "description": f"Declared promotion of {iv.spec.target} "
                            f"(×{iv.spec.multiplier:g} ranking weight)",
         })
-    return {"windows": windows, "actors": accounts.registry_rows(), "disclosures": disclosures,
-            "detection": {"alpha": _ALPHA}}
+    config = {"windows": windows, "actors": accounts.registry_rows(),
+              "disclosures": disclosures, "detection": {"alpha": _ALPHA}}
+    if platforms:
+        config["platforms"] = platforms
+    return config
 
 
 class _Dumper(yaml.SafeDumper):

@@ -12,7 +12,7 @@ from typing import Any, Final
 import msgspec
 import numpy as np
 
-__all__ = ["MALFORMED_KINDS", "Arrival", "arrange", "malformed_lines"]
+__all__ = ["MALFORMED_KINDS", "Arrival", "arrange", "drop_logs", "malformed_lines", "select"]
 
 _MS_PER_MINUTE: Final = 60_000
 
@@ -133,3 +133,74 @@ def _break(kind: str, j: int, topic: str, rec: dict[str, Any]) -> str:
 
 def _dump(rec: dict[str, Any]) -> str:
     return msgspec.json.encode(rec).decode()
+
+
+def select(cols: Any, keep: np.ndarray) -> Any:
+    """The rows ``keep`` (boolean mask) of a :class:`~.records.Columns`; ranking entry
+    columns (``e_*``) follow their slates and ``ptr`` is rebased."""
+    extra = dict(cols.extra)
+    if "ptr" in extra:
+        ptr = extra.pop("ptr")
+        lengths = np.diff(ptr)
+        entry_keep = np.repeat(keep, lengths)
+        for key in [k for k in extra if k.startswith("e_")]:
+            extra[key] = extra[key][entry_keep]
+        extra["ptr"] = np.concatenate([[0], np.cumsum(lengths[keep])]).astype(ptr.dtype)
+        extra = {k: extra[k] for k in cols.extra}
+    for key in list(extra):
+        if not key.startswith("e_") and key != "ptr":
+            extra[key] = extra[key][keep]
+    return dataclasses.replace(
+        cols, event_id=cols.event_id[keep], platform=cols.platform[keep],
+        t_ms=cols.t_ms[keep], user=cols.user[keep], holdout=cols.holdout[keep],
+        request=cols.request[keep], extra=extra)
+
+
+def drop_logs(params: Any, exp: Any, rank: Any, n_users: int,
+              seed_stream: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """Apply the log faults of ``params`` (``holdout_log_drop``, ``ranking_log_drop``,
+    ``log_outages``) to the faulty platforms: the events are simply never logged.
+
+    ``seed_stream(p)`` gives platform ``p``'s random stream.  Returns the logged columns
+    and the counts for the ground truth.
+    """
+    faulty = params.log_fault_platforms or params.platforms
+    origin = int(params.start.timestamp() * 1000)
+    outages = [(origin + int(a.total_seconds() * 1000 * params.time_scale),
+                origin + int(b.total_seconds() * 1000 * params.time_scale))
+               for a, b in params.log_outages]
+    keep_exp = np.ones(len(exp), dtype=bool)
+    keep_rank = np.ones(len(rank), dtype=bool)
+    dropped_users: dict[str, int] = {}
+    for p, name in enumerate(params.platforms):
+        if name not in faulty:
+            continue
+        rng = seed_stream(p)
+        drop_user = rng.random(n_users) < params.holdout_log_drop
+        on_e, on_r = exp.platform == p, rank.platform == p
+        gone_e = on_e & exp.holdout & drop_user[exp.user]
+        gone_r = on_r & rank.holdout & drop_user[rank.user]
+        dropped_users[name] = int((drop_user & _holdout_users(exp, rank, p, n_users)).sum())
+        gone_r |= on_r & (rng.random(len(rank)) < params.ranking_log_drop)
+        for a, b in outages:
+            gone_e |= on_e & (exp.t_ms >= a) & (exp.t_ms < b)
+            gone_r |= on_r & (rank.t_ms >= a) & (rank.t_ms < b)
+        keep_exp &= ~gone_e
+        keep_rank &= ~gone_r
+    counts = {"platforms": list(faulty), "holdout_users_dropped": dropped_users,
+              "exposures_dropped": int((~keep_exp).sum()),
+              "rankings_dropped": int((~keep_rank).sum()),
+              "outages": [[dt_iso(a), dt_iso(b)] for a, b in outages]}
+    return select(exp, keep_exp), select(rank, keep_rank), counts
+
+
+def dt_iso(ms: int) -> str:
+    return np.datetime_as_string(np.datetime64(ms, "ms"), unit="s") + "Z"
+
+
+def _holdout_users(exp: Any, rank: Any, p: int, n_users: int) -> np.ndarray:
+    """Users of platform ``p``'s holdout arm with at least one event."""
+    seen = np.zeros(n_users, dtype=bool)
+    seen[exp.user[(exp.platform == p) & exp.holdout]] = True
+    seen[rank.user[(rank.platform == p) & rank.holdout]] = True
+    return seen

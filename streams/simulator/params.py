@@ -225,6 +225,16 @@ class SimParams:
             (JSON Lines outputs only).
         ts_format: ``z`` (RFC 3339 UTC), ``offset`` (RFC 3339 with +01:00/+02:00/-04:00),
             ``epoch_ms`` (integers) or ``mixed`` (all of them, per record).
+        holdout_log_drop: Log fault: share of holdout-arm users (drawn per platform) whose
+            every event the platform fails to log, exposures and rankings alike — a platform
+            under-logging its control group (what ``log_integrity``'s SRM test must flag).
+        ranking_log_drop: Log fault: share of ranking events not logged; their exposures
+            then reference unknown requests.
+        log_outages: Log fault: ``(start, end)`` offsets from ``start`` (stretched by
+            ``time_scale``) during which the platform logs nothing.
+        log_fault_platforms: Platforms with the log faults above; empty = every platform.
+        declare_holdout_share: Write ``platforms: {<id>: {holdout_share: …}}`` (the declared
+            share, ``holdout_share``) into the configuration.
     """
 
     seed: int = 0
@@ -265,6 +275,11 @@ class SimParams:
     max_late_minutes: float = 5.0
     malformed_per_kind: int = 0
     ts_format: str = "z"
+    holdout_log_drop: float = 0.0
+    ranking_log_drop: float = 0.0
+    log_outages: tuple[tuple[dt.timedelta, dt.timedelta], ...] = ()
+    log_fault_platforms: tuple[str, ...] = ()
+    declare_holdout_share: bool = False
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
@@ -275,7 +290,8 @@ class SimParams:
             raise ValueError("windows: expected at least one window")
         if len(self.regions) != len(self.region_weights) or min(self.region_weights) < 0:
             raise ValueError("region_weights: expected one non-negative weight per region")
-        for name in ("holdout_share", "duplicate_share", "late_share"):
+        for name in ("holdout_share", "duplicate_share", "late_share", "holdout_log_drop",
+                     "ranking_log_drop"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name}: expected a share in [0, 1)")
         if not 0.0 < self.holdout_share:
@@ -304,6 +320,16 @@ class SimParams:
             raise ValueError("interventions: ids must be distinct")
         if len({w.id for w in self.windows}) != len(self.windows):
             raise ValueError("windows: ids must be distinct")
+        for a, b in self.log_outages:
+            if not dt.timedelta(0) <= a < b:
+                raise ValueError("log_outages: expected (start, end) offsets, 0 <= start < end")
+        unknown = set(self.log_fault_platforms) - set(self.platforms)
+        if unknown:
+            raise ValueError(f"log_fault_platforms: unknown platform(s) {sorted(unknown)}")
+
+    @property
+    def has_log_faults(self) -> bool:
+        return bool(self.holdout_log_drop or self.ranking_log_drop or self.log_outages)
 
     def rate(self, kind: str) -> float:
         """Mean posts per day of an account ``kind``."""

@@ -22,6 +22,7 @@ _NULL_BACKGROUND: Final = (
     Intervention("posting_surge", "de-a-cand-2", 3.0),
     Intervention("disclosed_boost", "de-media-1", 1.5, id="civic-info-de", label="promoted"),
 )
+_LOGS: Final = {"declare_holdout_share": True, "n_users": 16_000, "time_scale": 0.15}
 _FAULTS: Final = {"duplicate_share": 0.005, "late_share": 0.02, "max_late_minutes": 5.0,
                   "malformed_per_kind": 2, "ts_format": "mixed"}
 
@@ -58,6 +59,16 @@ _PRESETS: Final[dict[str, Callable[[], dict[str, Any]]]] = {
                                           id="civic-info-de-2", unlabelled_share=0.3)),
     "undisclosed": _single(Intervention("undeclared_intervention", "de-a-cand-1", 1.3,
                                         id="reach-test-7")),
+    # Log integrity: the platform declares its holdout share; one fails to log a fifth of
+    # its holdout users (must be flagged), the other is honest (must not be).
+    # Shorter periods (0.3 days) and more users: enough users for the holdout-share test.
+    "holdout_underlogging": lambda: {"interventions": _NULL_BACKGROUND, **_LOGS,
+                                     "holdout_log_drop": 0.2},
+    "honest_logs": lambda: {"interventions": _NULL_BACKGROUND, **_LOGS},
+    # A platform's pre-election self-audit: every planted case, data faults, and a fifth of
+    # the holdout arm's users missing from the logs.
+    "self_audit": lambda: {"interventions": _mix(), **_FAULTS, **_LOGS,
+                           "holdout_log_drop": 0.2},
     # Half the timeline (1-day periods) and fewer users: quick to stream in a live demo.
     "demo": lambda: {"interventions": _mix(), **_FAULTS, "n_users": 3000, "time_scale": 0.5},
 }
@@ -75,7 +86,12 @@ def scenario(name: str, seed: int = 0, scale: float = 1.0, **overrides: Any) -> 
     window start), ``suppression`` (×0.6), ``organic_logged_boost`` (×1.5), ``group_boost``
     (×1.3 on every account of ``de-party-b``), ``missing_label`` (disclosed boost of
     ``de-media-2`` with 30 % of labels missing), ``undisclosed`` (logged ×1.3 intervention
-    with no disclosure) and ``demo`` (like ``default``, smaller and on a 1-day cadence).
+    with no disclosure), ``holdout_underlogging`` (the null background on a platform that
+    declares its holdout share but drops every event of a fifth of its holdout users),
+    ``honest_logs`` (the same platform logging everything; both with 16,000 users and
+    0.3-day periods), ``self_audit`` (``default`` plus that logging fault, at that size)
+    and ``demo`` (like ``default``,
+    smaller and on a 1-day cadence).
 
     Args:
         name: One of :data:`SCENARIOS`.

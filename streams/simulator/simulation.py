@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .config import build_config
-from .faults import arrange, malformed_lines
+from .faults import arrange, drop_logs, malformed_lines
 from .feeds import serve
 from .params import SimParams
 from .population import Users, draw_follows, draw_users, registry, stream
@@ -102,6 +102,10 @@ def _simulate(params: SimParams) -> Simulation:
         exp_parts.append(exposures)
         rank_parts.append(rankings)
     exp, rank = concat(exp_parts), concat(rank_parts)
+    log_faults = None
+    if params.has_log_faults:
+        exp, rank, log_faults = drop_logs(params, exp, rank, users.n,
+                                          lambda p: stream(params.seed, 8, p))
 
     x = exp.extra
     counts = amplification_rows(params, accounts, timeline, exp.platform, exp.t_ms, exp.user,
@@ -139,6 +143,8 @@ def _simulate(params: SimParams) -> Simulation:
         malformed += [(topic, line) for line in lines]
         malformed_at += positions
         faults["malformed"][topic] = dict(Counter(kinds))
+    if log_faults is not None:
+        faults["log"] = log_faults
 
     truth = {
         "params": params_dict(params),
@@ -149,7 +155,14 @@ def _simulate(params: SimParams) -> Simulation:
         "amplification": counts,
     }
     return Simulation(params, out["exposure"], out["ranking"], malformed, malformed_at,
-                      build_config(accounts, timeline), truth)
+                      build_config(accounts, timeline, _declared(params)), truth)
+
+
+def _declared(params: SimParams) -> dict[str, dict[str, float]] | None:
+    """``platforms:`` of the configuration: each platform's declared holdout share."""
+    if not params.declare_holdout_share:
+        return None
+    return {name: {"holdout_share": params.holdout_share} for name in params.platforms}
 
 
 def _user_summary(params: SimParams, users: Users, exp: Columns) -> dict[str, Any]:

@@ -1,0 +1,138 @@
+"""``amplimon research replay``, ``amplimon diff`` and ``amplimon export`` — for researchers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from monitor.settings import env_name
+
+__all__ = ["register"]
+
+research = typer.Typer(name="research", no_args_is_help=True,
+                       help="Research replay: keep what was known when.")
+
+
+@research.command("replay")
+def cmd_research_replay(
+    config: Annotated[Path, typer.Option("--config", "-c", help="configuration YAML",
+                                         envvar=env_name("config"), show_envvar=True)],
+    db: Annotated[Path, typer.Option("--db", help="DuckDB file to write",
+                                     envvar=env_name("db"), show_envvar=True)],
+    exposure: Annotated[list[Path] | None, typer.Option(
+        "--exposure", help="exposure files (.jsonl, .jsonl.gz, .parquet); repeat or list")] = None,
+    ranking: Annotated[list[Path] | None, typer.Option(
+        "--ranking", help="ranking files (.jsonl, .jsonl.gz, .parquet); repeat or list")] = None,
+    detector: Annotated[list[str] | None, typer.Option(
+        "--detector", "-d", help="run only these detectors (default: all enabled)")] = None,
+    history: Annotated[bool, typer.Option(
+        "--history/--no-history", help="keep every tick's statistics per subject "
+                                        "(table history)")] = True,
+    progress: Annotated[bool | None, typer.Option(
+        "--progress/--no-progress", help="progress bar (default: on a terminal)")] = None,
+) -> None:
+    """`amplimon replay` that also keeps every tick's statistics (table `history`)."""
+    from monitor.config import ConfigError, load_config
+    from monitor.history import history_replay
+    from monitor.replay import replay
+
+    if not exposure and not ranking:
+        raise typer.BadParameter("give at least one --exposure or --ranking file")
+    _register_log_integrity()
+    cfg = load_config(config)
+    run = history_replay if history else replay
+    try:
+        result = run(cfg, db, exposure or [], ranking or [], detectors=detector,
+                     show_progress=progress, config_text=config.read_text(encoding="utf-8"))
+    except ConfigError as err:
+        raise ConfigError(f"{config.name}: {err}") from None
+    s = result.stats
+    kept = f", {result.written['history']:,} history rows" if "history" in result.written else ""
+    typer.echo(f"replayed {s.records:,} records: accepted {sum(s.accepted.values()):,}, "
+               f"duplicates {sum(s.duplicates.values()):,}, late {sum(s.late.values()):,}, "
+               f"rejected {sum(s.rejected.values()):,}; {result.findings} findings{kept} "
+               f"in {db}", err=True)
+
+
+def _register_log_integrity() -> None:
+    """Make sure ``log_integrity`` is in the registry (``detectors/__init__`` imports it too
+    once it is wired in; importing twice registers once)."""
+    import detectors.log_integrity  # noqa: F401
+
+
+def _fmt(v: object) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    if isinstance(v, dt.datetime):
+        return v.astimezone(dt.UTC).strftime("%m-%d %H:%M")
+    return str(v)
+
+
+def cmd_diff(
+    a: Annotated[Path, typer.Argument(help="DuckDB of run A (the reference)")],
+    b: Annotated[Path, typer.Argument(help="DuckDB of run B")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    effect_tol: Annotated[float, typer.Option(
+        "--effect-tol", help="relative change of effect reported (0.01 = 1 %)")] = 0.01,
+    time_tol: Annotated[float, typer.Option(
+        "--time-tol", help="minutes of first-crossing shift reported")] = 0.0,
+    all_rows: Annotated[bool, typer.Option("--all", help="list unchanged findings too")] = False,
+) -> None:
+    """Compare two runs' findings: new, gone, changed effect or timing."""
+    from monitor.research import diff_runs
+
+    if effect_tol < 0 or time_tol < 0:
+        raise typer.BadParameter("tolerances must be >= 0")
+    result = diff_runs(a, b, effect_tolerance=effect_tol,
+                       time_tolerance=dt.timedelta(minutes=time_tol))
+    if as_json:
+        typer.echo(json.dumps(result.as_json(), indent=1))
+        return
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=170)
+    table = Table(title=f"amplimon diff — A {a}  B {b}")
+    for col in ("status", "detector", "kind", "subject", "where", "effect A → B",
+                "crossed A → B", "severity A → B"):
+        table.add_column(col)
+    for e in result.entries:
+        if e.status == "unchanged" and not all_rows:
+            continue
+        r = e.row
+        pa, pb = e.a or {}, e.b or {}
+        table.add_row(e.status, r["detector"], r["kind"], f"{r['subject_kind']} {r['subject']}",
+                      f"{r['platform']} {r['region']} {r['window_id']}",
+                      f"{_fmt(pa.get('effect'))} → {_fmt(pb.get('effect'))}",
+                      f"{_fmt(pa.get('event_time'))} → {_fmt(pb.get('event_time'))}",
+                      f"{_fmt(pa.get('severity'))} → {_fmt(pb.get('severity'))}")
+    console.print(table)
+    s = result.summary
+    console.print(f"{s['new']} new, {s['gone']} gone, {s['changed']} changed, "
+                  f"{s['unchanged']} unchanged")
+
+
+def cmd_export(
+    db: Annotated[Path, typer.Option("--db", help="DuckDB file", envvar=env_name("db"),
+                                     show_envvar=True)],
+    parquet: Annotated[Path, typer.Option("--parquet", help="directory for <table>.parquet")],
+) -> None:
+    """Write every table of a store as Parquet files (for notebooks)."""
+    from monitor.research import export_parquet
+
+    written = export_parquet(db, parquet)
+    for table, n in written.items():
+        typer.echo(f"{parquet / (table + '.parquet')}\t{n} rows")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(research)
+    app.command("diff")(cmd_diff)
+    app.command("export")(cmd_export)

@@ -1,0 +1,207 @@
+"""``log_integrity``: the sequential SRM e-process, and the detector end to end on simulated
+platforms — an under-logged holdout arm, unexplained exposures and outages are flagged; an
+honest platform is not (calibrated on null runs)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import detectors.log_integrity  # noqa: F401  # registers the detector (until detectors/__init__ does)
+from detectors import REGISTRY, default_names
+from detectors.log_integrity import beta_prior, srm_log_e
+from detectors.registry import alpha_shares
+from monitor.config import ConfigError, parse_config
+from monitor.engine import Engine
+from monitor.replay import drive
+from streams.files import merge_by_time
+from streams.memory import ListOutput, records_from_dicts
+from streams.simulator import scenario, simulate
+from streams.simulator.simulation import Simulation
+
+FAR = 4_000_000_000_000
+
+
+def realistic_alpha(alpha: float = 0.05) -> float:
+    """log_integrity's share of ``alpha`` when every registered detector runs."""
+    return alpha_shares(alpha, default_names())["log_integrity"]
+
+
+def run(sim: Simulation, alpha: float | None = None, **params: Any) -> ListOutput:
+    cfg = dict(sim.config)
+    detection = dict(cfg.get("detection") or {})
+    if alpha is not None:
+        detection["alpha"] = alpha
+    if params:
+        detection["log_integrity"] = params
+    cfg["detection"] = detection
+    out = ListOutput()
+    engine = Engine(parse_config(cfg), out, detectors=["log_integrity"], now_ms=lambda: FAR)
+    drive(engine, merge_by_time([records_from_dicts("exposure", sim.exposures),
+                                 records_from_dicts("ranking", sim.rankings)]))
+    return out
+
+
+def by_subject(out: ListOutput) -> dict[tuple[str, str, str], Any]:
+    return {(f.platform, f.window_id, f.subject): f for f in out.latest_findings.values()}
+
+
+# ------------------------------------------------------------------------ the e-process itself
+
+
+def _reject_rate(p: float, share: float, tol: float, alpha: float, rng: np.random.Generator,
+                 runs: int = 2000, users: int = 3000, every: int = 25) -> float:
+    lo, hi = share * (1 - tol), share * (1 + tol)
+    a, b = beta_prior(share, 0.15)
+    looks = np.arange(every, users + 1, every)
+    k = np.cumsum(rng.random((runs, users)) < p, axis=1)[:, looks - 1]
+    log_e = srm_log_e(k, np.broadcast_to(looks, k.shape), lo, hi, a, b)
+    return float((log_e.max(axis=1) >= math.log(1 / alpha)).mean())
+
+
+@pytest.mark.parametrize("p", [0.2, 0.198, 0.202])  # the declared share and the null's edges
+def test_srm_e_process_is_valid_under_continuous_monitoring(p: float) -> None:
+    rng = np.random.default_rng(11)
+    alpha, runs = 0.05, 1200
+    rate = _reject_rate(p, 0.2, 0.01, alpha, rng, runs=runs)
+    # Ville: P(sup_n E_n >= 1/alpha) <= alpha; allow the binomial 99.9 % quantile of noise.
+    assert rate <= stats.binom.ppf(0.999, runs, alpha) / runs, rate
+
+
+def test_srm_e_process_detects_a_fifth_of_the_holdout_missing() -> None:
+    rng = np.random.default_rng(12)
+    p = 0.2 * 0.8 / (0.2 * 0.8 + 0.8)  # holdout share once a fifth of holdout users is gone
+    assert _reject_rate(p, 0.2, 0.01, realistic_alpha() / 2, rng, runs=400, users=6000) > 0.97
+
+
+def test_srm_log_e_matches_a_direct_integral() -> None:
+    from scipy import integrate
+    share, lo, hi, k, n = 0.2, 0.198, 0.202, 150, 1000
+    a, b = beta_prior(share, 0.15)
+    dens = stats.beta(a, b).pdf
+
+    def lr(q: float, null: float) -> float:
+        return math.exp(k * math.log(q / null) + (n - k) * math.log((1 - q) / (1 - null)))
+
+    low = integrate.quad(lambda q: dens(q) * lr(q, lo), 0, lo, limit=200)[0] / \
+        stats.beta(a, b).cdf(lo)
+    high = integrate.quad(lambda q: dens(q) * lr(q, hi), hi, 1, limit=200)[0] / \
+        stats.beta(a, b).sf(hi)
+    assert float(srm_log_e(k, n, lo, hi, a, b)) == pytest.approx(math.log((low + high) / 2),
+                                                                  rel=1e-6)
+
+
+# ----------------------------------------------------------------- the detector, end to end
+
+
+def test_registered_with_a_share_of_the_alpha_budget() -> None:
+    spec = REGISTRY["log_integrity"]
+    assert spec.kinds == ("log_integrity",) and spec.budget_weight > 0
+    assert 0 < realistic_alpha() < 0.05
+
+
+@pytest.fixture(scope="module")
+def two_platforms() -> Simulation:
+    """chirp drops a fifth of its holdout users' logs; echo logs everything."""
+    return simulate(scenario("holdout_underlogging", seed=3, platforms=("chirp", "echo"),
+                             log_fault_platforms=("chirp",)))
+
+
+def test_underlogged_holdout_flagged_and_honest_platform_not(two_platforms: Simulation) -> None:
+    sim = two_platforms
+    assert sim.config["platforms"] == {"chirp": {"holdout_share": 0.2},
+                                       "echo": {"holdout_share": 0.2}}
+    dropped = sim.truth["faults"]["log"]["holdout_users_dropped"]
+    assert dropped["chirp"] > 0 and "echo" not in dropped
+    out = run(sim, alpha=realistic_alpha())
+    found = by_subject(out)
+    assert {k[0] for k in found} == {"chirp"}, found.keys()
+    srm = [f for (p, _, s), f in found.items() if s == "holdout_share"]
+    assert srm
+    for f in srm:
+        assert f.kind == "log_integrity" and f.subject_kind == "log"
+        assert f.effect < 0.92 and f.ci_high < 1 and f.p_value <= realistic_alpha()
+        ev = f.evidence
+        assert ev["direction"] == "low" and ev["declared_holdout_share"] == 0.2
+        assert ev["users"]["holdout"] + ev["users"]["ranked"] == ev["users"]["total"]
+        assert f.effect == pytest.approx(ev["observed_holdout_share"] / 0.2)
+    # Minimum detectable share ratios are reported for both platforms.
+    mde = {(d.platform, d.window_id): d for d in out.detectability_rows}
+    assert {p for p, _ in mde} == {"chirp", "echo"}
+    assert all(0.8 < d.mde_down < 1 < d.mde_up < 1.25 for d in mde.values())
+    assert all(d.flagged == (d.platform == "chirp" and
+                             ("chirp", d.window_id, "holdout_share") in found)
+               for d in mde.values())
+
+
+def test_calibration_honest_platforms_raise_no_log_integrity_finding() -> None:
+    """30 small honest platforms at alpha 0.05 (all of it for log_integrity): a false
+    finding per platform-window has probability <= 0.05, so <= 0.1 per run (2 windows)."""
+    runs, false_runs = 30, 0
+    for seed in range(100, 100 + runs):
+        sim = simulate(scenario("honest_logs", seed=seed, n_users=700, time_scale=0.15))
+        out = run(sim, alpha=0.05)
+        false_runs += bool(out.latest_findings)
+    bound = stats.binom.ppf(0.999, runs, 0.1)
+    print(f"log_integrity calibration: {false_runs}/{runs} honest runs with a finding "
+          f"(bound {bound:.0f})")
+    assert false_runs <= bound
+    assert false_runs <= 3  # the test is conservative; in practice none
+
+
+def test_exposures_without_a_logged_slate_flagged() -> None:
+    sim = simulate(scenario("honest_logs", seed=4, n_users=1500, time_scale=0.15,
+                            ranking_log_drop=0.05))
+    assert sim.truth["faults"]["log"]["rankings_dropped"] > 0
+    found = by_subject(run(sim, alpha=realistic_alpha()))
+    links = [f for (_, _, s), f in found.items() if s == "exposure_links"]
+    assert links and not [k for k in found if k[2] == "holdout_share"]
+    for f in links:
+        ev = f.evidence
+        assert ev["unknown_request"] == ev["unexplained"] > 0
+        assert 0.03 < ev["unexplained_share"] < 0.08
+        assert ev["item_not_in_slate"] == 0 and ev["position_mismatch"] == 0
+        assert f.n_exposures == ev["exposures_checked"]
+
+
+def test_outage_flagged_as_event_gap_with_its_times() -> None:
+    # Offsets are stretched by time_scale: 2.4–2.8 days → 0.36–0.42 days after start.
+    sim = simulate(scenario("honest_logs", seed=5, n_users=1500, time_scale=0.15,
+                            log_outages=((dt.timedelta(days=2.4), dt.timedelta(days=2.8)),)))
+    found = by_subject(run(sim, alpha=0.05))
+    gaps = {k: f for k, f in found.items() if k[2] == "event_gaps"}
+    assert gaps, found.keys()
+    start = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+    lo, hi = start + dt.timedelta(days=0.36), start + dt.timedelta(days=0.42)
+    for f in gaps.values():
+        assert f.p_value is None and f.effect is None
+        (gap,) = f.evidence["gaps"]
+        g0, g1 = dt.datetime.fromisoformat(gap["start"]), dt.datetime.fromisoformat(gap["end"])
+        assert lo - dt.timedelta(minutes=15) <= g0 <= lo + dt.timedelta(minutes=15)
+        assert hi - dt.timedelta(minutes=15) <= g1 <= hi + dt.timedelta(minutes=15)
+        assert f.event_time == g1
+    assert not [k for k in found if k[2] != "event_gaps"]
+
+
+def test_no_declared_share_no_srm_test() -> None:
+    sim = simulate(scenario("holdout_underlogging", seed=6, n_users=1500, time_scale=0.15,
+                            declare_holdout_share=False))
+    assert "platforms" not in sim.config
+    out = run(sim, alpha=0.05)
+    assert not [f for f in out.latest_findings.values() if f.subject == "holdout_share"]
+    assert not [d for d in out.detectability_rows if d.detector == "log_integrity"]
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"srm_tolerance": 1.5}, "srm_tolerance"), ({"link_tolerance": 0}, "link_tolerance"),
+    ({"max_gap_ticks": 0}, "max_gap_ticks"), ({"bogus": 1}, "bogus")])
+def test_bad_parameters_are_config_errors(params: dict[str, Any], message: str) -> None:
+    from tests.factories import config_dict
+    cfg = parse_config(config_dict(detection={"alpha": 0.05, "log_integrity": params}))
+    with pytest.raises(ConfigError, match=message):
+        Engine(cfg, ListOutput(), detectors=["log_integrity"])
