@@ -49,6 +49,10 @@ def cmd_demo(
     out: Annotated[Path | None, typer.Option("--out", help="working directory")] = None,
     scenario_name: Annotated[str, typer.Option("--scenario")] = "default",
     seed: Annotated[int, typer.Option("--seed")] = 1,
+    speed: Annotated[float, typer.Option("--speed", help="live: × real time", min=1)] = 1000,
+    port: Annotated[int, typer.Option("--port", help="live: dashboard port")] = 8501,
+    duration: Annotated[float | None, typer.Option(
+        "--duration", help="live: stop after this many seconds (default: Ctrl-C)")] = None,
 ) -> None:
     """Run amplimon on a simulated election (live by default; --offline for replay only)."""
     work = out or Path(tempfile.mkdtemp(prefix="amplimon-demo-"))
@@ -58,7 +62,7 @@ def cmd_demo(
         return
     from monitor.cli import _live_demo  # the live pipeline is imported only when used
 
-    _live_demo.run(work, scenario_name, seed)
+    _live_demo.run(work, scenario_name, seed, speed=speed, port=port, duration=duration)
 
 
 def register(app: typer.Typer) -> None:

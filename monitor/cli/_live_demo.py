@@ -1,0 +1,130 @@
+"""The live demo behind ``amplimon demo`` (and ``make demo``).
+
+One command: the embedded broker, the topics, the worker and the sink (``LiveStack``), the
+dashboard, and the simulated platform feeding the topics at accelerated speed (an election
+window in a few minutes).  It prints the dashboard URL and a demo login, and stops
+everything — children first, then the broker — on Ctrl-C, SIGTERM or after ``duration``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+
+from monitor.records import utc_now
+
+__all__ = ["run"]
+
+DEMO_USER, DEMO_PASSWORD = "commission", "demo-password"
+
+
+def _simulate(work: Path, scenario_name: str, seed: int) -> dict[str, Path]:
+    from streams.simulator import scenario, simulate, write_simulation
+
+    probe = scenario(scenario_name, seed=seed)
+    # Place the whole timeline in the recent past: the engine refuses future events.
+    span = simulate(probe)
+    last = max(_ts_ms(r["ts"]) for r in span.rankings)
+    start = probe.start if isinstance(probe.start, dt.datetime) else None
+    if start is None:
+        raise RuntimeError("scenario has no absolute start")
+    shift = utc_now() - dt.timedelta(minutes=5) - dt.datetime.fromtimestamp(last / 1000, dt.UTC)
+    params = scenario(scenario_name, seed=seed, start=start + shift)
+    return write_simulation(work / "stream", params, fmt="jsonl.gz")
+
+
+def _ts_ms(ts: object) -> int:
+    if isinstance(ts, int):
+        return ts
+    return int(dt.datetime.fromisoformat(str(ts).replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def _add_user(state: Path) -> None:
+    subprocess.run([sys.executable, "-m", "monitor", "users", "add", DEMO_USER, "--role", "admin",  # noqa: S603
+                    "--state", str(state), "--password-stdin"], input=DEMO_PASSWORD + "\n",
+                   text=True, check=True, capture_output=True)
+
+
+class _Stopped(Exception):
+    """Raised inside the producer's send callback to end production early."""
+
+
+def run(work: Path, scenario_name: str = "demo", seed: int = 1, *, speed: float = 1000.0,
+        port: int = 8501, duration: float | None = None) -> None:
+    """Run the live demo in ``work`` until interrupted (or ``duration`` seconds)."""
+    from monitor.cli._findings import print_findings
+    from streams.kafka.producer import produce
+    from streams.kafka.stack import LiveStack, Service
+
+    console = Console()
+    scenario_name = "demo" if scenario_name == "default" else scenario_name
+    console.print(f"[bold]amplimon demo[/] — working directory {work}")
+    console.print("simulating a platform during two election windows …")
+    paths = _simulate(work, scenario_name, seed)
+    db = work / "amplimon.duckdb"
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    old_term = signal.signal(signal.SIGTERM, _stop)
+    stack = LiveStack(paths["config"], db, work)
+    dashboard: Service | None = None
+    producer: threading.Thread | None = None
+    try:
+        console.print("starting the embedded broker, topics, worker and sink …")
+        stack.start()
+        state = work / "dashboard.sqlite"
+        _add_user(state)
+        dashboard = Service("dashboard", ["dashboard", "--data", str(stack.snapshot_dir),
+                                          "--config", str(paths["config"]), "--state",
+                                          str(state), "--port", str(port)],
+                            work / "dashboard.log", stack.env()).start()
+        console.print(f"[bold green]dashboard:[/] http://127.0.0.1:{port}  "
+                      f"(login {DEMO_USER} / {DEMO_PASSWORD})")
+        console.print(f"producing the simulated streams at {speed:g}× real time; "
+                      "Ctrl-C stops everything")
+        def _abort_when_stopping(rec: object, t: float) -> None:
+            if stop.is_set():
+                raise _Stopped
+
+        def _produce() -> None:
+            try:
+                produce(stack.settings, [(paths["exposure"], "exposure"),
+                                         (paths["ranking"], "ranking")],
+                        speed=speed, end_of_stream=True, on_send=_abort_when_stopping)
+            except _Stopped:
+                pass
+
+        producer = threading.Thread(target=_produce, name="producer", daemon=True)
+        producer.start()
+        deadline = None if duration is None else time.monotonic() + duration
+        announced = False
+        while not stop.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if not producer.is_alive() and not announced:
+                console.print("all events produced; the dashboard stays up until Ctrl-C")
+                announced = True
+            stop.wait(1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("stopping …")
+        stop.set()
+        if producer is not None:
+            producer.join(timeout=30)  # it closes its Kafka client before the broker goes
+        if dashboard is not None:
+            dashboard.stop(grace=5)
+        stack.stop()
+        signal.signal(signal.SIGTERM, old_term)
+    if db.exists():
+        print_findings(db, console)
