@@ -1,0 +1,189 @@
+"""A finding in words: a one-line headline, one plain sentence, and its numbers.
+
+The sentence says who, what, how much (with the 95 % interval), since when and whether a
+disclosure covers it — e.g. "Candidate Jane Doe's exposure in the ranked feed rose to 1.9×
+(95 % CI 1.5–2.4) of the holdout on chirp in DE from 4 May 12:00 UTC, with no disclosure
+covering it."  Times are UTC and say so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from monitor.config import Config
+
+__all__ = ["evidence_of", "fmt_time", "headline", "numbers", "sentence", "subject_label"]
+
+KIND_LABELS = {"amplification": "amplification", "suppression": "suppression",
+               "undisclosed_intervention": "undisclosed intervention",
+               "missing_label": "missing label", "disclosed": "disclosed intervention"}
+
+
+def evidence_of(finding: Mapping[str, Any]) -> dict[str, Any]:
+    raw = finding.get("evidence")
+    if isinstance(raw, dict):
+        return raw
+    if not raw or not isinstance(raw, str):
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def fmt_time(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
+        return "—"
+    ts = pd.Timestamp(value)
+    if pd.isna(ts):
+        return "—"
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return f"{ts.day} {ts.strftime('%b %H:%M')} UTC"
+
+
+def _num(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
+
+
+def _ratio(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return f"{v:.2f}×" if v < 10 else f"{v:.1f}×"
+
+
+def _ci(lo: float | None, hi: float | None, unit: str = "") -> str:
+    fmt = "{:.0%}" if unit == "%" else "{:.2f}"
+    if lo is not None and hi is not None:
+        return f" (95 % CI {fmt.format(lo)}–{fmt.format(hi)})"
+    if lo is not None and lo > 0:  # an open upper bound
+        return f" (95 % CI ≥ {fmt.format(lo)})"
+    return ""
+
+
+# What ``effect`` measures differs by detector, so does the sentence (see each detector's
+# docstring); a detector not listed gets the holdout wording of the dashboard issue.
+_EFFECT_PHRASES = {
+    "holdout_shift": "{poss} exposure in the ranked feed relative to the holdout {verb} to "
+                     "{x} of its baseline level",
+    "rank_uplift": "{poss} items got {x} the ranking weight their organic scores justify, "
+                   "beyond the platform-wide adjustment,",
+    "score_shift": "the ranking weight of {poss} items {verb} to {x} of its level before the "
+                   "window opened",
+}
+_EFFECT_DEFAULT = "{poss} exposure in the ranked feed {verb} to {x} of the holdout"
+
+
+def subject_label(subject_kind: str, subject: str, config: Config | None) -> str:
+    """"Candidate Jane Doe", "party group party-a", "item it-9", or the id itself."""
+    if subject_kind == "actor":
+        entry = config.registry.get(subject) if config is not None else None
+        if entry is not None and entry.name:
+            kind = entry.kind.capitalize() if entry.kind != "other" else "Actor"
+            if entry.name.lower().startswith(entry.kind.lower()):
+                return entry.name  # "Candidate A1 (DE)", not "Candidate Candidate A1 (DE)"
+            return f"{kind} {entry.name}"
+        return f"actor {subject}"
+    if subject_kind == "group":
+        return f"group {subject}"
+    return f"{subject_kind} {subject}"
+
+
+def headline(finding: Mapping[str, Any], config: Config | None) -> str:
+    who = subject_label(str(finding["subject_kind"]), str(finding["subject"]), config)
+    kind = KIND_LABELS.get(str(finding["kind"]), str(finding["kind"]).replace("_", " "))
+    effect = _num(finding.get("effect"))
+    size = f" {_ratio(effect)}" if effect is not None else ""
+    return f"{who[0].upper()}{who[1:]} — {kind}{size} on {finding['platform']} in " \
+           f"{finding['region']}"
+
+
+def sentence(finding: Mapping[str, Any], config: Config | None) -> str:
+    ev = evidence_of(finding)
+    who = subject_label(str(finding["subject_kind"]), str(finding["subject"]), config)
+    poss = f"{who}'s" if not who.endswith("s") else f"{who}'"
+    poss = poss[0].upper() + poss[1:]
+    where = f"on {finding['platform']} in {finding['region']}"
+    since = fmt_time(finding.get("event_time"))
+    effect, lo, hi = (_num(finding.get(k)) for k in ("effect", "ci_low", "ci_high"))
+    kind = str(finding["kind"])
+    cover = _coverage(ev, disclosed=kind == "disclosed")
+    if kind in ("amplification", "suppression", "disclosed") and effect is not None:
+        phrase = _EFFECT_PHRASES.get(str(finding["detector"]), _EFFECT_DEFAULT)
+        text = phrase.format(poss=poss, verb="rose" if effect >= 1 else "fell",
+                             x=f"{_ratio(effect)}{_ci(lo, hi)}")
+        return f"{text[0].upper()}{text[1:]} {where} from {since}, {cover}."
+    if kind == "undisclosed_intervention":
+        ivs = ev.get("interventions") or {}
+        names = ", ".join(sorted(ivs)) or "a ranking intervention"
+        placements = ev.get("placements")
+        times = f" {int(placements):,} times" if isinstance(placements, int | float) else ""
+        ctx = (f"; ranked-feed exposure is {_ratio(effect)}{_ci(lo, hi)} of the holdout"
+               if effect is not None else "")
+        return (f"Platform {finding['platform']} applied {names} to {poss} items"
+                f"{times} in {finding['region']} from {since}, and no disclosure covers it{ctx}.")
+    if kind == "missing_label":
+        share = _num(ev.get("unlabelled_share"))
+        ci = ev.get("unlabelled_share_ci95") or [None, None]
+        labels = ", ".join(f"'{v}'" for v in sorted(set((ev.get("required_labels") or {})
+                                                        .values()))) or "its label"
+        n = ev.get("exposures")
+        of = f" of {int(n):,} exposures" if isinstance(n, int | float) else " of exposures"
+        pct = f"{share:.0%}" if share is not None else "Some"
+        return (f"{pct}{of} of {poss} disclosed, promoted items "
+                f"{where} were shown without the required label {labels}"
+                f"{_ci(_num(ci[0]), _num(ci[1]), '%')}, from {since}.")
+    size = f" with effect {_ratio(effect)}{_ci(lo, hi)}" if effect is not None else ""
+    return (f"The {finding['detector']} detector flagged "
+            f"{KIND_LABELS.get(kind, kind.replace('_', ' '))} of {who} {where}{size} "
+            f"from {since}.")
+
+
+def _coverage(ev: Mapping[str, Any], *, disclosed: bool = False) -> str:
+    covering = ev.get("covering_disclosures") or ev.get("disclosures_covering") or (
+        ev.get("disclosures_checked") if disclosed else None) or []
+    if covering:
+        ids = ", ".join(str(d.get("intervention", d)) if isinstance(d, Mapping) else str(d)
+                        for d in covering)
+        return f"covered by the disclosure {ids}"
+    return "a disclosure covers it" if disclosed else "with no disclosure covering it"
+
+
+def numbers(finding: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) rows for the detail page and the evidence pack summary."""
+    effect, lo, hi, p = (_num(finding.get(k)) for k in ("effect", "ci_low", "ci_high",
+                                                        "p_value"))
+    n = _num(finding.get("n_exposures"))
+    rows = [
+        ("Effect (ranked ÷ holdout)", _ratio(effect)),
+        ("95 % confidence interval", f"{lo:.2f} – {hi:.2f}" if lo is not None and hi is not None
+         else f"≥ {lo:.2f}" if lo is not None and lo > 0 else "—"),
+        ("p-value (always-valid, adjusted)", "—" if p is None else f"{p:.2g}"),
+        ("Exposures behind the evidence", "—" if n is None else f"{int(n):,}"),
+        ("Severity", str(finding.get("severity") or "—")),
+        ("Threshold first crossed (event time)", fmt_time(finding.get("event_time"))),
+        ("First written (wall clock)", fmt_time(finding.get("detected_at"))),
+        ("Detector", str(finding.get("detector"))),
+        ("Platform · region · window", f"{finding.get('platform')} · {finding.get('region')} · "
+                                       f"{finding.get('window_id')}"),
+        ("Surface", str(finding.get("surface") or "all surfaces")),
+        ("Finding id", str(finding.get("finding_id"))),
+    ]
+    return rows
+
+
+def as_utc(value: Any) -> dt.datetime | None:
+    ts = pd.Timestamp(value) if value is not None else pd.NaT
+    if pd.isna(ts):
+        return None
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()

@@ -1,0 +1,3 @@
+from dashboard.views import registries
+
+registries.render()

@@ -1,0 +1,1 @@
+"""One rendering module per page; the logic they show lives in the modules above."""

@@ -1,0 +1,125 @@
+"""AppTest: the finding detail page — words, numbers, charts, triage, evidence pack."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboard import pack, triage
+from dashboard.auth import User
+from dashboard.state import StateStore
+from tests.dashboard import factories as F
+from tests.dashboard.conftest import Dash
+
+
+def record(at, action: str, note: str = ""):  # noqa: ANN001, ANN201
+    at.text_area[0].input(note)
+    return at.button(key=f"triage-{action}").click().run()
+
+
+def actions(at) -> list[str]:  # noqa: ANN001
+    return [str(b.label) for b in at.button if str(b.key or "").startswith("triage-")]
+
+
+def test_detail_shows_sentence_numbers_charts(dash: Dash) -> None:
+    at = dash.open("viewer", "acc-1")
+    assert not at.exception
+    assert [h.value for h in at.header] == ["Candidate Jane Doe — amplification 1.90× on chirp "
+                                            "in DE"]
+    assert at.info[0].value.startswith("Candidate Jane Doe's exposure in the ranked feed "
+                                       "relative to the holdout rose to 1.90× (95 % CI "
+                                       "1.50–2.40) of its baseline level")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Effect"] == "1.90×" and metrics["p-value"] == "0.001"
+    assert metrics["Crossed (UTC)"] == "4 May 12:00"
+    assert len(at.image) == 3  # exposure over time, sequential statistic, effect CI
+    disclosures = at.dataframe[0].value
+    assert list(disclosures["intervention"]) == ["civic-info-1"]
+    assert at.json[0].value and "series" in at.json[0].value
+
+
+def test_detail_of_a_logged_fact_and_the_selector(dash: Dash) -> None:
+    at = dash.open("viewer", "acc-3")
+    assert len(at.image) == 3  # per-period bars (no series), statistic summary, CI
+    at.selectbox[0].set_value(dash.ids["party-a"]).run()
+    assert at.header[0].value == "Group party-a — amplification 1.30× on chirp in DE"
+    assert at.query_params["id"] == dash.ids["party-a"]
+
+
+def test_deep_link_and_unknown_id(dash: Dash) -> None:
+    at = dash.app("viewer")
+    at.query_params["id"] = dash.ids["acc-2"]
+    at.switch_page("routes/finding.py").run()
+    assert at.header[0].value.startswith("Candidate John Roe")
+    at.query_params["id"] = "nope"
+    at.run()
+    assert at.warning[0].value == "Finding nope is not in the data."
+    at.button(key="back_to_alerts").click().run()
+    assert [t.value for t in at.title] == ["Live alerts"]
+
+
+def test_viewer_cannot_triage_even_by_calling_the_logic(dash: Dash) -> None:
+    at = dash.open("viewer", "acc-1")
+    assert actions(at) == [] and not at.text_area
+    with pytest.raises(triage.TriageError):
+        triage.apply(StateStore(dash.state), User("viewer", "viewer"), dash.ids["acc-1"],
+                     "acknowledge", status="new", base_status="new")
+
+
+def test_analyst_full_triage_cycle(dash: Dash) -> None:
+    at = dash.open("analyst", "acc-1")
+    assert actions(at) == ["Acknowledge", "Escalate", "Dismiss", "Resolve"]
+    at = record(at, "acknowledge", "checking the holdout arm")
+    assert at.success[0].value == "Status: new → acknowledged."
+    assert ":blue-badge[acknowledged]" in at.markdown[0].value
+    at = record(at, "escalate", "sent to legal")
+    at = record(at, "dismiss")  # no note
+    assert at.error[0].value == "A note is required to dismiss a finding."
+    at = record(at, "dismiss", "posting surge explains it")
+    assert actions(at) == ["Reopen"] and at.text_area[0].value == ""
+    at = record(at, "reopen", "new data")
+    at = record(at, "resolve", "platform disclosed it")
+    history = next(d.value for d in at.dataframe if "change" in d.value.columns)
+    assert list(history["change"]) == ["acknowledged → resolved", "dismissed → acknowledged",
+                                       "escalated → dismissed", "acknowledged → escalated",
+                                       "new → acknowledged"]
+    assert list(history["who"]) == ["analyst"] * 5
+    assert history["note"].iloc[-1] == "checking the holdout arm"
+    assert F.read_status(dash.data, dash.ids["acc-1"]) == "new"  # the sink's row untouched
+
+
+def test_concurrent_triage_is_refused(dash: Dash) -> None:
+    at = dash.open("analyst", "acc-2")
+    triage.apply(StateStore(dash.state), User("admin", "admin"), dash.ids["acc-2"],
+                 "escalate", status="new", base_status="new", note="urgent")
+    at = record(at, "resolve")  # offered both before and after the other change
+    assert at.error[0].value.startswith("the status changed to escalated by admin at")
+    assert actions(at) == ["Dismiss", "Resolve"]  # now the current status's actions
+    assert [e.to_status for e in StateStore(dash.state).history(dash.ids["acc-2"])] == [
+        "escalated"]
+
+
+def test_a_vanished_action_registers_no_click(dash: Dash) -> None:
+    at = dash.open("analyst", "acc-2")
+    triage.apply(StateStore(dash.state), User("admin", "admin"), dash.ids["acc-2"],
+                 "resolve", status="new", base_status="new", note="done")
+    at = record(at, "acknowledge", "me too")
+    assert not at.error and actions(at) == ["Reopen"]
+    assert len(StateStore(dash.state).history(dash.ids["acc-2"])) == 1
+
+
+def test_evidence_pack_prepared_downloaded_and_logged(dash: Dash) -> None:
+    at = dash.open("analyst", "acc-1")
+    assert not at.download_button
+    at.button(key="prepare_pack").click().run()
+    assert not at.exception
+    assert at.download_button(key="download_pack").label == "Download evidence pack (ZIP)"
+    fid, built = at.session_state["pack"]
+    assert fid == dash.ids["acc-1"]
+    result = pack.verify_pack(built.data, built.manifest_sha256)
+    assert result.ok and result.finding_id == fid
+    exports = StateStore(dash.state).exports(fid)
+    assert [(e["who"], e["manifest_sha256"]) for e in exports] == [
+        ("analyst", built.manifest_sha256)]
+    assert any(built.manifest_sha256 in c.value for c in at.caption)
+    export_log = next(d.value for d in at.dataframe if "manifest_sha256" in d.value.columns)
+    assert len(export_log) == 1

@@ -1,0 +1,158 @@
+"""dashboard.auth: bcrypt hashes, roles, lockout, expiring sessions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from dashboard.auth import Auth, AuthError, can
+from dashboard.state import StateStore
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = dt.datetime(2026, 5, 4, 12, 0, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += dt.timedelta(**kw)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def auth(tmp_path: Path, clock: Clock) -> Auth:
+    a = Auth(StateStore(tmp_path / "state.sqlite", clock=clock), max_attempts=3,
+             lockout=dt.timedelta(minutes=15), idle=dt.timedelta(minutes=30),
+             max_age=dt.timedelta(hours=12), dummy_rounds=4)
+    a.add_user("ana", "analyst", "correct horse", rounds=4)
+    return a
+
+
+def test_roles() -> None:
+    assert can("viewer", "read") and not can("viewer", "triage")
+    assert can("analyst", "triage") and can("analyst", "export")
+    assert not can("analyst", "manage_users") and can("admin", "upload_registry")
+    assert not can(None, "read")
+    with pytest.raises(ValueError):
+        can("admin", "fly")
+
+
+def test_password_is_stored_as_bcrypt_hash(auth: Auth) -> None:
+    with sqlite3.connect(auth.state.path) as con:
+        (pw_hash,) = con.execute("SELECT pw_hash FROM users WHERE username = 'ana'").fetchone()
+    assert pw_hash.startswith(b"$2b$04$") and b"correct horse" not in pw_hash
+
+
+@pytest.mark.parametrize(("name", "role", "password", "message"), [
+    ("ana", "viewer", "long enough", "already exists"),
+    ("bad name", "viewer", "long enough", "user name"),
+    ("bob", "root", "long enough", "role must be one of"),
+    ("bob", "viewer", "short", "at least 8"),
+    ("bob", "viewer", "é" * 40, "at most 72 bytes"),
+])
+def test_add_user_rejects(auth: Auth, name: str, role: str, password: str,
+                          message: str) -> None:
+    with pytest.raises(AuthError, match=message):
+        auth.add_user(name, role, password, rounds=4)
+
+
+def test_login_and_session(auth: Auth, clock: Clock) -> None:
+    result = auth.login("ana", "correct horse")
+    assert result.user is not None and result.user.role == "analyst" and result.token
+    assert auth.session(result.token) == result.user
+    assert auth.login("ana", "wrong").user is None
+    assert auth.login("ana", "wrong").message == "Wrong user name or password."
+
+
+def test_injection_in_name_is_just_a_wrong_name(auth: Auth) -> None:
+    assert auth.login("ana' OR '1'='1", "correct horse").user is None
+    assert auth.login("ana'; DROP TABLE users; --", "x").user is None
+    assert [u["user"] for u in auth.users()] == ["ana"]
+
+
+def test_lockout_after_failures_then_expiry(auth: Auth, clock: Clock) -> None:
+    assert auth.login("ana", "nope").message == "Wrong user name or password."
+    assert auth.login("ana", "nope").message == "Wrong user name or password."
+    assert "locked for 15 minutes" in auth.login("ana", "nope").message
+    locked = auth.login("ana", "correct horse")  # even the right password is refused
+    assert locked.user is None and "try again in 15 minutes" in locked.message
+    assert next(u for u in auth.users() if u["user"] == "ana")["locked"]
+    clock.advance(minutes=16)
+    assert auth.login("ana", "correct horse").user is not None
+
+
+def test_unknown_names_lock_the_same_way(auth: Auth) -> None:
+    messages = [auth.login("ghost", "x").message for _ in range(3)]
+    assert messages[0] == "Wrong user name or password." and "locked" in messages[2]
+
+
+def test_admin_unlock(auth: Auth) -> None:
+    for _ in range(3):
+        auth.login("ana", "nope")
+    auth.unlock("ana")
+    assert auth.login("ana", "correct horse").user is not None
+
+
+def test_success_resets_the_failure_count(auth: Auth) -> None:
+    auth.login("ana", "nope")
+    auth.login("ana", "nope")
+    assert auth.login("ana", "correct horse").user is not None
+    auth.login("ana", "nope")
+    assert auth.login("ana", "nope").message == "Wrong user name or password."
+
+
+def test_session_idle_expiry_and_activity(auth: Auth, clock: Clock) -> None:
+    token = auth.login("ana", "correct horse").token
+    clock.advance(minutes=20)
+    assert auth.session(token, touch=True) is not None
+    clock.advance(minutes=20)  # 40 min after sign-in, 20 after activity
+    assert auth.session(token) is not None
+    clock.advance(minutes=31)
+    assert auth.session(token) is None
+    assert auth.session(token) is None  # deleted
+
+
+def test_session_max_age(auth: Auth, clock: Clock) -> None:
+    token = auth.login("ana", "correct horse").token
+    for _ in range(25):
+        clock.advance(minutes=29)
+        auth.session(token, touch=True)
+    assert auth.session(token) is None
+
+
+def test_role_change_disable_and_logout_apply_at_once(auth: Auth) -> None:
+    token = auth.login("ana", "correct horse").token
+    auth.set_role("ana", "viewer")
+    user = auth.session(token)
+    assert user is not None and user.role == "viewer" and not user.can("triage")
+    auth.set_disabled("ana", True)
+    assert auth.session(token) is None
+    assert auth.login("ana", "correct horse").user is None
+    auth.set_disabled("ana", False)
+    token = auth.login("ana", "correct horse").token
+    auth.logout(token)
+    assert auth.session(token) is None
+    assert auth.session(None) is None and auth.session("forged") is None
+
+
+def test_set_password_and_unknown_user(auth: Auth) -> None:
+    auth.set_password("ana", "new password 1", rounds=4)
+    assert auth.login("ana", "correct horse").user is None
+    assert auth.login("ana", "new password 1").user is not None
+    with pytest.raises(AuthError, match="no user"):
+        auth.set_role("nobody", "admin")
+
+
+def test_purge_sessions(auth: Auth, clock: Clock) -> None:
+    auth.login("ana", "correct horse")
+    clock.advance(hours=1)
+    assert auth.purge_sessions() == 1

@@ -1,0 +1,181 @@
+"""dashboard.explain, chartdata, charts, overview: words, chart data and figures."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import msgspec
+import pandas as pd
+import pytest
+
+from dashboard import chartdata, charts, explain, overview
+from dashboard.data import empty_frame, open_source
+from monitor.config import load_config
+from tests.dashboard import factories as F
+
+
+@pytest.fixture
+def config(tmp_path: Path):  # noqa: ANN201
+    path = tmp_path / "amplimon.yaml"
+    path.write_text(F.CONFIG_YAML)
+    return load_config(path)
+
+
+def row(finding) -> dict:  # noqa: ANN001
+    out = msgspec.structs.asdict(finding)
+    out["evidence"] = msgspec.json.encode(out["evidence"]).decode()
+    return out
+
+
+def test_sentence_amplification(config) -> None:  # noqa: ANN001
+    text = explain.sentence(row(F.finding(detector="ranked_vs_holdout")), config)
+    assert text == ("Candidate Jane Doe's exposure in the ranked feed rose to 1.90× (95 % CI "
+                    "1.50–2.40) of the holdout on chirp in DE from 4 May 12:00 UTC, with no "
+                    "disclosure covering it.")
+    assert explain.sentence(row(F.finding()), config).startswith(
+        "Candidate Jane Doe's exposure in the ranked feed relative to the holdout rose to "
+        "1.90× (95 % CI 1.50–2.40) of its baseline level on chirp in DE")
+    assert "fell to 0.55×" in explain.sentence(row(F.default_findings()[1]), config)
+
+
+@pytest.mark.parametrize(("detector", "start"), [
+    ("rank_uplift", "Candidate Jane Doe's items got 1.90× (95 % CI 1.50–2.40) the ranking "
+                    "weight their organic scores justify"),
+    ("score_shift", "The ranking weight of Candidate Jane Doe's items rose to 1.90× (95 % CI "
+                    "1.50–2.40) of its level before the window opened"),
+])
+def test_sentence_says_what_each_detector_measures(config, detector: str,  # noqa: ANN001
+                                                   start: str) -> None:
+    assert explain.sentence(row(F.finding(detector=detector)), config).startswith(start)
+
+
+def test_sentence_other_kinds(config) -> None:  # noqa: ANN001
+    missing = explain.sentence(row(F.default_findings()[2]), config)
+    assert missing.startswith("30% of 800 exposures of Media Daily News' disclosed")
+    assert "label 'promoted' (95 % CI 25%–35%)" in missing
+    undisclosed = F.finding(kind="undisclosed_intervention", detector="undisclosed_intervention",
+                            p_value=None, evidence={"interventions": {"reach-test-7": 12},
+                                                    "placements": 1089})
+    text = explain.sentence(row(undisclosed), config)
+    assert text.startswith("Platform chirp applied reach-test-7 to Candidate Jane Doe's items "
+                           "1,089 times in DE") and "no disclosure covers it" in text
+    other = explain.sentence(row(F.finding("acc-77", kind="odd_thing", effect=None)), None)
+    assert other.startswith("The holdout_shift detector flagged odd thing of actor acc-77")
+
+
+def test_labels_and_numbers(config) -> None:  # noqa: ANN001
+    assert explain.subject_label("actor", "acc-1", config) == "Candidate Jane Doe"
+    assert explain.subject_label("actor", "acc-1", None) == "actor acc-1"
+    assert explain.subject_label("group", "party-a", config) == "group party-a"
+    assert explain.headline(row(F.finding()), config) == (
+        "Candidate Jane Doe — amplification 1.90× on chirp in DE")
+    numbers = dict(explain.numbers(row(F.finding())))
+    assert numbers["95 % confidence interval"] == "1.50 – 2.40"
+    assert numbers["p-value (always-valid, adjusted)"] == "0.001"
+    assert explain.fmt_time(None) == "—"
+    assert explain.evidence_of({"evidence": "not json"}) == {}
+
+
+def test_chart_frames_from_evidence_and_amplification(tmp_path: Path, config) -> None:  # noqa: ANN001
+    snap = open_source(F.write_db(tmp_path / "o.duckdb", F.default_findings(),
+                                  F.default_measurements())).load()
+    first = snap.findings[snap.findings["subject"] == "acc-1"].iloc[0].to_dict()
+    frames = chartdata.chart_frames(first, snap.amplification, config)
+    assert set(frames) == {"exposure_over_time", "exposure_per_period", "sequential_statistic",
+                           "effect_ci", "disclosures_checked"}
+    assert "baseline_ranked_per_user" in frames["exposure_over_time"]
+    per = frames["exposure_per_period"]
+    assert list(per["period"]) == ["baseline", "window"]
+    assert per["ranked_per_user"].iloc[0] == pytest.approx(0.9)
+    assert list(frames["effect_ci"]["estimate"]) == ["finding effect", "baseline ratio (DE)",
+                                                    "window ratio (DE)"]
+    assert not frames["disclosures_checked"]["names_subject"].any()
+    label = snap.findings[snap.findings["kind"] == "missing_label"].iloc[0].to_dict()
+    frames = chartdata.chart_frames(label, snap.amplification, config)
+    seq = frames["sequential_statistic"]
+    assert seq["t"].isna().all() and seq["statistic"].iloc[0] == pytest.approx(9.1)
+    assert "unlabelled share" in set(frames["effect_ci"]["estimate"])
+
+
+def test_series_accepts_epoch_ms_and_skips_bad_points() -> None:
+    t = int(F.T0.timestamp() * 1000)
+    s = chartdata.series({"series": [{"ts": t, "ranked": 2, "holdout": 1}, {"x": 1}, "junk"]})
+    assert s is not None and len(s) == 1 and s["t"].iloc[0] == pd.Timestamp(F.T0)
+    assert chartdata.series({}) is None and chartdata.sequential({}) is None
+    q = chartdata.sequential({"test": {"log_threshold": 4.0, "trajectory": [
+        {"t": t, "log_e": 1.0}, {"t": t + 60_000, "log_e": 5.0}]}})
+    assert q is not None and list(q["threshold"]) == [4.0, 4.0]
+
+
+def test_every_chart_renders_png_and_svg(tmp_path: Path, config) -> None:  # noqa: ANN001
+    snap = open_source(F.write_db(tmp_path / "o.duckdb", F.default_findings(),
+                                  F.default_measurements())).load()
+    first = snap.findings[snap.findings["subject"] == "acc-1"].iloc[0].to_dict()
+    frames = chartdata.chart_frames(first, snap.amplification, config)
+    figs = [charts.exposure_over_time(frames["exposure_over_time"]),
+            charts.exposure_per_period(frames["exposure_per_period"]),
+            charts.sequential_statistic(frames["sequential_statistic"]),
+            charts.effect_ci(frames["effect_ci"]),
+            charts.timeline([{"window_id": "w", "name": "W", "jurisdiction": "DE",
+                              "start": F.T0, "end": F.T0 + dt.timedelta(days=1),
+                              "baseline_start": F.T0 - dt.timedelta(days=1),
+                              "baseline_end": F.T0}], snap.findings, F.T0),
+            charts.forest(overview.forest_rows(snap.amplification, config,
+                                               overview.OverviewFilters()))]
+    assert charts.png(figs[0]).startswith(b"\x89PNG")
+    assert b"<svg" in charts.svg(figs[-1])
+    for fig in figs[1:-1]:
+        assert charts.png(fig, dpi=40).startswith(b"\x89PNG")
+
+
+def test_forest_rows_filters_labels_and_disclosure(tmp_path: Path, config) -> None:  # noqa: ANN001
+    amp = open_source(F.write_db(tmp_path / "o.duckdb", [], F.default_measurements())
+                      ).load().amplification
+    rows = overview.forest_rows(amp, config, overview.OverviewFilters())
+    assert set(rows["subject"]) == {"acc-1", "acc-2", "acc-3", "party-a"}
+    media = rows[rows["subject"] == "acc-3"]
+    assert media["disclosed"].all() and (rows[rows["subject"] != "acc-3"]["disclosed"] == 0).all()
+    assert rows["label"].iloc[0].startswith("Candidate Jane Doe")  # most amplified first
+    only = overview.forest_rows(amp, config, overview.OverviewFilters(
+        window="de-2026", period=("window",), subject_kind=("group",)))
+    assert list(only["subject"]) == ["party-a"] and list(only["period"]) == ["window"]
+    assert only["amplification_pct"].iloc[0] == pytest.approx((1.3 * 0.9 - 1) * 100)
+    assert overview.forest_rows(amp, None, overview.OverviewFilters(region=("FR",))).empty
+    capped = overview.forest_rows(amp, None, overview.OverviewFilters(max_subjects=2))
+    assert capped["subject"].nunique() == 2
+    assert overview.options(amp)["region"] == ["AT", "DE"]
+
+
+HOLDOUT_SHIFT_EVIDENCE = {  # the shape detectors/holdout_shift.py writes
+    "counts": {"baseline": {"exposures_ranked": 800, "exposures_holdout": 100,
+                            "users_ranked": 1000, "users_holdout": 250, "items": 40},
+               "window": {"exposures_ranked": 1500, "exposures_holdout": 110,
+                          "users_ranked": 1000, "users_holdout": 250, "items": 44}},
+    "ratio": {"baseline": 2.0, "window": 3.4},
+    "test": {"log_e": 8.0, "log_e_max": 9.5, "log_threshold": 7.2},
+    "crossed": {"tick": 12, "tick_end": "2026-05-04T12:00:00+00:00", "log_e": 7.4},
+    "disclosures_checked": [],
+}
+
+
+def test_statistical_detector_evidence(config) -> None:  # noqa: ANN001
+    f = row(F.finding(evidence=HOLDOUT_SHIFT_EVIDENCE, ci=None))
+    f["ci_low"], f["ci_high"] = 1.3, None  # an open upper confidence bound
+    frames = chartdata.chart_frames(f, empty_frame("amplification"), config)
+    seq = frames["sequential_statistic"]
+    assert list(seq["label"]) == ["when crossed", "latest", "maximum"]
+    assert list(seq["statistic"]) == [7.4, 8.0, 9.5] and set(seq["threshold"]) == {7.2}
+    per = frames["exposure_per_period"]
+    assert list(per["period"]) == ["baseline", "window"]
+    assert list(per["ranked_per_user"]) == [0.8, 1.5] and list(per["ratio"]) == [2.0, 3.4]
+    assert "exposure_over_time" not in frames
+    assert charts.png(charts.sequential_statistic(seq), dpi=40).startswith(b"\x89PNG")
+    assert "(95 % CI ≥ 1.30)" in explain.sentence(f, config)
+    assert dict(explain.numbers(f))["95 % confidence interval"] == "≥ 1.30"
+
+
+def test_disclosed_kind_names_the_disclosure(config) -> None:  # noqa: ANN001
+    ev = {"disclosures_checked": [{"platform": "chirp", "intervention": "civic-info-1"}]}
+    text = explain.sentence(row(F.finding("acc-3", kind="disclosed", evidence=ev)), config)
+    assert text.endswith("covered by the disclosure civic-info-1.")
