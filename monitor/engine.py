@@ -27,7 +27,11 @@ and the detectors' state — not the length of the stream.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import heapq
+import io
+import pickle  # noqa: S403  # engine checkpoints the worker wrote itself, see snapshot()
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -82,7 +86,8 @@ class Engine:
 
     def __init__(self, config: Config, output: Output, *, detectors: list[str] | None = None,
                  max_future_ms: int = DAY_MS, now_ms: Callable[[], int] | None = None,
-                 dedup_retention_ms: int = 3_600_000, auto_watermark: bool = True) -> None:
+                 dedup_retention_ms: int = 3_600_000, auto_watermark: bool = True,
+                 on_tick: Callable[[Tick, Engine], None] | None = None) -> None:
         self.config = config
         self.output = output
         self.tick_ms = config.detection.tick_ms
@@ -90,6 +95,7 @@ class Engine:
         self.max_future_ms = max_future_ms
         self.dedup_retention_ms = dedup_retention_ms
         self.auto_watermark = auto_watermark
+        self.on_tick = on_tick  # called after each closed tick (research history, metrics)
         self._now_ms = now_ms or (lambda: int(utc_now().timestamp() * 1000))
         self.ledger = ExposureLedger(config)
         self.detectors: list[Detector] = build(config, self.ledger, detectors)
@@ -195,6 +201,8 @@ class Engine:
         s.ticks += 1
         s.first_ts = tick.start_ms if s.first_ts is None else s.first_ts
         s.last_ts = tick.end_ms
+        if self.on_tick is not None:
+            self.on_tick(tick, self)
 
     def _expire_seen(self, before_ms: int) -> None:
         limit = before_ms // self.tick_ms
@@ -221,6 +229,79 @@ class Engine:
             self.output.detectability(rows)
         return self.stats
 
+    # -- checkpoints (the Kafka worker) ------------------------------------------------------
+    _STATE = ("ledger", "detectors", "stats", "_pending", "_heap", "_max_ts", "_closed_idx",
+              "_seen", "_seen_by_tick", "_future_limit")
+
+    def snapshot(self, *, pending: bool = True) -> bytes:
+        """The engine's whole state (ledger, detectors, dedup keys, counters) as bytes.
+
+        With ``pending=False`` the events of still-open ticks and their dedup keys are left
+        out (and not counted as accepted): a driver that can re-read them from its source
+        (Kafka offsets) keeps checkpoints small.  The configuration is not stored, only its
+        fingerprint; :meth:`restore` needs an engine built from the same configuration and
+        detector versions.
+        """
+        state = {name: getattr(self, name) for name in self._STATE}
+        if not pending:
+            stats = copy.copy(self.stats)
+            stats.accepted = dict(stats.accepted)
+            for exposures, rankings in self._pending.values():
+                stats.accepted["exposure"] -= len(exposures)
+                stats.accepted["ranking"] -= len(rankings)
+            state.update(stats=stats, _pending={}, _heap=[],
+                         _seen={k: i for k, i in self._seen.items() if i < self._closed_idx},
+                         _seen_by_tick={i: keys for i, keys in self._seen_by_tick.items()
+                                        if i < self._closed_idx})
+        buf = io.BytesIO()
+        _StatePickler(buf, self.config).dump((self._fingerprint(), state))
+        return buf.getvalue()
+
+    def restore(self, data: bytes) -> None:
+        """Replace this engine's state by a :meth:`snapshot` (same configuration only)."""
+        fingerprint, state = _StateUnpickler(io.BytesIO(data), self.config).load()
+        if fingerprint != self._fingerprint():
+            raise ValueError("engine state was saved with a different configuration")
+        for name in self._STATE:
+            setattr(self, name, state[name])
+
+    def _fingerprint(self) -> str:
+        text = self.config.model_dump_json() + "|" + ",".join(
+            f"{d.name}:{d.version}" for d in self.detectors)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def closed_until_ms(self) -> int:
+        """Events with ``ts`` below this fall in closed ticks (they would be late)."""
+        return max(self._closed_idx * self.tick_ms, -(2**62))
+
+    @property
+    def future_limit_ms(self) -> int:
+        """Events with ``ts`` above this are rejected as far-future."""
+        return self._future_limit
+
     @property
     def watermark(self) -> int | None:
         return None if self._max_ts is None else self._max_ts - self.lateness_ms
+
+
+class _StatePickler(pickle.Pickler):
+    """Stores the configuration by reference: a checkpoint holds state, not settings."""
+
+    def __init__(self, file: io.BytesIO, config: Config) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._config = config
+
+    def persistent_id(self, obj: Any) -> str | None:
+        return "config" if obj is self._config else None
+
+
+class _StateUnpickler(pickle.Unpickler):  # noqa: S301  # only reads the worker's own checkpoints
+    def __init__(self, file: io.BytesIO, config: Config) -> None:
+        super().__init__(file)
+        self._config = config
+
+    def persistent_load(self, pid: Any) -> Any:
+        if pid != "config":
+            raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
+        return self._config

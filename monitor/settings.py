@@ -28,6 +28,17 @@ class Settings(BaseSettings):
     topic_ranking: str = "amplimon.ranking"
     topic_findings: str = "amplimon.findings"
     topic_deadletter: str = "amplimon.deadletter"
+    topic_measurements: str = "amplimon.measurements"
+    topic_detectability: str = "amplimon.detectability"
+    topic_state: str = Field("amplimon.worker-state",
+                             description="worker checkpoints (compacted, 1 partition)")
+    checkpoint_seconds: float = Field(5.0, gt=0, description="worker checkpoint interval")
+    idle_partition_seconds: float = Field(
+        30.0, gt=0, description="a partition silent this long stops holding the watermark")
+    snapshot_dir: str | None = Field(
+        None, description="Parquet snapshots for the dashboard (default: <db>.snapshot)")
+    heartbeat_file: str | None = Field(
+        None, description="worker/sink touch this file while healthy (container healthchecks)")
     partitions: int = Field(6, ge=1)
     replication: int = Field(1, ge=1)
     group_id: str = "amplimon"

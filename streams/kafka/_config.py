@@ -1,0 +1,82 @@
+"""Client options from the one :class:`monitor.settings.Settings` object.
+
+Every Kafka client amplimon creates (kafka-python for the producer, admin, sink and archive;
+aiokafka for the worker) gets its bootstrap servers and TLS/SASL options from here, so a
+deployment configures security once, with ``AMPLIMON_SECURITY_PROTOCOL``,
+``AMPLIMON_SSL_CAFILE``, ``AMPLIMON_SASL_MECHANISM``, ``AMPLIMON_SASL_USERNAME``, …
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.settings import Settings
+
+__all__ = ["Topics", "aiokafka_options", "kafka_python_options"]
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Topic names (contract §1 defaults, configurable through the settings)."""
+
+    exposure: str = "amplimon.exposure"
+    ranking: str = "amplimon.ranking"
+    findings: str = "amplimon.findings"
+    deadletter: str = "amplimon.deadletter"
+    measurements: str = "amplimon.measurements"
+    detectability: str = "amplimon.detectability"
+    state: str = "amplimon.worker-state"
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> Topics:
+        return cls(exposure=s.topic_exposure, ranking=s.topic_ranking,
+                   findings=s.topic_findings, deadletter=s.topic_deadletter,
+                   measurements=s.topic_measurements, detectability=s.topic_detectability,
+                   state=s.topic_state)
+
+    @property
+    def inputs(self) -> dict[str, str]:
+        """Kafka topic → contract topic (``exposure`` / ``ranking``)."""
+        return {self.exposure: "exposure", self.ranking: "ranking"}
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        """Kafka topic → store table the sink writes."""
+        return {self.findings: "findings", self.measurements: "amplification",
+                self.deadletter: "deadletter", self.detectability: "detectability"}
+
+
+def _servers(s: Settings) -> list[str]:
+    return [b.strip() for b in s.broker.split(",") if b.strip()]
+
+
+def _sasl(s: Settings) -> dict[str, Any]:
+    if not s.security_protocol.startswith("SASL"):
+        return {}
+    return {"sasl_mechanism": s.sasl_mechanism or "PLAIN",
+            "sasl_plain_username": s.sasl_username, "sasl_plain_password": s.sasl_password}
+
+
+def kafka_python_options(s: Settings) -> dict[str, Any]:
+    """Connection options for any kafka-python client (producer, consumer, admin)."""
+    opts: dict[str, Any] = {"bootstrap_servers": _servers(s),
+                            "security_protocol": s.security_protocol}
+    if s.security_protocol in ("SSL", "SASL_SSL"):
+        opts.update(ssl_cafile=s.ssl_cafile, ssl_certfile=s.ssl_certfile,
+                    ssl_keyfile=s.ssl_keyfile)
+    opts.update(_sasl(s))
+    return opts
+
+
+def aiokafka_options(s: Settings) -> dict[str, Any]:
+    """The same options for aiokafka (TLS as an ``ssl.SSLContext``)."""
+    opts: dict[str, Any] = {"bootstrap_servers": _servers(s),
+                            "security_protocol": s.security_protocol}
+    if s.security_protocol in ("SSL", "SASL_SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        opts["ssl_context"] = create_ssl_context(cafile=s.ssl_cafile, certfile=s.ssl_certfile,
+                                                 keyfile=s.ssl_keyfile)
+    opts.update(_sasl(s))
+    return opts

@@ -1,0 +1,139 @@
+"""The live pipeline end to end on the embedded broker: ``amplimon worker`` and ``amplimon
+sink`` processes must write exactly what ``amplimon replay`` writes — also when they are
+killed mid-stream and restarted, and with garbage on the input topics."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor.contract import Rejected, decode
+from monitor.store import Store
+from streams.kafka.producer import produce
+from streams.kafka.stack import LiveStack
+from streams.kafka.topics import group_lag
+from tests.streams.kafka.kafka_support import GARBAGE, assert_same_results, read_tables
+
+pytestmark = pytest.mark.broker
+
+def drained(stack: LiveStack) -> bool:
+    """The worker has committed every input (it closed the stream) and the sink every
+    output."""
+    s = stack.settings
+    outputs = [s.topic_findings, s.topic_measurements, s.topic_deadletter,
+               s.topic_detectability]
+    return (group_lag(s, s.group_id, [s.topic_exposure, s.topic_ranking]) == 0
+            and group_lag(s, f"{s.group_id}-sink", outputs) == 0)
+
+
+def stored(stack: LiveStack):
+    with Store(stack.db) as store:
+        return read_tables(store.con)
+
+
+def test_worker_and_sink_write_what_replay_writes(simulation, reference, make_settings,
+                                                  loaded_inputs, tmp_path: Path):
+    settings = make_settings(**loaded_inputs)  # the simulation, garbage, end-of-stream
+    with LiveStack(simulation.config_path, tmp_path / "live.duckdb", tmp_path,
+                   settings=settings, bootstrap=settings.broker) as stack:
+        stack.wait_for(lambda: drained(stack), 120, "worker and sink to drain the topics")
+        assert stack.services["worker"].running, stack.services["worker"].log_text()
+    got = stored(stack)
+    assert_same_results(got, reference)
+    assert got.deadletters == reference.deadletters + len(GARBAGE)
+    extra = list(got.deadletter_reasons)
+    for reason in reference.deadletter_reasons:
+        extra.remove(reason)
+    for i, junk in enumerate(GARBAGE):
+        topic = ("exposure", "ranking")[i % 2]
+        result = decode(topic, junk) if junk else None
+        want = result.reason if isinstance(result, Rejected) else f"{topic}: empty message"
+        assert want in extra
+    snapshot_findings = (stack.snapshot_dir / "findings.parquet")
+    assert snapshot_findings.exists()
+
+
+def test_killed_worker_and_sink_lose_and_duplicate_nothing(simulation, reference,
+                                                           make_settings, tmp_path: Path):
+    settings = make_settings()
+    with LiveStack(simulation.config_path, tmp_path / "live.duckdb", tmp_path,
+                   settings=settings, bootstrap=settings.broker,
+                   checkpoint_seconds=0.5) as stack:
+        worker = stack.services["worker"]
+        stack.wait_for(lambda: "assigned" in worker.log_text(), 60, "the worker to join")
+        # ~5 days of event time in ~15 s, end-of-stream marker at the end
+        feeder = threading.Thread(target=produce, args=(stack.settings, simulation.files),
+                                  kwargs={"speed": 30_000.0, "end_of_stream": True})
+        feeder.start()
+        try:
+            state_written = _offsets_growing(stack, settings.topic_state)
+            stack.wait_for(state_written, 60, "a worker checkpoint")
+            time.sleep(1.0)
+            assert feeder.is_alive()
+            worker.kill()  # SIGKILL mid-stream
+            stack.start_worker()
+            findings = stack.snapshot_dir / "amplification.parquet"
+            stack.wait_for(lambda: findings.exists() and findings.stat().st_size > 0, 60,
+                           "the sink's first writes")
+            assert feeder.is_alive()
+            stack.services["sink"].kill()  # SIGKILL while it writes
+            stack.start_sink()
+        finally:
+            feeder.join()
+        stack.wait_for(lambda: drained(stack), 150, "worker and sink to drain the topics")
+        worker_log = stack.services["worker"].log_text()
+    assert "restored checkpoint" in worker_log
+    assert_same_results(stored(stack), reference)
+
+
+def _offsets_growing(stack: LiveStack, topic: str):
+    from kafka import KafkaConsumer, TopicPartition
+
+    def check() -> bool:
+        consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap)
+        try:
+            tp = TopicPartition(topic, 0)
+            return consumer.end_offsets([tp])[tp] > 2
+        finally:
+            consumer.close()
+
+    return check
+
+
+def test_a_second_worker_in_the_group_is_refused(simulation, make_settings):
+    """Statistics need every partition in one engine: the worker that loses partitions to a
+    second one in its group stops with an explanation instead of computing on half the
+    users; the other goes on with every partition."""
+    import asyncio
+
+    from streams.kafka.topics import create_topics
+    from streams.kafka.worker import WorkerError, WorkerOptions, run_worker
+
+    settings = make_settings()
+    create_topics(settings)
+    options = WorkerOptions(session_timeout_ms=6000)
+
+    async def two_workers() -> tuple[BaseException | None, list[str]]:
+        stop = asyncio.Event()
+        said: list[str] = []
+        first = asyncio.create_task(run_worker(settings, simulation.config, options=options,
+                                               stop=stop, announce=said.append))
+        while not said:  # until the first one has joined and holds every partition
+            await asyncio.sleep(0.1)
+        second = asyncio.create_task(run_worker(settings, simulation.config, options=options,
+                                                stop=stop, announce=said.append))
+        done, _ = await asyncio.wait([first, second], timeout=60,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        error = next(iter(done)).exception() if done else None
+        await asyncio.sleep(2)
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), 30)
+        return error, said
+
+    error, said = asyncio.run(two_workers())
+    assert isinstance(error, WorkerError), error
+    assert "input partitions" in str(error) and "another worker" in str(error)
+    assert said.count("assigned 6 input partitions") == 2  # the first, then the survivor
