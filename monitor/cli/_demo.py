@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from monitor.cli._findings import print_findings
+from monitor.cli._findings import print_findings, wide_console
 
 __all__ = ["register", "run_offline"]
 
@@ -24,7 +23,7 @@ def run_offline(out: Path, scenario_name: str = "default", seed: int = 1) -> Pat
     from monitor.replay import replay
     from streams.simulator import scenario, write_simulation
 
-    console = Console()
+    console = wide_console()
     console.print(f"[bold]1/3[/] simulating election scenario {scenario_name!r} → {out}")
     paths = write_simulation(out, scenario(scenario_name, seed=seed), fmt="jsonl.gz")
     console.print("[bold]2/3[/] replaying the streams through every detector")

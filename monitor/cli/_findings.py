@@ -12,7 +12,7 @@ from rich.table import Table
 from monitor.settings import env_name
 from monitor.store import Store
 
-__all__ = ["print_findings", "register"]
+__all__ = ["print_findings", "register", "wide_console"]
 
 _QUERY = """
     SELECT severity, kind, detector, platform, region, window_id, subject_kind, subject,
@@ -25,10 +25,7 @@ _QUERY = """
 
 def print_findings(db: Path | str, console: Console | None = None, limit: int = 200) -> int:
     """Print the findings table (severity, then event time); returns the number of rows."""
-    if console is None:
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=160)
+    console = console or wide_console()
     with Store(db, read_only=True) as store:
         rows = store.query(_QUERY, [limit])
     table = Table(title=f"amplimon findings — {db}", show_lines=False)
@@ -42,6 +39,12 @@ def print_findings(db: Path | str, console: Console | None = None, limit: int = 
                       t.strftime("%Y-%m-%d %H:%M") if t else "—")
     console.print(table)
     return len(rows)
+
+
+def wide_console() -> Console:
+    """A console for tables: the terminal's width, or 160 columns when not a terminal."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
 
 
 def _p(p: float | None) -> str:

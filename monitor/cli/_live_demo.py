@@ -17,8 +17,6 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from rich.console import Console
-
 from monitor.records import utc_now
 
 __all__ = ["run"]
@@ -60,11 +58,11 @@ class _Stopped(Exception):
 def run(work: Path, scenario_name: str = "demo", seed: int = 1, *, speed: float = 1000.0,
         port: int = 8501, duration: float | None = None) -> None:
     """Run the live demo in ``work`` until interrupted (or ``duration`` seconds)."""
-    from monitor.cli._findings import print_findings
+    from monitor.cli._findings import print_findings, wide_console
     from streams.kafka.producer import produce
     from streams.kafka.stack import LiveStack, Service
 
-    console = Console()
+    console = wide_console()
     scenario_name = "demo" if scenario_name == "default" else scenario_name
     console.print(f"[bold]amplimon demo[/] — working directory {work}")
     console.print("simulating a platform during two election windows …")

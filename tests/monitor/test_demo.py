@@ -1,0 +1,83 @@
+"""`amplimon demo`: the live demo starts every part, and stops them all (no orphans)."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _descendants(root: int) -> set[int]:
+    """All live processes below ``root`` (by parent pid)."""
+    parent: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parent.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.broker
+def test_live_demo_runs_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+    work = tmp_path / "demo"
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "demo", "--out", str(work),
+                             "--port", str(port), "--speed", "3000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        # the sink publishes a snapshot of findings once the worker has emitted results
+        while time.monotonic() < deadline:
+            if (work / "amplimon.duckdb.snapshot" / "amplification.parquet").exists():
+                break
+            assert proc.poll() is None, proc.communicate()[0]
+            time.sleep(0.5)
+        else:
+            pytest.fail("no snapshot published within 120 s")
+        children = _descendants(proc.pid)
+        assert len(children) >= 4  # broker, worker, sink, dashboard
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "dashboard: http://127.0.0.1:" in out
+    assert "Traceback" not in out
+    assert [pid for pid in children if _alive(pid)] == []
+
+
+def test_offline_demo_prints_findings(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                      ) -> None:
+    assert main(["demo", "--offline", "--out", str(tmp_path), "--scenario", "undisclosed"]) == 0
+    out = capsys.readouterr().out
+    assert "undisclosed_intervention" in out
+    assert (tmp_path / "amplimon.duckdb").exists()
