@@ -34,6 +34,7 @@ import io
 import pickle  # noqa: S403  # engine checkpoints the worker wrote itself, see snapshot()
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Protocol
 
 import msgspec
@@ -46,6 +47,7 @@ from monitor.records import DeadLetter, Detectability, Finding, Measurement, utc
 __all__ = ["Engine", "Output", "StreamStats"]
 
 DAY_MS = 86_400_000
+_ORDER = attrgetter("ts", "platform", "event_id")
 
 
 class Output(Protocol):
@@ -189,6 +191,9 @@ class Engine:
 
     def _close_tick(self, idx: int) -> None:
         exposures, rankings = self._pending.pop(idx)
+        # Canonical order within the tick: no detector can depend on arrival order.
+        exposures.sort(key=_ORDER)
+        rankings.sort(key=_ORDER)
         tick = Tick(idx * self.tick_ms, (idx + 1) * self.tick_ms, exposures, rankings)
         self.ledger.observe(exposures)
         findings: list[Finding] = []

@@ -104,6 +104,7 @@ async def run_worker(settings: Settings, config: Config, *, options: WorkerOptio
         session_timeout_ms=opts.session_timeout_ms, heartbeat_interval_ms=opts.heartbeat_ms,
         rebalance_timeout_ms=opts.session_timeout_ms)
     problem: list[str] = []
+    held_all = [False]  # this worker has had every partition: it is the incumbent
 
     class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         async def on_partitions_revoked(self, revoked: Any) -> None:
@@ -113,13 +114,21 @@ async def run_worker(settings: Settings, config: Config, *, options: WorkerOptio
             expected = {(t, p) for t in topics.inputs
                         for p in consumer.partitions_for_topic(t) or ()}
             got = {(tp.topic, tp.partition) for tp in assigned}
+            if got != expected and held_all[0]:
+                # The incumbent keeps its state and reads nothing until the newcomer, which
+                # is refused below, has left the group and every partition is back.
+                consumer.pause(*assigned)
+                announce(f"paused: holding {len(got)} of {len(expected)} input partitions "
+                         "while another worker is in the group")
+                return
             if got != expected:
                 problem.append(
                     f"worker got {len(got)} of {len(expected)} input partitions: another "
                     f"worker is in group {settings.group_id!r}; one engine must see the "
                     "whole stream (scale out by topic pair, see `amplimon worker --help`)")
-                stop_event.set()
-                return
+                return  # the loop stops at its next poll; the caller's stop event is theirs
+            held_all[0] = True
+            consumer.resume(*assigned)
             driver.assign(got)
             announce(f"assigned {len(got)} input partitions")
             for tp in assigned:
