@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from detectors.amplification import AmplificationTable
 from detectors.base import Detector, DetectorContext, Tick
+from detectors.holdout_shift import HoldoutShift
 from detectors.ledger import ExposureLedger
 from detectors.missing_label import MissingLabel
+from detectors.rank_uplift import RankUplift
 from detectors.registry import REGISTRY, DetectorSpec, alpha_shares, register
+from detectors.score_shift import ScoreShift
 from detectors.undisclosed import UndisclosedIntervention
 from monitor.config import Config, ConfigError
 
@@ -34,6 +37,25 @@ register(DetectorSpec(
     name=UndisclosedIntervention.name, display_name=UndisclosedIntervention.display_name,
     factory=UndisclosedIntervention, kinds=UndisclosedIntervention.kinds,
     description="Logged intervention on a registered actor's item that no disclosure covers."))
+# Budget weights (Bonferroni across detectors, registry.alpha_shares): the holdout comparison
+# and the within-item score shift carry the noisy, hard cases (organic-logged boosts) and get
+# the larger shares; rank_uplift and missing_label see near-deterministic evidence (a logged
+# score gap, a missing label) and lose almost no power with a smaller share.
+register(DetectorSpec(
+    name=HoldoutShift.name, display_name=HoldoutShift.display_name, factory=HoldoutShift,
+    kinds=HoldoutShift.kinds, budget_weight=0.3,
+    description="Window-vs-baseline change of the ranked÷holdout exposure ratio per actor "
+                "and group (always-valid, two-way clustered)."))
+register(DetectorSpec(
+    name=RankUplift.name, display_name=RankUplift.display_name, factory=RankUplift,
+    kinds=RankUplift.kinds, budget_weight=0.2,
+    description="Final ranking score above organic_score per actor and group, against the "
+                "platform-wide median adjustment (always-valid, slate-clustered)."))
+register(DetectorSpec(
+    name=ScoreShift.name, display_name=ScoreShift.display_name, factory=ScoreShift,
+    kinds=ScoreShift.kinds, budget_weight=0.3,
+    description="Within-item change of ranking scores at the window start per actor and "
+                "group, against all items; catches boosts logged as organic (always-valid)."))
 register(DetectorSpec(
     name=MissingLabel.name, display_name=MissingLabel.display_name, factory=MissingLabel,
     kinds=MissingLabel.kinds, budget_weight=0.2,
@@ -66,3 +88,7 @@ def build(config: Config, ledger: ExposureLedger, names: list[str] | None = None
         assert isinstance(detector, Detector)
         out.append(detector)
     return out
+
+
+# Detectors that register themselves on import (one module + this line).
+import detectors.log_integrity  # noqa: E402, F401  (registers log_integrity)

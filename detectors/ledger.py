@@ -13,6 +13,14 @@ Users are the clusters: ``S``, ``Q`` and the number of active users are the suff
 statistics of the cluster-robust ratio estimator (:func:`detectors.stats.ratio_ci`).  They are
 additive over disjoint sets of users, so partitions of a user-keyed stream can be merged.
 
+Items are the second clustering dimension (an actor's ranked-arm exposure depends on the
+quality and timing of the few items it posted in a period, which a user-clustered variance
+ignores).  Per cell the ledger therefore also keeps every monitored item's exposure count per
+arm, ``r_i`` and ``h_i``, and per subject and arm the item moments ``Σ_i r_i²`` (``item_sumsq``),
+the cross term ``Σ_i r_i h_i`` (split between the arms as ``cross``) and the number of items
+(``items``), again updated in O(1) per exposure — the sufficient statistics of the
+item-clustered variance (:func:`detectors.stats.item_cluster_var`).
+
 Region scope: an exposure counts for every window whose jurisdiction covers its region
 (``DE`` covers ``DE-BY``); periods are half-open ``[start, end)``.  Counts are exact; the
 caller deduplicates events.
@@ -34,20 +42,33 @@ RANKED, HOLDOUT = 0, 1
 
 
 class ArmCounts:
-    """Per-user exposure counts of one subject in one arm: ``S = Σx``, ``Q = Σx²``."""
+    """Per-user exposure counts of one subject in one arm: ``S = Σx``, ``Q = Σx²``; and the
+    item moments of the arm: ``item_sumsq = Σ_i c_i²`` over the subject's items (``c_i`` =
+    the item's exposures in this arm), ``cross`` = this arm's share of ``Σ_i r_i h_i`` (the
+    total cross moment is ``ranked.cross + holdout.cross``) and ``items`` = items first seen
+    in this arm (total distinct items = ``ranked.items + holdout.items``)."""
 
-    __slots__ = ("per_user", "total", "sumsq")
+    __slots__ = ("per_user", "total", "sumsq", "item_sumsq", "cross", "items")
 
     def __init__(self) -> None:
         self.per_user: dict[str, int] = {}
         self.total = 0
         self.sumsq = 0
+        self.item_sumsq = 0
+        self.cross = 0
+        self.items = 0
 
-    def add(self, user: str) -> None:
+    def add(self, user: str, own: int = 0, other: int = 0) -> None:
+        """Count one exposure of ``user``; ``own``/``other`` = the exposed item's counts in
+        this arm and in the other arm *before* this exposure (omit when not tracking items)."""
         x = self.per_user.get(user, 0)
         self.per_user[user] = x + 1
         self.total += 1
         self.sumsq += 2 * x + 1
+        self.item_sumsq += 2 * own + 1
+        self.cross += other
+        if own == 0 and other == 0:
+            self.items += 1
 
     @property
     def reach(self) -> int:
@@ -63,6 +84,10 @@ class Cell:
     region: str
     users: tuple[set[str], set[str]] = field(default_factory=lambda: (set(), set()))
     subjects: dict[SubjectKey, tuple[ArmCounts, ArmCounts]] = field(default_factory=dict)
+    items: dict[str, list[int]] = field(default_factory=dict)  # item → [ranked, holdout]
+    # actor → [ranked, holdout, ranked, holdout, …] arm counts of its monitored subjects
+    # (hot-path cache; empty for unmonitored accounts)
+    by_actor: dict[str, list[ArmCounts]] = field(default_factory=dict)
 
     def arms(self, subject: SubjectKey) -> tuple[ArmCounts, ArmCounts]:
         arms = self.subjects.get(subject)
@@ -139,7 +164,7 @@ class ExposureLedger:
     def observe(self, exposures: Iterable[Exposure]) -> None:
         """Count one tick's exposures; ``touched`` becomes the set of cells they changed."""
         cells = self.cells
-        self.touched = set()
+        touched = self.touched = set()
         for e in exposures:
             scopes = self._scopes(e.region)
             if not scopes:
@@ -154,12 +179,33 @@ class ExposureLedger:
                 cell = cells.get(key)
                 if cell is None:
                     cell = cells[key] = Cell(key, scope.window.jurisdiction)
-                cell.users[arm].add(e.user)
-                subjects = scope.subjects_of.get(e.actor)
-                if subjects:
-                    for subject in subjects:
-                        cell.arms(subject)[arm].add(e.user)
-                self.touched.add(key)
+                user = e.user
+                cell.users[arm].add(user)
+                touched.add(key)
+                actor_arms = cell.by_actor.get(e.actor)
+                if actor_arms is None:
+                    subjects = scope.subjects_of.get(e.actor, ())
+                    actor_arms = cell.by_actor[e.actor] = [cell.arms(s)[arm_] for s in subjects
+                                                           for arm_ in (RANKED, HOLDOUT)]
+                if not actor_arms:
+                    continue
+                counts = cell.items.get(e.item)
+                if counts is None:
+                    counts = cell.items[e.item] = [0, 0]
+                own, other = counts[arm], counts[1 - arm]
+                counts[arm] = own + 1
+                fresh = own == 0 and other == 0
+                # ArmCounts.add, inlined (the hot path: ~2 subjects per exposure)
+                for ac in actor_arms[arm::2]:
+                    per_user = ac.per_user
+                    x = per_user.get(user, 0)
+                    per_user[user] = x + 1
+                    ac.total += 1
+                    ac.sumsq += 2 * x + 1
+                    ac.item_sumsq += 2 * own + 1
+                    ac.cross += other
+                    if fresh:
+                        ac.items += 1
 
     def windows_at(self, region: str, ts: int, period: str = "window") -> list[Window]:
         """Windows whose region scope covers ``region`` and whose ``period`` contains ``ts``."""

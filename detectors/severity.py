@@ -2,6 +2,13 @@
 
 * Effect-based (amplification / suppression): ``d = max(effect, 1/effect)``;
   ``d ≥ 2`` critical, ``d ≥ 1.5`` high, ``d ≥ 1.2`` medium, else low.
+* Statistical findings (``holdout_shift``, ``rank_uplift``, ``score_shift``) —
+  :func:`by_effect_bound`: the same thresholds applied to the confidence bound *nearest to 1*
+  (``ci_low`` for amplification, ``1/ci_high`` for suppression), i.e. to the effect the
+  evidence establishes at the detector's simultaneous level, not to the point estimate; a
+  ``group`` finding (party-wide) is raised one level (a coordinated effect on a whole
+  party), capped at critical.
+* ``disclosed`` (informational: a change that a declared intervention explains): low.
 * ``undisclosed_intervention``: high; critical once it touched ≥ 1,000 slate placements.
 * ``missing_label``: by the unlabelled share ``u``: ``u ≥ 0.9`` critical, ``≥ 0.5`` high,
   ``≥ 0.2`` medium, else low.
@@ -9,7 +16,9 @@
 
 from __future__ import annotations
 
-__all__ = ["by_effect", "by_placements", "by_unlabelled_share"]
+__all__ = ["by_effect", "by_effect_bound", "by_placements", "by_unlabelled_share"]
+
+_LEVELS = ("low", "medium", "high", "critical")
 
 
 def by_effect(effect: float | None) -> str:
@@ -26,3 +35,21 @@ def by_placements(placements: int) -> str:
 def by_unlabelled_share(share: float) -> str:
     return ("critical" if share >= 0.9 else "high" if share >= 0.5
             else "medium" if share >= 0.2 else "low")
+
+
+def by_effect_bound(effect: float | None, ci_low: float | None, ci_high: float | None,
+                    subject_kind: str = "actor", kind: str = "amplification") -> str:
+    """Severity of a statistical finding from its conservative bound (module docstring)."""
+    if kind == "disclosed":
+        return "low"
+    if kind == "suppression":
+        bound = 1 / ci_high if ci_high is not None and ci_high > 0 else None
+    else:
+        bound = ci_low
+    if bound is None or bound <= 1:
+        level = "low" if effect is not None else "medium"
+    else:
+        level = by_effect(bound)
+    if subject_kind == "group":
+        level = _LEVELS[min(_LEVELS.index(level) + 1, len(_LEVELS) - 1)]
+    return level

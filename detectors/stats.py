@@ -9,15 +9,24 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from scipy import special, stats
 
 __all__ = [
     "RatioEstimate",
     "cluster_mean_var",
+    "herfindahl",
+    "item_cluster_var",
     "label_share_log_e",
+    "log_ratio_user_var",
+    "pooled_item_variance",
     "ratio_ci",
+    "ratio_mean_cluster_var",
     "z_quantile",
 ]
+
+Floats = NDArray[np.float64]
 
 
 def z_quantile(level: float) -> float:
@@ -100,3 +109,100 @@ def label_share_log_e(k: int, n: int, tolerance: float) -> float:
         return -math.inf
     return float(special.betaln(a, b) + math.log(tail)
             - k * math.log(tolerance) - (n - k + 1) * math.log1p(-tolerance))
+
+
+def log_ratio_user_var(s_r: ArrayLike, q_r: ArrayLike, n_r: ArrayLike, s_h: ArrayLike,
+                       q_h: ArrayLike, n_h: ArrayLike) -> tuple[Floats, Floats]:
+    """Vectorised :func:`ratio_ci` core: ``(log R, Var_user(log R))`` per subject.
+
+    ``log R = log(S_r/N_r) − log(S_h/N_h)``; ``Var = Var(m_r)/m_r² + Var(m_h)/m_h²`` with the
+    user-clustered ``Var(m) = s²/N``, ``s² = (Q − S²/N)/(N − 1)``, floored at the Poisson
+    value ``m/N`` (an arm whose few users happen to have equal counts would otherwise claim
+    near-zero variance).  NaN where an arm has no exposure or fewer than two users.
+    """
+    s_r, q_r, n_r = (np.asarray(a, dtype=float) for a in (s_r, q_r, n_r))
+    s_h, q_h, n_h = (np.asarray(a, dtype=float) for a in (s_h, q_h, n_h))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m_r, m_h = s_r / n_r, s_h / n_h
+        v_r = np.maximum((q_r - s_r * s_r / n_r) / (n_r - 1), m_r) / n_r
+        v_h = np.maximum((q_h - s_h * s_h / n_h) / (n_h - 1), m_h) / n_h
+        log_r = np.log(m_r / m_h)
+        var = v_r / (m_r * m_r) + v_h / (m_h * m_h)
+    bad = (s_r <= 0) | (s_h <= 0) | (n_r < 2) | (n_h < 2)
+    return np.where(bad, np.nan, log_r), np.where(bad, np.nan, var)
+
+
+def item_cluster_var(s_r: ArrayLike, s_h: ArrayLike, rr: ArrayLike, rh: ArrayLike,
+                     hh: ArrayLike, items: ArrayLike) -> Floats:
+    """Item-clustered (CR1) variance of ``log R`` from the item moments.
+
+    Linearising ``log R = log Σ_i r_i − log Σ_i h_i + const`` with items as independent
+    clusters (``r_i``, ``h_i`` = item ``i``'s exposures per arm; ``S_a`` their totals)::
+
+        V_item = G/(G−1) · Σ_i (r_i/S_r − h_i/S_h)²
+               = G/(G−1) · (Σr²/S_r² − 2 Σrh/(S_r S_h) + Σh²/S_h²)
+
+    (``rr = Σr²``, ``rh = Σrh``, ``hh = Σh²``, ``G`` items).  Reference: Cameron & Miller
+    2015, "A practitioner's guide to cluster-robust inference", J. Human Resources 50(2),
+    §II–III.  NaN where an arm is empty or ``G < 2``.
+    """
+    s_r, s_h, rr, rh, hh, g = (np.asarray(a, dtype=float) for a in
+                               (s_r, s_h, rr, rh, hh, items))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = (rr / (s_r * s_r) - 2 * rh / (s_r * s_h) + hh / (s_h * s_h)) * g / (g - 1)
+    return np.where((s_r > 0) & (s_h > 0) & (g >= 2), np.maximum(v, 0.0), np.nan)
+
+
+def herfindahl(sumsq: ArrayLike, total: ArrayLike) -> Floats:
+    """Item concentration ``H = (Σ_i c_i² − Σ_i c_i) / (Σ_i c_i)²`` (clipped to [0, 1]).
+
+    ``1/H`` is the effective number of items behind a subject's exposure; subtracting
+    ``Σ c_i`` makes ``H`` unbiased for ``Σ_i p_i²`` when item counts are Poisson.
+    """
+    ss, tot = np.asarray(sumsq, dtype=float), np.asarray(total, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = (ss - tot) / (tot * tot)
+    return np.where(tot > 0, np.clip(h, 0.0, 1.0), np.nan)
+
+
+def pooled_item_variance(v_item: ArrayLike, v_poisson: ArrayLike, h: ArrayLike,
+                         prior: float, prior_weight: float) -> float:
+    """Between-item variance ``σ²`` of log amplification, pooled over subjects.
+
+    Random-effects model: item ``i`` of a subject has amplification ``exp(a + ε_i)``, the
+    ``ε_i`` independent with ``Var(e^ε)/E(e^ε)² = σ²``; then the item part of
+    ``Var(log R)`` is ``σ² H`` (``H`` = :func:`herfindahl` of the subject's ranked-arm item
+    counts).  Method of moments over subjects, the Poisson part removed::
+
+        σ̂² = (Σ_s (V_item,s − V_pois,s) + w₀ σ₀²) / (Σ_s H_s + w₀)
+
+    with a weak prior ``σ₀²`` worth ``w₀`` units of ``H`` (so a platform with few subjects
+    falls back on it).  Precise where per-subject item-clustered variances are not: it pools
+    every item of every subject (DerSimonian & Laird 1986 style moment estimator).
+    """
+    vi, vp, hv = (np.asarray(a, dtype=float) for a in (v_item, v_poisson, h))
+    ok = np.isfinite(vi) & np.isfinite(vp) & np.isfinite(hv)
+    num = float(np.sum(vi[ok] - vp[ok])) + prior_weight * prior
+    den = float(np.sum(hv[ok])) + prior_weight
+    return max(num / den, 0.0) if den > 0 else prior
+
+
+def ratio_mean_cluster_var(a: ArrayLike, n: ArrayLike, a2: ArrayLike, an: ArrayLike,
+                           n2: ArrayLike, g: ArrayLike) -> tuple[Floats, Floats]:
+    """Mean per entry ``θ̂ = Σ_j a_j / Σ_j n_j`` over clusters ``j`` and its cluster-robust
+    variance, from the running moments ``a = Σa_j``, ``n = Σn_j``, ``a2 = Σa_j²``,
+    ``an = Σa_j n_j``, ``n2 = Σn_j²`` and the number of clusters ``g``::
+
+        Var(θ̂) = g/(g−1) · Σ_j (a_j − θ̂ n_j)² / n²
+               = g/(g−1) · (a2 − 2θ̂·an + θ̂²·n2) / n²
+
+    (the linearised ratio estimator with clusters as independent units; Cameron & Miller
+    2015, §II.C).  NaN where ``n = 0`` or ``g < 2``.
+    """
+    a, n, a2, an, n2, g = (np.asarray(x, dtype=float) for x in (a, n, a2, an, n2, g))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        theta = a / n
+        num = np.maximum(a2 - 2 * theta * an + theta * theta * n2, 0.0)
+        var = num / (n * n) * g / (g - 1)
+    ok = (n > 0) & (g >= 2)
+    return np.where(ok, theta, np.nan), np.where(ok, var, np.nan)

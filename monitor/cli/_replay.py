@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from detectors import REGISTRY
+from monitor.cli._findings import wide_console
 from monitor.config import ConfigError, load_config
 from monitor.replay import replay
 from monitor.settings import env_name
@@ -58,7 +58,7 @@ def cmd_detectors() -> None:
     for spec in REGISTRY.values():
         table.add_row(spec.name, ", ".join(spec.kinds) or "(measurement)",
                       f"{spec.budget_weight:g}", spec.description)
-    Console().print(table)
+    wide_console().print(table)
 
 
 def register(app: typer.Typer) -> None:

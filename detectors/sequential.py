@@ -1,0 +1,271 @@
+"""Always-valid sequential inference for asymptotically normal effect estimates.
+
+Every statistical detector of amplimon reduces its evidence on one subject (an actor or a
+group, on one platform, in one window) at tick ``t`` to an estimate ``θ̂_t`` of a log effect
+and its variance ``V_t``.  This module turns that sequence into
+
+* an **e-process** ``E_t`` (:func:`mixture_log_e`) that may be looked at after every tick;
+* the **multiplicity-adjusted always-valid p-value** ``p = min(1, m / max_{s≤t} E_s)``;
+* an **always-valid confidence sequence** for ``θ`` (:func:`cs_radius`);
+* the **minimum detectable effect** given the final variance (:func:`mde_log`).
+
+Model
+-----
+With information ``I_t = 1/V_t`` the score ``S_t = θ̂_t · I_t`` of an estimator of a
+cumulative quantity (a mean or ratio over all data so far) is asymptotically Brownian motion
+with drift ``θ`` in information time: ``S_t ≈ θ I_t + B(I_t)`` (the canonical joint
+distribution, Jennison & Turnbull 2000, §3.1; it holds for the window-vs-baseline log ratio too:
+``Cov(θ̂_s, θ̂_t) = Var(θ̂_t)`` for ``s < t``).  For ``λ ≥ 0``,
+``exp(λ (S_t − δ I_t) − λ² I_t / 2)`` is then a martingale when ``θ = δ`` and a
+supermartingale when ``θ ≤ δ``.
+
+E-process
+---------
+Mixing ``λ`` over a half-normal prior with scale ``τ`` gives, with ``x = θ̂ − δ``::
+
+    E⁺_t = 2 · sqrt(V/(V+τ²)) · exp(τ² x² / (2 V (V+τ²))) · Φ(τ x / sqrt(V (V+τ²)))
+
+an e-process for ``H0⁺: θ ≤ δ``; ``E⁻`` is the mirror image for ``H0⁻: θ ≥ −δ``
+(``x = −θ̂ − δ``).  The reported ``E = (E⁺ + E⁻)/2`` is an e-process for
+``H0: |θ| ≤ δ`` (an average of supermartingales); the larger half gives the direction
+(amplification / suppression).  ``δ ≥ 0`` is a *practical-significance margin* (the null is
+"no change larger than ``exp(δ)``"), which also absorbs small biases of the asymptotic
+approximation.  With ``δ = 0`` this is Johari et al.'s mixture SPRT made one-sided per
+direction (Johari, Koomen, Pekelis & Walsh 2017, "Peeking at A/B tests", KDD, §4;
+Johari et al. 2022, Operations Research 70(3)).
+
+Guarantee
+---------
+Ville's inequality: ``P_H0(sup_t E_t ≥ 1/α) ≤ α`` — under continuous monitoring, looks at
+every tick, any stopping rule.  The validity is *asymptotic*: it holds as the information
+grows, with the normal approximation of ``θ̂`` and a consistent variance (Waudby-Smith,
+Arbour, Sinha, Kennedy & Ramdas 2021, "Time-uniform central limit theory and asymptotic
+confidence sequences", arXiv:2103.06476, Thm 2.2).  Detectors therefore require minimum
+counts before they test, and the calibration tests check the finite-sample error rate.
+
+Multiplicity
+------------
+A detector with budget share ``α_d`` (``detection.alpha`` split over the statistical detectors
+by their registry ``budget_weight``: Bonferroni across detectors) runs ``m`` tests in a
+(platform, window): ``m`` = the window's monitored subjects (registered actors + groups), known
+from the configuration before any data arrive.  Bonferroni: subject ``i`` is flagged when
+``E_i,t ≥ m/α_d``, so ``P(any false flag of the detector on that platform in that window) ≤
+α_d``, and over all detectors ≤ ``detection.alpha``.  Which platforms will send data is not
+known in advance, so the guarantee is stated **per platform and window**: each platform is
+audited at level ``alpha`` in each window (a commission watching ``K`` platforms has a
+family-wise rate ≤ ``K·alpha`` across them, and can divide ``alpha`` by ``K`` in the config).
+The reported ``p = min(1, m / max_s E_s)`` is the Bonferroni-adjusted always-valid p-value:
+``p ≤ α_d`` exactly when the subject is flagged.  (e-BH, Wang & Ramdas 2022, "False discovery
+rate control with e-values", JRSS-B 84(3), would control the false discovery rate instead;
+the commission's criterion — "any false finding in a window" — is the family-wise error,
+hence Bonferroni.)
+
+Confidence sequence
+-------------------
+The two-sided normal-mixture boundary (Howard, Ramdas, McAuliffe & Sekhon 2021, "Time-uniform,
+nonparametric, nonasymptotic confidence sequences", Ann. Statist. 49(2), eq. (14))::
+
+    |θ̂_t − θ| ≤ r_t = sqrt( V (V+τ²)/τ² · (2 log(1/α) + log((V+τ²)/V)) )
+
+holds for all ``t`` simultaneously with probability ≥ ``1 − α``, so the interval at the time
+of reporting is valid whenever it is read (the running intersection would be narrower, but
+turns empty when the estimand drifts over the window, e.g. a group whose members' mix changes).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import special
+
+__all__ = [
+    "SequentialPanel",
+    "adjusted_p",
+    "average_log_e",
+    "cs_radius",
+    "log_threshold",
+    "mde_log",
+    "mixture_log_e",
+    "one_sided_log_e",
+]
+
+_LOG2 = math.log(2.0)
+Floats = NDArray[np.float64]
+
+
+def one_sided_log_e(x: ArrayLike, variance: ArrayLike, tau: float) -> Floats:
+    """``log E⁺`` of the half-normal mixture for ``H0: θ ≤ δ``, with ``x = θ̂ − δ``.
+
+    ``log E⁺ = log 2 + ½ log(V/(V+τ²)) + τ² x²/(2V(V+τ²)) + log Φ(τ x/sqrt(V(V+τ²)))``.
+    Expects finite ``V > 0``; :func:`mixture_log_e` masks the rest.
+    """
+    if not tau > 0:
+        raise ValueError(f"tau must be > 0, got {tau}")
+    x = np.asarray(x, dtype=float)
+    v = np.asarray(variance, dtype=float)
+    t2 = tau * tau
+    vv = v * (v + t2)
+    return (_LOG2 + 0.5 * np.log(v / (v + t2)) + t2 * x * x / (2 * vv)
+            + special.log_ndtr(tau * x / np.sqrt(vv)))
+
+
+def mixture_log_e(estimate: ArrayLike, variance: ArrayLike, tau: float,
+                  margin: float = 0.0) -> tuple[Floats, Floats]:
+    """``(log E, direction)`` of the two-sided e-process ``E = (E⁺ + E⁻)/2``.
+
+    ``estimate`` = ``θ̂`` (log effect), ``variance`` = ``V``; ``margin`` = ``δ ≥ 0``.
+    ``direction`` is ``+1`` where ``E⁺ ≥ E⁻`` (amplification), ``−1`` otherwise.  Entries
+    with a non-finite estimate or a non-positive / non-finite variance carry no evidence:
+    ``log E = 0``.
+    """
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    est = np.atleast_1d(np.asarray(estimate, dtype=float))
+    var = np.atleast_1d(np.asarray(variance, dtype=float))
+    ok = np.isfinite(est) & np.isfinite(var) & (var > 0)
+    e = np.where(ok, est, 0.0)
+    v = np.where(ok, var, 1.0)
+    up = one_sided_log_e(e - margin, v, tau)
+    down = one_sided_log_e(-e - margin, v, tau)
+    log_e = np.logaddexp(up, down) - _LOG2
+    return np.where(ok, log_e, 0.0), np.where(up >= down, 1.0, -1.0)
+
+
+def average_log_e(*parts: tuple[Floats, Floats]) -> tuple[Floats, Floats]:
+    """``log`` of the average of several e-processes ``(log E_k, direction_k)``, and the
+    direction of the largest.  An average of e-processes for the same null is an e-process
+    (Vovk & Wang 2021, "E-values: calibration, combination and applications", §4), so several
+    statistics of one subject can be combined without extra multiplicity correction."""
+    logs = np.vstack([p[0] for p in parts])
+    dirs = np.vstack([p[1] for p in parts])
+    top = np.argmax(logs, axis=0)
+    combined = np.logaddexp.reduce(logs, axis=0) - math.log(len(parts))
+    return combined, dirs[top, np.arange(logs.shape[1])]
+
+
+def cs_radius(variance: ArrayLike, tau: float, alpha: float) -> Floats:
+    """Radius ``r`` of the two-sided normal-mixture confidence sequence ``θ̂ ± r`` at level
+    ``1 − α`` (see the module docstring); ``inf`` where the variance is not finite."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    v = np.asarray(variance, dtype=float)
+    t2 = tau * tau
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = v * (v + t2) / t2 * (2 * math.log(1 / alpha) + np.log((v + t2) / v))
+        r = np.sqrt(r2)
+    return np.where(np.isfinite(v) & (v > 0), r, np.inf)
+
+
+def log_threshold(m: int, alpha: float) -> float:
+    """``log(m/α)``: the Bonferroni e-value threshold for ``m`` tests at level ``α``."""
+    if not alpha > 0:
+        return math.inf
+    return math.log(max(m, 1) / alpha)
+
+
+def adjusted_p(max_log_e: float, m: int) -> float:
+    """``min(1, m / max_t E_t)``, the Bonferroni-adjusted always-valid p-value."""
+    if not math.isfinite(max_log_e):
+        return 1.0 if max_log_e < 0 else 0.0
+    return float(min(1.0, max(m, 1) * math.exp(-max_log_e)))
+
+
+def mde_log(variance: ArrayLike, tau: float, margin: float, log_thresh: float, *,
+            also: tuple[ArrayLike, ...] = (), iterations: int = 60) -> Floats:
+    """Smallest ``θ ≥ 0`` with ``log E(θ̂ = θ, V) ≥ log_thresh`` (vectorised bisection).
+
+    Since ``E`` is symmetric in ``θ̂``, the minimum detectable multiplicative effects are
+    ``exp(θ)`` upwards and ``exp(−θ)`` downwards.  ``inf`` where ``V`` is not finite.  With
+    ``also`` (variances of further components), ``E`` is the average of the components'
+    e-processes, each seeing the same effect ``θ`` (:func:`average_log_e`); a component with
+    no information counts as ``E = 1``.
+    """
+    vs = [np.atleast_1d(np.asarray(x, dtype=float)) for x in (variance, *also)]
+    oks = [np.isfinite(v) & (v > 0) for v in vs]
+    ok = np.logical_or.reduce(oks)
+    lo = np.full(vs[0].shape, margin)
+    best = np.min([np.where(o, v, np.inf) for v, o in zip(vs, oks, strict=True)], axis=0)
+    hi = margin + 1.0 + 50.0 * np.sqrt(np.where(ok, best, 1.0) + tau * tau)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        parts = [mixture_log_e(np.where(o, mid, np.nan), v, tau, margin)
+                 for v, o in zip(vs, oks, strict=True)]
+        le = parts[0][0] if len(parts) == 1 else average_log_e(*parts)[0]
+        crossed = le >= log_thresh
+        hi = np.where(crossed, mid, hi)
+        lo = np.where(crossed, lo, mid)
+    return np.where(ok, hi, np.inf)
+
+
+@dataclass(slots=True)
+class SequentialPanel:
+    """State of ``n`` always-valid tests run side by side (one per subject of a window).
+
+    Call :meth:`update` once per tick with the current estimates and variances; it keeps,
+    per test, the running maximum of ``log E``, the tick at which it first reached the
+    threshold, the direction at that moment, and the latest interval of the confidence
+    sequence at level ``1 − alpha_cs`` (log-effect scale).
+    """
+
+    n: int
+    tau: float
+    margin: float
+    log_thresh: float
+    alpha_cs: float
+    max_log_e: Floats = field(init=False)
+    log_e: Floats = field(init=False)
+    crossed_ms: NDArray[np.int64] = field(init=False)
+    crossed_tick: NDArray[np.int64] = field(init=False)
+    direction: Floats = field(init=False)
+    cs_lo: Floats = field(init=False)
+    cs_hi: Floats = field(init=False)
+    at_cross: dict[int, dict[str, Any]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.max_log_e = np.full(self.n, -np.inf)
+        self.log_e = np.zeros(self.n)
+        self.crossed_ms = np.full(self.n, -1, dtype=np.int64)
+        self.crossed_tick = np.full(self.n, -1, dtype=np.int64)
+        self.direction = np.zeros(self.n)
+        self.cs_lo = np.full(self.n, -np.inf)
+        self.cs_hi = np.full(self.n, np.inf)
+        self.at_cross = {}
+
+    def update(self, estimate: Floats, variance: Floats, end_ms: int, tick_index: int,
+               snapshot: Callable[[int], dict[str, Any]] | None = None,
+               log_e: Floats | None = None, direction: Floats | None = None
+               ) -> NDArray[np.intp]:
+        """Fold in one tick; returns the indices that crossed the threshold at this tick.
+
+        ``log_e``/``direction`` may be given precomputed (e.g. an average of several
+        e-processes, :func:`average_log_e`); the confidence sequence always follows
+        ``estimate``/``variance``."""
+        if log_e is None or direction is None:
+            log_e, direction = mixture_log_e(estimate, variance, self.tau, self.margin)
+        self.log_e = log_e
+        self.max_log_e = np.maximum(self.max_log_e, log_e)
+        r = cs_radius(variance, self.tau, self.alpha_cs)
+        ok = np.isfinite(estimate) & np.isfinite(r)
+        # the current interval of the confidence sequence (valid at every t simultaneously);
+        # not the running intersection, which turns empty when the estimand drifts (a group
+        # whose mix of boosted and unboosted members changes over time)
+        self.cs_lo = np.where(ok, estimate - r, self.cs_lo)
+        self.cs_hi = np.where(ok, estimate + r, self.cs_hi)
+        new = np.flatnonzero((self.crossed_ms < 0) & (log_e >= self.log_thresh))
+        if new.size:
+            self.crossed_ms[new] = end_ms
+            self.crossed_tick[new] = tick_index
+            self.direction[new] = direction[new]
+            if snapshot is not None:
+                for i in new.tolist():
+                    self.at_cross[i] = snapshot(i)
+        return new
+
+    @property
+    def crossed(self) -> NDArray[np.bool_]:
+        return self.crossed_ms >= 0
