@@ -56,6 +56,14 @@ print(json.dumps({{"inner_s": time.perf_counter() - t,
                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
+SIMULATE = """
+import json, time
+from streams.simulator import scenario, write_simulation
+t = time.perf_counter()
+write_simulation({out!r}, scenario("default", seed=7, scale={scale!r}), fmt="jsonl")
+print(json.dumps({{"inner_s": time.perf_counter() - t}}))
+"""
+
 SCAN = """
 import json, resource, time, duckdb
 con = duckdb.connect()
@@ -72,7 +80,7 @@ print(json.dumps({{"inner_s": time.perf_counter() - t, "groups": len(rows), "lin
                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
-SCAN_1CORE = SCAN.replace("con = duckdb.connect()", "con = duckdb.connect(config={'threads': 1})")
+SCAN_1CORE = SCAN.replace("con = duckdb.connect()", "con = duckdb.connect(config={{'threads': 1}})")
 
 
 def head_jsonl(src: Path, dst: Path, fraction: float) -> None:
@@ -87,12 +95,10 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/amplimon-bench-replay"))
     args = ap.parse_args()
 
-    from streams.simulator import scenario, write_simulation
-
     args.work.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    write_simulation(args.work, scenario("default", seed=7, scale=args.scale), fmt="jsonl")
-    sim_s = time.perf_counter() - t0
+    # In a child: a forked child's peak RSS would otherwise include this process's.
+    sim = child(SIMULATE.format(out=str(args.work), scale=args.scale))
+    sim_s = sim["inner_s"]
     cfg, ex, rk = (str(args.work / n) for n in ("amplimon.yaml", "exposure.jsonl",
                                                   "ranking.jsonl"))
     head_jsonl(Path(ex), args.work / "half_ex.jsonl", 0.5)
