@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -52,23 +53,31 @@ def test_live_demo_runs_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "monitor", "demo", "--out", str(work),
                              "--port", str(port), "--speed", "3000"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
+                              daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 120
-        # the sink publishes a snapshot of findings once the worker has emitted results
+        # ready = the dashboard is up and the producer runs; then wait for the sink's first
+        # snapshot with measurements in it
         while time.monotonic() < deadline:
-            if (work / "amplimon.duckdb.snapshot" / "amplification.parquet").exists():
+            ready = any("producing the simulated streams" in line for line in lines)
+            if ready and (work / "amplimon.duckdb.snapshot" / "amplification.parquet").exists():
                 break
-            assert proc.poll() is None, proc.communicate()[0]
+            assert proc.poll() is None, "".join(lines)
             time.sleep(0.5)
         else:
-            pytest.fail("no snapshot published within 120 s")
+            pytest.fail("demo not producing within 120 s:\n" + "".join(lines))
         children = _descendants(proc.pid)
         assert len(children) >= 4  # broker, worker, sink, dashboard
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=90)
+        proc.wait(timeout=90)
+        reader.join(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
+    out = "".join(lines)
     assert proc.returncode == 0, out
     assert "dashboard: http://127.0.0.1:" in out
     assert "Traceback" not in out
