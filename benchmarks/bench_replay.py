@@ -84,8 +84,16 @@ SCAN_1CORE = SCAN.replace("con = duckdb.connect()", "con = duckdb.connect(config
 
 
 def head_jsonl(src: Path, dst: Path, fraction: float) -> None:
-    lines = src.read_bytes().splitlines(keepends=True)
-    dst.write_bytes(b"".join(lines[: int(len(lines) * fraction)]))
+    """The first ``fraction`` of the lines, streamed: this process must stay small, because a
+    forked child's peak RSS starts from its parent's."""
+    with src.open("rb") as fh:
+        total = sum(1 for _ in fh)
+    keep = int(total * fraction)
+    with src.open("rb") as fh, dst.open("wb") as out:
+        for i, line in enumerate(fh):
+            if i >= keep:
+                break
+            out.write(line)
 
 
 def main() -> None:
