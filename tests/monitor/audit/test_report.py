@@ -181,7 +181,7 @@ def test_pdf_written_by_the_example_without_network(example) -> None:
 def test_chromium_opens_the_report_and_screenshot_saved(example) -> None:
     chromium = find_chromium()
     if chromium is None:
-        pytest.skip("no Chromium (make test installs it)")
+        pytest.fail("no Chromium: `make test` installs Debian chromium; a missing browser is a failure")
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     shot = example["dir"] / "report.png"
     with tempfile.TemporaryDirectory() as profile:
