@@ -69,12 +69,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import special, stats
+from scipy import special
 
 from detectors.base import Detector, DetectorContext, Tick
 from detectors.registry import REGISTRY, DetectorSpec, register
 from detectors.sequential import adjusted_p, log_threshold
-from detectors.stats import label_share_log_e
+from detectors.stats import clopper_pearson, label_share_log_e
 from monitor.config import Window, covers
 from monitor.contract import Exposure
 from monitor.records import Detectability, Finding, ms_to_datetime
@@ -117,15 +117,6 @@ def srm_log_e(k: ArrayLike, n: ArrayLike, lo: float, hi: float, a: float, b: flo
             - k * math.log(hi) - (n - k) * math.log1p(-hi))
     out = np.logaddexp(low, high) - math.log(2)
     return np.where(n > 0, out, 0.0)
-
-
-def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    a = (1 - level) / 2
-    lo = 0.0 if k == 0 else float(stats.beta.ppf(a, k, n - k + 1))
-    hi = 1.0 if k == n else float(stats.beta.ppf(1 - a, k + 1, n - k))
-    return lo, hi
 
 
 @dataclass

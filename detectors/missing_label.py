@@ -23,12 +23,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from scipy import stats
-
 from detectors import severity
 from detectors._links import SlateLinks
 from detectors.base import Detector, DetectorContext, Tick
-from detectors.stats import label_share_log_e
+from detectors.stats import clopper_pearson, label_share_log_e
 from monitor.config import Window, covers
 from monitor.records import Finding, ms_to_datetime
 
@@ -137,7 +135,7 @@ class MissingLabel(Detector):
     def _finding(self, key: _Key, t: _Trials, threshold: float) -> Finding:
         platform, window_id, actor = key
         share = t.unlabelled / t.n if t.n else 0.0
-        lo, hi = _clopper_pearson(t.unlabelled, t.n)
+        lo, hi = clopper_pearson(t.unlabelled, t.n)
         m = self._m[window_id]
         p_adj = min(1.0, m * math.exp(-t.max_log_e)) if math.isfinite(t.max_log_e) else 1.0
         evidence: dict[str, Any] = {
@@ -157,12 +155,3 @@ class MissingLabel(Detector):
             ci_low=None, ci_high=None, p_value=p_adj, n_exposures=t.n,
             severity=severity.by_unlabelled_share(share),
             event_time=ms_to_datetime(t.crossed_ts or 0), evidence=evidence)
-
-
-def _clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    a = (1 - level) / 2
-    lo = 0.0 if k == 0 else float(stats.beta.ppf(a, k, n - k + 1))
-    hi = 1.0 if k == n else float(stats.beta.ppf(1 - a, k + 1, n - k))
-    return lo, hi

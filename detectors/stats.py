@@ -15,6 +15,7 @@ from scipy import special, stats
 
 __all__ = [
     "RatioEstimate",
+    "clopper_pearson",
     "cluster_mean_var",
     "herfindahl",
     "item_cluster_var",
@@ -206,3 +207,19 @@ def ratio_mean_cluster_var(a: ArrayLike, n: ArrayLike, a2: ArrayLike, an: ArrayL
         var = num / (n * n) * g / (g - 1)
     ok = (n > 0) & (g >= 2)
     return np.where(ok, theta, np.nan), np.where(ok, var, np.nan)
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper–Pearson) two-sided interval for a binomial share ``k/n``::
+
+        lo = B⁻¹(a; k, n − k + 1),  hi = B⁻¹(1 − a; k + 1, n − k),  a = (1 − level)/2
+
+    (``lo = 0`` when ``k = 0``, ``hi = 1`` when ``k = n``; ``[0, 1]`` when ``n = 0``).
+    Clopper & Pearson 1934, Biometrika 26(4).
+    """
+    if n == 0:
+        return 0.0, 1.0
+    a = (1 - level) / 2
+    lo = 0.0 if k == 0 else float(stats.beta.ppf(a, k, n - k + 1))
+    hi = 1.0 if k == n else float(stats.beta.ppf(1 - a, k + 1, n - k))
+    return lo, hi

@@ -148,3 +148,14 @@ def test_cluster_mean_variance_matches_direct_sum_and_bootstrap() -> None:
         boots.append(a_j[k].sum() / n_j[k].sum())
     assert math.sqrt(var) == pytest.approx(float(np.std(boots)), rel=0.08)
     assert np.isnan(ratio_mean_cluster_var(1.0, 1.0, 1.0, 1.0, 1.0, 1)[1])
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (3, 10), (10, 10), (17, 250), (1, 1)])
+def test_clopper_pearson_matches_scipy_exact_interval(k: int, n: int) -> None:
+    from scipy.stats import binomtest
+
+    from detectors.stats import clopper_pearson
+
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    assert clopper_pearson(k, n) == pytest.approx((ci.low, ci.high), abs=1e-12)
+    assert clopper_pearson(0, 0) == (0.0, 1.0)
