@@ -95,7 +95,12 @@ from detectors import severity
 from detectors._subjects import covering_disclosures, disclosure_json, window_subjects
 from detectors.base import Detector, DetectorContext, Tick
 from detectors.ledger import HOLDOUT, RANKED, Cell
-from detectors.sequential import SequentialPanel, adjusted_p, log_threshold, mde_log
+from detectors.sequential import (
+    SequentialPanel,
+    adjusted_p,
+    log_threshold,
+    mde_rows,
+)
 from detectors.stats import (
     herfindahl,
     item_cluster_var,
@@ -405,16 +410,10 @@ class HoldoutShift(Detector):
         for panel in self._panels.values():
             if panel is None or panel.variance is None:
                 continue
-            t = panel.tests
-            mde = mde_log(panel.variance, self.tau, t.margin, t.log_thresh)
             b, c = panel.base, panel.current
-            for i, (kind_s, subject) in enumerate(panel.subjects):
-                up = math.exp(mde[i]) if math.isfinite(mde[i]) else None
-                rows.append(Detectability(
-                    detector=self.name, platform=panel.platform,
-                    region=panel.window.jurisdiction, window_id=panel.window.id,
-                    subject_kind=kind_s, subject=subject, mde_up=up,
-                    mde_down=1 / up if up else None,
-                    n_exposures=int(b["s_r"][i] + b["s_h"][i] + c["s_r"][i] + c["s_h"][i]),
-                    flagged=bool(t.crossed[i])))
+            rows.extend(mde_rows(
+                detector=self.name, platform=panel.platform, window=panel.window,
+                subjects=panel.subjects, variance=panel.variance, tau=self.tau,
+                tests=panel.tests,
+                n_exposures=np.asarray(b["s_r"]) + b["s_h"] + c["s_r"] + c["s_h"]))
         return rows

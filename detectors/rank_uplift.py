@@ -66,11 +66,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from detectors import severity
 from detectors._slates import SlateEntries, slate_entries
 from detectors._subjects import covering_disclosures, disclosure_json, window_subjects
 from detectors.base import Detector, DetectorContext, Tick
-from detectors.sequential import SequentialPanel, adjusted_p, log_threshold, mde_log
+from detectors.sequential import (
+    SequentialPanel,
+    crossing_evidence,
+    log_threshold,
+    mde_rows,
+    sequential_finding,
+    test_evidence,
+)
 from detectors.stats import ratio_mean_cluster_var
 from monitor.config import Window
 from monitor.records import Detectability, Finding, ms_to_datetime
@@ -296,38 +302,26 @@ class RankUplift(Detector):
                      "se": float(math.sqrt(panel.variance[i])) if panel.variance is not None
                      else None,
                      "tau": self.tau, "margin": self.margin, "min_sd": self.min_sd,
-                     "log_e": float(t.log_e[i]), "log_e_max": float(t.max_log_e[i]),
-                     "log_threshold": t.log_thresh, "tests_in_window": t.n,
-                     "alpha_share": self.context.alpha, "ci_level": 1 - t.alpha_cs},
-            "crossed": {"tick": int(t.crossed_tick[i]), **t.at_cross.get(i, {})},
+                     **test_evidence(t, i, self.context.alpha)},
+            "crossed": crossing_evidence(t, i),
             "disclosures_checked": disclosure_json(covering_disclosures(
                 self.context.config, panel.platform, panel.window, (kind_s, subject))),
         }
-        return Finding.new(
-            detector=self.name, kind=kind, platform=panel.platform,
-            region=panel.window.jurisdiction, window_id=panel.window.id,
-            subject_kind=kind_s, subject=subject, effect=effect, ci_low=lo, ci_high=hi,
-            p_value=adjusted_p(float(t.max_log_e[i]), t.n), n_exposures=n,
-            severity=severity.by_effect_bound(effect, lo, hi, kind_s, kind),
-            event_time=ms_to_datetime(int(t.crossed_ms[i])), evidence=evidence)
+        return sequential_finding(
+            detector=self.name, kind=kind, platform=panel.platform, window=panel.window,
+            subject=(kind_s, subject), effect=effect, ci=(lo, hi), n_exposures=n, tests=t,
+            i=i, evidence=evidence)
 
     def finish(self, end_ms: int) -> list[Finding]:
         return [self._finding(p, i) for p in self._panels.values()
                 for i in np.flatnonzero(p.tests.crossed).tolist()]
 
     def detectability(self) -> list[Detectability]:
-        rows = []
+        rows: list[Detectability] = []
         for panel in self._panels.values():
-            if panel.variance is None:
-                continue
-            t = panel.tests
-            mde = mde_log(panel.variance, self.tau, t.margin, t.log_thresh)
-            for i, (kind_s, subject) in enumerate(panel.subjects):
-                up = math.exp(mde[i]) if math.isfinite(mde[i]) else None
-                rows.append(Detectability(
-                    detector=self.name, platform=panel.platform,
-                    region=panel.window.jurisdiction, window_id=panel.window.id,
-                    subject_kind=kind_s, subject=subject, mde_up=up,
-                    mde_down=1 / up if up else None, n_exposures=int(panel.sums["n"][i]),
-                    flagged=bool(t.crossed[i])))
+            if panel.variance is not None:
+                rows.extend(mde_rows(
+                    detector=self.name, platform=panel.platform, window=panel.window,
+                    subjects=panel.subjects, variance=panel.variance, tau=self.tau,
+                    tests=panel.tests, n_exposures=panel.sums["n"]))
         return rows

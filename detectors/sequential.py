@@ -85,6 +85,10 @@ from scipy import special
 
 __all__ = [
     "SequentialPanel",
+    "crossing_evidence",
+    "mde_rows",
+    "sequential_finding",
+    "test_evidence",
     "adjusted_p",
     "average_log_e",
     "cs_radius",
@@ -269,3 +273,54 @@ class SequentialPanel:
     @property
     def crossed(self) -> NDArray[np.bool_]:
         return self.crossed_ms >= 0
+
+
+# -- what every sequential detector reports (findings, evidence, detectability) -------------
+def test_evidence(tests: Any, i: int, alpha_share: float) -> dict[str, Any]:
+    """The e-process part of a finding's ``evidence.test`` for subject ``i``."""
+    return {"log_e": float(tests.log_e[i]), "log_e_max": float(tests.max_log_e[i]),
+            "log_threshold": tests.log_thresh, "tests_in_window": tests.n,
+            "alpha_share": alpha_share, "ci_level": 1 - tests.alpha_cs}
+
+
+def crossing_evidence(tests: Any, i: int) -> dict[str, Any]:
+    """``evidence.crossed``: the tick at which subject ``i`` crossed, and what was known then."""
+    return {"tick": int(tests.crossed_tick[i]), **tests.at_cross.get(i, {})}
+
+
+def sequential_finding(*, detector: str, kind: str, platform: str, window: Any,
+                       subject: tuple[str, str], effect: float | None, ci: tuple[Any, Any],
+                       n_exposures: int, tests: Any, i: int, evidence: dict[str, Any],
+                       m: int | None = None) -> Any:
+    """The :class:`~monitor.records.Finding` of subject ``i``: always-valid adjusted p-value
+    ``min(1, m / max_t E_t)``, severity from the confidence bound, event time of the crossing."""
+    from detectors import severity
+    from monitor.records import Finding, ms_to_datetime
+
+    kind_s, name = subject
+    lo, hi = ci
+    return Finding.new(
+        detector=detector, kind=kind, platform=platform, region=window.jurisdiction,
+        window_id=window.id, subject_kind=kind_s, subject=name, effect=effect, ci_low=lo,
+        ci_high=hi, p_value=adjusted_p(float(tests.max_log_e[i]), tests.n if m is None else m),
+        n_exposures=n_exposures, severity=severity.by_effect_bound(effect, lo, hi, kind_s, kind),
+        event_time=ms_to_datetime(int(tests.crossed_ms[i])), evidence=evidence)
+
+
+def mde_rows(*, detector: str, platform: str, window: Any, subjects: list[tuple[str, str]],
+             variance: ArrayLike, tau: float, tests: Any, n_exposures: ArrayLike) -> list[Any]:
+    """One :class:`~monitor.records.Detectability` row per subject: ``mde_up = exp(θ*)`` with
+    ``θ*`` from :func:`mde_log` at the final variance, ``mde_down = 1 / mde_up``."""
+    from monitor.records import Detectability
+
+    mde = mde_log(variance, tau, tests.margin, tests.log_thresh)
+    counts = np.asarray(n_exposures)
+    rows = []
+    for i, (kind_s, name) in enumerate(subjects):
+        up = math.exp(mde[i]) if math.isfinite(mde[i]) else None
+        rows.append(Detectability(
+            detector=detector, platform=platform, region=window.jurisdiction,
+            window_id=window.id, subject_kind=kind_s, subject=name, mde_up=up,
+            mde_down=1 / up if up else None, n_exposures=int(counts[i]),
+            flagged=bool(tests.crossed[i])))
+    return rows
