@@ -18,6 +18,9 @@ Semantics (contract §1):
 * **External watermark** (``auto_watermark=False``): a driver reading several partitions
   passes ``min over partitions of (max ts) − lateness`` to :meth:`Engine.advance_to`, so a
   partition that is read later than another never makes its events late.
+* **Privacy**: the ``user`` of every accepted event is replaced by its keyed pseudonym
+  (:mod:`monitor.privacy`) before it is buffered, and dead-letter text and reasons are
+  scrubbed of user keys: nothing downstream of the engine ever holds a raw user key.
 * **Future**: an event more than ``max_future_ms`` ahead of the wall clock is rejected (a bogus
   far-future timestamp would otherwise close every tick).
 
@@ -42,6 +45,7 @@ import msgspec
 from detectors import Detector, ExposureLedger, Tick, build
 from monitor.config import Config
 from monitor.contract import Event, Exposure, Ranking, Rejected, decode, decode_obj
+from monitor.privacy import Pseudonymiser
 from monitor.records import DeadLetter, Detectability, Finding, Measurement, utc_now
 
 __all__ = ["Engine", "Output", "StreamStats"]
@@ -89,8 +93,12 @@ class Engine:
     def __init__(self, config: Config, output: Output, *, detectors: list[str] | None = None,
                  max_future_ms: int = DAY_MS, now_ms: Callable[[], int] | None = None,
                  dedup_retention_ms: int = 3_600_000, auto_watermark: bool = True,
-                 on_tick: Callable[[Tick, Engine], None] | None = None) -> None:
+                 on_tick: Callable[[Tick, Engine], None] | None = None,
+                 pseudonymiser: Pseudonymiser | None = None) -> None:
         self.config = config
+        # A driver that keeps state across processes (worker, archive) passes the persistent
+        # key; otherwise a per-process key still keeps raw user keys out of every output.
+        self.pseudonymiser = pseudonymiser or Pseudonymiser.ephemeral()
         self.output = output
         self.tick_ms = config.detection.tick_ms
         self.lateness_ms = config.detection.lateness_ms
@@ -129,8 +137,10 @@ class Engine:
 
     def reject(self, rejected: Rejected, *, source: str, location: str = "") -> None:
         self.stats.rejected[rejected.topic] += 1
-        self.output.deadletters([DeadLetter(source=source, raw=rejected.raw,
-                                            reason=rejected.reason, location=location)])
+        scrub = self.pseudonymiser
+        self.output.deadletters([DeadLetter(source=source, raw=scrub.scrub(rejected.raw),
+                                            reason=scrub.scrub_reason(rejected.reason),
+                                            location=location)])
 
     def push(self, topic: str, event: Event, *, source: str, location: str = "",
              raw: bytes | str | None = None) -> None:
@@ -148,6 +158,7 @@ class Engine:
             self._dead(topic, "late" if idx < self._closed_idx else "rejected", event, raw,
                        f"{topic}.ts: {why}", source, location)
             return
+        event.user = self.pseudonymiser(event.user)
         self._seen[key] = idx
         self._seen_by_tick.setdefault(idx, []).append(key)
         bucket = self._pending.get(idx)
@@ -172,8 +183,8 @@ class Engine:
         text = raw if raw is not None else msgspec.json.encode(event)
         if isinstance(text, bytes):
             text = text.decode("utf-8", "replace")
-        self.output.deadletters([DeadLetter(source=source, raw=text, reason=reason,
-                                            location=location)])
+        self.output.deadletters([DeadLetter(source=source, raw=self.pseudonymiser.scrub(text),
+                                            reason=reason, location=location)])
 
     # -- time -----------------------------------------------------------------------------
     def advance_to(self, watermark_ms: int) -> None:
@@ -266,13 +277,14 @@ class Engine:
         """Replace this engine's state by a :meth:`snapshot` (same configuration only)."""
         fingerprint, state = _StateUnpickler(io.BytesIO(data), self.config).load()
         if fingerprint != self._fingerprint():
-            raise ValueError("engine state was saved with a different configuration")
+            raise ValueError("engine state was saved with a different configuration, "
+                             "detector versions or pseudonymisation key")
         for name in self._STATE:
             setattr(self, name, state[name])
 
     def _fingerprint(self) -> str:
         text = self.config.model_dump_json() + "|" + ",".join(
-            f"{d.name}:{d.version}" for d in self.detectors)
+            f"{d.name}:{d.version}" for d in self.detectors) + "|" + self.pseudonymiser.key_id
         return hashlib.sha256(text.encode()).hexdigest()
 
     @property

@@ -32,6 +32,7 @@ from detectors.amplification import measure
 from detectors.ledger import SubjectKey
 from monitor.config import Config
 from monitor.engine import Engine, Output, StreamStats
+from monitor.privacy import Pseudonymiser
 from monitor.records import DeadLetter, Detectability, Finding, Measurement, ms_to_datetime, utc_now
 from monitor.replay import ReplayResult, drive
 from monitor.store import HISTORY_COLUMNS, Store
@@ -143,7 +144,8 @@ class HistoryRecorder:
 def history_replay(config: Config, db: str | Path, exposure: Sequence[str | Path],
                    ranking: Sequence[str | Path], *, detectors: list[str] | None = None,
                    show_progress: bool | None = None, config_text: str = "",
-                   command: str = "replay --history") -> ReplayResult:
+                   command: str = "replay --history",
+                   pseudonymiser: Pseudonymiser | None = None) -> ReplayResult:
     """:func:`monitor.replay.replay` plus the ``history`` table (same arguments, same
     ``findings``/``amplification``/``deadletter``/``detectability``/``runs`` rows)."""
     paths = [(check_readable(p), "exposure") for p in exposure]
@@ -155,7 +157,7 @@ def history_replay(config: Config, db: str | Path, exposure: Sequence[str | Path
         sink = StoreOutput(store)
         recorder = HistoryRecorder(store, run_id)
         engine = Engine(config, recorder.wrap(sink), detectors=detectors,
-                        on_tick=recorder.on_tick)
+                        on_tick=recorder.on_tick, pseudonymiser=pseudonymiser)
         sources = [read_file(p, topic) for p, topic in paths]
         show = sys.stderr.isatty() if show_progress is None else show_progress
         records = merge_by_time(sources)

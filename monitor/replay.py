@@ -19,6 +19,7 @@ from typing import Any
 from monitor.config import Config
 from monitor.contract import Rejected
 from monitor.engine import Engine, Output, StreamStats
+from monitor.privacy import Pseudonymiser
 from monitor.records import utc_now
 from monitor.store import Store
 from streams.files import Record, check_readable, merge_by_time, read_file
@@ -60,7 +61,8 @@ def drive(engine: Engine, records: Iterable[Record], *, progress: Any = None) ->
 def replay(config: Config, db: str | Path, exposure: Sequence[str | Path],
            ranking: Sequence[str | Path], *, detectors: list[str] | None = None,
            show_progress: bool | None = None, config_text: str = "",
-           output: Output | None = None) -> ReplayResult:
+           output: Output | None = None,
+           pseudonymiser: Pseudonymiser | None = None) -> ReplayResult:
     """Run every detector over the files and write the store; see module docstring."""
     paths = [(check_readable(p), "exposure") for p in exposure]
     paths += [(check_readable(p), "ranking") for p in ranking]
@@ -68,7 +70,8 @@ def replay(config: Config, db: str | Path, exposure: Sequence[str | Path],
     store = Store(db)
     try:
         sink = StoreOutput(store)
-        engine = Engine(config, output or sink, detectors=detectors)
+        engine = Engine(config, output or sink, detectors=detectors,
+                        pseudonymiser=pseudonymiser)
         sources = [read_file(p, topic) for p, topic in paths]
         show = sys.stderr.isatty() if show_progress is None else show_progress
         if show:

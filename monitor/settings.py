@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "env_name", "load_settings"]
@@ -48,11 +48,15 @@ class Settings(BaseSettings):
     ssl_keyfile: str | None = None
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = Field(None, repr=False)
+    sasl_password: SecretStr | None = None
     # dashboard
     dashboard_port: int = Field(8501, ge=1, le=65535)
     # privacy
-    pseudonym_key_file: str | None = None
+    pseudonym_key: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key for user pseudonyms (>= 32 chars); a file is safer")
+    pseudonym_key_file: str | None = Field(
+        None, description="file holding the pseudonymisation key (default: "
+                          "<data_dir>/pseudonym.key, created on first use)")
 
 
 def env_name(field: str) -> str:

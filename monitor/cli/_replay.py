@@ -11,8 +11,9 @@ from rich.table import Table
 from detectors import REGISTRY
 from monitor.cli._findings import wide_console
 from monitor.config import ConfigError, load_config
+from monitor.privacy import load_pseudonymiser
 from monitor.replay import replay
-from monitor.settings import env_name
+from monitor.settings import env_name, load_settings
 
 __all__ = ["register"]
 
@@ -42,7 +43,8 @@ def cmd_replay(
     run = history_replay if history else replay
     try:
         result = run(cfg, db, exposure or [], ranking or [], detectors=detector,
-                        show_progress=progress, config_text=config.read_text(encoding="utf-8"))
+                        show_progress=progress, config_text=config.read_text(encoding="utf-8"),
+                     pseudonymiser=load_pseudonymiser(load_settings()))
     except ConfigError as err:  # detector parameters are checked when detectors are built
         raise ConfigError(f"{config.name}: {err}") from None
     s = result.stats

@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from monitor.settings import env_name
+from monitor.privacy import load_pseudonymiser
+from monitor.settings import env_name, load_settings
 
 __all__ = ["register"]
 
@@ -49,7 +50,8 @@ def cmd_research_replay(
     run = history_replay if history else replay
     try:
         result = run(cfg, db, exposure or [], ranking or [], detectors=detector,
-                     show_progress=progress, config_text=config.read_text(encoding="utf-8"))
+                     show_progress=progress, config_text=config.read_text(encoding="utf-8"),
+                     pseudonymiser=load_pseudonymiser(load_settings()))
     except ConfigError as err:
         raise ConfigError(f"{config.name}: {err}") from None
     s = result.stats

@@ -54,8 +54,9 @@ def _servers(s: Settings) -> list[str]:
 def _sasl(s: Settings) -> dict[str, Any]:
     if not s.security_protocol.startswith("SASL"):
         return {}
+    password = s.sasl_password.get_secret_value() if s.sasl_password is not None else None
     return {"sasl_mechanism": s.sasl_mechanism or "PLAIN",
-            "sasl_plain_username": s.sasl_username, "sasl_plain_password": s.sasl_password}
+            "sasl_plain_username": s.sasl_username, "sasl_plain_password": password}
 
 
 def kafka_python_options(s: Settings) -> dict[str, Any]:

@@ -15,9 +15,10 @@ are inputs of ``amplimon replay`` as they are::
 and of DuckDB: ``SELECT * FROM read_parquet('DIR/*/topic=exposure/*/*.parquet',
 hive_partitioning = true)``.
 
-Only contract-valid events are archived (the worker dead-letters the others).  Offsets are
-committed after the files are in place (at-least-once): after a crash a few events may be
-archived twice, which replay's deduplication by ``event_id`` absorbs.
+Only contract-valid events are archived (the worker dead-letters the others), and ``user``
+holds the keyed pseudonym (:mod:`monitor.privacy`, the worker's key), never the raw key.
+Offsets are committed after the files are in place (at-least-once): after a crash a few
+events may be archived twice, which replay's deduplication by ``event_id`` absorbs.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from monitor.contract import Rejected, decode
+from monitor.privacy import Pseudonymiser, load_pseudonymiser
 from monitor.settings import Settings
 from streams.kafka._config import Topics, kafka_python_options
 from streams.kafka.driver import Message, is_end_of_stream
@@ -87,9 +89,11 @@ def _part(value: str) -> str:
 class Archiver:
     """Buffers decoded events per (platform, topic, date) and writes them as Parquet."""
 
-    def __init__(self, out: str | Path, inputs: dict[str, str]) -> None:
+    def __init__(self, out: str | Path, inputs: dict[str, str],
+                 pseudonymiser: Pseudonymiser) -> None:
         self.out = Path(out)
         self.inputs = inputs
+        self.pseudonymise = pseudonymiser
         self.stats = ArchiveStats()
         self._rows: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         self._buffered = 0
@@ -106,6 +110,7 @@ class Archiver:
             self.stats.skipped += 1
             return
         row = msgspec.to_builtins(result)
+        row["user"] = self.pseudonymise(row["user"])
         ts: int = row["ts"]
         row["event_time"] = dt.datetime.fromtimestamp(ts / 1000, tz=dt.UTC)
         day = row["event_time"].strftime("%Y-%m-%d")
@@ -142,7 +147,7 @@ def run_archive(settings: Settings, out: str | Path, *, options: ArchiveOptions 
     opts = options or ArchiveOptions()
     stop = stop or threading.Event()
     topics = Topics.from_settings(settings)
-    archiver = Archiver(out, topics.inputs)
+    archiver = Archiver(out, topics.inputs, load_pseudonymiser(settings))
     consumer = KafkaConsumer(
         *topics.inputs, **kafka_python_options(settings),
         group_id=f"{settings.group_id}-archive", enable_auto_commit=False,

@@ -26,7 +26,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
+
+from pydantic import SecretStr
 
 from monitor.settings import Settings, env_name, load_settings
 from streams.kafka._process import die_with_parent
@@ -131,15 +133,19 @@ class LiveStack:
 
     @property
     def settings(self) -> Settings:
-        return self.base_settings.model_copy(update={
+        update: dict[str, Any] = {
             "broker": self.bootstrap, "config": str(self.config), "db": str(self.db),
             "snapshot_dir": str(self.snapshot_dir),
-            "checkpoint_seconds": self.checkpoint_seconds})
+            "checkpoint_seconds": self.checkpoint_seconds}
+        if "data_dir" not in self.base_settings.model_fields_set:
+            update["data_dir"] = str(self.work_dir)  # the pseudonymisation key lives there
+        return self.base_settings.model_copy(update=update)
 
     def env(self) -> dict[str, str]:
         """The settings as the ``AMPLIMON_*`` variables the children read."""
-        return {env_name(k): str(v) for k, v in self.settings.model_dump().items()
-                if v is not None}
+        values = self.settings.model_dump()
+        return {env_name(k): str(v.get_secret_value() if isinstance(v, SecretStr) else v)
+                for k, v in values.items() if v is not None}
 
     def _timeouts(self) -> list[str]:
         return ["--session-timeout", "6"] if self.fast_rebalance else []

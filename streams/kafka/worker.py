@@ -45,6 +45,7 @@ import msgspec
 
 from monitor.config import Config
 from monitor.engine import Engine
+from monitor.privacy import load_pseudonymiser
 from monitor.settings import Settings
 from streams.kafka._config import Topics, aiokafka_options
 from streams.kafka._errors import PipelineError
@@ -89,7 +90,10 @@ async def run_worker(settings: Settings, config: Config, *, options: WorkerOptio
         raise WorkerError(f"missing topics {', '.join(missing)} on {settings.broker}; "
                           "run `amplimon topics create`")
     output = KafkaOutput(topics)
-    engine = Engine(config, output, auto_watermark=False)
+    pseudonymiser = load_pseudonymiser(settings)
+    announce(f"pseudonymising user keys with key {pseudonymiser.key_id} "
+             f"from {pseudonymiser.source}")
+    engine = Engine(config, output, auto_watermark=False, pseudonymiser=pseudonymiser)
     driver = EngineDriver(engine, topics.inputs,
                           idle_ms=int(settings.idle_partition_seconds * 1000))
     client = aiokafka_options(settings)

@@ -9,18 +9,21 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from monitor.privacy import Pseudonymiser
 from monitor.replay import replay
 from monitor.store import Store
 from streams.kafka.archive import ArchiveOptions, Archiver, run_archive
 from streams.kafka.driver import Message
 from tests.factories import exposure, ranking, slot
+from tests.privacy_support import leaks, parquet_texts, raw_users
 from tests.streams.kafka.kafka_support import assert_same_results, read_tables
 
 
 def test_archiver_partitions_and_skips_what_is_not_an_event(tmp_path: Path):
     import msgspec
 
-    arch = Archiver(tmp_path, {"x.exposure": "exposure", "x.ranking": "ranking"})
+    pseudonym = Pseudonymiser(b"k" * 32)
+    arch = Archiver(tmp_path, {"x.exposure": "exposure", "x.ranking": "ranking"}, pseudonym)
     day2 = 1_777_593_600_000 + 86_400_000
     rows = [exposure(platform="chirp"), exposure(platform="other/2", ts=day2),
             ranking(items=[slot(interventions=["iv-1"]), slot(item="i2", position=2)])]
@@ -39,6 +42,9 @@ def test_archiver_partitions_and_skips_what_is_not_an_event(tmp_path: Path):
                      f"'{tmp_path}/*/topic=exposure/*/*.parquet', hive_partitioning=true) "
                      "ORDER BY ts").fetchall()
     assert [g[0] for g in got] == ["chirp", "other/2"]
+    users = duckdb.execute(f"SELECT DISTINCT user FROM read_parquet('{tmp_path}/**/*.parquet', "
+                           "union_by_name=true)").fetchall()
+    assert {u[0] for u in users} == {pseudonym(r["user"]) for r in rows}  # never the raw key
     items = duckdb.execute(f"SELECT items FROM read_parquet('{tmp_path}/*/topic=ranking/*/*.parquet')"
                        ).fetchone()[0]
     assert items[0]["interventions"] == ["iv-1"] and items[1]["interventions"] is None
@@ -67,6 +73,7 @@ def test_archive_replays_to_the_same_findings(simulation, reference, make_settin
     stop.set()
     thread.join(30)
     assert stats["s"].archived["exposure"] + stats["s"].archived["ranking"] == total
+    assert not leaks(parquet_texts(out), raw_users([simulation.exposure, simulation.ranking]))
     db = tmp_path / "from-archive.duckdb"
     replay(simulation.config, db, sorted(out.glob("*/topic=exposure/*/*.parquet")),
            sorted(out.glob("*/topic=ranking/*/*.parquet")), show_progress=False)

@@ -15,6 +15,7 @@ from monitor.store import Store
 from streams.kafka.producer import produce
 from streams.kafka.stack import LiveStack
 from streams.kafka.topics import group_lag
+from tests.privacy_support import duckdb_texts, leaks, parquet_texts, raw_users
 from tests.streams.kafka.kafka_support import GARBAGE, assert_same_results, read_tables
 
 pytestmark = pytest.mark.broker
@@ -54,6 +55,11 @@ def test_worker_and_sink_write_what_replay_writes(simulation, reference, make_se
         assert want in extra
     snapshot_findings = (stack.snapshot_dir / "findings.parquet")
     assert snapshot_findings.exists()
+    # privacy: no raw user key in the store, the dashboard's snapshots or the process logs
+    users = raw_users([simulation.exposure, simulation.ranking])
+    logs = [svc.log_text() for svc in stack.services.values()]
+    assert not leaks(duckdb_texts(stack.db) + parquet_texts(stack.snapshot_dir) + logs, users)
+    assert "pseudonymising user keys with key" in stack.services["worker"].log_text()
 
 
 def test_killed_worker_and_sink_lose_and_duplicate_nothing(simulation, reference,
