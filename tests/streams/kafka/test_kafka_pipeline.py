@@ -60,6 +60,8 @@ def test_worker_and_sink_write_what_replay_writes(simulation, reference, make_se
     logs = [svc.log_text() for svc in stack.services.values()]
     assert not leaks(duckdb_texts(stack.db) + parquet_texts(stack.snapshot_dir) + logs, users)
     assert "pseudonymising user keys with key" in stack.services["worker"].log_text()
+    key = (Path(stack.settings.data_dir) / "pseudonym.key").read_text().strip()
+    assert not any(key in text for text in logs)  # the secret itself is never logged
 
 
 def test_killed_worker_and_sink_lose_and_duplicate_nothing(simulation, reference,
