@@ -13,7 +13,17 @@ from collections.abc import Sequence
 import typer
 from typer.exceptions import TyperException
 
-from monitor.cli import _audit, _dashboard, _demo, _findings, _live, _replay, _research, _simulate
+from monitor.cli import (
+    _audit,
+    _dashboard,
+    _demo,
+    _findings,
+    _live,
+    _purge,
+    _replay,
+    _research,
+    _simulate,
+)
 from monitor.errors import UserError
 
 __all__ = ["app", "main"]
@@ -22,7 +32,8 @@ app = typer.Typer(name="amplimon", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False,
                   help="Election-period algorithmic amplification monitor.")
 
-for _module in (_replay, _simulate, _findings, _demo, _dashboard, _live, _audit, _research):
+for _module in (_replay, _simulate, _findings, _demo, _dashboard, _live, _audit, _research,
+                _purge):
     _module.register(app)
 
 
