@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= demo-out
 
-.PHONY: install test check lint typecheck demo demo-offline bench clean browser
+.PHONY: install test check lint typecheck demo demo-offline bench clean browser audit-deps
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ typecheck: install
 	$(BIN)/mypy
 
 check: lint typecheck
+
+# Known vulnerabilities in the installed dependencies (PyPI advisory data via pip-audit).
+# --strict: a dependency that cannot be audited fails the check instead of passing silently.
+audit-deps: install
+	$(BIN)/python -m pip install --quiet -e ".[audit]"
+	$(BIN)/pip-audit --strict --progress-spinner off --skip-editable
 
 test: install browser lint
 	@set +e; $(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
