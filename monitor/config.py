@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticSerializationError
 
 __all__ = [
     "ActorEntry",
@@ -53,7 +54,10 @@ def covers(jurisdiction: str, region: str) -> bool:
 def _aware(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         raise ValueError("timestamp needs a time zone (e.g. 2026-05-04T00:00:00Z)")
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00; pydantic reports only ValueError
+        raise ValueError("timestamp out of range") from None
 
 
 class _Model(BaseModel):
@@ -104,6 +108,14 @@ class Window(Period):
     def _baseline_before(self) -> Window:
         if self.baseline is not None and self.baseline.end > self.start:
             raise ValueError("baseline must end before the window starts")
+        if self.baseline is None:
+            # The default baseline is computed later, by the engine; a window starting near
+            # year 1 would make that raise OverflowError there instead of failing here.
+            try:
+                self.start - (self.end - self.start)
+            except OverflowError:
+                raise ValueError("default baseline (same length before start) is out of "
+                                 "range; give baseline explicitly") from None
         return self
 
     @property
@@ -135,6 +147,8 @@ class ActorEntry(_Model):
     def _regions(cls, value: Any) -> Any:
         if isinstance(value, str):
             value = [r for r in value.replace(";", ",").split(",") if r.strip()]
+        if not isinstance(value, list | tuple | None):
+            return value  # pydantic names the type error; iterating 5 raised TypeError
         return tuple(str(r).strip().upper() for r in value or ())
 
     @field_validator("group", mode="before")
@@ -171,6 +185,8 @@ class Disclosure(_Model):
     @field_validator("regions", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
+        if not isinstance(value, list | tuple | None):
+            return value  # pydantic names the type error; iterating 5 raised TypeError
         return tuple(str(r).upper() for r in value or ())
 
     @model_validator(mode="after")
@@ -212,6 +228,25 @@ class Detection(_Model):
     alpha: float = Field(default=0.01, gt=0, lt=1)
     tick_minutes: float = Field(default=15, gt=0, le=24 * 60)
     lateness_minutes: float = Field(default=10, ge=0, le=7 * 24 * 60)
+
+    @field_validator("tick_minutes")
+    @classmethod
+    def _whole_ms(cls, value: float) -> float:
+        if int(value * 60_000) < 1:  # tick_ms 0 made the engine divide by zero
+            raise ValueError("tick must be at least 1 ms")
+        return value
+
+    @model_validator(mode="after")
+    def _serialisable(self) -> Detection:
+        # Extra keys are kept as given, unvalidated; the engine fingerprints the whole
+        # configuration as JSON (checkpoints), so a value JSON cannot hold -- a lone surrogate
+        # ("\ud800" in YAML), !!binary bytes that are not UTF-8 -- would fail there, mid-run.
+        try:
+            self.model_dump_json()
+        except PydanticSerializationError as err:
+            detail = " ".join(str(err).split())
+            raise ValueError(f"extra settings cannot be written as JSON ({detail})") from None
+        return self
 
     @property
     def tick_ms(self) -> int:
@@ -284,6 +319,9 @@ def _loc(loc: Iterable[int | str]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         elif not part.startswith(("function-", "model-")):
+            # A key from the file (an unknown field, a platform id) may hold a line break;
+            # repr keeps the message on one line.
+            part = part if part.isprintable() else repr(part)
             out += f".{part}" if out else part
     return out
 
@@ -302,25 +340,63 @@ def parse_config(data: Any, source: str = "config", base_dir: Path | None = None
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a YAML mapping at the top level")
     data = dict(data)
+    _check_size(data, source)
     if data.get("actors_file"):
         path = Path(str(data["actors_file"]))
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        data["actors"] = list(data.get("actors") or []) + _read_actors_csv(path, source)
+        actors = data.get("actors") or []
+        if not isinstance(actors, list | tuple):  # list(5) raised TypeError
+            raise ConfigError(f"{source}: actors: expected a list")
+        data["actors"] = list(actors) + _read_actors_csv(path, source)
     try:
         return Config.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_one_line(source, err)) from None
 
 
+_MAX_VALUES = 1_000_000
+
+
+def _check_size(data: Any, source: str) -> None:
+    """Refuse a configuration with more than ``_MAX_VALUES`` values once YAML aliases are
+    expanded.  A few hundred bytes of nested aliases ("billion laughs") load instantly as
+    shared objects, pass validation (``detection`` keeps extra keys) and then blow up to
+    gigabytes when the engine serialises the configuration for its fingerprint.  Counting
+    stops at the limit, so the check itself is bounded."""
+    stack, seen = [data], 0
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > _MAX_VALUES:
+            raise ConfigError(f"{source}: too large (more than {_MAX_VALUES:,} values once "
+                              "YAML aliases are expanded)")
+        if isinstance(value, Mapping):
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+
+
+def _printable(path: Path | str) -> str:
+    """A path as written, or its repr if it holds a control character (a message is one line)."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
 def _read_actors_csv(path: Path, source: str) -> list[dict[str, Any]]:
+    shown = _printable(path)
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
     except OSError as err:
-        raise ConfigError(f"{source}: actors_file: cannot read {path} ({err.strerror})") from None
+        raise ConfigError(f"{source}: actors_file: cannot read {shown} ({err.strerror})") from None
+    # ValueError: a NUL in the path, or a file that is not UTF-8 (UnicodeDecodeError);
+    # csv.Error: e.g. a field over the csv module's size limit.
+    except (ValueError, csv.Error) as err:
+        detail = " ".join(str(err).split())
+        raise ConfigError(f"{source}: actors_file: cannot read {shown} ({detail})") from None
     if rows and "actor" not in rows[0]:
-        raise ConfigError(f"{source}: actors_file: {path} has no 'actor' column")
+        raise ConfigError(f"{source}: actors_file: {shown} has no 'actor' column")
     return [{k: v for k, v in row.items() if k and v not in (None, "")} for row in rows]
 
 
@@ -331,6 +407,8 @@ def load_config(path: str | Path) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path.name}: not UTF-8 text (byte {err.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -338,4 +416,13 @@ def load_config(path: str | Path) -> Config:
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or "invalid YAML"
         raise ConfigError(f"{path.name}: invalid YAML{where}: {problem}") from None
+    # PyYAML's constructors let Python's errors out for values they fail to build:
+    # ValueError/OverflowError from datetime for 2026-13-01 or an offset of +99:00, from
+    # int() for "!!int x", AttributeError for "!!timestamp x", KeyError for "!!bool x"; its
+    # composer recurses once per nesting level.
+    except (ValueError, OverflowError, TypeError, AttributeError, LookupError) as err:
+        detail = " ".join(str(err).split())
+        raise ConfigError(f"{path.name}: invalid YAML: bad value ({detail})") from None
+    except RecursionError:
+        raise ConfigError(f"{path.name}: invalid YAML: nested too deeply") from None
     return parse_config(data, source=path.name, base_dir=path.parent)

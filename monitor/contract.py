@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import reprlib
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -42,7 +43,9 @@ _MAX_ID_LEN: Final = 512
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=_MAX_ID_LEN)]
 Position = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
-Region = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?$")]
+# \Z, not $: msgspec matches with Python's re, where $ also matches before a final "\n",
+# so "DE\n" passed as a region that no window covers (found by test_hostile_input.py).
+Region = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?\Z")]
 Arm = Literal["ranked", "holdout"]
 Timestamp = int | dt.datetime
 
@@ -56,7 +59,8 @@ def _to_epoch_ms(ts: Timestamp) -> int:
             raise ValueError("ts: RFC 3339 timestamp needs an offset (Z or +hh:mm)")
         value = (ts - _EPOCH) // _ONE_MS
     if not _TS_MIN_MS <= value < _TS_MAX_MS:
-        raise ValueError(f"ts: out of range (years 2000-2099), got {ts!r}")
+        # _safe_repr, not repr: repr of an int with more than 4300 digits raises ValueError.
+        raise ValueError(f"ts: out of range (years 2000-2099), got {_safe_repr(ts)}")
     return value
 
 
@@ -150,19 +154,103 @@ def decode(topic: str, raw: bytes | str) -> Event | Rejected:
         return _DECODERS[topic].decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return Rejected(topic, _as_text(raw), explain(topic, raw, exc))
+    # msgspec raises these outside its DecodeError family: invalid UTF-8 inside a JSON string
+    # (UnicodeDecodeError), a str holding lone surrogates (UnicodeEncodeError), and nesting
+    # deeper than its recursion limit, e.g. 100,000 x '{"a":'.  Found by tests/monitor/
+    # test_hostile_input.py; each used to escape decode() and stop the stream.
+    except UnicodeDecodeError:
+        return Rejected(topic, _as_text(raw), f"{topic}: not valid UTF-8 text")
+    except UnicodeEncodeError:
+        return Rejected(topic, _as_text(raw), f"{topic}: not valid Unicode (lone surrogate)")
+    except RecursionError:
+        return Rejected(topic, _as_text(raw), f"{topic}: JSON nested too deeply")
 
 
 def decode_obj(topic: str, obj: Any, raw: str | None = None) -> Event | Rejected:
     """Validate an already-parsed object (e.g. a Parquet row) against the contract."""
     try:
         event = msgspec.convert(obj, _TYPES[topic], strict=True)
-        if isinstance(event, Ranking):
-            _check_finite(event)
+        _check_values(event)
         return event
     except (msgspec.ValidationError, ValueError) as exc:
-        text = raw if raw is not None else _as_text(
-            msgspec.json.encode(obj, order="sorted", enc_hook=str))
+        text = raw if raw is not None else _obj_text(obj)
         return Rejected(topic, text, _reason(topic, obj, str(exc)))
+    except RecursionError:  # nesting deeper than msgspec's recursion limit
+        text = raw if raw is not None else _obj_text(obj)
+        return Rejected(topic, text, f"{topic}: nested too deeply")
+
+
+def _obj_text(obj: Any) -> str:
+    """The raw text of a rejected parsed object: JSON when it can be, else a short repr.
+
+    JSON fails for non-string or mixed keys (``order="sorted"``), lone surrogates, ints over
+    4300 digits and deep nesting; the rejection must still be written, so fall back.
+    """
+    try:
+        return _as_text(msgspec.json.encode(obj, order="sorted", enc_hook=str))
+    except (TypeError, ValueError, RecursionError):
+        return _safe_repr(obj)
+
+
+def _safe_repr(value: Any) -> str:
+    """A bounded one-line repr (reprlib limits size and depth; repr escapes surrogates)."""
+    try:
+        return reprlib.repr(value)
+    except ValueError:  # an int over 4300 digits
+        return f"<{type(value).__name__}>"
+
+
+def _check_values(event: Event) -> None:
+    """What the schema cannot say about a parsed object, checked in one pass (the hot path
+    of Parquet replay); the slow paths find the field and raise ``ValueError`` naming it.
+
+    * Scores are finite: a parsed row can hold NaN or Infinity, JSON cannot.
+    * Text is valid Unicode: a Python str can hold lone surrogates (``"\\ud800"``), which no
+      UTF-8 store (DuckDB, Kafka) accepts and which later fail hashing into finding ids.
+      JSON cannot carry them (msgspec rejects such escapes); a dict can.  Found by
+      tests/monitor/test_hostile_input.py: such events used to be accepted.
+    """
+    if isinstance(event, Ranking):
+        parts = [event.event_id, event.platform, event.user, event.surface, event.request]
+        isfinite = math.isfinite
+        for it in event.items:
+            organic = it.organic_score
+            if not isfinite(it.score) or (organic is not None and not isfinite(organic)):
+                _check_finite(event)
+            parts.append(it.item)
+            parts.append(it.actor)
+            if it.interventions:
+                parts.extend(it.interventions)
+    else:  # region and arm are ASCII by their pattern and literal
+        parts = [event.event_id, event.platform, event.user, event.surface, event.item,
+                 event.actor, event.request or "", event.label or ""]
+    try:
+        "".join(parts).encode("utf-8")
+    except UnicodeEncodeError:
+        _locate_surrogate(event)
+
+
+def _locate_surrogate(event: Event) -> None:
+    for name in event.__struct_fields__:
+        value = getattr(event, name)
+        if type(value) is str and not value.isascii():
+            _check_utf8(value, name)
+    if isinstance(event, Ranking):
+        for i, it in enumerate(event.items):
+            for name in ("item", "actor"):
+                value = getattr(it, name)
+                if not value.isascii():
+                    _check_utf8(value, f"items[{i}].{name}")
+            for j, value in enumerate(it.interventions or ()):
+                if not value.isascii():
+                    _check_utf8(value, f"items[{i}].interventions[{j}]")
+
+
+def _check_utf8(value: str, path: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"not valid Unicode (lone surrogate) - at `$.{path}`") from None
 
 
 def _check_finite(event: Ranking) -> None:
@@ -180,7 +268,10 @@ def event_key(topic: str, event: Event) -> tuple[str, str, str]:
 
 
 def _as_text(raw: bytes | str) -> str:
-    return raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace")
+    if isinstance(raw, str):
+        # A str may hold lone surrogates, which no UTF-8 store (DuckDB, Kafka) accepts.
+        return raw if raw.isascii() else raw.encode("utf-8", "replace").decode("utf-8")
+    return raw.decode("utf-8", errors="replace")
 
 
 def explain(topic: str, raw: bytes | str, exc: Exception) -> str:
@@ -192,7 +283,9 @@ def explain(topic: str, raw: bytes | str, exc: Exception) -> str:
         return f"{topic}: not valid JSON ({msg})"
     try:
         obj = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, RecursionError, UnicodeError):
+        # UnicodeError: the typed pass skips unknown fields unread; invalid UTF-8 in one of
+        # them surfaces only here.  The reason then just lacks the offending value.
         obj = None
     return _reason(topic, obj, str(exc))
 
@@ -260,5 +353,15 @@ def _lookup(obj: Any, path: str) -> Any:
 
 
 def _show(value: Any) -> str:
-    text = msgspec.json.encode(value).decode() if value is not None else "null"
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # JSON has no NaN/Infinity: msgspec would print them as null
+    try:
+        text = msgspec.json.encode(value).decode() if value is not None else "null"
+    except (TypeError, ValueError, RecursionError):  # see _obj_text
+        text = _safe_repr(value)
+    # JSON leaves U+0085/U+2028/U+2029 unescaped, but they break lines: a reason is one line.
+    text = text.translate(_LINE_BREAKS)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_LINE_BREAKS: Final = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}

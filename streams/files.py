@@ -14,10 +14,13 @@ from __future__ import annotations
 import gzip
 import heapq
 import io
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Final, NamedTuple
 
+import msgspec
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from monitor.contract import Event, Rejected, decode, decode_obj
@@ -109,8 +112,9 @@ def _read_jsonl(p: Path, topic: str) -> Iterator[Record]:
                 if not line.strip():
                     continue
                 yield Record(topic, decode(topic, line), source, f"{name}:{lineno}", line)
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise SourceError(f"{p}: cannot read ({err})") from None
+    # zlib.error: corrupt deflate data inside a well-formed gzip header (not an OSError).
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise SourceError(f"{p}: cannot read ({_flat(err)})") from None
 
 
 def _lines(reader: io.BufferedReader) -> Iterator[bytes]:
@@ -126,6 +130,10 @@ def _lines(reader: io.BufferedReader) -> Iterator[bytes]:
                 rest = reader.readline(1 << 20)
                 if not rest or rest.endswith(b"\n"):
                     break
+            # Not stripped: a cut ending in "\r" would otherwise shrink to MAX_RECORD_BYTES
+            # and its head be decoded as if it were the whole line.
+            yield line
+            continue
         yield line.rstrip(b"\r\n")
 
 
@@ -135,12 +143,48 @@ def _read_parquet(p: Path, topic: str) -> Iterator[Record]:
         pf = pq.ParquetFile(p)
         row = 0
         for batch in pf.iter_batches(batch_size=8192):
-            for obj in batch.to_pylist():
+            try:
+                rows = batch.to_pylist()
+            except (ValueError, OverflowError):
+                rows = [_row_or_rejection(batch, i, topic) for i in range(batch.num_rows)]
+            for obj in rows:
                 row += 1
+                where = f"{p.name}:row{row}"
+                if isinstance(obj, Rejected):
+                    yield Record(topic, obj, source, where)
+                    continue
                 clean = _drop_nulls(obj)
-                yield Record(topic, decode_obj(topic, clean), source, f"{p.name}:row{row}")
-    except OSError as err:
-        raise SourceError(f"{p}: cannot read ({err})") from None
+                yield Record(topic, decode_obj(topic, clean), source, where)
+    # ArrowException: a corrupt file behind a valid magic number (ArrowInvalid is a
+    # ValueError, not an OSError) is an unreadable file, not a crash.
+    except (OSError, pa.ArrowException) as err:
+        raise SourceError(f"{p}: cannot read ({_flat(err)})") from None
+
+
+def _flat(err: Exception) -> str:
+    """The error on one line (Arrow's messages may end in or contain newlines)."""
+    return " ".join(str(err).split())
+
+
+def _row_or_rejection(batch: pa.RecordBatch, i: int, topic: str) -> dict[str, Any] | Rejected:
+    """One row as a dict, or a rejection naming the column Python cannot represent.
+
+    ``to_pylist`` fails for a whole batch on one such value (a timestamp past year 9999, a
+    date32 beyond ``datetime.date``): only that row becomes a dead letter.
+    """
+    obj: dict[str, Any] = {}
+    bad: list[str] = []
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        try:
+            obj[name] = column[i].as_py()
+        except (ValueError, OverflowError):
+            obj[name] = f"<unreadable {column.type}>"
+            bad.append(name)
+    if not bad:
+        return obj
+    raw = msgspec.json.encode(obj, order="sorted", enc_hook=str).decode("utf-8", "replace")
+    return Rejected(topic, raw, f"{topic}.{bad[0]}: value out of range for its type "
+                                f"({batch.schema.field(bad[0]).type})")
 
 
 def _drop_nulls(obj: dict[str, Any]) -> dict[str, Any]:
