@@ -36,7 +36,6 @@ import argparse
 import bisect
 import json
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -47,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
+from _live import drained, settings_for, summary, watch_findings  # noqa: E402
 
 from monitor.config import load_config  # noqa: E402
 from monitor.contract import Rejected  # noqa: E402
@@ -59,7 +59,7 @@ from streams.kafka.producer import (  # noqa: E402
     send_event,
 )
 from streams.kafka.stack import LiveStack  # noqa: E402
-from streams.kafka.topics import create_topics, group_lag  # noqa: E402
+from streams.kafka.topics import create_topics  # noqa: E402
 from streams.snapshot import read_snapshot  # noqa: E402
 
 
@@ -75,13 +75,6 @@ def simulate(out: Path, scale: float, tick_minutes: float | None = None,
                                                lateness_minutes=lateness_minutes)
         Path(paths["config"]).write_text(yaml.safe_dump(cfg), encoding="utf-8")
     return paths
-
-
-def settings_for(broker: EmbeddedBroker, prefix: str) -> Settings:
-    return Settings(broker=broker.bootstrap, partitions=6, group_id=f"{prefix}-amplimon",
-                    **{f"topic_{t}": f"{prefix}.{t}" for t in (
-                        "exposure", "ranking", "findings", "deadletter", "measurements",
-                        "detectability", "state")})
 
 
 def raw_consume(settings: Settings, total: int) -> dict:
@@ -102,13 +95,6 @@ def raw_consume(settings: Settings, total: int) -> dict:
     consumer.close()
     return {"records": n, "seconds": end - first, "rate": n / (end - first),
             "join_s": first - t0}
-
-
-def drained(stack: LiveStack) -> bool:
-    s = stack.settings
-    outs = [s.topic_findings, s.topic_measurements, s.topic_deadletter, s.topic_detectability]
-    return (group_lag(s, s.group_id, [s.topic_exposure, s.topic_ranking]) == 0
-            and group_lag(s, f"{s.group_id}-sink", outs) == 0)
 
 
 def throughput(broker: EmbeddedBroker, work: Path, scale: float) -> dict:
@@ -157,7 +143,7 @@ def latency(broker: EmbeddedBroker, work: Path, scale: float, speed: float,
                    bootstrap=broker.bootstrap, checkpoint_seconds=5.0) as stack:
         worker = stack.services["worker"]
         stack.wait_for(lambda: "assigned" in worker.log_text(), 120, "worker join")
-        watcher = threading.Thread(target=_watch, args=(stack.snapshot_dir, seen, stop))
+        watcher = threading.Thread(target=watch_findings, args=(stack.snapshot_dir, seen, stop))
         watcher.start()
         producer = make_producer(settings, linger_ms=1)
         names = {"exposure": settings.topic_exposure, "ranking": settings.topic_ranking}
@@ -206,31 +192,8 @@ def latency(broker: EmbeddedBroker, work: Path, scale: float, speed: float,
             pipe.append(visible - sent_wall[j])
     return {"speed": speed, "tick_s": tick_ms / 1000, "lateness_s": late_ms / 1000,
             "paced_seconds": paced_seconds, "paced_events": len(sent_ts),
-            "findings_measured": len(lat), "latency_s": _summary(lat),
-            "pipeline_latency_s": _summary(pipe)}
-
-
-def _watch(directory: Path, seen: dict, stop: threading.Event) -> None:
-    while not stop.is_set():
-        try:
-            con = read_snapshot(directory)
-            rows = con.execute("SELECT finding_id, epoch_ms(event_time) FROM findings"
-                               ).fetchall()
-            con.close()
-        except Exception:  # noqa: BLE001  # counted as not yet visible
-            rows = []
-        now = time.perf_counter()
-        for fid, event_ms in rows:
-            seen.setdefault(fid, (now, int(event_ms)))
-        time.sleep(0.05)
-
-
-def _summary(values: list[float]) -> dict:
-    if not values:
-        return {"n": 0}
-    values = sorted(values)
-    return {"n": len(values), "p50": statistics.median(values),
-            "p95": values[min(len(values) - 1, int(0.95 * len(values)))], "max": values[-1]}
+            "findings_measured": len(lat), "latency_s": summary(lat),
+            "pipeline_latency_s": summary(pipe)}
 
 
 def main() -> None:
