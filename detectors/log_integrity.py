@@ -32,12 +32,14 @@ the minimum detectable share ratios are written to ``detectability``.
 Exposure links (subject ``exposure_links``)
 -------------------------------------------
 An exposure with a ``request`` is unexplained when no ranking event of that platform has
-that ``request`` (within ``link_hours`` of event time, with one tick of grace for a slate
-logged after its exposure) or the slate does not contain the exposed ``item``.  With
+that ``request`` (within ``link_hours``, default 6, of event time, with one tick of grace for
+a slate logged after its exposure) or the slate does not contain the exposed ``item``.  With
 tolerance ``ε_l`` (``link_tolerance``, default 0.01) ``H0: unexplained share ≤ ε_l`` is
 tested with the uniform-mixture e-process of :func:`detectors.stats.label_share_log_e`.
 Exposures without ``request`` cannot be checked and are only counted; position and user
-mismatches with the slate are counted in the evidence.
+mismatches with the slate are counted in the evidence.  Memory: every slate of the last
+``link_hours`` is kept, as one compact string ``␟item␞position␟…`` (≈ 5 × smaller than a
+dict of its items), so the state grows with the slate rate × ``link_hours``.
 
 Event gaps (subject ``event_gaps``)
 -----------------------------------
@@ -64,6 +66,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -76,7 +79,7 @@ from detectors.registry import REGISTRY, DetectorSpec, register
 from detectors.sequential import adjusted_p, log_threshold
 from detectors.stats import clopper_pearson, label_share_log_e
 from monitor.config import Window, covers
-from monitor.contract import Exposure
+from monitor.contract import Exposure, RankedItem
 from monitor.records import Detectability, Finding, ms_to_datetime
 
 __all__ = ["LogIntegrity", "beta_prior", "srm_log_e"]
@@ -169,10 +172,11 @@ class LogIntegrity(Detector):
     name: ClassVar[str] = "log_integrity"
     display_name: ClassVar[str] = "Log integrity (holdout share, exposure links, gaps)"
     kinds: ClassVar[tuple[str, ...]] = ("log_integrity",)
+    version: ClassVar[str] = "2"  # 2: compact slates (checkpoints of 1 are not compatible)
 
     def __init__(self, context: DetectorContext, srm_tolerance: float = 0.01,
                  prior_sd: float = 0.15, link_tolerance: float = 0.01,
-                 link_hours: float = 24.0, max_gap_ticks: int = 4,
+                 link_hours: float = 6.0, max_gap_ticks: int = 4,
                  min_expected_users: float = 20.0, max_examples: int = 5) -> None:
         super().__init__(context)
         if not 0 <= srm_tolerance < 1:
@@ -203,7 +207,7 @@ class LogIntegrity(Detector):
         self._srm: dict[_Key, _Srm] = {}
         self._links: dict[_Key, _Links] = {}
         self._streams: dict[_Key, _Stream] = {}
-        self._slates: dict[tuple[str, str], tuple[str, dict[str, int]]] = {}
+        self._slates: dict[tuple[str, str], tuple[str, str | dict[str, int]]] = {}
         self._slate_order: deque[tuple[int, tuple[str, str]]] = deque()
         self._held: list[tuple[Exposure, list[_Scope]]] = []
         self._changed: set[tuple[str, _Key]] = set()
@@ -240,7 +244,7 @@ class LogIntegrity(Detector):
             key = (r.platform, r.request)
             if key not in self._slates:
                 self._slate_order.append((ts, key))
-            self._slates[key] = (r.user, {it.item: it.position for it in r.items})
+            self._slates[key] = (r.user, _compact(r.items))
             for scope in self._scopes_of(r.region):
                 if scope.contains(ts):
                     k = (r.platform, scope.window.id)
@@ -292,9 +296,10 @@ class LogIntegrity(Detector):
             self._held.append((e, scopes))  # its slate may be logged in the next tick
             return
         problem = None
+        position = None if slate is None else _position(slate[1], e.item)
         if slate is None:
             problem = "unknown_request"
-        elif e.item not in slate[1]:
+        elif position is None:
             problem = "item_not_in_slate"
         for k in keys:
             links = self._links.setdefault(k, _Links())
@@ -308,7 +313,7 @@ class LogIntegrity(Detector):
                                            "request": e.request, "item": e.item,
                                            "ts": ms_to_datetime(e.ts).isoformat()})  # type: ignore[arg-type]
             elif slate is not None:
-                if slate[1][e.item] != e.position:
+                if position != e.position:
                     links.position_mismatch += 1
                 if slate[0] != e.user:
                     links.user_mismatch += 1
@@ -572,3 +577,28 @@ if LogIntegrity.name not in REGISTRY:  # one registration, however the module is
         kinds=LogIntegrity.kinds, budget_weight=0.2,
         description="Holdout arm's share of active users vs the declared share (sequential "
                     "SRM), exposures no logged slate explains, gaps in the event stream."))
+
+
+_ITEM, _POS = "\x1f", "\x1e"
+
+
+def _compact(items: Sequence[RankedItem]) -> str | dict[str, int]:
+    """A slate as ``␟item␞position␟item␞position␟`` — one small string instead of a dict
+    and the item strings it would keep alive; a dict when an id holds a separator."""
+    parts = [f"{it.item}{_POS}{it.position}" for it in items]
+    if any(_ITEM in it.item or _POS in it.item for it in items):
+        return {it.item: it.position for it in items}
+    return _ITEM + _ITEM.join(parts) + _ITEM
+
+
+def _position(slate: str | dict[str, int], item: str) -> int | None:
+    """Position of ``item`` in a :func:`_compact` slate, None if absent."""
+    if isinstance(slate, dict):
+        return slate.get(item)
+    if _ITEM in item or _POS in item:
+        return None  # a compact slate holds no id with a separator
+    start = slate.find(f"{_ITEM}{item}{_POS}")
+    if start < 0:
+        return None
+    start += len(item) + 2
+    return int(slate[start:slate.index(_ITEM, start)])

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import stats
 
 import detectors.log_integrity  # noqa: F401  # registers the detector (until detectors/__init__ does)
@@ -205,3 +207,19 @@ def test_bad_parameters_are_config_errors(params: dict[str, Any], message: str) 
     cfg = parse_config(config_dict(detection={"alpha": 0.05, "log_integrity": params}))
     with pytest.raises(ConfigError, match=message):
         Engine(cfg, ListOutput(), detectors=["log_integrity"])
+
+
+@given(st.lists(st.tuples(st.text(min_size=1, max_size=6), st.integers(1, 1_000_000)),
+                min_size=1, max_size=12, unique_by=lambda t: t[0]),
+       st.text(min_size=1, max_size=6))
+def test_compact_slate_answers_like_a_dict(slots, probe):
+    """The compact slate string gives the same positions as {item: position}, for any ids
+    (separator characters included: those slates stay dicts)."""
+    from detectors.log_integrity import _compact, _position
+    from monitor.contract import RankedItem
+
+    items = [RankedItem(item=i, actor="a", position=p, score=0.0) for i, p in slots]
+    slate = _compact(items)
+    want = dict(slots)
+    for item in [*want, probe]:
+        assert _position(slate, item) == want.get(item)
