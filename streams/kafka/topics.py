@@ -18,7 +18,9 @@ error, so the command is safe to run at every deployment.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
+from typing import Any
 
 from monitor.settings import Settings
 from streams.kafka._config import Topics, kafka_python_options
@@ -99,7 +101,29 @@ def group_lag(settings: Settings, group: str, names: Iterable[str]) -> int:
     try:
         tps = [TopicPartition(t, p) for t in names
                for p in sorted(consumer.partitions_for_topic(t) or ())]
-        ends = consumer.end_offsets(tps)
+        ends = _log_ends(consumer, tps)
         return sum(max(0, ends[tp] - (consumer.committed(tp) or 0)) for tp in tps)
     finally:
         consumer.close(autocommit=False)
+
+
+def _log_ends(consumer: Any, tps: list[Any], wait_s: float = 2.0) -> dict[Any, int]:
+    """End offset of each partition.  The embedded broker (Tansu 0.6) answers ListOffsets
+    ``latest`` with the first offset of the partition's last batch, not the log end; the
+    high-water mark of a fetch is right.  So fetch from the reported end and take the
+    larger of the two (on Apache Kafka both agree)."""
+    ends: dict[Any, int] = consumer.end_offsets(tps)
+    if not tps:
+        return ends
+    consumer.assign(tps)
+    for tp in tps:
+        consumer.seek(tp, ends[tp])
+    deadline = time.monotonic() + wait_s
+    seen: dict[Any, int] = {}
+    while len(seen) < len(tps) and time.monotonic() < deadline:
+        consumer.poll(timeout_ms=100, max_records=1)
+        for tp in tps:
+            high = consumer.highwater(tp)
+            if high is not None:
+                seen[tp] = high
+    return {tp: max(ends[tp], seen.get(tp, ends[tp])) for tp in tps}
