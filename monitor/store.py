@@ -9,12 +9,20 @@ re-running a replay or re-delivering Kafka messages converges to the same rows:
 * ``deadletter`` — keyed by ``dl_id`` (source + location + reason).
 
 DuckDB allows one read-write process per file: one :class:`Store` per process that writes.
+
+**Faults.**  Every write is one transaction (or, inside :meth:`Store.transaction`, part of
+one): a write that fails — disk full, file size limit, read-only file or directory — rolls
+it back whole and raises :class:`StoreError` with a one-line message, which the CLI prints as
+``amplimon: <problem>`` with exit status 2.  DuckDB logs a transaction to its write-ahead log
+at commit and truncates a partly written entry, so the file stays readable: reopened, it
+holds every transaction committed before the fault and nothing of the failed one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -165,23 +173,59 @@ def _table(rows: Sequence[msgspec.Struct], cols: list[str],
     return pa.table(data)
 
 
+def _why(err: BaseException) -> str:
+    """The first line of a DuckDB or OS error."""
+    if isinstance(err, OSError) and err.strerror:
+        return f"{err.strerror}: {err.filename}" if err.filename else err.strerror
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 class Store:
     """A read-write connection to an amplimon DuckDB file (or ``:memory:``)."""
 
     def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False) -> None:
         self.path = str(path)
+        self._in_transaction = False
         try:
             if self.path != ":memory:" and not read_only:
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                except FileExistsError as err:  # a file where a directory should be
+                    raise NotADirectoryError(20, "Not a directory", err.filename) from None
             self.con = duckdb.connect(self.path, read_only=read_only)
             if not read_only:
                 self.con.execute(SCHEMA)
         except (duckdb.Error, OSError) as err:
-            first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise StoreError(f"{self.path}: cannot open database ({first})") from None
+            raise StoreError(f"{self.path}: cannot open database ({_why(err)})") from None
 
     def close(self) -> None:
         self.con.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Make the writes inside the block one transaction: all of them or none."""
+        try:
+            self.con.begin()
+        except duckdb.Error as err:
+            raise StoreError(f"{self.path}: cannot write ({_why(err)})") from None
+        self._in_transaction = True
+        try:
+            yield
+            self.con.commit()
+        except duckdb.Error as err:
+            self._rollback()
+            raise StoreError(f"{self.path}: write failed, nothing of it was stored "
+                             f"({_why(err)})") from None
+        except BaseException:
+            self._rollback()
+            raise
+        finally:
+            self._in_transaction = False
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(duckdb.Error):  # a failed commit has rolled back already
+            self.con.rollback()
 
     def __enter__(self) -> Store:
         return self
@@ -278,20 +322,21 @@ class Store:
 
     def _run(self, sql: str, params: list[Any] | None = None, batch: pa.Table | None = None
              ) -> None:
+        if not self._in_transaction:
+            with self.transaction():
+                self._run(sql, params, batch)
+            return
         try:
-            self.con.begin()
             if batch is not None:
                 self.con.register("batch", batch)
-            self.con.execute(sql, params or [])
-            if batch is not None:
-                self.con.unregister("batch")
-            self.con.commit()
-        except duckdb.Error as err:
             try:
-                self.con.rollback()
-            except duckdb.Error:
-                pass
-            raise StoreError(f"{self.path}: write failed ({str(err).splitlines()[0]})") from None
+                self.con.execute(sql, params or [])
+            finally:
+                if batch is not None:
+                    self.con.unregister("batch")
+        except duckdb.Error as err:
+            raise StoreError(f"{self.path}: write failed, nothing of it was stored "
+                             f"({_why(err)})") from None
 
     # -- reads ----------------------------------------------------------------------------
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:

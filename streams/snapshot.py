@@ -13,6 +13,12 @@ Each file is written to a temporary name in the same directory and moved into pl
 file, never a torn one, and never waits for the writer.  ``manifest.json`` (row counts,
 ``published_at``) is replaced last.  :func:`read_snapshot` loads the files into an in-memory
 DuckDB connection with the store's table names and schema.
+
+A publish is all or nothing: every table is written to its temporary file first, and only
+when all are complete are they moved into place.  A write that fails (disk full, no
+permission) deletes the temporary files, leaves the previous snapshot as it was and raises
+:class:`~monitor.store.StoreError` (one line).  Temporary files of a writer killed mid-way are
+removed by the next :class:`SnapshotPublisher`.
 """
 
 from __future__ import annotations
@@ -29,10 +35,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from monitor.records import utc_now
-from monitor.store import SCHEMA, Store
+from monitor.store import SCHEMA, Store, StoreError
 
 __all__ = ["SNAPSHOT_TABLES", "SnapshotPublisher", "default_snapshot_dir", "publish_snapshot",
-           "read_snapshot", "read_table_file"]
+           "read_snapshot", "read_table_file", "remove_partial_files"]
 
 SNAPSHOT_TABLES = ("findings", "amplification", "deadletter", "detectability", "runs")
 
@@ -49,26 +55,48 @@ def publish_snapshot(store: Store, directory: str | Path,
                      tables: Iterable[str] = SNAPSHOT_TABLES) -> dict[str, int]:
     """Write ``tables`` of ``store`` atomically into ``directory``; returns row counts."""
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    counts = {}
-    for table in tables:
+    names = list(tables)
+    for table in names:
         if table not in SNAPSHOT_TABLES:
             raise ValueError(f"unknown table {table!r}")
-        data = _arrow(store.con, table)
-        final = out / f"{table}.parquet"
-        tmp = out / f".{table}.parquet.{os.getpid()}.tmp"
-        try:
+    counts: dict[str, int] = {}
+    written: list[tuple[Path, Path]] = []  # (temporary, final)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for table in names:
+            data = _arrow(store.con, table)
+            tmp = out / f".{table}.parquet.{os.getpid()}.tmp"
+            written.append((tmp, out / f"{table}.parquet"))
             pq.write_table(data, tmp)
+            counts[table] = data.num_rows
+        manifest = {"published_at": utc_now().isoformat(), "tables": counts}
+        tmp = out / f".manifest.json.{os.getpid()}.tmp"
+        written.append((tmp, out / "manifest.json"))
+        tmp.write_text(json.dumps(manifest), encoding="utf-8")
+        for tmp, final in written:  # renames need no space: all happen once all are written
             os.replace(tmp, final)
-        finally:
+    except OSError as err:
+        why = err.strerror or " ".join(str(err).split()) or type(err).__name__
+        raise StoreError(f"{out}: cannot publish the snapshot ({why}); the previous snapshot "
+                         "is unchanged") from None
+    except duckdb.Error as err:
+        raise StoreError(f"{store.path}: cannot read the tables to publish "
+                         f"({str(err).strip().splitlines()[0]})") from None
+    finally:
+        for tmp, _ in written:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-        counts[table] = data.num_rows
-    manifest = {"published_at": utc_now().isoformat(), "tables": counts}
-    tmp = out / f".manifest.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(manifest), encoding="utf-8")
-    os.replace(tmp, out / "manifest.json")
     return counts
+
+
+def remove_partial_files(directory: str | Path) -> int:
+    """Delete temporary files a killed publisher left behind; returns how many."""
+    removed = 0
+    for path in Path(directory).glob(".*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    return removed
 
 
 def read_table_file(path: str | Path) -> pa.Table | None:
@@ -118,6 +146,8 @@ class SnapshotPublisher:
         self._dirty: set[str] = set(SNAPSHOT_TABLES)  # the first publish writes every table
         self._last = 0.0
         self.published = 0
+        if self.directory.is_dir():  # one writer per snapshot directory, as per database
+            remove_partial_files(self.directory)
 
     def mark(self, tables: Iterable[str]) -> None:
         self._dirty.update(tables)

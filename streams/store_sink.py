@@ -9,7 +9,7 @@ __all__ = ["StoreOutput"]
 
 
 class StoreOutput:
-    """Buffers rows and writes them through Arrow in one transaction per table per flush.
+    """Buffers rows and writes them through Arrow, one transaction per flush.
 
     Findings and measurements are keyed, so only the latest version of each row is kept in
     the buffer; dead letters are appended.
@@ -51,17 +51,18 @@ class StoreOutput:
             self.flush()
 
     def flush(self) -> None:
-        if self._findings:
-            self.written["findings"] += self.store.upsert_findings(self._findings.values())
-            self._findings = {}
-        if self._measurements:
-            self.written["amplification"] += self.store.upsert_measurements(
-                self._measurements.values())
-            self._measurements = {}
-        if self._dead:
-            self.written["deadletter"] += self.store.add_deadletters(self._dead)
-            self._dead = []
-        if self._detectability:
-            self.written["detectability"] += self.store.upsert_detectability(
-                self._detectability)
-            self._detectability = []
+        """Write the buffers in one transaction: on a failed write (disk full) none of them
+        is stored, and they are kept (the caller gets the :class:`~monitor.store.StoreError`)."""
+        if not (self._findings or self._measurements or self._dead or self._detectability):
+            return
+        store = self.store
+        with store.transaction():
+            written = {
+                "findings": store.upsert_findings(self._findings.values()),
+                "amplification": store.upsert_measurements(self._measurements.values()),
+                "deadletter": store.add_deadletters(self._dead),
+                "detectability": store.upsert_detectability(self._detectability),
+            }
+        for table, n in written.items():
+            self.written[table] += n
+        self._findings, self._measurements, self._dead, self._detectability = {}, {}, [], []

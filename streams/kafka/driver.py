@@ -21,10 +21,21 @@ the checkpoint's ``position`` was seen before, so it is pushed again only if its
 open, and skipped otherwise (its tick already counted it; its dead letter is already out).
 The engine's output after a restart is therefore the same as if it had never stopped, and
 outputs emitted again are identical rows that the sink's upserts absorb.
+
+**Dead letters are named by content, not offset.**  The ``location`` of a dead letter — and so
+its ``dl_id``, which makes the sink's insert idempotent — is ``<topic>:<h>#<n>``: ``h`` hashes
+the topic, reason and (scrubbed) text, ``n`` counts the dead letters with that hash so far.
+A Kafka offset would be a poor name: a platform re-producing a stream into a broker that lost
+its data (or into new topics) puts unkeyed malformed records on other partitions and every
+record after them at other offsets, and the same dead letter would be stored twice.  The
+content and its occurrence number are the same in every copy of the stream, and identical
+records are told apart by ``n``.  The counts are part of the checkpoint; the oldest of more
+than 100 000 distinct payloads are forgotten (a payload repeated after that is stored once).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +43,8 @@ from dataclasses import dataclass, field
 import msgspec
 
 from monitor.contract import Rejected, decode
-from monitor.engine import Engine
+from monitor.engine import Engine, Output
+from monitor.records import DeadLetter, Detectability, Finding, Measurement
 
 __all__ = ["Checkpoint", "EngineDriver", "Message", "TP", "is_end_of_stream"]
 
@@ -75,6 +87,7 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     finished: list[str] = []
     closed: bool = False
     saved_at_ms: int = 0
+    dead_letters: dict[str, int] = {}  # content hash → dead letters named so far
 
     def encode(self) -> bytes:
         return msgspec.msgpack.encode(self)
@@ -82,6 +95,37 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     @classmethod
     def decode(cls, data: bytes) -> Checkpoint:
         return msgspec.msgpack.decode(data, type=cls)
+
+
+class DeadLetterNames:
+    """Engine :class:`~monitor.engine.Output` wrapper: sets each dead letter's ``location``
+    to ``<topic>:<hash>#<n>`` (see the module docstring); everything else passes through."""
+
+    limit = 100_000
+
+    def __init__(self, inner: Output) -> None:
+        self.inner = inner
+        self.counts: dict[str, int] = {}
+
+    def deadletters(self, rows: list[DeadLetter]) -> None:
+        for row in rows:
+            digest = hashlib.sha256("\x1f".join((row.source, row.reason, row.raw)).encode(
+                "utf-8", "replace")).hexdigest()[:20]
+            n = self.counts.pop(digest, 0) + 1
+            self.counts[digest] = n  # re-inserted: the dict's order is least recently seen
+            if len(self.counts) > self.limit:
+                del self.counts[next(iter(self.counts))]
+            row.location = f"{row.source}:{digest}#{n}"
+        self.inner.deadletters(rows)
+
+    def findings(self, rows: list[Finding]) -> None:
+        self.inner.findings(rows)
+
+    def measurements(self, rows: list[Measurement]) -> None:
+        self.inner.measurements(rows)
+
+    def detectability(self, rows: list[Detectability]) -> None:
+        self.inner.detectability(rows)
 
 
 @dataclass
@@ -106,6 +150,8 @@ class EngineDriver:
     def __post_init__(self) -> None:
         if self.engine.auto_watermark:
             raise ValueError("EngineDriver needs an Engine with auto_watermark=False")
+        self.dead_letters = DeadLetterNames(self.engine.output)
+        self.engine.output = self.dead_letters
         self._assigned: set[TP] = set()
         self._assigned_at = self.clock()
         self._position: dict[TP, int] = {}
@@ -219,7 +265,7 @@ class EngineDriver:
             replay_from={_tp_key(tp): o for tp, o in start.items()},
             part_max={_tp_key(tp): t for tp, t in self._part_max.items()},
             finished=sorted(_tp_key(tp) for tp in self._finished), closed=self.closed,
-            saved_at_ms=int(time.time() * 1000))
+            saved_at_ms=int(time.time() * 1000), dead_letters=dict(self.dead_letters.counts))
 
     def restore(self, cp: Checkpoint) -> None:
         """Resume from ``cp``: read each partition again from its ``replay_from``.
@@ -236,3 +282,4 @@ class EngineDriver:
         self._finished = {_key_tp(k) for k in cp.finished}
         self._open_offsets = {}
         self.closed = cp.closed
+        self.dead_letters.counts = dict(cp.dead_letters)

@@ -17,6 +17,17 @@ No offsets are committed inside a rebalance callback (kafka-python 3 raises ther
 partition moved to another sink is re-read from its last commit, which is harmless.
 A message that cannot be decoded is counted and skipped (it is not a platform record: the
 worker wrote it), never a crash.
+
+**Faults.**  A DuckDB write that fails (disk full, read-only file) rolls the whole batch back
+and ends the sink with one line (:class:`~monitor.store.StoreError`; the CLI prints it and
+exits 2) before the offsets are committed: restarted with space, the sink reads the batch
+again.  A snapshot that cannot be written changes nothing the dashboard reads
+(:mod:`streams.snapshot`) and also ends the sink.  A broker that stops answering (probed every
+``probe_s`` s, :func:`streams.kafka.broker.probe_broker`) is reported in one line; the sink
+closes its consumer and waits until the broker answers and has the output topics again, then
+reads from the group's committed offsets — the same place after a short outage, the
+beginning of the recreated topics after a broker that lost its data, where the worker writes
+its results again.
 """
 
 from __future__ import annotations
@@ -25,61 +36,36 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import msgspec
-import pyarrow as pa
 
 from monitor.records import DeadLetter, Detectability, Finding, Measurement, utc_now
 from monitor.settings import Settings
-from monitor.store import Store, StoreError
+from monitor.store import Store
 from streams.kafka._config import Topics, kafka_python_options
+from streams.kafka._errors import PipelineError
 from streams.kafka._heartbeat import Heartbeat
+from streams.kafka.broker import (
+    BrokerWatch,
+    probe_broker,
+    quiet_client_repeats,
+    wait_for_broker,
+)
 from streams.kafka.output import decode_row
 from streams.snapshot import SnapshotPublisher, default_snapshot_dir
 
-__all__ = ["SinkOptions", "SinkStats", "run_sink"]
+__all__ = ["SinkError", "SinkOptions", "SinkStats", "run_sink"]
 
 log = logging.getLogger("amplimon.sink")
 
 
-class _BatchStore(Store):
-    """A :class:`Store` whose upserts can share one transaction (:meth:`transaction`)."""
-
-    _in_batch = False
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.con.begin()
-        self._in_batch = True
-        try:
-            yield
-            self.con.commit()
-        except BaseException:
-            with contextlib.suppress(duckdb.Error):
-                self.con.rollback()
-            raise
-        finally:
-            self._in_batch = False
-
-    def _run(self, sql: str, params: list[Any] | None = None, batch: pa.Table | None = None
-             ) -> None:
-        if not self._in_batch:
-            super()._run(sql, params, batch)
-            return
-        try:
-            if batch is not None:
-                self.con.register("batch", batch)
-            self.con.execute(sql, params or [])
-            if batch is not None:
-                self.con.unregister("batch")
-        except duckdb.Error as err:
-            raise StoreError(f"{self.path}: write failed ({str(err).splitlines()[0]})"
-                             ) from None
+class SinkError(PipelineError):
+    """The sink cannot run (one-line message)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +76,10 @@ class SinkOptions:
     session_timeout_ms: int = 10_000
     heartbeat_ms: int = 1_000
     status_every_s: float = 10.0
+    commit_timeout_ms: int = 5_000
+    probe_s: float = 1.0  # broker watchdog interval
+    probe_misses: int = 2  # unanswered probes in a row that make an outage
+    retries: int = 5  # Kafka errors in a row (broker answering) before the sink gives up
 
 
 @dataclass
@@ -106,39 +96,18 @@ def run_sink(settings: Settings, db: str | Path, *, snapshot_dir: str | Path | N
              options: SinkOptions | None = None, stop: threading.Event | None = None,
              on_status: Callable[[SinkStats], None] | None = None) -> SinkStats:
     """Consume until ``stop`` is set; see the module docstring."""
-    from kafka import KafkaConsumer
-
     opts = options or SinkOptions()
     stop = stop or threading.Event()
     topics = Topics.from_settings(settings)
-    tables = topics.outputs
     directory = Path(snapshot_dir or settings.snapshot_dir or default_snapshot_dir(db))
-    store = _BatchStore(db)
+    store = Store(db)
     stats = SinkStats()
-    consumer = None
     try:
         publisher = SnapshotPublisher(store, directory, min_interval=opts.snapshot_interval_s)
-        consumer = KafkaConsumer(
-            *tables, **kafka_python_options(settings), group_id=f"{settings.group_id}-sink",
-            enable_auto_commit=False, auto_offset_reset="earliest",
-            max_poll_records=opts.batch, session_timeout_ms=opts.session_timeout_ms,
-            heartbeat_interval_ms=opts.heartbeat_ms, max_partition_fetch_bytes=8 << 20)
+        sink = _Sink(settings, opts, topics.outputs, store, publisher, stats, stop, on_status)
         started = utc_now()
-        last_status = time.monotonic()
-        heartbeat = Heartbeat(settings.heartbeat_file)
-        while not stop.is_set():
-            heartbeat.beat()
-            polled = consumer.poll(timeout_ms=opts.poll_ms, max_records=opts.batch)
-            records = [r for batch in polled.values() for r in batch]
-            if records:
-                changed = _write(store, tables, records, stats)
-                consumer.commit()  # after the transaction: at-least-once
-                publisher.mark(changed)
-            if publisher.maybe_publish():
-                stats.snapshots += 1
-            if on_status is not None and time.monotonic() - last_status >= opts.status_every_s:
-                on_status(stats)
-                last_status = time.monotonic()
+        with quiet_client_repeats():
+            sink.run()
         store.record_run(f"sink-{started:%Y%m%dT%H%M%S}", "sink", started,
                          {"stats": msgspec.to_builtins(stats.__dict__)})
         publisher.mark(["runs"])
@@ -146,12 +115,123 @@ def run_sink(settings: Settings, db: str | Path, *, snapshot_dir: str | Path | N
             stats.snapshots += 1
         return stats
     finally:
-        if consumer is not None:
-            consumer.close(autocommit=False)
-        store.close()
+        with contextlib.suppress(duckdb.Error):
+            store.close()
 
 
-def _write(store: _BatchStore, tables: dict[str, str], records: list[Any], stats: SinkStats
+class _Sink:
+    """The loop of :func:`run_sink`, in sessions: one consumer per stretch of broker uptime."""
+
+    def __init__(self, settings: Settings, opts: SinkOptions, tables: dict[str, str],
+                 store: Store, publisher: SnapshotPublisher, stats: SinkStats,
+                 stop: threading.Event, on_status: Callable[[SinkStats], None] | None) -> None:
+        self.settings, self.opts, self.tables = settings, opts, tables
+        self.store, self.publisher, self.stats = store, publisher, stats
+        self.stop, self.on_status = stop, on_status
+        self.options = kafka_python_options(settings)
+        self.heartbeat = Heartbeat(settings.heartbeat_file)
+        self.watch = BrokerWatch(self.options, None, misses=opts.probe_misses)
+        self.last_status = time.monotonic()
+
+    def run(self) -> None:
+        state = probe_broker(self.options)
+        if not state.reachable:
+            raise SinkError(f"cannot reach the broker at {self.settings.broker} "
+                            f"({state.error})")
+        missing = sorted(set(self.tables) - state.topics)
+        if missing:
+            raise SinkError(f"missing topics {', '.join(missing)} on {self.settings.broker}; "
+                            "run `amplimon topics create`")
+        self.watch.cluster_id = state.cluster_id
+        broker = self.settings.broker
+        errors = 0
+        while not self.stop.is_set():
+            started = time.monotonic()
+            outcome = self._session()
+            if outcome is None:
+                return
+            kind, detail = outcome
+            if kind == "error":  # the broker answers: e.g. a commit after a rebalance
+                errors = 1 if time.monotonic() - started > 60 else errors + 1
+                if errors > self.opts.retries:
+                    raise SinkError(f"Kafka: {detail}")
+                log.warning("Kafka error from broker %s (%s): reconnecting in %g s (%d of %d)",
+                            broker, detail, self.opts.probe_s, errors, self.opts.retries)
+                self.stop.wait(self.opts.probe_s)
+                continue
+            if kind == "unreachable":
+                log.warning("broker %s unreachable (%s): retrying every %g s; rows written "
+                            "so far are kept, the uncommitted batch is read again", broker,
+                            detail, self.opts.probe_s)
+            back = wait_for_broker(self.options, self.tables, stopped=self.stop.is_set,
+                                   every=self.opts.probe_s, announce=log.warning,
+                                   beat=self.heartbeat.beat)
+            if back is None:
+                return
+            known = self.watch.cluster_id
+            if kind == "lost" or (known and back.cluster_id != known):
+                log.warning("broker %s came back without its data (%s): reading the "
+                            "recreated output topics from the beginning; the worker writes "
+                            "its results again and the upserts keep the store exact", broker,
+                            detail if kind == "lost" else
+                            f"its cluster id changed from {known} to {back.cluster_id}")
+            else:
+                log.warning("broker %s came back with its data: resuming from the committed "
+                            "offsets", broker)
+            self.watch.cluster_id = back.cluster_id
+
+    def _consumer(self) -> Any:
+        from kafka import KafkaConsumer
+
+        o = self.opts
+        return KafkaConsumer(
+            *self.tables, **self.options, group_id=f"{self.settings.group_id}-sink",
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            allow_auto_create_topics=False, max_poll_records=o.batch,
+            session_timeout_ms=o.session_timeout_ms, heartbeat_interval_ms=o.heartbeat_ms,
+            max_partition_fetch_bytes=8 << 20)
+
+    def _session(self) -> tuple[str, str] | None:
+        """Consume until stopped (None) or the broker fails: (kind, why), kind one of
+        "unreachable", "lost" and "error" (a Kafka error while the broker answers)."""
+        from kafka.errors import KafkaError
+
+        opts, stats = self.opts, self.stats
+        consumer = None
+        last_probe = time.monotonic()
+        try:
+            consumer = self._consumer()
+            while not self.stop.is_set():
+                self.heartbeat.beat()
+                polled = consumer.poll(timeout_ms=opts.poll_ms, max_records=opts.batch)
+                records = [r for batch in polled.values() for r in batch]
+                if records:
+                    changed = _write(self.store, self.tables, records, stats)
+                    # after the transaction: at-least-once
+                    consumer.commit(timeout_ms=opts.commit_timeout_ms)
+                    self.publisher.mark(changed)
+                if self.publisher.maybe_publish():
+                    stats.snapshots += 1
+                now = time.monotonic()
+                if self.on_status is not None and now - self.last_status >= opts.status_every_s:
+                    self.on_status(stats)
+                    self.last_status = now
+                if now - last_probe >= opts.probe_s:
+                    last_probe = now
+                    failed = self.watch.check()
+                    if failed is not None:
+                        return failed
+            return None
+        except KafkaError as err:
+            return self.watch.probe() or (
+                "error", f"{type(err).__name__}: {' '.join(str(err).split())}")
+        finally:
+            if consumer is not None:
+                with contextlib.suppress(KafkaError, OSError):
+                    consumer.close(autocommit=False, timeout_ms=2000)
+
+
+def _write(store: Store, tables: dict[str, str], records: list[Any], stats: SinkStats
            ) -> set[str]:
     rows: dict[str, list[Any]] = {t: [] for t in tables.values()}
     for rec in records:
@@ -169,7 +249,7 @@ def _write(store: _BatchStore, tables: dict[str, str], records: list[Any], stats
     return {t for t, r in rows.items() if r}
 
 
-def _upsert(store: _BatchStore, rows: dict[str, list[Any]], stats: SinkStats) -> None:
+def _upsert(store: Store, rows: dict[str, list[Any]], stats: SinkStats) -> None:
     findings: list[Finding] = rows["findings"]
     measurements: list[Measurement] = rows["amplification"]
     dead: list[DeadLetter] = rows["deadletter"]

@@ -9,6 +9,7 @@ import zlib
 import pytest
 
 from monitor.engine import Engine, StreamStats
+from monitor.privacy import Pseudonymiser
 from monitor.records import Finding
 from monitor.replay import drive
 from streams.files import merge_by_time, read_file
@@ -37,7 +38,9 @@ def partitioned(simulation, partitions: int = 3) -> dict[tuple[str, int], list[M
 
 def new_driver(simulation) -> tuple[EngineDriver, ListOutput]:
     out = ListOutput()
-    engine = Engine(simulation.config, out, auto_watermark=False)
+    # one key for every driver: a checkpoint resumes only under the key it was made with
+    engine = Engine(simulation.config, out, auto_watermark=False,
+                    pseudonymiser=Pseudonymiser(b"k" * 32))
     driver = EngineDriver(engine, INPUTS, idle_ms=3_600_000)
     return driver, out
 

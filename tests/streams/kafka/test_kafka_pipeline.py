@@ -129,7 +129,8 @@ def test_a_second_worker_in_the_group_is_refused(simulation, make_settings):
         said: list[str] = []
         first = asyncio.create_task(run_worker(settings, simulation.config, options=options,
                                                stop=stop, announce=said.append))
-        while not said:  # until the first one has joined and holds every partition
+        # until the first one has joined and holds every partition
+        while not any(line.startswith("assigned") for line in said):
             await asyncio.sleep(0.1)
         second = asyncio.create_task(run_worker(settings, simulation.config, options=options,
                                                 stop=stop, announce=said.append))
