@@ -38,8 +38,9 @@ tolerance ``ε_l`` (``link_tolerance``, default 0.01) ``H0: unexplained share �
 tested with the uniform-mixture e-process of :func:`detectors.stats.label_share_log_e`.
 Exposures without ``request`` cannot be checked and are only counted; position and user
 mismatches with the slate are counted in the evidence.  Memory: every slate of the last
-``link_hours`` is kept, as one compact string ``␟item␞position␟…`` (≈ 5 × smaller than a
-dict of its items), so the state grows with the slate rate × ``link_hours``.
+``link_hours`` is kept, as one compact string (items and positions joined by the ASCII unit
+and record separators; ≈ 5 × smaller than a dict of its items), so the state grows with the
+slate rate × ``link_hours``.
 
 Event gaps (subject ``event_gaps``)
 -----------------------------------
@@ -583,7 +584,8 @@ _ITEM, _POS = "\x1f", "\x1e"
 
 
 def _compact(items: Sequence[RankedItem]) -> str | dict[str, int]:
-    """A slate as ``␟item␞position␟item␞position␟`` — one small string instead of a dict
+    """A slate as ``US item RS position US item RS position US`` (ASCII separators) — one
+    small string instead of a dict
     and the item strings it would keep alive; a dict when an id holds a separator."""
     parts = [f"{it.item}{_POS}{it.position}" for it in items]
     if any(_ITEM in it.item or _POS in it.item for it in items):

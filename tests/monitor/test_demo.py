@@ -38,6 +38,13 @@ def _descendants(root: int) -> set[int]:
     return found
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+    except OSError:
+        return "?"
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -72,7 +79,13 @@ def test_live_demo_runs_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
         children = _descendants(proc.pid)
         assert len(children) >= 4  # broker, worker, sink, dashboard
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=90)
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:  # say what is still running, then fail
+            alive = {pid: _cmdline(pid) for pid in [proc.pid, *children] if _alive(pid)}
+            logs = {p.name: p.read_text(errors="replace")[-600:] for p in work.glob("*.log")}
+            pytest.fail(f"demo still running 90 s after SIGINT; alive: {alive}\n"
+                        f"output:\n{''.join(lines)[-2000:]}\nlogs: {logs}")
         reader.join(timeout=10)
     finally:
         if proc.poll() is None:
