@@ -73,7 +73,9 @@ def run(work: Path, scenario_name: str = "demo", seed: int = 1, *, speed: float 
     def _stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    old_term = signal.signal(signal.SIGTERM, _stop)
+    # Explicit handlers for both: a demo started from a non-interactive shell's background
+    # job inherits SIGINT ignored, and Python then never raises KeyboardInterrupt.
+    old = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     stack = LiveStack(paths["config"], db, work)
     dashboard: Service | None = None
     producer: threading.Thread | None = None
@@ -123,6 +125,7 @@ def run(work: Path, scenario_name: str = "demo", seed: int = 1, *, speed: float 
         if dashboard is not None:
             dashboard.stop(grace=5)
         stack.stop()
-        signal.signal(signal.SIGTERM, old_term)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     if db.exists():
         print_findings(db, console)
