@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from monitor.settings import Settings
 from streams.kafka._config import kafka_python_options
-from streams.kafka.broker import EmbeddedBroker
+from streams.kafka.broker import EmbeddedBroker, admin_client
 from streams.kafka.stack import LiveStack
 from streams.kafka.topics import group_lag
 from streams.snapshot import read_table_file
@@ -155,11 +155,11 @@ class Sampler(threading.Thread):
         self.first_error: str | None = None
 
     def run(self) -> None:
-        from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+        from kafka import KafkaConsumer, TopicPartition
 
         s = self.settings
         options = kafka_python_options(s)
-        admin = KafkaAdminClient(**options)
+        admin = admin_client(**options)
         consumer = KafkaConsumer(**options, enable_auto_commit=False)
         inputs = [s.topic_exposure, s.topic_ranking]
         outputs = [s.topic_findings, s.topic_measurements, s.topic_deadletter,

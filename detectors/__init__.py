@@ -29,37 +29,32 @@ __all__ = [
     "default_names",
 ]
 
-register(DetectorSpec(
-    name=AmplificationTable.name, display_name=AmplificationTable.display_name,
-    factory=AmplificationTable, kinds=AmplificationTable.kinds,
-    description="Ranked ÷ holdout exposure per user and Huszár reach ratio, per subject."))
-register(DetectorSpec(
-    name=UndisclosedIntervention.name, display_name=UndisclosedIntervention.display_name,
-    factory=UndisclosedIntervention, kinds=UndisclosedIntervention.kinds,
-    description="Logged intervention on a registered actor's item that no disclosure covers."))
+register(DetectorSpec.of(
+    AmplificationTable,
+    "Ranked ÷ holdout exposure per user and Huszár reach ratio, per subject."))
+register(DetectorSpec.of(
+    UndisclosedIntervention,
+    "Logged intervention on a registered actor's item that no disclosure covers."))
 # Budget weights (Bonferroni across detectors, registry.alpha_shares): the holdout comparison
 # and the within-item score shift carry the noisy, hard cases (organic-logged boosts) and get
 # the larger shares; rank_uplift and missing_label see near-deterministic evidence (a logged
 # score gap, a missing label) and lose almost no power with a smaller share.
-register(DetectorSpec(
-    name=HoldoutShift.name, display_name=HoldoutShift.display_name, factory=HoldoutShift,
-    kinds=HoldoutShift.kinds, budget_weight=0.3,
-    description="Window-vs-baseline change of the ranked÷holdout exposure ratio per actor "
-                "and group (always-valid, two-way clustered)."))
-register(DetectorSpec(
-    name=RankUplift.name, display_name=RankUplift.display_name, factory=RankUplift,
-    kinds=RankUplift.kinds, budget_weight=0.2,
-    description="Final ranking score above organic_score per actor and group, against the "
-                "platform-wide median adjustment (always-valid, slate-clustered)."))
-register(DetectorSpec(
-    name=ScoreShift.name, display_name=ScoreShift.display_name, factory=ScoreShift,
-    kinds=ScoreShift.kinds, budget_weight=0.3,
-    description="Within-item change of ranking scores at the window start per actor and "
-                "group, against all items; catches boosts logged as organic (always-valid)."))
-register(DetectorSpec(
-    name=MissingLabel.name, display_name=MissingLabel.display_name, factory=MissingLabel,
-    kinds=MissingLabel.kinds, budget_weight=0.2,
-    description="Disclosed intervention shown without its label (always-valid share test)."))
+register(DetectorSpec.of(
+    HoldoutShift,
+    "Window-vs-baseline change of the ranked÷holdout exposure ratio per actor and group "
+    "(always-valid, two-way clustered).", budget_weight=0.3))
+register(DetectorSpec.of(
+    RankUplift,
+    "Final ranking score above organic_score per actor and group, against the platform-wide "
+    "median adjustment (always-valid, slate-clustered).", budget_weight=0.2))
+register(DetectorSpec.of(
+    ScoreShift,
+    "Within-item change of ranking scores at the window start per actor and group, against "
+    "all items; catches boosts logged as organic (always-valid).", budget_weight=0.3))
+register(DetectorSpec.of(
+    MissingLabel,
+    "Disclosed intervention shown without its label (always-valid share test).",
+    budget_weight=0.2))
 
 
 def default_names() -> list[str]:

@@ -98,7 +98,6 @@ from detectors.ledger import HOLDOUT, RANKED, Cell
 from detectors.sequential import (
     SequentialPanel,
     adjusted_p,
-    log_threshold,
     mde_rows,
 )
 from detectors.stats import (
@@ -279,11 +278,8 @@ class HoldoutShift(Detector):
         sigma2 = pooled_item_variance(comp["v_item"][usable], comp["v_pois"][usable],
                                       comp["h_r"][usable], self.item_variance_prior,
                                       self.prior_weight)
-        m = len(subjects)
-        alpha = self.context.alpha
-        tests = SequentialPanel(n=m, tau=self.tau, margin=math.log(self.margin),
-                                log_thresh=log_threshold(m, alpha),
-                                alpha_cs=min(alpha / m, 0.5) if alpha > 0 else 0.05)
+        tests = SequentialPanel.bonferroni(len(subjects), self.context.alpha, self.tau,
+                                           self.margin)
         panel = _Panel(platform, window, subjects,
                        [covering_disclosures(cfg, platform, window, s) for s in subjects],
                        base, comp, sigma2, tests, self._usable(base),

@@ -573,11 +573,10 @@ class LogIntegrity(Detector):
 
 
 if LogIntegrity.name not in REGISTRY:  # one registration, however the module is imported
-    register(DetectorSpec(
-        name=LogIntegrity.name, display_name=LogIntegrity.display_name, factory=LogIntegrity,
-        kinds=LogIntegrity.kinds, budget_weight=0.2,
-        description="Holdout arm's share of active users vs the declared share (sequential "
-                    "SRM), exposures no logged slate explains, gaps in the event stream."))
+    register(DetectorSpec.of(
+        LogIntegrity,
+        "Holdout arm's share of active users vs the declared share (sequential SRM), "
+        "exposures no logged slate explains, gaps in the event stream.", budget_weight=0.2))
 
 
 _ITEM, _POS = "\x1f", "\x1e"
@@ -585,12 +584,11 @@ _ITEM, _POS = "\x1f", "\x1e"
 
 def _compact(items: Sequence[RankedItem]) -> str | dict[str, int]:
     """A slate as ``US item RS position US item RS position US`` (ASCII separators) — one
-    small string instead of a dict
-    and the item strings it would keep alive; a dict when an id holds a separator."""
-    parts = [f"{it.item}{_POS}{it.position}" for it in items]
+    small string instead of a dict and the item strings it would keep alive; a dict when an
+    id holds a separator."""
     if any(_ITEM in it.item or _POS in it.item for it in items):
         return {it.item: it.position for it in items}
-    return _ITEM + _ITEM.join(parts) + _ITEM
+    return _ITEM + _ITEM.join(f"{it.item}{_POS}{it.position}" for it in items) + _ITEM
 
 
 def _position(slate: str | dict[str, int], item: str) -> int | None:

@@ -72,7 +72,6 @@ from detectors.base import Detector, DetectorContext, Tick
 from detectors.sequential import (
     SequentialPanel,
     crossing_evidence,
-    log_threshold,
     mde_rows,
     sequential_finding,
     test_evidence,
@@ -163,11 +162,8 @@ class RankUplift(Detector):
                 if group is not None and ("group", group) in index:
                     ids.append(index[("group", group)])
                 actor_subjects[name] = tuple(ids)
-            m = len(subjects)
-            alpha = self.context.alpha
-            tests = SequentialPanel(n=m, tau=self.tau, margin=math.log(self.margin),
-                                    log_thresh=log_threshold(m, alpha),
-                                    alpha_cs=min(alpha / m, 0.5) if alpha > 0 else 0.05)
+            tests = SequentialPanel.bonferroni(len(subjects), self.context.alpha, self.tau,
+                                               self.margin)
             panel = self._panels[key] = _Panel(platform, window, subjects, actor_subjects,
                                                tests)
         return panel

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["DetectorSpec", "REGISTRY", "alpha_shares", "register"]
 
@@ -23,6 +24,13 @@ class DetectorSpec:
     description: str
     budget_weight: float = 0.0  # 0 = not statistical (a logged fact), spends no alpha
     enabled_by_default: bool = True
+
+    @classmethod
+    def of(cls, detector: Any, description: str, **options: Any) -> DetectorSpec:
+        """The spec of a :class:`~detectors.base.Detector` class: name, display name and
+        kinds are the class's own, the class is the factory."""
+        return cls(name=detector.name, display_name=detector.display_name, factory=detector,
+                   kinds=detector.kinds, description=description, **options)
 
 
 REGISTRY: dict[str, DetectorSpec] = {}

@@ -230,6 +230,15 @@ class SequentialPanel:
     cs_hi: Floats = field(init=False)
     at_cross: dict[int, dict[str, Any]] = field(init=False)
 
+    @classmethod
+    def bonferroni(cls, n: int, alpha: float, tau: float, margin: float) -> SequentialPanel:
+        """``n`` tests sharing ``alpha``: threshold ``log(n / alpha)``
+        (:func:`log_threshold`), confidence sequences at ``1 − min(alpha / n, 0.5)``
+        (95 % when ``alpha`` is 0: intervals still shown, nothing flagged); ``margin`` is
+        the multiplicative effect margin (its log is used)."""
+        return cls(n=n, tau=tau, margin=math.log(margin), log_thresh=log_threshold(n, alpha),
+                   alpha_cs=min(alpha / n, 0.5) if alpha > 0 else 0.05)
+
     def __post_init__(self) -> None:
         self.max_log_e = np.full(self.n, -np.inf)
         self.log_e = np.zeros(self.n)

@@ -54,12 +54,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import msgspec
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from monitor.records import utc_now
-from monitor.store import Store, StoreError
+from monitor.store import Store, StoreError, StoreLocked, connect, error_line, insert_run
 from streams.snapshot import default_snapshot_dir, publish_snapshot
 
 __all__ = ["RULES", "ArchiveCount", "PurgeReport", "RetentionError", "Rule", "TableCount",
@@ -194,7 +193,7 @@ def _inspect(path: Path, cut: dt.datetime, *, whole: bool) -> _FileStep:
             return _FileStep(path, rows, rows)
         ts = pq.ParquetFile(path).read(columns=["ts"]).column("ts")
     except (OSError, KeyError, ValueError) as err:  # pyarrow's errors subclass these
-        raise RetentionError(f"{path}: not a readable archive file ({_first_line(err)})"
+        raise RetentionError(f"{path}: not a readable archive file ({error_line(err)})"
                              ) from None
     return _FileStep(path, len(ts), int(pc.sum(pc.less(ts, _ceil_ms(cut))).as_py() or 0))
 
@@ -237,15 +236,13 @@ def _connect(db: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     if not read_only and not (os.access(db, os.W_OK) and os.access(db.parent, os.W_OK)):
         raise RetentionError(f"{db}: not writable (permission denied); purge as its owner")
     try:
-        return duckdb.connect(str(db), read_only=read_only)
-    except duckdb.Error as err:
-        message = str(err)
-        if "lock" in message.lower():
-            pid = re.search(r"\(PID (\d+)\)", message)
-            holder = f" (PID {pid.group(1)}, the sink?)" if pid else " (the sink?)"
-            raise RetentionError(f"{db} is in use by another process{holder}; stop it or "
-                                 "purge later") from None
-        raise RetentionError(f"{db}: cannot open database ({_first_line(err)})") from None
+        return connect(str(db), read_only=read_only)
+    except StoreLocked as err:
+        holder = f" (PID {err.pid}, the sink?)" if err.pid is not None else " (the sink?)"
+        raise RetentionError(f"{db} is in use by another process{holder}; stop it or "
+                             "purge later") from None
+    except StoreError as err:
+        raise RetentionError(str(err)) from None
 
 
 def _count(con: duckdb.DuckDBPyConnection, rule: Rule, cut: dt.datetime, purge: bool
@@ -256,10 +253,6 @@ def _count(con: duckdb.DuckDBPyConnection, rule: Rule, cut: dt.datetime, purge: 
     if not purge:
         return TableCount(rule.table, "kept (--findings to purge)", 0, total)
     return TableCount(rule.table, f"{rule.column} < cut", old, total - old)
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).splitlines() or [type(err).__name__])[0]
 
 
 # -- purge -----------------------------------------------------------------------------------
@@ -309,7 +302,7 @@ def purge(db_path: str | Path, before: dt.datetime, *, archive: str | Path | Non
                 con.rollback()
             where = (f"{root}: archive partly purged" if isinstance(err, OSError)
                      else f"{db}: purge failed")
-            raise RetentionError(f"{where}, database unchanged ({_first_line(err)}); "
+            raise RetentionError(f"{where}, database unchanged ({error_line(err)}); "
                                  "purge again") from None
         counts += _runs(con, present)
         if not dry_run:
@@ -343,7 +336,7 @@ def _compact(con: duckdb.DuckDBPyConnection, db: Path) -> None:
         os.replace(tmp, target)
     except (duckdb.Error, OSError) as err:
         raise RetentionError(f"{db}: rows deleted, but rewriting the file failed, so their "
-                             f"bytes may remain in it ({_first_line(err)}); purge again"
+                             f"bytes may remain in it ({error_line(err)}); purge again"
                              ) from None
     finally:
         for path in leftovers:
@@ -369,9 +362,7 @@ def _record(con: duckdb.DuckDBPyConnection, run_id: str, started: dt.datetime,
             "files_deleted": arch.files_deleted, "files_rewritten": arch.files_rewritten,
             "rows_deleted": arch.rows_deleted},
     }
-    con.execute("INSERT INTO runs (run_id, command, started_at, finished_at, info) "
-                "VALUES (?, 'purge', ?, ?, ?::JSON)",
-                [run_id, started, utc_now(), msgspec.json.encode(info).decode()])
+    insert_run(con, run_id, "purge", started, info)
 
 
 def _republish(db: Path, snapshot: str | Path | None) -> Path | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,11 +33,21 @@ import pyarrow as pa
 
 from monitor.records import DeadLetter, Detectability, Finding, Measurement
 
-__all__ = ["HISTORY_COLUMNS", "HISTORY_SCHEMA", "SCHEMA", "Store", "StoreError"]
+__all__ = ["HISTORY_COLUMNS", "HISTORY_SCHEMA", "SCHEMA", "Store", "StoreError", "StoreLocked",
+           "connect", "error_line", "insert_run"]
 
 
 class StoreError(RuntimeError):
     """The database cannot be opened or written (one-line message)."""
+
+
+class StoreLocked(StoreError):
+    """Another process holds the database file (DuckDB admits one writer process)."""
+
+    def __init__(self, path: str, pid: int | None) -> None:
+        self.path, self.pid = path, pid
+        holder = f" (PID {pid})" if pid is not None else ""
+        super().__init__(f"{path} is in use by another process{holder}; stop it first")
 
 
 SCHEMA = """
@@ -173,12 +184,41 @@ def _table(rows: Sequence[msgspec.Struct], cols: list[str],
     return pa.table(data)
 
 
-def _why(err: BaseException) -> str:
+def error_line(err: BaseException) -> str:
     """The first line of a DuckDB or OS error."""
     if isinstance(err, OSError) and err.strerror:
         return f"{err.strerror}: {err.filename}" if err.filename else err.strerror
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def connect(path: str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB file; :class:`StoreLocked` if another process holds it, else a one-line
+    :class:`StoreError`."""
+    try:
+        return duckdb.connect(path, read_only=read_only)
+    except duckdb.Error as err:
+        message = str(err)
+        if "lock" in message.lower():
+            pid = re.search(r"\(PID (\d+)\)", message)
+            raise StoreLocked(path, int(pid.group(1)) if pid else None) from None
+        raise StoreError(f"{path}: cannot open database ({error_line(err)})") from None
+
+
+_INSERT_RUN = "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?::JSON)"
+
+
+def _run_row(run_id: str, command: str, started_at: dt.datetime,
+             info: dict[str, Any]) -> list[Any]:
+    return [run_id, command, started_at, dt.datetime.now(dt.UTC),
+            msgspec.json.encode(info).decode()]
+
+
+def insert_run(con: duckdb.DuckDBPyConnection, run_id: str, command: str,
+               started_at: dt.datetime, info: dict[str, Any]) -> None:
+    """One row of ``runs`` (finished now) on a connection inside the caller's transaction;
+    a run id written again replaces its row.  :meth:`Store.record_run` is the same row."""
+    con.execute(_INSERT_RUN, _run_row(run_id, command, started_at, info))
 
 
 class Store:
@@ -193,11 +233,16 @@ class Store:
                     Path(self.path).parent.mkdir(parents=True, exist_ok=True)
                 except FileExistsError as err:  # a file where a directory should be
                     raise NotADirectoryError(20, "Not a directory", err.filename) from None
-            self.con = duckdb.connect(self.path, read_only=read_only)
-            if not read_only:
+        except OSError as err:
+            raise StoreError(f"{self.path}: cannot open database ({error_line(err)})") from None
+        self.con = connect(self.path, read_only=read_only)
+        if not read_only:
+            try:
                 self.con.execute(SCHEMA)
-        except (duckdb.Error, OSError) as err:
-            raise StoreError(f"{self.path}: cannot open database ({_why(err)})") from None
+            except duckdb.Error as err:
+                self.con.close()
+                raise StoreError(f"{self.path}: cannot open database ({error_line(err)})"
+                                 ) from None
 
     def close(self) -> None:
         self.con.close()
@@ -208,7 +253,7 @@ class Store:
         try:
             self.con.begin()
         except duckdb.Error as err:
-            raise StoreError(f"{self.path}: cannot write ({_why(err)})") from None
+            raise StoreError(f"{self.path}: cannot write ({error_line(err)})") from None
         self._in_transaction = True
         try:
             yield
@@ -216,7 +261,7 @@ class Store:
         except duckdb.Error as err:
             self._rollback()
             raise StoreError(f"{self.path}: write failed, nothing of it was stored "
-                             f"({_why(err)})") from None
+                             f"({error_line(err)})") from None
         except BaseException:
             self._rollback()
             raise
@@ -295,9 +340,7 @@ class Store:
 
     def record_run(self, run_id: str, command: str, started_at: dt.datetime,
                    info: dict[str, Any]) -> None:
-        self._run("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?::JSON)",
-                  [run_id, command, started_at, dt.datetime.now(dt.UTC),
-                   msgspec.json.encode(info).decode()])
+        self._run(_INSERT_RUN, _run_row(run_id, command, started_at, info))
 
     def reset_history(self) -> None:
         """Create the ``history`` table if needed and empty it (a run replaces the last)."""
@@ -336,7 +379,7 @@ class Store:
                     self.con.unregister("batch")
         except duckdb.Error as err:
             raise StoreError(f"{self.path}: write failed, nothing of it was stored "
-                             f"({_why(err)})") from None
+                             f"({error_line(err)})") from None
 
     # -- reads ----------------------------------------------------------------------------
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:

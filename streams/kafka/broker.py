@@ -40,8 +40,8 @@ from typing import IO, Any
 from streams.kafka._errors import PipelineError
 from streams.kafka._process import die_with_parent
 
-__all__ = ["BrokerError", "BrokerState", "BrokerWatch", "EmbeddedBroker", "broker_binary",
-           "free_port", "probe_broker", "quiet_client_repeats", "wait_for_broker",
+__all__ = ["BrokerError", "BrokerState", "BrokerWatch", "EmbeddedBroker", "admin_client",
+           "broker_binary", "free_port", "probe_broker", "quiet_client_repeats", "wait_for_broker",
            "wait_ready"]
 
 
@@ -76,7 +76,7 @@ def wait_ready(bootstrap: str, timeout: float = 20.0) -> None:
     while time.monotonic() < deadline:
         try:  # a closed port fails here at once; the admin client would retry for long
             socket.create_connection((host, int(port)), timeout=0.5).close()
-            admin = _admin_class()(bootstrap_servers=bootstrap, request_timeout_ms=2000,
+            admin = admin_client(bootstrap_servers=bootstrap, request_timeout_ms=2000,
                                    bootstrap_timeout_ms=2000)
             try:
                 admin.list_topics()
@@ -274,7 +274,7 @@ def probe_broker(options: dict[str, Any], timeout: float = 3.0) -> BrokerState:
         return BrokerState(error=refused or "no bootstrap server")
     ms = int(timeout * 1000)
     try:
-        admin = _admin_class()(**options, request_timeout_ms=ms, bootstrap_timeout_ms=ms)
+        admin = admin_client(**options, request_timeout_ms=ms, bootstrap_timeout_ms=ms)
         try:
             cluster = admin.describe_cluster()
             topics = admin.list_topics()
@@ -285,6 +285,12 @@ def probe_broker(options: dict[str, Any], timeout: float = 3.0) -> BrokerState:
     except (KafkaError, OSError, ValueError) as err:
         return BrokerState(error=" ".join(str(err).split()) or type(err).__name__)
     return BrokerState(cluster.get("cluster_id"), frozenset(topics))
+
+
+def admin_client(**configs: Any) -> Any:
+    """A kafka-python ``KafkaAdminClient`` that leaves no thread behind when its bootstrap
+    fails (use it for every admin client: a broker that does not answer is routine here)."""
+    return _admin_class()(**configs)
 
 
 @functools.cache

@@ -25,6 +25,7 @@ from typing import Any
 from monitor.settings import Settings
 from streams.kafka._config import Topics, kafka_python_options
 from streams.kafka._errors import PipelineError
+from streams.kafka.broker import admin_client
 
 __all__ = ["TopicError", "create_topics", "group_lag", "missing_topics", "topic_plan"]
 
@@ -45,14 +46,13 @@ def topic_plan(settings: Settings, partitions: int | None = None) -> dict[str, i
 
 def create_topics(settings: Settings, partitions: int | None = None) -> dict[str, str]:
     """Create the missing topics; returns topic → ``created`` / ``exists``."""
-    from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
     plan = topic_plan(settings, partitions)
     state_topic = Topics.from_settings(settings).state
     try:
-        admin = KafkaAdminClient(**kafka_python_options(settings), request_timeout_ms=10_000)
+        admin = admin_client(**kafka_python_options(settings), request_timeout_ms=10_000)
     except (KafkaError, OSError, ValueError) as err:
         raise TopicError(f"cannot reach the broker at {settings.broker} ({err})") from None
     try:
@@ -78,11 +78,10 @@ def create_topics(settings: Settings, partitions: int | None = None) -> dict[str
 
 def missing_topics(settings: Settings, names: Iterable[str]) -> list[str]:
     """The topics of ``names`` the broker does not have."""
-    from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     try:
-        admin = KafkaAdminClient(**kafka_python_options(settings), request_timeout_ms=10_000)
+        admin = admin_client(**kafka_python_options(settings), request_timeout_ms=10_000)
     except (KafkaError, OSError, ValueError) as err:
         raise TopicError(f"cannot reach the broker at {settings.broker} ({err})") from None
     try:

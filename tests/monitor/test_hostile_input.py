@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-import tracemalloc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,22 +27,11 @@ from monitor.contract import Exposure, Ranking, Rejected, decode, decode_obj
 from monitor.records import DeadLetter
 from monitor.store import Store
 from tests.factories import exposure, ranking, slot
+from tests.memory_support import peak_memory
 
 FAST = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 MEMORY_LIMIT = 200 * 2**20  # generous: these inputs are at most ~10 MB of JSON
-
-
-@contextmanager
-def peak_memory(limit: int = MEMORY_LIMIT) -> Iterator[None]:
-    """Fail if the Python heap grows by more than ``limit`` bytes inside the block."""
-    tracemalloc.start()
-    try:
-        yield
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < limit, f"peak {peak / 2**20:.0f} MiB"
 
 
 def enc(obj: Any) -> bytes:
@@ -122,7 +109,7 @@ def test_deep_nesting_is_rejected_or_ignored_within_bounds(opener: str, closer: 
         raw = enc(ranking([slot(score=12345.5, interventions=["PLACEHOLDER"])])).decode()
         target = "12345.5" if where == "score" else '["PLACEHOLDER"]'
         raw = raw.replace(target, inner)
-    with peak_memory():
+    with peak_memory(MEMORY_LIMIT):
         result = check_decode(topic, raw.encode())
     assert isinstance(result, Rejected)  # every variant is malformed or too deep
 
@@ -143,7 +130,7 @@ def test_deep_nesting_in_parsed_objects(kind: str, where: str) -> None:
         obj = ranking([deep])
     else:
         obj = ranking([slot(score=deep)])
-    with peak_memory():
+    with peak_memory(MEMORY_LIMIT):
         result = check_decode_obj("ranking", obj)
     assert isinstance(result, Ranking if where == "unknown" else Rejected)
 
@@ -293,7 +280,7 @@ def test_slate_of_100000_items_is_rejected_by_the_length_limit(via: str) -> None
     raw = enc(obj) if via == "json" else None
     check: Callable[[], Any] = ((lambda: check_decode("ranking", raw)) if raw is not None
                                 else (lambda: check_decode_obj("ranking", obj)))
-    with peak_memory():
+    with peak_memory(MEMORY_LIMIT):
         result = check()
     rejected(result, "ranking.items: expected array of length <= 10000")
 
@@ -302,7 +289,7 @@ def test_slate_of_100000_items_is_rejected_by_the_length_limit(via: str) -> None
 @pytest.mark.parametrize("via", ["json", "object"])
 def test_exposure_with_10000_unknown_fields_is_accepted(via: str) -> None:
     obj = exposure(**{f"x{i}": [i, {"k": "v" * (i % 7)}] for i in range(10_000)})
-    with peak_memory():
+    with peak_memory(MEMORY_LIMIT):
         result = (check_decode("exposure", enc(obj)) if via == "json"
                   else check_decode_obj("exposure", obj))
     assert isinstance(result, Exposure)

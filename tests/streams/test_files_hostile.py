@@ -9,10 +9,7 @@ import gzip
 import json
 import math
 import tempfile
-import tracemalloc
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -28,17 +25,9 @@ from monitor.replay import replay
 from monitor.store import Store
 from streams.files import MAX_RECORD_BYTES, SourceError, read_file
 from tests.factories import T0, config, exposure, ranking, slot
+from tests.memory_support import peak_memory
 
-
-@contextmanager
-def peak_memory(limit: int = 64 * 2**20) -> Iterator[None]:
-    tracemalloc.start()
-    try:
-        yield
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < limit, f"peak {peak / 2**20:.0f} MiB"
+MEMORY_LIMIT = 64 * 2**20
 
 
 def line(obj: object) -> bytes:
@@ -78,7 +67,7 @@ def test_lines_over_1_mib_are_dead_lettered_and_reading_goes_on(tmp_path: Path, 
     ])
     path = tmp_path / ("big.jsonl.gz" if gz else "big.jsonl")
     path.write_bytes(gzip.compress(body, compresslevel=1) if gz else body)
-    with peak_memory():
+    with peak_memory(MEMORY_LIMIT):
         got = results(path)
     kinds = [type(r).__name__ for r in got]
     assert kinds == ["Exposure", "Rejected", "Exposure", "Rejected", "Rejected", "Exposure",
@@ -98,7 +87,7 @@ def test_gzip_bomb_of_one_endless_line_is_read_in_bounded_memory(tmp_path: Path)
         for _ in range(16):  # 128 MiB of "{" in ~130 KB
             fh.write(comp.compress(chunk))
         fh.write(comp.compress(b"\n" + line(exposure())) + comp.flush())
-    with peak_memory():
+    with peak_memory(MEMORY_LIMIT):
         got = results(path)
     assert [type(r) for r in got] == [Rejected, Exposure]
 
