@@ -6,12 +6,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= demo-out
 
-.PHONY: install test check lint typecheck demo demo-offline bench clean browser audit-deps
+.PHONY: install test check lint typecheck demo demo-offline bench clean browser audit-deps lock screenshots
 
-$(STAMP): pyproject.toml
+# Reproducible: every package (pip, setuptools and wheel included) comes from requirements.lock,
+# pinned with hashes; the project itself is installed without resolving anything.
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -35,12 +38,22 @@ check: lint typecheck
 # Known vulnerabilities in the installed dependencies (PyPI advisory data via pip-audit).
 # --strict: a dependency that cannot be audited fails the check instead of passing silently.
 audit-deps: install
-	$(BIN)/python -m pip install --quiet -e ".[audit]"
 	$(BIN)/pip-audit --strict --progress-spinner off --skip-editable
 
+# make test must leave the working tree as it found it: compared before and after.
 test: install browser lint
-	@set +e; $(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+	@before=$$(git status --porcelain 2>/dev/null); set +e; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
+	after=$$(git status --porcelain 2>/dev/null); \
+	if [ "$$before" != "$$after" ]; then \
+	  echo "make test changed the working tree:"; diff <(echo "$$before") <(echo "$$after"); exit 1; fi; \
+	exit $$rc
+
+# Refresh the README's screenshots on purpose (make test writes them to a temporary folder).
+screenshots: install browser
+	AMPLIMON_SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest -q -p no:cacheprovider \
+	  tests/dashboard/test_browser.py tests/monitor/audit/test_report.py
 
 demo: install
 	$(BIN)/amplimon demo
@@ -53,3 +66,14 @@ bench: install
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache .mypy_cache
+
+# Re-resolve the locks (newest releases today) after a change to pyproject.toml's dependencies;
+# then run make test on a fresh clone before committing them.
+LOCK_FLAGS := --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--custom-compile-command "make lock" -q
+lock:
+	@test -x .lock-venv/bin/uv || { $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet "uv>=0.13"; }
+	.lock-venv/bin/uv pip compile pyproject.toml requirements/build.in --all-extras $(LOCK_FLAGS) \
+	  -o requirements.lock
+	.lock-venv/bin/uv pip compile pyproject.toml requirements/build.in -c requirements.lock $(LOCK_FLAGS) \
+	  -o deploy/requirements-runtime.lock

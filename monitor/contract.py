@@ -277,6 +277,10 @@ def _as_text(raw: bytes | str) -> str:
 def explain(topic: str, raw: bytes | str, exc: Exception) -> str:
     """One-line reason for a rejected record (slow path: only for bad records)."""
     if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
+        if isinstance(raw, bytes) and not _is_utf8(raw):
+            # Our own wording, not the decoder's: msgspec's text for this case changed
+            # between releases (0.23 says "Invalid UTF-8 encoded string").
+            return f"{topic}: not valid UTF-8 text"
         msg = str(exc)
         if "truncated" in msg:
             return f"{topic}: truncated JSON (input ended early)"
@@ -288,6 +292,14 @@ def explain(topic: str, raw: bytes | str, exc: Exception) -> str:
         # them surfaces only here.  The reason then just lacks the offending value.
         obj = None
     return _reason(topic, obj, str(exc))
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)

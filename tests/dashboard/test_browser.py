@@ -26,11 +26,11 @@ import pytest
 
 from dashboard.state import StateStore
 from tests.dashboard import factories as F
+from tests.screenshots import screenshot_dir
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 WAIT = 45  # seconds for any one UI change on a loaded 2-core machine
 
@@ -191,8 +191,7 @@ def test_analyst_flow_in_chromium(server, browser) -> None:  # noqa: ANN001
     text_of(f".st-key-alert-{late}", "JUST IN", "CRITICAL", "Party A")
     assert writer.writes > writes_before
     assert browser.execute_script("return window.__amplimon_marker") == 42
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    assert browser.save_screenshot(str(SHOTS / "alerts.png"))
+    assert browser.save_screenshot(str(screenshot_dir() / "alerts.png"))
 
     # open it, acknowledge it with a note
     click(f".st-key-alert-{late} a")
@@ -232,4 +231,4 @@ def test_analyst_flow_in_chromium(server, browser) -> None:  # noqa: ANN001
     browser.execute_script("arguments[0].scrollIntoView()", present(".st-key-back_to_alerts"))
     present(".st-key-prepare_pack")
     assert "acknowledged" in browser.find_element(By.TAG_NAME, "main").text
-    assert browser.save_screenshot(str(SHOTS / "finding.png"))
+    assert browser.save_screenshot(str(screenshot_dir() / "finding.png"))

@@ -22,9 +22,8 @@ from monitor.audit import find_chromium, load_audit, write_pdf
 from monitor.audit._pdf import chromium_command
 from monitor.cli import main
 from monitor.config import load_config
-from tests.monitor.audit.doc_example import ROOT, offline_prefix, run_worked_example
-
-SCREENSHOT = ROOT / "docs" / "screenshots" / "report.png"
+from tests.monitor.audit.doc_example import offline_prefix, run_worked_example
+from tests.screenshots import screenshot_dir
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +181,6 @@ def test_chromium_opens_the_report_and_screenshot_saved(example) -> None:
     chromium = find_chromium()
     if chromium is None:
         pytest.fail("no Chromium: `make test` installs Debian chromium; a missing browser is a failure")
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     shot = example["dir"] / "report.png"
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(chromium_command(chromium, profile, f"--screenshot={shot}",
@@ -191,7 +189,7 @@ def test_chromium_opens_the_report_and_screenshot_saved(example) -> None:
                        capture_output=True, timeout=120, check=True)
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000  # a rendered page, not blank
-    shutil.copyfile(shot, SCREENSHOT)
+    shutil.copyfile(shot, screenshot_dir() / "report.png")
 
 
 def test_matplotlib_pdf_engine_without_a_browser(example, tmp_path: Path) -> None:
