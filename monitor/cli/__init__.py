@@ -3,12 +3,16 @@
 Each command lives in its own ``_name`` module with a ``register(app)`` function.  Every
 failure the user can fix — a bad argument, an unreadable file, an invalid configuration —
 ends as **one line** on stderr, ``amplimon: <problem>``, and exit status 2; no traceback.
+A configuration that is valid but probably not meant (:class:`monitor.config.ConfigWarning`)
+is one line ``amplimon: warning: <problem>`` on stderr, printed when it is found.
 """
 
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 import typer
 from typer.exceptions import TyperException
@@ -24,6 +28,7 @@ from monitor.cli import (
     _research,
     _simulate,
 )
+from monitor.config import ConfigWarning
 from monitor.errors import UserError
 
 __all__ = ["app", "main"]
@@ -43,6 +48,22 @@ def _one_line(text: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: TextIO | None = None, line: str | None = None) -> None:
+            if issubclass(category, ConfigWarning):
+                print(f"amplimon: warning: {_one_line(str(message))}", file=sys.stderr)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.simplefilter("always", ConfigWarning)
+        warnings.showwarning = show
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         result = app(args=list(argv) if argv is not None else None, prog_name="amplimon",
                      standalone_mode=False)

@@ -19,22 +19,27 @@ from types import FrameType
 
 from monitor.records import utc_now
 
-__all__ = ["run"]
+__all__ = ["DEMO_PASSWORD", "DEMO_USER", "run", "simulate_recent"]
 
 DEMO_USER, DEMO_PASSWORD = "commission", "demo-password"
 
 
-def _simulate(work: Path, scenario_name: str, seed: int) -> dict[str, Path]:
+def simulate_recent(work: Path, scenario_name: str, seed: int, now: dt.datetime | None = None
+                    ) -> dict[str, Path]:
+    """Write the scenario's streams, configuration and truth under ``work / "stream"``, its
+    timeline shifted to end five minutes before ``now`` (default: the wall clock) — the
+    engine refuses future events.  The shift keeps the clock's microseconds, so the
+    configuration's times have sub-millisecond digits (read as their millisecond rounding)."""
     from streams.simulator import scenario, simulate, write_simulation
 
     probe = scenario(scenario_name, seed=seed)
-    # Place the whole timeline in the recent past: the engine refuses future events.
     span = simulate(probe)
     last = max(_ts_ms(r["ts"]) for r in span.rankings)
     start = probe.start if isinstance(probe.start, dt.datetime) else None
     if start is None:
         raise RuntimeError("scenario has no absolute start")
-    shift = utc_now() - dt.timedelta(minutes=5) - dt.datetime.fromtimestamp(last / 1000, dt.UTC)
+    now = utc_now() if now is None else now
+    shift = now - dt.timedelta(minutes=5) - dt.datetime.fromtimestamp(last / 1000, dt.UTC)
     params = scenario(scenario_name, seed=seed, start=start + shift)
     return write_simulation(work / "stream", params, fmt="jsonl.gz")
 
@@ -66,7 +71,7 @@ def run(work: Path, scenario_name: str = "demo", seed: int = 1, *, speed: float 
     scenario_name = "demo" if scenario_name == "default" else scenario_name
     console.print(f"[bold]amplimon demo[/] — working directory {work}")
     console.print("simulating a platform during two election windows …")
-    paths = _simulate(work, scenario_name, seed)
+    paths = simulate_recent(work, scenario_name, seed)
     db = work / "amplimon.duckdb"
     stop = threading.Event()
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import re
 import signal
 import socket
 import subprocess
@@ -13,6 +16,10 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import main
+from monitor.cli._live_demo import simulate_recent
+from monitor.config import load_config
+from monitor.replay import replay
+from monitor.store import Store
 
 
 def _free_port() -> int:
@@ -103,3 +110,54 @@ def test_offline_demo_prints_findings(tmp_path: Path, capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert "undisclosed_intervention" in out
     assert (tmp_path / "amplimon.duckdb").exists()
+
+
+# -- the live demo's configuration (issue 11 item 3) ------------------------------------------
+_FINDING_COLUMNS = ("finding_id, detector, kind, platform, region, window_id, subject_kind, "
+                    "subject, effect, ci_low, ci_high, p_value, n_exposures, severity, "
+                    "event_time, evidence")
+_MICROS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+def _replayed(config: Path, paths: dict[str, Path], db: Path) -> list[tuple]:
+    replay(load_config(config), db, [paths["exposure"]], [paths["ranking"]])
+    with Store(db, read_only=True) as store:
+        return store.query(f"SELECT {_FINDING_COLUMNS} FROM findings ORDER BY finding_id")
+
+
+def _ms_rounding(text: str) -> str:
+    """Every RFC 3339 time with microseconds rewritten as its millisecond rounding (half up)."""
+    def rounded(match: re.Match[str]) -> str:
+        t = dt.datetime.fromisoformat(match.group(0).replace("Z", "+00:00"))
+        t = t.replace(microsecond=0) + dt.timedelta(milliseconds=(t.microsecond + 500) // 1000)
+        return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _MICROS.sub(rounded, text)
+
+
+def test_live_demo_config_raises_nothing_on_disclosed_labelled_accounts(tmp_path: Path) -> None:
+    # The live demo shifts its simulated election to end just before the wall clock, whose
+    # microseconds end up in every configured time; the engine works in milliseconds.  A
+    # disclosure starting 0.869 ms after its window was never applied, and the disclosed,
+    # correctly labelled media account got a MEDIUM "amplification" finding.
+    now = dt.datetime(2026, 6, 1, 12, 0, 26, 402869, tzinfo=dt.UTC)
+    paths = simulate_recent(tmp_path, "demo", 1, now=now)
+    text = paths["config"].read_text(encoding="utf-8")
+    assert _MICROS.search(text), "the demo's configured times carry microseconds"
+    rows = _replayed(paths["config"], paths, tmp_path / "us.duckdb")
+
+    truth = json.loads(paths["truth"].read_text(encoding="utf-8"))["interventions"]
+    labelled = {(iv["subject_kind"], iv["subject"]) for iv in truth
+                if iv["disclosed"] and iv["unlabelled_share"] == 0}
+    unlabelled = {(iv["subject_kind"], iv["subject"]) for iv in truth
+                  if iv["disclosed"] and iv["unlabelled_share"] > 0}
+    assert labelled and unlabelled  # the scenario has both
+    wrong = [(r[1], r[2], r[7]) for r in rows if (r[6], r[7]) in labelled
+             or ((r[6], r[7]) in unlabelled and r[2] != "missing_label")]
+    assert wrong == []
+    assert any(r[2] == "missing_label" and (r[6], r[7]) in unlabelled for r in rows)
+
+    # ... and exactly the findings of the same configuration rounded to milliseconds
+    rounded = tmp_path / "rounded.yaml"
+    rounded.write_text(_ms_rounding(text), encoding="utf-8")
+    assert not _MICROS.search(rounded.read_text(encoding="utf-8"))
+    assert _replayed(rounded, paths, tmp_path / "ms.duckdb") == rows
