@@ -12,16 +12,20 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import TextIO
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, TextIO
 
 import typer
 from typer.exceptions import TyperException
 
 from monitor.cli import (
+    _argv,
     _audit,
     _dashboard,
     _demo,
+    _detectors,
     _findings,
+    _help,
     _live,
     _purge,
     _replay,
@@ -37,8 +41,28 @@ app = typer.Typer(name="amplimon", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False,
                   help="Election-period algorithmic amplification monitor.")
 
-for _module in (_replay, _simulate, _findings, _demo, _dashboard, _live, _audit, _research,
-                _purge):
+
+
+def _version(value: bool) -> None:
+    if value:
+        try:
+            typer.echo(f"amplimon {version('amplimon')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            typer.echo("amplimon (not installed: no package metadata)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[bool, typer.Option(
+        "--version", help="print the installed version and exit", is_eager=True,
+        callback=_version)] = False,
+) -> None:
+    """Election-period algorithmic amplification monitor."""
+
+
+for _module in (_replay, _detectors, _simulate, _findings, _demo, _dashboard, _live, _audit,
+                _research, _purge):
     _module.register(app)
 
 
@@ -64,9 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    command = _help.plain_help(typer.main.get_command(app))
+    args = _argv.spread_values(command, sys.argv[1:] if argv is None else argv)
     try:
-        result = app(args=list(argv) if argv is not None else None, prog_name="amplimon",
-                     standalone_mode=False)
+        result = command.main(args=args, prog_name="amplimon", standalone_mode=False)
     except TyperException as err:  # typer's (vendored click) usage errors
         if type(err).__name__ == "NoArgsIsHelpError":
             return 0

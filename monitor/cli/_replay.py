@@ -1,4 +1,4 @@
-"""``amplimon replay`` and ``amplimon detectors``."""
+"""``amplimon replay``."""
 
 from __future__ import annotations
 
@@ -6,10 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from detectors import REGISTRY
-from monitor.cli._findings import wide_console
 from monitor.config import ConfigError, load_config
 from monitor.privacy import load_pseudonymiser
 from monitor.replay import replay
@@ -54,15 +51,5 @@ def cmd_replay(
                err=True)
 
 
-def cmd_detectors() -> None:
-    """List the registered detectors."""
-    table = Table("name", "kinds", "alpha weight", "description")
-    for spec in REGISTRY.values():
-        table.add_row(spec.name, ", ".join(spec.kinds) or "(measurement)",
-                      f"{spec.budget_weight:g}", spec.description)
-    wide_console().print(table)
-
-
 def register(app: typer.Typer) -> None:
     app.command("replay")(cmd_replay)
-    app.command("detectors")(cmd_detectors)
