@@ -20,7 +20,7 @@ _MAGIC, _AT = b"DUCK", 8
 def existing_duckdb(path: Path) -> Path:
     """``path`` if it is a readable DuckDB database file; else :class:`StoreError` (one line)."""
     if not path.exists():
-        raise StoreError(f"{path}: no such file")
+        raise StoreError(f"{path}: no such database file")
     if path.is_dir():
         raise StoreError(f"{path}: is a directory, not a DuckDB file")
     try:
