@@ -227,18 +227,19 @@ class EngineDriver:
             if ts <= engine.future_limit_ms and ts > self._part_max.get(tp, -(2**62)):
                 self._part_max[tp] = ts
             s = engine.stats
-            counted = (dict(s.duplicates), dict(s.late), dict(s.rejected))
+            dropped = s.duplicates[topic] + s.late[topic] + s.rejected[topic]
             if seen:  # a duplicate or rejection was counted (and sent) before the restart
+                counted = (dict(s.duplicates), dict(s.late), dict(s.rejected))
                 self.dead_letters.muted = True
                 try:
                     engine.push(topic, result, source=m.topic, location=location, raw=raw)
                 finally:
                     self.dead_letters.muted = False
-                kept = (s.duplicates, s.late, s.rejected) == counted
+                kept = s.duplicates[topic] + s.late[topic] + s.rejected[topic] == dropped
                 s.duplicates, s.late, s.rejected = counted
             else:
                 engine.push(topic, result, source=m.topic, location=location, raw=raw)
-                kept = (s.duplicates, s.late, s.rejected) == counted
+                kept = s.duplicates[topic] + s.late[topic] + s.rejected[topic] == dropped
             if open_tick and kept:  # a restart must read it again
                 self._open_offsets.setdefault(tp, {}).setdefault(ts // tick_ms, m.offset)
 
