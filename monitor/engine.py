@@ -38,14 +38,15 @@ import io
 import pickle  # noqa: S403  # engine checkpoints the worker wrote itself, see snapshot()
 import warnings
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-from detectors import Detector, ExposureLedger, Tick, build
+from detectors import Detector, ExposureLedger, Tick
+from monitor.analysis import Analysis, Output
 from monitor.config import Config, ConfigWarning, unseen_platforms
 from monitor.contract import Event, Exposure, Ranking, Rejected, decode, decode_obj
 from monitor.ingest import ClosedTick, Ingest, StreamStats
 from monitor.privacy import Pseudonymiser
-from monitor.records import DeadLetter, Detectability, Finding, Measurement, utc_now
+from monitor.records import DeadLetter, utc_now
 
 __all__ = ["Engine", "Output", "StreamStats"]
 
@@ -59,22 +60,13 @@ def key_retention_ms(config: Config) -> int:
     return max([DAY_MS, *spans]) + config.detection.lateness_ms
 
 
-class Output(Protocol):
-    """Where the engine's results go (DuckDB store, Kafka topics, memory)."""
-
-    def findings(self, rows: list[Finding]) -> None: ...
-    def measurements(self, rows: list[Measurement]) -> None: ...
-    def deadletters(self, rows: list[DeadLetter]) -> None: ...
-    def detectability(self, rows: list[Detectability]) -> None: ...
-
-
 class Engine:
     """Drive the detectors over one logical stream of exposure and ranking records."""
 
     def __init__(self, config: Config, output: Output, *, detectors: list[str] | None = None,
                  max_future_ms: int = DAY_MS, now_ms: Callable[[], int] | None = None,
                  key_retention: int | None = None, auto_watermark: bool = True,
-                 on_tick: Callable[[Tick, Engine], None] | None = None,
+                 on_tick: Callable[[Tick, Analysis], None] | None = None,
                  pseudonymiser: Pseudonymiser | None = None) -> None:
         self.config = config
         # A driver that keeps state across processes (worker, archive) passes the persistent
@@ -85,10 +77,8 @@ class Engine:
         self.lateness_ms = config.detection.lateness_ms
         self.max_future_ms = max_future_ms
         self.auto_watermark = auto_watermark
-        self.on_tick = on_tick  # called after each closed tick (research history, metrics)
         self._now_ms = now_ms or (lambda: int(utc_now().timestamp() * 1000))
-        self.ledger = ExposureLedger(config)
-        self.detectors: list[Detector] = build(config, self.ledger, detectors)
+        self.analysis = Analysis(config, output, detectors=detectors, on_tick=on_tick)
         self.stats = StreamStats()
         self.ingest_unit = Ingest(
             tick_ms=self.tick_ms, lateness_ms=self.lateness_ms,
@@ -174,40 +164,38 @@ class Engine:
         unit.closed_idx = idx + 1
 
     def _run(self, closed: ClosedTick) -> None:
-        idx = closed.index
-        tick = Tick(idx * self.tick_ms, (idx + 1) * self.tick_ms, closed.exposures,
-                    closed.rankings)
-        self.ledger.observe(closed.exposures)
-        findings: list[Finding] = []
-        for det in self.detectors:
-            det.observe(tick)
-            findings.extend(det.evaluate(tick))
-        if findings:
-            self.output.findings(findings)
+        a = self.analysis
+        a.run(closed)
         s = self.stats
-        s.ticks += 1
-        s.first_ts = tick.start_ms if s.first_ts is None else s.first_ts
-        s.last_ts = tick.end_ms
-        if self.on_tick is not None:
-            self.on_tick(tick, self)
+        s.ticks, s.first_ts, s.last_ts = a.ticks, a.first_ts, a.last_ts
 
     def flush_measurements(self) -> None:
-        rows = [m for det in self.detectors for m in det.measurements()]
-        if rows:
-            self.output.measurements(rows)
+        self.analysis.flush_measurements()
+
+    @property
+    def ledger(self) -> ExposureLedger:
+        return self.analysis.ledger
+
+    @property
+    def detectors(self) -> list[Detector]:
+        return self.analysis.detectors
+
+    @property
+    def output(self) -> Output:
+        return self._output
+
+    @output.setter
+    def output(self, value: Output) -> None:
+        """A driver may wrap the output (dead-letter naming): both stages see the wrapper."""
+        self._output = value
+        if hasattr(self, "analysis"):
+            self.analysis.output = value
 
     def close(self) -> StreamStats:
         """End of stream: close every pending tick, finish detectors, flush measurements."""
         for tick in self.ingest_unit.flush():
             self._run(tick)
-        end = self.stats.last_ts or 0
-        findings = [f for det in self.detectors for f in det.finish(end)]
-        if findings:
-            self.output.findings(findings)
-        self.flush_measurements()
-        rows = [r for det in self.detectors for r in det.detectability()]
-        if rows:
-            self.output.detectability(rows)
+        self.analysis.finish()
         for message in unseen_platforms(self.config, self.stats.platforms):
             warnings.warn(message, ConfigWarning, stacklevel=2)
         return self.stats
@@ -241,9 +229,11 @@ class Engine:
         if fingerprint != self._fingerprint():
             raise ValueError("engine state was saved with a different configuration, "
                              "detector versions or pseudonymisation key")
-        self.ledger = state["ledger"]
-        self.detectors = state["detectors"]
+        self.analysis.ledger = state["ledger"]
+        self.analysis.detectors = state["detectors"]
         self.stats = state["stats"]
+        a = self.analysis
+        a.ticks, a.first_ts, a.last_ts = self.stats.ticks, self.stats.first_ts, self.stats.last_ts
         self.ingest_unit.stats = self.stats
         self.ingest_unit.load_state(state["unit"])
 
