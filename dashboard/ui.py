@@ -21,10 +21,12 @@ from dashboard.data import DataSource, Snapshot, open_source
 from dashboard.settings import DashboardSettings
 from dashboard.state import StateStore
 from monitor.config import Config, ConfigError, load_config, parse_config
+from monitor.settings import load_settings
+from monitor.signing import SigningKey, signing_key_from
 
 __all__ = ["ActiveConfig", "active_config", "auth", "data_note", "findings_view",
-           "recheck_session", "settings", "severity_badge", "signed_in", "snapshot", "source",
-           "state", "status_badge"]
+           "recheck_session", "settings", "severity_badge", "signed_in", "signing_key", "snapshot",
+           "source", "state", "status_badge"]
 
 FINDING_PAGE = "routes/finding.py"
 _SEVERITY = {"critical": "red", "high": "orange", "medium": "blue", "low": "gray"}
@@ -39,6 +41,19 @@ def settings() -> DashboardSettings:
 @st.cache_resource(show_spinner=False)
 def _source(path: str) -> DataSource:
     return open_source(path)
+
+
+@st.cache_resource(show_spinner=False)
+def _signing_key(fingerprint_of_settings: str) -> SigningKey:
+    return signing_key_from(load_settings())
+
+
+def signing_key() -> SigningKey:
+    """The deployment's evidence-signing key (:mod:`monitor.signing`); raises
+    :class:`~monitor.signing.SigningKeyError` with a one-line message."""
+    s = load_settings()
+    return _signing_key(repr((s.signing_key_file, s.data_dir, s.signer,
+                              s.signing_key is not None)))
 
 
 @st.cache_resource(show_spinner=False)

@@ -12,6 +12,7 @@ from dashboard import alerts, chartdata, charts, explain, pack, triage, ui
 from dashboard.auth import User
 from dashboard.state import Conflict
 from monitor.config import Config
+from monitor.signing import SigningKeyError
 
 __all__ = ["render"]
 
@@ -171,11 +172,16 @@ def _export(row: dict[str, Any], snap: Any, cfg: ui.ActiveConfig, user: User) ->
         st.caption("Exporting evidence needs the analyst or admin role.")
         return
     fid = row["finding_id"]
+    try:
+        key = ui.signing_key()
+    except SigningKeyError as err:
+        st.error(f"Evidence packs cannot be signed: {err}")
+        return
     if st.button("Prepare evidence pack", key="prepare_pack"):
         with st.spinner("Building the evidence pack…"):
-            built = pack.build_pack(row, snap.amplification, cfg.config, config_text=cfg.text,
-                                    runs=snap.runs, history=ui.state().history(fid),
-                                    created_by=user.username)
+            built = pack.build_pack(row, snap.amplification, cfg.config, key=key,
+                                    config_text=cfg.text, runs=snap.runs,
+                                    history=ui.state().history(fid), created_by=user.username)
         ui.state().record_export(fid, user.username, built.manifest_sha256, len(built.data))
         st.session_state["pack"] = (fid, built)
     stored = st.session_state.get("pack")
@@ -184,9 +190,11 @@ def _export(row: dict[str, Any], snap: Any, cfg: ui.ActiveConfig, user: User) ->
         st.download_button("Download evidence pack (ZIP)", data=built.data,
                            file_name=built.file_name, mime="application/zip",
                            key="download_pack", on_click="ignore", type="primary")
-        st.caption(f"{len(built.files)} files, {len(built.data):,} bytes. Manifest SHA-256 "
-                   f"`{built.manifest_sha256}` (recorded in the export log). Check with "
-                   f"`amplimon verify {built.file_name} --expect {built.manifest_sha256}`.")
+        st.caption(f"{len(built.files)} files, {len(built.data):,} bytes, signed by "
+                   f"{key.signer} with key `{key.public.fingerprint}`. Manifest SHA-256 "
+                   f"`{built.manifest_sha256}` (recorded in the export log). Officers check it "
+                   f"with `amplimon verify {built.file_name} --pubkey COMMISSION-KEY.pem` "
+                   "(the public key from `amplimon keys export`).")
     exports = ui.state().exports(fid)
     if exports:
         with st.expander(f"Export log ({len(exports)})"):

@@ -17,6 +17,7 @@ from monitor.cli import (
     _audit,
     _dashboard,
     _demo,
+    _evidence,
     _findings,
     _live,
     _purge,
@@ -32,8 +33,8 @@ app = typer.Typer(name="amplimon", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False,
                   help="Election-period algorithmic amplification monitor.")
 
-for _module in (_replay, _simulate, _findings, _demo, _dashboard, _live, _audit, _research,
-                _purge):
+for _module in (_replay, _simulate, _findings, _demo, _dashboard, _evidence, _live, _audit,
+                _research, _purge):
     _module.register(app)
 
 

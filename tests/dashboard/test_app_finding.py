@@ -7,6 +7,8 @@ import pytest
 from dashboard import pack, triage
 from dashboard.auth import User
 from dashboard.state import StateStore
+from monitor.settings import load_settings
+from monitor.signing import existing_signing_key
 from tests.dashboard import factories as F
 from tests.dashboard.conftest import Dash
 
@@ -115,7 +117,9 @@ def test_evidence_pack_prepared_downloaded_and_logged(dash: Dash) -> None:
     assert at.download_button(key="download_pack").label == "Download evidence pack (ZIP)"
     fid, built = at.session_state["pack"]
     assert fid == dash.ids["acc-1"]
-    result = pack.verify_pack(built.data, built.manifest_sha256)
+    own = existing_signing_key(load_settings())  # created by the dashboard on first use
+    assert own is not None
+    result = pack.verify_pack(built.data, built.manifest_sha256, trusted=[own.public])
     assert result.ok and result.finding_id == fid
     exports = StateStore(dash.state).exports(fid)
     assert [(e["who"], e["manifest_sha256"]) for e in exports] == [
@@ -123,3 +127,40 @@ def test_evidence_pack_prepared_downloaded_and_logged(dash: Dash) -> None:
     assert any(built.manifest_sha256 in c.value for c in at.caption)
     export_log = next(d.value for d in at.dataframe if "manifest_sha256" in d.value.columns)
     assert len(export_log) == 1
+
+
+def test_cli_pack_is_the_pack_the_dashboard_makes(dash: Dash, tmp_path, capsys) -> None:  # noqa: ANN001
+    """`amplimon pack` needs no browser and writes the same files (only who/when differ)."""
+    import hashlib
+    import io
+    import json
+    import zipfile
+
+    from monitor.cli import main
+
+    at = dash.open("analyst", "acc-1")
+    at = record(at, "acknowledge", "checked")
+    at.button(key="prepare_pack").click().run()
+    _, built = at.session_state["pack"]
+    out = tmp_path / "p.zip"
+    assert main(["pack", "--db", str(dash.data), "--config", str(dash.config), "--finding",
+                 dash.ids["acc-1"], "--out", str(out), "--state", str(dash.state)]) == 0
+    assert capsys.readouterr().err.startswith(f"wrote {out}: ")
+
+    def digests(data: bytes) -> dict[str, str]:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        return {i.filename.split("/", 1)[1]: hashlib.sha256(zf.read(i)).hexdigest()
+                for i in zf.infolist()}
+
+    web, cli = digests(built.data), digests(out.read_bytes())
+    assert set(web) == set(cli)
+    differ = {p for p in web if web[p] != cli[p]}
+    assert differ == {"README.txt", "manifest.json", "signature.json"}  # time and author
+    finding = json.loads(zipfile.ZipFile(out).read(
+        f"amplimon-evidence-{dash.ids['acc-1']}/finding.json"))
+    assert finding["status_shown"] == "acknowledged"
+    assert main(["verify", str(out)]) == 0  # the deployment's own key is trusted here
+    assert [e["who"] for e in StateStore(dash.state).exports(dash.ids["acc-1"])] == [
+        "analyst", "amplimon pack"]
+    assert main(["pack", "--db", str(dash.data), "--finding", "nope", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.endswith(f"{dash.data}: no finding 'nope'\n")
