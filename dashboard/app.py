@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import ui
+from dashboard.text import md
 from dashboard.views import login
 
 
@@ -24,7 +25,7 @@ def main() -> None:
         ui.settings()
         ui.state()
     except (ValueError, RuntimeError) as err:
-        st.error(f"The dashboard cannot start: {err}")
+        st.error(f"The dashboard cannot start: {md(err)}")
         st.stop()
     user = ui.signed_in(touch=True)
     if user is None:
@@ -42,7 +43,7 @@ def main() -> None:
         pages.append(_page("users", "Users", "group"))
     page = st.navigation(pages)
     with st.sidebar:
-        st.markdown(f"**{user.username}** · {user.role}")
+        st.markdown(f"**{md(user.username)}** · {md(user.role)}")
         if st.button("Sign out", key="sign_out"):
             ui.auth().logout(st.session_state.pop("token", None))
             st.session_state.clear()

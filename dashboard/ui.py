@@ -20,6 +20,7 @@ from dashboard.auth import Auth, User
 from dashboard.data import DataSource, Snapshot, open_source
 from dashboard.settings import DashboardSettings
 from dashboard.state import StateStore
+from dashboard.text import md
 from monitor.config import Config, ConfigError, load_config, parse_config
 from monitor.settings import load_settings
 from monitor.signing import SigningKey, signing_key_from
@@ -156,18 +157,18 @@ def recheck_session() -> None:
 
 def severity_badge(severity: str | None) -> str:
     sev = str(severity or "unknown")
-    return f":{_SEVERITY.get(sev, 'gray')}-badge[{sev.upper()}]"
+    return f":{_SEVERITY.get(sev, 'gray')}-badge[{md(sev.upper())}]"
 
 
 def status_badge(status: str | None) -> str:
     s = str(status or "new")
-    return f":{_STATUS.get(s, 'gray')}-badge[{s}]"
+    return f":{_STATUS.get(s, 'gray')}-badge[{md(s)}]"
 
 
 def data_note(snap: Snapshot) -> None:
     """One calm line about the data's freshness (never a lock error)."""
     if snap.note:
-        (st.warning if snap.stale else st.info)(snap.note, icon=":material/hourglass_top:")
+        (st.warning if snap.stale else st.info)(md(snap.note), icon=":material/hourglass_top:")
     elif snap.read_at is not None:
         st.caption(f"Data read {snap.read_at.strftime('%H:%M:%S')} UTC from "
-                   f"`{snap.origin or settings().data.name}`")
+                   f"{md(snap.origin or settings().data.name)}")

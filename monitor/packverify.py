@@ -193,7 +193,8 @@ def _signature(raw: bytes | None, manifest: dict[str, Any], raw_manifest: bytes,
         signature = base64.b64decode(str(sig["signature"]), validate=True)
     except (ValueError, KeyError, TypeError, AttributeError, SigningKeyError):
         raise _tampered("signature.json is not a valid signature record") from None
-    signer_info = manifest.get("signer") if isinstance(manifest.get("signer"), dict) else {}
+    raw_signer = manifest.get("signer")
+    signer_info: dict[str, Any] = raw_signer if isinstance(raw_signer, dict) else {}
     signer = " ".join(str(signer_info.get("name", "")).split())[:200]
     signed_at = str(manifest.get("created_at", ""))[:40]
     facts = {"signer": signer, "key_fingerprint": key.fingerprint, "signed_at": signed_at}
@@ -225,6 +226,7 @@ def verify_pack(source: str | Path | bytes, expect_manifest_sha256: str | None =
 
 def _verify(source: str | Path | bytes, expect: str | None, trusted: Sequence[Trusted],
             limits: Limits) -> VerifyResult:
+    stream: io.BytesIO | str | Path
     if isinstance(source, bytes):
         size, stream = len(source), io.BytesIO(source)
     else:
@@ -232,12 +234,12 @@ def _verify(source: str | Path | bytes, expect: str | None, trusted: Sequence[Tr
             size = os.stat(source).st_size
         except OSError as err:
             raise _invalid(f"cannot read the pack ({err.strerror or err})") from None
-        stream = None
+        stream = source
     if size > limits.archive_bytes:
         raise _invalid(f"{_mib(size)} on disk, over the {_mib(limits.archive_bytes)} a pack "
                        "may have")
     try:
-        zf = zipfile.ZipFile(stream if stream is not None else source)
+        zf = zipfile.ZipFile(stream)
     except (zipfile.BadZipFile, EOFError, ValueError, OSError, NotImplementedError):
         raise _invalid("not a ZIP archive") from None
     with zf:

@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import alerts, charts, explain, ui
 from dashboard.alerts import FILTER_LABELS, Filters
+from dashboard.text import md
 from monitor.config import Config
 
 __all__ = ["render"]
@@ -23,7 +24,7 @@ def render() -> None:
     st.title("Live alerts")
     cfg = ui.active_config()
     if cfg.error:
-        st.warning(f"Configuration not used: {cfg.error}")
+        st.warning(f"Configuration not used: {md(cfg.error)}")
     view = ui.findings_view(ui.snapshot())
     filters = _sidebar_filters(alerts.filter_options(view, cfg.config))
     st.fragment(_live, run_every=ui.settings().refresh_seconds)(filters)
@@ -98,11 +99,11 @@ def _alert(row: dict[str, Any], config: Config | None, just_in: set[str]) -> Non
             badges.insert(0, ":primary-badge[JUST IN]")
         if row.get("updated_since_triage"):
             badges.append(":orange-badge[updated since triage]")
-        text.markdown(" ".join(badges) + f" **{explain.headline(row, config)}**")
-        text.caption(explain.sentence(row, config))
-        text.caption(f"{row['detector']} · window {row['window_id']} · crossed "
-                     f"{explain.fmt_time(row['event_time'])} · detected "
-                     f"{explain.fmt_time(row['detected_at'])}")
+        text.markdown(" ".join(badges) + f" **{md(explain.headline(row, config))}**")
+        text.caption(md(explain.sentence(row, config)))
+        text.caption(md(f"{row['detector']} · window {row['window_id']} · crossed "
+                        f"{explain.fmt_time(row['event_time'])} · detected "
+                        f"{explain.fmt_time(row['detected_at'])}"))
         # A link, not a button: navigation happens in the browser, so a click can't be lost
         # to the auto-refresh rerunning this fragment, and the URL can be shared.
         button.page_link(ui.FINDING_PAGE, label="Open", icon=":material/open_in_new:",

@@ -11,6 +11,7 @@ import streamlit as st
 from dashboard import alerts, chartdata, charts, explain, pack, triage, ui
 from dashboard.auth import User
 from dashboard.state import Conflict
+from dashboard.text import md, visible
 from monitor.config import Config
 from monitor.signing import SigningKeyError
 
@@ -47,9 +48,9 @@ def render() -> None:
     ids = list(view["finding_id"])
     wanted = st.query_params.get("id") or st.session_state.get("finding_id")
     if wanted and wanted not in ids:
-        st.warning(f"Finding {wanted} is not in the data.")
+        st.warning(f"Finding {md(wanted)} is not in the data.")
     fid = wanted if wanted in ids else ids[0]
-    labels = {r["finding_id"]: f"{r['severity'].upper()} · {explain.headline(r, config)}"
+    labels = {r["finding_id"]: visible(f"{r['severity'].upper()} · {explain.headline(r, config)}")
               for r in view.to_dict("records")}
     choice = st.selectbox("Finding", ids, index=ids.index(fid), format_func=labels.__getitem__)
     if choice != fid:
@@ -59,11 +60,11 @@ def render() -> None:
     row = view[view["finding_id"] == fid].iloc[0].to_dict()
     st.session_state.setdefault("just_in", set()).discard(fid)  # seen: no longer "just in"
     if (flash := st.session_state.pop("flash", None)) is not None:
-        st.success(flash)
+        st.success(flash)  # our words only: statuses
     st.markdown(f"{ui.severity_badge(row['severity'])} {ui.status_badge(row['status_shown'])} "
-                f"· {row['kind'].replace('_', ' ')} · {row['detector']}")
-    st.header(explain.headline(row, config))
-    st.info(explain.sentence(row, config), icon=":material/info:")
+                f"· {md(row['kind'].replace('_', ' '))} · {md(row['detector'])}")
+    st.header(md(explain.headline(row, config)))
+    st.info(md(explain.sentence(row, config)), icon=":material/info:")
     _metrics(row)
     left, right = st.columns([3, 2], gap="large")
     with left:
@@ -80,14 +81,26 @@ def render() -> None:
 
 
 def _metrics(row: dict[str, Any]) -> None:
-    numbers = dict(explain.numbers(row))
+    rows = explain.numbers(row)
+    effect_name, effect = rows[0]
+    numbers = dict(rows)
     cols = st.columns(5)
-    cols[0].metric("Effect", numbers["Effect (ranked ÷ holdout)"])
+    cols[0].metric("Effect", effect, help=md(effect_name))
     cols[1].metric("95 % CI", numbers["95 % confidence interval"])
-    cols[2].metric("p-value", numbers["p-value (always-valid, adjusted)"])
+    cols[2].metric("p-value", numbers["p-value (always-valid, adjusted)"],
+                   help="Always-valid, adjusted for every subject and look; below 1e-12 it is "
+                        "shown as <1e-12.")
     cols[3].metric("Exposures", numbers["Exposures behind the evidence"])
     cols[4].metric("Crossed (UTC)",
                    numbers["Threshold first crossed (event time)"].removesuffix(" UTC"))
+    st.caption(md(explain.crossing(row, _display_name(str(row["detector"])))))
+
+
+def _display_name(detector: str) -> str:
+    from detectors import REGISTRY
+
+    spec = REGISTRY.get(detector)
+    return spec.display_name if spec is not None else ""
 
 
 def _charts(row: dict[str, Any], amplification: pd.DataFrame, config: Config | None) -> None:
@@ -95,9 +108,15 @@ def _charts(row: dict[str, Any], amplification: pd.DataFrame, config: Config | N
     drawn = [n for n in _DRAW if n in frames]
     if "exposure_over_time" in frames and "exposure_per_period" in drawn:
         drawn.remove("exposure_per_period")  # the series already shows the baseline
+    measures = explain.effect_label(str(row["detector"]))
     for name in drawn:
         st.image(_png(name, frames[name]), width="stretch")
-        st.caption(_CAPTIONS[name])
+        caption = _CAPTIONS[name]
+        if name == "exposure_per_period" and measures != explain.effect_label("amplification"):
+            caption += (f" This is the holdout-arm measurement, not the finding's effect "
+                        f"({measures}, raised by {row['detector']}): the two measure different "
+                        "things and need not agree.")
+        st.caption(md(caption))
     if "sequential_statistic" not in frames:
         st.caption("This detector reports a logged fact, not a sequential test: there is no "
                    "statistic to plot against a threshold.")
@@ -127,7 +146,7 @@ def _triage(row: dict[str, Any], user: User) -> None:
     seen_status = seen[1] if seen and seen[0] == fid else status
     st.session_state["triage_seen"] = (fid, status)
     st.subheader("Triage")
-    by = (f" — by {row['triaged_by']}, {explain.fmt_time(row['triaged_at'])}"
+    by = (f" — by {md(row['triaged_by'])}, {md(explain.fmt_time(row['triaged_at']))}"
           if row.get("triaged_by") else "")
     st.markdown(f"Status {ui.status_badge(status)}{by}")
     if not user.can("triage"):
@@ -148,7 +167,7 @@ def _triage(row: dict[str, Any], user: User) -> None:
         entry = triage.apply(ui.state(), user, fid, clicked, status=seen_status,
                              base_status=row["status"], note=note or "")
     except (triage.TriageError, Conflict) as err:
-        st.error(str(err))
+        st.error(md(err))
         return
     st.session_state["flash"] = f"Status: {entry.from_status} → {entry.to_status}."
     st.session_state["triage_n"] = n + 1
@@ -175,7 +194,7 @@ def _export(row: dict[str, Any], snap: Any, cfg: ui.ActiveConfig, user: User) ->
     try:
         key = ui.signing_key()
     except SigningKeyError as err:
-        st.error(f"Evidence packs cannot be signed: {err}")
+        st.error(f"Evidence packs cannot be signed: {md(err)}")
         return
     if st.button("Prepare evidence pack", key="prepare_pack"):
         with st.spinner("Building the evidence pack…"):
@@ -191,7 +210,7 @@ def _export(row: dict[str, Any], snap: Any, cfg: ui.ActiveConfig, user: User) ->
                            file_name=built.file_name, mime="application/zip",
                            key="download_pack", on_click="ignore", type="primary")
         st.caption(f"{len(built.files)} files, {len(built.data):,} bytes, signed by "
-                   f"{key.signer} with key `{key.public.fingerprint}`. Manifest SHA-256 "
+                   f"{md(key.signer)} with key `{key.public.fingerprint}`. Manifest SHA-256 "
                    f"`{built.manifest_sha256}` (recorded in the export log). Officers check it "
                    f"with `amplimon verify {built.file_name} --pubkey COMMISSION-KEY.pem` "
                    "(the public key from `amplimon keys export`).")

@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import ui
 from dashboard.data import SnapshotDirSource
+from dashboard.text import md
 
 __all__ = ["render"]
 
@@ -17,7 +18,7 @@ def render() -> None:
     snap = ui.snapshot()
     kind = ("Parquet snapshot directory" if isinstance(ui.source(), SnapshotDirSource)
             else "DuckDB file (read-only, opened per refresh)")
-    st.markdown(f"**Source** `{s.data}` — {kind}")
+    st.markdown(f"**Source** {md(s.data)} — {kind}")
     ui.data_note(snap)
     cols = st.columns(4)
     cols[0].metric("Findings", len(snap.findings))

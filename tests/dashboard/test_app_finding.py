@@ -10,7 +10,7 @@ from dashboard.state import StateStore
 from monitor.settings import load_settings
 from monitor.signing import existing_signing_key
 from tests.dashboard import factories as F
-from tests.dashboard.conftest import Dash
+from tests.dashboard.conftest import Dash, unmd
 
 
 def record(at, action: str, note: str = ""):  # noqa: ANN001, ANN201
@@ -25,9 +25,9 @@ def actions(at) -> list[str]:  # noqa: ANN001
 def test_detail_shows_sentence_numbers_charts(dash: Dash) -> None:
     at = dash.open("viewer", "acc-1")
     assert not at.exception
-    assert [h.value for h in at.header] == ["Candidate Jane Doe — amplification 1.90× on chirp "
-                                            "in DE"]
-    assert at.info[0].value.startswith("Candidate Jane Doe's exposure in the ranked feed "
+    assert [unmd(h.value) for h in at.header] == ["Candidate Jane Doe — amplification 1.90× on "
+                                                  "chirp in DE"]
+    assert unmd(at.info[0].value).startswith("Candidate Jane Doe's exposure in the ranked feed "
                                        "relative to the holdout rose to 1.90× (95 % CI "
                                        "1.50–2.40) of its baseline level")
     metrics = {m.label: m.value for m in at.metric}
@@ -43,7 +43,8 @@ def test_detail_of_a_logged_fact_and_the_selector(dash: Dash) -> None:
     at = dash.open("viewer", "acc-3")
     assert len(at.image) == 3  # per-period bars (no series), statistic summary, CI
     at.selectbox[0].set_value(dash.ids["party-a"]).run()
-    assert at.header[0].value == "Group party-a — amplification 1.30× on chirp in DE"
+    assert unmd(at.header[0].value) == ("All 2 accounts of group party-a — amplification 1.30× "
+                                        "on chirp in DE")
     assert at.query_params["id"] == dash.ids["party-a"]
 
 
@@ -51,10 +52,10 @@ def test_deep_link_and_unknown_id(dash: Dash) -> None:
     at = dash.app("viewer")
     at.query_params["id"] = dash.ids["acc-2"]
     at.switch_page("routes/finding.py").run()
-    assert at.header[0].value.startswith("Candidate John Roe")
+    assert unmd(at.header[0].value).startswith("Candidate John Roe")
     at.query_params["id"] = "nope"
     at.run()
-    assert at.warning[0].value == "Finding nope is not in the data."
+    assert unmd(at.warning[0].value) == "Finding nope is not in the data."
     at.button(key="back_to_alerts").click().run()
     assert [t.value for t in at.title] == ["Live alerts"]
 
@@ -75,7 +76,7 @@ def test_analyst_full_triage_cycle(dash: Dash) -> None:
     assert ":blue-badge[acknowledged]" in at.markdown[0].value
     at = record(at, "escalate", "sent to legal")
     at = record(at, "dismiss")  # no note
-    assert at.error[0].value == "A note is required to dismiss a finding."
+    assert unmd(at.error[0].value) == "A note is required to dismiss a finding."
     at = record(at, "dismiss", "posting surge explains it")
     assert actions(at) == ["Reopen"] and at.text_area[0].value == ""
     at = record(at, "reopen", "new data")
@@ -94,7 +95,7 @@ def test_concurrent_triage_is_refused(dash: Dash) -> None:
     triage.apply(StateStore(dash.state), User("admin", "admin"), dash.ids["acc-2"],
                  "escalate", status="new", base_status="new", note="urgent")
     at = record(at, "resolve")  # offered both before and after the other change
-    assert at.error[0].value.startswith("the status changed to escalated by admin at")
+    assert unmd(at.error[0].value).startswith("the status changed to escalated by admin at")
     assert actions(at) == ["Dismiss", "Resolve"]  # now the current status's actions
     assert [e.to_status for e in StateStore(dash.state).history(dash.ids["acc-2"])] == [
         "escalated"]

@@ -1,0 +1,51 @@
+"""Platform-controlled text made inert before the dashboard shows it.
+
+Ids, platform names, regions, labels and evidence text come from the platform's logs (or a
+registry upload) and are never interpreted: a ``platform`` of
+``[Verify evidence here](https://…)`` or ``![x](https://…/i.png)`` must show those characters,
+not a link and not an image fetched from someone else's host with the dashboard as referrer.
+
+* :func:`visible` — for any text a person reads (markdown, plain labels, the pack README):
+  control characters become a space, and invisible *format* characters (bidi overrides and
+  isolates such as U+202E, zero-width spaces and joiners, U+FEFF) are shown as ``⟨U+202E⟩``,
+  so that a hostile id cannot reorder or hide what an analyst reads ("Trojan Source",
+  Boucher & Anderson 2021).
+* :func:`md` — :func:`visible`, then every ASCII punctuation character backslash-escaped
+  (CommonMark §2.4: any ASCII punctuation may be escaped, and an escaped character is always
+  literal text).  No Markdown construct — link, image, autolink (``https\\://``,
+  ``www\\.``), emphasis, heading, HTML, Streamlit's ``:color[…]`` / ``:material/…:``
+  directives, LaTeX ``$…$`` — can start from escaped text.  Use it for every value
+  interpolated into ``st.markdown``, ``st.caption``, ``st.header``, ``st.info`` and the like.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+__all__ = ["md", "visible"]
+
+_PUNCT = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+
+
+def _show(ch: str) -> str:
+    cat = unicodedata.category(ch)
+    if cat == "Cc" or ch in "\u2028\u2029":
+        return " "
+    if cat == "Cf":
+        return f"⟨U+{ord(ch):04X}⟩"
+    return ch
+
+
+def visible(value: Any) -> str:
+    """``str(value)`` with control characters as spaces and format characters spelled out."""
+    text = "" if value is None else str(value)
+    if text.isprintable():
+        return text
+    return "".join(_show(ch) if not ch.isprintable() else ch for ch in text)
+
+
+def md(value: Any) -> str:
+    """``value`` as literal Markdown text (see module docstring)."""
+    return _PUNCT.sub(r"\\\1", visible(value))
