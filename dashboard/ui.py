@@ -25,7 +25,7 @@ from monitor.config import Config, ConfigError, load_config, parse_config
 from monitor.settings import load_settings
 from monitor.signing import SigningKey, signing_key_from
 
-__all__ = ["ActiveConfig", "active_config", "auth", "data_note", "findings_view",
+__all__ = ["ActiveConfig", "active_config", "auth", "client_address", "data_note", "findings_view",
            "recheck_session", "settings", "severity_badge", "signed_in", "signing_key", "snapshot",
            "source", "state", "status_badge"]
 
@@ -136,6 +136,18 @@ def active_config() -> ActiveConfig:
     except OSError as err:
         return ActiveConfig(None, "", str(path), f"{path}: cannot read ({err.strerror})")
     return _config_file(str(path), mtime)
+
+
+def client_address() -> str:
+    """Who is signing in, for the lockout: the proxy's header if configured, else the
+    address Streamlit sees."""
+    header = settings().client_header
+    if header:
+        value = st.context.headers.get(header) or ""
+        if value.strip():
+            return value.split(",")[-1].strip()[:128]
+    ip = st.context.ip_address
+    return ip[:128] if isinstance(ip, str) and ip else "unknown"
 
 
 def signed_in(*, touch: bool = False) -> User | None:
