@@ -5,11 +5,11 @@ registry upload) and are never interpreted: a ``platform`` of
 ``[Verify evidence here](https://…)`` or ``![x](https://…/i.png)`` must show those characters,
 not a link and not an image fetched from someone else's host with the dashboard as referrer.
 
-* :func:`visible` — for any text a person reads (markdown, plain labels, the pack README):
-  control characters become a space, and invisible *format* characters (bidi overrides and
-  isolates such as U+202E, zero-width spaces and joiners, U+FEFF) are shown as ``⟨U+202E⟩``,
-  so that a hostile id cannot reorder or hide what an analyst reads ("Trojan Source",
-  Boucher & Anderson 2021).
+* :func:`visible` (:mod:`monitor.textsafe`) — for any text a person reads (markdown, plain
+  labels, the pack README): control characters become a space, and invisible *format*
+  characters (bidi overrides and isolates such as U+202E, zero-width spaces and joiners,
+  U+FEFF) are shown as ``⟨U+202E⟩``, so that a hostile id cannot reorder or hide what an
+  analyst reads.
 * :func:`md` — :func:`visible`, then every ASCII punctuation character backslash-escaped
   (CommonMark §2.4: any ASCII punctuation may be escaped, and an escaped character is always
   literal text).  No Markdown construct — link, image, autolink (``https\\://``,
@@ -21,29 +21,13 @@ not a link and not an image fetched from someone else's host with the dashboard 
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any
+
+from monitor.textsafe import visible
 
 __all__ = ["md", "visible"]
 
 _PUNCT = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
-
-
-def _show(ch: str) -> str:
-    cat = unicodedata.category(ch)
-    if cat == "Cc" or ch in "\u2028\u2029":
-        return " "
-    if cat == "Cf":
-        return f"⟨U+{ord(ch):04X}⟩"
-    return ch
-
-
-def visible(value: Any) -> str:
-    """``str(value)`` with control characters as spaces and format characters spelled out."""
-    text = "" if value is None else str(value)
-    if text.isprintable():
-        return text
-    return "".join(_show(ch) if not ch.isprintable() else ch for ch in text)
 
 
 def md(value: Any) -> str:

@@ -33,6 +33,7 @@ from detectors.ledger import SubjectKey
 from monitor.config import Config
 from monitor.engine import Engine, Output, StreamStats
 from monitor.privacy import Pseudonymiser
+from monitor.provenance import input_files
 from monitor.records import DeadLetter, Detectability, Finding, Measurement, ms_to_datetime, utc_now
 from monitor.replay import ReplayResult, drive
 from monitor.store import HISTORY_COLUMNS, Store
@@ -165,8 +166,7 @@ def history_replay(config: Config, db: str | Path, exposure: Sequence[str | Path
         sink.flush()
         history_rows = recorder.close(engine)
         store.record_run(run_id, command, started, {
-            "inputs": [{"path": str(p), "topic": t, "bytes": p.stat().st_size}
-                       for p, t in paths],
+            "inputs": input_files(paths),
             "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
             "detectors": [{"name": d.name, "version": d.version} for d in engine.detectors],
             "stats": stats.as_dict(),

@@ -20,6 +20,7 @@ from monitor.config import Config
 from monitor.contract import Rejected
 from monitor.engine import Engine, Output, StreamStats
 from monitor.privacy import Pseudonymiser
+from monitor.provenance import input_files
 from monitor.records import utc_now
 from monitor.store import Store
 from streams.files import Record, check_readable, merge_by_time, read_file
@@ -81,8 +82,7 @@ def replay(config: Config, db: str | Path, exposure: Sequence[str | Path],
         sink.flush()
         run_id = uuid.uuid4().hex[:12]
         store.record_run(run_id, "replay", started, {
-            "inputs": [{"path": str(p), "topic": t, "bytes": p.stat().st_size}
-                       for p, t in paths],
+            "inputs": input_files(paths),
             "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
             "detectors": [{"name": d.name, "version": d.version} for d in engine.detectors],
             "stats": stats.as_dict(),

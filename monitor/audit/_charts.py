@@ -19,6 +19,8 @@ import matplotlib.dates as mdates
 import matplotlib.ticker as mticker
 from matplotlib.figure import Figure
 
+from monitor.textsafe import spell_format_chars
+
 # Labels hold platform- and registry-controlled text: "$…$" in it is text, never mathtext
 # (which would also fail to parse and take the chart down).  A decorator, because tick labels
 # are created when the figure is drawn, not only when it is built.
@@ -43,7 +45,7 @@ def svg(fig: Figure) -> str:
     text = text[text.index("<svg"):]
     text = re.sub(r'\bid="', f'id="{prefix}', text)
     text = text.replace("url(#", f"url(#{prefix}").replace('href="#', f'href="#{prefix}')
-    return text
+    return spell_format_chars(text)  # labels hold platform text: no hidden bidi overrides
 
 
 def _finite(v: Any) -> bool:
