@@ -20,7 +20,9 @@ def _page(name: str, title: str, icon: str, *, default: bool = False) -> st.Page
 
 
 def main() -> None:
-    st.set_page_config(page_title="amplimon", page_icon=":material/how_to_vote:", layout="wide")
+    # An emoji favicon is an inline SVG; a ":material/…:" one is fetched from fonts.gstatic.com,
+    # and the dashboard must work with no network at all (tests/dashboard/test_browser.py).
+    st.set_page_config(page_title="amplimon", page_icon="🗳️", layout="wide")
     try:
         ui.settings()
         ui.state()

@@ -10,6 +10,7 @@ negative number in a numeric column is a number, not a formula.
 
 from __future__ import annotations
 
+import csv
 import unicodedata
 from typing import Any
 
@@ -49,5 +50,6 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_csv(frame: pd.DataFrame) -> bytes:
-    """UTF-8 CSV of ``frame`` (no index), safe to open in a spreadsheet."""
-    return safe_frame(frame).to_csv(index=False).encode("utf-8")
+    """UTF-8 CSV of ``frame`` (no index), safe to open in a spreadsheet.  Every text cell
+    is quoted, so a carriage return inside one cannot start a new row."""
+    return safe_frame(frame).to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC).encode("utf-8")

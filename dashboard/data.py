@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -92,6 +93,7 @@ class Snapshot:
     origin: str = ""
     stale: bool = False
     note: str = ""
+    live: dict[str, Any] | None = None  # the live sink's snapshot manifest, when read from one
 
     @property
     def deadletter_total(self) -> int:
@@ -118,7 +120,7 @@ class DataSource(ABC):
         """The files whose size and mtime say whether the data changed."""
 
     @abstractmethod
-    def _read(self) -> tuple[dict[str, pd.DataFrame], str]:
+    def _read(self) -> tuple[dict[str, Any], str]:
         """One read of every table, and where it came from; raises ``duckdb.Error`` /
         ``OSError`` if the source is busy."""
 
@@ -133,12 +135,14 @@ class DataSource(ABC):
             for pause in (*self.retries, None):
                 try:
                     frames, origin = self._read()
+                    live = frames.pop("_live", None)
                 except (duckdb.Error, OSError, ValueError) as err:
                     error = str(err)
                     if pause is not None:
                         time.sleep(pause)
                     continue
-                self._last = Snapshot(**frames, read_at=dt.datetime.now(dt.UTC), origin=origin)
+                self._last = Snapshot(**frames, read_at=dt.datetime.now(dt.UTC), origin=origin,
+                                      live=live)
                 self._fingerprint = fingerprint
                 return self._last
             return self._busy(error)
@@ -181,7 +185,7 @@ class DuckDBFileSource(DataSource):
         return [self.path, self.path.with_name(self.path.name + ".wal"),
                 self.snapshot_dir / "manifest.json"]
 
-    def _read(self) -> tuple[dict[str, pd.DataFrame], str]:
+    def _read(self) -> tuple[dict[str, Any], str]:
         try:
             con = duckdb.connect(str(self.path), read_only=True)
         except duckdb.IOException:
@@ -203,16 +207,28 @@ class SnapshotDirSource(DataSource):
     def _files(self) -> list[Path]:
         return [self.path / f"{t}.parquet" for t in TABLES] + [self.path / "manifest.json"]
 
-    def _read(self) -> tuple[dict[str, pd.DataFrame], str]:
+    def _read(self) -> tuple[dict[str, Any], str]:
         return _read_snapshot(self.path), self.path.name
 
 
-def _read_snapshot(directory: Path) -> dict[str, pd.DataFrame]:
+def _read_snapshot(directory: Path) -> dict[str, Any]:
     con = read_snapshot(directory)  # each file read once, through one descriptor
     try:
-        return _query_all(con, set(TABLES))
+        frames: dict[str, Any] = _query_all(con, set(TABLES))
     finally:
         con.close()
+    frames["_live"] = _manifest(directory)
+    return frames
+
+
+def _manifest(directory: Path) -> dict[str, Any] | None:
+    """The sink's ``manifest.json`` (``published_at``, row counts), or None if unreadable."""
+    try:
+        with open(directory / "manifest.json", "rb") as fh:
+            value = json.loads(fh.read(1 << 20))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _query_all(con: duckdb.DuckDBPyConnection, present: set[str]) -> dict[str, pd.DataFrame]:

@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import alerts, charts, explain, ui
 from dashboard.alerts import FILTER_LABELS, Filters
+from dashboard.csvsafe import to_csv
 from dashboard.text import md
 from monitor.config import Config
 
@@ -83,7 +84,11 @@ def _live(filters: Filters) -> None:
         st.button(f"Show {min(_PAGE, len(shown) - limit)} more", key="more_alerts",
                   on_click=_more, args=(limit + _PAGE,))
     with st.expander("Table view"):
-        st.dataframe(_table(shown, config), hide_index=True, width="stretch")
+        table = _table(shown, config)
+        st.dataframe(table, hide_index=True, width="stretch")
+        st.download_button("Download as CSV", data=to_csv(table), file_name="alerts.csv",
+                           mime="text/csv", key="alerts_csv", on_click="ignore",
+                           help="Text a spreadsheet would run as a formula is prefixed with '")
 
 
 def _more(limit: int) -> None:

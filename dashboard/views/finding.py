@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard import alerts, chartdata, charts, explain, pack, triage, ui
 from dashboard.auth import User
+from dashboard.csvsafe import to_csv
 from dashboard.state import Conflict
 from dashboard.text import md, visible
 from monitor.config import Config
@@ -157,10 +158,13 @@ def _triage(row: dict[str, Any], user: User) -> None:
                         placeholder="What you checked and what happens next")
     actions = triage.allowed_actions(status)
     clicked = None
-    for col, act in zip(st.columns(len(actions)), actions, strict=True):
-        if col.button(act.label, key=f"triage-{act.name}", width="stretch",
-                      type="primary" if act is actions[0] else "secondary"):
-            clicked = act.name
+    # a wrapping row of buttons as wide as their labels: never cut to "Ackn…" in a narrow
+    # column (equal-width columns were, at 1400 px)
+    with st.container(horizontal=True, wrap=True, key="triage_actions"):
+        for act in actions:
+            if st.button(act.label, key=f"triage-{act.name}", width="content",
+                         type="primary" if act is actions[0] else "secondary"):
+                clicked = act.name
     if clicked is None:
         return
     try:
@@ -180,9 +184,13 @@ def _history(fid: str) -> None:
     if not entries:
         st.caption("No triage yet.")
         return
-    st.dataframe(pd.DataFrame([{"when (UTC)": e.at.strftime("%Y-%m-%d %H:%M:%S"), "who": e.who,
-                                "change": f"{e.from_status} → {e.to_status}", "note": e.note}
-                               for e in reversed(entries)]), hide_index=True, width="stretch")
+    table = pd.DataFrame([{"when (UTC)": e.at.strftime("%Y-%m-%d %H:%M:%S"), "who": e.who,
+                           "change": f"{e.from_status} → {e.to_status}", "note": e.note}
+                          for e in reversed(entries)])
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.download_button("Download history (CSV)", data=to_csv(table),
+                       file_name=f"triage-{fid}.csv", mime="text/csv", key="history_csv",
+                       on_click="ignore")
 
 
 def _export(row: dict[str, Any], snap: Any, cfg: ui.ActiveConfig, user: User) -> None:

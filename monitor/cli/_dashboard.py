@@ -82,7 +82,10 @@ def cmd_dashboard(
            "--server.address", host, "--server.headless", "true",
            "--server.fileWatcherType", "none", "--server.runOnSave", "false",
            "--server.maxUploadSize", "5", "--browser.gatherUsageStats", "false",
-           "--client.toolbarMode", "minimal", "--theme.primaryColor", "#1F5FA8"]
+           "--client.toolbarMode", "minimal", "--theme.primaryColor", "#1F5FA8",
+           # tables' built-in CSV export would write platform text raw (formulas); the
+           # dashboard offers its own, neutralised downloads (dashboard/csvsafe.py)
+           "--client.disableDataExport", "true"]
     typer.echo(f"amplimon dashboard on http://{host}:{port} (data {data}, state {state_path})",
                err=True)
     sys.stderr.flush()

@@ -136,3 +136,14 @@ def test_non_admins_see_no_users_page(dash: Dash, role: str) -> None:
     at = dash.app(role)
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page("routes/users.py")
+
+
+def test_health_page_shows_the_live_run(dash: Dash, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    snap = F.write_snapshot(tmp_path / "live.snapshot", F.default_findings(),
+                            F.default_measurements())
+    monkeypatch.setenv("AMPLIMON_DASHBOARD_DATA", str(snap))
+    at = page(dash, "viewer", "health")
+    assert [s.value for s in at.subheader][:2] == ["Rejected records by reason", "Live run"]
+    live = next(unmd(m.value) for m in at.markdown if "Live sink publishing" in m.value)
+    assert "findings 4, " in live and "s ago)" in live
+    assert not any("No run recorded" in c.value for c in at.caption)
