@@ -69,10 +69,11 @@ def fast_bcrypt(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def unmd(text: str) -> str:
-    """Markdown source as a reader sees it: escaped punctuation without its backslash."""
+    """Markdown source as a reader sees it: escaped punctuation without its backslash, and
+    without the invisible word joiners that keep URLs from becoming links."""
     import re
 
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text)
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text).replace("\u2060", "")
 
 
 def open_ids(at: AppTest) -> list[str]:

@@ -23,6 +23,8 @@ from tests.dashboard import factories as F
 from tests.dashboard.conftest import Dash, unmd
 
 _MD = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+# what remark-gfm turns into links in plain text (mdast-util-gfm-autolink-literal)
+_AUTOLINK_LITERAL = re.compile(r"(?i)(https?://|www\.)|[\w.+-]@[\w-]+\.")
 _TEXT_ELEMENTS = ("markdown", "caption", "header", "subheader", "title", "info", "warning",
                   "error", "success")
 
@@ -62,6 +64,9 @@ def assert_inert(at) -> None:  # noqa: ANN001
             kinds = {t.type for t in [token, *(token.children or [])]}
             assert not kinds & {"link_open", "image", "html_inline", "html_block",
                                 "autolink"}, source
+            for child in token.children or []:  # GFM autolink literals, found in the text
+                if child.type == "text":
+                    assert not _AUTOLINK_LITERAL.search(child.content), source
         for directive in (":red[ALERT]", ":material/warning:", "$\\frac", "<script", "<img",
                           "www.evil"):
             assert not re.search(r"(?<!\\)" + re.escape(directive), source), source
