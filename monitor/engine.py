@@ -71,6 +71,8 @@ class StreamStats:
     duplicates: dict[str, int] = field(default_factory=lambda: {"exposure": 0, "ranking": 0})
     late: dict[str, int] = field(default_factory=lambda: {"exposure": 0, "ranking": 0})
     rejected: dict[str, int] = field(default_factory=lambda: {"exposure": 0, "ranking": 0})
+    # every copy of an event_id whose copies differ in content (none of them is counted)
+    conflicting: dict[str, int] = field(default_factory=lambda: {"exposure": 0, "ranking": 0})
     out_of_order: int = 0
     ticks: int = 0
     first_ts: int | None = None
@@ -79,11 +81,12 @@ class StreamStats:
     @property
     def records(self) -> int:
         return sum(sum(d.values()) for d in (self.accepted, self.duplicates, self.late,
-                                              self.rejected))
+                                              self.rejected, self.conflicting))
 
     def as_dict(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "late": self.late,
-                "rejected": self.rejected, "out_of_order": self.out_of_order,
+                "rejected": self.rejected, "conflicting": self.conflicting,
+                "out_of_order": self.out_of_order,
                 "ticks": self.ticks, "first_ts": self.first_ts, "last_ts": self.last_ts}
 
 
@@ -136,11 +139,8 @@ class Engine:
             self.push(topic, result, source=source, location=location)
 
     def reject(self, rejected: Rejected, *, source: str, location: str = "") -> None:
-        self.stats.rejected[rejected.topic] += 1
-        scrub = self.pseudonymiser
-        self.output.deadletters([DeadLetter(source=source, raw=scrub.scrub(rejected.raw),
-                                            reason=scrub.scrub_reason(rejected.reason),
-                                            location=location)])
+        self.dead_letter(rejected.topic, "rejected", rejected.raw, rejected.reason,
+                         source=source, location=location)
 
     def push(self, topic: str, event: Event, *, source: str, location: str = "",
              raw: bytes | str | None = None) -> None:
@@ -179,12 +179,10 @@ class Engine:
 
     def _dead(self, topic: str, counter: str, event: Event, raw: bytes | str | None,
               reason: str, source: str, location: str) -> None:
-        getattr(self.stats, counter)[topic] += 1
         text = raw if raw is not None else msgspec.json.encode(event)
         if isinstance(text, bytes):
             text = text.decode("utf-8", "replace")
-        self.output.deadletters([DeadLetter(source=source, raw=self.pseudonymiser.scrub(text),
-                                            reason=reason, location=location)])
+        self.dead_letter(topic, counter, text, reason, source=source, location=location)
 
     # -- time -----------------------------------------------------------------------------
     def advance_to(self, watermark_ms: int) -> None:
@@ -205,6 +203,44 @@ class Engine:
         # Canonical order within the tick: no detector can depend on arrival order.
         exposures.sort(key=_ORDER)
         rankings.sort(key=_ORDER)
+        self._run_tick(idx, exposures, rankings)
+
+    def feed_tick(self, idx: int, exposures: list[Exposure], rankings: list[Ranking]) -> None:
+        """A whole tick of validated, deduplicated events in canonical order (``ts``,
+        ``platform``, ``event_id``) — the staged replay (:mod:`streams.staging`), which has
+        already sorted the archive, removed duplicates and rejected far-future events.
+
+        Ticks must come in increasing order and after any tick the engine closed itself.
+        """
+        if idx < self._closed_idx:
+            raise ValueError(f"tick {idx} is already closed (ticks must increase)")
+        if self._heap:
+            raise ValueError("feed_tick cannot be mixed with push on open ticks")
+        pseudonym = self.pseudonymiser
+        for e in exposures:
+            e.user = pseudonym(e.user)
+        for r in rankings:
+            r.user = pseudonym(r.user)
+        self.stats.accepted["exposure"] += len(exposures)
+        self.stats.accepted["ranking"] += len(rankings)
+        last = max(exposures[-1].ts if exposures else 0, rankings[-1].ts if rankings else 0)
+        if self._max_ts is None or last > self._max_ts:  # type: ignore[operator]
+            self._max_ts = last  # type: ignore[assignment]
+        self._run_tick(idx, exposures, rankings)
+        self._closed_idx = idx + 1
+
+    def dead_letter(self, topic: str, counter: str, raw: str, reason: str, *, source: str,
+                    location: str = "") -> None:
+        """A record that never reaches a tick, counted in ``stats.<counter>[topic]``
+        (``rejected``, ``late`` or ``conflicting``); text and reason are scrubbed of user
+        keys like every dead letter."""
+        getattr(self.stats, counter)[topic] += 1
+        scrub = self.pseudonymiser
+        self.output.deadletters([DeadLetter(source=source, raw=scrub.scrub(raw),
+                                            reason=scrub.scrub_reason(reason),
+                                            location=location)])
+
+    def _run_tick(self, idx: int, exposures: list[Exposure], rankings: list[Ranking]) -> None:
         tick = Tick(idx * self.tick_ms, (idx + 1) * self.tick_ms, exposures, rankings)
         self.ledger.observe(exposures)
         findings: list[Finding] = []

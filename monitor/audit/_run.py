@@ -13,8 +13,7 @@ from monitor.audit._data import AuditData, load_audit
 from monitor.audit._html import render_html
 from monitor.audit._pdf import write_pdf
 from monitor.config import ConfigError, load_config
-from monitor.history import history_replay
-from monitor.replay import ReplayResult
+from monitor.replay import ReplayResult, history_replay
 
 __all__ = ["AuditResult", "run_audit"]
 

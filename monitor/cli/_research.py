@@ -11,8 +11,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from monitor.privacy import load_pseudonymiser
-from monitor.settings import env_name, load_settings
+from monitor.cli._archive import (
+    ArrivalOrder,
+    Mode,
+    Replace,
+    WorkDir,
+    Workers,
+    existing_mode,
+    run_archive,
+)
+from monitor.settings import env_name
 
 __all__ = ["register"]
 
@@ -36,30 +44,21 @@ def cmd_research_replay(
         "--history/--no-history", help="keep every tick's statistics per subject "
                                         "(table history)")] = True,
     progress: Annotated[bool | None, typer.Option(
-        "--progress/--no-progress", help="progress bar (default: on a terminal)")] = None,
+        "--progress/--no-progress",
+        help="progress: a bar on a terminal, else a line on stderr every 5 s (default: on)")
+    ] = None,
+    workers: Workers = None,
+    arrival_order: ArrivalOrder = False,
+    append: Mode = False,
+    replace: Replace = False,
+    work_dir: WorkDir = None,
 ) -> None:
     """`amplimon replay` that also keeps every tick's statistics (table `history`)."""
-    from monitor.config import ConfigError, load_config
-    from monitor.history import history_replay
-    from monitor.replay import replay
-
-    if not exposure and not ranking:
-        raise typer.BadParameter("give at least one --exposure or --ranking file")
     _register_log_integrity()
-    cfg = load_config(config)
-    run = history_replay if history else replay
-    try:
-        result = run(cfg, db, exposure or [], ranking or [], detectors=detector,
-                     show_progress=progress, config_text=config.read_text(encoding="utf-8"),
-                     pseudonymiser=load_pseudonymiser(load_settings()))
-    except ConfigError as err:
-        raise ConfigError(f"{config.name}: {err}") from None
-    s = result.stats
-    kept = f", {result.written['history']:,} history rows" if "history" in result.written else ""
-    typer.echo(f"replayed {s.records:,} records: accepted {sum(s.accepted.values()):,}, "
-               f"duplicates {sum(s.duplicates.values()):,}, late {sum(s.late.values()):,}, "
-               f"rejected {sum(s.rejected.values()):,}; {result.findings} findings{kept} "
-               f"in {db}", err=True)
+    run_archive(config, db, exposure, ranking, history=history, detectors=detector,
+                show_progress=progress, workers=workers, arrival_order=arrival_order,
+                existing=existing_mode(append, replace), work_dir=work_dir,
+                command="research replay")
 
 
 def _register_log_integrity() -> None:
