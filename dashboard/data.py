@@ -33,6 +33,7 @@ import duckdb
 import pandas as pd
 
 from monitor.store import SCHEMA
+from monitor.triagelog import sync
 from streams.snapshot import default_snapshot_dir, read_snapshot
 
 __all__ = ["TABLES", "DataSource", "DuckDBFileSource", "Snapshot", "SnapshotDirSource",
@@ -198,6 +199,24 @@ class DuckDBFileSource(DataSource):
             return _query_all(con, present), self.path.name
         finally:
             con.close()
+
+
+    def apply_triage(self, state: str | Path) -> bool:
+        """Apply the dashboard's pending triage to this file's ``findings.status``
+        (:mod:`monitor.triagelog`), holding the file read-write for the moment it takes.
+        False if another process holds the file (the change stays pending: a sink writing
+        the file applies it itself, otherwise the next attempt does)."""
+        with self._lock:  # no read of ours is open meanwhile (one DuckDB mode per process)
+            try:
+                con = duckdb.connect(str(self.path))
+            except duckdb.Error:
+                return False
+            try:
+                sync(con, state)
+            finally:
+                con.close()
+            self._fingerprint = None  # re-read now
+        return True
 
 
 class SnapshotDirSource(DataSource):

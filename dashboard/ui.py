@@ -9,15 +9,18 @@ number of analysts watching.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import streamlit as st
 
 from dashboard import triage
 from dashboard.auth import Auth, User
-from dashboard.data import DataSource, Snapshot, open_source
+from dashboard.data import DataSource, DuckDBFileSource, Snapshot, open_source
 from dashboard.settings import DashboardSettings
 from dashboard.state import StateStore
 from dashboard.text import md
@@ -25,9 +28,9 @@ from monitor.config import Config, ConfigError, load_config, parse_config
 from monitor.settings import load_settings
 from monitor.signing import SigningKey, signing_key_from
 
-__all__ = ["ActiveConfig", "active_config", "auth", "client_address", "data_note", "findings_view",
-           "recheck_session", "settings", "severity_badge", "signed_in", "signing_key", "snapshot",
-           "source", "state", "status_badge"]
+__all__ = ["ActiveConfig", "active_config", "auth", "client_address", "data_note",
+           "deliver_triage", "findings_view", "recheck_session", "settings", "severity_badge",
+           "signed_in", "signing_key", "snapshot", "source", "state", "status_badge"]
 
 FINDING_PAGE = "routes/finding.py"
 _SEVERITY = {"critical": "red", "high": "orange", "medium": "blue", "low": "gray"}
@@ -89,8 +92,32 @@ def snapshot() -> Snapshot:
 
 
 def findings_view(snap: Snapshot) -> pd.DataFrame:
-    """Findings with the status shown (latest triage entry, else the finding's own)."""
-    return triage.with_triage(snap.findings, state().latest_statuses())
+    """Findings with the status shown (latest triage entry, else the finding's own).  Triage
+    not yet in the store of record is delivered again (at most every 10 s)."""
+    view = triage.with_triage(snap.findings, state().latest_statuses())
+    pending = view["triaged_by"].notna() & (view["status"] != view["status_shown"])
+    if pending.any() and time.monotonic() - _last_delivery[0] > 10:
+        deliver_triage()
+    return view
+
+
+_last_delivery = [0.0]
+
+
+def deliver_triage() -> bool:
+    """Put the triage log into the store of record where the dashboard may: a DuckDB file
+    with no writer.  Under a live sink (snapshot directory, or a file the sink holds) the
+    sink applies it; True when it is applied here."""
+    _last_delivery[0] = time.monotonic()
+    src = source()
+    if not isinstance(src, DuckDBFileSource):
+        return False
+    try:
+        return src.apply_triage(settings().state)
+    except (duckdb.Error, sqlite3.Error, OSError) as err:
+        st.warning(f"Triage is recorded here but not yet in the store of record: "
+                   f"{md(err)}; it is retried.")
+        return False
 
 
 @dataclass(frozen=True, slots=True)

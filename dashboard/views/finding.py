@@ -11,6 +11,7 @@ import streamlit as st
 from dashboard import alerts, chartdata, charts, explain, pack, triage, ui
 from dashboard.auth import User
 from dashboard.csvsafe import to_csv
+from dashboard.data import SnapshotDirSource
 from dashboard.state import Conflict
 from dashboard.text import md, visible
 from monitor.config import Config
@@ -150,6 +151,9 @@ def _triage(row: dict[str, Any], user: User) -> None:
     by = (f" — by {md(row['triaged_by'])}, {md(explain.fmt_time(row['triaged_at']))}"
           if row.get("triaged_by") else "")
     st.markdown(f"Status {ui.status_badge(status)}{by}")
+    stored = str(row.get("status") or "new")
+    st.caption(f"In the store of record (findings.status): {md(stored)}"
+               + ("" if stored == status else " — the change is on its way"))
     if not user.can("triage"):
         st.caption("Viewers can read findings; triage needs the analyst or admin role.")
         return
@@ -173,7 +177,11 @@ def _triage(row: dict[str, Any], user: User) -> None:
     except (triage.TriageError, Conflict) as err:
         st.error(md(err))
         return
-    st.session_state["flash"] = f"Status: {entry.from_status} → {entry.to_status}."
+    delivered = ui.deliver_triage()
+    where = ("recorded in the store of record" if delivered else
+             "the store of record applies it within seconds" if isinstance(
+                 ui.source(), SnapshotDirSource) else "pending for the store of record")
+    st.session_state["flash"] = f"Status: {entry.from_status} → {entry.to_status} ({where})."
     st.session_state["triage_n"] = n + 1
     st.rerun()
 

@@ -72,7 +72,9 @@ def test_analyst_full_triage_cycle(dash: Dash) -> None:
     at = dash.open("analyst", "acc-1")
     assert actions(at) == ["Acknowledge", "Escalate", "Dismiss", "Resolve"]
     at = record(at, "acknowledge", "checking the holdout arm")
-    assert at.success[0].value == "Status: new → acknowledged."
+    assert at.success[0].value == ("Status: new → acknowledged (recorded in the store of "
+                                   "record).")
+    assert F.read_status(dash.data, dash.ids["acc-1"]) == "acknowledged"  # DuckDB, contract §3
     assert ":blue-badge[acknowledged]" in at.markdown[0].value
     at = record(at, "escalate", "sent to legal")
     at = record(at, "dismiss")  # no note
@@ -87,7 +89,21 @@ def test_analyst_full_triage_cycle(dash: Dash) -> None:
                                        "new → acknowledged"]
     assert list(history["who"]) == ["analyst"] * 5
     assert history["note"].iloc[-1] == "checking the holdout arm"
-    assert F.read_status(dash.data, dash.ids["acc-1"]) == "new"  # the sink's row untouched
+    assert F.read_status(dash.data, dash.ids["acc-1"]) == "resolved"
+    assert any("In the store of record (findings.status): resolved" in unmd(c.value)
+               for c in at.caption)
+    import duckdb
+
+    con = duckdb.connect(str(dash.data), read_only=True)
+    try:
+        rows = con.execute("SELECT who, to_status, note FROM triage ORDER BY seq").fetchall()
+    finally:
+        con.close()
+    assert rows == [("analyst", "acknowledged", "checking the holdout arm"),
+                    ("analyst", "escalated", "sent to legal"),
+                    ("analyst", "dismissed", "posting surge explains it"),
+                    ("analyst", "acknowledged", "new data"),
+                    ("analyst", "resolved", "platform disclosed it")]
 
 
 def test_concurrent_triage_is_refused(dash: Dash) -> None:

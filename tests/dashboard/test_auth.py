@@ -180,12 +180,6 @@ def test_a_client_guessing_many_names_is_locked(tmp_path: Path, clock: Clock) ->
     assert a.login("ana", "correct horse", client="198.51.100.1").user is not None
 
 
-def _guess(args: tuple[str, int]) -> str:
-    path, _ = args
-    return Auth(StateStore(path), max_attempts=3, dummy_rounds=4).login(
-        "ana", "wrong guess", client="203.0.113.9").message
-
-
 def test_concurrent_guesses_are_counted_before_any_is_checked(auth: Auth) -> None:
     """60 simultaneous guesses (threads, then processes): at most max_attempts reach bcrypt;
     the others are refused as locked without a check (before: all 60 were checked)."""
@@ -209,13 +203,39 @@ def test_concurrent_guesses_are_counted_before_any_is_checked(auth: Auth) -> Non
     assert sum("try again in" in m for m in messages) == 57
 
 
-def test_concurrent_guesses_from_processes(tmp_path: Path) -> None:
-    import multiprocessing
+GUESSER = """
+import sys, threading
+from dashboard.auth import Auth
+from dashboard.state import StateStore
+auth = Auth(StateStore(sys.argv[1]), max_attempts=3, dummy_rounds=4)
+out, start = [], threading.Barrier(6)
+def guess():
+    start.wait()
+    out.append(auth.login("ana", "wrong guess", client="203.0.113.9").message)
+threads = [threading.Thread(target=guess) for _ in range(6)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("\\n".join(out))
+"""
 
+
+def test_concurrent_guesses_from_processes(tmp_path: Path) -> None:
+    """10 processes × 6 threads guess at once against one state file."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
     path = tmp_path / "s.sqlite"
     Auth(StateStore(path)).add_user("ana", "analyst", "correct horse", rounds=4)
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
-        messages = pool.map(_guess, [(str(path), i) for i in range(60)])
+    procs = [subprocess.Popen([sys.executable, "-c", GUESSER, str(path)], cwd=root,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(10)]
+    messages = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        messages += out.splitlines()
+    assert len(messages) == 60
     checked = [m for m in messages if "try again in" not in m]  # the refusals skip bcrypt
     assert len(checked) == 3
     assert sorted(checked) == ["Too many failed sign-ins: locked for 15 minutes.",

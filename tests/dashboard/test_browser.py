@@ -240,7 +240,7 @@ def test_analyst_flow_in_chromium(server, browser) -> None:  # noqa: ANN001
     note = css("textarea[aria-label='Note (required to dismiss or reopen)']")
     note.send_keys("Checked the holdout arm; forwarding to the enforcement unit.")
     click(".st-key-triage-acknowledge button")
-    text_appears("Status: new → acknowledged.")
+    text_appears("Status: new → acknowledged (the store of record applies it within seconds).")
     wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "textarea[aria-label='Note (required "
                "to dismiss or reopen)']").get_property("value") == "")  # a fresh, empty note
     history = StateStore(state_path).history(late)

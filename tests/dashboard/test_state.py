@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import sqlite3
 import stat
 from pathlib import Path
@@ -77,15 +76,19 @@ def test_a_newer_schema_is_refused_in_one_line(tmp_path: Path) -> None:
         StateStore(path)
 
 
-def _open(path: str) -> int:
-    return StateStore(path).version
-
-
 def test_processes_opening_an_old_file_at_once_migrate_it_once(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
     path = tmp_path / "state.sqlite"
     fill(path, 0)
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
-        assert pool.map(_open, [str(path)] * 8) == [LATEST] * 8
+    code = "import sys; from dashboard.state import StateStore; print(StateStore(sys.argv[1]).version)"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path)],
+                              cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0 and out.strip() == str(LATEST), err
     with sqlite3.connect(path) as con:
         assert con.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == LATEST
         assert con.execute("SELECT count(*) FROM meta").fetchone()[0] == 1
