@@ -122,7 +122,9 @@ def _table(shown: pd.DataFrame, config: Config | None) -> pd.DataFrame:
                     for k, s in zip(shown["subject_kind"], shown["subject"], strict=True)],
         "kind": shown["kind"], "platform": shown["platform"], "region": shown["region"],
         "window": shown["window_id"], "detector": shown["detector"], "effect": shown["effect"],
-        "ci_low": shown["ci_low"], "ci_high": shown["ci_high"], "p_value": shown["p_value"],
+        "effect measures": shown["detector"].map(explain.effect_label),
+        "ci_low": shown["ci_low"], "ci_high": shown["ci_high"],
+        "p-value": [explain.fmt_p(None if pd.isna(p) else float(p)) for p in shown["p_value"]],
         "exposures": shown["n_exposures"], "crossed (UTC)": shown["event_time"],
         "detected (UTC)": shown["detected_at"], "finding_id": shown["finding_id"]})
 
