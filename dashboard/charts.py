@@ -157,7 +157,8 @@ def sequential_statistic(df: pd.DataFrame) -> Figure:
 def effect_ci(df: pd.DataFrame) -> Figure:
     ratio = df[df["scale"] == "ratio"]
     rows = ratio if not ratio.empty else df[df["scale"] == "share"]
-    fig, ax = _figure(6.4, 1.2 + 0.4 * max(1, len(rows)), labels=list(rows["estimate"]))
+    fig, ax = _figure(6.4, 1.5 + 0.4 * max(1, len(rows)), labels=list(rows["estimate"]),
+                      bottom=0.8)  # a two-line axis label
     y = list(range(len(rows)))[::-1]
     lo = (rows["value"] - rows["ci_low"].astype(float)).fillna(0).clip(lower=0)
     hi = (rows["ci_high"].astype(float) - rows["value"]).fillna(0).clip(lower=0)
@@ -169,7 +170,7 @@ def effect_ci(df: pd.DataFrame) -> Figure:
                              *rows["ci_high"].dropna()])
         measures = (str(rows["measures"].iloc[0]) if "measures" in rows
                     else "ranked ÷ holdout")
-        ax.set_xlabel(f"{measures} (1 = none; log scale)")
+        ax.set_xlabel(f"{measures}\n(1 = none; log scale)")
     else:
         ax.set_xlim(0, 1)
         ax.set_xlabel("share of exposures without the required label")

@@ -86,7 +86,7 @@ def _metrics(row: dict[str, Any]) -> None:
     rows = explain.numbers(row)
     effect_name, effect = rows[0]
     numbers = dict(rows)
-    cols = st.columns(5)
+    cols = st.columns([2, 3, 2, 2, 3])  # "1.50 – 2.40" and "4 May 20:00" need the room
     cols[0].metric("Effect", effect, help=md(effect_name))
     cols[1].metric("95 % CI", numbers["95 % confidence interval"])
     cols[2].metric("p-value", numbers["p-value (always-valid, adjusted)"],
