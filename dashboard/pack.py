@@ -110,7 +110,7 @@ def _versions(runs: pd.DataFrame, config_text: str) -> dict[str, Any]:
         if config_text else None,
         "python": py_platform.python_version(),
         "libraries": {n: version(n) for n in ("duckdb", "pandas", "pyarrow", "matplotlib",
-                                              "streamlit")},
+                                              "streamlit", "cryptography")},
     }
 
 
