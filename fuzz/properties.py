@@ -11,13 +11,14 @@ import functools
 import gzip
 import re
 import tempfile
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from monitor.config import Config, ConfigError, load_config, parse_config
+from monitor.config import Config, ConfigError, ConfigWarning, load_config, parse_config
 from monitor.contract import Exposure, Ranking, Rejected, decode, decode_obj
 from monitor.engine import Engine, StreamStats
 from monitor.replay import drive
@@ -192,10 +193,14 @@ def _check_config(cfg: Config) -> None:
 
 def check_config_obj(obj: Any, base_dir: Path | None = None) -> Config | ConfigError:
     try:
-        cfg = parse_config(obj, source="fuzz.yaml", base_dir=base_dir)
+        with warnings.catch_warnings(record=True) as found:
+            warnings.simplefilter("always", ConfigWarning)
+            cfg = parse_config(obj, source="fuzz.yaml", base_dir=base_dir)
     except ConfigError as err:
         check_reason(str(err), "fuzz.yaml: ")
         return err
+    for w in found:  # a warning is one line naming the file, like an error
+        check_reason(str(w.message), "fuzz.yaml: ")
     _check_config(cfg)
     return cfg
 
@@ -203,10 +208,14 @@ def check_config_obj(obj: Any, base_dir: Path | None = None) -> Config | ConfigE
 def check_config_text(path: Path, data: bytes) -> Config | ConfigError:
     path.write_bytes(data)
     try:
-        cfg = load_config(path)
+        with warnings.catch_warnings(record=True) as found:
+            warnings.simplefilter("always", ConfigWarning)
+            cfg = load_config(path)
     except ConfigError as err:
         check_reason(str(err), (f"{path.name}: ", f"{path}: "))
         return err
+    for w in found:
+        check_reason(str(w.message), (f"{path.name}: ", f"{path}: "))
     _check_config(cfg)
     return cfg
 

@@ -35,6 +35,7 @@ import hashlib
 import heapq
 import io
 import pickle  # noqa: S403  # engine checkpoints the worker wrote itself, see snapshot()
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -43,7 +44,7 @@ from typing import Any, Protocol
 import msgspec
 
 from detectors import Detector, ExposureLedger, Tick, build
-from monitor.config import Config
+from monitor.config import Config, ConfigWarning, unseen_platforms
 from monitor.contract import Event, Exposure, Ranking, Rejected, decode, decode_obj
 from monitor.privacy import Pseudonymiser
 from monitor.records import DeadLetter, Detectability, Finding, Measurement, utc_now
@@ -77,6 +78,7 @@ class StreamStats:
     ticks: int = 0
     first_ts: int | None = None
     last_ts: int | None = None
+    platforms: dict[str, int] = field(default_factory=dict)  # accepted events per platform
 
     @property
     def records(self) -> int:
@@ -86,7 +88,7 @@ class StreamStats:
     def as_dict(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "late": self.late,
                 "rejected": self.rejected, "conflicting": self.conflicting,
-                "out_of_order": self.out_of_order,
+                "out_of_order": self.out_of_order, "platforms": self.platforms,
                 "ticks": self.ticks, "first_ts": self.first_ts, "last_ts": self.last_ts}
 
 
@@ -170,6 +172,8 @@ class Engine:
         else:
             bucket[1].append(event)  # type: ignore[arg-type]
         self.stats.accepted[topic] += 1
+        platforms = self.stats.platforms
+        platforms[event.platform] = platforms.get(event.platform, 0) + 1
         if self._max_ts is None or ts > self._max_ts:
             self._max_ts = ts
             if self.auto_watermark:
@@ -217,10 +221,13 @@ class Engine:
         if self._heap:
             raise ValueError("feed_tick cannot be mixed with push on open ticks")
         pseudonym = self.pseudonymiser
+        platforms = self.stats.platforms
         for e in exposures:
             e.user = pseudonym(e.user)
+            platforms[e.platform] = platforms.get(e.platform, 0) + 1
         for r in rankings:
             r.user = pseudonym(r.user)
+            platforms[r.platform] = platforms.get(r.platform, 0) + 1
         self.stats.accepted["exposure"] += len(exposures)
         self.stats.accepted["ranking"] += len(rankings)
         last = max(exposures[-1].ts if exposures else 0, rankings[-1].ts if rankings else 0)
@@ -279,6 +286,8 @@ class Engine:
         rows = [r for det in self.detectors for r in det.detectability()]
         if rows:
             self.output.detectability(rows)
+        for message in unseen_platforms(self.config, self.stats.platforms):
+            warnings.warn(message, ConfigWarning, stacklevel=2)
         return self.stats
 
     # -- checkpoints (the Kafka worker) ------------------------------------------------------

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    sasl_password_file: str | None = Field(
+        None, description="file holding the SASL password (a container secret); "
+                          "AMPLIMON_SASL_PASSWORD wins if both are set")
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="Prometheus metrics of the worker and sink on this "
+                                       "port (0 = off)")
     # dashboard
     dashboard_port: int = Field(8501, ge=1, le=65535)
     # privacy

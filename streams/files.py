@@ -35,6 +35,7 @@ __all__ = [
     "check_readable",
     "merge_by_time",
     "read_file",
+    "read_raw",
 ]
 
 MAX_RECORD_BYTES: Final = 1 << 20  # 1 MiB: a longer line is rejected, not parsed
@@ -115,6 +116,34 @@ def iter_records(path: Path, topic: str, *, share: tuple[int, int] = (0, 1),
         yield from _parquet_records(path, topic, share)
     else:
         yield from _jsonl_records(path, topic, share, position)
+
+
+def read_raw(path: Path, topic: str, numbers: set[int]) -> dict[int, str]:
+    """The text of records ``numbers`` of one file, as a dead letter shows it: the line (JSON
+    Lines) or the row as JSON (Parquet).  Reads the file once; used for the rare records that
+    are set aside after decoding (conflicting duplicates, far-future events)."""
+    out: dict[int, str] = {}
+    if not numbers:
+        return out
+    last = max(numbers)
+    if _kind(path) == "parquet":
+        for n, _result, raw in _parquet_records(path, topic, (0, 1)):
+            if n in numbers:
+                out[n] = raw.decode("utf-8", "replace")
+            if n >= last:
+                break
+        return out
+    try:
+        with path.open("rb") as raw_fh:
+            fh: Any = gzip.GzipFile(fileobj=raw_fh) if _kind(path) == "jsonl.gz" else raw_fh
+            for n, line in enumerate(_lines(io.BufferedReader(fh, 1 << 20)), start=1):
+                if n in numbers:
+                    out[n] = line.decode("utf-8", "replace")
+                if n >= last:
+                    break
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise SourceError(f"{path}: cannot read ({_flat(err)})") from None
+    return out
 
 
 def _jsonl_records(p: Path, topic: str, share: tuple[int, int],

@@ -49,22 +49,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from monitor.contract import Exposure, Ranking, Rejected
-from streams.files import SourceError, iter_records, location
+from streams.bulk import EVENT_SCHEMAS, ShardWriter
+from streams.files import SourceError, iter_records, location, read_raw
 
 __all__ = ["StagedArchive", "StagingStats", "stage"]
 
 TOPICS: Final = ("exposure", "ranking")
 _BATCH: Final = 32_768  # records per Parquet write and per read-back batch
-_EVENT_SCHEMA: Final = pa.schema([
-    ("platform", pa.string()), ("event_id", pa.string()), ("ts", pa.int64()),
-    ("user", pa.string()), ("canon", pa.binary()), ("raw", pa.binary()),
-    ("src", pa.int32()), ("line", pa.int64()),
-])
 _DEAD_SCHEMA: Final = pa.schema([
     ("topic", pa.string()), ("src", pa.int32()), ("line", pa.int64()), ("raw", pa.string()),
     ("reason", pa.string()),
 ])
-_ENCODE = msgspec.json.Encoder().encode
 _DECODERS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
     "exposure": msgspec.json.Decoder(list[Exposure]),
     "ranking": msgspec.json.Decoder(list[Ranking])}
@@ -103,46 +98,6 @@ class DeadRecord(msgspec.Struct, frozen=True):
 
 
 # -- pass 1: decode ---------------------------------------------------------------------------
-class _ShardWriter:
-    """Column buffers for one topic's accepted records, written as Parquet row groups."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._writer: pq.ParquetWriter | None = None
-        self._cols: tuple[list[Any], ...] = tuple([] for _ in _EVENT_SCHEMA)
-        self.rows = 0
-
-    def add(self, event: Exposure | Ranking, raw: bytes, src: int, line: int) -> None:
-        c = self._cols
-        c[0].append(event.platform)
-        c[1].append(event.event_id)
-        c[2].append(event.ts)
-        c[3].append(event.user)
-        c[4].append(_ENCODE(event))
-        c[5].append(raw)
-        c[6].append(src)
-        c[7].append(line)
-        if len(c[0]) >= _BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self._cols[0]:
-            return
-        table = pa.Table.from_arrays([pa.array(v, type=f.type) for v, f in
-                                      zip(self._cols, _EVENT_SCHEMA, strict=True)],
-                                     schema=_EVENT_SCHEMA)
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, _EVENT_SCHEMA, compression="lz4")
-        self._writer.write_table(table)
-        self.rows += table.num_rows
-        self._cols = tuple([] for _ in _EVENT_SCHEMA)
-
-    def close(self) -> None:
-        self.flush()
-        if self._writer is not None:
-            self._writer.close()
-
-
 class _DeadWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -180,22 +135,24 @@ def _decode_share(files: Sequence[SourceFile], workdir: Path, w: int, n: int,
     Raises :class:`SourceError` for a file that cannot be read (the whole run stops: an
     unreadable archive is not a dead letter).
     """
-    shards = {t: _ShardWriter(workdir / f"{t}-{w}.parquet") for t in TOPICS}
+    con = duckdb.connect(config={"threads": 1})
+    shards = {t: ShardWriter(workdir, f"{t}-{w}", t, con) for t in TOPICS}
     dead = _DeadWriter(workdir / f"dead-{w}.parquet")
     try:
         for src, f in enumerate(files):
-            sink = shards[f.topic]
+            add = shards[f.topic].add
             at = None if progress is None else partial(progress, w, src)
-            for line, result, raw in iter_records(f.path, f.topic, share=(w, n), position=at):
+            for line, result, _raw in iter_records(f.path, f.topic, share=(w, n), position=at):
                 if type(result) is Rejected:
                     dead.add(f.topic, src, line, result.raw, result.reason)
                 else:
-                    sink.add(result, raw, src, line)  # type: ignore[arg-type]
+                    add(src, line, result)  # type: ignore[arg-type]
             if at is not None:
                 at(f.path.stat().st_size)
-    finally:
         for s in shards.values():
             s.close()
+    finally:
+        con.close()
         dead.close()
 
 
@@ -245,7 +202,7 @@ class StagedArchive:
 
     # -- pass 2 -------------------------------------------------------------------------------
     def _shards(self, topic: str) -> list[str]:
-        return sorted(str(p) for p in self.workdir.glob(f"{topic}-*.parquet"))
+        return sorted(str(p) for p in self.workdir.glob(f"{topic}-*-*.parquet"))
 
     def prepare(self, future_limit_ms: int) -> None:
         """Find duplicate groups and far-future events (once, before reading)."""
@@ -256,16 +213,20 @@ class StagedArchive:
                 con.execute(f"CREATE OR REPLACE VIEW {t} AS SELECT * FROM "
                             f"read_parquet({_sql_list(shards)})")
             else:
-                con.execute(f"CREATE OR REPLACE VIEW {t} AS SELECT * FROM (SELECT "
-                            "NULL::VARCHAR platform, NULL::VARCHAR event_id, NULL::BIGINT ts, "
-                            "NULL::VARCHAR user, NULL::BLOB canon, NULL::BLOB raw, "
-                            "NULL::INTEGER src, NULL::BIGINT line) WHERE false")
+                empty = pa.table({f.name: pa.array([], f.type) for f in EVENT_SCHEMAS[t]}
+                                 | {"src": pa.array([], pa.int32()),
+                                    "line": pa.array([], pa.int64())})
+                con.register(f"{t}_empty", empty)
+                con.execute(f"CREATE OR REPLACE TABLE {t} AS SELECT * FROM {t}_empty")
+                con.unregister(f"{t}_empty")
+            # one event = equal content: every contract field (time as epoch ms)
             con.execute(f"""CREATE OR REPLACE TABLE {t}_groups AS
-                SELECT platform, event_id, count(*) AS n, count(DISTINCT canon) AS k
+                SELECT platform, event_id, count(*) AS n,
+                       count(DISTINCT {_content(t)}) AS k
                 FROM {t} GROUP BY platform, event_id HAVING count(*) > 1""")
             dup, conflict = con.execute(f"""SELECT
                 coalesce(sum(n - 1) FILTER (WHERE k = 1), 0),
-                coalesce(sum(n) FILTER (WHERE k > 1), 0) FROM {t}_groups""").fetchone() or (0, 0)
+                coalesce(sum(n) FILTER (WHERE k > 1), 0) FROM {t}_groups""").fetchall()[0]
             self.stats.duplicates[t] = int(dup)
             self.stats.conflicting[t] = int(conflict)
             con.execute(f"""CREATE OR REPLACE TABLE {t}_conflicts AS
@@ -279,14 +240,14 @@ class StagedArchive:
                     FROM {t} e JOIN {t}_groups g USING (platform, event_id))
                 WHERE k > 1 OR r > 1""")
             con.execute(f"""CREATE OR REPLACE TABLE {t}_future AS
-                SELECT platform, event_id, min(src) AS src, min(line) AS line,
-                       arg_min(raw, (src, line)) AS raw
+                SELECT platform, event_id, arg_min(src, (src, line)) AS src,
+                       arg_min(line, (src, line)) AS line
                 FROM {t} ANTI JOIN {t}_conflicts USING (platform, event_id)
                 WHERE ts > $limit
                 GROUP BY platform, event_id""", {"limit": int(future_limit_ms)})
-            (future,) = con.execute(f"SELECT count(*) FROM {t}_future").fetchone() or (0,)
+            (future,) = con.execute(f"SELECT count(*) FROM {t}_future").fetchall()[0]
             self.stats.future[t] = int(future)
-            (decoded,) = con.execute(f"SELECT count(*) FROM {t}").fetchone() or (0,)
+            (decoded,) = con.execute(f"SELECT count(*) FROM {t}").fetchall()[0]
             self.stats.decoded[t] = int(decoded)
             self.stats.events[t] = (int(decoded) - self.stats.duplicates[t]
                                     - self.stats.conflicting[t] - int(future))
@@ -294,33 +255,47 @@ class StagedArchive:
         self._prepared = True
 
     def dead(self) -> Iterator[DeadRecord]:
-        """Every record that does not reach the engine, in a canonical order."""
+        """Every record that does not reach the engine, in a canonical order.
+
+        Conflicting copies and far-future events keep their original text: it is read back
+        from the source file (only when there are such records).
+        """
         con = self.con
         names = [str(f.path) for f in self.files]
         dead_shards = sorted(str(p) for p in self.workdir.glob("dead-*.parquet"))
         if dead_shards:
-            rows = con.execute("""SELECT topic, src, line, raw, reason FROM read_parquet(?)
-                                  ORDER BY src, line""", [dead_shards]).fetchall()
+            rows = con.execute(f"""SELECT topic, src, line, raw, reason
+                FROM read_parquet({_sql_list(dead_shards)}) ORDER BY src, line""").fetchall()
             for topic, src, line, raw, reason in rows:
                 yield DeadRecord(topic, names[src], self.files[src].location(line), raw,
                                  reason, "rejected")
         for t in TOPICS:
-            rows = con.execute(f"""SELECT e.src, e.line, e.raw, c.n, c.k, e.event_id
+            conflicts = con.execute(f"""SELECT e.src, e.line, c.n, c.k, e.event_id
                 FROM {t} e JOIN {t}_conflicts c USING (platform, event_id)
                 ORDER BY e.src, e.line""").fetchall()
-            for src, line, raw, n, k, event_id in rows:
+            future = con.execute(f"SELECT src, line FROM {t}_future ORDER BY src, line"
+                                 ).fetchall()
+            raw = self._raw_text({(src, line) for src, line, *_ in conflicts}
+                                 | {(src, line) for src, line in future})
+            for src, line, n, k, event_id in conflicts:
                 yield DeadRecord(
-                    t, names[src], self.files[src].location(line),
-                    bytes(raw).decode("utf-8", "replace"),
+                    t, names[src], self.files[src].location(line), raw[(src, line)],
                     f"conflicting duplicate: {k} different records in {n} copies share "
                     f"{t}.event_id {event_id!r}; none is counted", "conflicting")
-            rows = con.execute(f"SELECT src, line, raw FROM {t}_future ORDER BY src, line"
-                               ).fetchall()
-            for src, line, raw in rows:
+            for src, line in future:
                 yield DeadRecord(t, names[src], self.files[src].location(line),
-                                 bytes(raw).decode("utf-8", "replace"),
+                                 raw[(src, line)],
                                  f"{t}.ts: more than a day after the current wall-clock time",
                                  "rejected")
+
+    def _raw_text(self, wanted: set[tuple[int, int]]) -> dict[tuple[int, int], str]:
+        out: dict[tuple[int, int], str] = {}
+        for src in sorted({s for s, _ in wanted}):
+            lines = {n for s, n in wanted if s == src}
+            f = self.files[src]
+            for n, text in read_raw(f.path, f.topic, lines).items():
+                out[(src, n)] = text
+        return out
 
     def ticks(self, tick_ms: int, *, partition: tuple[int, int] | None = None
               ) -> Iterator[tuple[int, list[Exposure], list[Ranking]]]:
@@ -346,7 +321,7 @@ class StagedArchive:
                      ) -> Iterator[tuple[int, list[Any]]]:
         p, n = partition or (0, 1)
         cur = self.con.cursor()
-        reader = cur.sql(f"""SELECT ts, canon
+        reader = cur.sql(f"""SELECT ts, to_json({_content(t)}) AS canon
             FROM {t} ANTI JOIN {t}_drop USING (src, line)
             WHERE ts <= $limit AND hash(user) % $n = $p
             ORDER BY ts, platform, event_id""",
@@ -358,7 +333,7 @@ class StagedArchive:
             if not batch.num_rows:
                 continue
             idx = batch.column(0).to_numpy() // tick_ms
-            events = decode(b"[" + b",".join(batch.column(1).to_pylist()) + b"]")
+            events = decode("[" + ",".join(batch.column(1).to_pylist()) + "]")
             cuts = [0, *(np.flatnonzero(np.diff(idx)) + 1).tolist(), len(events)]
             for a, b in itertools.pairwise(cuts):
                 i = int(idx[a])
@@ -370,6 +345,12 @@ class StagedArchive:
         if current is not None:
             yield current, bucket
         cur.close()
+
+
+def _content(topic: str) -> str:
+    """SQL: the event's contract fields as one struct (equal structs = the same event)."""
+    fields = EVENT_SCHEMAS[topic].names
+    return "struct_pack(" + ", ".join(f'"{f}" := "{f}"' for f in fields) + ")"
 
 
 def _sql_list(paths: Sequence[str]) -> str:

@@ -1,4 +1,4 @@
-"""``amplimon replay`` and ``amplimon detectors``."""
+"""``amplimon replay``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from detectors import REGISTRY
 from monitor.cli._archive import (
     ArrivalOrder,
     Mode,
@@ -18,7 +16,6 @@ from monitor.cli._archive import (
     existing_mode,
     run_archive,
 )
-from monitor.cli._findings import wide_console
 from monitor.settings import env_name
 
 __all__ = ["register"]
@@ -58,15 +55,5 @@ def cmd_replay(
                 existing=existing_mode(append, replace), work_dir=work_dir)
 
 
-def cmd_detectors() -> None:
-    """List the registered detectors."""
-    table = Table("name", "kinds", "alpha weight", "description")
-    for spec in REGISTRY.values():
-        table.add_row(spec.name, ", ".join(spec.kinds) or "(measurement)",
-                      f"{spec.budget_weight:g}", spec.description)
-    wide_console().print(table)
-
-
 def register(app: typer.Typer) -> None:
     app.command("replay")(cmd_replay)
-    app.command("detectors")(cmd_detectors)

@@ -20,6 +20,7 @@ from monitor.cli._archive import (
     existing_mode,
     run_archive,
 )
+from monitor.cli._files import existing_duckdb
 from monitor.settings import env_name
 
 __all__ = ["register"]
@@ -92,10 +93,16 @@ def cmd_diff(
 
     if effect_tol < 0 or time_tol < 0:
         raise typer.BadParameter("tolerances must be >= 0")
-    result = diff_runs(a, b, effect_tolerance=effect_tol,
+    result = diff_runs(existing_duckdb(a), existing_duckdb(b), effect_tolerance=effect_tol,
                        time_tolerance=dt.timedelta(minutes=time_tol))
     if as_json:
         typer.echo(json.dumps(result.as_json(), indent=1))
+        return
+    s = result.summary
+    if s["new"] == s["gone"] == s["changed"] == 0 and not all_rows:
+        same = f"the same {s['unchanged']} findings" if s["unchanged"] else "no findings"
+        typer.echo(f"no differences: A and B have {same} (within --effect-tol {effect_tol:g}, "
+                   f"--time-tol {time_tol:g} min)")
         return
     console = Console()
     if not console.is_terminal:
@@ -115,7 +122,6 @@ def cmd_diff(
                       f"{_fmt(pa.get('event_time'))} → {_fmt(pb.get('event_time'))}",
                       f"{_fmt(pa.get('severity'))} → {_fmt(pb.get('severity'))}")
     console.print(table)
-    s = result.summary
     console.print(f"{s['new']} new, {s['gone']} gone, {s['changed']} changed, "
                   f"{s['unchanged']} unchanged")
 
@@ -128,7 +134,7 @@ def cmd_export(
     """Write every table of a store as Parquet files (for notebooks)."""
     from monitor.research import export_parquet
 
-    written = export_parquet(db, parquet)
+    written = export_parquet(existing_duckdb(db), parquet)
     for table, n in written.items():
         typer.echo(f"{parquet / (table + '.parquet')}\t{n} rows")
 

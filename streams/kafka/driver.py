@@ -24,13 +24,23 @@ outputs emitted again are identical rows that the sink's upserts absorb.
 
 **Dead letters are named by content, not offset.**  The ``location`` of a dead letter — and so
 its ``dl_id``, which makes the sink's insert idempotent — is ``<topic>:<h>#<n>``: ``h`` hashes
-the topic, reason and (scrubbed) text, ``n`` counts the dead letters with that hash so far.
+the topic, reason and SHA-256 of the whole (scrubbed) text, ``n`` counts the dead letters with
+that hash so far.
 A Kafka offset would be a poor name: a platform re-producing a stream into a broker that lost
 its data (or into new topics) puts unkeyed malformed records on other partitions and every
 record after them at other offsets, and the same dead letter would be stored twice.  The
 content and its occurrence number are the same in every copy of the stream, and identical
 records are told apart by ``n``.  The counts are part of the checkpoint; the oldest of more
 than 100 000 distinct payloads are forgotten (a payload repeated after that is stored once).
+
+**A record is dead-lettered once, however often it is read.**  A message re-read after a
+restart (below the checkpoint's ``position``) had its dead letter sent before that
+checkpoint was saved, so nothing it causes now is sent again: a rejection is skipped, and
+dead letters the engine emits while it is pushed again are muted — a re-emitted one would
+count its content again and be stored a second time as ``#2``.  And only a record the engine
+keeps (not rejected, late or a duplicate) holds ``replay_from`` back: a far-future record
+that was rejected used to pin it for good, so that every restart read the partition again
+from there and dead-lettered that record again (``#1``, ``#2``, ``#3``…).
 """
 
 from __future__ import annotations
@@ -106,11 +116,14 @@ class DeadLetterNames:
     def __init__(self, inner: Output) -> None:
         self.inner = inner
         self.counts: dict[str, int] = {}
+        self.muted = False  # while a re-read message is pushed again: sent before already
 
     def deadletters(self, rows: list[DeadLetter]) -> None:
+        if self.muted:
+            return
         for row in rows:
-            digest = hashlib.sha256("\x1f".join((row.source, row.reason, row.raw)).encode(
-                "utf-8", "replace")).hexdigest()[:20]
+            digest = hashlib.sha256("\x1f".join((row.source, row.reason, row.raw_sha256 or "")
+                                                ).encode("utf-8", "replace")).hexdigest()[:20]
             n = self.counts.pop(digest, 0) + 1
             self.counts[digest] = n  # re-inserted: the dict's order is least recently seen
             if len(self.counts) > self.limit:
@@ -210,17 +223,25 @@ class EngineDriver:
                                        f"{topic}: arrived after the end-of-stream marker"),
                               source=m.topic, location=location)
                 continue
-            if ts >= engine.closed_until_ms:
-                self._open_offsets.setdefault(tp, {}).setdefault(ts // tick_ms, m.offset)
+            open_tick = ts >= engine.closed_until_ms
             if ts <= engine.future_limit_ms and ts > self._part_max.get(tp, -(2**62)):
                 self._part_max[tp] = ts
-            if seen:  # a duplicate or rejection was counted before the restart already
-                s = engine.stats
+            s = engine.stats
+            dropped = s.duplicates[topic] + s.late[topic] + s.rejected[topic]
+            if seen:  # a duplicate or rejection was counted (and sent) before the restart
                 counted = (dict(s.duplicates), dict(s.late), dict(s.rejected))
-                engine.push(topic, result, source=m.topic, location=location, raw=raw)
+                self.dead_letters.muted = True
+                try:
+                    engine.push(topic, result, source=m.topic, location=location, raw=raw)
+                finally:
+                    self.dead_letters.muted = False
+                kept = s.duplicates[topic] + s.late[topic] + s.rejected[topic] == dropped
                 s.duplicates, s.late, s.rejected = counted
             else:
                 engine.push(topic, result, source=m.topic, location=location, raw=raw)
+                kept = s.duplicates[topic] + s.late[topic] + s.rejected[topic] == dropped
+            if open_tick and kept:  # a restart must read it again
+                self._open_offsets.setdefault(tp, {}).setdefault(ts // tick_ms, m.offset)
 
     def advance(self, lagging: Iterable[TP] = ()) -> None:
         """Move the watermark (and close the engine once every partition has ended)."""

@@ -43,6 +43,10 @@ memory, and probes until the broker answers *and* has every topic again.  Then:
   letters, named by content (:mod:`streams.kafka.driver`), are not stored twice.  (Input
   end offsets are no evidence: Tansu's ListOffsets can answer less than a partition's end.)
 
+**Metrics** (``AMPLIMON_METRICS_PORT``): records read, consumer lag, watermark and its delay,
+dead letters by reason, finding versions, checkpoint size and age
+(:mod:`streams.kafka.metrics`; the hooks are one line each in the loop).
+
 Kafka errors while the broker answers (Tansu's ``UnknownError`` on a topic created a moment
 ago, say) end the session and start a new one, up to ``retries`` times in a row; then the
 worker exits with one line, and a restart resumes from the checkpoint.
@@ -82,6 +86,7 @@ from streams.kafka.broker import (
 )
 from streams.kafka.checkpoints import BrokerDataLost, CheckpointStore
 from streams.kafka.driver import Checkpoint, EngineDriver, Message
+from streams.kafka.metrics import MetricsOutput, WorkerMetrics, serve
 from streams.kafka.output import KafkaOutput
 
 __all__ = ["WorkerError", "WorkerOptions", "run_worker"]
@@ -138,6 +143,7 @@ class _Context:
     announce: Callable[[str], None]
     on_status: Callable[[dict[str, Any]], None] | None
     heartbeat: Heartbeat
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
     problem: list[str] = field(default_factory=list)
     held_all: bool = False  # this worker has had every partition: it is the incumbent
     loaded: bool = False  # the checkpoint has been read (or cleared) in a session
@@ -182,7 +188,10 @@ async def _run(settings: Settings, config: Config, opts: WorkerOptions,
     pseudonymiser = load_pseudonymiser(settings)
     announce(f"pseudonymising user keys with key {pseudonymiser.key_id} "
              f"from {pseudonymiser.source}")
-    pipeline = _build(config, topics, settings, pseudonymiser)
+    pipeline = _build(config, topics, settings, pseudonymiser, ctx.metrics)
+    metrics_server = serve(ctx.metrics.registry, settings.metrics_port)
+    if metrics_server is not None:
+        announce(f"metrics on port {settings.metrics_port} (/metrics)")
     try:
         errors = 0
         while True:
@@ -203,12 +212,14 @@ async def _run(settings: Settings, config: Config, opts: WorkerOptions,
                 continue
             pipeline, carry_on = await _recover(ctx, pipeline, outcome,
                                                 lambda: _build(config, topics, settings,
-                                                               pseudonymiser))
+                                                               pseudonymiser, ctx.metrics))
             if not carry_on:
                 break
     finally:  # producers of sessions cut short by an outage
         if ctx.closing:
             await asyncio.wait(ctx.closing)
+        if metrics_server is not None:
+            metrics_server.shutdown()
     if ctx.problem:
         raise WorkerError(ctx.problem[0])
     engine, driver = pipeline.engine, pipeline.driver
@@ -216,10 +227,11 @@ async def _run(settings: Settings, config: Config, opts: WorkerOptions,
             "closed": driver.closed, "checkpoint_generation": ctx.store.generation}
 
 
-def _build(config: Config, topics: Topics, settings: Settings, pseudonymiser: Pseudonymiser
-           ) -> _Pipeline:
+def _build(config: Config, topics: Topics, settings: Settings, pseudonymiser: Pseudonymiser,
+           metrics: WorkerMetrics) -> _Pipeline:
     output = KafkaOutput(topics)
-    engine = Engine(config, output, auto_watermark=False, pseudonymiser=pseudonymiser)
+    engine = Engine(config, MetricsOutput(output, metrics), auto_watermark=False,
+                    pseudonymiser=pseudonymiser)
     driver = EngineDriver(engine, topics.inputs,
                           idle_ms=int(settings.idle_partition_seconds * 1000))
     return _Pipeline(engine, driver, output)
@@ -436,14 +448,19 @@ async def _loop(ctx: _Context, p: _Pipeline, consumer: Any, producer: Any) -> No
                     for records in batch.values() for r in records]
         was_closed, ticks = driver.closed, engine.stats.ticks
         driver.process(messages)
-        driver.advance(await _lagging(consumer))
+        lags = await _lags(consumer)
+        driver.advance(tp for tp, n in lags.items() if n > 0)
         engine.flush_measurements()
+        ctx.metrics.read(m.topic for m in messages)
+        ctx.metrics.lags(lags)
+        ctx.metrics.watermarked(engine.closed_until_ms)
         dirty = dirty or bool(messages) or engine.stats.ticks != ticks
         await _send(producer, output)
         now = time.monotonic()
         if dirty and (now - last_checkpoint >= ctx.settings.checkpoint_seconds
                       or driver.closed != was_closed):
-            await _checkpoint(consumer, producer, driver, ctx.store, TopicPartition)
+            ctx.metrics.checkpointed(
+                await _checkpoint(consumer, producer, driver, ctx.store, TopicPartition))
             last_checkpoint, dirty = now, False
         if ctx.on_status is not None and now - last_status >= opts.status_every_s:
             ctx.on_status(_status(driver, output))
@@ -451,18 +468,20 @@ async def _loop(ctx: _Context, p: _Pipeline, consumer: Any, producer: Any) -> No
     if dirty and not ctx.problem:  # after a partial assignment the last checkpoint stands
         engine.flush_measurements()
         await _send(producer, output)
-        await _checkpoint(consumer, producer, driver, ctx.store, TopicPartition)
+        ctx.metrics.checkpointed(
+            await _checkpoint(consumer, producer, driver, ctx.store, TopicPartition))
     if ctx.on_status is not None:
         ctx.on_status(_status(driver, output))
 
 
-async def _lagging(consumer: Any) -> set[tuple[str, int]]:
-    """Partitions with records on the broker that this consumer has not read yet."""
-    out = set()
+async def _lags(consumer: Any) -> dict[tuple[str, int], int]:
+    """Per assigned partition whose high-water mark is known: records on the broker that
+    this consumer has not read yet."""
+    out = {}
     for tp in consumer.assignment():
         high = consumer.highwater(tp)
-        if high is not None and await consumer.position(tp) < high:
-            out.add((tp.topic, tp.partition))
+        if high is not None:
+            out[(tp.topic, tp.partition)] = max(0, high - await consumer.position(tp))
     return out
 
 
@@ -490,12 +509,14 @@ def _retrieved(fut: asyncio.Future[Any]) -> None:
 
 
 async def _checkpoint(consumer: Any, producer: Any, driver: EngineDriver,
-                      store: CheckpointStore, topic_partition: Any) -> None:
+                      store: CheckpointStore, topic_partition: Any) -> int:
+    """Save a checkpoint and commit its offsets; returns its size in bytes."""
     try:
         checkpoint = driver.checkpoint()
     except (pickle.PicklingError, TypeError, AttributeError) as err:
         raise WorkerError(f"cannot checkpoint the detectors' state ({err})") from None
-    await store.save(producer, checkpoint.encode())
+    data = checkpoint.encode()
+    await store.save(producer, data)
     offsets = {topic_partition(*tp): o for tp, o in driver.replay_from().items()}
     if offsets:
         from aiokafka.errors import KafkaError
@@ -504,6 +525,7 @@ async def _checkpoint(consumer: Any, producer: Any, driver: EngineDriver,
             await consumer.commit(offsets)
         except KafkaError as err:
             log.warning("offset commit skipped (%s); the checkpoint is saved", err)
+    return len(data)
 
 
 def _status(driver: EngineDriver, output: KafkaOutput) -> dict[str, Any]:
