@@ -32,7 +32,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from monitor.store import SCHEMA
+from monitor.store import SCHEMA, Store, StoreError
 from monitor.triagelog import sync
 from streams.snapshot import default_snapshot_dir, read_snapshot
 
@@ -208,13 +208,13 @@ class DuckDBFileSource(DataSource):
         the file applies it itself, otherwise the next attempt does)."""
         with self._lock:  # no read of ours is open meanwhile (one DuckDB mode per process)
             try:
-                con = duckdb.connect(str(self.path))
-            except duckdb.Error:
+                store = Store(self.path)  # migrates an older file, as any writer does
+            except StoreError:
                 return False
             try:
-                sync(con, state)
+                sync(store.con, state)
             finally:
-                con.close()
+                store.close()
             self._fingerprint = None  # re-read now
         return True
 

@@ -22,8 +22,9 @@ and nothing is lost (the outbox keeps every row).  After inserting, every findin
 ``status`` is set to the ``to_status`` of its latest ``triage`` row, which also restores the
 status of a finding that a ``--replace`` replay or a purge wrote again.
 
-The ``triage`` table is created on first use (``CREATE TABLE IF NOT EXISTS``), like
-``history``: stores without triage keep the contract's tables only.
+The ``triage`` table is schema migration 4 (:mod:`monitor.schema`); it is also created here if
+absent (``CREATE TABLE IF NOT EXISTS``, the migration's own statement), so that a file opened
+without :class:`~monitor.store.Store` cannot miss it.
 """
 
 from __future__ import annotations
@@ -41,28 +42,14 @@ from typing import Any
 
 import duckdb
 
+from monitor.schema import TRIAGE_SCHEMA
 from monitor.store import StoreError
 
-__all__ = ["TRIAGE_SCHEMA", "TriageEntry", "TriageInbox", "apply_entries", "last_applied",
+__all__ = ["TriageEntry", "TriageInbox", "apply_entries", "last_applied",
            "read_outbox", "state_candidates", "sync"]
 
 log = logging.getLogger("amplimon.triage")
 
-TRIAGE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS triage (
-    state_id    VARCHAR NOT NULL,   -- the dashboard state file the change came from
-    seq         BIGINT NOT NULL,    -- its number in that file's audit log
-    finding_id  VARCHAR NOT NULL,
-    who         VARCHAR NOT NULL,
-    triaged_at  TIMESTAMPTZ NOT NULL,
-    action      VARCHAR NOT NULL,
-    from_status VARCHAR NOT NULL,
-    to_status   VARCHAR NOT NULL,
-    note        VARCHAR NOT NULL,
-    applied_at  TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (state_id, seq)
-)
-"""
 _STATE_ENV = "AMPLIMON_DASHBOARD_STATE"
 
 
