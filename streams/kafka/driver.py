@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from monitor.contract import Rejected, decode
-from monitor.engine import Engine, Output
+from monitor.engine import Engine, Output, StreamStats
 from monitor.records import DeadLetter, Detectability, Finding, Measurement
 
 __all__ = ["Checkpoint", "EngineDriver", "Message", "TP", "is_end_of_stream"]
@@ -72,6 +72,11 @@ class Message:
     offset: int
     value: bytes | None
     headers: Sequence[tuple[str, bytes]] = ()
+
+
+def _dropped(s: StreamStats, topic: str) -> int:
+    """Records of ``topic`` the engine did not keep so far."""
+    return s.duplicates[topic] + s.late[topic] + s.rejected[topic] + s.conflicting[topic]
 
 
 def is_end_of_stream(m: Message) -> bool:
@@ -227,19 +232,20 @@ class EngineDriver:
             if ts <= engine.future_limit_ms and ts > self._part_max.get(tp, -(2**62)):
                 self._part_max[tp] = ts
             s = engine.stats
-            dropped = s.duplicates[topic] + s.late[topic] + s.rejected[topic]
+            dropped = _dropped(s, topic)
             if seen:  # a duplicate or rejection was counted (and sent) before the restart
-                counted = (dict(s.duplicates), dict(s.late), dict(s.rejected))
+                counted = (dict(s.duplicates), dict(s.late), dict(s.rejected),
+                           dict(s.conflicting))
                 self.dead_letters.muted = True
                 try:
                     engine.push(topic, result, source=m.topic, location=location, raw=raw)
                 finally:
                     self.dead_letters.muted = False
-                kept = s.duplicates[topic] + s.late[topic] + s.rejected[topic] == dropped
-                s.duplicates, s.late, s.rejected = counted
+                kept = _dropped(s, topic) == dropped
+                s.duplicates, s.late, s.rejected, s.conflicting = counted
             else:
                 engine.push(topic, result, source=m.topic, location=location, raw=raw)
-                kept = s.duplicates[topic] + s.late[topic] + s.rejected[topic] == dropped
+                kept = _dropped(s, topic) == dropped
             if open_tick and kept:  # a restart must read it again
                 self._open_offsets.setdefault(tp, {}).setdefault(ts // tick_ms, m.offset)
 
