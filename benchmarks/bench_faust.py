@@ -1,15 +1,16 @@
 """Faust's per-event throughput on the embedded broker, against plain aiokafka (issue 14).
 
     .venv/bin/python benchmarks/bench_faust.py [--records 100000] [--partitions 6]
-        [--timeout 240] [--out benchmarks/results]
+        [--timeout 240] [--session-timeout 10] [--out benchmarks/results]
 
 Why Faust (faust-streaming) runs stage 2 of the live pipeline (merging per-tick partials:
 low volume) and not stage 1 (every exposure event).  On one embedded broker (Tansu), in one
 run, ``--records`` N exposure records of the simulated election (``scenario("default")``:
 realistic records, malformed lines included) are produced to a topic with ``--partitions``
-partitions, keyed by ``user`` exactly as ``amplimon produce`` sends them.  Then four
-consumers read that topic one after another, each in its own child process (so each peak
-RSS is its own) and its own consumer group, each the topic's only consumer:
+P partitions, keyed by ``user`` exactly as ``amplimon produce`` sends them.  Then four
+consumers read that topic one after another, each in its own child process
+(``_faust_consumers.py``, so each peak RSS is its own) and its own consumer group, each the
+topic's only consumer:
 
 * ``aiokafka`` — a plain aiokafka ``getmany`` loop reading every record's bytes: the floor
   (the reference);
@@ -26,22 +27,29 @@ and reports, with ``t_1``/``t_N`` the wall clock at its first/N-th record and ``
 its process CPU time (every thread) there:
 
 * ``rate`` = (N − 1) / (t_N − t_1) records/s: the clock starts at the first record
-  consumed, not at process or app start (start-up, group join and Faust's rebalance are
-  ``startup_s``, reported apart);
+  consumed, not at process or app start (process start → first record, group join and
+  Faust's rebalance included, is ``startup_s``, reported apart);
 * ``cpu_us_per_record`` = 10⁶ · (c_N − c_1) / (N − 1);
-* ``peak_rss_mb`` = the child's ``ru_maxrss`` at its N-th record (imports and start-up
+* ``peak_rss_mb`` = the child's ``VmHWM`` at its N-th record (imports and start-up
   included);
-* ``deliveries`` (records handed to the loop, re-deliveries included), ``accepted`` /
-  ``rejected`` by the decoder (equal across the decoding consumers: checked).
+* ``deliveries`` (records handed to the loop, re-deliveries included; equal to N when no
+  rebalance interrupted the run), ``accepted`` / ``rejected`` by the decoder (checked equal
+  across the decoding consumers);
+* ``faust_table`` also: ``changelog_records`` (read back from the changelog topic: checked
+  equal to ``accepted``, one record per update) and ``changelog_flush_s`` (N-th record →
+  changelog producer flushed; outside the clock).
 
 Ratios are against ``aiokafka`` measured in the same run: ``rate / rate_ref`` and
-``cpu / cpu_ref``.  Both Faust topics are created beforehand with N partitions (Tansu would
-create a topic Faust names with 4, and a Table's changelog must have its source's count).
+``cpu_us_per_record / cpu_us_per_record_ref``.  The source topic and the table's changelog
+are created beforehand with P partitions (Tansu creates a topic Faust names with 4, and a
+Table's changelog must have its source's count).
 
-Faust settings (:data:`FAUST_SETTINGS`): the defaults except what a one-member benchmark
+Faust settings (``_faust_consumers.FAUST_SETTINGS``): the defaults except what a one-member
 group needs — no leader topic, no standby replicas, ``stream_wait_empty=False`` (nothing to
-drain at shutdown) and a short session timeout / heartbeat (10 s / 1 s, the worker's own),
-which does not make the first rebalance shorter on Tansu (see ``docs/live.md``).
+drain at shutdown), Faust's terminal spinner off (it sets the root logger to DEBUG) — and the
+session timeout (``--session-timeout``, 10 s as the stage-1 worker; heartbeat a tenth of it,
+at most 3 s).  On Tansu the first group join takes about half the session timeout for every
+client: Faust's default 60 s is the "~30 s first rebalance" (``docs/live.md``).
 
 Prints a table and writes ``benchmarks/results/faust.json``.
 """
