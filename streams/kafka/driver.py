@@ -184,6 +184,7 @@ class EngineDriver:
         self._open_offsets: dict[TP, dict[int, int]] = {}  # tp → tick index → first offset
         self._closed_at_restore = -(2**62)
         self.closed = False
+        self.idle = False  # every unfinished partition idle at the last advance()
 
     # -- partitions ---------------------------------------------------------------------
     def assign(self, partitions: Iterable[TP]) -> None:
@@ -266,6 +267,7 @@ class EngineDriver:
         lag = set(lagging)
         holding = [tp for tp in self._assigned - self._finished
                    if tp in lag or now - self._last_msg.get(tp, self._assigned_at) < idle_s]
+        self.idle = not holding
         if not holding:
             return  # everything idle: keep open ticks open until data (or the end) arrives
         fronts = [self._fronts[tp].value if tp in self._fronts else None for tp in holding]
