@@ -36,7 +36,7 @@ class Sealer:
     def __repr__(self) -> str:
         return "Sealer(<key>)"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError("a Sealer holds a secret key and is never serialised")
 
     def seal(self, payload: bytes) -> bytes:

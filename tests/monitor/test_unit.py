@@ -15,7 +15,7 @@ from monitor.analysis import Analysis
 from monitor.merge import Merger
 from monitor.partials import decode, encode
 from monitor.privacy import Pseudonymiser
-from monitor.sealed import SealError
+from monitor.sealed import Sealer, SealError
 from monitor.unit import UnitEngine
 from streams.kafka.driver import Checkpoint, EngineDriver, Message
 from streams.memory import ListOutput
@@ -113,3 +113,52 @@ def test_a_forged_or_foreign_checkpoint_is_refused(stream) -> None:
     wrong_unit = UnitEngine(stream["config"], ListOutput(), unit=1, units=2, pseudonymiser=KEY)
     with pytest.raises(ValueError, match="unit 1 state"):
         wrong_unit.restore(data)
+
+
+def test_stage_two_state_survives_a_kill_through_its_table(stream) -> None:
+    """Stage two (streams.kafka.merge.MergeState) persisting into a table (a dict here, a
+    Faust Table live): killed twice mid-stream and rebuilt from the table, the final
+    findings equal one engine's."""
+    from streams.kafka._config import Topics
+    from streams.kafka.merge import MergeState
+    from streams.kafka.output import KafkaOutput, decode_row
+
+    config, records = stream["config"], stream["records"]
+    one, _ = single(config, records)
+    units = 3
+    logs = partition_logs(records, units)
+    dead = ListOutput()
+    workers = [Unit(config, u, units, dead) for u in range(units)]
+    table: dict[bytes, bytes] = {}
+    sealer = Sealer(KEY.derive_key("merge-state"))
+    topics = Topics()
+    sent: list[tuple[str, bytes, bytes]] = []
+
+    def fresh() -> MergeState:
+        return MergeState(config, KafkaOutput(topics), table, sealer)
+
+    state = fresh()
+    rng = random.Random(5)
+    steps = 0
+    while not all(w.driver.closed for w in workers):
+        w = rng.choice([w for w in workers if not w.driver.closed])
+        for msg in w.step(logs, rng.randrange(50, 400)):
+            state.handle(0, msg)
+            sent.extend(state.output.drain())
+        steps += 1
+        if steps in (15, 40):  # stage two dies; its successor rebuilds from the table
+            assert any(msgspec.msgpack.decode(k)[1] == "tick" for k in table)
+            state = fresh()
+    assert state.merger(0).closed
+    out = ListOutput()
+    tables = {topics.findings: "findings", topics.measurements: "amplification",
+              topics.detectability: "detectability", topics.deadletter: "deadletter"}
+    for t, _key, value in sent:
+        row = decode_row(tables[t], value)
+        {"findings": out.findings, "amplification": out.measurements,
+         "detectability": out.detectability, "deadletter": out.deadletters}[tables[t]]([row])
+    assert summary(out) == summary(one)
+    forged = dict(table)
+    for k in forged:
+        forged[k] = b"AMS\x01" + b"\x00" * 32 + b"\x90"
+    assert not MergeState(config, KafkaOutput(topics), forged, sealer).merger(0).analyses
