@@ -10,7 +10,9 @@ The protocol tolerates what a distributed stage one does (tested in
 ``tests/monitor/test_merge.py``):
 
 * **Redelivery**: a partial is stored under (platform, tick, unit): a copy received again
-  (a stage-one worker restarted and sent it twice) replaces the first, never adds to it.
+  (a stage-one worker restarted and sent it twice) replaces the first, never adds to it; a
+  copy arriving after its tick was merged is recognised (the merged tick remembers which
+  units contributed) and ignored.
 * **Any interleaving** of units' messages: nothing runs before every unit has been heard
   from, and then only ticks every unit has closed.
 * **Idle units** (``idle=True``) stop holding ticks back; a partial one of them sends later
@@ -46,18 +48,26 @@ class Merger:
 
     analysis_for: Callable[[str], Analysis]
     late: Callable[[TickPartial], None] = lambda _p: None
+    # called with (platform, merged tick, contributing units) before the tick runs: what a
+    # stage two that must survive a kill stores
+    merged: Callable[[str, ClosedTick, frozenset[int]], None] = lambda _p, _t, _u: None
     units: int | None = None
     progress: dict[int, UnitProgress] = field(default_factory=dict)
     pending: dict[str, dict[int, dict[int, TickPartial]]] = field(default_factory=dict)
     analyses: dict[str, Analysis] = field(default_factory=dict)
     merged_until: int = -(2**62)  # every tick before this has run (all platforms)
+    # units that contributed to each merged (platform, tick): a redelivered partial of a
+    # merged tick is recognised, not mistaken for a late one
+    merged_units: dict[tuple[str, int], frozenset[int]] = field(default_factory=dict)
     closed: bool = False
 
     def add(self, message: Message) -> int:
         """Take one message; run the ticks it completes.  Returns how many ran."""
         if isinstance(message, TickPartial):
             if message.index < self.merged_until:
-                self.late(message)
+                done = self.merged_units.get((message.platform, message.index), frozenset())
+                if message.unit not in done:
+                    self.late(message)
                 return 0
             by_tick = self.pending.setdefault(message.platform, {})
             by_tick.setdefault(message.index, {})[message.unit] = message
@@ -107,14 +117,22 @@ class Merger:
         return ran
 
     def _run(self, platform: str, idx: int, parts: dict[int, TickPartial]) -> None:
+        units = self.merged_units[(platform, idx)] = frozenset(parts)
         exposures = [e for u in sorted(parts) for e in parts[u].exposures]
         rankings = [r for u in sorted(parts) for r in parts[u].rankings]
         exposures.sort(key=_ORDER)
         rankings.sort(key=_ORDER)
+        tick = ClosedTick(idx, exposures, rankings)
+        self.merged(platform, tick, units)
+        self.rerun(platform, tick, units)
+
+    def rerun(self, platform: str, tick: ClosedTick, units: frozenset[int]) -> None:
+        """Run one merged tick (also how a recovered stage two replays its stored ticks)."""
+        self.merged_units[(platform, tick.index)] = units
         analysis = self.analyses.get(platform)
         if analysis is None:
             analysis = self.analyses[platform] = self.analysis_for(platform)
-        analysis.run(ClosedTick(idx, exposures, rankings))
+        analysis.run(tick)
 
     @property
     def finished(self) -> bool:

@@ -13,9 +13,7 @@ import msgspec
 import pytest
 
 from monitor.analysis import Analysis
-from monitor.config import parse_config
 from monitor.contract import Rejected, decode_obj
-from monitor.engine import Engine
 from monitor.ingest import Ingest, StreamStats
 from monitor.merge import Merger
 from monitor.partials import (
@@ -26,41 +24,13 @@ from monitor.partials import (
     encode,
     split_by_platform,
 )
-from monitor.privacy import Pseudonymiser
-from streams.files import merge_by_time
-from streams.memory import ListOutput, records_from_dicts
-from streams.simulator import scenario, simulate
+from streams.memory import ListOutput
 from tests.factories import FAR_FUTURE_MS
-
-KEY = Pseudonymiser(b"k" * 32)
-
-
-@pytest.fixture(scope="module")
-def stream() -> dict[str, Any]:
-    """The demo election (duplicates, malformed and late-within-allowance records) as
-    ``(topic, record)`` in arrival order, both topics interleaved by event time."""
-    sim = simulate(scenario("demo", seed=2, scale=0.25))
-    lists = {"exposure": sim.exposures, "ranking": sim.rankings}
-    merged = merge_by_time([records_from_dicts(t, lists[t], source=t) for t in lists])
-    records = [(r.topic, lists[r.topic][int(r.location.rsplit(":", 1)[1]) - 1])
-               for r in merged]
-    return {"config": parse_config(sim.config), "records": records}
+from tests.monitor.stream_support import KEY, single, summary
 
 
 def unit_of(record: dict, units: int) -> int:
     return zlib.crc32(str(record.get("user", "")).encode()) % units
-
-
-def single(config: Any, records: list[tuple[str, dict]]) -> tuple[ListOutput, StreamStats]:
-    out = ListOutput()
-    eng = Engine(config, out, now_ms=lambda: FAR_FUTURE_MS, pseudonymiser=KEY)
-    for topic, rec in records:
-        result = decode_obj(topic, dict(rec))
-        if isinstance(result, Rejected):
-            eng.reject(result, source="sim")
-        else:
-            eng.push(topic, result, source="sim")
-    return out, eng.close()
 
 
 def unit_messages(config: Any, records: list[tuple[str, dict]], unit: int, units: int,
@@ -112,19 +82,6 @@ def two_stages(config: Any, records: list[tuple[str, dict]], units: int, seed: i
     assert merger.finished
     merger.close()
     return out, merger
-
-
-def summary(out: ListOutput) -> dict[str, Any]:
-    latest = out.latest_findings
-    return {
-        "findings": {fid: (f.kind, f.subject, round(f.effect or 0, 9), f.p_value,
-                           f.n_exposures, f.event_time) for fid, f in latest.items()},
-        "measurements": {k: (m.ratio, m.n_ranked, m.n_holdout, m.users_ranked,
-                             m.users_holdout) for k, m in out.latest_measurements.items()},
-        "detectability": sorted(((d.detector, d.platform, d.window_id, d.subject),
-                                 (d.mde_up, d.mde_down, d.flagged))
-                                for d in out.detectability_rows),
-    }
 
 
 @pytest.mark.parametrize(("units", "seed", "redeliver"), [(1, 0, 0.0), (3, 1, 0.0),
