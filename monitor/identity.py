@@ -22,9 +22,12 @@ An unregistered id is a near miss by one of two rules, tried in this order:
    ``max_edits(n)`` — 0 for a registered key of ``n < 6`` characters (short ids: one
    character is too much of them), 1 for ``6 <= n < 12``, 2 for ``n >= 12`` — and every
    edit is cosmetic: it involves no digit (``acc-123456`` and ``acc-123457`` are two
-   accounts) and falls inside, or extends, a run of at least four letters of the registered
-   id (``party-a``/``party-x``, ``cdu-bayern``/``csu-bayern`` differ in a short token, a
-   label that carries the meaning).
+   accounts), it falls inside a run of at least four letters of the registered id
+   (``party-a``/``party-x`` and ``cdu-bayern``/``csu-bayern`` differ in a short token, a label
+   that carries the meaning), and it leaves the run's first letter alone (``ghagazo`` and
+   ``whagazo`` are two people's initials; a reader anchors on a word's first letter, so a
+   disguise keeps it — Rayner et al. 2006).  An insertion between two runs extends the first
+   and counts only if both are long.
 
 When the best match is equally close to two registered actors (two actors whose ids read
 alike — :func:`monitor.config.registry_warnings` warns of that when the configuration is
@@ -42,9 +45,11 @@ Cost: the indexes are built once (:meth:`IdentityIndex.from_config`); a call is 
 dictionary look-up, one key, and at worst one edit-distance scan over the registry
 (rapidfuzz, in C), so it is O(registry) per *distinct* id — callers memoise per id.
 
-Reference: Unicode Technical Standard #39, *Unicode Security Mechanisms*, §4 Confusable
+References: Unicode Technical Standard #39, *Unicode Security Mechanisms*, §4 Confusable
 Detection; F. J. Damerau, "A technique for computer detection and correction of spelling
-errors", CACM 7(3), 1964 (transpositions).
+errors", CACM 7(3), 1964 (transpositions); K. Rayner, S. J. White, R. L. Johnson and S. P.
+Liversedge, "Raeding wrods with jubmled lettres: there is a cost", Psychological Science
+17(3), 2006 (exterior letters anchor word recognition).
 """
 
 from __future__ import annotations
@@ -107,7 +112,8 @@ class _Target:
     registered: str
     actor: str
     key: str  # look-alike key with digits kept (concatenated per-character keys)
-    run: tuple[int, ...]  # per key character: length of its letter run, 0 for a digit
+    run: tuple[int, ...]  # per key character: its run's number (runs: letters or digits)
+    size: tuple[int, ...]  # per key character: its letter run's length, 0 in a digit run
 
 
 def _pieces(text: str) -> list[str]:
@@ -121,41 +127,46 @@ def _edit_key(text: str) -> str:
 
 
 def _target(registered: str, actor: str) -> _Target:
-    runs: list[list[str]] = []  # letter runs and digit runs, split where a character vanished
+    """Split the key into runs of letters and runs of digits; a character that vanishes
+    from the key (punctuation, a space) ends a run too (``jane-doe``: ``jane``, ``doe``)."""
+    runs: list[str] = []
     previous: str | None = None
     for piece in _pieces(registered):
         kind = None if not piece else "digit" if piece.isascii() and piece.isdigit() else "letter"
-        if kind is not None:
-            if kind != previous:
-                runs.append([])
-            runs[-1].append(piece)
+        if kind is not None and kind == previous:
+            runs[-1] += piece
+        elif kind is not None:
+            runs.append(piece)
         previous = kind
     run: list[int] = []
-    for parts in runs:
-        text = "".join(parts)
-        length = 0 if text.isascii() and text.isdigit() else len(text)
-        run.extend([length] * len(text))
-    return _Target(registered, actor, "".join("".join(p) for p in runs), tuple(run))
+    size: list[int] = []
+    for n, text in enumerate(runs):
+        run.extend([n] * len(text))
+        size.extend([0 if text.isascii() and text.isdigit() else len(text)] * len(text))
+    return _Target(registered, actor, "".join(runs), tuple(run), tuple(size))
 
 
 def _cosmetic(target: _Target, observed: str) -> bool:
-    """Every edit from the registered key to ``observed`` involves no digit and lies in, or
-    extends, a letter run of at least ``_LONG_RUN`` characters (an insertion: every letter
-    run it touches is that long)."""
+    """Every edit from the registered key to ``observed`` is cosmetic: it involves no digit
+    and stays inside a run of at least ``_LONG_RUN`` letters without touching the run's
+    first letter (a reader anchors on it); an insertion between two runs extends the
+    first, and counts only if both are long (``maria-garcia``, not ``party-a``)."""
+    n = len(target.key)
     for op in Levenshtein.editops(target.key, observed):
         if op.tag == "insert":
-            if observed[op.dest_pos].isdigit():
+            left, right = op.src_pos - 1, op.src_pos
+            if observed[op.dest_pos].isdigit() or left < 0 or target.size[left] < _LONG_RUN:
                 return False
-            touching = [target.run[p] for p in (op.src_pos - 1, op.src_pos)
-                        if 0 <= p < len(target.run) and target.run[p] > 0]
-            if not touching or min(touching) < _LONG_RUN:
+            if right < n and target.run[right] != target.run[left] and \
+                    0 < target.size[right] < _LONG_RUN:
                 return False
-        else:
-            changed = target.key[op.src_pos]
-            if changed.isdigit() or (op.tag == "replace" and observed[op.dest_pos].isdigit()):
-                return False
-            if target.run[op.src_pos] < _LONG_RUN:
-                return False
+            continue
+        q = op.src_pos
+        if target.key[q].isdigit() or (op.tag == "replace" and observed[op.dest_pos].isdigit()):
+            return False
+        first = q == 0 or target.run[q - 1] != target.run[q]
+        if target.size[q] < _LONG_RUN or first:
+            return False
     return True
 
 

@@ -24,11 +24,15 @@ stage              what it does
                    ``0`` and Greek ``Ο`` → ``O``, ``1``, ``I`` and ``|`` → ``l``,
                    ``m`` → ``rn``, ``–`` → ``-``
 ``punctuation``    removes punctuation and symbols (P*, S*): ``-``, ``_``, ``.``, ``@``, ``★``
-``case``           full case folding (:meth:`str.casefold`)
+``case``           full case folding (:meth:`str.casefold`); with the confusable stage,
+                   also ``i`` → ``l``
 =================  =========================================================================
 
-The confusable stage runs *before* the case fold, as UTS #39 intends: the table maps
-``I`` (capital i) to ``l``, which a case fold first would have turned into ``i``.
+The confusable stage runs *before* the case fold, as UTS #39 intends: a capital's glyph is
+what the reader sees (Cyrillic ``В`` reads as ``B``, while its small letter ``в`` does not
+read as ``b``).  One letter needs more: ``I`` is the capital of ``i`` and the look-alike of
+``l`` (``JAIL`` reads as ``jail``, ``paypaI`` as ``paypal``), so a key that forgives case
+and look-alikes together cannot keep ``i`` and ``l`` apart, and folds ``i`` into ``l``.
 
 Guarantees: ``key(key(x)) == key(x)`` (tested on arbitrary text); the key depends on
 nothing but ``x`` and the bundled data (nothing is downloaded); ``key(x) == ""`` for an id
@@ -38,11 +42,15 @@ with no letter, digit or other visible character, and an empty key never matches
 The trade-off.  A false positive (two different honest accounts with one key) needs ids
 that differ *only* in case, spacing, punctuation, accents or look-alike characters:
 ``jane.doe`` and ``janedoe``, ``rené`` and ``rene``, ``acc-10`` and ``acc-lo`` (UTS #39
-merges ``1``/``l``/``I`` and ``0``/``O``: that is what a spoofing check needs).  On platforms
+merges ``1``/``l``/``I`` and ``0``/``O``: that is what a spoofing check needs), ``bill``
+and ``biil`` (``i``/``l``, above).  On platforms
 whose account ids are case-insensitive ASCII such pairs are rare, and where one occurs the
 finding names both ids for an investigator to check.  A false negative is a look-alike
 outside the table (it is curated: ``rn``/``m`` is in, ``cl``/``d`` and ``vv``/``w`` are
-not), a transliteration (``Moskva``/``Москва``), or anything that is not a visual
+not), a character that NFKC rewrites into something else before the table sees it (79
+of the table's sources, nearly all Arabic presentation forms; among Latin look-alikes the
+Greek lunate sigma ``ϲ``, which NFKC makes a final sigma), a transliteration
+(``Moskva``/``Москва``), or anything that is not a visual
 look-alike at all, such as a different number; :mod:`monitor.identity` adds a small
 edit distance for the typing errors, nothing for numbers.
 
@@ -187,6 +195,8 @@ def _step(text: str, stages: frozenset[Stage], fold_digits: bool) -> str:
         text = "".join(c for c in text if unicodedata.category(c)[0] not in "PS")
     if "case" in stages:
         text = text.casefold()
+        if "confusable" in stages:
+            text = text.replace("i", "l")  # I is the capital of i and the look-alike of l
     return text
 
 
