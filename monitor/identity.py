@@ -27,7 +27,9 @@ An unregistered id is a near miss by one of two rules, tried in this order:
    that carries the meaning), and it leaves the run's first letter alone (``ghagazo`` and
    ``whagazo`` are two people's initials; a reader anchors on a word's first letter, so a
    disguise keeps it — Rayner et al. 2006).  An insertion between two runs extends the first
-   and counts only if both are long.
+   and counts only if both are long.  Edits are counted between keys, where ``m`` is ``rn``
+   and ``i`` is ``l``: deleting an ``m`` is two edits.  Measured: 99.0 % of single typing
+   errors inside that scope are found, 12 % of those outside it.
 
 When the best match is equally close to two registered actors (two actors whose ids read
 alike — :func:`monitor.config.registry_warnings` warns of that when the configuration is
@@ -39,11 +41,15 @@ edit-distance rule trades some: it reports an honest unrelated account whose nam
 one letter inside a long word (``greens-de`` beside ``greeks-de``), and it misses typing
 disguises in a short token or a number (``jane-dxe``, ``acc-1234`` for ``acc-123``).  The
 false-positive rate on unrelated ids is measured in ``tests/monitor/test_identity.py`` and
-``benchmarks/identity_fpr.py``.
+``benchmarks/bench_identity.py``: with a registry of 500 ids, none of 20,000 uniform random
+ids, account numbers or simulator-style ids, 0.17 % of made-up personal handles and 2.4 %
+of handles built from Zipf-distributed names (namesakes: mostly the same name with other
+separators, which *reads* as the actor by design) are reported.
 
 Cost: the indexes are built once (:meth:`IdentityIndex.from_config`); a call is one
-dictionary look-up, one key, and at worst one edit-distance scan over the registry
-(rapidfuzz, in C), so it is O(registry) per *distinct* id — callers memoise per id.
+dictionary look-up, one key, and at worst one edit-distance scan over the registered keys
+of similar length (rapidfuzz, in C), so it is O(registry) per *distinct* id — callers
+memoise per id.
 
 References: Unicode Technical Standard #39, *Unicode Security Mechanisms*, §4 Confusable
 Detection; F. J. Damerau, "A technique for computer detection and correction of spelling
@@ -204,7 +210,14 @@ class IdentityIndex:
             target = _target(registered, actor)
             if target.key:
                 self._targets.append(target)
-        self._target_keys = [t.key for t in self._targets]
+        # by key length: a key within two edits of another is within two of its length
+        self._by_length: dict[int, tuple[list[str], list[_Target]]] = {}
+        for t in self._targets:
+            if max_edits(len(t.key)):
+                keys, targets = self._by_length.setdefault(len(t.key), ([], []))
+                keys.append(t.key)
+                targets.append(t)
+        self._order = {t.registered: n for n, t in enumerate(self._targets)}
 
     @classmethod
     def from_config(cls, config: Config) -> IdentityIndex:
@@ -232,25 +245,24 @@ class IdentityIndex:
 
     def _nearest(self, actor_id: str) -> NearMiss | None:
         observed = _edit_key(actor_id)
-        if not observed or not self._targets:
-            return None
         best: list[tuple[str, str]] = []
         best_distance = 0
-        for _, distance, i in process.extract(observed, self._target_keys,
-                                              scorer=OSA.distance, score_cutoff=2, limit=None):
-            target = self._targets[i]
-            if not 0 < distance <= max_edits(len(target.key)):
+        for length in range(len(observed) - 2, len(observed) + 3):
+            if length not in self._by_length:
                 continue
-            if not _cosmetic(target, observed):
-                continue
-            if not best or distance < best_distance:
-                best, best_distance = [], distance
-            if distance == best_distance:
-                best.append((target.registered, target.actor))
+            keys, targets = self._by_length[length]
+            for _, distance, i in process.extract(observed, keys, scorer=OSA.distance,
+                                                  score_cutoff=2, limit=None):
+                target = targets[i]
+                if not 0 < distance <= max_edits(length) or not _cosmetic(target, observed):
+                    continue
+                if not best or distance < best_distance:
+                    best, best_distance = [], distance
+                if distance == best_distance:
+                    best.append((target.registered, target.actor))
         if not best:
             return None
-        order = {t.registered: n for n, t in enumerate(self._targets)}
-        best.sort(key=lambda hit: order[hit[0]])
+        best.sort(key=lambda hit: self._order[hit[0]])
         return self._result(actor_id, best, "edit_distance", best_distance)
 
     def _result(self, observed: str, hits: list[tuple[str, str]],
