@@ -109,8 +109,8 @@ def check_files(directory: Path, lines: dict[str, list[bytes]], gz: dict[str, bo
                 ) -> StreamStats:
     """Write one file per topic, replay them as ``amplimon replay`` does (read_file →
     merge_by_time → drive → Engine) and account for every line: accepted + duplicates +
-    late + rejected == lines per topic, and every late or rejected line is a dead letter
-    with a one-line reason."""
+    late + rejected + conflicting == lines per topic, and every late, rejected or
+    conflicting line is a dead letter with a one-line reason."""
     paths = []
     for topic, topic_lines in lines.items():
         data = b"".join(topic_lines)
@@ -122,9 +122,10 @@ def check_files(directory: Path, lines: dict[str, list[bytes]], gz: dict[str, bo
     stats = drive(engine, merge_by_time([read_file(p, t) for p, t in paths]))
     for topic, topic_lines in lines.items():
         seen = (stats.accepted[topic] + stats.duplicates[topic] + stats.late[topic]
-                + stats.rejected[topic])
+                + stats.rejected[topic] + stats.conflicting[topic])
         assert seen == _expected_records(topic_lines), (topic, stats.as_dict())
-    dead = sum(stats.late.values()) + sum(stats.rejected.values())
+    dead = (sum(stats.late.values()) + sum(stats.rejected.values())
+            + sum(stats.conflicting.values()))
     assert len(out.dead) == dead, (len(out.dead), stats.as_dict())
     for d in out.dead:
         check_reason(d.reason, ("exposure", "ranking"))
@@ -160,9 +161,11 @@ def check_driver(batches: list[list[tuple[str, int, bytes | None, list[tuple[str
         driver.advance()
     assert driver.closed
     s = engine.stats
-    counted = sum(sum(d.values()) for d in (s.accepted, s.duplicates, s.late, s.rejected))
+    counted = sum(sum(d.values()) for d in (s.accepted, s.duplicates, s.late, s.rejected,
+                                            s.conflicting))
     assert counted == expected, (expected, s.as_dict())
-    assert len(out.dead) == sum(s.late.values()) + sum(s.rejected.values())
+    assert len(out.dead) == (sum(s.late.values()) + sum(s.rejected.values())
+                             + sum(s.conflicting.values()))
     for d in out.dead:
         check_reason(d.reason, ("exposure", "ranking"))
         d.raw.encode("utf-8")

@@ -25,7 +25,7 @@ import pyarrow as pa
 from detectors import Tick
 from detectors.amplification import measure
 from detectors.ledger import SubjectKey
-from monitor.engine import Engine, Output
+from monitor.analysis import Analysis, Output
 from monitor.records import DeadLetter, Detectability, Finding, Measurement, ms_to_datetime
 from monitor.store import HISTORY_COLUMNS, Store
 
@@ -80,7 +80,7 @@ class HistoryRecorder:
     def wrap(self, output: Output) -> Output:
         return _Tee(output, self)
 
-    def on_tick(self, tick: Tick, engine: Engine) -> None:
+    def on_tick(self, tick: Tick, engine: Analysis) -> None:
         end = ms_to_datetime(tick.end_ms)
         self._stamp_findings(end)
         ledger = engine.ledger
@@ -101,7 +101,7 @@ class HistoryRecorder:
         if len(self._cols["run_id"]) >= self.flush_rows:
             self.flush()
 
-    def close(self, engine: Engine) -> int:
+    def close(self, engine: Any) -> int:
         """Stamp the end-of-stream finding updates and write what is left; returns rows."""
         last = engine.stats.last_ts
         self._stamp_findings(ms_to_datetime(last if last is not None else 0))

@@ -33,6 +33,7 @@ from monitor.engine import Engine, Output, StreamStats
 from monitor.history import HistoryRecorder
 from monitor.privacy import Pseudonymiser
 from monitor.progress import NoProgress, Progress, progress_for
+from monitor.provenance import input_files
 from monitor.records import utc_now
 from monitor.store import Store, StoreError
 from streams.files import Record, check_readable, merge_by_time, read_file
@@ -167,8 +168,7 @@ def replay(config: Config, db: str | Path, exposure: Sequence[str | Path],
             progress.close()
         sink.flush()
         details: dict[str, Any] = {
-            "inputs": [{"path": str(p), "topic": t, "bytes": p.stat().st_size}
-                       for p, t in paths],
+            "inputs": input_files(paths),
             "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
             "detectors": [{"name": d.name, "version": d.version} for d in engine.detectors],
             "stats": stats.as_dict(),

@@ -34,8 +34,8 @@ from typing import Final
 
 import duckdb
 
-__all__ = ["HISTORY_SCHEMA", "LATEST", "MIGRATIONS", "SCHEMA", "VERSION_TABLE", "Migration",
-           "SchemaError", "check_readable", "migrate", "schema_version"]
+__all__ = ["HISTORY_SCHEMA", "LATEST", "MIGRATIONS", "SCHEMA", "TRIAGE_SCHEMA", "VERSION_TABLE",
+           "Migration", "SchemaError", "check_readable", "migrate", "schema_version"]
 
 VERSION_TABLE: Final = "schema_version"
 
@@ -139,6 +139,24 @@ CREATE TABLE IF NOT EXISTS detectability (
 );
 """
 
+# Analysts' triage in the store of record (monitor/triagelog.py): one row per status change,
+# keyed by the dashboard state file it came from and its number there.
+_TRIAGE = """
+CREATE TABLE IF NOT EXISTS triage (
+    state_id    VARCHAR NOT NULL,
+    seq         BIGINT NOT NULL,
+    finding_id  VARCHAR NOT NULL,
+    who         VARCHAR NOT NULL,
+    triaged_at  TIMESTAMPTZ NOT NULL,
+    action      VARCHAR NOT NULL,
+    from_status VARCHAR NOT NULL,
+    to_status   VARCHAR NOT NULL,
+    note        VARCHAR NOT NULL,
+    applied_at  TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (state_id, seq)
+);
+"""
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "contract tables: findings, amplification, deadletter, runs",
               _CONTRACT_TABLES, readers_need=True),
@@ -152,14 +170,18 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         UPDATE deadletter SET raw_bytes = strlen(raw), raw_sha256 = sha256(raw)
             WHERE raw IS NOT NULL AND raw_bytes IS NULL;
         """, readers_need=False),
+    Migration(4, "triage: analysts' status changes (who, when, note) behind findings.status",
+              _TRIAGE, readers_need=False),
 )
 LATEST: Final = MIGRATIONS[-1].version
+TRIAGE_SCHEMA: Final = _TRIAGE
 
 # The schema of a new database: every migration's result.  (Kept as one text so that the
 # snapshot reader and the dashboard can create the tables, empty, in one statement.)
 SCHEMA: Final = _CONTRACT_TABLES.replace(
     "    location    VARCHAR\n",
-    "    location    VARCHAR,\n    raw_bytes   BIGINT,\n    raw_sha256  VARCHAR\n") + _DETECTABILITY
+    "    location    VARCHAR,\n    raw_bytes   BIGINT,\n    raw_sha256  VARCHAR\n"
+) + _DETECTABILITY + _TRIAGE
 
 # Research replay (``--history``): every tick's statistics per subject — the measurement row
 # of each cell the tick touched, and each finding update — stamped with the tick's end.

@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     pseudonym_key_file: str | None = Field(
         None, description="file holding the pseudonymisation key (default: "
                           "<data_dir>/pseudonym.key, created on first use)")
+    # evidence-pack signatures (monitor.signing)
+    signing_key: SecretStr | None = Field(
+        None, description="Ed25519 private key (PEM) that signs evidence packs; a file is safer")
+    signing_key_file: str | None = Field(
+        None, description="file holding the signing key (default: <data_dir>/signing.key, "
+                          "created on first use)")
+    signer: str | None = Field(None, description="who signs, e.g. the commission's name")
+    trusted_keys: str | None = Field(
+        None, description="PEM public key file, or directory of them, that verify trusts")
 
 
 def env_name(field: str) -> str:

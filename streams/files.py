@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from monitor.contract import Event, Rejected, decode, decode_obj
+from monitor.ingest import Frontier
 
 __all__ = [
     "MAX_RECORD_BYTES",
@@ -261,24 +262,34 @@ def _drop_nulls(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _timed(records: Iterable[Record], file_no: int) -> Iterator[tuple[int, int, int, Record]]:
+def _timed(records: Iterable[Record], file_no: int, guard_ms: int
+           ) -> Iterator[tuple[int, int, int, Record]]:
+    """Each record with its file's merge key: the file's corroborated frontier
+    (:class:`monitor.ingest.Frontier`), so one far-ahead record cannot make the merge drain
+    every other file before the rest of its own."""
+    front = Frontier(guard_ms)
     last = -(2**62)
     for seq, rec in enumerate(records):
         result = rec.result
         if type(result) is not Rejected:
-            last = result.ts  # type: ignore[union-attr,assignment]
+            front.observe(result.ts)  # type: ignore[union-attr,arg-type]
+            if front.value is not None:
+                last = front.value
         yield (last, file_no, seq, rec)
 
 
-def merge_by_time(sources: Sequence[Iterable[Record]]) -> Iterator[Record]:
-    """Merge per-file record streams by event time (stable; rejections keep their place).
+def merge_by_time(sources: Sequence[Iterable[Record]], *, guard_ms: int = 3_600_000
+                  ) -> Iterator[Record]:
+    """Merge per-file record streams by event time (stable; rejections keep their place):
+    the arrival order of files read side by side, as partitions of a topic arrive.
 
-    Tuples ``(ts, file_no, seq, record)`` are unique in their first three fields, so the
-    merge never compares records.
+    Tuples ``(key, file_no, seq, record)`` are unique in their first three fields, so the
+    merge never compares records.  The key of a file is its corroborated frontier: a record
+    more than ``guard_ms`` ahead of the rest of its file does not advance it alone.
     """
     if len(sources) == 1:
         yield from sources[0]
         return
-    streams = [_timed(s, i) for i, s in enumerate(sources)]
+    streams = [_timed(s, i, guard_ms) for i, s in enumerate(sources)]
     for item in heapq.merge(*streams):
         yield item[3]

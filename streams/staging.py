@@ -280,8 +280,8 @@ class StagedArchive:
             for src, line, n, k, event_id in conflicts:
                 yield DeadRecord(
                     t, names[src], self.files[src].location(line), raw[(src, line)],
-                    f"conflicting duplicate: {k} different records in {n} copies share "
-                    f"{t}.event_id {event_id!r}; none is counted", "conflicting")
+                    f"{t}.event_id: conflicting duplicate: {k} different records in {n} "
+                    f"copies share {event_id!r}; none is counted", "conflicting")
             for src, line in future:
                 yield DeadRecord(t, names[src], self.files[src].location(line),
                                  raw[(src, line)],

@@ -24,6 +24,7 @@ from monitor.cli import (
     _dashboard,
     _demo,
     _detectors,
+    _evidence,
     _findings,
     _help,
     _live,
@@ -61,8 +62,8 @@ def _root(
     """Election-period algorithmic amplification monitor."""
 
 
-for _module in (_replay, _detectors, _simulate, _findings, _demo, _dashboard, _live, _audit,
-                _research, _purge):
+for _module in (_replay, _detectors, _simulate, _findings, _demo, _dashboard, _evidence,
+                _live, _audit, _research, _purge):
     _module.register(app)
 
 

@@ -3,8 +3,10 @@
 Framework-free (no client library): a runtime (the aiokafka worker, tests) hands it batches of
 :class:`Message` and stores the :class:`Checkpoint` it returns.
 
-**Watermark.**  Each input partition ``p`` (of both topics) tracks ``max_p`` = the largest
-accepted event time read from it.  The engine's watermark is ``min_p max_p − lateness``, so a
+**Watermark.**  Each input partition ``p`` (of both topics) tracks ``max_p`` = its
+corroborated event-time frontier (:class:`monitor.ingest.Frontier`: the newest event time,
+except that one record far ahead of the rest is held until others corroborate it).  The
+engine's watermark is ``min_p max_p − lateness``, so a
 partition that is read later than another (consumer lag, a slow broker) never makes its own
 events late: results equal ``amplimon replay`` whenever each partition is itself in order
 within the lateness allowance.  A partition that has delivered nothing for
@@ -53,7 +55,8 @@ from dataclasses import dataclass, field
 import msgspec
 
 from monitor.contract import Rejected, decode
-from monitor.engine import Engine, Output
+from monitor.engine import Engine, Output, StreamStats
+from monitor.ingest import Frontier
 from monitor.records import DeadLetter, Detectability, Finding, Measurement
 
 __all__ = ["Checkpoint", "EngineDriver", "Message", "TP", "is_end_of_stream"]
@@ -72,6 +75,11 @@ class Message:
     offset: int
     value: bytes | None
     headers: Sequence[tuple[str, bytes]] = ()
+
+
+def _dropped(s: StreamStats, topic: str) -> int:
+    """Records of ``topic`` the engine did not keep so far."""
+    return s.duplicates[topic] + s.late[topic] + s.rejected[topic] + s.conflicting[topic]
 
 
 def is_end_of_stream(m: Message) -> bool:
@@ -169,7 +177,8 @@ class EngineDriver:
         self._assigned_at = self.clock()
         self._position: dict[TP, int] = {}
         self._seen_before: dict[TP, int] = {}  # checkpoint positions (restart)
-        self._part_max: dict[TP, int] = {}
+        # per partition: its corroborated frontier (one far-ahead record cannot move it)
+        self._fronts: dict[TP, Frontier] = {}
         self._last_msg: dict[TP, float] = {}
         self._finished: set[TP] = set()
         self._open_offsets: dict[TP, dict[int, int]] = {}  # tp → tick index → first offset
@@ -224,22 +233,23 @@ class EngineDriver:
                               source=m.topic, location=location)
                 continue
             open_tick = ts >= engine.closed_until_ms
-            if ts <= engine.future_limit_ms and ts > self._part_max.get(tp, -(2**62)):
-                self._part_max[tp] = ts
+            if ts <= engine.future_limit_ms:
+                self._front(tp).observe(ts)
             s = engine.stats
-            dropped = s.duplicates[topic] + s.late[topic] + s.rejected[topic]
+            dropped = _dropped(s, topic)
             if seen:  # a duplicate or rejection was counted (and sent) before the restart
-                counted = (dict(s.duplicates), dict(s.late), dict(s.rejected))
+                counted = (dict(s.duplicates), dict(s.late), dict(s.rejected),
+                           dict(s.conflicting))
                 self.dead_letters.muted = True
                 try:
                     engine.push(topic, result, source=m.topic, location=location, raw=raw)
                 finally:
                     self.dead_letters.muted = False
-                kept = s.duplicates[topic] + s.late[topic] + s.rejected[topic] == dropped
-                s.duplicates, s.late, s.rejected = counted
+                kept = _dropped(s, topic) == dropped
+                s.duplicates, s.late, s.rejected, s.conflicting = counted
             else:
                 engine.push(topic, result, source=m.topic, location=location, raw=raw)
-                kept = s.duplicates[topic] + s.late[topic] + s.rejected[topic] == dropped
+                kept = _dropped(s, topic) == dropped
             if open_tick and kept:  # a restart must read it again
                 self._open_offsets.setdefault(tp, {}).setdefault(ts // tick_ms, m.offset)
 
@@ -258,10 +268,17 @@ class EngineDriver:
                    if tp in lag or now - self._last_msg.get(tp, self._assigned_at) < idle_s]
         if not holding:
             return  # everything idle: keep open ticks open until data (or the end) arrives
-        if any(tp not in self._part_max for tp in holding):
-            return  # a partition has not shown its first event yet
-        self.engine.advance_to(min(self._part_max[tp] for tp in holding)
+        fronts = [self._fronts[tp].value if tp in self._fronts else None for tp in holding]
+        if any(f is None for f in fronts):
+            return  # a partition has not established its event time yet
+        self.engine.advance_to(min(f for f in fronts if f is not None)
                                - self.engine.lateness_ms)
+
+    def _front(self, tp: TP) -> Frontier:
+        front = self._fronts.get(tp)
+        if front is None:
+            front = self._fronts[tp] = Frontier(self.engine.ingest_unit.guard_ms)
+        return front
 
     # -- checkpoints --------------------------------------------------------------------
     def replay_from(self) -> dict[TP, int]:
@@ -284,7 +301,8 @@ class EngineDriver:
             position={_tp_key(tp): max(o, self._seen_before.get(tp, 0))
                       for tp, o in self._position.items()},
             replay_from={_tp_key(tp): o for tp, o in start.items()},
-            part_max={_tp_key(tp): t for tp, t in self._part_max.items()},
+            part_max={_tp_key(tp): f.value for tp, f in self._fronts.items()
+                      if f.value is not None},
             finished=sorted(_tp_key(tp) for tp in self._finished), closed=self.closed,
             saved_at_ms=int(time.time() * 1000), dead_letters=dict(self.dead_letters.counts))
 
@@ -298,8 +316,10 @@ class EngineDriver:
         self._closed_at_restore = self.engine.closed_until_ms
         self._seen_before = {_key_tp(k): o for k, o in cp.position.items()}
         self._position = {_key_tp(k): o for k, o in cp.replay_from.items()}
-        self._part_max = {_key_tp(k): t for k, t in cp.part_max.items()
-                          if cp.replay_from.get(k) == cp.position.get(k)}
+        self._fronts = {}
+        for k, t in cp.part_max.items():
+            if cp.replay_from.get(k) == cp.position.get(k):
+                self._front(_key_tp(k)).value = t
         self._finished = {_key_tp(k) for k in cp.finished}
         self._open_offsets = {}
         self.closed = cp.closed

@@ -50,6 +50,7 @@ import msgspec
 from monitor.records import DeadLetter, Detectability, Finding, Measurement, utc_now
 from monitor.settings import Settings
 from monitor.store import Store
+from monitor.triagelog import TriageInbox, state_candidates
 from streams.kafka._config import Topics, kafka_python_options
 from streams.kafka._errors import PipelineError
 from streams.kafka._heartbeat import Heartbeat
@@ -113,6 +114,7 @@ def run_sink(settings: Settings, db: str | Path, *, snapshot_dir: str | Path | N
         sink = _Sink(settings, opts, topics.outputs, store, publisher, stats, stop, on_status,
                      metrics)
         server = serve(metrics.registry, settings.metrics_port)
+        sink.triage = TriageInbox(state_candidates(db, directory))  # the dashboard's outbox
         started = utc_now()
         with quiet_client_repeats():
             sink.run()
@@ -144,6 +146,7 @@ class _Sink:
         self.heartbeat = Heartbeat(settings.heartbeat_file)
         self.watch = BrokerWatch(self.options, None, misses=opts.probe_misses)
         self.last_status = time.monotonic()
+        self.triage: TriageInbox | None = None
 
     def run(self) -> None:
         state = probe_broker(self.options)
@@ -226,6 +229,8 @@ class _Sink:
                     self.metrics.wrote((self.tables[r.topic] for r in records),
                                        stats.undecodable - undecodable)
                     self.metrics.lags(_lags(consumer))
+                if self.triage is not None and self.triage.poll(self.store):
+                    self.publisher.mark(["findings"])  # analysts' triage: findings.status
                 if self.publisher.maybe_publish():
                     stats.snapshots += 1
                     self.metrics.published(self.store.query(

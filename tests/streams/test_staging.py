@@ -91,7 +91,7 @@ def test_counts_and_reasons(reference: dict[str, Any], archive: list[bytes]) -> 
     # every copy of a conflicting group, none counted
     assert reference["conflicting"]["exposure"] == sum(copies[i] + 1 for i in conflicted)
     reasons = Counter(r for (_, r, _), n in reference["dead"].items() for _ in range(n))
-    conflicting = [r for r in reasons if r.startswith("conflicting duplicate")]
+    conflicting = [r for r in reasons if "conflicting duplicate" in r]
     assert sum(reasons[r] for r in conflicting) == reference["conflicting"]["exposure"]
     assert any("more than a day after the current wall-clock time" in r for r in reasons)
     seen = [e for _, ex, _ in reference["ticks"] for e in ex]

@@ -93,7 +93,10 @@ def test_a_record_re_read_after_restarts_is_dead_lettered_once() -> None:
     values = [json.dumps(exposure(ts=FAR_FUTURE_MS + 3 * 86_400_000)).encode(), b"",
               json.dumps(ranking()).encode(),
               json.dumps(exposure(ts=T0)).encode(),
-              json.dumps(exposure(ts=T0 + 3_600_000)).encode()]
+              # two more records establish the partition's event time (a lone record is not
+              # believed) and move it 31 min on: T0's tick closes, theirs stays open
+              json.dumps(exposure(ts=T0 + 30 * 60_000)).encode(),
+              json.dumps(exposure(ts=T0 + 31 * 60_000)).encode()]
     log = [Message(*tp, i, v) for i, v in enumerate(values)]
     dead: list = []
     replay_from = []
@@ -111,3 +114,21 @@ def test_a_record_re_read_after_restarts_is_dead_lettered_once() -> None:
     assert sorted(x.location.rsplit("#", 1)[1] for x in dead) == ["1", "1", "1"]
     assert len({x.dl_id for x in dead}) == 3
     assert replay_from == [4] * 4  # the event of the open tick, nothing before it
+
+
+def test_one_far_ahead_record_does_not_move_the_partition_watermark() -> None:
+    """A valid record 20 h ahead (inside the one-day wall-clock allowance) on the only
+    partition used to set its maximum event time: every later on-time record was late."""
+    tp = ("in.exposure", 0)
+    d, out = driver()
+    d.assign([tp])
+    values = [exposure(event_id=f"a{i}", ts=T0 + i * 60_000) for i in range(30)]
+    values.append(exposure(event_id="ahead", ts=T0 + 20 * 3_600_000))
+    values += [exposure(event_id=f"b{i}", ts=T0 + (30 + i) * 60_000) for i in range(60)]
+    d.process([Message(*tp, i, json.dumps(v).encode()) for i, v in enumerate(values)])
+    d.advance()
+    d.process([Message(*tp, len(values), None, (("amplimon-control", b"end-of-stream"),))])
+    d.advance()
+    s = d.engine.stats
+    assert d.closed and s.late["exposure"] == 0 and not out.dead
+    assert s.accepted["exposure"] == 91 and s.uncorroborated == 1
