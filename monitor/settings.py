@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     topic_deadletter: str = "amplimon.deadletter"
     topic_measurements: str = "amplimon.measurements"
     topic_detectability: str = "amplimon.detectability"
+    topic_partials: str = Field(
+        "amplimon.partials",
+        description="stage one → stage two: per-tick partials and unit progress (internal)")
+    partials_partitions: int = Field(
+        1, ge=1, description="partitions of the partials topic = stage-two instances at most")
     topic_state: str = Field("amplimon.worker-state",
                              description="worker checkpoints (compacted, 1 partition)")
     checkpoint_seconds: float = Field(5.0, gt=0, description="worker checkpoint interval")

@@ -36,13 +36,14 @@ class Topics:
     measurements: str = "amplimon.measurements"
     detectability: str = "amplimon.detectability"
     state: str = "amplimon.worker-state"
+    partials: str = "amplimon.partials"
 
     @classmethod
     def from_settings(cls, s: Settings) -> Topics:
         return cls(exposure=s.topic_exposure, ranking=s.topic_ranking,
                    findings=s.topic_findings, deadletter=s.topic_deadletter,
                    measurements=s.topic_measurements, detectability=s.topic_detectability,
-                   state=s.topic_state)
+                   state=s.topic_state, partials=s.topic_partials)
 
     @property
     def inputs(self) -> dict[str, str]:

@@ -51,15 +51,16 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import msgspec
 
-from monitor.contract import Rejected, decode
-from monitor.engine import Engine, Output, StreamStats
-from monitor.ingest import Frontier
+from monitor.analysis import Output
+from monitor.contract import Event, Rejected, decode
+from monitor.ingest import Frontier, Ingest, StreamStats
 from monitor.records import DeadLetter, Detectability, Finding, Measurement
 
-__all__ = ["Checkpoint", "EngineDriver", "Message", "TP", "is_end_of_stream"]
+__all__ = ["Checkpoint", "DrivenEngine", "EngineDriver", "Message", "TP", "is_end_of_stream"]
 
 TP = tuple[str, int]  # (topic, partition)
 _CONTROL = "amplimon-control"
@@ -75,6 +76,30 @@ class Message:
     offset: int
     value: bytes | None
     headers: Sequence[tuple[str, bytes]] = ()
+
+
+class DrivenEngine(Protocol):
+    """What the driver needs of an engine: a whole :class:`monitor.engine.Engine`, or one
+    unit of a scaled-out stream (:class:`monitor.unit.UnitEngine`)."""
+
+    auto_watermark: bool
+    output: Output
+    stats: StreamStats
+    tick_ms: int
+    lateness_ms: int
+    ingest_unit: Ingest
+
+    def push(self, topic: str, event: Event, *, source: str, location: str = "",
+             raw: bytes | str | None = None) -> None: ...
+    def reject(self, rejected: Rejected, *, source: str, location: str = "") -> None: ...
+    def advance_to(self, watermark_ms: int) -> None: ...
+    def close(self) -> StreamStats: ...
+    def snapshot(self, *, pending: bool = ...) -> bytes: ...
+    def restore(self, data: bytes) -> None: ...
+    @property
+    def closed_until_ms(self) -> int: ...
+    @property
+    def future_limit_ms(self) -> int: ...
 
 
 def _dropped(s: StreamStats, topic: str) -> int:
@@ -162,7 +187,7 @@ class DriverStats:
 class EngineDriver:
     """Feeds messages of the input topics to ``engine`` (built with ``auto_watermark=False``)."""
 
-    engine: Engine
+    engine: DrivenEngine
     inputs: dict[str, str]  # kafka topic → contract topic
     idle_ms: int = 30_000
     clock: Callable[[], float] = time.monotonic
@@ -184,6 +209,7 @@ class EngineDriver:
         self._open_offsets: dict[TP, dict[int, int]] = {}  # tp → tick index → first offset
         self._closed_at_restore = -(2**62)
         self.closed = False
+        self.idle = False  # every unfinished partition idle at the last advance()
 
     # -- partitions ---------------------------------------------------------------------
     def assign(self, partitions: Iterable[TP]) -> None:
@@ -266,6 +292,7 @@ class EngineDriver:
         lag = set(lagging)
         holding = [tp for tp in self._assigned - self._finished
                    if tp in lag or now - self._last_msg.get(tp, self._assigned_at) < idle_s]
+        self.idle = not holding
         if not holding:
             return  # everything idle: keep open ticks open until data (or the end) arrives
         fronts = [self._fronts[tp].value if tp in self._fronts else None for tp in holding]
