@@ -48,6 +48,7 @@ class Service:
         self.log_path = log_path
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
+        self.killed = False  # SIGKILLed on purpose: its exit status is no failure
         self._log: IO[bytes] | None = None
 
     def start(self) -> Service:
@@ -89,6 +90,7 @@ class Service:
 
     def kill(self) -> None:
         """SIGKILL now (crash tests)."""
+        self.killed = True
         self.signal(signal.SIGKILL)
         if self.process is not None:
             self.process.wait()
@@ -172,9 +174,10 @@ class LiveStack:
 
     def start_worker(self, *extra: str, name: str | None = None) -> Service:
         """Another stage-one worker (``worker``, ``worker-2``, … unless named)."""
-        if name is None:
-            n = sum(1 for k in self.services if k == "worker" or k.startswith("worker-"))
-            name = "worker" if n == 0 else f"worker-{n + 1}"
+        if name is None:  # the first name free (never used, or its process has ended)
+            names = ("worker" if i == 1 else f"worker-{i}" for i in range(1, 1000))
+            name = next(n for n in names
+                        if n not in self.services or not self.services[n].running)
         return self._start(name, ["worker", *self._timeouts(), *self.worker_args, *extra])
 
     def start_merge(self, *extra: str) -> Service:
@@ -199,6 +202,8 @@ class LiveStack:
             if predicate():
                 return
             for s in self.services.values():
+                if s.killed:
+                    continue  # stopped on purpose (a fault test)
                 if s.process is not None and s.process.poll() not in (None, 0):
                     raise RuntimeError(f"{s.name} exited with {s.process.returncode}:\n"
                                        f"{s.log_text()[-3000:]}")
