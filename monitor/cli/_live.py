@@ -234,6 +234,7 @@ def cmd_merge(
     broker: Broker = None,
     group_id: GroupId = None,
     session_timeout: SessionTimeout = 10.0,
+    metrics_port: MetricsPort = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Stage two of the live pipeline: merge the workers' partials, run the detectors.
@@ -247,7 +248,7 @@ def cmd_merge(
     from streams.kafka.merge import MergeOptions, MergeStats, run_merge
 
     _logging(verbose)
-    settings = load_settings(broker=broker, group_id=group_id)
+    settings = load_settings(broker=broker, group_id=group_id, metrics_port=metrics_port)
     cfg = load_config(config)
     stop = threading.Event()
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import msgspec
 
-from monitor.analysis import Analysis
+from monitor.analysis import Analysis, Output
 from monitor.config import Config
 from monitor.merge import Merger
 from monitor.partials import TickPartial, decode
@@ -46,6 +46,7 @@ from monitor.records import DeadLetter
 from monitor.settings import Settings
 from streams.kafka._config import Topics, kafka_python_options
 from streams.kafka._errors import PipelineError
+from streams.kafka.metrics import MetricsOutput, WorkerMetrics, serve
 from streams.kafka.output import KafkaOutput
 
 __all__ = ["MergeError", "MergeState", "run_merge"]
@@ -64,8 +65,15 @@ class MergeState:
     config: Config
     output: KafkaOutput
     detectors: list[str] | None = None
+    metrics: WorkerMetrics | None = None
     mergers: dict[int, Merger] = field(default_factory=dict)
     undecodable: int = 0
+
+    @property
+    def results(self) -> Output:
+        """Where analyses write: the Kafka output, counted by the metrics if any."""
+        return self.output if self.metrics is None else MetricsOutput(self.output,
+                                                                      self.metrics)
 
     def handle(self, partition: int, value: bytes | None) -> int:
         """One message of the partials topic; returns how many ticks ran."""
@@ -91,7 +99,7 @@ class MergeState:
         merger = self.mergers.get(partition)
         if merger is None:
             merger = self.mergers[partition] = Merger(
-                lambda _platform: Analysis(self.config, self.output, detectors=self.detectors),
+                lambda _platform: Analysis(self.config, self.results, detectors=self.detectors),
                 late=self._late)
         return merger
 
@@ -111,7 +119,7 @@ class MergeState:
                             f"{part.unit} had fallen silent and stage two went on)"),
                     location=f"{part.platform}:{part.index}:{e.event_id}"))
         if rows:
-            self.output.deadletters(rows)
+            self.results.deadletters(rows)
 
 
 @dataclass(frozen=True)
@@ -144,19 +152,28 @@ def run_merge(settings: Settings, config: Config, *, options: MergeOptions | Non
     stop = stop or threading.Event()
     topics = Topics.from_settings(settings)
     stats = MergeStats()
+    metrics = WorkerMetrics()
+    server = serve(metrics.registry, settings.metrics_port)
+    if server is not None:
+        announce(f"metrics on port {settings.metrics_port} (/metrics)")
     errors = 0
-    while not stop.is_set():
-        state = MergeState(config, KafkaOutput(topics))
-        try:
-            _session(settings, topics, state, stats, opts, stop, announce, on_status)
-            errors = 0
-        except KafkaError as err:
-            errors += 1
-            if errors > opts.retries:
-                raise MergeError(f"Kafka: {type(err).__name__}: {err}") from None
-            announce(f"Kafka error ({type(err).__name__}); reconnecting in "
-                     f"{opts.reconnect_s:g} s, stage two is rebuilt from the partials topic")
-            stop.wait(opts.reconnect_s)
+    try:
+        while not stop.is_set():
+            state = MergeState(config, KafkaOutput(topics), metrics=metrics)
+            try:
+                _session(settings, topics, state, stats, opts, stop, announce, on_status)
+                errors = 0
+            except KafkaError as err:
+                errors += 1
+                if errors > opts.retries:
+                    raise MergeError(f"Kafka: {type(err).__name__}: {err}") from None
+                announce(f"Kafka error ({type(err).__name__}); reconnecting in "
+                         f"{opts.reconnect_s:g} s; stage two is rebuilt from the partials "
+                         "topic")
+                stop.wait(opts.reconnect_s)
+    finally:
+        if server is not None:
+            server.shutdown()
     return stats
 
 
@@ -196,6 +213,8 @@ def _session(settings: Settings, topics: Topics, state: MergeState, stats: Merge
                 for r in records:
                     stats.ticks += state.handle(tp.partition, r.value)
                     n += 1
+                if state.metrics is not None:
+                    state.metrics.records.labels(tp.topic).inc(len(records))
             stats.messages += n
             pending = state.output.drain()
             for topic, key, value in pending:

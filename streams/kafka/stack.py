@@ -114,7 +114,8 @@ class LiveStack:
                  settings: Settings | None = None, bootstrap: str | None = None,
                  port: int | None = None, snapshot_dir: str | Path | None = None,
                  checkpoint_seconds: float = 2.0, fast_rebalance: bool = True, workers: int = 1,
-                 worker_args: tuple[str, ...] = (), sink_args: tuple[str, ...] = ()) -> None:
+                 worker_args: tuple[str, ...] = (), sink_args: tuple[str, ...] = (),
+                 merge_args: tuple[str, ...] = ()) -> None:
         self.config = Path(config)
         self.db = Path(db)
         self.work_dir = Path(work_dir)
@@ -125,6 +126,7 @@ class LiveStack:
         self.workers = workers
         self.fast_rebalance = fast_rebalance
         self.worker_args, self.sink_args = worker_args, sink_args  # e.g. --metrics-port P
+        self.merge_args = merge_args
         self.broker: EmbeddedBroker | None = None
         self._bootstrap = bootstrap
         self.services: dict[str, Service] = {}
@@ -181,7 +183,7 @@ class LiveStack:
         return self._start(name, ["worker", *self._timeouts(), *self.worker_args, *extra])
 
     def start_merge(self, *extra: str) -> Service:
-        return self._start("merge", ["merge", *self._timeouts(), *extra])
+        return self._start("merge", ["merge", *self._timeouts(), *self.merge_args, *extra])
 
     def start_sink(self, *extra: str) -> Service:
         return self._start("sink", ["sink", *self._timeouts(), *self.sink_args, *extra])
