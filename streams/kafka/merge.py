@@ -188,7 +188,8 @@ def _session(settings: Settings, topics: Topics, state: MergeState, stats: Merge
                              max_partition_fetch_bytes=8 * 1024 * 1024,
                              session_timeout_ms=opts.session_timeout_ms,
                              heartbeat_interval_ms=max(1000, opts.session_timeout_ms // 5))
-    producer = KafkaProducer(**client, acks="all", linger_ms=5,
+    # not idempotent: Tansu answers InitProducerId with UnknownError; rows are upserts
+    producer = KafkaProducer(**client, acks="all", linger_ms=5, enable_idempotence=False,
                              max_request_size=2 * 1024 * 1024)
 
     class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -217,10 +218,12 @@ def _session(settings: Settings, topics: Topics, state: MergeState, stats: Merge
                     state.metrics.records.labels(tp.topic).inc(len(records))
             stats.messages += n
             pending = state.output.drain()
-            for topic, key, value in pending:
-                producer.send(topic, key=key, value=value)
-            if pending:
-                producer.flush()  # acknowledged before the offsets that produced them
+            futures = [producer.send(topic, key=key, value=value)
+                       for topic, key, value in pending]
+            if futures:
+                producer.flush()
+                for f in futures:  # acknowledged before the offsets that produced them
+                    f.get(timeout=30)  # raises the send's error (a new session follows)
                 stats.sent += len(pending)
             if n:
                 consumer.commit()  # for lag monitoring: a restart reads from the start
