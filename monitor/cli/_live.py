@@ -195,12 +195,12 @@ def cmd_worker(
     metrics_port: MetricsPort = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run the detectors on the live topics (the replay engine; checkpointed state).
+    """Stage one of the live pipeline: ingest the input topics, send per-tick partials.
 
-    Partitioning: input messages are keyed by user; one worker takes every partition of its
-    topic pair (the statistics are totals over all users). Scale out by giving each platform
-    its own topic pair and group (AMPLIMON_TOPIC_EXPOSURE, AMPLIMON_TOPIC_RANKING,
-    AMPLIMON_GROUP_ID). See docs/live.md.
+    Run as many workers as you like in one group: input messages are keyed by user, and
+    partition i of both input topics (a unit) goes to one worker at a time; a worker joining,
+    leaving or dying moves units, each resumed from its own checkpoint. Size: partitions ≥
+    workers (a unit is the smallest share). Stage two is `amplimon merge`. See docs/live.md.
     """
     from monitor.config import load_config
     from streams.kafka.worker import WorkerOptions, run_worker
@@ -225,6 +225,43 @@ def cmd_worker(
 
     result = asyncio.run(main())
     typer.echo(f"worker stopped: {result}", err=True)
+
+
+# -- merge (stage two) -----------------------------------------------------------------------
+@_pipeline_errors
+def cmd_merge(
+    config: Annotated[Path, _opt("config", "configuration YAML", "--config", "-c")],
+    broker: Broker = None,
+    group_id: GroupId = None,
+    session_timeout: SessionTimeout = 10.0,
+    metrics_port: MetricsPort = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Stage two of the live pipeline: merge the workers' partials, run the detectors.
+
+    One process per partition of the partials topic at most (AMPLIMON_PARTIALS_PARTITIONS;
+    the topic is keyed by platform). Its state is rebuilt from the partials topic whenever
+    it takes a partition (start, kill, rebalance). Findings, measurements and detectability
+    go to the topics the sink reads.
+    """
+    from monitor.config import load_config
+    from streams.kafka.merge import MergeOptions, MergeStats, run_merge
+
+    _logging(verbose)
+    settings = load_settings(broker=broker, group_id=group_id, metrics_port=metrics_port)
+    cfg = load_config(config)
+    stop = threading.Event()
+
+    def status(s: MergeStats) -> None:
+        typer.echo(f"merge: {s.messages:,} messages, {s.ticks:,} ticks, {s.sent:,} rows "
+                   f"sent, finished partitions {s.finished}", err=True)
+
+    with _stop_on_signals(stop):
+        typer.echo(f"merge: group {settings.group_id}-merge on {settings.broker}", err=True)
+        stats = run_merge(settings, cfg, stop=stop, on_status=status,
+                          options=MergeOptions(session_timeout_ms=int(session_timeout * 1000)),
+                          announce=lambda text: typer.echo(f"merge: {text}", err=True))
+    status(stats)
 
 
 # -- sink ------------------------------------------------------------------------------------
@@ -302,6 +339,7 @@ def _help(func: Callable[..., Any]) -> str:
 
 def register(app: typer.Typer) -> None:
     for name, func in (("broker", cmd_broker), ("produce", cmd_produce),
-                       ("worker", cmd_worker), ("sink", cmd_sink), ("archive", cmd_archive)):
+                       ("worker", cmd_worker), ("merge", cmd_merge), ("sink", cmd_sink),
+                       ("archive", cmd_archive)):
         app.command(name, help=_help(func))(func)
     app.add_typer(topics_app, name="topics")

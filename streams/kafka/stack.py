@@ -48,6 +48,7 @@ class Service:
         self.log_path = log_path
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
+        self.killed = False  # SIGKILLed on purpose: its exit status is no failure
         self._log: IO[bytes] | None = None
 
     def start(self) -> Service:
@@ -89,6 +90,7 @@ class Service:
 
     def kill(self) -> None:
         """SIGKILL now (crash tests)."""
+        self.killed = True
         self.signal(signal.SIGKILL)
         if self.process is not None:
             self.process.wait()
@@ -111,8 +113,9 @@ class LiveStack:
     def __init__(self, config: str | Path, db: str | Path, work_dir: str | Path, *,
                  settings: Settings | None = None, bootstrap: str | None = None,
                  port: int | None = None, snapshot_dir: str | Path | None = None,
-                 checkpoint_seconds: float = 2.0, fast_rebalance: bool = True,
-                 worker_args: tuple[str, ...] = (), sink_args: tuple[str, ...] = ()) -> None:
+                 checkpoint_seconds: float = 2.0, fast_rebalance: bool = True, workers: int = 1,
+                 worker_args: tuple[str, ...] = (), sink_args: tuple[str, ...] = (),
+                 merge_args: tuple[str, ...] = ()) -> None:
         self.config = Path(config)
         self.db = Path(db)
         self.work_dir = Path(work_dir)
@@ -120,8 +123,10 @@ class LiveStack:
         self.port = port
         self.snapshot_dir = Path(snapshot_dir) if snapshot_dir else default_snapshot_dir(db)
         self.checkpoint_seconds = checkpoint_seconds
+        self.workers = workers
         self.fast_rebalance = fast_rebalance
         self.worker_args, self.sink_args = worker_args, sink_args  # e.g. --metrics-port P
+        self.merge_args = merge_args
         self.broker: EmbeddedBroker | None = None
         self._bootstrap = bootstrap
         self.services: dict[str, Service] = {}
@@ -160,15 +165,25 @@ class LiveStack:
                 self.broker = EmbeddedBroker(self.port, log_file=self.work_dir / "broker.log")
                 self.broker.start()
             create_topics(self.settings)
-            self.start_worker()
+            for _ in range(self.workers):
+                self.start_worker()
+            self.start_merge()
             self.start_sink()
         except BaseException:
             self.stop()
             raise
         return self
 
-    def start_worker(self, *extra: str) -> Service:
-        return self._start("worker", ["worker", *self._timeouts(), *self.worker_args, *extra])
+    def start_worker(self, *extra: str, name: str | None = None) -> Service:
+        """Another stage-one worker (``worker``, ``worker-2``, … unless named)."""
+        if name is None:  # the first name free (never used, or its process has ended)
+            names = ("worker" if i == 1 else f"worker-{i}" for i in range(1, 1000))
+            name = next(n for n in names
+                        if n not in self.services or not self.services[n].running)
+        return self._start(name, ["worker", *self._timeouts(), *self.worker_args, *extra])
+
+    def start_merge(self, *extra: str) -> Service:
+        return self._start("merge", ["merge", *self._timeouts(), *self.merge_args, *extra])
 
     def start_sink(self, *extra: str) -> Service:
         return self._start("sink", ["sink", *self._timeouts(), *self.sink_args, *extra])
@@ -189,6 +204,8 @@ class LiveStack:
             if predicate():
                 return
             for s in self.services.values():
+                if s.killed:
+                    continue  # stopped on purpose (a fault test)
                 if s.process is not None and s.process.poll() not in (None, 0):
                     raise RuntimeError(f"{s.name} exited with {s.process.returncode}:\n"
                                        f"{s.log_text()[-3000:]}")
@@ -197,10 +214,11 @@ class LiveStack:
         raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}")
 
     def stop(self, grace: float = 15.0) -> None:
-        for name in ("worker", "sink"):  # the worker first: its last outputs reach the sink
-            service = self.services.get(name)
-            if service is not None:
-                service.stop(grace)
+        # workers first, then stage two, then the sink: each one's last outputs reach the next
+        order = sorted(self.services, key=lambda n: (not n.startswith("worker"),
+                                                     n != "merge", n))
+        for name in order:
+            self.services[name].stop(grace)
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
