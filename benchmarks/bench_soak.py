@@ -233,7 +233,7 @@ class Soak:
             self.phase = "tail"
             # The end-of-stream markers close the stream, so the worker commits every input
             # offset (a live worker's commit stays at the first event of a still-open tick).
-            send_end_of_stream(producer, list(names.values()))
+            send_end_of_stream(producer, [*names.values(), stack.settings.topic_panel])
             self.marks["end_of_stream"] = time.perf_counter()
             stack.wait_for(lambda: drained(stack), 300, "drain after the soak", 0.5)
             self.marks["drained"] = time.perf_counter()

@@ -9,7 +9,7 @@ event time, never on arrival order within the lateness allowance.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
@@ -29,6 +29,9 @@ class Tick:
     end_ms: int
     exposures: Sequence[Exposure] = ()
     rankings: Sequence[Ranking] = ()
+    # exposure records observed on panellists' devices (contract v1.1 §5): what the platform
+    # showed, by a source it does not write
+    panel: Sequence[Exposure] = ()
 
 
 @dataclass(slots=True)
@@ -74,3 +77,9 @@ class Detector(ABC):
     def detectability(self) -> list[Detectability]:
         """Minimum detectable effects per subject (called when the stream ends)."""
         return []
+
+    def note_ingest(self, counts: Mapping[str, Mapping[str, int]]) -> None:
+        """The stream's ingest counters (``accepted``, ``duplicates``, ``late``,
+        ``rejected``, ``conflicting`` per topic), given before :meth:`finish`: what the
+        detectors never see as events (a check on the platform's logs may report them)."""
+        return None

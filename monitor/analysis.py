@@ -9,7 +9,7 @@ many ingest units (:mod:`monitor.merge`).  The same code, several drivers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from detectors import Detector, ExposureLedger, Tick, build
@@ -48,6 +48,7 @@ class Analysis:
         self.first_ts: int | None = None
         self.last_ts: int | None = None
         self._last_index: int | None = None
+        self._aliases = config.aliases  # declared alias → registered actor (contract §5)
 
     def run(self, closed: ClosedTick) -> list[Finding]:
         """One tick: the ledger, then every detector observes and evaluates it."""
@@ -55,8 +56,10 @@ class Analysis:
         if self._last_index is not None and idx <= self._last_index:
             raise ValueError(f"tick {idx} after tick {self._last_index}: ticks must increase")
         self._last_index = idx
+        if self._aliases:
+            _resolve_aliases(closed, self._aliases)
         tick = Tick(idx * self.tick_ms, (idx + 1) * self.tick_ms, closed.exposures,
-                    closed.rankings)
+                    closed.rankings, closed.panel)
         self.ledger.observe(closed.exposures)
         findings: list[Finding] = []
         for det in self.detectors:
@@ -76,8 +79,14 @@ class Analysis:
         if rows:
             self.output.measurements(rows)
 
-    def finish(self) -> None:
-        """End of the stream: detectors' final updates, measurements, detectability."""
+    def finish(self, ingest: Mapping[str, Mapping[str, int]] | None = None) -> None:
+        """End of the stream: detectors' final updates, measurements, detectability.
+
+        ``ingest``: the stream's ingest counters per topic, for the detectors that report
+        on the logs (:meth:`detectors.base.Detector.note_ingest`)."""
+        if ingest is not None:
+            for det in self.detectors:
+                det.note_ingest(ingest)
         end = self.last_ts or 0
         findings = [f for det in self.detectors for f in det.finish(end)]
         if findings:
@@ -86,3 +95,22 @@ class Analysis:
         rows = [r for det in self.detectors for r in det.detectability()]
         if rows:
             self.output.detectability(rows)
+
+
+def _resolve_aliases(tick: ClosedTick, aliases: Mapping[str, str]) -> None:
+    """Exposures and ranking items logged under a declared alias count for its actor
+    (contract v1.1 §5); the platform's own spelling stays in the dead-letter and archive
+    records, not in the statistics."""
+    for e in tick.exposures:
+        actor = aliases.get(e.actor)
+        if actor is not None:
+            e.actor = actor
+    for e in tick.panel:
+        actor = aliases.get(e.actor)
+        if actor is not None:
+            e.actor = actor
+    for r in tick.rankings:
+        for it in r.items:
+            actor = aliases.get(it.actor)
+            if actor is not None:
+                it.actor = actor

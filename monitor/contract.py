@@ -22,6 +22,7 @@ import msgspec
 
 __all__ = [
     "ARMS",
+    "PANEL",
     "TOPICS",
     "Exposure",
     "RankedItem",
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 TOPICS: Final = ("exposure", "ranking")
+# panel observations (contract v1.1 §5) travel in the exposure format on their own topic
+PANEL: Final = "panel"
 ARMS: Final = ("ranked", "holdout")
 
 # Accepted event-time range: anything outside is a data error, not a statistic.
@@ -140,6 +143,7 @@ class Rejected(msgspec.Struct, frozen=True):
 _TYPES: Final[dict[str, type[Exposure] | type[Ranking]]] = {
     "exposure": Exposure,
     "ranking": Ranking,
+    PANEL: Exposure,
 }
 _DECODERS: Final = {t: msgspec.json.Decoder(cls) for t, cls in _TYPES.items()}
 

@@ -129,7 +129,8 @@ class Engine:
         """A record that never reaches a tick, counted in ``stats.<counter>[topic]``
         (``rejected``, ``late`` or ``conflicting``); text and reason are scrubbed of user
         keys like every dead letter."""
-        getattr(self.stats, counter)[topic] += 1
+        counts = getattr(self.stats, counter)
+        counts[topic] = counts.get(topic, 0) + 1
         self._unit_dead(topic, counter, raw, reason, source, location)
 
     # -- time -----------------------------------------------------------------------------
@@ -138,7 +139,8 @@ class Engine:
         for tick in self.ingest_unit.advance_to(watermark_ms):
             self._run(tick)
 
-    def feed_tick(self, idx: int, exposures: list[Exposure], rankings: list[Ranking]) -> None:
+    def feed_tick(self, idx: int, exposures: list[Exposure], rankings: list[Ranking],
+                  panel: list[Exposure] | None = None) -> None:
         """A whole tick of validated, deduplicated events in canonical order (``ts``,
         ``platform``, ``event_id``) — the staged replay (:mod:`streams.staging`), which has
         already sorted the archive, removed duplicates and rejected far-future events.
@@ -158,9 +160,15 @@ class Engine:
         for r in rankings:
             r.user = pseudonym(r.user)
             platforms[r.platform] = platforms.get(r.platform, 0) + 1
-        self.stats.accepted["exposure"] += len(exposures)
-        self.stats.accepted["ranking"] += len(rankings)
-        self._run(ClosedTick(idx, exposures, rankings))
+        panel = panel or []
+        for e in panel:
+            e.user = pseudonym(e.user)
+        accepted = self.stats.accepted
+        for topic, events in (("exposure", exposures), ("ranking", rankings),
+                              ("panel", panel)):
+            if events or topic in accepted:
+                accepted[topic] = accepted.get(topic, 0) + len(events)
+        self._run(ClosedTick(idx, exposures, rankings, panel))
         unit.closed_idx = idx + 1
 
     def _run(self, closed: ClosedTick) -> None:
@@ -195,7 +203,10 @@ class Engine:
         """End of stream: close every pending tick, finish detectors, flush measurements."""
         for tick in self.ingest_unit.flush():
             self._run(tick)
-        self.analysis.finish()
+        s = self.stats
+        self.analysis.finish({"accepted": s.accepted, "duplicates": s.duplicates,
+                              "late": s.late, "rejected": s.rejected,
+                              "conflicting": s.conflicting})
         for message in unseen_platforms(self.config, self.stats.platforms):
             warnings.warn(message, ConfigWarning, stacklevel=2)
         return self.stats
@@ -215,7 +226,7 @@ class Engine:
         if not pending:
             for bucket in unit.open.values():
                 for (_p, topic, _e), (event, _s, _l) in bucket.events.items():
-                    stats.accepted[topic] -= 1
+                    stats.accepted[topic] = stats.accepted.get(topic, 0) - 1
                     stats.platforms[event.platform] -= 1
         state = {"ledger": self.ledger, "detectors": self.detectors, "stats": stats,
                  "unit": unit.state(pending=pending)}

@@ -64,6 +64,11 @@ def _topics() -> dict[str, int]:
     return {"exposure": 0, "ranking": 0}
 
 
+def _inc(counts: dict[str, int], topic: str, n: int = 1) -> None:
+    """Add to a per-topic counter (``panel`` appears only once panel records do)."""
+    counts[topic] = counts.get(topic, 0) + n
+
+
 @dataclass
 class StreamStats:
     """Counters per topic; ``accepted`` = distinct events that reached a tick."""
@@ -110,11 +115,16 @@ class StreamStats:
 
 @dataclass(frozen=True, slots=True)
 class ClosedTick:
-    """Every accepted event of one tick, in canonical order ``(ts, platform, event_id)``."""
+    """Every accepted event of one tick, in canonical order ``(ts, platform, event_id)``.
+
+    ``panel``: exposure records observed on panellists' devices (contract v1.1 §5), never
+    mixed with the platform's own exposures.
+    """
 
     index: int
     exposures: list[Exposure]
     rankings: list[Ranking]
+    panel: list[Exposure] = field(default_factory=list)
 
 
 def key_digest(platform: str, topic: str, event_id: str) -> tuple[int, int]:
@@ -278,7 +288,8 @@ class IngestState(msgspec.Struct, kw_only=True):
 
 
 _DECODE_EVENT: Final[dict[str, msgspec.json.Decoder[Any]]] = {
-    "exposure": msgspec.json.Decoder(Exposure), "ranking": msgspec.json.Decoder(Ranking)}
+    "exposure": msgspec.json.Decoder(Exposure), "ranking": msgspec.json.Decoder(Ranking),
+    "panel": msgspec.json.Decoder(Exposure)}
 
 DeadLetterFn = Callable[[str, str, str, str, str, str], None]
 # (topic, counter, raw text, reason, source, location)
@@ -344,7 +355,7 @@ class Ingest:
             bucket = self.open[idx] = _Open()
         bucket.events[key] = (event, source, location)
         self.open_keys[key] = idx
-        self.stats.accepted[topic] += 1
+        _inc(self.stats.accepted, topic)
         platforms = self.stats.platforms
         platforms[event.platform] = platforms.get(event.platform, 0) + 1
         self._observe_time(ts)
@@ -353,7 +364,7 @@ class Ingest:
                      source: str, location: str) -> None:
         """A copy of a key already settled in a closed tick (``stored``: its content)."""
         if stored == content_digest(event):
-            self.stats.duplicates[topic] += 1
+            _inc(self.stats.duplicates, topic)
         elif stored == _CONFLICTED:
             self._dead(topic, "conflicting", event, raw, _conflict_reason(topic, event),
                        source, location)
@@ -373,12 +384,12 @@ class Ingest:
             return
         first, first_source, first_location = bucket.events[key]
         if first == event:  # msgspec structs compare field by field
-            self.stats.duplicates[topic] += 1
+            _inc(self.stats.duplicates, topic)
             return
         # the first copy leaves its tick: neither is counted, whichever came first
         del bucket.events[key]
         bucket.conflicted.add(key)
-        self.stats.accepted[topic] -= 1
+        _inc(self.stats.accepted, topic, -1)
         self.stats.platforms[first.platform] -= 1
         self._dead(topic, "conflicting", first, None, _conflict_reason(topic, first),
                    first_source, first_location)
@@ -390,7 +401,7 @@ class Ingest:
         text = raw if raw is not None else _ENCODE(event)
         if isinstance(text, bytes):
             text = text.decode("utf-8", "replace")
-        getattr(self.stats, counter)[topic] += 1
+        _inc(getattr(self.stats, counter), topic)
         self.dead(topic, counter, text, reason, source, location)
 
     # -- time -----------------------------------------------------------------------------
@@ -440,27 +451,26 @@ class Ingest:
         his = np.fromiter((d[0] for d in digests), dtype="<u8", count=len(digests))
         los = np.fromiter((d[1] for d in digests), dtype="<u8", count=len(digests))
         stored = self.keys.lookup(his, los) if self.keys.runs else np.zeros(0, "<u8")
-        exposures: list[Exposure] = []
-        rankings: list[Ranking] = []
+        lists: dict[str, list[Any]] = {"exposure": [], "ranking": [], "panel": []}
         log: list[tuple[int, int, int]] = []
         for j, key in enumerate(keys):
             event, source, location = bucket.events[key]
             del self.open_keys[key]
             if len(stored) and stored[j]:
                 topic = key[1]
-                self.stats.accepted[topic] -= 1
+                _inc(self.stats.accepted, topic, -1)
                 self.stats.platforms[event.platform] -= 1
                 self._seen_closed(topic, event, int(stored[j]), None, source, location)
                 continue
-            (exposures if key[1] == "exposure" else rankings).append(event)  # type: ignore[arg-type]
+            lists[key[1]].append(event)
             log.append((*digests[j], content_digest(event)))
         for key in bucket.conflicted:
             self.open_keys.pop(key, None)
             log.append((*key_digest(*key), _CONFLICTED))
         self.keys.add(log, idx)
-        exposures.sort(key=_ORDER)
-        rankings.sort(key=_ORDER)
-        return ClosedTick(idx, exposures, rankings)
+        for events in lists.values():
+            events.sort(key=_ORDER)
+        return ClosedTick(idx, lists["exposure"], lists["ranking"], lists["panel"])
 
     # -- state --------------------------------------------------------------------------
     def state(self, *, pending: bool = True) -> IngestState:

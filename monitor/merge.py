@@ -117,9 +117,10 @@ class Merger:
         self.merged_units[(platform, idx)] = frozenset(parts)
         exposures = [e for u in sorted(parts) for e in parts[u].exposures]
         rankings = [r for u in sorted(parts) for r in parts[u].rankings]
-        exposures.sort(key=_ORDER)
-        rankings.sort(key=_ORDER)
-        tick = ClosedTick(idx, exposures, rankings)
+        panel = [e for u in sorted(parts) for e in parts[u].panel]
+        for events in (exposures, rankings, panel):
+            events.sort(key=_ORDER)
+        tick = ClosedTick(idx, exposures, rankings, panel)
         analysis = self.analyses.get(platform)
         if analysis is None:
             analysis = self.analyses[platform] = self.analysis_for(platform)
@@ -135,8 +136,11 @@ class Merger:
         if self.closed:
             return
         self.run_complete()
+        c = self.counts()
+        ingest = {"accepted": c.accepted, "duplicates": c.duplicates, "late": c.late,
+                  "rejected": c.rejected, "conflicting": c.conflicting}
         for platform in sorted(self.analyses):
-            self.analyses[platform].finish()
+            self.analyses[platform].finish(ingest)
         self.closed = True
 
     def counts(self) -> UnitCounts:

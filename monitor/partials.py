@@ -37,6 +37,7 @@ class TickPartial(msgspec.Struct, tag="tick", kw_only=True):
     index: int  # tick index (start = index × tick_ms)
     exposures: list[Exposure] = []
     rankings: list[Ranking] = []
+    panel: list[Exposure] = []  # panel observations (contract v1.1 §5)
 
 
 class UnitCounts(msgspec.Struct, kw_only=True):
@@ -96,4 +97,10 @@ def split_by_platform(unit: int, tick: ClosedTick) -> Iterable[TickPartial]:
             part = parts[r.platform] = TickPartial(platform=r.platform, unit=unit,
                                                    index=tick.index)
         part.rankings.append(r)
+    for e in tick.panel:
+        part = parts.get(e.platform)
+        if part is None:
+            part = parts[e.platform] = TickPartial(platform=e.platform, unit=unit,
+                                                   index=tick.index)
+        part.panel.append(e)
     return [parts[p] for p in sorted(parts)]

@@ -88,14 +88,15 @@ def drive_staged(engine: Engine, files: Sequence[tuple[Path, str]], *, workers: 
             engine.dead_letter(d.topic, d.counter, d.raw, d.reason, source=d.source,
                                location=d.location)
         s = staged.stats
-        for topic in s.duplicates:
-            engine.stats.duplicates[topic] += s.duplicates[topic]
+        for topic, n in s.duplicates.items():
+            if n or topic in engine.stats.duplicates:
+                engine.stats.duplicates[topic] = engine.stats.duplicates.get(topic, 0) + n
         total = sum(s.events.values())
         progress.phase("detecting", total, "events")
         done = since_flush = 0
-        for idx, exposures, rankings in staged.ticks(engine.tick_ms):
-            engine.feed_tick(idx, exposures, rankings)
-            n = len(exposures) + len(rankings)
+        for tick in staged.ticks(engine.tick_ms):
+            engine.feed_tick(tick.index, tick.exposures, tick.rankings, tick.panel)
+            n = len(tick.exposures) + len(tick.rankings) + len(tick.panel)
             done += n
             since_flush += n
             progress.update(done)
@@ -125,7 +126,8 @@ def open_store(db: str | Path, existing: Existing) -> Store:
 
 
 def replay(config: Config, db: str | Path, exposure: Sequence[str | Path],
-           ranking: Sequence[str | Path], *, detectors: list[str] | None = None,
+           ranking: Sequence[str | Path], *, panel: Sequence[str | Path] = (),
+           detectors: list[str] | None = None,
            show_progress: bool | None = None, config_text: str = "",
            output: Output | None = None, pseudonymiser: Pseudonymiser | None = None,
            history: bool = False, workers: int | None = None, arrival_order: bool = False,
@@ -138,6 +140,7 @@ def replay(config: Config, db: str | Path, exposure: Sequence[str | Path],
     """
     paths = [(check_readable(p), "exposure") for p in exposure]
     paths += [(check_readable(p), "ranking") for p in ranking]
+    paths += [(check_readable(p), "panel") for p in panel]
     command = command or ("replay --history" if history else "replay")
     started = utc_now()
     run_id = uuid.uuid4().hex[:12]

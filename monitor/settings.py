@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     topic_deadletter: str = "amplimon.deadletter"
     topic_measurements: str = "amplimon.measurements"
     topic_detectability: str = "amplimon.detectability"
+    topic_panel: str = Field(
+        "amplimon.panel",
+        description="panel observations (commission-controlled; never writable by platforms)")
     topic_partials: str = Field(
         "amplimon.partials",
         description="stage one → stage two: per-tick partials and unit progress (internal)")

@@ -81,7 +81,8 @@ class UnitEngine:
         self.ingest_unit.push(topic, event, source=source, location=location, raw=raw)
 
     def reject(self, rejected: Rejected, *, source: str, location: str = "") -> None:
-        self.stats.rejected[rejected.topic] += 1
+        counts = self.stats.rejected
+        counts[rejected.topic] = counts.get(rejected.topic, 0) + 1
         self._dead(rejected.topic, "rejected", rejected.raw, rejected.reason, source, location)
 
     def _dead(self, topic: str, counter: str, raw: str, reason: str, source: str,
@@ -149,7 +150,7 @@ class UnitEngine:
         if not pending:
             for bucket in unit.open.values():
                 for (_p, topic, _e), (event, _s, _l) in bucket.events.items():
-                    counts.accepted[topic] -= 1
+                    counts.accepted[topic] = counts.accepted.get(topic, 0) - 1
                     platforms[event.platform] -= 1
         state = UnitState(version=_STATE_VERSION, fingerprint=self._fingerprint(),
                           unit=self.unit, ingest=unit.state(pending=pending), counts=counts,

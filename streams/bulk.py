@@ -37,6 +37,7 @@ EVENT_SCHEMAS: Final = {
                            ("label", pa.string())]),
     "ranking": pa.schema([*_COMMON, ("request", pa.string()), ("items", pa.list_(_ITEM))]),
 }
+EVENT_SCHEMAS["panel"] = EVENT_SCHEMAS["exposure"]
 _DUCK_TYPES: Final = {
     "exposure": ("STRUCT(event_id VARCHAR, platform VARCHAR, ts BIGINT, \"user\" VARCHAR, "
                  "region VARCHAR, surface VARCHAR, arm VARCHAR, item VARCHAR, actor VARCHAR, "
@@ -46,6 +47,7 @@ _DUCK_TYPES: Final = {
                 "items STRUCT(item VARCHAR, actor VARCHAR, position BIGINT, score DOUBLE, "
                 "organic_score DOUBLE, interventions VARCHAR[])[])"),
 }
+_DUCK_TYPES["panel"] = _DUCK_TYPES["exposure"]
 _BATCH: Final = 65_536
 
 
@@ -61,7 +63,8 @@ class _StagedRanking(msgspec.Struct):
     e: Ranking
 
 
-_WRAP: Final = {"exposure": _StagedExposure, "ranking": _StagedRanking}
+_WRAP: Final = {"exposure": _StagedExposure, "ranking": _StagedRanking,
+                 "panel": _StagedExposure}
 _ENCODE = msgspec.json.Encoder().encode
 
 

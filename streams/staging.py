@@ -49,12 +49,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from monitor.contract import Exposure, Ranking, Rejected
+from monitor.ingest import ClosedTick
 from streams.bulk import EVENT_SCHEMAS, ShardWriter
 from streams.files import SourceError, iter_records, location, read_raw
 
 __all__ = ["StagedArchive", "StagingStats", "stage"]
 
-TOPICS: Final = ("exposure", "ranking")
+TOPICS: Final = ("exposure", "ranking", "panel")
 _BATCH: Final = 32_768  # records per Parquet write and per read-back batch
 _DEAD_SCHEMA: Final = pa.schema([
     ("topic", pa.string()), ("src", pa.int32()), ("line", pa.int64()), ("raw", pa.string()),
@@ -62,7 +63,8 @@ _DEAD_SCHEMA: Final = pa.schema([
 ])
 _DECODERS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
     "exposure": msgspec.json.Decoder(list[Exposure]),
-    "ranking": msgspec.json.Decoder(list[Ranking])}
+    "ranking": msgspec.json.Decoder(list[Ranking]),
+    "panel": msgspec.json.Decoder(list[Exposure])}
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,8 +300,8 @@ class StagedArchive:
         return out
 
     def ticks(self, tick_ms: int, *, partition: tuple[int, int] | None = None
-              ) -> Iterator[tuple[int, list[Exposure], list[Ranking]]]:
-        """``(tick index, exposures, rankings)`` in event-time order, each tick once.
+              ) -> Iterator[ClosedTick]:
+        """Closed ticks (exposures, rankings, panel records) in event-time order.
 
         Within a tick, events are in canonical order ``(ts, platform, event_id)``.
         ``partition=(p, n)`` keeps only users with ``hash(user) % n == p``.
@@ -310,12 +312,12 @@ class StagedArchive:
         heads: list[tuple[int, list[Any]] | None] = [next(s, None) for s in streams]
         while any(h is not None for h in heads):
             idx = min(h[0] for h in heads if h is not None)
-            out: list[list[Any]] = [[], []]
+            out: list[list[Any]] = [[], [], []]
             for i, h in enumerate(heads):
                 if h is not None and h[0] == idx:
                     out[i] = h[1]
                     heads[i] = next(streams[i], None)
-            yield idx, out[0], out[1]
+            yield ClosedTick(idx, out[0], out[1], out[2])
 
     def _topic_ticks(self, t: str, tick_ms: int, partition: tuple[int, int] | None
                      ) -> Iterator[tuple[int, list[Any]]]:

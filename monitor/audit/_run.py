@@ -29,7 +29,8 @@ class AuditResult:
 
 
 def run_audit(config_path: Path, exposure: Sequence[Path], ranking: Sequence[Path],
-              out: Path, *, pdf: Path | None = None, db: Path | None = None,
+              out: Path, *, panel: Sequence[Path] = (), pdf: Path | None = None,
+              db: Path | None = None,
               detectors: list[str] | None = None, show_progress: bool | None = None,
               title: str | None = None, pdf_engine: str = "auto") -> AuditResult:
     """Replay the streams through every registered detector (with history), render the
@@ -42,7 +43,8 @@ def run_audit(config_path: Path, exposure: Sequence[Path], ranking: Sequence[Pat
     with tempfile.TemporaryDirectory(prefix="amplimon-audit-") as tmp:
         store = db if db is not None else Path(tmp) / "audit.duckdb"
         try:
-            result = history_replay(config, store, exposure, ranking, detectors=detectors,
+            result = history_replay(config, store, exposure, ranking, panel=panel,
+                                    detectors=detectors,
                                     show_progress=show, config_text=text,
                                     command="audit")
         except ConfigError as err:

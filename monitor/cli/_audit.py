@@ -20,6 +20,9 @@ def cmd_audit(
         "--exposure", help="exposure files (.jsonl, .jsonl.gz, .parquet); repeat or list")] = None,
     ranking: Annotated[list[Path] | None, typer.Option(
         "--ranking", help="ranking files (.jsonl, .jsonl.gz, .parquet); repeat or list")] = None,
+    panel: Annotated[list[Path] | None, typer.Option(
+        "--panel", help="panel observations: exposure-format records seen on panellists' "
+                        "devices (contract v1.1 §5); repeat or list")] = None,
     pdf: Annotated[Path | None, typer.Option("--pdf", help="also write the report as PDF "
                                                            "(offline)")] = None,
     db: Annotated[Path | None, typer.Option(
@@ -43,7 +46,8 @@ def cmd_audit(
     if pdf_engine not in ("auto", "chromium", "matplotlib"):
         raise typer.BadParameter(f"unknown PDF engine {pdf_engine!r}", param_hint="--pdf-engine")
     try:
-        result = run_audit(config, exposure or [], ranking or [], out, pdf=pdf, db=db,
+        result = run_audit(config, exposure or [], ranking or [], out, panel=panel or [],
+                            pdf=pdf, db=db,
                            detectors=detector, show_progress=progress, title=title,
                            pdf_engine=pdf_engine)
     except PdfError as err:

@@ -30,6 +30,9 @@ def cmd_replay(
         "--exposure", help="exposure files (.jsonl, .jsonl.gz, .parquet); repeat or list")] = None,
     ranking: Annotated[list[Path] | None, typer.Option(
         "--ranking", help="ranking files (.jsonl, .jsonl.gz, .parquet); repeat or list")] = None,
+    panel: Annotated[list[Path] | None, typer.Option(
+        "--panel", help="panel observations: exposure-format records seen on panellists' "
+                        "devices (contract v1.1 §5); repeat or list")] = None,
     detector: Annotated[list[str] | None, typer.Option(
         "--detector", "-d", help="run only these detectors (default: all enabled)")] = None,
     progress: Annotated[bool | None, typer.Option(
@@ -50,7 +53,8 @@ def cmd_replay(
     deduplicated and sorted by event time before the detectors see it (--arrival-order for
     the live pipeline's view instead).
     """
-    run_archive(config, db, exposure, ranking, history=history, detectors=detector,
+    run_archive(config, db, exposure, ranking, history=history, panel=panel or [],
+                detectors=detector,
                 show_progress=progress, workers=workers, arrival_order=arrival_order,
                 existing=existing_mode(append, replace), work_dir=work_dir)
 

@@ -39,6 +39,9 @@ def cmd_research_replay(
         "--exposure", help="exposure files (.jsonl, .jsonl.gz, .parquet); repeat or list")] = None,
     ranking: Annotated[list[Path] | None, typer.Option(
         "--ranking", help="ranking files (.jsonl, .jsonl.gz, .parquet); repeat or list")] = None,
+    panel: Annotated[list[Path] | None, typer.Option(
+        "--panel", help="panel observations: exposure-format records seen on panellists' "
+                        "devices (contract v1.1 §5); repeat or list")] = None,
     detector: Annotated[list[str] | None, typer.Option(
         "--detector", "-d", help="run only these detectors (default: all enabled)")] = None,
     history: Annotated[bool, typer.Option(
@@ -56,7 +59,8 @@ def cmd_research_replay(
 ) -> None:
     """`amplimon replay` that also keeps every tick's statistics (table `history`)."""
     _register_log_integrity()
-    run_archive(config, db, exposure, ranking, history=history, detectors=detector,
+    run_archive(config, db, exposure, ranking, history=history, panel=panel or [],
+                detectors=detector,
                 show_progress=progress, workers=workers, arrival_order=arrival_order,
                 existing=existing_mode(append, replace), work_dir=work_dir,
                 command="research replay")

@@ -37,18 +37,19 @@ class Topics:
     detectability: str = "amplimon.detectability"
     state: str = "amplimon.worker-state"
     partials: str = "amplimon.partials"
+    panel: str = "amplimon.panel"
 
     @classmethod
     def from_settings(cls, s: Settings) -> Topics:
         return cls(exposure=s.topic_exposure, ranking=s.topic_ranking,
                    findings=s.topic_findings, deadletter=s.topic_deadletter,
                    measurements=s.topic_measurements, detectability=s.topic_detectability,
-                   state=s.topic_state, partials=s.topic_partials)
+                   state=s.topic_state, partials=s.topic_partials, panel=s.topic_panel)
 
     @property
     def inputs(self) -> dict[str, str]:
-        """Kafka topic → contract topic (``exposure`` / ``ranking``)."""
-        return {self.exposure: "exposure", self.ranking: "ranking"}
+        """Kafka topic → contract topic (``exposure`` / ``ranking`` / ``panel``)."""
+        return {self.exposure: "exposure", self.ranking: "ranking", self.panel: "panel"}
 
     @property
     def outputs(self) -> dict[str, str]:

@@ -46,6 +46,7 @@ from monitor.records import DeadLetter
 from monitor.settings import Settings
 from streams.kafka._config import Topics, kafka_python_options
 from streams.kafka._errors import PipelineError
+from streams.kafka._heartbeat import Heartbeat
 from streams.kafka.metrics import MetricsOutput, WorkerMetrics, serve
 from streams.kafka.output import KafkaOutput
 
@@ -152,6 +153,7 @@ def run_merge(settings: Settings, config: Config, *, options: MergeOptions | Non
     stop = stop or threading.Event()
     topics = Topics.from_settings(settings)
     stats = MergeStats()
+    heartbeat = Heartbeat(settings.heartbeat_file)
     metrics = WorkerMetrics()
     server = serve(metrics.registry, settings.metrics_port)
     if server is not None:
@@ -161,7 +163,8 @@ def run_merge(settings: Settings, config: Config, *, options: MergeOptions | Non
         while not stop.is_set():
             state = MergeState(config, KafkaOutput(topics), metrics=metrics)
             try:
-                _session(settings, topics, state, stats, opts, stop, announce, on_status)
+                _session(settings, topics, state, stats, opts, stop, announce, on_status,
+                         heartbeat)
                 errors = 0
             except KafkaError as err:
                 errors += 1
@@ -179,7 +182,7 @@ def run_merge(settings: Settings, config: Config, *, options: MergeOptions | Non
 
 def _session(settings: Settings, topics: Topics, state: MergeState, stats: MergeStats,
              opts: MergeOptions, stop: threading.Event, announce: Callable[[str], None],
-             on_status: Callable[[MergeStats], None] | None) -> None:
+             on_status: Callable[[MergeStats], None] | None, heartbeat: Heartbeat) -> None:
     from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 
     client = kafka_python_options(settings)
@@ -208,6 +211,7 @@ def _session(settings: Settings, topics: Topics, state: MergeState, stats: Merge
         consumer.subscribe([topics.partials], listener=Rebalance())
         last_status = time.monotonic()
         while not stop.is_set():
+            heartbeat.beat()
             batch = consumer.poll(timeout_ms=opts.poll_ms, max_records=opts.batch)
             n = 0
             for tp, records in batch.items():

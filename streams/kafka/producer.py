@@ -10,10 +10,11 @@ duplicates).  Everything else here is replay plumbing:
 * ``speed=X`` paces the stream at X × real time (event time → wall clock), ``speed=None``
   sends as fast as possible;
 * records are sent as read — a malformed line is sent too, so the worker dead-letters it;
-* ``end_of_stream=True`` finally sends an *end-of-stream marker* to every partition of both
-  topics: an empty message with header ``amplimon-control: end-of-stream``.  It is not a
-  record (no value); the worker closes the stream when it has seen one on every partition,
-  which finishes the detectors exactly as ``amplimon replay`` does at the end of its files.
+* ``end_of_stream=True`` finally sends an *end-of-stream marker* to every partition of every
+  input topic (both event topics and the panel topic): an empty message with header
+  ``amplimon-control: end-of-stream``.  It is not a record (no value); a worker closes a
+  unit when it has seen one on every partition of the unit, which finishes the detectors
+  exactly as ``amplimon replay`` does at the end of its files.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def produce(settings: Settings, files: Sequence[tuple[str | Path, str]], *,
     if speed is not None and not speed > 0:
         raise ValueError(f"speed must be > 0, got {speed}")
     topics = Topics.from_settings(settings)
-    names = {"exposure": topics.exposure, "ranking": topics.ranking}
+    names = {"exposure": topics.exposure, "ranking": topics.ranking, "panel": topics.panel}
     sources = [read_file(check_readable(p), topic) for p, topic in files]
     own = producer is None
     producer = producer or make_producer(settings)
@@ -108,7 +109,7 @@ def produce(settings: Settings, files: Sequence[tuple[str | Path, str]], *,
             progress(result.total % 1000)
         producer.flush()
         if end_of_stream:
-            send_end_of_stream(producer, [topics.exposure, topics.ranking])
+            send_end_of_stream(producer, list(topics.inputs))
     finally:
         if own:
             producer.close()

@@ -38,8 +38,8 @@ def topic_plan(settings: Settings, partitions: int | None = None) -> dict[str, i
     """Topic name → partition count."""
     t = Topics.from_settings(settings)
     n = partitions or settings.partitions
-    plan = dict.fromkeys((t.exposure, t.ranking, t.findings, t.measurements, t.deadletter,
-                          t.detectability), n)
+    plan = dict.fromkeys((t.exposure, t.ranking, t.panel, t.findings, t.measurements,
+                          t.deadletter, t.detectability), n)
     plan[t.state] = 1
     plan[t.partials] = settings.partials_partitions
     return plan

@@ -157,6 +157,9 @@ def test_ticks_close_in_order_and_only_after_watermark() -> None:
         def detectability(self):
             return []
 
+        def note_ingest(self, counts):
+            return None
+
     eng.detectors.append(Spy())  # type: ignore[arg-type]
     tick = eng.tick_ms
     t = W_START

@@ -29,8 +29,8 @@ def staged_view(files: list[tuple[Path, str]], workers: int = 1, tick_ms: int = 
                 ) -> dict[str, Any]:
     with stage(files, workers=workers) as s:
         s.prepare(FUTURE)
-        ticks = [(idx, [e.event_id for e in ex], [r.event_id for r in rk])
-                 for idx, ex, rk in s.ticks(tick_ms)]
+        ticks = [(t.index, [e.event_id for e in t.exposures], [r.event_id for r in t.rankings])
+                 for t in s.ticks(tick_ms)]
         dead = Counter((d.raw, d.reason, d.counter) for d in s.dead())
         return {"ticks": ticks, "dead": dead, "dup": dict(s.stats.duplicates),
                 "conflicting": dict(s.stats.conflicting), "events": dict(s.stats.events)}
@@ -139,7 +139,7 @@ def test_staged_accept_reject_and_reason_equal_the_decoder(tmp_path_factory,
     with stage([(path, "exposure")]) as s:
         s.prepare(2**62)
         dead = Counter(x.reason for x in s.dead() if x.counter == "rejected")
-        n_events = sum(len(ex) for _, ex, _ in s.ticks(15 * MIN))
+        n_events = sum(len(t.exposures) for t in s.ticks(15 * MIN))
         st_ = s.stats
     assert dead == rejected
     accepted = len(direct) - sum(rejected.values())

@@ -60,7 +60,7 @@ def make_settings(broker: Any) -> Callable[..., Settings]:
             "checkpoint_seconds": 1.0,
             **{f"topic_{t}": f"{prefix}.{t}" for t in (
                 "exposure", "ranking", "findings", "deadletter", "measurements",
-                "detectability", "state", "partials")}}
+                "detectability", "state", "partials", "panel")}}
         fields.update(overrides)
         return Settings(**fields)
 
@@ -74,7 +74,8 @@ def loaded_inputs(broker: Any, simulation: Simulation) -> dict[str, str]:
     from streams.kafka.producer import make_producer, produce, send_end_of_stream
     from streams.kafka.topics import create_topics
 
-    topics = {"topic_exposure": "shared.exposure", "topic_ranking": "shared.ranking"}
+    topics = {"topic_exposure": "shared.exposure", "topic_ranking": "shared.ranking",
+              "topic_panel": "shared.panel"}
     settings = Settings(broker=broker.bootstrap, partitions=3, **topics)
     create_topics(settings)
     produce(settings, simulation.files)
@@ -82,6 +83,7 @@ def loaded_inputs(broker: Any, simulation: Simulation) -> dict[str, str]:
     for i, junk in enumerate(GARBAGE):
         producer.send((settings.topic_exposure, settings.topic_ranking)[i % 2], value=junk)
     producer.flush()
-    send_end_of_stream(producer, [settings.topic_exposure, settings.topic_ranking])
+    send_end_of_stream(producer, [settings.topic_exposure, settings.topic_ranking,
+                                  settings.topic_panel])
     producer.close()
     return topics

@@ -70,7 +70,7 @@ def produce_rest(settings: Settings, files: list[tuple[Path, str]], n: int) -> N
                 send_event(producer, names[rec.topic], getattr(rec.result, "user", None),
                            rec.raw)
         producer.flush()
-        send_end_of_stream(producer, list(names.values()))
+        send_end_of_stream(producer, [*names.values(), settings.topic_panel])
     finally:
         producer.close()
 
