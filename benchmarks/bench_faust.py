@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/bench_faust.py [--records 100000] [--partitions 6]
         [--timeout 240] [--session-timeout 10] [--out benchmarks/results]
 
-Why Faust (faust-streaming) runs stage 2 of the live pipeline (merging per-tick partials:
-low volume) and not stage 1 (every exposure event).  On one embedded broker (Tansu), in one
+Why stage one of the live pipeline (every exposure event: decode, dedup, per-user state) is
+not on Faust (faust-streaming).  On one embedded broker (Tansu), in one
 run, ``--records`` N exposure records of the simulated election (``scenario("default")``:
 realistic records, malformed lines included) are produced to a topic with ``--partitions``
 P partitions, keyed by ``user`` exactly as ``amplimon produce`` sends them.  Then four
