@@ -74,3 +74,8 @@ class Detector(ABC):
     def detectability(self) -> list[Detectability]:
         """Minimum detectable effects per subject (called when the stream ends)."""
         return []
+
+    def test_states(self) -> list[Any]:
+        """The state of every always-valid test (:class:`detectors.sequential.TestState`):
+        what calibration studies check Ville's inequality on.  Empty for logged facts."""
+        return []

@@ -84,7 +84,11 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
 __all__ = [
+    "Reported",
     "SequentialPanel",
+    "TestState",
+    "agrees",
+    "cs_by_inversion",
     "crossing_evidence",
     "mde_rows",
     "sequential_finding",
@@ -102,14 +106,24 @@ _LOG2 = math.log(2.0)
 Floats = NDArray[np.float64]
 
 
-def one_sided_log_e(x: ArrayLike, variance: ArrayLike, tau: float) -> Floats:
+Tau = float | Floats
+
+
+def _check_tau(tau: ArrayLike) -> Floats:
+    t = np.asarray(tau, dtype=float)
+    if not np.all(t > 0):
+        raise ValueError(f"tau must be > 0, got {tau}")
+    return t
+
+
+def one_sided_log_e(x: ArrayLike, variance: ArrayLike, tau: ArrayLike) -> Floats:
     """``log E⁺`` of the half-normal mixture for ``H0: θ ≤ δ``, with ``x = θ̂ − δ``.
 
     ``log E⁺ = log 2 + ½ log(V/(V+τ²)) + τ² x²/(2V(V+τ²)) + log Φ(τ x/sqrt(V(V+τ²)))``.
-    Expects finite ``V > 0``; :func:`mixture_log_e` masks the rest.
+    Expects finite ``V > 0``; :func:`mixture_log_e` masks the rest.  ``tau`` may be one value
+    per test (it must be fixed before the data it weighs: chosen from the baseline).
     """
-    if not tau > 0:
-        raise ValueError(f"tau must be > 0, got {tau}")
+    tau = _check_tau(tau)
     x = np.asarray(x, dtype=float)
     v = np.asarray(variance, dtype=float)
     t2 = tau * tau
@@ -118,7 +132,7 @@ def one_sided_log_e(x: ArrayLike, variance: ArrayLike, tau: float) -> Floats:
             + special.log_ndtr(tau * x / np.sqrt(vv)))
 
 
-def mixture_log_e(estimate: ArrayLike, variance: ArrayLike, tau: float,
+def mixture_log_e(estimate: ArrayLike, variance: ArrayLike, tau: ArrayLike,
                   margin: float = 0.0) -> tuple[Floats, Floats]:
     """``(log E, direction)`` of the two-sided e-process ``E = (E⁺ + E⁻)/2``.
 
@@ -134,6 +148,7 @@ def mixture_log_e(estimate: ArrayLike, variance: ArrayLike, tau: float,
     ok = np.isfinite(est) & np.isfinite(var) & (var > 0)
     e = np.where(ok, est, 0.0)
     v = np.where(ok, var, 1.0)
+    tau = np.broadcast_to(_check_tau(tau), e.shape) if np.ndim(tau) else tau
     up = one_sided_log_e(e - margin, v, tau)
     down = one_sided_log_e(-e - margin, v, tau)
     log_e = np.logaddexp(up, down) - _LOG2
@@ -152,12 +167,13 @@ def average_log_e(*parts: tuple[Floats, Floats]) -> tuple[Floats, Floats]:
     return combined, dirs[top, np.arange(logs.shape[1])]
 
 
-def cs_radius(variance: ArrayLike, tau: float, alpha: float) -> Floats:
+def cs_radius(variance: ArrayLike, tau: ArrayLike, alpha: float) -> Floats:
     """Radius ``r`` of the two-sided normal-mixture confidence sequence ``θ̂ ± r`` at level
     ``1 − α`` (see the module docstring); ``inf`` where the variance is not finite."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     v = np.asarray(variance, dtype=float)
+    tau = np.asarray(tau, dtype=float)
     t2 = tau * tau
     with np.errstate(invalid="ignore", divide="ignore"):
         r2 = v * (v + t2) / t2 * (2 * math.log(1 / alpha) + np.log((v + t2) / v))
@@ -179,7 +195,7 @@ def adjusted_p(max_log_e: float, m: int) -> float:
     return float(min(1.0, max(m, 1) * math.exp(-max_log_e)))
 
 
-def mde_log(variance: ArrayLike, tau: float, margin: float, log_thresh: float, *,
+def mde_log(variance: ArrayLike, tau: ArrayLike, margin: float, log_thresh: float, *,
             also: tuple[ArrayLike, ...] = (), iterations: int = 60) -> Floats:
     """Smallest ``θ ≥ 0`` with ``log E(θ̂ = θ, V) ≥ log_thresh`` (vectorised bisection).
 
@@ -194,6 +210,7 @@ def mde_log(variance: ArrayLike, tau: float, margin: float, log_thresh: float, *
     ok = np.logical_or.reduce(oks)
     lo = np.full(vs[0].shape, margin)
     best = np.min([np.where(o, v, np.inf) for v, o in zip(vs, oks, strict=True)], axis=0)
+    tau = np.broadcast_to(np.asarray(tau, dtype=float), vs[0].shape)
     hi = margin + 1.0 + 50.0 * np.sqrt(np.where(ok, best, 1.0) + tau * tau)
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
@@ -213,14 +230,18 @@ class SequentialPanel:
     Call :meth:`update` once per tick with the current estimates and variances; it keeps,
     per test, the running maximum of ``log E``, the tick at which it first reached the
     threshold, the direction at that moment, and the latest interval of the confidence
-    sequence at level ``1 − alpha_cs`` (log-effect scale).
+    sequence at level ``1 − alpha_cs`` (log-effect scale).  ``alpha`` is the panel's share of
+    the detector's budget (``alpha_family``); :meth:`p_value` is adjusted to the family:
+    ``p ≤ alpha_family`` exactly when the test crossed.
     """
 
     n: int
-    tau: float
+    tau: Tau
     margin: float
     log_thresh: float
     alpha_cs: float
+    alpha: float = 0.0
+    alpha_family: float = 0.0
     max_log_e: Floats = field(init=False)
     log_e: Floats = field(init=False)
     crossed_ms: NDArray[np.int64] = field(init=False)
@@ -231,13 +252,22 @@ class SequentialPanel:
     at_cross: dict[int, dict[str, Any]] = field(init=False)
 
     @classmethod
-    def bonferroni(cls, n: int, alpha: float, tau: float, margin: float) -> SequentialPanel:
+    def bonferroni(cls, n: int, alpha: float, tau: Tau, margin: float,
+                   alpha_family: float | None = None) -> SequentialPanel:
         """``n`` tests sharing ``alpha``: threshold ``log(n / alpha)``
         (:func:`log_threshold`), confidence sequences at ``1 − min(alpha / n, 0.5)``
         (95 % when ``alpha`` is 0: intervals still shown, nothing flagged); ``margin`` is
-        the multiplicative effect margin (its log is used)."""
+        the multiplicative effect margin (its log is used); ``alpha_family`` (default
+        ``alpha``) the detector's budget the panel's ``alpha`` is a share of."""
         return cls(n=n, tau=tau, margin=math.log(margin), log_thresh=log_threshold(n, alpha),
-                   alpha_cs=min(alpha / n, 0.5) if alpha > 0 else 0.05)
+                   alpha_cs=min(alpha / n, 0.5) if alpha > 0 else 0.05, alpha=alpha,
+                   alpha_family=alpha if alpha_family is None else alpha_family)
+
+    def p_value(self, i: int) -> float:
+        """``min(1, (alpha_family / alpha) · n / max_t E_t)``: the always-valid p-value of
+        test ``i`` adjusted for every test of the detector on the (platform, window)."""
+        factor = self.alpha_family / self.alpha if self.alpha > 0 else 1.0
+        return min(1.0, factor * adjusted_p(float(self.max_log_e[i]), self.n))
 
     def __post_init__(self) -> None:
         self.max_log_e = np.full(self.n, -np.inf)
@@ -311,18 +341,23 @@ def sequential_finding(*, detector: str, kind: str, platform: str, window: Any,
     return Finding.new(
         detector=detector, kind=kind, platform=platform, region=window.jurisdiction,
         window_id=window.id, subject_kind=kind_s, subject=name, effect=effect, ci_low=lo,
-        ci_high=hi, p_value=adjusted_p(float(tests.max_log_e[i]), tests.n if m is None else m),
+        ci_high=hi, p_value=(tests.p_value(i) if m is None
+                             else adjusted_p(float(tests.max_log_e[i]), m)),
         n_exposures=n_exposures, severity=severity.by_effect_bound(effect, lo, hi, kind_s, kind),
         event_time=ms_to_datetime(int(tests.crossed_ms[i])), evidence=evidence)
 
 
 def mde_rows(*, detector: str, platform: str, window: Any, subjects: list[tuple[str, str]],
-             variance: ArrayLike, tau: float, tests: Any, n_exposures: ArrayLike) -> list[Any]:
+             variance: ArrayLike, tau: ArrayLike, tests: Any, n_exposures: ArrayLike
+             ) -> list[Any]:
     """One :class:`~monitor.records.Detectability` row per subject: ``mde_up = exp(θ*)`` with
     ``θ*`` from :func:`mde_log` at the final variance, ``mde_down = 1 / mde_up``."""
     from monitor.records import Detectability
 
-    mde = mde_log(variance, tau, tests.margin, tests.log_thresh)
+    k = len(subjects)
+    tau = np.asarray(tau, dtype=float)
+    tau = tau[:k] if tau.ndim else np.full(k, float(tau))
+    mde = mde_log(np.asarray(variance, dtype=float)[:k], tau, tests.margin, tests.log_thresh)
     counts = np.asarray(n_exposures)
     rows = []
     for i, (kind_s, name) in enumerate(subjects):
@@ -333,3 +368,54 @@ def mde_rows(*, detector: str, platform: str, window: Any, subjects: list[tuple[
             mde_down=1 / up if up else None, n_exposures=int(counts[i]),
             flagged=bool(tests.crossed[i])))
     return rows
+
+
+# -- intervals that agree with the test, and findings that agree with themselves -------------
+def cs_by_inversion(estimate: ArrayLike, variance: ArrayLike, tau: ArrayLike, margin: float,
+                    log_thresh: float) -> tuple[Floats, Floats]:
+    """The confidence sequence obtained by inverting the panel's own test:
+    ``{θ₀ : log E_t(θ̂ − θ₀) < log_thresh}`` = ``θ̂ ± r`` with ``r`` = :func:`mde_log` of the
+    current variance.  Each ``θ₀`` has its own e-process, so by Ville's inequality the
+    interval covers the true ``θ`` at every look simultaneously with probability
+    ``≥ 1 − α_test`` (``log_thresh = log(1/α_test)``; Howard et al. 2021, §3: confidence
+    sequences as inverted sequential tests).  Unlike a separately built interval, it excludes
+    0 exactly when the test has crossed at this look: a finding's direction, effect and CI
+    can never disagree at its crossing."""
+    est = np.asarray(estimate, dtype=float)
+    r = mde_log(variance, tau, margin, log_thresh)
+    return est - r, est + r
+
+
+def agrees(direction: float, log_effect: float, lo: float, hi: float) -> bool:
+    """Does an (estimate, interval) on the log scale lie on the ``direction`` side of 0?"""
+    if not (math.isfinite(log_effect) and math.isfinite(lo) and math.isfinite(hi)):
+        return False
+    return (log_effect > 0 and lo > 0) if direction > 0 else (log_effect < 0 and hi < 0)
+
+
+@dataclass(slots=True)
+class Reported:
+    """What a finding reports: the latest (log effect, interval) that agreed with its
+    direction, when it was computed, and the onset it was measured from."""
+
+    log_effect: float
+    lo: float
+    hi: float
+    at_ms: int
+    onset_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TestState:
+    """The running maxima of one panel's e-processes, for calibration studies: ``null[i]``
+    is False where the detector itself knows the null is not the question (a subject covered
+    by a disclosure, whose change is reported as ``disclosed``)."""
+
+    detector: str
+    platform: str
+    window_id: str
+    scope: str
+    subjects: tuple[str, ...]
+    max_log_e: Floats
+    log_threshold: float
+    null: NDArray[np.bool_]
