@@ -114,7 +114,11 @@ from detectors._holdout_look import (
     overdispersion,
     platform_traffic,
 )
-from detectors._holdout_stats import common_shift, item_variance
+from detectors._holdout_stats import (
+    Reference,
+    item_variance,
+    platform_reference,
+)
 from detectors._holdout_sums import HOUR_MS, HoldoutReducer, HoldoutState, WindowInfo
 from detectors._scopes import WHOLE, Scope, ScopePlan, plan_scopes
 from detectors._subjects import covering_disclosures, disclosure_json, window_subjects
@@ -149,8 +153,9 @@ class _ScopeTests:
     variance: np.ndarray | None = None
     history: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
     reported: dict[int, Reported] = field(default_factory=dict)
-    shift: float = 0.0
-    shift_var: float = 0.0
+    shift: np.ndarray | None = None
+    shift_var: np.ndarray | None = None
+    ref: Reference | None = None
 
 
 @dataclass
@@ -335,14 +340,17 @@ class HoldoutShift(Detector):
         # with too few of them lends the registered ones, with a stricter truncation
         k2 = 9.0 if control.sum() >= self.min_fit_accounts else 2.7
         use = control if k2 == 9.0 else fit
-        sigma2, c = self.item_variance_prior, 0.0
+        sigma2, resid = self.item_variance_prior, acc.d
+        supply = self._supply(acc)
         for _ in range(2):
-            sigma2 = item_variance(np.where(use, acc.d - c, np.nan), acc.pois,
-                                   acc.k_b + acc.k_w, n_params=1, k2=k2,
+            sigma2 = item_variance(np.where(use, resid, np.nan), acc.pois,
+                                   acc.k_b + acc.k_w, n_params=2, k2=k2,
                                    prior=self.item_variance_prior,
                                    prior_weight=self.prior_accounts)
-            c, _ = common_shift(np.where(use, acc.d, np.nan),
-                                acc.pois + sigma2 * (acc.k_b + acc.k_w))
+            ref = platform_reference(np.where(use, acc.d, np.nan), supply,
+                                     acc.pois + sigma2 * (acc.k_b + acc.k_w),
+                                     np.zeros_like(acc.d), min_spread=0.0)
+            resid = acc.d - ref.c - ref.gamma * (supply - ref.xbar)
         panel.sigma2 = sigma2
         panel.sigma2_from = ("unregistered accounts" if k2 == 9.0 else "all accounts",
                              int(use.sum()))
@@ -364,12 +372,8 @@ class HoldoutShift(Detector):
                        & ~self._registered(cell))
             if control.sum() < self.min_fit_accounts:
                 control = (accounts.pooled >= self.min_fit_exposures) & np.isfinite(accounts.d)
-            st.shift, st.shift_var = common_shift(
-                np.where(control, accounts.d, np.nan),
-                accounts.pois + panel.sigma2 * (accounts.k_b + accounts.k_w))
-            if not math.isfinite(st.shift_var):
-                st.shift, st.shift_var = 0.0, 0.0
             a = look_arrays(cell, wts, st.m)
+            st.shift, st.shift_var, st.ref = self._reference(panel, accounts, control, a)
             ok = ((a.pooled >= self.min_exposures) & (a.items_b >= self.min_items)
                   & (a.items_w >= self.min_items) & np.isfinite(a.d)
                   & (np.minimum(a.s_rw, a.s_hw) >= self.min_window_exposures))
@@ -397,6 +401,34 @@ class HoldoutShift(Detector):
         return snap
 
     @staticmethod
+    def _supply(a: LookArrays) -> np.ndarray:
+        """Change of an account's supply of items: ``log`` items in the window so far ÷ in the
+        baseline (items with any exposure; the holdout feed shows every new item)."""
+        return np.log(a.items_w + 0.5) - np.log(a.items_b + 0.5)
+
+    def _reference(self, panel: _Panel, accounts: LookArrays, control: np.ndarray,
+                   subjects: LookArrays) -> tuple[np.ndarray, np.ndarray, Reference]:
+        """The platform-wide change every subject is compared with, per subject:
+        ``c + κ (supply_s − x̄)``, fitted across the control accounts (robust WLS,
+        :func:`detectors._holdout_stats.platform_reference`).  ``c`` is what all accounts
+        share (boosting some accounts takes ranked share from all the others); ``κ`` the
+        ranker's diminishing returns on supply: an account posting three times as much gets
+        less than three times the ranked exposure (its items compete for the same users'
+        slots) while the chronological feed shows them all — measured across accounts, so a
+        posting surge is not mistaken for a suppression."""
+        v = accounts.pois + panel.sigma2 * (accounts.k_b + accounts.k_w)
+        ref = platform_reference(np.where(control, accounts.d, np.nan),
+                                 self._supply(accounts), v, np.zeros_like(v), min_spread=0.0)
+        if ref.n < 3 or not math.isfinite(ref.var_c):
+            zero = np.zeros(len(subjects.d))
+            return zero, zero, ref
+        x = self._supply(subjects) - ref.xbar
+        shift = ref.c + ref.gamma * x
+        var = ref.var_c + x * x * ref.var_gamma
+        return (np.where(np.isfinite(shift), shift, ref.c),
+                np.where(np.isfinite(var), var, ref.var_c), ref)
+
+    @staticmethod
     def _item_var(panel: _Panel, a: LookArrays) -> np.ndarray:
         """``Σ_P max(σ² K_P, own_P)``: the pooled item model, or the unit's own item-clustered
         excess when that is larger (conservative: never below either)."""
@@ -416,13 +448,14 @@ class HoldoutShift(Detector):
         direction = st.tests.direction[i]
         best_k, best_gain = 0, 0.0
         for k in range(3, now_h - 2):
+            shift, shift_var = float(st.shift[i]), float(st.shift_var[i])
             parts = []
             for h0, h1, t0, t1 in ((0, k, info.w0, info.w0 + k * HOUR_MS),
                                    (k, now_h, info.w0 + k * HOUR_MS, panel.last_ms)):
                 a = look_arrays(cell, hour_weights(info, t0, t1), m, hours=(h0, h1))
                 v = (phi * float(a.pois[0]) + float(self._item_var(panel, a)[0])
-                     + st.shift_var)
-                parts.append((float(a.d[0]) - st.shift, v))
+                     + shift_var)
+                parts.append((float(a.d[0]) - shift, v))
             (d_pre, v_pre), (d_post, v_post) = parts
             if not all(math.isfinite(x) and x > 0 for x in (v_pre, v_post)):
                 continue
@@ -438,14 +471,15 @@ class HoldoutShift(Detector):
         onset = best_k if best_z >= self.onset_z else 0
         a = look_arrays(cell, hour_weights(info, info.w0 + onset * HOUR_MS, panel.last_ms), m,
                         hours=(onset, now_h))
-        var = phi * float(a.pois[0]) + float(self._item_var(panel, a)[0]) + st.shift_var
+        var = (phi * float(a.pois[0]) + float(self._item_var(panel, a)[0])
+               + float(st.shift_var[i]))
         ev = {"estimated_onset": ms_to_datetime(info.w0 + onset * HOUR_MS).isoformat(),
               "from_window_start": onset == 0, "change_z": best_z,
               "threshold_z": self.onset_z,
               "method": "maximum-likelihood change point: no effect before the onset vs one "
                         "effect since the window start (Hinkley 1970)"}
         # the common shift over [onset, now) ≈ the window's (it moves slowly): subtracted too
-        return onset, float(a.d[0]) - st.shift, var, ev
+        return onset, float(a.d[0]) - float(st.shift[i]), var, ev
 
     # -- output -----------------------------------------------------------------------------------
     def _finding(self, panel: _Panel, st: _ScopeTests, i: int) -> Finding:
