@@ -11,9 +11,13 @@ over items ``i`` (``r_i``/``h_i`` = the item's ranked / holdout-arm exposures: t
 shows items by recency, so ``h_i`` measures how available the item was; ``s̄_i`` = its mean
 ranked-arm score).  ``β = d log exposure / d score``: 1 for a softmax ranker whose slots are
 rarely saturated, less when the items likely to be seen are seen anyway, 0 when scores carry
-no information.  Fitted by weighted least squares with the errors-in-variables correction for
-the noise of ``s̄_i`` (:func:`detectors._holdout_stats.platform_reference`), weights from
-Poisson counts and an item-level variance (Paule–Mandel, robust).  Then::
+no information.  Fitted without taking logs of small counts: given its ``n_i = r_i + h_i``
+exposures, ``r_i ~ Binomial(n_i, π_i)`` with ``logit π_i = a + β s̄_i`` (Poisson arms,
+conditioned on their sum) — a logistic regression by iteratively reweighted least squares,
+its standard error scaled by the Pearson over-dispersion (quasi-binomial: items vary beyond
+their score; McCullagh & Nelder 1989, §4.5), the slope divided by the reliability
+``1 − mean(vx)/var(s̄)`` of the noisy mean scores (errors in variables; Fuller 1987, §1.1).
+Then::
 
     effect = exp(β̂ θ̂),   CI = exp(β̂ · [θ_lo, θ_hi])
 
@@ -35,8 +39,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from detectors._holdout_stats import item_variance, platform_reference
-
 __all__ = ["Elasticity", "ItemExposure", "fit_elasticity"]
 
 
@@ -44,7 +46,7 @@ class Elasticity(NamedTuple):
     beta: float
     se: float
     items: int
-    item_sigma2: float
+    overdispersion: float
 
     @property
     def usable(self) -> bool:
@@ -106,13 +108,32 @@ def fit_elasticity(acc: ItemExposure, *, min_exposures: int = 10,
     spread = np.maximum(sq / n - mean * mean, 0.0) * n / np.maximum(n - 1, 1)
     pooled = float(np.median(spread))
     vx = (spread * n + pooled * 5) / (n + 5) / n   # shrunk spread / entries
-    y = np.log((r + 0.5) / (h + 0.5))
-    pois = 1 / (r + 0.5) + 1 / (h + 0.5)
-    sigma2 = 0.0
-    ref = platform_reference(y, mean, pois, vx, min_spread=0.05)
-    for _ in range(2):
-        resid = y - ref.c - ref.gamma * (mean - ref.xbar)
-        sigma2 = item_variance(resid, pois, np.ones_like(pois), n_params=2)
-        ref = platform_reference(y, mean, pois + sigma2, vx, min_spread=0.05)
-    return Elasticity(ref.gamma, math.sqrt(ref.var_gamma) if ref.var_gamma > 0 else math.inf,
-                      int(use.sum()), sigma2)
+    trials = r + h
+    x = mean - float(np.mean(mean))
+    a = math.log((r.sum() + 0.5) / (h.sum() + 0.5))
+    b = 0.0
+    xtwx = np.eye(2)
+    for _ in range(25):
+        eta = np.clip(a + b * x, -30, 30)
+        p = 1 / (1 + np.exp(-eta))
+        w = trials * p * (1 - p) + 1e-12
+        z = eta + (r - trials * p) / w
+        xtwx = np.array([[w.sum(), (w * x).sum()], [(w * x).sum(), (w * x * x).sum()]])
+        rhs = np.array([(w * z).sum(), (w * x * z).sum()])
+        try:
+            a_new, b_new = np.linalg.solve(xtwx, rhs)
+        except np.linalg.LinAlgError:
+            return Elasticity(math.nan, math.inf, int(use.sum()), math.nan)
+        done = abs(b_new - b) < 1e-8 and abs(a_new - a) < 1e-8
+        a, b = float(a_new), float(b_new)
+        if done:
+            break
+    eta = a + b * x
+    p = 1 / (1 + np.exp(-eta))
+    pearson = float(((r - trials * p) ** 2 / (trials * p * (1 - p) + 1e-12)).sum())
+    phi = max(1.0, pearson / max(r.size - 2, 1))
+    cov = np.linalg.inv(xtwx) * phi
+    var_x = float(np.var(mean))
+    reliability = max(1.0 - float(np.mean(vx)) / var_x, 0.5) if var_x > 0 else 1.0
+    return Elasticity(b / reliability, math.sqrt(cov[1, 1]) / reliability, int(use.sum()),
+                      phi)

@@ -200,7 +200,8 @@ def huber_chi2_mean(k2: float) -> float:
 
 
 def item_variance(resid: ArrayLike, u: ArrayLike, k: ArrayLike, *, n_params: int = 2,
-                  k2: float = 9.0, prior: float = 0.0, prior_weight: float = 0.0) -> float:
+                  k2: float = 9.0, prior: float = 0.0, prior_weight: float = 0.0,
+                  median: bool = False) -> float:
     """Between-item variance ``σ²`` of log amplification, pooled over accounts.
 
     Model: ``Var(resid_a) = u_a + σ² K_a`` (``u_a`` = the user-level variance, ``K_a`` = the
@@ -213,7 +214,10 @@ def item_variance(resid: ArrayLike, u: ArrayLike, k: ArrayLike, *, n_params: int
 
         Σ_a min(r_a² / (u_a + σ² K_a), k2) = (n − p) · E[min(χ²₁, k2)]
 
-    solved for ``σ² ≥ 0`` by bisection (the left side decreases in ``σ²``).  A weak prior
+    solved for ``σ² ≥ 0`` by bisection (the left side decreases in ``σ²``).  With
+    ``median=True`` the equation is ``median_a r_a² / (u_a + σ² K_a) = χ²₁(½) = 0.4549``
+    instead: consistent too, and unmoved by up to half the accounts being outliers (boosted
+    subjects on a platform with few accounts).  A weak prior
     (``prior`` worth ``prior_weight`` accounts) stabilises platforms with few accounts.
     Unlike the median-based ``median(r² − u)/0.4549`` (biased: it equals
     ``σ²K − 1.2·median(u)`` under normality, often 0), this is consistent whatever the
@@ -227,8 +231,14 @@ def item_variance(resid: ArrayLike, u: ArrayLike, k: ArrayLike, *, n_params: int
     if n <= n_params or target <= 0:
         return prior
 
-    def lhs(s2: float) -> float:
-        return float(np.minimum(r * r / (u + s2 * kk), k2).sum())
+    if median:
+        target = 0.4549364231195724 * n
+
+        def lhs(s2: float) -> float:
+            return float(np.median(r * r / (u + s2 * kk))) * n
+    else:
+        def lhs(s2: float) -> float:
+            return float(np.minimum(r * r / (u + s2 * kk), k2).sum())
 
     if lhs(0.0) <= target:
         est = 0.0

@@ -202,6 +202,8 @@ class HoldoutShift(Detector):
         scope_share: Share of the budget for surface / subdivision scopes (when any).
         max_scopes: Most surfaces + subdivisions tested per window.
         onset_z: Standardised change needed to place the onset after the window start.
+        supply_response_sd: Least uncertainty of the ranker's response ``κ`` to a change in
+            an account's supply of items (per unit of log supply change).
         update_every: Re-emit an active finding every this many ticks (and at the end).
     """
 
@@ -216,7 +218,7 @@ class HoldoutShift(Detector):
                  min_fit_exposures: int = 30, min_fit_accounts: int = 20,
                  item_variance_prior: float = 0.25, prior_accounts: float = 3.0,
                  scope_share: float = 0.5, max_scopes: int = 8, onset_z: float = 3.0,
-                 update_every: int = 4) -> None:
+                 supply_response_sd: float = 0.2, update_every: int = 4) -> None:
         super().__init__(context)
         if not tau_scale > 0:
             raise ValueError(f"tau_scale must be > 0, got {tau_scale}")
@@ -229,8 +231,9 @@ class HoldoutShift(Detector):
             raise ValueError("item_variance_prior and prior_accounts must be >= 0")
         if not 0 <= scope_share < 1 or max_scopes < 0:
             raise ValueError("scope_share must be in [0, 1) and max_scopes >= 0")
-        if update_every < 1 or not onset_z > 0:
-            raise ValueError("update_every must be >= 1 and onset_z > 0")
+        if update_every < 1 or not onset_z > 0 or supply_response_sd < 0:
+            raise ValueError("update_every must be >= 1, onset_z > 0, supply_response_sd >= 0")
+        self.supply_response_sd = supply_response_sd
         self.tau_scale, self.margin = tau_scale, margin
         self.min_exposures, self.min_items = min_exposures, min_items
         self.min_window_exposures = min_window_exposures
@@ -337,14 +340,14 @@ class HoldoutShift(Detector):
         fit = (acc.pooled >= self.min_fit_exposures) & np.isfinite(acc.d)
         control = fit & ~self._registered(whole)
         # unregistered accounts are the control (no intervention targets them); a platform
-        # with too few of them lends the registered ones, with a stricter truncation
-        k2 = 9.0 if control.sum() >= self.min_fit_accounts else 2.7
-        use = control if k2 == 9.0 else fit
+        # with too few of them lends the registered ones, with the median equation
+        robust = control.sum() < self.min_fit_accounts
+        use = fit if robust else control
         sigma2, resid = self.item_variance_prior, acc.d
         supply = self._supply(acc)
         for _ in range(2):
             sigma2 = item_variance(np.where(use, resid, np.nan), acc.pois,
-                                   acc.k_b + acc.k_w, n_params=2, k2=k2,
+                                   acc.k_b + acc.k_w, n_params=2, median=robust,
                                    prior=self.item_variance_prior,
                                    prior_weight=self.prior_accounts)
             ref = platform_reference(np.where(use, acc.d, np.nan), supply,
@@ -352,8 +355,8 @@ class HoldoutShift(Detector):
                                      np.zeros_like(acc.d), min_spread=0.0)
             resid = acc.d - ref.c - ref.gamma * (supply - ref.xbar)
         panel.sigma2 = sigma2
-        panel.sigma2_from = ("unregistered accounts" if k2 == 9.0 else "all accounts",
-                             int(use.sum()))
+        panel.sigma2_from = ("all accounts (median equation)" if robust
+                             else "unregistered accounts", int(use.sum()))
         paired = self._state.paired.get((panel.platform, info.window.id))
         panel.phi = overdispersion(paired) if paired is not None else np.ones(panel.k)
         panel.platform_est, panel.platform_var = platform_traffic(whole, wts, paired)
@@ -415,7 +418,11 @@ class HoldoutShift(Detector):
         ranker's diminishing returns on supply: an account posting three times as much gets
         less than three times the ranked exposure (its items compete for the same users'
         slots) while the chronological feed shows them all — measured across accounts, so a
-        posting surge is not mistaken for a suppression."""
+        posting surge is not mistaken for a suppression.  Natural variation of posting
+        identifies ``κ`` poorly, so its variance is at least ``supply_response_sd²``: a
+        subject whose supply changed by a factor ``s`` gets ``(log s · sd)²`` more variance
+        (the ranker's response to a surge is uncertain; on the simulator a ×3 posting surge
+        moves ``D`` by −0.19 ± 0.2)."""
         v = accounts.pois + panel.sigma2 * (accounts.k_b + accounts.k_w)
         ref = platform_reference(np.where(control, accounts.d, np.nan),
                                  self._supply(accounts), v, np.zeros_like(v), min_spread=0.0)
@@ -424,7 +431,9 @@ class HoldoutShift(Detector):
             return zero, zero, ref
         x = self._supply(subjects) - ref.xbar
         shift = ref.c + ref.gamma * x
-        var = ref.var_c + x * x * ref.var_gamma
+        # natural posting variation pins κ down poorly: a subject whose supply changed a lot
+        # carries the uncertainty of the ranker's response to it
+        var = ref.var_c + x * x * max(ref.var_gamma, self.supply_response_sd ** 2)
         return (np.where(np.isfinite(shift), shift, ref.c),
                 np.where(np.isfinite(var), var, ref.var_c), ref)
 
@@ -433,8 +442,9 @@ class HoldoutShift(Detector):
         """``Σ_P max(σ² K_P, own_P)``: the pooled item model, or the unit's own item-clustered
         excess when that is larger (conservative: never below either)."""
         s2 = panel.sigma2
-        return (np.maximum(s2 * a.k_b, np.nan_to_num(a.own_b, nan=0.0))
-                + np.maximum(s2 * a.k_w, np.nan_to_num(a.own_w, nan=0.0)))
+        own_b = np.where(np.isnan(a.own_b), 0.0, a.own_b)
+        own_w = np.where(np.isnan(a.own_w), 0.0, a.own_w)
+        return np.maximum(s2 * a.k_b, own_b) + np.maximum(s2 * a.k_w, own_w)
 
     # -- onset and effect -----------------------------------------------------------------------
     def _since_onset(self, panel: _Panel, st: _ScopeTests, i: int
