@@ -9,21 +9,24 @@ elasticity of exposure to score, measured on its own data::
 
 over items ``i`` (``r_i``/``h_i`` = the item's ranked / holdout-arm exposures: the holdout arm
 shows items by recency, so ``h_i`` measures how available the item was; ``s̄_i`` = its mean
-ranked-arm score).  ``β = d log exposure / d score``: 1 for a softmax ranker whose slots are
-rarely saturated, less when the items likely to be seen are seen anyway, 0 when scores carry
-no information.  Fitted without taking logs of small counts: given its ``n_i = r_i + h_i``
-exposures, ``r_i ~ Binomial(n_i, π_i)`` with ``logit π_i = a + β s̄_i`` (Poisson arms,
+ranked-arm score *relative to the other entries of the same slate* — minus their mean: a
+ranker orders items by score differences, so a constant added to every score by a new model
+moves no exposure and must not move ``s̄``).  ``β = d log exposure / d score``: 1 for a
+softmax ranker whose slots are rarely saturated, less when the items likely to be seen are
+seen anyway, 0 when scores carry no information.  Fitted without taking logs of small
+counts: given its ``n_i = r_i + h_i`` exposures, ``r_i ~ Binomial(n_i, π_i)`` with ``logit π_i = a + β s̄_i`` (Poisson arms,
 conditioned on their sum) — a logistic regression by iteratively reweighted least squares,
 its standard error scaled by the Pearson over-dispersion (quasi-binomial: items vary beyond
 their score; McCullagh & Nelder 1989, §4.5), the slope divided by the reliability
 ``1 − mean(vx)/var(s̄)`` of the noisy mean scores (errors in variables; Fuller 1987, §1.1).
 Then::
 
-    effect = exp(β̂ θ̂),   CI = exp(β̂ · [θ_lo, θ_hi])
+    effect = exp(β̂ θ̂),   CI = exp(β̂θ̂ ∓ sqrt((β̂ r)² + (θ̂ z se_β)²))
 
-(``β̂`` is estimated from thousands of items: its error is small next to ``θ``'s; it is
-reported in the evidence).  Scores that do not move exposure (``β̂`` not clearly positive)
-cannot amplify anything: the score detectors raise no finding then.
+(``r`` = the half-width of ``θ``'s interval, ``z`` the interval's normal quantile: the delta
+method with both errors, :meth:`Elasticity.translate`).  Scores that do not move exposure
+(``β̂`` not clearly positive) cannot amplify anything: the score detectors raise no finding
+then.
 
 Stages: :class:`ItemExposure` accumulates per-item sums that are additive over users (a
 partition adds its share; the merged stage adds them) — exposure counts per arm from the
@@ -35,11 +38,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Elasticity", "ItemExposure", "fit_elasticity"]
+__all__ = ["Elasticity", "ItemExposure", "fit_elasticity", "slate_relative"]
 
 
 class Elasticity(NamedTuple):
@@ -51,6 +54,18 @@ class Elasticity(NamedTuple):
     @property
     def usable(self) -> bool:
         return self.items >= 30 and self.beta > 2 * self.se and self.beta > 0.05
+
+    def translate(self, theta: float, lo: float, hi: float, z: float
+                  ) -> tuple[float, float, float]:
+        """``(β θ, lower, upper)`` on the log-exposure scale: the interval ``[lo, hi]`` on
+        ``θ`` scaled by ``β̂``, widened by ``β``'s own error (``z`` standard errors):
+        ``β̂θ̂ ∓ sqrt((β̂ r)² + (θ̂ z se_β)²)`` with ``r`` the half-width on each side (delta
+        method)."""
+        b = self.beta
+        grow = (theta * z * self.se) ** 2
+        down = math.sqrt((b * (theta - lo)) ** 2 + grow)
+        up = math.sqrt((b * (hi - theta)) ** 2 + grow)
+        return b * theta, b * theta - down, b * theta + up
 
 
 @dataclass
@@ -137,3 +152,19 @@ def fit_elasticity(acc: ItemExposure, *, min_exposures: int = 10,
     reliability = max(1.0 - float(np.mean(vx)) / var_x, 0.5) if var_x > 0 else 1.0
     return Elasticity(b / reliability, math.sqrt(cov[1, 1]) / reliability, int(use.sum()),
                       phi)
+
+
+def slate_relative(d: Any) -> np.ndarray:
+    """Each entry's score minus the mean score of the *other* entries of its slate
+    (:class:`SlateEntries`; NaN in a slate of one): raising one item's score by ``δ`` raises
+    this by ``δ``, whatever the slate's size; a constant added to every score cancels."""
+    if d.n == 0:
+        return np.zeros(0)
+    ok = np.isfinite(d.score)
+    size = int(d.slate.max()) + 1
+    total = np.bincount(d.slate[ok], weights=d.score[ok], minlength=size)
+    count = np.bincount(d.slate[ok], minlength=size).astype(float)
+    others = count[d.slate] - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_others = (total[d.slate] - d.score) / others
+    return np.where(others > 0, d.score - mean_others, np.nan)

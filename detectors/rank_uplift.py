@@ -69,8 +69,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+from scipy import stats
 
-from detectors._elasticity import Elasticity, ItemExposure, fit_elasticity
+from detectors._elasticity import Elasticity, ItemExposure, fit_elasticity, slate_relative
 from detectors._holdout_stats import item_variance
 from detectors._slates import SlateEntries, slate_entries
 from detectors._subjects import covering_disclosures, disclosure_json, window_subjects
@@ -273,11 +274,12 @@ class RankUplift(Detector):
                 items, np.array(hold, dtype=bool))
 
     def _count_scores(self, d: SlateEntries) -> None:
+        relative = slate_relative(d)
         for p, platform in enumerate(d.platforms):
             sel = d.platform_code == p
             if sel.any():
                 self._exposure.setdefault(str(platform), ItemExposure()).add_scores(
-                    d.item[sel].tolist(), d.score[sel])
+                    d.item[sel].tolist(), relative[sel])
 
     def _fold(self, panel: _Panel, d: SlateEntries, mask: np.ndarray) -> bool:
         """Stage 1 (per tick; additive over users): slate-cluster moments per subject,
@@ -478,8 +480,9 @@ class RankUplift(Detector):
         onset, est, var, onset_ev = self._since_onset(panel, i)
         lo, hi = cs_by_inversion(est, var, self.tau, t.margin, t.log_thresh)
         start = panel.window.window_period.start_ms
-        cur = Reported(beta.beta * est, beta.beta * float(lo[0]), beta.beta * float(hi[0]),
-                       int(t.crossed_ms[i]), start + onset * _HOUR_MS)
+        z = float(stats.norm.isf(t.alpha_cs / 2))
+        log_eff, log_lo, log_hi = beta.translate(est, float(lo[0]), float(hi[0]), z)
+        cur = Reported(log_eff, log_lo, log_hi, int(t.crossed_ms[i]), start + onset * _HOUR_MS)
         latest = None
         if agrees(direction, cur.log_effect, cur.lo, cur.hi) or i not in panel.reported:
             if agrees(direction, cur.log_effect, cur.lo, cur.hi):

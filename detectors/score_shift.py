@@ -88,8 +88,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from detectors._elasticity import Elasticity, ItemExposure, fit_elasticity
+from detectors._elasticity import Elasticity, ItemExposure, fit_elasticity, slate_relative
 from detectors._holdout_stats import Reference, item_variance, platform_reference
 from detectors._slates import SlateEntries, slate_entries
 from detectors._subjects import covering_disclosures, disclosure_json, window_subjects
@@ -272,11 +273,12 @@ class ScoreShift(Detector):
                 items, np.array(hold, dtype=bool))
 
     def _count_scores(self, d: SlateEntries) -> None:
+        relative = slate_relative(d)
         for p, platform in enumerate(d.platforms):
             sel = d.platform_code == p
             if sel.any():
                 self._exposure.setdefault(str(platform), ItemExposure()).add_scores(
-                    d.item[sel].tolist(), d.score[sel])
+                    d.item[sel].tolist(), relative[sel])
 
     def _fold(self, panel: _Panel, d: SlateEntries, mask: np.ndarray, window: Window) -> bool:
         """Stage 1: the tick's slate entries → per-item sums (n, Σ score, Σ score²) per side,
@@ -510,8 +512,10 @@ class ScoreShift(Detector):
         est = float(panel.est["combined"][i])
         v = float(panel.var["combined"][i])
         lo, hi = cs_by_inversion(est, v, self.tau, t.margin, t.log_thresh)
-        cur = Reported(beta.beta * est, beta.beta * float(lo[0]), beta.beta * float(hi[0]),
-                       int(t.crossed_ms[i]), panel.window.window_period.start_ms)
+        z = float(stats.norm.isf(t.alpha_cs / 2))
+        log_eff, log_lo, log_hi = beta.translate(est, float(lo[0]), float(hi[0]), z)
+        cur = Reported(log_eff, log_lo, log_hi, int(t.crossed_ms[i]),
+                       panel.window.window_period.start_ms)
         latest = None
         if agrees(direction, cur.log_effect, cur.lo, cur.hi) or i not in panel.reported:
             if agrees(direction, cur.log_effect, cur.lo, cur.hi):

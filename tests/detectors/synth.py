@@ -51,6 +51,7 @@ class Plan:
     disclosed: dict[str, float] = field(default_factory=dict)     # logged id "civic-1", label
     posting: dict[str, float] = field(default_factory=dict)       # items posted ×
     platform_shift: float = 0.0                                   # everyone's score + this
+    adjustment_sd: float = 0.0    # per-item legitimate adjustment: in score, not organic
 
 
 def _scores(plan: Plan, actor: str, q: float, in_window: bool) -> tuple[float, float, list[str]]:
@@ -92,6 +93,7 @@ def platform_stream(seed: int, plan: Plan | None = None, days: int = 1, n_users:
                 item = f"it-{n}"
                 t_post = period_start + int((j + rng.random()) * days * DAY / k)
                 q = quality[a] + rng.normal(0, quality_sd)
+                adjust = rng.normal(0, plan.adjustment_sd) if plan.adjustment_sd else 0.0
                 score, _, _ = _scores(plan, a, q, in_window)
                 shift = plan.platform_shift if in_window else 0.0
                 n_hold = rng.poisson(reach * holdout_share)
@@ -122,11 +124,13 @@ def platform_stream(seed: int, plan: Plan | None = None, days: int = 1, n_users:
                             ts >= T0)
                         ranked = arm == "ranked"
                         slate = [{"item": item, "actor": a, "position": 1,
-                                  "score": round(score if ranked else -1.0, 4),
+                                  "score": round(score + adjust if ranked else -1.0, 4),
                                   "organic_score": round(organic, 4) if ranked else None,
                                   "interventions": ivs if ranked else []},
                                  {"item": f"o{n}", "actor": other, "position": 2,
-                                  "score": round(o_score if ranked else -2.0, 4),
+                                  "score": round(o_score + (rng.normal(0, plan.adjustment_sd)
+                                                            if plan.adjustment_sd else 0.0)
+                                                 if ranked else -2.0, 4),
                                   "organic_score": round(o_org, 4) if ranked else None,
                                   "interventions": o_ivs if ranked else []}]
                         rankings.append({"event_id": f"r{n}", "platform": "chirp", "ts": ts,
