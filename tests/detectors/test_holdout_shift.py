@@ -17,6 +17,7 @@ from monitor.config import ConfigError
 from monitor.contract import decode_obj
 from tests.detectors.synth import T0, Plan, alarms, config, platform_stream, run
 
+
 def _ms(iso: str) -> int:
     import datetime as dt
 
