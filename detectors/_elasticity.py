@@ -11,14 +11,15 @@ over items ``i`` (``r_i``/``h_i`` = the item's ranked / holdout-arm exposures: t
 shows items by recency, so ``h_i`` measures how available the item was; ``s̄_i`` = its mean
 ranked-arm score *relative to the other entries of the same slate* — minus their mean: a
 ranker orders items by score differences, so a constant added to every score by a new model
-moves no exposure and must not move ``s̄``).  ``β = d log exposure / d score``: 1 for a
-softmax ranker whose slots are rarely saturated, less when the items likely to be seen are
-seen anyway, 0 when scores carry no information.  Fitted without taking logs of small
-counts: given its ``n_i = r_i + h_i`` exposures, ``r_i ~ Binomial(n_i, π_i)`` with
-``logit π_i = a + β s̄_i`` (Poisson arms, conditioned on their sum) — a logistic regression
-by iteratively reweighted least squares, its standard error scaled by the Pearson over-dispersion (quasi-binomial: items vary beyond
-their score; McCullagh & Nelder 1989, §4.5), the slope divided by the reliability
-``1 − mean(vx)/var(s̄)`` of the noisy mean scores (errors in variables; Fuller 1987, §1.1).
+moves no exposure and must not move ``s̄``). ``β = d log exposure / d score``: 1 for a softmax
+ranker whose slots are rarely saturated, less when the items likely to be seen are seen
+anyway, 0 when scores carry no information. Fitted without taking logs of small counts: given
+its ``n_i = r_i + h_i`` exposures, ``r_i ~ Binomial(n_i, π_i)`` with ``logit π_i = a + β
+s̄_i`` (Poisson arms, conditioned on their sum) — a logistic regression by iteratively
+reweighted least squares, its standard error scaled by the Pearson over-dispersion (quasi-
+binomial: items vary beyond their score; McCullagh & Nelder 1989, §4.5), the slope divided by
+the reliability ``1 − mean(vx)/var(s̄)`` of the noisy mean scores (errors in variables; Fuller
+1987, §1.1).
 Then::
 
     effect = exp(β̂ θ̂),   CI = exp(β̂θ̂ ∓ sqrt((β̂ r)² + (θ̂ z se_β)²))
