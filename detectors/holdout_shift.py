@@ -204,6 +204,10 @@ class HoldoutShift(Detector):
         onset_z: Standardised change needed to place the onset after the window start.
         supply_response_sd: Least uncertainty of the ranker's response ``κ`` to a change in
             an account's supply of items (per unit of log supply change).
+        min_window_hours: No test before the window so far spans this many hours: the
+            holdout feed shows a new item at once, the ranked feed over the item's life, so a
+            change of supply at the window start (a posting surge) moves the first hours'
+            ratio far more than it moves a whole period's.
         update_every: Re-emit an active finding every this many ticks (and at the end).
     """
 
@@ -218,7 +222,8 @@ class HoldoutShift(Detector):
                  min_fit_exposures: int = 30, min_fit_accounts: int = 20,
                  item_variance_prior: float = 0.25, prior_accounts: float = 3.0,
                  scope_share: float = 0.5, max_scopes: int = 8, onset_z: float = 3.0,
-                 supply_response_sd: float = 0.2, update_every: int = 4) -> None:
+                 supply_response_sd: float = 0.3, min_window_hours: float = 6.0,
+                 update_every: int = 4) -> None:
         super().__init__(context)
         if not tau_scale > 0:
             raise ValueError(f"tau_scale must be > 0, got {tau_scale}")
@@ -234,6 +239,9 @@ class HoldoutShift(Detector):
         if update_every < 1 or not onset_z > 0 or supply_response_sd < 0:
             raise ValueError("update_every must be >= 1, onset_z > 0, supply_response_sd >= 0")
         self.supply_response_sd = supply_response_sd
+        if min_window_hours < 0:
+            raise ValueError(f"min_window_hours must be >= 0, got {min_window_hours}")
+        self.min_window_hours = min_window_hours
         self.tau_scale, self.margin = tau_scale, margin
         self.min_exposures, self.min_items = min_exposures, min_items
         self.min_window_exposures = min_window_exposures
@@ -377,7 +385,8 @@ class HoldoutShift(Detector):
                 control = (accounts.pooled >= self.min_fit_exposures) & np.isfinite(accounts.d)
             a = look_arrays(cell, wts, st.m)
             st.shift, st.shift_var, st.ref = self._reference(panel, accounts, control, a)
-            ok = ((a.pooled >= self.min_exposures) & (a.items_b >= self.min_items)
+            young = t_ms - info.w0 < self.min_window_hours * HOUR_MS
+            ok = (~young & (a.pooled >= self.min_exposures) & (a.items_b >= self.min_items)
                   & (a.items_w >= self.min_items) & np.isfinite(a.d)
                   & (np.minimum(a.s_rw, a.s_hw) >= self.min_window_exposures))
             var = panel.phi * a.pois + self._item_var(panel, a) + st.shift_var
