@@ -97,7 +97,8 @@ _HOUR_MS = 3_600_000
 _SUBJECT_SUMS = ("s_a", "s_n", "s_a2", "s_an", "s_n2", "s_g",   # slate clusters
                  "u", "n", "u2",                                 # entries
                  "i_a2", "i_an", "i_n2", "i_g",                  # item clusters
-                 "disp", "disp_n", "disp_up")
+                 "disp", "disp_n", "disp_up",
+                 "rel", "rel_n", "share")                        # relative score, slate share
 
 
 def two_way_cluster_var(theta: np.ndarray, n: np.ndarray, u2: np.ndarray, u: np.ndarray,
@@ -345,6 +346,10 @@ class RankUplift(Detector):
         sums["disp"] += np.bincount(subj[fin], weights=dd[fin], minlength=k)
         sums["disp_n"] += np.bincount(subj[fin], minlength=k)
         sums["disp_up"] += np.bincount(subj[fin & (dd > 0)], minlength=k)
+        rel = slate_relative(d)[keep][row_]
+        fr = np.isfinite(rel)
+        sums["rel"] += np.bincount(subj[fr], weights=rel[fr], minlength=k)
+        sums["rel_n"] += np.bincount(subj[fr], minlength=k)
         hour = (d.ts[keep][row_] - panel.window.window_period.start_ms) // _HOUR_MS
         hour = np.clip(hour, 0, panel.hours - 1)
         np.add.at(panel.hourly_a, (subj, hour), uu)
@@ -361,6 +366,10 @@ class RankUplift(Detector):
         sums["s_a2"] += np.bincount(s_c, weights=a_c * a_c, minlength=k)
         sums["s_an"] += np.bincount(s_c, weights=a_c * n_c, minlength=k)
         sums["s_n2"] += np.bincount(s_c, weights=n_c * n_c, minlength=k)
+        # the subject's share of the slates it appears in (self-competition)
+        size = np.bincount(d.slate, minlength=width).astype(float)
+        slate_of = uniq % width
+        sums["share"] += np.bincount(s_c, weights=n_c * n_c / size[slate_of], minlength=k)
         return True
 
     # -- stage 2: the reference and the tests ------------------------------------------------
@@ -481,7 +490,14 @@ class RankUplift(Detector):
         lo, hi = cs_by_inversion(est, var, self.tau, t.margin, t.log_thresh)
         start = panel.window.window_period.start_ms
         z = float(stats.norm.isf(t.alpha_cs / 2))
-        log_eff, log_lo, log_hi = beta.translate(est, float(lo[0]), float(hi[0]), z)
+        s = panel.sums
+        x_post = float(s["rel"][i] / s["rel_n"][i]) if s["rel_n"][i] else math.nan
+        share = float(s["share"][i] / s["n"][i]) if s["n"][i] else 0.0
+        log_eff, log_lo, log_hi = beta.translate(est, float(lo[0]), float(hi[0]), z,
+                                                 x_post - est / 2, share)
+        _, lo95, hi95 = beta.translate(est, est - 1.96 * math.sqrt(var),
+                                       est + 1.96 * math.sqrt(var), 1.96, x_post - est / 2,
+                                       share)
         cur = Reported(log_eff, log_lo, log_hi, int(t.crossed_ms[i]), start + onset * _HOUR_MS)
         latest = None
         if agrees(direction, cur.log_effect, cur.lo, cur.hi) or i not in panel.reported:
@@ -494,7 +510,6 @@ class RankUplift(Detector):
                       "ci_high": math.exp(cur.hi),
                       "note": "the latest estimate no longer lies on the detected side of 1; "
                               "the finding keeps the last estimate that did"}
-        s = panel.sums
         n = int(s["n"][i])
         disp_n = s["disp_n"][i]
         evidence: dict[str, Any] = {
@@ -514,10 +529,10 @@ class RankUplift(Detector):
                           "control_items": panel.reference_items,
                           "item_variance": panel.sigma2_item,
                           "entry_variance": panel.sigma2_entry},
-            "elasticity": {"beta": beta.beta, "se": beta.se, "items": beta.items},
-            "effect": {"ci95": [math.exp(beta.beta * (est - 1.96 * math.sqrt(var))),
-                                math.exp(beta.beta * (est + 1.96 * math.sqrt(var)))],
-                       "onset": onset_ev},
+            "elasticity": {"beta": beta.beta, "se": beta.se, "items": beta.items,
+                           "beta_at_subject": beta.local(x_post - est / 2)[0],
+                           "slate_share": share},
+            "effect": {"ci95": [math.exp(lo95), math.exp(hi95)], "onset": onset_ev},
             "slot_vs_organic": {
                 "mean_displacement": float(s["disp"][i] / disp_n) if disp_n else None,
                 "share_above_organic_order": float(s["disp_up"][i] / disp_n) if disp_n

@@ -143,6 +143,10 @@ class _Panel:
     within: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     within_ref: Reference | None = None
     reported: dict[int, Reported] = field(default_factory=dict)
+    # per subject: Σ relative score, scored entries, Σ slate share (self-competition)
+    rel: np.ndarray | None = None
+    rel_n: np.ndarray | None = None
+    share: np.ndarray | None = None
 
     @property
     def k(self) -> int:
@@ -315,7 +319,34 @@ class ScoreShift(Detector):
                 st[f"n_{side}"] += np.bincount(w, minlength=size)
                 st[f"s_{side}"] += np.bincount(w, weights=sc[sel], minlength=size)
                 st[f"q_{side}"] += np.bincount(w, weights=sc[sel] ** 2, minlength=size)
+        self._fold_subjects(panel, d, rows, where)
         return bool(after.any())
+
+    def _fold_subjects(self, panel: _Panel, d: SlateEntries, rows: np.ndarray,
+                       where: np.ndarray) -> None:
+        """Per subject: relative scores (where on the elasticity curve it sits) and its share
+        of the slates it appears in (how much its items compete with each other)."""
+        k = panel.k
+        if panel.rel is None:
+            panel.rel, panel.rel_n, panel.share = np.zeros(k), np.zeros(k), np.zeros(k)
+        assert panel.rel_n is not None and panel.share is not None
+        rel = slate_relative(d)[rows]
+        subj = np.asarray(panel.item_subject, dtype=np.int64)[where]
+        size = np.bincount(d.slate).astype(float)
+        slate = d.slate[rows]
+        width = int(d.slate.max()) + 1
+        for targets in self._targets(panel, subj):
+            sel = targets >= 0
+            if not sel.any():
+                continue
+            t, r = targets[sel], rel[sel]
+            fin = np.isfinite(r)
+            panel.rel += np.bincount(t[fin], weights=r[fin], minlength=k)
+            panel.rel_n += np.bincount(t[fin], minlength=k)
+            uniq, counts = np.unique(t * width + slate[sel], return_counts=True)
+            panel.share += np.bincount(uniq // width,
+                                       weights=counts * counts / size[uniq % width],
+                                       minlength=k)
 
     # -- statistics (stage 2: merged per-item sums) -------------------------------------------
     def _control(self, panel: _Panel, accounts_of: np.ndarray, usable: np.ndarray
@@ -513,7 +544,16 @@ class ScoreShift(Detector):
         v = float(panel.var["combined"][i])
         lo, hi = cs_by_inversion(est, v, self.tau, t.margin, t.log_thresh)
         z = float(stats.norm.isf(t.alpha_cs / 2))
-        log_eff, log_lo, log_hi = beta.translate(est, float(lo[0]), float(hi[0]), z)
+        x_mid = (float(panel.rel[i] / panel.rel_n[i])
+                 if panel.rel is not None and panel.rel_n is not None and panel.rel_n[i]
+                 else math.nan)
+        share = (float(panel.share[i] / panel.rel_n[i])
+                 if panel.share is not None and panel.rel_n is not None and panel.rel_n[i]
+                 else 0.0)
+        log_eff, log_lo, log_hi = beta.translate(est, float(lo[0]), float(hi[0]), z, x_mid,
+                                                 share)
+        _, lo95, hi95 = beta.translate(est, est - 1.96 * math.sqrt(v),
+                                       est + 1.96 * math.sqrt(v), 1.96, x_mid, share)
         cur = Reported(log_eff, log_lo, log_hi, int(t.crossed_ms[i]),
                        panel.window.window_period.start_ms)
         latest = None
@@ -547,9 +587,9 @@ class ScoreShift(Detector):
             "slate_entries": entries,
             "score_shift": {"log_odds": est, "se": math.sqrt(v),
                             "ci": [float(lo[0]), float(hi[0])]},
-            "elasticity": {"beta": beta.beta, "se": beta.se, "items": beta.items},
-            "effect": {"ci95": [math.exp(beta.beta * (est - 1.96 * math.sqrt(v))),
-                                math.exp(beta.beta * (est + 1.96 * math.sqrt(v)))],
+            "elasticity": {"beta": beta.beta, "se": beta.se, "items": beta.items,
+                           "beta_at_subject": beta.local(x_mid)[0], "slate_share": share},
+            "effect": {"ci95": [math.exp(lo95), math.exp(hi95)],
                        "onset": ms_to_datetime(panel.window.window_period.start_ms)
                        .isoformat()},
             "components": components,
