@@ -75,7 +75,7 @@ def replay(name: str, seed: int, overrides: dict[str, Any] | None = None
 def _holdout_histories(engine: Any) -> list[dict[str, Any]]:
     det = next(d for d in engine.detectors if d.name == "holdout_shift")
     rows = []
-    for (platform, wid), panel in det._panels.items():
+    for (_platform, wid), panel in det._panels.items():
         if panel is None:
             continue
         st = panel.scopes[("*",)]
@@ -208,7 +208,6 @@ def power_study(runs: list[dict[str, Any]], detector: str | None) -> dict[str, A
     effects: dict[str, list[float]] = defaultdict(list)
     false_flags = []
     for run in runs:
-        planted = {iv["target"] for iv in run["truth"]}
         for iv in run["truth"]:
             kind = _expected(iv)
             if kind is None:
@@ -219,14 +218,17 @@ def power_study(runs: list[dict[str, Any]], detector: str | None) -> dict[str, A
             key = f"{iv['kind']} {iv['target']} ×{iv['multiplier']:g}"
             found[key].append(bool(hits))
             effects[key].append(iv["exposure_effect"])
-        members = {m for iv in run["truth"] for m in iv["members"]}
+        # correct findings: a planted target, or what its truth entry also accepts (the
+        # group of a boosted candidate, the members of a boosted party)
+        accepted = {(iv["subject_kind"], iv["target"]) for iv in run["truth"]
+                    if _expected(iv) or iv["expected_finding"] != "none"}
+        accepted |= {(a["subject_kind"], a["subject"]) for iv in run["truth"]
+                     for a in iv["also_acceptable"]}
         for f in run["findings"]:
-            if f["kind"] in ALARMS and f["subject"] not in planted | members \
+            if f["kind"] in ALARMS and (f["subject_kind"], f["subject"]) not in accepted \
                     and (detector is None or f["detector"] == detector):
-                groups = {iv["target"] for iv in run["truth"] if iv["target_kind"] == "group"}
-                if f["subject"] not in groups:
-                    false_flags.append((run["seed"], f["detector"], f["kind"], f["subject"],
-                                        f["region"]))
+                false_flags.append((run["seed"], f["detector"], f["kind"], f["subject"],
+                                    f["region"]))
     res = {k: {"found": sum(v), "runs": len(v), "exposure_effect": float(np.median(effects[k]))}
            for k, v in found.items()}
     for k, v in res.items():
@@ -239,6 +241,7 @@ def power_study(runs: list[dict[str, Any]], detector: str | None) -> dict[str, A
 def coverage_study(runs: list[dict[str, Any]]) -> dict[str, Any]:
     cover: dict[str, list[tuple[bool, bool | None]]] = defaultdict(list)
     for run in runs:
+        scenario = run["scenario"]
         for iv in run["truth"]:
             kind, truth = _expected(iv), iv["exposure_effect"]
             if kind is None or truth is None:
@@ -250,13 +253,14 @@ def coverage_study(runs: list[dict[str, Any]]) -> dict[str, Any]:
                     ci95 = f["ci95"]
                     c95 = None if not ci95 else ci95[0] <= truth <= ci95[1]
                     cover[f["detector"]].append((cs, c95))
+                    cover[f"{f['detector']} ({scenario})"].append((cs, c95))
     res = {}
     for det, v in sorted(cover.items()):
         cs = [a for a, _ in v]
         c95 = [b for _, b in v if b is not None]
         res[det] = {"findings": len(v), "cs_covers": sum(cs),
                     "ci95_covers": sum(c95), "ci95_findings": len(c95)}
-        print(f"  {det:16s} findings {len(v):4d}: always-valid CI covers the exposure effect "
+        print(f"  {det:38s} findings {len(v):4d}: always-valid CI covers the exposure effect "
               f"{sum(cs)}/{len(v)}; fixed-time 95% CI {sum(c95)}/{len(c95)}")
     return res
 

@@ -199,6 +199,7 @@ class HoldoutShift(Detector):
         item_variance_prior: Prior ``σ²`` (worth ``prior_accounts`` accounts) and the value
             that plans ``τ`` before any window data.
         prior_accounts: Weight of that prior.
+        prior_items: Weight, in items, of the pooled item variance in a subject's own.
         scope_share: Share of the budget for surface / subdivision scopes (when any).
         max_scopes: Most surfaces + subdivisions tested per window.
         onset_z: Standardised change needed to place the onset after the window start.
@@ -221,6 +222,7 @@ class HoldoutShift(Detector):
                  min_exposures: int = 30, min_window_exposures: int = 20, min_items: int = 3,
                  min_fit_exposures: int = 30, min_fit_accounts: int = 20,
                  item_variance_prior: float = 0.25, prior_accounts: float = 3.0,
+                 prior_items: float = 10.0,
                  scope_share: float = 0.5, max_scopes: int = 8, onset_z: float = 3.0,
                  supply_response_sd: float = 0.3, min_window_hours: float = 6.0,
                  update_every: int = 4) -> None:
@@ -247,6 +249,9 @@ class HoldoutShift(Detector):
         self.min_window_exposures = min_window_exposures
         self.min_fit_exposures, self.min_fit_accounts = min_fit_exposures, min_fit_accounts
         self.item_variance_prior, self.prior_accounts = item_variance_prior, prior_accounts
+        if prior_items < 0:
+            raise ValueError(f"prior_items must be >= 0, got {prior_items}")
+        self.prior_items = prior_items
         self.scope_share, self.max_scopes = scope_share, max_scopes
         self.onset_z, self.update_every = onset_z, update_every
         cfg = context.config
@@ -442,18 +447,31 @@ class HoldoutShift(Detector):
         shift = ref.c + ref.gamma * x
         # natural posting variation pins κ down poorly: a subject whose supply changed a lot
         # carries the uncertainty of the ranker's response to it
-        var = ref.var_c + x * x * max(ref.var_gamma, self.supply_response_sd ** 2)
+        # (only the part of the change beyond the Poisson noise of the item counts: an account
+        # posting as usual keeps the fitted κ's own variance)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            noise = np.sqrt(1 / (subjects.items_b + 0.5) + 1 / (subjects.items_w + 0.5))
+        excess = np.maximum(np.abs(x) - 2 * noise, 0.0)
+        var = (ref.var_c + x * x * ref.var_gamma
+               + excess * excess * max(self.supply_response_sd ** 2 - ref.var_gamma, 0.0))
         return (np.where(np.isfinite(shift), shift, ref.c),
                 np.where(np.isfinite(var), var, ref.var_c), ref)
 
-    @staticmethod
-    def _item_var(panel: _Panel, a: LookArrays) -> np.ndarray:
-        """``Σ_P max(σ² K_P, own_P)``: the pooled item model, or the unit's own item-clustered
-        excess when that is larger (conservative: never below either)."""
-        s2 = panel.sigma2
-        own_b = np.where(np.isnan(a.own_b), 0.0, a.own_b)
-        own_w = np.where(np.isnan(a.own_w), 0.0, a.own_w)
-        return np.maximum(s2 * a.k_b, own_b) + np.maximum(s2 * a.k_w, own_w)
+    def _item_var(self, panel: _Panel, a: LookArrays) -> np.ndarray:
+        """``Σ_P (G_P own_P + ν σ² K_P) / (G_P + ν)``: the unit's own item-clustered excess
+        variance, shrunk towards the pooled item model ``σ² K`` with the weight of
+        ``prior_items`` items (``G_P = 1/K_P`` = its effective number of items): a subject
+        whose items behave unlike the platform's gets its own variance, one with few items
+        borrows the pooled one (empirical Bayes; a subject's own estimate from ~20 items is too
+        noisy to use alone, the pooled one too coarse)."""
+        s2, nu = panel.sigma2, self.prior_items
+        out = np.zeros_like(a.d)
+        for k, own in ((a.k_b, a.own_b), (a.k_w, a.own_w)):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                g = np.where(k > 0, 1 / k, 0.0)
+            own = np.where(np.isfinite(own), np.maximum(own, 0.0), s2 * k)
+            out += (g * own + nu * s2 * k) / (g + nu)
+        return out
 
     # -- onset and effect -----------------------------------------------------------------------
     def _since_onset(self, panel: _Panel, st: _ScopeTests, i: int

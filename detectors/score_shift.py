@@ -615,7 +615,7 @@ class ScoreShift(Detector):
         t = panel.tests
         i = panel.k
         g, v = float(panel.est["combined"][i]), float(panel.var["combined"][i])
-        half = 1.96 * math.sqrt(v) if v > 0 else math.inf
+        lo, hi = cs_by_inversion(g, v, 0.3, t.margin, t.log_thresh)
         evidence = {
             "rule": "every item's score moved with its level when the window opened: a new "
                     "ranking model for the whole platform, not a targeted intervention "
@@ -632,7 +632,7 @@ class ScoreShift(Detector):
             detector=self.name, kind="platform_change", platform=panel.platform,
             region=panel.window.jurisdiction, window_id=panel.window.id,
             subject_kind="platform", subject=panel.platform, effect=1 + g,
-            ci_low=1 + g - half, ci_high=1 + g + half,
+            ci_low=1 + float(lo[0]), ci_high=1 + float(hi[0]),
             p_value=adjusted_p(float(t.max_log_e[i]), t.n), n_exposures=0, severity="low",
             event_time=ms_to_datetime(int(t.crossed_ms[i])), evidence=evidence)
 

@@ -51,6 +51,7 @@ class Plan:
     disclosed: dict[str, float] = field(default_factory=dict)     # logged id "civic-1", label
     posting: dict[str, float] = field(default_factory=dict)       # items posted ×
     platform_shift: float = 0.0                                   # everyone's score + this
+    platform_scale: float = 1.0   # a new model: everyone's score × this (selection too)
     adjustment_sd: float = 0.0    # per-item legitimate adjustment: in score, not organic
 
 
@@ -58,7 +59,7 @@ def _scores(plan: Plan, actor: str, q: float, in_window: bool) -> tuple[float, f
     """(score, organic_score, interventions) of an item of quality ``q``."""
     if not in_window:
         return q, q, []
-    organic = q + math.log(plan.organic_logged.get(actor, 1.0))
+    organic = plan.platform_scale * q + math.log(plan.organic_logged.get(actor, 1.0))
     disclosed = math.log(plan.disclosed.get(actor, 1.0))
     score = organic + math.log(plan.hidden.get(actor, 1.0)) + disclosed + plan.platform_shift
     return score, organic, (["civic-1"] if disclosed else [])
@@ -67,7 +68,7 @@ def _scores(plan: Plan, actor: str, q: float, in_window: bool) -> tuple[float, f
 def platform_stream(seed: int, plan: Plan | None = None, days: int = 1, n_users: int = 600,
                     holdout_share: float = 0.25, items_per_day: int = 24,
                     quality_sd: float = 0.3, reach: float = 6.0, with_rankings: bool = True,
-                    affinity_sd: float = 0.2
+                    affinity_sd: float = 0.2, regions: tuple[str, ...] = ("DE-BY",)
                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Exposures and rankings over the baseline and the window (contract dicts, ts = ms).
 
@@ -110,7 +111,8 @@ def platform_stream(seed: int, plan: Plan | None = None, days: int = 1, n_users:
                         n += 1
                         req = f"q{n}"
                         exp = {"event_id": f"x{n}", "platform": "chirp", "ts": ts,
-                               "user": f"u{u}", "region": "DE-BY", "surface": "feed",
+                               "user": f"u{u}", "region": regions[u % len(regions)],
+                               "surface": "feed",
                                "arm": arm, "request": req, "item": item, "actor": a,
                                "position": 1}
                         if ivs and arm == "ranked":
@@ -134,7 +136,8 @@ def platform_stream(seed: int, plan: Plan | None = None, days: int = 1, n_users:
                                   "organic_score": round(o_org, 4) if ranked else None,
                                   "interventions": o_ivs if ranked else []}]
                         rankings.append({"event_id": f"r{n}", "platform": "chirp", "ts": ts,
-                                         "user": f"u{u}", "region": "DE-BY", "surface": "feed",
+                                         "user": f"u{u}", "region": regions[u % len(regions)],
+                                         "surface": "feed",
                                          "arm": arm, "request": req, "items": slate})
     return exposures, rankings
 
