@@ -117,6 +117,7 @@ def look_arrays(cell: CellSums, wts: Floats, m: sp.csr_matrix | None = None,
     (Cameron, Gelbach & Miller 2011, JBES 29(2)): it sees what the pooled model cannot, e.g.
     a holdout count made of one item's burst early in the window.
     """
+    cell.fit()   # accounts first seen in another scope of the platform
     n = cell.n_accounts
 
     def agg(a: np.ndarray) -> np.ndarray:

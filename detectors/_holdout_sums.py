@@ -327,7 +327,8 @@ class CellSums:
     def n_accounts(self) -> int:
         return len(self.index.names)
 
-    def _fit(self) -> None:
+    def fit(self) -> None:
+        """Grow the arrays to the (shared) account index."""
         n = self.n_accounts
         for arm in (0, 1):
             self.base[arm] = _grow(self.base[arm], n)
@@ -345,7 +346,7 @@ class CellSums:
             idx(account)
         for _item, (account, _c) in d.items.items():
             idx(account)
-        self._fit()
+        self.fit()
         info = self.info
         if period == "B":
             for (account, hod), c in d.accounts.items():

@@ -52,11 +52,11 @@ def _uninformative() -> tuple[Intervention, ...]:
     """Boosts the ranking log cannot show: hidden, with no ids and noise for scores."""
     return (
         *_NULL_BACKGROUND,
-        Intervention("hidden_boost", "de-a-cand-1", 3.0),
-        Intervention("hidden_boost", "de-c-party", 2.5),
-        Intervention("hidden_suppression", "de-b-cand-1", 0.3),
-        Intervention("group_boost", "at-party-b", 2.0),
-        Intervention("hidden_boost", "at-media-2", 2.5),
+        Intervention("hidden_boost", "de-a-cand-1", 6.0),
+        Intervention("hidden_boost", "de-c-party", 10.0),
+        Intervention("hidden_suppression", "de-b-cand-1", 0.2),
+        Intervention("group_boost", "at-party-b", 3.0),
+        Intervention("hidden_boost", "at-media-2", 5.0),
     )
 
 
@@ -137,8 +137,9 @@ def scenario(name: str, seed: int = 0, scale: float = 1.0, **overrides: Any) -> 
     ``null_heavy_tails`` (Student-t(3) item quality, sd 0.6), ``null_item_adjustments``
     (legitimate per-item score adjustments, sd 0.3), ``null_model_update`` (every score ×1.3
     from the DE window start: a platform-wide change) and ``null_surfaces`` (feed, search and
-    trending); ``uninformative_scores`` (hidden boosts ×3, ×2.5, ×0.3, a ×2 party-wide boost
-    and ×2.5 on a media outlet, with scores that carry no information and no intervention
+    trending); ``uninformative_scores`` (hidden boosts ×6 and ×10 on a candidate and a party account, ×0.2,
+    a ×3 party-wide boost and ×5 on a media outlet — exposure effects above the holdout
+    test's minimum detectable effects, with scores that carry no information and no intervention
     ids: only the holdout arm can reveal them), ``surface_and_region`` (×3 on search only, ×2
     in DE-BE only) and ``late_onset`` (×2.5 hidden boost from 18 h into the DE window).
 
