@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_DIR ?= demo-out
 
-.PHONY: install test check lint typecheck demo demo-offline bench clean browser audit-deps lock screenshots
+.PHONY: install test check lint typecheck demo demo-offline bench clean browser audit-deps lock screenshots secrets
 
 # Reproducible: every package (pip, setuptools and wheel included) comes from requirements.lock,
 # pinned with hashes; the project itself is installed without resolving anything.
@@ -63,6 +63,11 @@ demo-offline: install
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py
+
+# Keys, passwords, CA and certificates of the compose stack, only those missing
+# (deploy/make_secrets.py; KAFKA_ADVERTISED_HOST from .env); never in git.  docs/live.md.
+secrets: install
+	$(BIN)/python deploy/make_secrets.py init
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache .mypy_cache

@@ -1,24 +1,28 @@
-"""Replay throughput and peak memory, side by side with a plain DuckDB scan of the same files.
+"""Replay end to end against a plain DuckDB SQL job over the same files, with peak memory.
 
-    .venv/bin/python benchmarks/bench_replay.py [--scale 5] [--out benchmarks/results]
+    .venv/bin/python benchmarks/bench_replay.py [--scales 1,10] [--workers 1,2]
+                                                [--out benchmarks/results]
 
-1. Simulates an election with ``scenario("default", scale=S)`` (≥ 1M exposure events at the
-   default scale) and writes it as JSON Lines.
-2. Runs ``amplimon replay`` (all detectors) in a child process; measures wall time, CPU time
-   and peak RSS of that process.
-3. In the same run, a plain DuckDB SQL scan of the same files computes the per-arm exposure
-   counts per actor (no validation, dedup, windows or statistics): the reference.
-4. Repeats replay on half the stream to show memory is bounded by state, not input length.
+For each simulator scale (``scenario("default", scale=S)``; 1 ≈ 209 k exposure and 35 k
+ranking records, written as gzip JSON Lines, duplicates and malformed lines included):
 
-Prints a table and writes ``results/replay.json``.  Ratios compare the two in the same run
-on the same machine, so they are comparable across machines; absolute figures are not.
+* **reference** — a plain DuckDB SQL job over the same files, all threads: per event-time
+  tick (15 min), per actor and per arm, the exposure count and the distinct users; per tick
+  and actor the slate entries and their summed score − organic score.  No validation, no
+  dead letters, no dedup, no statistics: the floor a columnar engine should reach.
+* **replay** — ``amplimon replay`` (all detectors) with ``--workers N`` for each N, in a
+  child process: wall time, CPU time and peak RSS of that process *and its decoding
+  workers* (``RUSAGE_CHILDREN`` of a wrapper process).
+
+Prints a table and writes ``results/replay.json``.  Ratios compare runs on the same machine in
+the same invocation; absolute figures depend on the machine (and on what else it is doing).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
 import time
@@ -27,122 +31,115 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def child(code: str) -> dict:
-    """Run ``code`` in a fresh interpreter; return its JSON output plus CPU and peak RSS."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=ROOT, check=True)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    out.update(wall_s=wall, cpu_s=(after.ru_utime - before.ru_utime)
-               + (after.ru_stime - before.ru_stime))
-    return out
-
+SIMULATE = """
+import json
+from streams.simulator import scenario, write_simulation
+write_simulation({out!r}, scenario("default", seed=7, scale={scale!r}), fmt="jsonl.gz")
+print(json.dumps({{}}))
+"""
 
 REPLAY = """
-import json, resource, time
+import json, time
 from monitor.config import load_config
+from monitor.privacy import Pseudonymiser
 from monitor.replay import replay
 cfg = load_config({cfg!r})
 t = time.perf_counter()
-r = replay(cfg, {db!r}, [{ex!r}], [{rk!r}], show_progress=False)
-print(json.dumps({{"inner_s": time.perf_counter() - t,
+r = replay(cfg, {db!r}, [{ex!r}], [{rk!r}], show_progress=False, workers={workers},
+           existing="replace", pseudonymiser=Pseudonymiser(b"k" * 32))
+print(json.dumps({{"inner_s": time.perf_counter() - t, "records": r.stats.records,
                    "exposures": r.stats.accepted["exposure"],
-                   "rankings": r.stats.accepted["ranking"],
-                   "records": r.stats.records, "findings": r.findings,
-                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                   "rankings": r.stats.accepted["ranking"], "findings": r.findings}}))
 """
 
-SIMULATE = """
-import json, time
-from streams.simulator import scenario, write_simulation
-t = time.perf_counter()
-write_simulation({out!r}, scenario("default", seed=7, scale={scale!r}), fmt="jsonl")
-print(json.dumps({{"inner_s": time.perf_counter() - t}}))
-"""
-
-SCAN = """
-import json, resource, time, duckdb
+REFERENCE = """
+import json, time, duckdb
 con = duckdb.connect()
 t = time.perf_counter()
-rows = con.execute('''
-    SELECT platform, region, actor, arm, count(*) AS n, count(DISTINCT "user") AS users
+ts = ("(CASE WHEN regexp_full_match(ts, '[0-9]+') THEN TRY_CAST(ts AS BIGINT) "
+      "ELSE epoch_ms(TRY_CAST(ts AS TIMESTAMPTZ)) END) // 900000")
+exposures = con.execute(f'''
+    SELECT platform, {{ts}} AS tick, actor, arm, count(*) AS n, count(DISTINCT "user") AS users
     FROM read_json({ex!r}, format='newline_delimited', ignore_errors=true,
-                   columns={{'platform': 'VARCHAR', 'region': 'VARCHAR', 'actor': 'VARCHAR',
-                            'arm': 'VARCHAR', 'user': 'VARCHAR', 'event_id': 'VARCHAR'}})
+                   columns={{{{'platform': 'VARCHAR', 'ts': 'VARCHAR', 'user': 'VARCHAR',
+                             'arm': 'VARCHAR', 'actor': 'VARCHAR'}}}})
     GROUP BY ALL''').fetchall()
-n = con.execute('''SELECT count(*) FROM read_json({ex!r}, format='newline_delimited',
-    ignore_errors=true, columns={{'event_id': 'VARCHAR'}})''').fetchone()[0]
-print(json.dumps({{"inner_s": time.perf_counter() - t, "groups": len(rows), "lines": n,
-                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+entries = con.execute(f'''
+    SELECT platform, {{ts}} AS tick, it.actor, count(*) AS n,
+           sum(it.score - coalesce(it.organic_score, it.score)) AS uplift
+    FROM (SELECT platform, ts, unnest(items) AS it
+          FROM read_json({rk!r}, format='newline_delimited', ignore_errors=true,
+                         columns={{{{'platform': 'VARCHAR', 'ts': 'VARCHAR',
+                                   'items': 'STRUCT(actor VARCHAR, score DOUBLE,
+                                                    organic_score DOUBLE)[]'}}}}))
+    GROUP BY ALL''').fetchall()
+print(json.dumps({{"inner_s": time.perf_counter() - t, "groups": len(exposures) + len(entries)}}))
 """
 
-SCAN_1CORE = SCAN.replace("con = duckdb.connect()", "con = duckdb.connect(config={{'threads': 1}})")
+# Runs its code in a grandchild so RUSAGE_CHILDREN covers it and every process it starts.
+WRAP = """
+import json, resource, subprocess, sys
+p = subprocess.run([sys.executable, "-c", sys.argv[1]], capture_output=True, text=True,
+                   check=True)
+out = json.loads(p.stdout.strip().splitlines()[-1])
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+out.update(cpu_s=ru.ru_utime + ru.ru_stime, peak_rss_mb=ru.ru_maxrss / 1024)
+print(json.dumps(out))
+"""
 
 
-def head_jsonl(src: Path, dst: Path, fraction: float) -> None:
-    """The first ``fraction`` of the lines, streamed: this process must stay small, because a
-    forked child's peak RSS starts from its parent's."""
-    with src.open("rb") as fh:
-        total = sum(1 for _ in fh)
-    keep = int(total * fraction)
-    with src.open("rb") as fh, dst.open("wb") as out:
-        for i, line in enumerate(fh):
-            if i >= keep:
-                break
-            out.write(line)
+def child(code: str) -> dict:
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", WRAP, code], capture_output=True, text=True,
+                          cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["wall_s"] = time.perf_counter() - t0
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scale", type=float, default=5.0, help="simulator user scale (5 ≈ 1.1M)")
+    ap.add_argument("--scales", default="1,10", help="simulator user scales")
+    ap.add_argument("--workers", default="1,2", help="replay --workers values")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--work", type=Path, default=Path("/tmp/amplimon-bench-replay"))
     args = ap.parse_args()
-
-    args.work.mkdir(parents=True, exist_ok=True)
-    # In a child: a forked child's peak RSS would otherwise include this process's.
-    sim = child(SIMULATE.format(out=str(args.work), scale=args.scale))
-    sim_s = sim["inner_s"]
-    cfg, ex, rk = (str(args.work / n) for n in ("amplimon.yaml", "exposure.jsonl",
-                                                  "ranking.jsonl"))
-    head_jsonl(Path(ex), args.work / "half_ex.jsonl", 0.5)
-    head_jsonl(Path(rk), args.work / "half_rk.jsonl", 0.5)
-
-    results = {}
-    for name, (e, r) in {"full": (ex, rk), "half": (str(args.work / "half_ex.jsonl"),
-                                                    str(args.work / "half_rk.jsonl"))}.items():
-        db = str(args.work / f"{name}.duckdb")
-        Path(db).unlink(missing_ok=True)
-        results[f"replay_{name}"] = child(REPLAY.format(cfg=cfg, db=db, ex=e, rk=r))
-    results["duckdb_scan"] = child(SCAN.format(ex=ex))
-    results["duckdb_scan_1thread"] = child(SCAN_1CORE.format(ex=ex))
-
-    rep, scan = results["replay_full"], results["duckdb_scan"]
-    scan1 = results["duckdb_scan_1thread"]
-    ev = rep["exposures"]
-    summary = {
-        "exposure_events": ev, "all_records": rep["records"], "simulate_s": sim_s,
-        "replay_events_per_s_wall": ev / rep["inner_s"],
-        "replay_records_per_s_wall": rep["records"] / rep["inner_s"],
-        "replay_events_per_cpu_s": ev / rep["cpu_s"],
-        "duckdb_scan_events_per_s": scan["lines"] / scan["inner_s"],
-        "duckdb_scan_1thread_events_per_s": scan1["lines"] / scan1["inner_s"],
-        "ratio_vs_duckdb_scan": scan["inner_s"] / rep["inner_s"],
-        "ratio_vs_duckdb_scan_1thread": scan1["inner_s"] / rep["inner_s"],
-        "peak_rss_mb_full": rep["peak_rss_mb"],
-        "peak_rss_mb_half": results["replay_half"]["peak_rss_mb"],
-        "peak_rss_mb_duckdb_scan": scan["peak_rss_mb"],
-    }
-    results["summary"] = summary
+    results: dict[str, dict] = {"machine": {"cpus": os.cpu_count(),
+                                            "load_before": os.getloadavg()}}
+    for scale in [float(s) for s in args.scales.split(",")]:
+        work = args.work / f"scale-{scale:g}"
+        work.mkdir(parents=True, exist_ok=True)
+        if not (work / "exposure.jsonl.gz").exists():
+            child(SIMULATE.format(out=str(work), scale=scale))
+        cfg, ex, rk = (str(work / n) for n in ("amplimon.yaml", "exposure.jsonl.gz",
+                                                 "ranking.jsonl.gz"))
+        row: dict[str, dict] = {"reference": child(REFERENCE.format(ex=ex, rk=rk))}
+        for w in [int(x) for x in args.workers.split(",")]:
+            row[f"replay_workers_{w}"] = child(REPLAY.format(
+                cfg=cfg, db=str(work / f"w{w}.duckdb"), ex=ex, rk=rk, workers=w))
+        ref = row["reference"]["inner_s"]
+        base = row[f"replay_workers_{args.workers.split(',')[0]}"]
+        summary = {"records": base["records"], "exposure_events": base["exposures"],
+                   "reference_s": ref, "reference_peak_rss_mb": row["reference"]["peak_rss_mb"]}
+        for name, r in row.items():
+            if name.startswith("replay_"):
+                summary[f"{name}_s"] = r["inner_s"]
+                summary[f"{name}_records_per_s"] = r["records"] / r["inner_s"]
+                summary[f"{name}_ratio_vs_reference"] = ref / r["inner_s"]
+                summary[f"{name}_peak_rss_mb"] = r["peak_rss_mb"]
+        ws = [int(x) for x in args.workers.split(",")]
+        if len(ws) > 1:
+            first, last = row[f"replay_workers_{ws[0]}"], row[f"replay_workers_{ws[-1]}"]
+            summary[f"speedup_{ws[0]}_to_{ws[-1]}_workers"] = first["inner_s"] / last["inner_s"]
+        row["summary"] = summary
+        results[f"scale_{scale:g}"] = row
+        print(f"== scale {scale:g}")
+        width = max(map(len, summary))
+        for k, v in summary.items():
+            print(f"  {k:<{width}}  {v:,.3f}" if isinstance(v, float) else f"  {k:<{width}}  {v:,}")
+    results["machine"]["load_after"] = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "replay.json").write_text(json.dumps(results, indent=2))
-    width = max(map(len, summary))
-    for k, v in summary.items():
-        print(f"{k:<{width}}  {v:,.3f}" if isinstance(v, float) else f"{k:<{width}}  {v:,}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import ui
+from dashboard.text import md
 from dashboard.views import login
 
 
@@ -19,12 +20,14 @@ def _page(name: str, title: str, icon: str, *, default: bool = False) -> st.Page
 
 
 def main() -> None:
-    st.set_page_config(page_title="amplimon", page_icon=":material/how_to_vote:", layout="wide")
+    # An emoji favicon is an inline SVG; a ":material/…:" one is fetched from fonts.gstatic.com,
+    # and the dashboard must work with no network at all (tests/dashboard/test_browser.py).
+    st.set_page_config(page_title="amplimon", page_icon="🗳️", layout="wide")
     try:
         ui.settings()
         ui.state()
     except (ValueError, RuntimeError) as err:
-        st.error(f"The dashboard cannot start: {err}")
+        st.error(f"The dashboard cannot start: {md(err)}")
         st.stop()
     user = ui.signed_in(touch=True)
     if user is None:
@@ -42,7 +45,7 @@ def main() -> None:
         pages.append(_page("users", "Users", "group"))
     page = st.navigation(pages)
     with st.sidebar:
-        st.markdown(f"**{user.username}** · {user.role}")
+        st.markdown(f"**{md(user.username)}** · {md(user.role)}")
         if st.button("Sign out", key="sign_out"):
             ui.auth().logout(st.session_state.pop("token", None))
             st.session_state.clear()

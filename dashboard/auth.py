@@ -4,9 +4,20 @@
   also manages users and uploads registries (:func:`can`).
 * Passwords are hashed with bcrypt (cost 12 by default; the cost is stored in the hash).
   bcrypt reads at most 72 bytes, so longer passwords are refused rather than truncated.
-* Lockout: ``max_attempts`` consecutive failures lock the *name* for ``lockout`` — also for
-  names that do not exist, and with the same message, so that attempts reveal nothing about
-  which accounts exist.  An unknown name is checked against a dummy hash for the same reason.
+* Lockout, per account *as seen from one client* and per client: ``max_attempts`` failures
+  for a name from one client lock that name **for that client** for ``lockout``; and
+  ``client_max_attempts`` failures from one client, whatever the names, lock the client.  A
+  name alone is never locked for everybody, so nobody can lock named staff out from
+  elsewhere (the price: a guesser with many addresses gets ``max_attempts`` bcrypt checks per
+  address and name, at bcrypt's cost of ~0.25 s each).  Names that do not exist lock the
+  same way, with the same message, so that attempts reveal nothing about which accounts
+  exist; an unknown name is checked against a dummy hash for the same reason.
+* Atomic: the lock is checked and the attempt counted as a failure in one ``BEGIN
+  IMMEDIATE`` transaction *before* the (slow) bcrypt check, and a success then clears the
+  count.  Concurrent guesses are serialised there: of N simultaneous guesses at most
+  ``max_attempts`` reach bcrypt, however many threads or processes send them.
+* The client is the address Streamlit sees (``st.context.ip_address``) or, behind a reverse
+  proxy, the header the proxy sets (``AMPLIMON_DASHBOARD_CLIENT_HEADER``).
 * Sessions: a random token kept in the browser session; only its SHA-256 is stored.  A session
   ends after ``idle`` without activity or ``max_age`` after sign-in, when the user is disabled
   or deleted, or on sign-out.  The role is read from ``users`` on every check, so a role change
@@ -20,6 +31,7 @@ import hashlib
 import math
 import re
 import secrets
+import sqlite3
 from dataclasses import dataclass
 
 import bcrypt
@@ -91,6 +103,7 @@ class LoginResult:
 
 class Auth:
     def __init__(self, state: StateStore, *, max_attempts: int = 5,
+                 client_max_attempts: int = 20,
                  lockout: dt.timedelta = dt.timedelta(minutes=15),
                  idle: dt.timedelta = dt.timedelta(minutes=30),
                  max_age: dt.timedelta = dt.timedelta(hours=12), dummy_rounds: int = 12) -> None:
@@ -98,6 +111,7 @@ class Auth:
             raise ValueError("max_attempts must be >= 1")
         self.state = state
         self.max_attempts = max_attempts
+        self.client_max_attempts = max(client_max_attempts, max_attempts)
         self.lockout = lockout
         self.idle = idle
         self.max_age = max_age
@@ -139,15 +153,18 @@ class Auth:
                 raise AuthError(f"no user {username!r}")
 
     def unlock(self, username: str) -> None:
+        """Clear the failures of ``username`` from every client."""
         with self.state.connect(write=True) as con:
-            con.execute("DELETE FROM login_attempts WHERE username = ?", (username,))
+            con.execute("DELETE FROM login_failures WHERE scope = 'account' AND account = ?",
+                        (username,))
 
     def users(self) -> list[dict[str, object]]:
         with self.state.connect() as con:
             rows = con.execute(
                 "SELECT u.username, u.role, u.disabled, u.created_at, u.created_by, "
-                "coalesce(a.failures, 0), a.locked_until FROM users u "
-                "LEFT JOIN login_attempts a ON a.username = u.username "
+                "coalesce(sum(f.failures), 0), max(f.locked_until) FROM users u "
+                "LEFT JOIN login_failures f ON f.scope = 'account' AND f.account = u.username "
+                "GROUP BY u.username, u.role, u.disabled, u.created_at, u.created_by "
                 "ORDER BY u.username").fetchall()
         now = self.state.now()
         return [{"user": n, "role": r, "disabled": bool(d), "created": c[:16].replace("T", " "),
@@ -155,29 +172,67 @@ class Auth:
                  "locked": bool(lk and lk > now)} for n, r, d, c, b, f, lk in rows]
 
     # -- sign-in -------------------------------------------------------------------------
-    def login(self, username: str, password: str) -> LoginResult:
-        username = (username or "").strip()
+    def login(self, username: str, password: str, *, client: str = "") -> LoginResult:
+        """Check a sign-in from ``client`` (an address); see the module docstring."""
+        username = (username or "").strip()[:256]
+        client = (client or "unknown")[:128]
         now = self.state.clock()
-        with self.state.connect() as con:
-            attempt = con.execute("SELECT failures, locked_until FROM login_attempts "
-                                  "WHERE username = ?", (username,)).fetchone()
+        with self.state.connect(write=True) as con:  # check and count: one transaction
+            until = self._locked_until(con, now, username, client)
+            if until is not None:
+                minutes = max(1, math.ceil((until - now).total_seconds() / 60))
+                return LoginResult(None, None, f"Too many failed sign-ins: locked, try again "
+                                               f"in {minutes} minute{'s' if minutes > 1 else ''}.")
+            locks = self._count(con, now, username, client)
             row = con.execute("SELECT role, pw_hash, disabled FROM users WHERE username = ?",
                               (username,)).fetchone()
-        if attempt and attempt[1] and dt.datetime.fromisoformat(attempt[1]) > now:
-            left = dt.datetime.fromisoformat(attempt[1]) - now
-            minutes = max(1, math.ceil(left.total_seconds() / 60))
-            return LoginResult(None, None, f"Too many failed sign-ins: locked, try again in "
-                                           f"{minutes} minute{'s' if minutes > 1 else ''}.")
         ok = self._check(password, row[1] if row else None)
         if not ok or row is None or row[2]:
-            return LoginResult(None, None, self._fail(username))
+            if locks:
+                return LoginResult(None, None, f"Too many failed sign-ins: locked for "
+                                               f"{int(self.lockout.total_seconds() // 60)} "
+                                               "minutes.")
+            return LoginResult(None, None, _GENERIC_FAILURE)
         token = secrets.token_urlsafe(32)
         with self.state.connect(write=True) as con:
-            con.execute("DELETE FROM login_attempts WHERE username = ?", (username,))
+            con.execute("DELETE FROM login_failures WHERE scope = 'account' AND account = ? "
+                        "AND client = ?", (username, client))
+            con.execute("UPDATE login_failures SET failures = max(failures - 1, 0) "
+                        "WHERE scope = 'client' AND account = '' AND client = ? "
+                        "AND locked_until IS NULL", (client,))  # this attempt was no guess
             con.execute("INSERT INTO sessions (token_hash, username, created_at, last_seen) "
                         "VALUES (?, ?, ?, ?)", (_digest(token), username, self.state.now(),
                                                 self.state.now()))
         return LoginResult(User(username, row[0]), token, "Signed in.")
+
+    def _locked_until(self, con: sqlite3.Connection, now: dt.datetime, username: str,
+                      client: str) -> dt.datetime | None:
+        rows = con.execute(
+            "SELECT locked_until FROM login_failures WHERE locked_until IS NOT NULL AND "
+            "((scope = 'account' AND account = ? AND client = ?) OR "
+            " (scope = 'client' AND account = '' AND client = ?))",
+            (username, client, client)).fetchall()
+        until = [dt.datetime.fromisoformat(r[0]) for r in rows]
+        return max((u for u in until if u > now), default=None)
+
+    def _count(self, con: sqlite3.Connection, now: dt.datetime, username: str,
+               client: str) -> bool:
+        """Count one failure in both scopes (an expired lock starts again at 1); True if this
+        attempt reaches a limit and so locks."""
+        locks = False
+        for scope, account, limit in (("account", username, self.max_attempts),
+                                      ("client", "", self.client_max_attempts)):
+            row = con.execute("SELECT failures, locked_until FROM login_failures WHERE "
+                              "scope = ? AND account = ? AND client = ?",
+                              (scope, account, client)).fetchone()
+            expired = row is not None and row[1] is not None
+            failures = 1 if row is None or expired else row[0] + 1
+            locked = (now + self.lockout).isoformat() if failures >= limit else None
+            locks = locks or locked is not None
+            con.execute("INSERT OR REPLACE INTO login_failures (scope, account, client, "
+                        "failures, last_failure, locked_until) VALUES (?, ?, ?, ?, ?, ?)",
+                        (scope, account, client, failures, now.isoformat(), locked))
+        return locks
 
     def _check(self, password: str, pw_hash: bytes | None) -> bool:
         raw = (password or "").encode("utf-8")[:72]
@@ -188,22 +243,6 @@ class Auth:
             bcrypt.checkpw(raw, self._dummy)
             return False
         return bcrypt.checkpw(raw, pw_hash)
-
-    def _fail(self, username: str) -> str:
-        now = self.state.clock()
-        with self.state.connect(write=True) as con:
-            row = con.execute("SELECT failures, locked_until FROM login_attempts "
-                              "WHERE username = ?", (username,)).fetchone()
-            expired_lock = row and row[1] and dt.datetime.fromisoformat(row[1]) <= now
-            failures = 1 if row is None or expired_lock else row[0] + 1
-            locked = (now + self.lockout).isoformat() if failures >= self.max_attempts else None
-            con.execute("INSERT OR REPLACE INTO login_attempts (username, failures, "
-                        "last_failure, locked_until) VALUES (?, ?, ?, ?)",
-                        (username, failures, now.isoformat(), locked))
-        if locked:
-            return (f"Too many failed sign-ins: locked for "
-                    f"{int(self.lockout.total_seconds() // 60)} minutes.")
-        return _GENERIC_FAILURE
 
     # -- sessions ------------------------------------------------------------------------
     def session(self, token: str | None, *, touch: bool = False) -> User | None:

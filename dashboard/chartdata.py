@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard.explain import evidence_of
+from dashboard.explain import effect_label, evidence_of
 from monitor.config import Config
 
 __all__ = ["chart_frames", "disclosures_checked", "effect_ci", "per_period", "sequential",
@@ -150,24 +150,35 @@ def _counts_from_evidence(finding: Mapping[str, Any], columns: pd.Index) -> pd.D
 
 
 def effect_ci(finding: Mapping[str, Any], periods: pd.DataFrame) -> pd.DataFrame:
-    """The finding's effect with its CI, beside the measured ratio of each period."""
+    """The finding's effect with its CI, labelled with what it measures
+    (:data:`dashboard.explain.EFFECT_MEANING`).  The measured ranked ÷ holdout ratio of each
+    period is added only when the finding's effect *is* that ratio; otherwise they are
+    different quantities and sharing one axis would read as a contradiction (they are in the
+    per-period chart, with their own label)."""
     rows = []
     ev = evidence_of(finding)
+    detector = str(finding.get("detector"))
+    measures = effect_label(detector)
     if finding.get("effect") is not None and not pd.isna(finding.get("effect")):
-        rows.append({"estimate": "finding effect", "value": float(finding["effect"]),
+        rows.append({"estimate": f"finding effect ({detector})", "value": float(finding["effect"]),
                      "ci_low": _f(finding.get("ci_low")), "ci_high": _f(finding.get("ci_high")),
-                     "scale": "ratio"})
-    for _, r in periods.iterrows():
-        if pd.notna(r["ratio"]):
-            rows.append({"estimate": f"{r['period']} ratio ({r['region']})",
-                         "value": float(r["ratio"]), "ci_low": _f(r["ci_low"]),
-                         "ci_high": _f(r["ci_high"]), "scale": "ratio"})
+                     "scale": "ratio", "measures": measures})
+    if measures == effect_label("amplification") or measures == effect_label(
+            "undisclosed_intervention"):
+        for _, r in periods.iterrows():
+            if pd.notna(r["ratio"]):
+                rows.append({"estimate": f"{r['period']} ratio ({r['region']})",
+                             "value": float(r["ratio"]), "ci_low": _f(r["ci_low"]),
+                             "ci_high": _f(r["ci_high"]), "scale": "ratio",
+                             "measures": effect_label("amplification")})
     share = ev.get("unlabelled_share")
     ci = ev.get("unlabelled_share_ci95")
     if isinstance(share, int | float) and isinstance(ci, Sequence) and len(ci) == 2:
         rows.append({"estimate": "unlabelled share", "value": float(share),
-                     "ci_low": _f(ci[0]), "ci_high": _f(ci[1]), "scale": "share"})
-    return pd.DataFrame(rows, columns=["estimate", "value", "ci_low", "ci_high", "scale"])
+                     "ci_low": _f(ci[0]), "ci_high": _f(ci[1]), "scale": "share",
+                     "measures": "share of exposures without the required label"})
+    return pd.DataFrame(rows, columns=["estimate", "value", "ci_low", "ci_high", "scale",
+                                       "measures"])
 
 
 def _f(value: Any) -> float | None:

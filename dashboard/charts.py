@@ -18,6 +18,11 @@ import matplotlib.ticker as mticker
 import pandas as pd
 from matplotlib.figure import Figure
 
+# Labels hold platform- and registry-controlled text: "$…$" in it is text, never mathtext
+# (which would also fail to parse and take the chart down).  A decorator, because tick labels
+# are created when the figure is drawn, not only when it is built.
+_PLAIN_TEXT = matplotlib.rc_context({"text.parse_math": False})
+
 __all__ = ["effect_ci", "exposure_over_time", "exposure_per_period", "forest", "png",
            "sequential_statistic", "svg", "timeline"]
 
@@ -68,6 +73,7 @@ def _time_axis(ax: Any) -> None:
     ax.set_xlabel("event time (UTC)")
 
 
+@_PLAIN_TEXT
 def exposure_over_time(df: pd.DataFrame) -> Figure:
     fig, ax = _figure()
     t = _naive(df["t"])
@@ -85,6 +91,7 @@ def exposure_over_time(df: pd.DataFrame) -> Figure:
     return fig
 
 
+@_PLAIN_TEXT
 def exposure_per_period(df: pd.DataFrame) -> Figure:
     multi = df["region"].nunique() > 1
     fig, ax = _figure(bottom=0.75 if multi else 0.5)
@@ -113,6 +120,7 @@ def exposure_per_period(df: pd.DataFrame) -> Figure:
     return fig
 
 
+@_PLAIN_TEXT
 def sequential_statistic(df: pd.DataFrame) -> Figure:
     timed = bool(df["t"].notna().any())
     fig, ax = _figure(6.4, 3.2 if timed else 1.2 + 0.35 * len(df),
@@ -145,10 +153,12 @@ def sequential_statistic(df: pd.DataFrame) -> Figure:
     return fig
 
 
+@_PLAIN_TEXT
 def effect_ci(df: pd.DataFrame) -> Figure:
     ratio = df[df["scale"] == "ratio"]
     rows = ratio if not ratio.empty else df[df["scale"] == "share"]
-    fig, ax = _figure(6.4, 1.2 + 0.4 * max(1, len(rows)), labels=list(rows["estimate"]))
+    fig, ax = _figure(6.4, 1.5 + 0.4 * max(1, len(rows)), labels=list(rows["estimate"]),
+                      bottom=0.8)  # a two-line axis label
     y = list(range(len(rows)))[::-1]
     lo = (rows["value"] - rows["ci_low"].astype(float)).fillna(0).clip(lower=0)
     hi = (rows["ci_high"].astype(float) - rows["value"]).fillna(0).clip(lower=0)
@@ -158,7 +168,9 @@ def effect_ci(df: pd.DataFrame) -> Figure:
         ax.axvline(1.0, color="black", linewidth=0.8)
         _log_ratio_axis(ax, [*rows["value"], *rows["ci_low"].dropna(),
                              *rows["ci_high"].dropna()])
-        ax.set_xlabel("ranked ÷ holdout (1 = no amplification; log scale)")
+        measures = (str(rows["measures"].iloc[0]) if "measures" in rows
+                    else "ranked ÷ holdout")
+        ax.set_xlabel(f"{measures}\n(1 = none; log scale)")
     else:
         ax.set_xlim(0, 1)
         ax.set_xlabel("share of exposures without the required label")
@@ -166,6 +178,7 @@ def effect_ci(df: pd.DataFrame) -> Figure:
     return fig
 
 
+@_PLAIN_TEXT
 def timeline(rows: Sequence[dict[str, Any]], markers: pd.DataFrame | None = None,
              now: Any = None) -> Figure:
     """Election windows (solid) with their baselines (hatched); findings as dots."""
@@ -199,6 +212,7 @@ def timeline(rows: Sequence[dict[str, Any]], markers: pd.DataFrame | None = None
     return fig
 
 
+@_PLAIN_TEXT
 def forest(df: pd.DataFrame, measure: str = "ratio") -> Figure:
     """Huszár-style forest plot: one row per subject, baseline (hollow) and window (filled)
     estimates with 95 % CIs on a log axis; disclosed subjects in green, marked ◆."""
@@ -234,12 +248,14 @@ def forest(df: pd.DataFrame, measure: str = "ratio") -> Figure:
     return fig
 
 
+@_PLAIN_TEXT
 def png(fig: Figure, dpi: int = 120) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
     return buf.getvalue()
 
 
+@_PLAIN_TEXT
 def svg(fig: Figure) -> bytes:
     buf = io.BytesIO()
     with matplotlib.rc_context({"svg.hashsalt": "amplimon"}):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -31,7 +32,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from monitor.store import SCHEMA
+from monitor.store import SCHEMA, Store, StoreError
+from monitor.triagelog import sync
 from streams.snapshot import default_snapshot_dir, read_snapshot
 
 __all__ = ["TABLES", "DataSource", "DuckDBFileSource", "Snapshot", "SnapshotDirSource",
@@ -92,6 +94,7 @@ class Snapshot:
     origin: str = ""
     stale: bool = False
     note: str = ""
+    live: dict[str, Any] | None = None  # the live sink's snapshot manifest, when read from one
 
     @property
     def deadletter_total(self) -> int:
@@ -118,7 +121,7 @@ class DataSource(ABC):
         """The files whose size and mtime say whether the data changed."""
 
     @abstractmethod
-    def _read(self) -> tuple[dict[str, pd.DataFrame], str]:
+    def _read(self) -> tuple[dict[str, Any], str]:
         """One read of every table, and where it came from; raises ``duckdb.Error`` /
         ``OSError`` if the source is busy."""
 
@@ -133,12 +136,14 @@ class DataSource(ABC):
             for pause in (*self.retries, None):
                 try:
                     frames, origin = self._read()
+                    live = frames.pop("_live", None)
                 except (duckdb.Error, OSError, ValueError) as err:
                     error = str(err)
                     if pause is not None:
                         time.sleep(pause)
                     continue
-                self._last = Snapshot(**frames, read_at=dt.datetime.now(dt.UTC), origin=origin)
+                self._last = Snapshot(**frames, read_at=dt.datetime.now(dt.UTC), origin=origin,
+                                      live=live)
                 self._fingerprint = fingerprint
                 return self._last
             return self._busy(error)
@@ -181,7 +186,7 @@ class DuckDBFileSource(DataSource):
         return [self.path, self.path.with_name(self.path.name + ".wal"),
                 self.snapshot_dir / "manifest.json"]
 
-    def _read(self) -> tuple[dict[str, pd.DataFrame], str]:
+    def _read(self) -> tuple[dict[str, Any], str]:
         try:
             con = duckdb.connect(str(self.path), read_only=True)
         except duckdb.IOException:
@@ -196,6 +201,24 @@ class DuckDBFileSource(DataSource):
             con.close()
 
 
+    def apply_triage(self, state: str | Path) -> bool:
+        """Apply the dashboard's pending triage to this file's ``findings.status``
+        (:mod:`monitor.triagelog`), holding the file read-write for the moment it takes.
+        False if another process holds the file (the change stays pending: a sink writing
+        the file applies it itself, otherwise the next attempt does)."""
+        with self._lock:  # no read of ours is open meanwhile (one DuckDB mode per process)
+            try:
+                store = Store(self.path)  # migrates an older file, as any writer does
+            except StoreError:
+                return False
+            try:
+                sync(store.con, state)
+            finally:
+                store.close()
+            self._fingerprint = None  # re-read now
+        return True
+
+
 class SnapshotDirSource(DataSource):
     """A directory of ``<table>.parquet`` files replaced atomically by the live sink
     (:mod:`streams.snapshot`); ``manifest.json`` is replaced last."""
@@ -203,16 +226,28 @@ class SnapshotDirSource(DataSource):
     def _files(self) -> list[Path]:
         return [self.path / f"{t}.parquet" for t in TABLES] + [self.path / "manifest.json"]
 
-    def _read(self) -> tuple[dict[str, pd.DataFrame], str]:
+    def _read(self) -> tuple[dict[str, Any], str]:
         return _read_snapshot(self.path), self.path.name
 
 
-def _read_snapshot(directory: Path) -> dict[str, pd.DataFrame]:
+def _read_snapshot(directory: Path) -> dict[str, Any]:
     con = read_snapshot(directory)  # each file read once, through one descriptor
     try:
-        return _query_all(con, set(TABLES))
+        frames: dict[str, Any] = _query_all(con, set(TABLES))
     finally:
         con.close()
+    frames["_live"] = _manifest(directory)
+    return frames
+
+
+def _manifest(directory: Path) -> dict[str, Any] | None:
+    """The sink's ``manifest.json`` (``published_at``, row counts), or None if unreadable."""
+    try:
+        with open(directory / "manifest.json", "rb") as fh:
+            value = json.loads(fh.read(1 << 20))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _query_all(con: duckdb.DuckDBPyConnection, present: set[str]) -> dict[str, pd.DataFrame]:

@@ -16,9 +16,11 @@ from typing import Any
 
 import pandas as pd
 
+from dashboard.text import visible
 from monitor.config import Config
 
-__all__ = ["evidence_of", "fmt_time", "headline", "numbers", "sentence", "subject_label"]
+__all__ = ["EFFECT_MEANING", "crossing", "effect_label", "evidence_of", "fmt_p", "fmt_time",
+           "headline", "numbers", "sentence", "subject_label"]
 
 KIND_LABELS = {"amplification": "amplification", "suppression": "suppression",
                "undisclosed_intervention": "undisclosed intervention",
@@ -84,18 +86,52 @@ _EFFECT_PHRASES = {
 _EFFECT_DEFAULT = "{poss} exposure in the ranked feed {verb} to {x} of the holdout"
 
 
+# What ``findings.effect`` measures, per detector (each detector's docstring): the label
+# shown beside the number, and the axis of its chart.  Two detectors' effects are different
+# quantities: a rank_uplift effect of 1.30× and a holdout ratio of 1.17× do not contradict.
+EFFECT_MEANING = {
+    "holdout_shift": "ranked ÷ holdout exposure ratio, window ÷ baseline",
+    "rank_uplift": "ranking weight ÷ what organic scores justify",
+    "score_shift": "ranking weight, window ÷ before the window",
+    "undisclosed_intervention": "ranked ÷ holdout exposure ratio in the window",
+    "log_integrity": "observed ÷ declared holdout share",
+    "amplification": "ranked ÷ holdout exposure ratio",
+}
+_EFFECT_FALLBACK = "ranked ÷ holdout exposure ratio"
+
+
+def effect_label(detector: str) -> str:
+    """What the effect of a finding of ``detector`` measures, e.g. "ranking weight ÷ what
+    organic scores justify"."""
+    return EFFECT_MEANING.get(detector, _EFFECT_FALLBACK)
+
+
+def fmt_p(p: float | None) -> str:
+    """p-values as the CLI prints them: ``<1e-12`` below 1e-12 (never "0")."""
+    if p is None:
+        return "—"
+    return "<1e-12" if p < 1e-12 else f"{p:.2g}"
+
+
 def subject_label(subject_kind: str, subject: str, config: Config | None) -> str:
-    """"Candidate Jane Doe", "party group party-a", "item it-9", or the id itself."""
+    """"Candidate Jane Doe", "Party account Party B (AT)", "all 3 accounts of group party-b",
+    "item it-9", or the id itself — a group and an account named like it never read alike."""
     if subject_kind == "actor":
         entry = config.registry.get(subject) if config is not None else None
         if entry is not None and entry.name:
+            if entry.kind == "party":
+                return f"Party account {entry.name}"
             kind = entry.kind.capitalize() if entry.kind != "other" else "Actor"
             if entry.name.lower().startswith(entry.kind.lower()):
                 return entry.name  # "Candidate A1 (DE)", not "Candidate Candidate A1 (DE)"
             return f"{kind} {entry.name}"
-        return f"actor {subject}"
+        return f"account {subject}"
     if subject_kind == "group":
-        return f"group {subject}"
+        members = config.groups.get(subject) if config is not None else None
+        if members:
+            n = len(members)
+            return f"all {n} account{'s' if n != 1 else ''} of group {subject}"
+        return f"group {subject} (all its accounts)"
     return f"{subject_kind} {subject}"
 
 
@@ -104,14 +140,21 @@ def headline(finding: Mapping[str, Any], config: Config | None) -> str:
     kind = KIND_LABELS.get(str(finding["kind"]), str(finding["kind"]).replace("_", " "))
     effect = _num(finding.get("effect"))
     size = f" {_ratio(effect)}" if effect is not None else ""
-    return f"{who[0].upper()}{who[1:]} — {kind}{size} on {finding['platform']} in " \
-           f"{finding['region']}"
+    return visible(f"{who[0].upper()}{who[1:]} — {kind}{size} on {finding['platform']} in "
+                   f"{finding['region']}")
 
 
 def sentence(finding: Mapping[str, Any], config: Config | None) -> str:
+    """One plain sentence (control and invisible format characters made visible)."""
+    return visible(_sentence(finding, config))
+
+
+def _sentence(finding: Mapping[str, Any], config: Config | None) -> str:
     ev = evidence_of(finding)
     who = subject_label(str(finding["subject_kind"]), str(finding["subject"]), config)
     poss = f"{who}'s" if not who.endswith("s") else f"{who}'"
+    if finding["subject_kind"] == "group":
+        poss = f"group {finding['subject']}'s"  # the accounts together
     poss = poss[0].upper() + poss[1:]
     where = f"on {finding['platform']} in {finding['region']}"
     since = fmt_time(finding.get("event_time"))
@@ -159,16 +202,28 @@ def _coverage(ev: Mapping[str, Any], *, disclosed: bool = False) -> str:
     return "a disclosure covers it" if disclosed else "with no disclosure covering it"
 
 
+def crossing(finding: Mapping[str, Any], display_name: str = "") -> str:
+    """Which detector raised the finding and what crossed: "Raised by rank_uplift (Ranking
+    score above organic score): its always-valid statistic crossed the threshold at …"."""
+    det = str(finding.get("detector"))
+    name = f" ({display_name})" if display_name else ""
+    when = fmt_time(finding.get("event_time"))
+    if _num(finding.get("p_value")) is None:
+        return f"Raised by {det}{name}: a logged fact, no statistical test; first seen {when}."
+    return (f"Raised by {det}{name}: its always-valid statistic crossed the threshold at "
+            f"{when}. Effect = {effect_label(det)}.")
+
+
 def numbers(finding: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(label, value) rows for the detail page and the evidence pack summary."""
     effect, lo, hi, p = (_num(finding.get(k)) for k in ("effect", "ci_low", "ci_high",
                                                         "p_value"))
     n = _num(finding.get("n_exposures"))
     rows = [
-        ("Effect (ranked ÷ holdout)", _ratio(effect)),
+        (f"Effect ({effect_label(str(finding.get('detector')))})", _ratio(effect)),
         ("95 % confidence interval", f"{lo:.2f} – {hi:.2f}" if lo is not None and hi is not None
          else f"≥ {lo:.2f}" if lo is not None and lo > 0 else "—"),
-        ("p-value (always-valid, adjusted)", "—" if p is None else f"{p:.2g}"),
+        ("p-value (always-valid, adjusted)", fmt_p(p)),
         ("Exposures behind the evidence", "—" if n is None else f"{int(n):,}"),
         ("Severity", str(finding.get("severity") or "—")),
         ("Threshold first crossed (event time)", fmt_time(finding.get("event_time"))),

@@ -4,16 +4,24 @@ Contents: ``README.txt`` (the finding in words, how to verify), ``finding.json``
 ``evidence.json``, ``data/<chart>.csv`` and ``.parquet`` (the data behind each chart),
 ``charts/<chart>.png`` and ``.svg``, ``triage/history.csv``, ``config/amplimon.yaml`` (when
 known), ``versions.json`` (amplimon, detector and library versions; the runs that produced
-the data) and ``manifest.json`` listing every other file with its SHA-256 and size.
+the data, with the SHA-256 of their inputs and configuration), ``manifest.json`` listing every
+other file with its SHA-256 and size, when and by whom the pack was made and the signer's key
+fingerprint, and ``signature.json``: the deployment's Ed25519 signature of the exact bytes of
+``manifest.json`` (:mod:`monitor.signing`).
 
-:func:`verify_pack` recomputes every hash and refuses missing, extra, duplicate, unsafe or
-changed entries.  The manifest cannot vouch for itself: the dashboard records the manifest's
-SHA-256 when it hands a pack out (the ``exports`` table, shown on the finding's page) so that
-a pack can also be matched against that record (``amplimon verify --expect SHA256``).
+:func:`monitor.packverify.verify_pack` (``amplimon verify``) checks it.  The dashboard also
+records the manifest's SHA-256 when it hands a pack out (the ``exports`` table), so that a
+pack can be matched against that record too (``amplimon verify --expect SHA256``).
+
+CSV files are written for spreadsheets: a cell that starts with ``=``, ``+``, ``-``, ``@``, a
+tab or a carriage return is prefixed with ``'`` (OWASP "CSV injection"), so that platform text
+or an analyst's note is never run as a formula; the Parquet and JSON files keep the values
+as they are.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import io
@@ -21,20 +29,21 @@ import json
 import platform as py_platform
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
 
 from dashboard import chartdata, charts, explain
+from dashboard.csvsafe import to_csv
 from dashboard.state import AuditEntry
 from monitor.config import Config
+from monitor.packverify import FORMAT, VerifyResult, verify_pack
+from monitor.signing import ALGORITHM, SigningKey
 
 __all__ = ["FORMAT", "Pack", "VerifyResult", "build_pack", "verify_pack"]
 
-FORMAT = "amplimon-evidence-pack/1"
 _CHARTS = {"exposure_over_time": charts.exposure_over_time,
            "exposure_per_period": charts.exposure_per_period,
            "sequential_statistic": charts.sequential_statistic,
@@ -89,7 +98,8 @@ def _versions(runs: pd.DataFrame, config_text: str) -> dict[str, Any]:
         run_info.append({"run_id": r["run_id"], "command": r["command"],
                          "started_at": r["started_at"], "finished_at": r["finished_at"],
                          "detectors": info.get("detectors"),
-                         "config_sha256": info.get("config_sha256")})
+                         "config_sha256": info.get("config_sha256"),
+                         "inputs": info.get("inputs")})
     return {
         "amplimon": version("amplimon"),
         "detectors": [{"name": s.name, "display_name": s.display_name,
@@ -100,33 +110,53 @@ def _versions(runs: pd.DataFrame, config_text: str) -> dict[str, Any]:
         if config_text else None,
         "python": py_platform.python_version(),
         "libraries": {n: version(n) for n in ("duckdb", "pandas", "pyarrow", "matplotlib",
-                                              "streamlit")},
+                                              "streamlit", "cryptography")},
     }
 
 
+def readme(finding: Mapping[str, Any], config: Config | None, key: SigningKey,
+           created_by: str, now: dt.datetime) -> str:
+    """The pack's README: the finding in words and how an officer checks the pack."""
+    fid = str(finding["finding_id"])
+    text = explain.sentence(finding, config)
+    rows = "\n".join(f"  {k}: {v}" for k, v in explain.numbers(finding))
+    return (
+        f"amplimon evidence pack — finding {fid}\n\n{text}\n\n{rows}\n\n"
+        f"Status shown in the dashboard: {finding.get('status_shown', finding.get('status'))}\n"
+        f"Created {now.isoformat()} by {created_by or 'unknown'}; signed by {key.signer}.\n\n"
+        "HOW TO CHECK THIS PACK\n"
+        "1. Obtain the commission's public signing key from the commission itself (it runs\n"
+        "   `amplimon keys export` and publishes the key and its fingerprint). Do not take a\n"
+        "   key or fingerprint from this archive on trust: whoever forged a pack would put\n"
+        "   theirs here.\n"
+        "2. Run:\n"
+        "     amplimon verify THIS.zip --pubkey COMMISSION-PUBLIC-KEY.pem\n"
+        "   It checks the Ed25519 signature over manifest.json and the SHA-256 of every file,\n"
+        "   and prints who signed, when, and the signing key's fingerprint. Compare that\n"
+        "   fingerprint with the one the commission publishes.\n"
+        "   Exit status 0 = valid and signed by that key; 1 = tampered, unsigned or signed by\n"
+        "   another key; 2 = not an evidence pack (or over the size bounds).\n"
+        "   On a system where the commission's keys are configured (its own deployment, or\n"
+        "   AMPLIMON_TRUSTED_KEYS), `amplimon verify THIS.zip` is enough.\n"
+        "manifest.json lists the SHA-256 of every other file; signature.json signs it.\n")
+
+
 def build_pack(finding: Mapping[str, Any], amplification: pd.DataFrame,
-               config: Config | None, *, config_text: str = "",
+               config: Config | None, *, key: SigningKey, config_text: str = "",
                runs: pd.DataFrame | None = None, history: Sequence[AuditEntry] = (),
                created_by: str = "", now: dt.datetime | None = None) -> Pack:
+    """Build and sign the pack of one finding (see module docstring)."""
     now = now or dt.datetime.now(dt.UTC)
     fid = str(finding["finding_id"])
     ev = explain.evidence_of(finding)
     record = {k: _clean(v) for k, v in finding.items() if k != "evidence"}
     record["evidence"] = ev
     files: dict[str, bytes] = {}
-    text = explain.sentence(finding, config)
-    rows = "\n".join(f"  {k}: {v}" for k, v in explain.numbers(finding))
-    files["README.txt"] = (
-        f"amplimon evidence pack — finding {fid}\n\n{text}\n\n{rows}\n\n"
-        f"Status shown in the dashboard: {finding.get('status_shown', finding.get('status'))}\n"
-        f"Created {now.isoformat()} by {created_by or 'unknown'}.\n\n"
-        "Check it with:  amplimon verify THIS.zip\n"
-        "manifest.json lists the SHA-256 of every other file in this archive.\n"
-    ).encode()
+    files["README.txt"] = readme(finding, config, key, created_by, now).encode("utf-8")
     files["finding.json"] = _dumps(record)
     files["evidence.json"] = _dumps(ev)
     for name, frame in chartdata.chart_frames(finding, amplification, config).items():
-        files[f"data/{name}.csv"] = frame.to_csv(index=False).encode("utf-8")
+        files[f"data/{name}.csv"] = to_csv(frame)
         buf = io.BytesIO()
         frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object}
                      ).to_parquet(buf, index=False)
@@ -135,98 +165,33 @@ def build_pack(finding: Mapping[str, Any], amplification: pd.DataFrame,
             fig = _CHARTS[name](frame)
             files[f"charts/{name}.png"] = charts.png(fig, dpi=150)
             files[f"charts/{name}.svg"] = charts.svg(fig)
-    files["triage/history.csv"] = pd.DataFrame(
+    files["triage/history.csv"] = to_csv(pd.DataFrame(
         [{"at": e.at.isoformat(), "who": e.who, "action": e.action, "from": e.from_status,
           "to": e.to_status, "note": e.note} for e in history],
-        columns=["at", "who", "action", "from", "to", "note"]).to_csv(index=False).encode()
+        columns=["at", "who", "action", "from", "to", "note"]))
     if config_text:
         files["config/amplimon.yaml"] = config_text.encode("utf-8")
     files["versions.json"] = _dumps(_versions(runs if runs is not None else pd.DataFrame(
         columns=["run_id", "command", "started_at", "finished_at", "info"]), config_text))
     manifest = {"format": FORMAT, "finding_id": fid, "created_at": now.isoformat(),
                 "created_by": created_by,
+                "signer": {"name": key.signer, "key_fingerprint": key.public.fingerprint,
+                           "algorithm": ALGORITHM},
                 "files": [{"path": p, "sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)}
                           for p, b in sorted(files.items())]}
     files["manifest.json"] = _dumps(manifest)
+    files["signature.json"] = _dumps({
+        "algorithm": ALGORITHM, "signed": "manifest.json",
+        "public_key": base64.b64encode(key.public.raw).decode("ascii"),
+        "key_fingerprint": key.public.fingerprint,
+        "signature": base64.b64encode(key.sign(files["manifest.json"])).decode("ascii")})
     out = io.BytesIO()
     stamp = now.astimezone(dt.UTC).timetuple()[:6]
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for path in ["manifest.json", *sorted(p for p in files if p != "manifest.json")]:
+        first = ["manifest.json", "signature.json"]
+        for path in [*first, *sorted(p for p in files if p not in first)]:
             info = zipfile.ZipInfo(f"amplimon-evidence-{fid}/{path}", date_time=stamp)
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, files[path])
     return Pack(out.getvalue(), hashlib.sha256(files["manifest.json"]).hexdigest(),
                 tuple(sorted(files)), f"amplimon-evidence-{fid}.zip")
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyResult:
-    ok: bool
-    reason: str
-    finding_id: str = ""
-    manifest_sha256: str = ""
-    files: tuple[str, ...] = field(default=())
-
-
-def _bad(reason: str) -> VerifyResult:
-    return VerifyResult(False, reason)
-
-
-def verify_pack(source: str | Path | bytes, expect_manifest_sha256: str | None = None
-                ) -> VerifyResult:
-    """Check a pack; ``reason`` is one line.  Never raises for a bad archive."""
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
-    except (zipfile.BadZipFile, EOFError, ValueError):
-        return _bad("not a ZIP archive")
-    with zf:
-        names = [i.filename for i in zf.infolist() if not i.is_dir()]
-        if len(set(names)) != len(names):
-            dup = next(n for n in names if names.count(n) > 1)
-            return _bad(f"{dup}: duplicate entry")
-        roots = {PurePosixPath(n).parts[0] for n in names if n}
-        for n in names:
-            parts = PurePosixPath(n).parts
-            if n.startswith("/") or "\\" in n or ".." in parts or len(parts) < 2 or (
-                    len(roots) != 1):
-                return _bad(f"{n}: unexpected path in the archive")
-        root = roots.pop() if roots else ""
-        inner = {n[len(root) + 1:]: n for n in names}
-        if "manifest.json" not in inner:
-            return _bad("manifest.json is missing")
-        try:
-            raw_manifest = zf.read(inner["manifest.json"])
-            manifest = json.loads(raw_manifest)
-            listed = {f["path"]: f for f in manifest["files"]}
-        except (ValueError, KeyError, TypeError, zipfile.BadZipFile):
-            return _bad("manifest.json is not a valid manifest")
-        if manifest.get("format") != FORMAT:
-            return _bad(f"manifest.json: unknown format {manifest.get('format')!r}")
-        digest = hashlib.sha256(raw_manifest).hexdigest()
-        if expect_manifest_sha256 and digest != expect_manifest_sha256.strip().lower():
-            return _bad(f"manifest.json: SHA-256 {digest[:16]}… differs from the expected "
-                        f"{expect_manifest_sha256.strip()[:16]}…")
-        extra = sorted(set(inner) - set(listed) - {"manifest.json"})
-        if extra:
-            return _bad(f"{extra[0]}: not listed in the manifest")
-        for path, entry in sorted(listed.items()):
-            if path not in inner:
-                return _bad(f"{path}: listed in the manifest but missing")
-            h = hashlib.sha256()
-            try:
-                with zf.open(inner[path]) as fh:
-                    while chunk := fh.read(1 << 20):
-                        h.update(chunk)
-            except (zipfile.BadZipFile, OSError, EOFError):
-                return _bad(f"{path}: corrupt entry in the archive")
-            if h.hexdigest() != entry.get("sha256"):
-                return _bad(f"{path}: SHA-256 does not match the manifest (file changed)")
-        fid = str(manifest.get("finding_id", ""))
-        if "finding.json" in listed:
-            try:
-                if json.loads(zf.read(inner["finding.json"])).get("finding_id") != fid:
-                    return _bad("finding.json: finding id differs from the manifest")
-            except ValueError:
-                return _bad("finding.json is not valid JSON")
-        return VerifyResult(True, f"valid: {len(listed)} files for finding {fid}, manifest "
-                                  f"SHA-256 {digest}", fid, digest, tuple(sorted(listed)))

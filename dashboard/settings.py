@@ -9,6 +9,9 @@ so the app itself has no command line of its own:
 ``AMPLIMON_CONFIG``                     configuration YAML (windows, registry, …)
 ``AMPLIMON_DASHBOARD_REFRESH``          seconds between live refreshes (default 5)
 ``AMPLIMON_DASHBOARD_SESSION_MINUTES``  idle minutes before a session ends (default 30)
+``AMPLIMON_DASHBOARD_CLIENT_HEADER``    behind a reverse proxy: the header holding the
+                                        client's address (e.g. ``X-Forwarded-For``; its
+                                        last entry, the one the proxy added, is used)
 ======================================  =============================================
 """
 
@@ -27,6 +30,7 @@ ENV = {
     "config": "AMPLIMON_CONFIG",
     "refresh": "AMPLIMON_DASHBOARD_REFRESH",
     "session_minutes": "AMPLIMON_DASHBOARD_SESSION_MINUTES",
+    "client_header": "AMPLIMON_DASHBOARD_CLIENT_HEADER",
 }
 
 
@@ -49,6 +53,7 @@ class DashboardSettings:
     session_max_hours: float = 12.0
     lockout_attempts: int = 5
     lockout_minutes: float = 15.0
+    client_header: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DashboardSettings:
@@ -64,6 +69,7 @@ class DashboardSettings:
             config=Path(config) if config else None,
             refresh_seconds=_positive(env, "refresh", 5.0),
             session_minutes=_positive(env, "session_minutes", 30.0),
+            client_header=env.get(ENV["client_header"], "").strip(),
         )
 
 

@@ -1,9 +1,14 @@
 """The dashboard's own state, in its own SQLite file — never in the sink's database.
 
-Tables: ``users``, ``login_attempts``, ``sessions`` (see :mod:`dashboard.auth`),
+Tables: ``users``, ``login_failures``, ``sessions`` (see :mod:`dashboard.auth`),
 ``audit_log`` (one row per triage change: finding_id, who, at, action, from → to, note),
-``exports`` (evidence packs handed out, with the SHA-256 of their manifest) and
-``registry_uploads`` (configurations uploaded by admins).
+``exports`` (evidence packs handed out, with the SHA-256 of their manifest),
+``registry_uploads`` (configurations uploaded by admins), ``meta`` (the file's ``state_id``)
+and ``schema_migrations`` (:mod:`dashboard.migrations`, applied on open).
+
+The file holds bcrypt hashes and session digests: it is created with mode 0600 (its ``-wal``
+and ``-shm`` companions get the same mode from SQLite), and an existing file readable by
+others is narrowed to 0600 when opened.
 
 SQLite rather than DuckDB because several processes use the file at once: the Streamlit
 server and ``amplimon users add``.  WAL mode lets readers and one writer coexist; every
@@ -14,64 +19,33 @@ parameterised.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dashboard.migrations import MigrationError, migrate
+
 __all__ = ["AuditEntry", "Conflict", "StateError", "StateStore", "utc_now"]
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (
-    username   TEXT PRIMARY KEY,
-    role       TEXT NOT NULL CHECK (role IN ('viewer', 'analyst', 'admin')),
-    pw_hash    BLOB NOT NULL,
-    created_at TEXT NOT NULL,
-    created_by TEXT NOT NULL DEFAULT '',
-    disabled   INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS login_attempts (
-    username      TEXT PRIMARY KEY,
-    failures      INTEGER NOT NULL,
-    last_failure  TEXT NOT NULL,
-    locked_until  TEXT
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    token_hash TEXT PRIMARY KEY,
-    username   TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    last_seen  TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit_log (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-    finding_id  TEXT NOT NULL,
-    who         TEXT NOT NULL,
-    at          TEXT NOT NULL,
-    action      TEXT NOT NULL,
-    from_status TEXT NOT NULL,
-    to_status   TEXT NOT NULL,
-    note        TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS audit_log_finding ON audit_log (finding_id, seq);
-CREATE TABLE IF NOT EXISTS exports (
-    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
-    finding_id      TEXT NOT NULL,
-    who             TEXT NOT NULL,
-    at              TEXT NOT NULL,
-    manifest_sha256 TEXT NOT NULL,
-    bytes           INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS registry_uploads (
-    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
-    who      TEXT NOT NULL,
-    at       TEXT NOT NULL,
-    filename TEXT NOT NULL,
-    sha256   TEXT NOT NULL,
-    text     TEXT NOT NULL
-);
-"""
+def _private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 if absent; narrow an existing one to 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            try:
+                if stat.S_IMODE(p.stat().st_mode) & 0o077:
+                    os.chmod(p, 0o600)
+            except FileNotFoundError:
+                pass
+    else:
+        os.close(fd)
 
 
 def utc_now() -> dt.datetime:
@@ -105,15 +79,17 @@ class StateStore:
         self.path = Path(path)
         self.clock = clock
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private_file(self.path)
             con = sqlite3.connect(self.path, timeout=10, isolation_level=None)
         except (OSError, sqlite3.Error) as err:
             raise StateError(f"{self.path}: cannot open the dashboard state ({err})") from None
         try:
             con.execute("PRAGMA busy_timeout = 10000")
             con.execute("PRAGMA journal_mode = WAL")
-            con.executescript(SCHEMA)
-        except sqlite3.Error as err:
+            self.version = migrate(con)
+            self.state_id = str(con.execute(
+                "SELECT value FROM meta WHERE key = 'state_id'").fetchone()[0])
+        except (sqlite3.Error, MigrationError) as err:
             raise StateError(f"{self.path}: cannot open the dashboard state ({err})") from None
         finally:
             con.close()

@@ -1,9 +1,12 @@
 """Triage: the actions an analyst takes on a finding, and the status the dashboard shows.
 
-The monitor's ``findings.status`` is never written by the dashboard (the sink owns that
-table).  Every change is appended to the dashboard's ``audit_log``; the status shown is the
-latest entry's ``to_status``, else the finding's own status.  A sink update of the finding
-(new numbers, new evidence) therefore never resets the triage.
+Every change is appended to the dashboard's ``audit_log``, which is also the outbox that
+brings it into the store of record, ``findings.status`` in DuckDB, with one writer per
+file (:mod:`monitor.triagelog`: the live sink applies it, or the dashboard itself for a
+replay's file that no process writes).  The status shown is the latest entry's
+``to_status``, else the finding's own status — so the page is right at once, before the
+store has caught up, and a sink update of the finding (new numbers, new evidence) never
+resets the triage.
 
 =============  ===========================  ============  ================
 action         from                         to            note

@@ -9,22 +9,28 @@ number of analysts watching.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import streamlit as st
 
 from dashboard import triage
 from dashboard.auth import Auth, User
-from dashboard.data import DataSource, Snapshot, open_source
+from dashboard.data import DataSource, DuckDBFileSource, Snapshot, open_source
 from dashboard.settings import DashboardSettings
 from dashboard.state import StateStore
+from dashboard.text import md
 from monitor.config import Config, ConfigError, load_config, parse_config
+from monitor.settings import load_settings
+from monitor.signing import SigningKey, signing_key_from
 
-__all__ = ["ActiveConfig", "active_config", "auth", "data_note", "findings_view",
-           "recheck_session", "settings", "severity_badge", "signed_in", "snapshot", "source",
-           "state", "status_badge"]
+__all__ = ["ActiveConfig", "active_config", "auth", "client_address", "data_note",
+           "deliver_triage", "findings_view", "recheck_session", "settings", "severity_badge",
+           "signed_in", "signing_key", "snapshot", "source", "state", "status_badge"]
 
 FINDING_PAGE = "routes/finding.py"
 _SEVERITY = {"critical": "red", "high": "orange", "medium": "blue", "low": "gray"}
@@ -39,6 +45,19 @@ def settings() -> DashboardSettings:
 @st.cache_resource(show_spinner=False)
 def _source(path: str) -> DataSource:
     return open_source(path)
+
+
+@st.cache_resource(show_spinner=False)
+def _signing_key(fingerprint_of_settings: str) -> SigningKey:
+    return signing_key_from(load_settings())
+
+
+def signing_key() -> SigningKey:
+    """The deployment's evidence-signing key (:mod:`monitor.signing`); raises
+    :class:`~monitor.signing.SigningKeyError` with a one-line message."""
+    s = load_settings()
+    return _signing_key(repr((s.signing_key_file, s.data_dir, s.signer,
+                              s.signing_key is not None)))
 
 
 @st.cache_resource(show_spinner=False)
@@ -73,8 +92,32 @@ def snapshot() -> Snapshot:
 
 
 def findings_view(snap: Snapshot) -> pd.DataFrame:
-    """Findings with the status shown (latest triage entry, else the finding's own)."""
-    return triage.with_triage(snap.findings, state().latest_statuses())
+    """Findings with the status shown (latest triage entry, else the finding's own).  Triage
+    not yet in the store of record is delivered again (at most every 10 s)."""
+    view = triage.with_triage(snap.findings, state().latest_statuses())
+    pending = view["triaged_by"].notna() & (view["status"] != view["status_shown"])
+    if pending.any() and time.monotonic() - _last_delivery[0] > 10:
+        deliver_triage()
+    return view
+
+
+_last_delivery = [0.0]
+
+
+def deliver_triage() -> bool:
+    """Put the triage log into the store of record where the dashboard may: a DuckDB file
+    with no writer.  Under a live sink (snapshot directory, or a file the sink holds) the
+    sink applies it; True when it is applied here."""
+    _last_delivery[0] = time.monotonic()
+    src = source()
+    if not isinstance(src, DuckDBFileSource):
+        return False
+    try:
+        return src.apply_triage(settings().state)
+    except (duckdb.Error, sqlite3.Error, OSError) as err:
+        st.warning(f"Triage is recorded here but not yet in the store of record: "
+                   f"{md(err)}; it is retried.")
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +165,18 @@ def active_config() -> ActiveConfig:
     return _config_file(str(path), mtime)
 
 
+def client_address() -> str:
+    """Who is signing in, for the lockout: the proxy's header if configured, else the
+    address Streamlit sees."""
+    header = settings().client_header
+    if header:
+        value = st.context.headers.get(header) or ""
+        if value.strip():
+            return value.split(",")[-1].strip()[:128]
+    ip = st.context.ip_address
+    return ip[:128] if isinstance(ip, str) and ip else "unknown"
+
+
 def signed_in(*, touch: bool = False) -> User | None:
     """The user of this browser session, or None (never signed in, expired, disabled)."""
     token = st.session_state.get("token")
@@ -141,18 +196,18 @@ def recheck_session() -> None:
 
 def severity_badge(severity: str | None) -> str:
     sev = str(severity or "unknown")
-    return f":{_SEVERITY.get(sev, 'gray')}-badge[{sev.upper()}]"
+    return f":{_SEVERITY.get(sev, 'gray')}-badge[{md(sev.upper())}]"
 
 
 def status_badge(status: str | None) -> str:
     s = str(status or "new")
-    return f":{_STATUS.get(s, 'gray')}-badge[{s}]"
+    return f":{_STATUS.get(s, 'gray')}-badge[{md(s)}]"
 
 
 def data_note(snap: Snapshot) -> None:
     """One calm line about the data's freshness (never a lock error)."""
     if snap.note:
-        (st.warning if snap.stale else st.info)(snap.note, icon=":material/hourglass_top:")
+        (st.warning if snap.stale else st.info)(md(snap.note), icon=":material/hourglass_top:")
     elif snap.read_at is not None:
         st.caption(f"Data read {snap.read_at.strftime('%H:%M:%S')} UTC from "
-                   f"`{snap.origin or settings().data.name}`")
+                   f"{md(snap.origin or settings().data.name)}")

@@ -72,6 +72,10 @@ def build(config: Config, ledger: ExposureLedger, names: list[str] | None = None
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         raise ValueError(f"unknown detector {unknown[0]!r}; known: {', '.join(REGISTRY)}")
+    try:  # again here: a configuration parsed before the detectors were declared
+        config.detection.check_sections()
+    except ValueError as err:
+        raise ConfigError(f"detection.{err}") from None
     shares = alpha_shares(config.detection.alpha, names)
     out: list[Detector] = []
     for name in REGISTRY:

@@ -78,10 +78,10 @@ def _coverage(config: Config, platform: str, intervention: str, actor: str, regi
     out = []
     for d in config.disclosures:
         # covers() with the time test left out: probe inside the disclosure's own period
-        probe = int(d.start.timestamp() * 1000) if d.start is not None else 0
-        if d.covers(platform, intervention, actor, group, region, probe):
-            out.append((d.start.timestamp() * 1000 if d.start is not None else -math.inf,
-                        d.end.timestamp() * 1000 if d.end is not None else math.inf))
+        start, end = d.start_ms, d.end_ms  # exact integers (a float start made the probe miss)
+        if d.covers(platform, intervention, actor, group, region, start or 0):
+            out.append((start if start is not None else -math.inf,
+                        end if end is not None else math.inf))
     if len(_coverage_cache) > 100_000:
         _coverage_cache.clear()
     periods = tuple(out)

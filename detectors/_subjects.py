@@ -22,9 +22,9 @@ def window_subjects(config: Config, window: Window) -> list[SubjectKey]:
 
 
 def _overlaps(d: Disclosure, start_ms: int, end_ms: int) -> bool:
-    if d.end is not None and d.end.timestamp() * 1000 <= start_ms:
+    if d.end_ms is not None and d.end_ms <= start_ms:
         return False
-    return not (d.start is not None and d.start.timestamp() * 1000 >= end_ms)
+    return not (d.start_ms is not None and d.start_ms >= end_ms)
 
 
 def covering_disclosures(config: Config, platform: str, window: Window,

@@ -8,9 +8,12 @@ controls its own share across its subjects and looks.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from monitor.config import declare_detector
 
 __all__ = ["DetectorSpec", "REGISTRY", "alpha_shares", "register"]
 
@@ -32,6 +35,16 @@ class DetectorSpec:
         return cls(name=detector.name, display_name=detector.display_name, factory=detector,
                    kinds=detector.kinds, description=description, **options)
 
+    @property
+    def parameters(self) -> frozenset[str] | None:
+        """The factory's keyword arguments after the context: the keys ``detection.<name>``
+        may hold (None: it takes ``**kwargs``)."""
+        params = list(inspect.signature(self.factory).parameters.values())[1:]
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return None
+        return frozenset(p.name for p in params
+                         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
 
 REGISTRY: dict[str, DetectorSpec] = {}
 
@@ -40,6 +53,7 @@ def register(spec: DetectorSpec) -> DetectorSpec:
     if spec.name in REGISTRY:
         raise ValueError(f"detector {spec.name!r} registered twice")
     REGISTRY[spec.name] = spec
+    declare_detector(spec.name, spec.parameters)  # the configuration checks its section
     return spec
 
 

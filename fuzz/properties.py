@@ -11,13 +11,14 @@ import functools
 import gzip
 import re
 import tempfile
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from monitor.config import Config, ConfigError, load_config, parse_config
+from monitor.config import Config, ConfigError, ConfigWarning, load_config, parse_config
 from monitor.contract import Exposure, Ranking, Rejected, decode, decode_obj
 from monitor.engine import Engine, StreamStats
 from monitor.replay import drive
@@ -108,8 +109,8 @@ def check_files(directory: Path, lines: dict[str, list[bytes]], gz: dict[str, bo
                 ) -> StreamStats:
     """Write one file per topic, replay them as ``amplimon replay`` does (read_file →
     merge_by_time → drive → Engine) and account for every line: accepted + duplicates +
-    late + rejected == lines per topic, and every late or rejected line is a dead letter
-    with a one-line reason."""
+    late + rejected + conflicting == lines per topic, and every late, rejected or
+    conflicting line is a dead letter with a one-line reason."""
     paths = []
     for topic, topic_lines in lines.items():
         data = b"".join(topic_lines)
@@ -121,9 +122,10 @@ def check_files(directory: Path, lines: dict[str, list[bytes]], gz: dict[str, bo
     stats = drive(engine, merge_by_time([read_file(p, t) for p, t in paths]))
     for topic, topic_lines in lines.items():
         seen = (stats.accepted[topic] + stats.duplicates[topic] + stats.late[topic]
-                + stats.rejected[topic])
+                + stats.rejected[topic] + stats.conflicting[topic])
         assert seen == _expected_records(topic_lines), (topic, stats.as_dict())
-    dead = sum(stats.late.values()) + sum(stats.rejected.values())
+    dead = (sum(stats.late.values()) + sum(stats.rejected.values())
+            + sum(stats.conflicting.values()))
     assert len(out.dead) == dead, (len(out.dead), stats.as_dict())
     for d in out.dead:
         check_reason(d.reason, ("exposure", "ranking"))
@@ -159,9 +161,11 @@ def check_driver(batches: list[list[tuple[str, int, bytes | None, list[tuple[str
         driver.advance()
     assert driver.closed
     s = engine.stats
-    counted = sum(sum(d.values()) for d in (s.accepted, s.duplicates, s.late, s.rejected))
+    counted = sum(sum(d.values()) for d in (s.accepted, s.duplicates, s.late, s.rejected,
+                                            s.conflicting))
     assert counted == expected, (expected, s.as_dict())
-    assert len(out.dead) == sum(s.late.values()) + sum(s.rejected.values())
+    assert len(out.dead) == (sum(s.late.values()) + sum(s.rejected.values())
+                             + sum(s.conflicting.values()))
     for d in out.dead:
         check_reason(d.reason, ("exposure", "ranking"))
         d.raw.encode("utf-8")
@@ -192,10 +196,14 @@ def _check_config(cfg: Config) -> None:
 
 def check_config_obj(obj: Any, base_dir: Path | None = None) -> Config | ConfigError:
     try:
-        cfg = parse_config(obj, source="fuzz.yaml", base_dir=base_dir)
+        with warnings.catch_warnings(record=True) as found:
+            warnings.simplefilter("always", ConfigWarning)
+            cfg = parse_config(obj, source="fuzz.yaml", base_dir=base_dir)
     except ConfigError as err:
         check_reason(str(err), "fuzz.yaml: ")
         return err
+    for w in found:  # a warning is one line naming the file, like an error
+        check_reason(str(w.message), "fuzz.yaml: ")
     _check_config(cfg)
     return cfg
 
@@ -203,10 +211,14 @@ def check_config_obj(obj: Any, base_dir: Path | None = None) -> Config | ConfigE
 def check_config_text(path: Path, data: bytes) -> Config | ConfigError:
     path.write_bytes(data)
     try:
-        cfg = load_config(path)
+        with warnings.catch_warnings(record=True) as found:
+            warnings.simplefilter("always", ConfigWarning)
+            cfg = load_config(path)
     except ConfigError as err:
         check_reason(str(err), (f"{path.name}: ", f"{path}: "))
         return err
+    for w in found:
+        check_reason(str(w.message), (f"{path.name}: ", f"{path}: "))
     _check_config(cfg)
     return cfg
 

@@ -13,16 +13,11 @@ each stamped with the tick's end (``tick_end``), in the ``history`` table of the
 touched: the recorder only reads the shared ledger and tees the engine's output, so a replay
 with history writes the same ``findings`` and ``amplification`` rows as one without.
 
-:func:`history_replay` is :func:`monitor.replay.replay` with the recorder attached.
+:func:`monitor.replay.history_replay` is the replay with the recorder attached.
 """
 
 from __future__ import annotations
 
-import hashlib
-import sys
-import uuid
-from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -30,16 +25,11 @@ import pyarrow as pa
 from detectors import Tick
 from detectors.amplification import measure
 from detectors.ledger import SubjectKey
-from monitor.config import Config
-from monitor.engine import Engine, Output, StreamStats
-from monitor.privacy import Pseudonymiser
-from monitor.records import DeadLetter, Detectability, Finding, Measurement, ms_to_datetime, utc_now
-from monitor.replay import ReplayResult, drive
+from monitor.analysis import Analysis, Output
+from monitor.records import DeadLetter, Detectability, Finding, Measurement, ms_to_datetime
 from monitor.store import HISTORY_COLUMNS, Store
-from streams.files import Record, check_readable, merge_by_time, read_file
-from streams.store_sink import StoreOutput
 
-__all__ = ["HistoryRecorder", "history_replay"]
+__all__ = ["HistoryRecorder"]
 
 _TYPES = {"tick_end": pa.timestamp("ms", tz="UTC"), "ratio": pa.float64(),
           "reach_ratio": pa.float64(), "effect": pa.float64(), "ci_low": pa.float64(),
@@ -90,7 +80,7 @@ class HistoryRecorder:
     def wrap(self, output: Output) -> Output:
         return _Tee(output, self)
 
-    def on_tick(self, tick: Tick, engine: Engine) -> None:
+    def on_tick(self, tick: Tick, engine: Analysis) -> None:
         end = ms_to_datetime(tick.end_ms)
         self._stamp_findings(end)
         ledger = engine.ledger
@@ -111,7 +101,7 @@ class HistoryRecorder:
         if len(self._cols["run_id"]) >= self.flush_rows:
             self.flush()
 
-    def close(self, engine: Engine) -> int:
+    def close(self, engine: Any) -> int:
         """Stamp the end-of-stream finding updates and write what is left; returns rows."""
         last = engine.stats.last_ts
         self._stamp_findings(ms_to_datetime(last if last is not None else 0))
@@ -139,50 +129,3 @@ class HistoryRecorder:
                               for c, v in self._cols.items()}, schema=_SCHEMA)
             self.rows += self.store.add_history(batch)
             self._cols = {c: [] for c in HISTORY_COLUMNS}
-
-
-def history_replay(config: Config, db: str | Path, exposure: Sequence[str | Path],
-                   ranking: Sequence[str | Path], *, detectors: list[str] | None = None,
-                   show_progress: bool | None = None, config_text: str = "",
-                   command: str = "replay --history",
-                   pseudonymiser: Pseudonymiser | None = None) -> ReplayResult:
-    """:func:`monitor.replay.replay` plus the ``history`` table (same arguments, same
-    ``findings``/``amplification``/``deadletter``/``detectability``/``runs`` rows)."""
-    paths = [(check_readable(p), "exposure") for p in exposure]
-    paths += [(check_readable(p), "ranking") for p in ranking]
-    started = utc_now()
-    run_id = uuid.uuid4().hex[:12]
-    store = Store(db)
-    try:
-        sink = StoreOutput(store)
-        recorder = HistoryRecorder(store, run_id)
-        engine = Engine(config, recorder.wrap(sink), detectors=detectors,
-                        on_tick=recorder.on_tick, pseudonymiser=pseudonymiser)
-        sources = [read_file(p, topic) for p, topic in paths]
-        show = sys.stderr.isatty() if show_progress is None else show_progress
-        records = merge_by_time(sources)
-        stats = _drive_with_progress(engine, records) if show else drive(engine, records)
-        sink.flush()
-        history_rows = recorder.close(engine)
-        store.record_run(run_id, command, started, {
-            "inputs": [{"path": str(p), "topic": t, "bytes": p.stat().st_size}
-                       for p, t in paths],
-            "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
-            "detectors": [{"name": d.name, "version": d.version} for d in engine.detectors],
-            "stats": stats.as_dict(),
-            "history_rows": history_rows,
-        })
-        return ReplayResult(stats=stats, written=dict(sink.written) | {"history": history_rows},
-                            findings=store.count("findings"), run_id=run_id)
-    finally:
-        store.close()
-
-
-def _drive_with_progress(engine: Engine, records: Iterable[Record]) -> StreamStats:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (TextColumn("[bold]replay"), BarColumn(), TextColumn("{task.completed:,} records"),
-               TimeElapsedColumn())
-    with Progress(*columns, transient=True) as bar:
-        task = bar.add_task("replay", total=None)
-        return drive(engine, records, progress=lambda k: bar.advance(task, k))

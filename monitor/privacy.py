@@ -83,6 +83,12 @@ class Pseudonymiser:
     def __repr__(self) -> str:
         return f"Pseudonymiser(key_id={self.key_id})"
 
+    def derive_key(self, label: str) -> bytes:
+        """A key for another purpose (sealing state, :mod:`monitor.sealed`), derived from this
+        one: ``HMAC-SHA256(key, "amplimon derive|" + label)``.  The deployment keeps one
+        secret; a derived key reveals nothing of it or of the pseudonyms."""
+        return hmac.digest(self._key, b"amplimon derive|" + label.encode(), "sha256")
+
     def __reduce__(self) -> Any:
         raise TypeError("a Pseudonymiser holds a secret key and is never serialised")
 

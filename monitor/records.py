@@ -18,6 +18,8 @@ __all__ = [
     "Detectability",
     "Finding",
     "Measurement",
+    "RAW_LIMIT",
+    "REASON_LIMIT",
     "SEVERITIES",
     "STATUSES",
     "finding_id",
@@ -122,11 +124,29 @@ class Detectability(msgspec.Struct, kw_only=True):
     computed_at: dt.datetime = msgspec.field(default_factory=utc_now)
 
 
+#: Dead-letter text is cut to this many UTF-8 bytes (the whole record's size and SHA-256 are
+#: kept): a hostile record can be of any size, and each dead letter travels as one Kafka
+#: message and one DuckDB row.  64 KiB shows any malformation; JSON escaping can grow it at
+#: most 6-fold (``\u00XX``), which stays far below a Kafka message's 1 MiB.
+RAW_LIMIT: Final = 64 * 1024
+#: Reasons are short (the contract's decoder quotes at most 60 characters of a value); the
+#: bound only guards against a reason built from a hostile value elsewhere.
+REASON_LIMIT: Final = 1024
+
+
 class DeadLetter(msgspec.Struct, kw_only=True):
     """One row of the ``deadletter`` table: the raw text and why it was rejected.
 
-    ``location`` (extension) names the line (``file:line``) or the Kafka offset
-    (``topic/partition@offset``); ``dl_id`` makes re-running idempotent.
+    ``location`` (extension) names the line (``file:line``) or the Kafka record
+    (``topic:<content hash>#<n>``); ``dl_id`` makes re-running idempotent.
+
+    **Bounded** (extension): ``raw_bytes`` and ``raw_sha256`` are the UTF-8 size and SHA-256
+    (hex) of the whole text as given; ``raw`` keeps at most :data:`RAW_LIMIT` bytes of it,
+    cut at a character boundary (``raw_bytes`` > the bytes of ``raw`` ⇔ cut), and ``reason``
+    at most :data:`REASON_LIMIT` characters.  Every producer of dead letters (the engine, the
+    Kafka driver) goes through this constructor, and a decoded message through it again, so
+    no dead letter anywhere is larger — and re-bounding one changes nothing.  Text that
+    cannot be encoded (lone surrogates) is measured and hashed with ``?`` in their place.
     """
 
     source: str
@@ -134,9 +154,28 @@ class DeadLetter(msgspec.Struct, kw_only=True):
     reason: str
     location: str = ""
     received_at: dt.datetime = msgspec.field(default_factory=utc_now)
+    raw_bytes: int | None = None
+    raw_sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.raw_bytes is None or self.raw_sha256 is None:
+            data = self.raw.encode("utf-8", "replace")
+            self.raw_bytes, self.raw_sha256 = len(data), hashlib.sha256(data).hexdigest()
+        else:
+            data = self.raw.encode("utf-8", "replace") if len(self.raw) > RAW_LIMIT // 4 else b""
+        if len(data) > RAW_LIMIT:
+            self.raw = data[:RAW_LIMIT].decode("utf-8", "ignore")
+        if len(self.reason) > REASON_LIMIT:
+            self.reason = self.reason[:REASON_LIMIT - 1] + "…"
+
+    @property
+    def truncated(self) -> bool:
+        """Whether ``raw`` holds only the beginning of the record."""
+        return self.raw_bytes is not None and self.raw_bytes > len(
+            self.raw.encode("utf-8", "replace"))
 
     @property
     def dl_id(self) -> str:
         key = f"{self.source}|{self.location}|{self.reason}" if self.location else (
-            f"{self.source}|{self.raw}|{self.reason}")
+            f"{self.source}|{self.raw_sha256}|{self.reason}")
         return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:24]

@@ -10,6 +10,11 @@ re-running a replay or re-delivering Kafka messages converges to the same rows:
 
 DuckDB allows one read-write process per file: one :class:`Store` per process that writes.
 
+**Schema.**  Opened for writing, a database is brought to the current schema version first,
+in one transaction (:mod:`monitor.schema`: a version table and one migration per change);
+opened read-only, one it cannot read — older than its readers need, or newer than this
+release — is refused with a one-line :class:`StoreError`.
+
 **Faults.**  Every write is one transaction (or, inside :meth:`Store.transaction`, part of
 one): a write that fails — disk full, file size limit, read-only file or directory — rolls
 it back whole and raises :class:`StoreError` with a one-line message, which the CLI prints as
@@ -32,6 +37,7 @@ import msgspec
 import pyarrow as pa
 
 from monitor.records import DeadLetter, Detectability, Finding, Measurement
+from monitor.schema import HISTORY_SCHEMA, SCHEMA, SchemaError, check_readable, migrate
 
 __all__ = ["HISTORY_COLUMNS", "HISTORY_SCHEMA", "SCHEMA", "Store", "StoreError", "StoreLocked",
            "connect", "error_line", "insert_run"]
@@ -50,111 +56,6 @@ class StoreLocked(StoreError):
         super().__init__(f"{path} is in use by another process{holder}; stop it first")
 
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS findings (
-    finding_id   VARCHAR PRIMARY KEY,
-    detector     VARCHAR NOT NULL,
-    kind         VARCHAR NOT NULL,
-    platform     VARCHAR NOT NULL,
-    region       VARCHAR NOT NULL,
-    window_id    VARCHAR NOT NULL,
-    surface      VARCHAR,
-    subject_kind VARCHAR NOT NULL,
-    subject      VARCHAR NOT NULL,
-    effect       DOUBLE,
-    ci_low       DOUBLE,
-    ci_high      DOUBLE,
-    p_value      DOUBLE,
-    n_exposures  BIGINT,
-    severity     VARCHAR,
-    event_time   TIMESTAMPTZ,
-    detected_at  TIMESTAMPTZ,
-    evidence     JSON,
-    status       VARCHAR DEFAULT 'new',
-    updated_at   TIMESTAMPTZ
-);
-CREATE TABLE IF NOT EXISTS amplification (
-    platform      VARCHAR NOT NULL,
-    region        VARCHAR NOT NULL,
-    window_id     VARCHAR NOT NULL,
-    period        VARCHAR NOT NULL,
-    subject_kind  VARCHAR NOT NULL,
-    subject       VARCHAR NOT NULL,
-    ratio         DOUBLE,
-    ci_low        DOUBLE,
-    ci_high       DOUBLE,
-    reach_ratio   DOUBLE,
-    n_ranked      BIGINT,
-    n_holdout     BIGINT,
-    users_ranked  BIGINT,
-    users_holdout BIGINT,
-    reach_ranked  BIGINT,
-    reach_holdout BIGINT,
-    computed_at   TIMESTAMPTZ,
-    PRIMARY KEY (platform, region, window_id, period, subject_kind, subject)
-);
-CREATE TABLE IF NOT EXISTS deadletter (
-    dl_id       VARCHAR PRIMARY KEY,
-    source      VARCHAR,
-    raw         VARCHAR,
-    reason      VARCHAR,
-    received_at TIMESTAMPTZ,
-    location    VARCHAR
-);
-CREATE TABLE IF NOT EXISTS detectability (
-    detector     VARCHAR NOT NULL,
-    platform     VARCHAR NOT NULL,
-    region       VARCHAR NOT NULL,
-    window_id    VARCHAR NOT NULL,
-    subject_kind VARCHAR NOT NULL,
-    subject      VARCHAR NOT NULL,
-    mde_up       DOUBLE,
-    mde_down     DOUBLE,
-    n_exposures  BIGINT,
-    flagged      BOOLEAN,
-    computed_at  TIMESTAMPTZ,
-    PRIMARY KEY (detector, platform, region, window_id, subject_kind, subject)
-);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id      VARCHAR PRIMARY KEY,
-    command     VARCHAR,
-    started_at  TIMESTAMPTZ,
-    finished_at TIMESTAMPTZ,
-    info        JSON
-);
-"""
-
-# Research replay (``--history``): every tick's statistics per subject — the measurement row
-# of each cell the tick touched, and each finding update — stamped with the tick's end.
-# Created on first use, so stores without history keep the contract's tables only.
-HISTORY_SCHEMA = """
-CREATE TABLE IF NOT EXISTS history (
-    run_id        VARCHAR NOT NULL,
-    tick_end      TIMESTAMPTZ NOT NULL,
-    record        VARCHAR NOT NULL,   -- 'measurement' or 'finding'
-    platform      VARCHAR NOT NULL,
-    region        VARCHAR NOT NULL,
-    window_id     VARCHAR NOT NULL,
-    period        VARCHAR,            -- measurement: 'baseline' or 'window'
-    subject_kind  VARCHAR NOT NULL,
-    subject       VARCHAR NOT NULL,
-    detector      VARCHAR,            -- finding
-    kind          VARCHAR,            -- finding
-    finding_id    VARCHAR,            -- finding
-    ratio         DOUBLE,             -- measurement
-    reach_ratio   DOUBLE,             -- measurement
-    effect        DOUBLE,             -- finding
-    ci_low        DOUBLE,             -- bounds on ratio (measurement) or effect (finding)
-    ci_high       DOUBLE,
-    p_value       DOUBLE,             -- finding
-    severity      VARCHAR,            -- finding
-    n_exposures   BIGINT,             -- finding
-    n_ranked      BIGINT,             -- measurement
-    n_holdout     BIGINT,
-    users_ranked  BIGINT,
-    users_holdout BIGINT
-);
-"""
 HISTORY_COLUMNS = ("run_id", "tick_end", "record", "platform", "region", "window_id", "period",
                    "subject_kind", "subject", "detector", "kind", "finding_id", "ratio",
                    "reach_ratio", "effect", "ci_low", "ci_high", "p_value", "severity",
@@ -236,13 +137,17 @@ class Store:
         except OSError as err:
             raise StoreError(f"{self.path}: cannot open database ({error_line(err)})") from None
         self.con = connect(self.path, read_only=read_only)
-        if not read_only:
-            try:
-                self.con.execute(SCHEMA)
-            except duckdb.Error as err:
-                self.con.close()
-                raise StoreError(f"{self.path}: cannot open database ({error_line(err)})"
-                                 ) from None
+        self.migrated: list[int] = []  # schema versions applied by this open
+        try:
+            if read_only:
+                check_readable(self.con, self.path)
+            else:
+                self.migrated = migrate(self.con, self.path)
+        except (SchemaError, duckdb.Error) as err:
+            self.con.close()
+            message = str(err) if isinstance(err, SchemaError) else (
+                f"{self.path}: cannot open database ({error_line(err)})")
+            raise StoreError(message) from None
 
     def close(self) -> None:
         self.con.close()
@@ -333,9 +238,11 @@ class Store:
             "reason": [d.reason for d in unique],
             "received_at": [d.received_at for d in unique],
             "location": [d.location for d in unique],
+            "raw_bytes": pa.array([d.raw_bytes for d in unique], pa.int64()),
+            "raw_sha256": pa.array([d.raw_sha256 for d in unique], pa.string()),
         })
         self._run("INSERT OR IGNORE INTO deadletter SELECT dl_id, source, raw, reason, "
-                  "received_at, location FROM batch", batch=batch)
+                  "received_at, location, raw_bytes, raw_sha256 FROM batch", batch=batch)
         return len(unique)
 
     def record_run(self, run_id: str, command: str, started_at: dt.datetime,
@@ -376,7 +283,10 @@ class Store:
                 self.con.execute(sql, params or [])
             finally:
                 if batch is not None:
-                    self.con.unregister("batch")
+                    # after a failed statement DuckDB refuses even this ("Current transaction
+                    # is aborted"): that must not hide the statement's own error
+                    with contextlib.suppress(duckdb.Error):
+                        self.con.unregister("batch")
         except duckdb.Error as err:
             raise StoreError(f"{self.path}: write failed, nothing of it was stored "
                              f"({error_line(err)})") from None

@@ -15,24 +15,28 @@ import gzip
 import heapq
 import io
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from monitor.contract import Event, Rejected, decode, decode_obj
+from monitor.ingest import Frontier
 
 __all__ = [
     "MAX_RECORD_BYTES",
+    "iter_records",
+    "location",
     "SUFFIXES",
     "Record",
     "SourceError",
     "check_readable",
     "merge_by_time",
     "read_file",
+    "read_raw",
 ]
 
 MAX_RECORD_BYTES: Final = 1 << 20  # 1 MiB: a longer line is rejected, not parsed
@@ -87,37 +91,88 @@ def check_readable(path: str | Path) -> Path:
 def read_file(path: str | Path, topic: str) -> Iterator[Record]:
     """Decode every record of one file, in file order."""
     p = Path(path)
-    if _kind(p) == "parquet":
-        yield from _read_parquet(p, topic)
+    source, parquet = str(p), _kind(p) == "parquet"
+    for n, result, raw in iter_records(p, topic):
+        where = f"{p.name}:row{n}" if parquet else f"{p.name}:{n}"
+        yield Record(topic, result, source, where, raw or None)
+
+
+def location(path: Path, n: int) -> str:
+    """Where record ``n`` of ``path`` is: ``name:line`` (JSON Lines) or ``name:rowN``."""
+    return f"{path.name}:row{n}" if _kind(path) == "parquet" else f"{path.name}:{n}"
+
+
+def iter_records(path: Path, topic: str, *, share: tuple[int, int] = (0, 1),
+                 position: Callable[[int], None] | None = None
+                 ) -> Iterator[tuple[int, Event | Rejected, bytes]]:
+    """``(n, decoded or rejected, raw)`` for the records of one file, in file order.
+
+    ``n`` is the 1-based line (JSON Lines) or row (Parquet) number.  ``raw`` is the line's
+    bytes, or for a Parquet row its JSON text (empty for a rejection, which carries its own
+    text).  ``share=(w, k)`` keeps only lines ``n − 1 ≡ w (mod k)`` (Parquet: record batches
+    ``b ≡ w``), so ``k`` workers can share one file.  ``position(bytes)`` is called now and
+    then with the compressed bytes read so far (progress).
+    """
+    if _kind(path) == "parquet":
+        yield from _parquet_records(path, topic, share)
     else:
-        yield from _read_jsonl(p, topic)
+        yield from _jsonl_records(path, topic, share, position)
 
 
-def _open_text(p: Path) -> IO[bytes]:
-    raw = p.open("rb")
-    return gzip.GzipFile(fileobj=raw) if _kind(p) == "jsonl.gz" else raw
-
-
-def _read_jsonl(p: Path, topic: str) -> Iterator[Record]:
-    source, name = str(p), p.name
+def read_raw(path: Path, topic: str, numbers: set[int]) -> dict[int, str]:
+    """The text of records ``numbers`` of one file, as a dead letter shows it: the line (JSON
+    Lines) or the row as JSON (Parquet).  Reads the file once; used for the rare records that
+    are set aside after decoding (conflicting duplicates, far-future events)."""
+    out: dict[int, str] = {}
+    if not numbers:
+        return out
+    last = max(numbers)
+    if _kind(path) == "parquet":
+        for n, _result, raw in _parquet_records(path, topic, (0, 1)):
+            if n in numbers:
+                out[n] = raw.decode("utf-8", "replace")
+            if n >= last:
+                break
+        return out
     try:
-        with _open_text(p) as fh:
-            reader = io.BufferedReader(fh, buffer_size=1 << 20)  # type: ignore[arg-type]
+        with path.open("rb") as raw_fh:
+            fh: Any = gzip.GzipFile(fileobj=raw_fh) if _kind(path) == "jsonl.gz" else raw_fh
+            for n, line in enumerate(_lines(io.BufferedReader(fh, 1 << 20)), start=1):
+                if n in numbers:
+                    out[n] = line.decode("utf-8", "replace")
+                if n >= last:
+                    break
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise SourceError(f"{path}: cannot read ({_flat(err)})") from None
+    return out
+
+
+def _jsonl_records(p: Path, topic: str, share: tuple[int, int],
+                   position: Callable[[int], None] | None
+                   ) -> Iterator[tuple[int, Event | Rejected, bytes]]:
+    w, k = share
+    try:
+        with p.open("rb") as raw_fh:
+            fh: Any = gzip.GzipFile(fileobj=raw_fh) if _kind(p) == "jsonl.gz" else raw_fh
+            reader = io.BufferedReader(fh, buffer_size=1 << 20)
             for lineno, line in enumerate(_lines(reader), start=1):
+                if (lineno - 1) % k != w:
+                    continue
+                if position is not None and lineno % 65_536 <= k:
+                    position(raw_fh.tell())
                 if len(line) > MAX_RECORD_BYTES:
-                    yield Record(topic, Rejected(topic, line[:4096].decode("utf-8", "replace"),
-                                                 f"{topic}: record larger than 1 MiB (cut)"),
-                                 source, f"{name}:{lineno}")
+                    yield lineno, Rejected(topic, line[:4096].decode("utf-8", "replace"),
+                                           f"{topic}: record larger than 1 MiB (cut)"), b""
                     continue
                 if not line.strip():
                     continue
-                yield Record(topic, decode(topic, line), source, f"{name}:{lineno}", line)
+                yield lineno, decode(topic, line), line
     # zlib.error: corrupt deflate data inside a well-formed gzip header (not an OSError).
     except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise SourceError(f"{p}: cannot read ({_flat(err)})") from None
 
 
-def _lines(reader: io.BufferedReader) -> Iterator[bytes]:
+def _lines(reader: io.BufferedReader[Any]) -> Iterator[bytes]:
     """Lines without their newline.  An over-long line is cut at ``MAX_RECORD_BYTES + 1``
     bytes (so it is rejected) and the rest of it skipped: memory stays bounded."""
     limit = MAX_RECORD_BYTES + 2
@@ -137,28 +192,38 @@ def _lines(reader: io.BufferedReader) -> Iterator[bytes]:
         yield line.rstrip(b"\r\n")
 
 
-def _read_parquet(p: Path, topic: str) -> Iterator[Record]:
-    source = str(p)
+def _parquet_records(p: Path, topic: str, share: tuple[int, int]
+                     ) -> Iterator[tuple[int, Event | Rejected, bytes]]:
+    w, k = share
     try:
         pf = pq.ParquetFile(p)
         row = 0
-        for batch in pf.iter_batches(batch_size=8192):
+        for b, batch in enumerate(pf.iter_batches(batch_size=8192)):
+            if b % k != w:
+                row += batch.num_rows
+                continue
             try:
-                rows = batch.to_pylist()
+                rows: list[Any] = batch.to_pylist()
             except (ValueError, OverflowError):
                 rows = [_row_or_rejection(batch, i, topic) for i in range(batch.num_rows)]
             for obj in rows:
                 row += 1
-                where = f"{p.name}:row{row}"
                 if isinstance(obj, Rejected):
-                    yield Record(topic, obj, source, where)
+                    yield row, obj, b""
                     continue
                 clean = _drop_nulls(obj)
-                yield Record(topic, decode_obj(topic, clean), source, where)
+                result = decode_obj(topic, clean)
+                raw = b"" if isinstance(result, Rejected) else _row_text(clean)
+                yield row, result, raw
     # ArrowException: a corrupt file behind a valid magic number (ArrowInvalid is a
     # ValueError, not an OSError) is an unreadable file, not a crash.
     except (OSError, pa.ArrowException) as err:
         raise SourceError(f"{p}: cannot read ({_flat(err)})") from None
+
+
+def _row_text(obj: dict[str, Any]) -> bytes:
+    """A valid Parquet row as JSON text (what a dead letter of it would show)."""
+    return msgspec.json.encode(obj, order="sorted", enc_hook=str)
 
 
 def _flat(err: Exception) -> str:
@@ -197,24 +262,34 @@ def _drop_nulls(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _timed(records: Iterable[Record], file_no: int) -> Iterator[tuple[int, int, int, Record]]:
+def _timed(records: Iterable[Record], file_no: int, guard_ms: int
+           ) -> Iterator[tuple[int, int, int, Record]]:
+    """Each record with its file's merge key: the file's corroborated frontier
+    (:class:`monitor.ingest.Frontier`), so one far-ahead record cannot make the merge drain
+    every other file before the rest of its own."""
+    front = Frontier(guard_ms)
     last = -(2**62)
     for seq, rec in enumerate(records):
         result = rec.result
         if type(result) is not Rejected:
-            last = result.ts  # type: ignore[union-attr,assignment]
+            front.observe(result.ts)  # type: ignore[union-attr,arg-type]
+            if front.value is not None:
+                last = front.value
         yield (last, file_no, seq, rec)
 
 
-def merge_by_time(sources: Sequence[Iterable[Record]]) -> Iterator[Record]:
-    """Merge per-file record streams by event time (stable; rejections keep their place).
+def merge_by_time(sources: Sequence[Iterable[Record]], *, guard_ms: int = 3_600_000
+                  ) -> Iterator[Record]:
+    """Merge per-file record streams by event time (stable; rejections keep their place):
+    the arrival order of files read side by side, as partitions of a topic arrive.
 
-    Tuples ``(ts, file_no, seq, record)`` are unique in their first three fields, so the
-    merge never compares records.
+    Tuples ``(key, file_no, seq, record)`` are unique in their first three fields, so the
+    merge never compares records.  The key of a file is its corroborated frontier: a record
+    more than ``guard_ms`` ahead of the rest of its file does not advance it alone.
     """
     if len(sources) == 1:
         yield from sources[0]
         return
-    streams = [_timed(s, i) for i, s in enumerate(sources)]
+    streams = [_timed(s, i, guard_ms) for i, s in enumerate(sources)]
     for item in heapq.merge(*streams):
         yield item[3]

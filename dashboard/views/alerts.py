@@ -11,6 +11,8 @@ import streamlit as st
 
 from dashboard import alerts, charts, explain, ui
 from dashboard.alerts import FILTER_LABELS, Filters
+from dashboard.csvsafe import to_csv
+from dashboard.text import md
 from monitor.config import Config
 
 __all__ = ["render"]
@@ -23,7 +25,7 @@ def render() -> None:
     st.title("Live alerts")
     cfg = ui.active_config()
     if cfg.error:
-        st.warning(f"Configuration not used: {cfg.error}")
+        st.warning(f"Configuration not used: {md(cfg.error)}")
     view = ui.findings_view(ui.snapshot())
     filters = _sidebar_filters(alerts.filter_options(view, cfg.config))
     st.fragment(_live, run_every=ui.settings().refresh_seconds)(filters)
@@ -82,7 +84,11 @@ def _live(filters: Filters) -> None:
         st.button(f"Show {min(_PAGE, len(shown) - limit)} more", key="more_alerts",
                   on_click=_more, args=(limit + _PAGE,))
     with st.expander("Table view"):
-        st.dataframe(_table(shown, config), hide_index=True, width="stretch")
+        table = _table(shown, config)
+        st.dataframe(table, hide_index=True, width="stretch")
+        st.download_button("Download as CSV", data=to_csv(table), file_name="alerts.csv",
+                           mime="text/csv", key="alerts_csv", on_click="ignore",
+                           help="Text a spreadsheet would run as a formula is prefixed with '")
 
 
 def _more(limit: int) -> None:
@@ -98,11 +104,11 @@ def _alert(row: dict[str, Any], config: Config | None, just_in: set[str]) -> Non
             badges.insert(0, ":primary-badge[JUST IN]")
         if row.get("updated_since_triage"):
             badges.append(":orange-badge[updated since triage]")
-        text.markdown(" ".join(badges) + f" **{explain.headline(row, config)}**")
-        text.caption(explain.sentence(row, config))
-        text.caption(f"{row['detector']} · window {row['window_id']} · crossed "
-                     f"{explain.fmt_time(row['event_time'])} · detected "
-                     f"{explain.fmt_time(row['detected_at'])}")
+        text.markdown(" ".join(badges) + f" **{md(explain.headline(row, config))}**")
+        text.caption(md(explain.sentence(row, config)))
+        text.caption(md(f"{row['detector']} · window {row['window_id']} · crossed "
+                        f"{explain.fmt_time(row['event_time'])} · detected "
+                        f"{explain.fmt_time(row['detected_at'])}"))
         # A link, not a button: navigation happens in the browser, so a click can't be lost
         # to the auto-refresh rerunning this fragment, and the URL can be shared.
         button.page_link(ui.FINDING_PAGE, label="Open", icon=":material/open_in_new:",
@@ -116,7 +122,9 @@ def _table(shown: pd.DataFrame, config: Config | None) -> pd.DataFrame:
                     for k, s in zip(shown["subject_kind"], shown["subject"], strict=True)],
         "kind": shown["kind"], "platform": shown["platform"], "region": shown["region"],
         "window": shown["window_id"], "detector": shown["detector"], "effect": shown["effect"],
-        "ci_low": shown["ci_low"], "ci_high": shown["ci_high"], "p_value": shown["p_value"],
+        "effect measures": shown["detector"].map(explain.effect_label),
+        "ci_low": shown["ci_low"], "ci_high": shown["ci_high"],
+        "p-value": [explain.fmt_p(None if pd.isna(p) else float(p)) for p in shown["p_value"]],
         "exposures": shown["n_exposures"], "crossed (UTC)": shown["event_time"],
         "detected (UTC)": shown["detected_at"], "finding_id": shown["finding_id"]})
 

@@ -10,8 +10,12 @@ import streamlit as st
 
 from dashboard import alerts, chartdata, charts, explain, pack, triage, ui
 from dashboard.auth import User
+from dashboard.csvsafe import to_csv
+from dashboard.data import SnapshotDirSource
 from dashboard.state import Conflict
+from dashboard.text import md, visible
 from monitor.config import Config
+from monitor.signing import SigningKeyError
 
 __all__ = ["render"]
 
@@ -46,9 +50,9 @@ def render() -> None:
     ids = list(view["finding_id"])
     wanted = st.query_params.get("id") or st.session_state.get("finding_id")
     if wanted and wanted not in ids:
-        st.warning(f"Finding {wanted} is not in the data.")
+        st.warning(f"Finding {md(wanted)} is not in the data.")
     fid = wanted if wanted in ids else ids[0]
-    labels = {r["finding_id"]: f"{r['severity'].upper()} · {explain.headline(r, config)}"
+    labels = {r["finding_id"]: visible(f"{r['severity'].upper()} · {explain.headline(r, config)}")
               for r in view.to_dict("records")}
     choice = st.selectbox("Finding", ids, index=ids.index(fid), format_func=labels.__getitem__)
     if choice != fid:
@@ -58,11 +62,11 @@ def render() -> None:
     row = view[view["finding_id"] == fid].iloc[0].to_dict()
     st.session_state.setdefault("just_in", set()).discard(fid)  # seen: no longer "just in"
     if (flash := st.session_state.pop("flash", None)) is not None:
-        st.success(flash)
+        st.success(flash)  # our words only: statuses
     st.markdown(f"{ui.severity_badge(row['severity'])} {ui.status_badge(row['status_shown'])} "
-                f"· {row['kind'].replace('_', ' ')} · {row['detector']}")
-    st.header(explain.headline(row, config))
-    st.info(explain.sentence(row, config), icon=":material/info:")
+                f"· {md(row['kind'].replace('_', ' '))} · {md(row['detector'])}")
+    st.header(md(explain.headline(row, config)))
+    st.info(md(explain.sentence(row, config)), icon=":material/info:")
     _metrics(row)
     left, right = st.columns([3, 2], gap="large")
     with left:
@@ -79,14 +83,26 @@ def render() -> None:
 
 
 def _metrics(row: dict[str, Any]) -> None:
-    numbers = dict(explain.numbers(row))
-    cols = st.columns(5)
-    cols[0].metric("Effect", numbers["Effect (ranked ÷ holdout)"])
+    rows = explain.numbers(row)
+    effect_name, effect = rows[0]
+    numbers = dict(rows)
+    cols = st.columns([2, 3, 2, 2, 3])  # "1.50 – 2.40" and "4 May 20:00" need the room
+    cols[0].metric("Effect", effect, help=md(effect_name))
     cols[1].metric("95 % CI", numbers["95 % confidence interval"])
-    cols[2].metric("p-value", numbers["p-value (always-valid, adjusted)"])
+    cols[2].metric("p-value", numbers["p-value (always-valid, adjusted)"],
+                   help="Always-valid, adjusted for every subject and look; below 1e-12 it is "
+                        "shown as <1e-12.")
     cols[3].metric("Exposures", numbers["Exposures behind the evidence"])
     cols[4].metric("Crossed (UTC)",
                    numbers["Threshold first crossed (event time)"].removesuffix(" UTC"))
+    st.caption(md(explain.crossing(row, _display_name(str(row["detector"])))))
+
+
+def _display_name(detector: str) -> str:
+    from detectors import REGISTRY
+
+    spec = REGISTRY.get(detector)
+    return spec.display_name if spec is not None else ""
 
 
 def _charts(row: dict[str, Any], amplification: pd.DataFrame, config: Config | None) -> None:
@@ -94,9 +110,15 @@ def _charts(row: dict[str, Any], amplification: pd.DataFrame, config: Config | N
     drawn = [n for n in _DRAW if n in frames]
     if "exposure_over_time" in frames and "exposure_per_period" in drawn:
         drawn.remove("exposure_per_period")  # the series already shows the baseline
+    measures = explain.effect_label(str(row["detector"]))
     for name in drawn:
         st.image(_png(name, frames[name]), width="stretch")
-        st.caption(_CAPTIONS[name])
+        caption = _CAPTIONS[name]
+        if name == "exposure_per_period" and measures != explain.effect_label("amplification"):
+            caption += (f" This is the holdout-arm measurement, not the finding's effect "
+                        f"({measures}, raised by {row['detector']}): the two measure different "
+                        "things and need not agree.")
+        st.caption(md(caption))
     if "sequential_statistic" not in frames:
         st.caption("This detector reports a logged fact, not a sequential test: there is no "
                    "statistic to plot against a threshold.")
@@ -126,9 +148,12 @@ def _triage(row: dict[str, Any], user: User) -> None:
     seen_status = seen[1] if seen and seen[0] == fid else status
     st.session_state["triage_seen"] = (fid, status)
     st.subheader("Triage")
-    by = (f" — by {row['triaged_by']}, {explain.fmt_time(row['triaged_at'])}"
+    by = (f" — by {md(row['triaged_by'])}, {md(explain.fmt_time(row['triaged_at']))}"
           if row.get("triaged_by") else "")
     st.markdown(f"Status {ui.status_badge(status)}{by}")
+    stored = str(row.get("status") or "new")
+    st.caption(f"In the store of record (findings.status): {md(stored)}"
+               + ("" if stored == status else " — the change is on its way"))
     if not user.can("triage"):
         st.caption("Viewers can read findings; triage needs the analyst or admin role.")
         return
@@ -137,19 +162,26 @@ def _triage(row: dict[str, Any], user: User) -> None:
                         placeholder="What you checked and what happens next")
     actions = triage.allowed_actions(status)
     clicked = None
-    for col, act in zip(st.columns(len(actions)), actions, strict=True):
-        if col.button(act.label, key=f"triage-{act.name}", width="stretch",
-                      type="primary" if act is actions[0] else "secondary"):
-            clicked = act.name
+    # a wrapping row of buttons as wide as their labels: never cut to "Ackn…" in a narrow
+    # column (equal-width columns were, at 1400 px)
+    with st.container(horizontal=True, wrap=True, key="triage_actions"):
+        for act in actions:
+            if st.button(act.label, key=f"triage-{act.name}", width="content",
+                         type="primary" if act is actions[0] else "secondary"):
+                clicked = act.name
     if clicked is None:
         return
     try:
         entry = triage.apply(ui.state(), user, fid, clicked, status=seen_status,
                              base_status=row["status"], note=note or "")
     except (triage.TriageError, Conflict) as err:
-        st.error(str(err))
+        st.error(md(err))
         return
-    st.session_state["flash"] = f"Status: {entry.from_status} → {entry.to_status}."
+    delivered = ui.deliver_triage()
+    where = ("recorded in the store of record" if delivered else
+             "the store of record applies it within seconds" if isinstance(
+                 ui.source(), SnapshotDirSource) else "pending for the store of record")
+    st.session_state["flash"] = f"Status: {entry.from_status} → {entry.to_status} ({where})."
     st.session_state["triage_n"] = n + 1
     st.rerun()
 
@@ -160,9 +192,13 @@ def _history(fid: str) -> None:
     if not entries:
         st.caption("No triage yet.")
         return
-    st.dataframe(pd.DataFrame([{"when (UTC)": e.at.strftime("%Y-%m-%d %H:%M:%S"), "who": e.who,
-                                "change": f"{e.from_status} → {e.to_status}", "note": e.note}
-                               for e in reversed(entries)]), hide_index=True, width="stretch")
+    table = pd.DataFrame([{"when (UTC)": e.at.strftime("%Y-%m-%d %H:%M:%S"), "who": e.who,
+                           "change": f"{e.from_status} → {e.to_status}", "note": e.note}
+                          for e in reversed(entries)])
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.download_button("Download history (CSV)", data=to_csv(table),
+                       file_name=f"triage-{fid}.csv", mime="text/csv", key="history_csv",
+                       on_click="ignore")
 
 
 def _export(row: dict[str, Any], snap: Any, cfg: ui.ActiveConfig, user: User) -> None:
@@ -171,11 +207,16 @@ def _export(row: dict[str, Any], snap: Any, cfg: ui.ActiveConfig, user: User) ->
         st.caption("Exporting evidence needs the analyst or admin role.")
         return
     fid = row["finding_id"]
+    try:
+        key = ui.signing_key()
+    except SigningKeyError as err:
+        st.error(f"Evidence packs cannot be signed: {md(err)}")
+        return
     if st.button("Prepare evidence pack", key="prepare_pack"):
         with st.spinner("Building the evidence pack…"):
-            built = pack.build_pack(row, snap.amplification, cfg.config, config_text=cfg.text,
-                                    runs=snap.runs, history=ui.state().history(fid),
-                                    created_by=user.username)
+            built = pack.build_pack(row, snap.amplification, cfg.config, key=key,
+                                    config_text=cfg.text, runs=snap.runs,
+                                    history=ui.state().history(fid), created_by=user.username)
         ui.state().record_export(fid, user.username, built.manifest_sha256, len(built.data))
         st.session_state["pack"] = (fid, built)
     stored = st.session_state.get("pack")
@@ -184,9 +225,11 @@ def _export(row: dict[str, Any], snap: Any, cfg: ui.ActiveConfig, user: User) ->
         st.download_button("Download evidence pack (ZIP)", data=built.data,
                            file_name=built.file_name, mime="application/zip",
                            key="download_pack", on_click="ignore", type="primary")
-        st.caption(f"{len(built.files)} files, {len(built.data):,} bytes. Manifest SHA-256 "
-                   f"`{built.manifest_sha256}` (recorded in the export log). Check with "
-                   f"`amplimon verify {built.file_name} --expect {built.manifest_sha256}`.")
+        st.caption(f"{len(built.files)} files, {len(built.data):,} bytes, signed by "
+                   f"{md(key.signer)} with key `{key.public.fingerprint}`. Manifest SHA-256 "
+                   f"`{built.manifest_sha256}` (recorded in the export log). Officers check it "
+                   f"with `amplimon verify {built.file_name} --pubkey COMMISSION-KEY.pem` "
+                   "(the public key from `amplimon keys export`).")
     exports = ui.state().exports(fid)
     if exports:
         with st.expander(f"Export log ({len(exports)})"):

@@ -19,7 +19,7 @@ def render() -> None:
         password = st.text_input("Password", type="password", key="login_password")
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
-        result = ui.auth().login(username, password)
+        result = ui.auth().login(username, password, client=ui.client_address())
         if result.user is None:
             st.error(result.message)
             return

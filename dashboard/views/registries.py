@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import registries, ui
+from dashboard.text import md
 from monitor.config import ConfigError
 
 __all__ = ["render"]
@@ -19,11 +20,11 @@ def render() -> None:
     st.title("Registries")
     cfg = ui.active_config()
     if cfg.error:
-        st.error(f"Configuration not used: {cfg.error}")
+        st.error(f"Configuration not used: {md(cfg.error)}")
     elif cfg.config is None:
         st.info("No configuration: start the dashboard with --config, or (admins) upload one.")
     else:
-        st.caption(f"In force: {cfg.origin}")
+        st.caption(f"In force: {md(cfg.origin)}")
     tabs = st.tabs(["Actors", "Groups", "Disclosures", "Windows"])
     frames = (registries.actors_frame(cfg.config), registries.groups_frame(cfg.config),
               registries.disclosures_frame(cfg.config), registries.windows_frame(cfg.config))
@@ -49,16 +50,16 @@ def _upload(who: str) -> None:
         try:
             upload = registries.validate_upload(up.name, up.getvalue())
         except ConfigError as err:
-            st.error(str(err))
+            st.error(md(err))
         else:
             c = upload.config
-            st.success(f"{upload.filename} is valid: {len(c.windows)} windows, "
+            st.success(f"{md(upload.filename)} is valid: {len(c.windows)} windows, "
                        f"{len(c.actors)} actors, {len(c.disclosures)} disclosures.")
             if st.button("Activate this configuration", key="activate_registry",
                          type="primary"):
                 ui.state().add_registry(who, upload.filename, upload.sha256, upload.text)
                 st.session_state["upload_n"] = n + 1
-                st.session_state["registry_flash"] = f"Activated {upload.filename}."
+                st.session_state["registry_flash"] = f"Activated {md(upload.filename)}."
                 st.rerun()
     if (flash := st.session_state.pop("registry_flash", None)) is not None:
         st.success(flash)

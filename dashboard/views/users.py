@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import ui
 from dashboard.auth import ROLES, AuthError
+from dashboard.text import md
 
 __all__ = ["render"]
 
@@ -71,8 +72,8 @@ def _do(action: object, message: str) -> None:
     try:
         action()  # type: ignore[operator]
     except AuthError as err:
-        st.error(str(err))
+        st.error(md(err))
         return
-    st.session_state["users_flash"] = message
+    st.session_state["users_flash"] = md(message)
     st.session_state["users_clear"] = True
     st.rerun()

@@ -19,6 +19,13 @@ import matplotlib.dates as mdates
 import matplotlib.ticker as mticker
 from matplotlib.figure import Figure
 
+from monitor.textsafe import spell_format_chars
+
+# Labels hold platform- and registry-controlled text: "$…$" in it is text, never mathtext
+# (which would also fail to parse and take the chart down).  A decorator, because tick labels
+# are created when the figure is drawn, not only when it is built.
+_PLAIN_TEXT = matplotlib.rc_context({"text.parse_math": False})
+
 __all__ = ["bars", "effect_point", "forest", "gaps", "share_by_region", "svg", "trajectory"]
 
 RANKED, HOLDOUT, GREY, RED, GREEN = "#D55E00", "#0072B2", "#999999", "#CC0000", "#009E73"
@@ -26,6 +33,7 @@ BASELINE, WINDOW = "#56B4E9", "#E69F00"
 _salt = itertools.count(1)
 
 
+@_PLAIN_TEXT
 def svg(fig: Figure) -> str:
     """The figure as an ``<svg>`` element (no XML prolog); its ids (and the references to
     them) get a per-figure prefix, so several inline SVGs never share an id in one page."""
@@ -37,7 +45,7 @@ def svg(fig: Figure) -> str:
     text = text[text.index("<svg"):]
     text = re.sub(r'\bid="', f'id="{prefix}', text)
     text = text.replace("url(#", f"url(#{prefix}").replace('href="#', f'href="#{prefix}')
-    return text
+    return spell_format_chars(text)  # labels hold platform text: no hidden bidi overrides
 
 
 def _finite(v: Any) -> bool:
@@ -57,6 +65,7 @@ def _log_axis(ax: Any, values: Sequence[Any], axis: str = "x") -> None:
     target.set_minor_locator(mticker.NullLocator())
 
 
+@_PLAIN_TEXT
 def forest(rows: Sequence[dict[str, Any]], title: str) -> Figure:
     """Huszár-style forest plot: per subject the ranked÷holdout exposure ratio with its 95 %
     CI in the baseline (blue) and the window (orange); flagged subjects in red type.
@@ -123,6 +132,7 @@ def _time_axis(ax: Any) -> None:
     ax.tick_params(labelsize=7)
 
 
+@_PLAIN_TEXT
 def trajectory(measurements: Sequence[dict[str, Any]], updates: Sequence[dict[str, Any]],
                crossed: dt.datetime | None, title: str) -> Figure:
     """What was known when: the subject's cumulative ranked÷holdout ratio (95 % CI band) tick
@@ -173,6 +183,7 @@ def trajectory(measurements: Sequence[dict[str, Any]], updates: Sequence[dict[st
     return fig
 
 
+@_PLAIN_TEXT
 def effect_point(effect: float | None, lo: float | None, hi: float | None,
                  label: str) -> Figure:
     """One effect with its confidence interval against 1 (no effect)."""
@@ -193,6 +204,7 @@ def effect_point(effect: float | None, lo: float | None, hi: float | None,
     return fig
 
 
+@_PLAIN_TEXT
 def share_by_region(evidence: dict[str, Any], title: str) -> Figure:
     """Holdout share of active users per region against the declared share."""
     regions = evidence.get("by_region") or {}
@@ -219,6 +231,7 @@ def share_by_region(evidence: dict[str, Any], title: str) -> Figure:
     return fig
 
 
+@_PLAIN_TEXT
 def bars(labels: Sequence[str], values: Sequence[float], title: str, xlabel: str) -> Figure:
     """Horizontal bars (counts of an evidence breakdown)."""
     fig = Figure(figsize=(7.2, 0.8 + 0.3 * max(len(labels), 1)))
@@ -238,6 +251,7 @@ def bars(labels: Sequence[str], values: Sequence[float], title: str, xlabel: str
     return fig
 
 
+@_PLAIN_TEXT
 def gaps(spans: Sequence[tuple[dt.datetime, dt.datetime]],
          periods: Sequence[tuple[str, dt.datetime, dt.datetime]], title: str) -> Figure:
     """Silent stretches of the event stream (red) on the monitored periods."""

@@ -20,6 +20,7 @@ from typing import Any
 
 from monitor.audit import _charts as charts
 from monitor.audit._data import AuditData
+from monitor.textsafe import visible
 
 __all__ = ["Names", "finding_figure", "forest_rows", "render_html", "sentence"]
 
@@ -82,7 +83,8 @@ pre { background: var(--bg); padding: 8px 10px; border-radius: 6px; overflow-x: 
 
 # -- formatting ----------------------------------------------------------------------------------
 def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    """HTML text or attribute value: escaped, with invisible characters made visible."""
+    return html.escape(visible(value), quote=True)
 
 
 def _ok(v: Any) -> bool:
@@ -597,14 +599,25 @@ def _methods(data: AuditData) -> str:
 def _provenance(data: AuditData) -> str:
     info = data.run.get("info", {})
     inputs = info.get("inputs", [])
-    rows = [[esc(i.get("path")), esc(i.get("topic")), count(i.get("bytes"))] for i in inputs]
+    rows = [[esc(i.get("path")), esc(i.get("topic")), count(i.get("bytes")),
+             f'<code>{esc(i.get("sha256") or "not recorded")}</code>'] for i in inputs]
     dets = ", ".join(f"{d['name']} v{d['version']}" for d in info.get("detectors", []))
     facts = {"run id": data.run.get("run_id", "—"), "command": data.run.get("command", "—"),
-             "store": data.db, "configuration sha256": info.get("config_sha256", "—"),
+             "store": _store_text(data.db),
+             "configuration sha256": info.get("config_sha256", "—"),
              "detectors": dets or "—", "report generated": when(data.generated_at)}
     dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts.items())
     return (f'<section id="provenance"><h2>Provenance</h2><dl class="kv">{dl}</dl>'
-            f"{_table(['input', 'topic', 'bytes'], rows, num={2}) if rows else ''}</section>")
+            f"{_table(['input', 'topic', 'bytes', 'sha256'], rows, num={2}) if rows else ''}"
+            "</section>")
+
+
+def _store_text(db: str) -> str:
+    """Where the run's tables are: the DuckDB file kept, or that none was."""
+    if db:
+        return f"{db} (DuckDB)"
+    return ("none kept: the run's DuckDB file was deleted after this report was written "
+            "(amplimon audit --db PATH keeps it)")
 
 
 def _json_block(data: AuditData) -> str:
@@ -623,7 +636,10 @@ def _json_block(data: AuditData) -> str:
                                data.deadletter_reasons()],
         "stats": data.stats,
     }
-    text = json.dumps(payload, default=str, sort_keys=True).replace("</", "<\\/")
+    # "<", ">" and "&" as JSON escapes: no "</script" and no "<!--" can end or confuse the
+    # element, whatever a platform put in a string
+    text = (json.dumps(payload, default=str, sort_keys=True).replace("<", "\\u003c")
+            .replace(">", "\\u003e").replace("&", "\\u0026"))
     return f'<script type="application/json" id="amplimon-data">{text}</script>'
 
 
@@ -634,6 +650,7 @@ def render_html(data: AuditData, *, title: str | None = None,
     ``progress`` is called once per finding rendered (charts are the slow part).
     """
     names = Names(data)
+    inputs = data.run.get("info", {}).get("inputs", [])
     tick = progress or (lambda: None)
     platforms = sorted({r["platform"] for r in data.amplification} |
                        {f["platform"] for f in data.findings})
@@ -649,5 +666,7 @@ def render_html(data: AuditData, *, title: str | None = None,
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{esc(heading)}</title><style>{_CSS}</style></head><body><main>"
             f'<header class="top"><h1>{esc(heading)}</h1><div class="muted">amplimon · '
-            f"generated {esc(when(data.generated_at))} · store {esc(data.db)}</div>"
+            f"generated {esc(when(data.generated_at))} · {len(inputs)} input file"
+            f"{'s' if len(inputs) != 1 else ''} (SHA-256 under Provenance) · store "
+            f"{esc(_store_text(data.db))}</div>"
             f'<nav class="toc">{toc}</nav></header>{body}{_json_block(data)}</main></body></html>')

@@ -13,8 +13,7 @@ from monitor.audit._data import AuditData, load_audit
 from monitor.audit._html import render_html
 from monitor.audit._pdf import write_pdf
 from monitor.config import ConfigError, load_config
-from monitor.history import history_replay
-from monitor.replay import ReplayResult
+from monitor.replay import ReplayResult, history_replay
 
 __all__ = ["AuditResult", "run_audit"]
 
@@ -49,8 +48,8 @@ def run_audit(config_path: Path, exposure: Sequence[Path], ranking: Sequence[Pat
         except ConfigError as err:
             raise ConfigError(f"{config_path.name}: {err}") from None
         data = load_audit(store, config)
-        if db is None:
-            data.db = "(temporary store; pass --db to keep it)"
+        if db is None:  # the report must not name a file that is about to be deleted
+            data.db = ""
         html = _render(data, title, show)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(html, encoding="utf-8")

@@ -1,4 +1,4 @@
-"""``amplimon dashboard``, ``amplimon users add|list`` and ``amplimon verify``."""
+"""``amplimon dashboard`` and ``amplimon users add|list``."""
 
 from __future__ import annotations
 
@@ -82,7 +82,10 @@ def cmd_dashboard(
            "--server.address", host, "--server.headless", "true",
            "--server.fileWatcherType", "none", "--server.runOnSave", "false",
            "--server.maxUploadSize", "5", "--browser.gatherUsageStats", "false",
-           "--client.toolbarMode", "minimal", "--theme.primaryColor", "#1F5FA8"]
+           "--client.toolbarMode", "minimal", "--theme.primaryColor", "#1F5FA8",
+           # tables' built-in CSV export would write platform text raw (formulas); the
+           # dashboard offers its own, neutralised downloads (dashboard/csvsafe.py)
+           "--client.disableDataExport", "true"]
     typer.echo(f"amplimon dashboard on http://{host}:{port} (data {data}, state {state_path})",
                err=True)
     sys.stderr.flush()
@@ -154,25 +157,8 @@ def cmd_users_list(
         typer.echo(f"{u['user']}\t{u['role']}\t{flags}")
 
 
-def cmd_verify(
-    pack: Annotated[Path, typer.Argument(help="evidence pack (.zip) from the dashboard")],
-    expect: Annotated[str | None, typer.Option(
-        "--expect", help="the manifest SHA-256 recorded when the pack was exported")] = None,
-) -> None:
-    """Check an evidence pack: exit 0 if every file matches its manifest, 1 if tampered."""
-    from dashboard.pack import verify_pack
-
-    if not pack.is_file():
-        raise _fail(f"{pack}: no such file")
-    result = verify_pack(pack, expect)
-    if not result.ok:
-        raise _fail(f"{pack.name}: tampered: {result.reason}", code=1)
-    typer.echo(f"{pack.name}: {result.reason}")
-
-
 def register(app: typer.Typer) -> None:
     app.command("dashboard")(cmd_dashboard)
-    app.command("verify")(cmd_verify)
     users = typer.Typer(name="users", help="Dashboard users.", no_args_is_help=True)
     users.command("add")(cmd_users_add)
     users.command("list")(cmd_users_list)

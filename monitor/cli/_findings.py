@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from monitor.cli._files import existing_duckdb
 from monitor.settings import env_name
 from monitor.store import Store
 
@@ -24,27 +25,39 @@ _QUERY = """
 
 
 def print_findings(db: Path | str, console: Console | None = None, limit: int = 200) -> int:
-    """Print the findings table (severity, then event time); returns the number of rows."""
+    """Print the findings table (severity, then event time) and how many of how many it
+    shows; returns the number of rows shown."""
     console = console or wide_console()
     with Store(db, read_only=True) as store:
         rows = store.query(_QUERY, [limit])
+        total = store.count("findings")
+    if not total:
+        console.print(f"no findings in {db}")
+        return 0
     table = Table(title=f"amplimon findings — {db}", show_lines=False)
-    for col in ("severity", "kind", "subject", "where", "effect (95% CI)", "p", "n", "crossed at"):
-        table.add_column(col)
-    for sev, kind, _det, platform, region, window, sk, subject, eff, lo, hi, p, n, t in rows:
+    for col in ("severity", "kind", "detector", "subject", "where", "effect (95% CI)", "p", "n",
+                "crossed at"):  # on a narrow terminal values wrap; none is cut off
+        table.add_column(col, overflow="fold")
+    for sev, kind, det, platform, region, window, sk, subject, eff, lo, hi, p, n, t in rows:
         effect = "—" if eff is None else (
             f"{eff:.2f}" + ("" if lo is None or hi is None else f" ({lo:.2f}–{hi:.2f})"))
-        table.add_row(sev, kind, f"{sk} {subject}", f"{platform} {region} {window}", effect,
-                      _p(p), f"{n:,}",
+        table.add_row(sev, kind, det, f"{sk} {subject}", f"{platform} {region} {window}",
+                      effect, _p(p), "—" if n is None else f"{n:,}",
                       t.strftime("%Y-%m-%d %H:%M") if t else "—")
     console.print(table)
+    if len(rows) < total:
+        console.print(f"{len(rows)} of {total} findings, most severe first "
+                      f"(--limit {total} to see all)")
+    else:
+        console.print(f"{total} finding{'s' if total != 1 else ''}, most severe first")
     return len(rows)
 
 
 def wide_console() -> Console:
-    """A console for tables: the terminal's width, or 160 columns when not a terminal."""
+    """A console for tables: the terminal's width, or 180 columns when not a terminal (a
+    log or a pipe: wide enough that no identifier in a findings table is folded)."""
     console = Console()
-    return console if console.is_terminal else Console(width=160)
+    return console if console.is_terminal else Console(width=180)
 
 
 def _p(p: float | None) -> str:
@@ -54,12 +67,11 @@ def _p(p: float | None) -> str:
 def cmd_findings(
     db: Annotated[Path, typer.Option("--db", help="DuckDB file", envvar=env_name("db"),
                                      show_envvar=True)],
-    limit: Annotated[int, typer.Option("--limit", help="at most this many rows")] = 200,
+    limit: Annotated[int, typer.Option("--limit", help="at most this many rows", min=1)
+                     ] = 200,
 ) -> None:
     """Print the findings, most severe first."""
-    if not db.exists():
-        raise typer.BadParameter(f"{db}: no such file", param_hint="--db")
-    print_findings(db, limit=limit)
+    print_findings(existing_duckdb(db), limit=limit)
 
 
 def register(app: typer.Typer) -> None:

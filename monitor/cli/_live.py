@@ -36,6 +36,8 @@ def _opt(field: str, help_text: str, *names: str) -> Any:
 Broker = Annotated[str | None, _opt("broker", "Kafka bootstrap servers HOST:PORT[,…]")]
 Partitions = Annotated[int | None, _opt("partitions", "partitions per topic")]
 GroupId = Annotated[str | None, _opt("group_id", "consumer group (and checkpoint name)")]
+MetricsPort = Annotated[int | None, _opt("metrics_port",
+                                         "Prometheus metrics on this port (0 = off)")]
 SessionTimeout = Annotated[float, typer.Option(
     "--session-timeout", help="consumer-group session timeout, seconds")]
 
@@ -190,6 +192,7 @@ def cmd_worker(
     reset_state: Annotated[bool, typer.Option(
         "--reset-state", help="forget the checkpoint and rebuild from the topics")] = False,
     session_timeout: SessionTimeout = 10.0,
+    metrics_port: MetricsPort = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the detectors on the live topics (the replay engine; checkpointed state).
@@ -203,7 +206,7 @@ def cmd_worker(
     from streams.kafka.worker import WorkerOptions, run_worker
 
     _logging(verbose)
-    settings = load_settings(broker=broker, group_id=group_id)
+    settings = load_settings(broker=broker, group_id=group_id, metrics_port=metrics_port)
     cfg = load_config(config)
     options = WorkerOptions(reset_state=reset_state,
                             session_timeout_ms=int(session_timeout * 1000))
@@ -233,6 +236,7 @@ def cmd_sink(
     snapshot_dir: Annotated[Path | None, _opt(
         "snapshot_dir", "Parquet snapshots for readers (default: <db>.snapshot)")] = None,
     session_timeout: SessionTimeout = 10.0,
+    metrics_port: MetricsPort = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Write the worker's results to DuckDB and publish Parquet snapshots for readers.
@@ -243,7 +247,7 @@ def cmd_sink(
     from streams.kafka.sink import SinkOptions, SinkStats, run_sink
 
     _logging(verbose)
-    settings = load_settings(broker=broker, group_id=group_id)
+    settings = load_settings(broker=broker, group_id=group_id, metrics_port=metrics_port)
     stop = threading.Event()
 
     def status(s: SinkStats) -> None:

@@ -17,24 +17,33 @@ import time
 from pathlib import Path
 from types import FrameType
 
+import typer
+
+from monitor.cli._ports import wait_until_serving
 from monitor.records import utc_now
 
-__all__ = ["run"]
+__all__ = ["DEMO_PASSWORD", "DEMO_USER", "run", "simulate_recent"]
 
 DEMO_USER, DEMO_PASSWORD = "commission", "demo-password"
+_DASHBOARD_START_S = 90.0  # Streamlit's start on a busy two-core machine takes ~5-15 s
 
 
-def _simulate(work: Path, scenario_name: str, seed: int) -> dict[str, Path]:
+def simulate_recent(work: Path, scenario_name: str, seed: int, now: dt.datetime | None = None
+                    ) -> dict[str, Path]:
+    """Write the scenario's streams, configuration and truth under ``work / "stream"``, its
+    timeline shifted to end five minutes before ``now`` (default: the wall clock) — the
+    engine refuses future events.  The shift keeps the clock's microseconds, so the
+    configuration's times have sub-millisecond digits (read as their millisecond rounding)."""
     from streams.simulator import scenario, simulate, write_simulation
 
     probe = scenario(scenario_name, seed=seed)
-    # Place the whole timeline in the recent past: the engine refuses future events.
     span = simulate(probe)
     last = max(_ts_ms(r["ts"]) for r in span.rankings)
     start = probe.start if isinstance(probe.start, dt.datetime) else None
     if start is None:
         raise RuntimeError("scenario has no absolute start")
-    shift = utc_now() - dt.timedelta(minutes=5) - dt.datetime.fromtimestamp(last / 1000, dt.UTC)
+    now = utc_now() if now is None else now
+    shift = now - dt.timedelta(minutes=5) - dt.datetime.fromtimestamp(last / 1000, dt.UTC)
     params = scenario(scenario_name, seed=seed, start=start + shift)
     return write_simulation(work / "stream", params, fmt="jsonl.gz")
 
@@ -56,8 +65,12 @@ class _Stopped(Exception):
 
 
 def run(work: Path, scenario_name: str = "demo", seed: int = 1, *, speed: float = 1000.0,
-        port: int = 8501, duration: float | None = None) -> None:
-    """Run the live demo in ``work`` until interrupted (or ``duration`` seconds)."""
+        port: int = 8501, duration: float | None = None, port_note: str | None = None) -> None:
+    """Run the live demo in ``work`` until interrupted (or ``duration`` seconds).
+
+    The dashboard's URL and login are printed once it answers on ``port``; if it exits
+    instead (or does not answer within a minute and a half), the demo stops everything and
+    fails with one line quoting the dashboard's log (``typer.Exit(2)``)."""
     from monitor.cli._findings import print_findings, wide_console
     from streams.kafka.producer import produce
     from streams.kafka.stack import LiveStack, Service
@@ -66,7 +79,7 @@ def run(work: Path, scenario_name: str = "demo", seed: int = 1, *, speed: float 
     scenario_name = "demo" if scenario_name == "default" else scenario_name
     console.print(f"[bold]amplimon demo[/] — working directory {work}")
     console.print("simulating a platform during two election windows …")
-    paths = _simulate(work, scenario_name, seed)
+    paths = simulate_recent(work, scenario_name, seed)
     db = work / "amplimon.duckdb"
     stop = threading.Event()
 
@@ -88,7 +101,18 @@ def run(work: Path, scenario_name: str = "demo", seed: int = 1, *, speed: float 
                                           "--config", str(paths["config"]), "--state",
                                           str(state), "--port", str(port)],
                             work / "dashboard.log", stack.env()).start()
-        console.print(f"[bold green]dashboard:[/] http://127.0.0.1:{port}  "
+        url = f"http://127.0.0.1:{port}"
+        if not wait_until_serving(f"{url}/_stcore/health", lambda: dashboard.running
+                                  and not stop.is_set(), _DASHBOARD_START_S):
+            if stop.is_set():
+                return
+            lines = [line for line in dashboard.log_text().splitlines() if line.strip()]
+            detail = lines[-1].strip() if lines else "no output"
+            typer.echo(f"amplimon: the dashboard did not start on port {port} ({detail}); "
+                       f"log: {work / 'dashboard.log'}", err=True)
+            raise typer.Exit(2)
+        note = f" ({port_note})" if port_note else ""
+        console.print(f"[bold green]dashboard:[/] {url}{note}  "
                       f"(login {DEMO_USER} / {DEMO_PASSWORD})")
         console.print(f"producing the simulated streams at {speed:g}× real time; "
                       "Ctrl-C stops everything")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from monitor.cli._files import existing_duckdb
 from monitor.cli._findings import wide_console
 from monitor.retention import PurgeReport, parse_cut, purge
 from monitor.settings import env_name, load_settings
@@ -60,7 +61,7 @@ def cmd_purge(
     --archive      date partitions before DATE's UTC day deleted; that day's files
                    rewritten keeping ts >= DATE
     """
-    path = db or Path(load_settings().db)
+    path = existing_duckdb(db or Path(load_settings().db))
     report = purge(path, parse_cut(before), archive=archive, findings=findings,
                    dry_run=dry_run, snapshot=snapshot_dir)
     print_report(report)

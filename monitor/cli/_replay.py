@@ -1,4 +1,4 @@
-"""``amplimon replay`` and ``amplimon detectors``."""
+"""``amplimon replay``."""
 
 from __future__ import annotations
 
@@ -6,14 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from detectors import REGISTRY
-from monitor.cli._findings import wide_console
-from monitor.config import ConfigError, load_config
-from monitor.privacy import load_pseudonymiser
-from monitor.replay import replay
-from monitor.settings import env_name, load_settings
+from monitor.cli._archive import (
+    ArrivalOrder,
+    Mode,
+    Replace,
+    WorkDir,
+    Workers,
+    existing_mode,
+    run_archive,
+)
+from monitor.settings import env_name
 
 __all__ = ["register"]
 
@@ -30,39 +33,27 @@ def cmd_replay(
     detector: Annotated[list[str] | None, typer.Option(
         "--detector", "-d", help="run only these detectors (default: all enabled)")] = None,
     progress: Annotated[bool | None, typer.Option(
-        "--progress/--no-progress", help="progress bar (default: on a terminal)")] = None,
+        "--progress/--no-progress",
+        help="progress: a bar on a terminal, else a line on stderr every 5 s (default: on)")
+    ] = None,
     history: Annotated[bool, typer.Option(
         "--history", help="keep every tick's statistics per subject (table history)")] = False,
+    workers: Workers = None,
+    arrival_order: ArrivalOrder = False,
+    append: Mode = False,
+    replace: Replace = False,
+    work_dir: WorkDir = None,
 ) -> None:
-    """Replay archived streams through every detector and write the DuckDB tables."""
-    if not exposure and not ranking:
-        raise typer.BadParameter("give at least one --exposure or --ranking file")
-    cfg = load_config(config)
-    from monitor.history import history_replay
+    """Replay archived streams through every detector and write the DuckDB tables.
 
-    run = history_replay if history else replay
-    try:
-        result = run(cfg, db, exposure or [], ranking or [], detectors=detector,
-                        show_progress=progress, config_text=config.read_text(encoding="utf-8"),
-                     pseudonymiser=load_pseudonymiser(load_settings()))
-    except ConfigError as err:  # detector parameters are checked when detectors are built
-        raise ConfigError(f"{config.name}: {err}") from None
-    s = result.stats
-    typer.echo(f"replayed {s.records:,} records: accepted {sum(s.accepted.values()):,}, "
-               f"duplicates {sum(s.duplicates.values()):,}, late {sum(s.late.values()):,}, "
-               f"rejected {sum(s.rejected.values()):,}; {result.findings} findings in {db}",
-               err=True)
-
-
-def cmd_detectors() -> None:
-    """List the registered detectors."""
-    table = Table("name", "kinds", "alpha weight", "description")
-    for spec in REGISTRY.values():
-        table.add_row(spec.name, ", ".join(spec.kinds) or "(measurement)",
-                      f"{spec.budget_weight:g}", spec.description)
-    wide_console().print(table)
+    The order of records within and across files carries no meaning: the archive is
+    deduplicated and sorted by event time before the detectors see it (--arrival-order for
+    the live pipeline's view instead).
+    """
+    run_archive(config, db, exposure, ranking, history=history, detectors=detector,
+                show_progress=progress, workers=workers, arrival_order=arrival_order,
+                existing=existing_mode(append, replace), work_dir=work_dir)
 
 
 def register(app: typer.Typer) -> None:
     app.command("replay")(cmd_replay)
-    app.command("detectors")(cmd_detectors)

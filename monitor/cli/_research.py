@@ -11,8 +11,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from monitor.privacy import load_pseudonymiser
-from monitor.settings import env_name, load_settings
+from monitor.cli._archive import (
+    ArrivalOrder,
+    Mode,
+    Replace,
+    WorkDir,
+    Workers,
+    existing_mode,
+    run_archive,
+)
+from monitor.cli._files import existing_duckdb
+from monitor.settings import env_name
 
 __all__ = ["register"]
 
@@ -36,30 +45,21 @@ def cmd_research_replay(
         "--history/--no-history", help="keep every tick's statistics per subject "
                                         "(table history)")] = True,
     progress: Annotated[bool | None, typer.Option(
-        "--progress/--no-progress", help="progress bar (default: on a terminal)")] = None,
+        "--progress/--no-progress",
+        help="progress: a bar on a terminal, else a line on stderr every 5 s (default: on)")
+    ] = None,
+    workers: Workers = None,
+    arrival_order: ArrivalOrder = False,
+    append: Mode = False,
+    replace: Replace = False,
+    work_dir: WorkDir = None,
 ) -> None:
     """`amplimon replay` that also keeps every tick's statistics (table `history`)."""
-    from monitor.config import ConfigError, load_config
-    from monitor.history import history_replay
-    from monitor.replay import replay
-
-    if not exposure and not ranking:
-        raise typer.BadParameter("give at least one --exposure or --ranking file")
     _register_log_integrity()
-    cfg = load_config(config)
-    run = history_replay if history else replay
-    try:
-        result = run(cfg, db, exposure or [], ranking or [], detectors=detector,
-                     show_progress=progress, config_text=config.read_text(encoding="utf-8"),
-                     pseudonymiser=load_pseudonymiser(load_settings()))
-    except ConfigError as err:
-        raise ConfigError(f"{config.name}: {err}") from None
-    s = result.stats
-    kept = f", {result.written['history']:,} history rows" if "history" in result.written else ""
-    typer.echo(f"replayed {s.records:,} records: accepted {sum(s.accepted.values()):,}, "
-               f"duplicates {sum(s.duplicates.values()):,}, late {sum(s.late.values()):,}, "
-               f"rejected {sum(s.rejected.values()):,}; {result.findings} findings{kept} "
-               f"in {db}", err=True)
+    run_archive(config, db, exposure, ranking, history=history, detectors=detector,
+                show_progress=progress, workers=workers, arrival_order=arrival_order,
+                existing=existing_mode(append, replace), work_dir=work_dir,
+                command="research replay")
 
 
 def _register_log_integrity() -> None:
@@ -93,10 +93,16 @@ def cmd_diff(
 
     if effect_tol < 0 or time_tol < 0:
         raise typer.BadParameter("tolerances must be >= 0")
-    result = diff_runs(a, b, effect_tolerance=effect_tol,
+    result = diff_runs(existing_duckdb(a), existing_duckdb(b), effect_tolerance=effect_tol,
                        time_tolerance=dt.timedelta(minutes=time_tol))
     if as_json:
         typer.echo(json.dumps(result.as_json(), indent=1))
+        return
+    s = result.summary
+    if s["new"] == s["gone"] == s["changed"] == 0 and not all_rows:
+        same = f"the same {s['unchanged']} findings" if s["unchanged"] else "no findings"
+        typer.echo(f"no differences: A and B have {same} (within --effect-tol {effect_tol:g}, "
+                   f"--time-tol {time_tol:g} min)")
         return
     console = Console()
     if not console.is_terminal:
@@ -116,7 +122,6 @@ def cmd_diff(
                       f"{_fmt(pa.get('event_time'))} → {_fmt(pb.get('event_time'))}",
                       f"{_fmt(pa.get('severity'))} → {_fmt(pb.get('severity'))}")
     console.print(table)
-    s = result.summary
     console.print(f"{s['new']} new, {s['gone']} gone, {s['changed']} changed, "
                   f"{s['unchanged']} unchanged")
 
@@ -129,7 +134,7 @@ def cmd_export(
     """Write every table of a store as Parquet files (for notebooks)."""
     from monitor.research import export_parquet
 
-    written = export_parquet(db, parquet)
+    written = export_parquet(existing_duckdb(db), parquet)
     for table, n in written.items():
         typer.echo(f"{parquet / (table + '.parquet')}\t{n} rows")
 

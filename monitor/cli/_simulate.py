@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-__all__ = ["register"]
+__all__ = ["register", "replay_command"]
 
 
 def cmd_simulate(
@@ -31,9 +32,17 @@ def cmd_simulate(
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     paths = write_simulation(out, params, fmt=fmt)
-    shown = paths.values() if isinstance(paths, dict) else paths
-    for p in shown:
+    for p in paths.values():
         typer.echo(str(p))
+    typer.echo("next, replay it through every detector:\n  " + replay_command(paths, out),
+               err=True)
+
+
+def replay_command(paths: dict[str, Path], out: Path) -> str:
+    """The ``amplimon replay`` command line for a written simulation (shell-quoted)."""
+    return shlex.join(["amplimon", "replay", "--config", str(paths["config"]),
+                       "--db", str(out / "amplimon.duckdb"),
+                       "--exposure", str(paths["exposure"]), "--ranking", str(paths["ranking"])])
 
 
 def register(app: typer.Typer) -> None:

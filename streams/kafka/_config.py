@@ -3,17 +3,26 @@
 Every Kafka client amplimon creates (kafka-python for the producer, admin, sink and archive;
 aiokafka for the worker) gets its bootstrap servers and TLS/SASL options from here, so a
 deployment configures security once, with ``AMPLIMON_SECURITY_PROTOCOL``,
-``AMPLIMON_SSL_CAFILE``, ``AMPLIMON_SASL_MECHANISM``, ``AMPLIMON_SASL_USERNAME``, …
+``AMPLIMON_SSL_CAFILE``, ``AMPLIMON_SASL_MECHANISM``, ``AMPLIMON_SASL_USERNAME``, …  The
+password comes from ``AMPLIMON_SASL_PASSWORD`` or, in containers, from a secret file named by
+``AMPLIMON_SASL_PASSWORD_FILE``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from monitor.settings import Settings
+from streams.kafka._errors import PipelineError
 
-__all__ = ["Topics", "aiokafka_options", "kafka_python_options"]
+__all__ = ["ConfigurationError", "Topics", "aiokafka_options", "kafka_python_options",
+           "sasl_password"]
+
+
+class ConfigurationError(PipelineError):
+    """A client setting cannot be used (one-line message)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +36,14 @@ class Topics:
     measurements: str = "amplimon.measurements"
     detectability: str = "amplimon.detectability"
     state: str = "amplimon.worker-state"
+    partials: str = "amplimon.partials"
 
     @classmethod
     def from_settings(cls, s: Settings) -> Topics:
         return cls(exposure=s.topic_exposure, ranking=s.topic_ranking,
                    findings=s.topic_findings, deadletter=s.topic_deadletter,
                    measurements=s.topic_measurements, detectability=s.topic_detectability,
-                   state=s.topic_state)
+                   state=s.topic_state, partials=s.topic_partials)
 
     @property
     def inputs(self) -> dict[str, str]:
@@ -51,10 +61,25 @@ def _servers(s: Settings) -> list[str]:
     return [b.strip() for b in s.broker.split(",") if b.strip()]
 
 
+def sasl_password(s: Settings) -> str | None:
+    """``AMPLIMON_SASL_PASSWORD``, else the first line of ``AMPLIMON_SASL_PASSWORD_FILE``
+    (a container secret); a file that cannot be read is a one-line :class:`ConfigurationError`."""
+    if s.sasl_password is not None:
+        return s.sasl_password.get_secret_value()
+    if not s.sasl_password_file:
+        return None
+    try:
+        text = Path(s.sasl_password_file).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigurationError(f"cannot read the SASL password file {s.sasl_password_file}: "
+                                 f"{err.strerror or err}") from None
+    return text.splitlines()[0].strip() if text.strip() else ""
+
+
 def _sasl(s: Settings) -> dict[str, Any]:
     if not s.security_protocol.startswith("SASL"):
         return {}
-    password = s.sasl_password.get_secret_value() if s.sasl_password is not None else None
+    password = sasl_password(s)
     return {"sasl_mechanism": s.sasl_mechanism or "PLAIN",
             "sasl_plain_username": s.sasl_username, "sasl_plain_password": password}
 

@@ -42,6 +42,7 @@ from monitor.contract import Rejected, decode
 from monitor.privacy import Pseudonymiser, load_pseudonymiser
 from monitor.settings import Settings
 from streams.kafka._config import Topics, kafka_python_options
+from streams.kafka._heartbeat import Heartbeat
 from streams.kafka.driver import Message, is_end_of_stream
 
 __all__ = ["SCHEMAS", "ArchiveOptions", "ArchiveStats", "Archiver", "run_archive"]
@@ -153,9 +154,11 @@ def run_archive(settings: Settings, out: str | Path, *, options: ArchiveOptions 
         group_id=f"{settings.group_id}-archive", enable_auto_commit=False,
         auto_offset_reset="earliest", session_timeout_ms=opts.session_timeout_ms,
         heartbeat_interval_ms=opts.heartbeat_ms, max_poll_records=10_000)
+    heartbeat = Heartbeat(settings.heartbeat_file)  # the container healthcheck reads it
     try:
         last_flush = time.monotonic()
         while not stop.is_set():
+            heartbeat.beat()
             polled = consumer.poll(timeout_ms=opts.poll_ms)
             for batch in polled.values():
                 for r in batch:

@@ -3,8 +3,10 @@
 Framework-free (no client library): a runtime (the aiokafka worker, tests) hands it batches of
 :class:`Message` and stores the :class:`Checkpoint` it returns.
 
-**Watermark.**  Each input partition ``p`` (of both topics) tracks ``max_p`` = the largest
-accepted event time read from it.  The engine's watermark is ``min_p max_p − lateness``, so a
+**Watermark.**  Each input partition ``p`` (of both topics) tracks ``max_p`` = its
+corroborated event-time frontier (:class:`monitor.ingest.Frontier`: the newest event time,
+except that one record far ahead of the rest is held until others corroborate it).  The
+engine's watermark is ``min_p max_p − lateness``, so a
 partition that is read later than another (consumer lag, a slow broker) never makes its own
 events late: results equal ``amplimon replay`` whenever each partition is itself in order
 within the lateness allowance.  A partition that has delivered nothing for
@@ -24,13 +26,23 @@ outputs emitted again are identical rows that the sink's upserts absorb.
 
 **Dead letters are named by content, not offset.**  The ``location`` of a dead letter — and so
 its ``dl_id``, which makes the sink's insert idempotent — is ``<topic>:<h>#<n>``: ``h`` hashes
-the topic, reason and (scrubbed) text, ``n`` counts the dead letters with that hash so far.
+the topic, reason and SHA-256 of the whole (scrubbed) text, ``n`` counts the dead letters with
+that hash so far.
 A Kafka offset would be a poor name: a platform re-producing a stream into a broker that lost
 its data (or into new topics) puts unkeyed malformed records on other partitions and every
 record after them at other offsets, and the same dead letter would be stored twice.  The
 content and its occurrence number are the same in every copy of the stream, and identical
 records are told apart by ``n``.  The counts are part of the checkpoint; the oldest of more
 than 100 000 distinct payloads are forgotten (a payload repeated after that is stored once).
+
+**A record is dead-lettered once, however often it is read.**  A message re-read after a
+restart (below the checkpoint's ``position``) had its dead letter sent before that
+checkpoint was saved, so nothing it causes now is sent again: a rejection is skipped, and
+dead letters the engine emits while it is pushed again are muted — a re-emitted one would
+count its content again and be stored a second time as ``#2``.  And only a record the engine
+keeps (not rejected, late or a duplicate) holds ``replay_from`` back: a far-future record
+that was rejected used to pin it for good, so that every restart read the partition again
+from there and dead-lettered that record again (``#1``, ``#2``, ``#3``…).
 """
 
 from __future__ import annotations
@@ -39,14 +51,16 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import msgspec
 
-from monitor.contract import Rejected, decode
-from monitor.engine import Engine, Output
+from monitor.analysis import Output
+from monitor.contract import Event, Rejected, decode
+from monitor.ingest import Frontier, Ingest, StreamStats
 from monitor.records import DeadLetter, Detectability, Finding, Measurement
 
-__all__ = ["Checkpoint", "EngineDriver", "Message", "TP", "is_end_of_stream"]
+__all__ = ["Checkpoint", "DrivenEngine", "EngineDriver", "Message", "TP", "is_end_of_stream"]
 
 TP = tuple[str, int]  # (topic, partition)
 _CONTROL = "amplimon-control"
@@ -62,6 +76,35 @@ class Message:
     offset: int
     value: bytes | None
     headers: Sequence[tuple[str, bytes]] = ()
+
+
+class DrivenEngine(Protocol):
+    """What the driver needs of an engine: a whole :class:`monitor.engine.Engine`, or one
+    unit of a scaled-out stream (:class:`monitor.unit.UnitEngine`)."""
+
+    auto_watermark: bool
+    output: Output
+    stats: StreamStats
+    tick_ms: int
+    lateness_ms: int
+    ingest_unit: Ingest
+
+    def push(self, topic: str, event: Event, *, source: str, location: str = "",
+             raw: bytes | str | None = None) -> None: ...
+    def reject(self, rejected: Rejected, *, source: str, location: str = "") -> None: ...
+    def advance_to(self, watermark_ms: int) -> None: ...
+    def close(self) -> StreamStats: ...
+    def snapshot(self, *, pending: bool = ...) -> bytes: ...
+    def restore(self, data: bytes) -> None: ...
+    @property
+    def closed_until_ms(self) -> int: ...
+    @property
+    def future_limit_ms(self) -> int: ...
+
+
+def _dropped(s: StreamStats, topic: str) -> int:
+    """Records of ``topic`` the engine did not keep so far."""
+    return s.duplicates[topic] + s.late[topic] + s.rejected[topic] + s.conflicting[topic]
 
 
 def is_end_of_stream(m: Message) -> bool:
@@ -106,11 +149,14 @@ class DeadLetterNames:
     def __init__(self, inner: Output) -> None:
         self.inner = inner
         self.counts: dict[str, int] = {}
+        self.muted = False  # while a re-read message is pushed again: sent before already
 
     def deadletters(self, rows: list[DeadLetter]) -> None:
+        if self.muted:
+            return
         for row in rows:
-            digest = hashlib.sha256("\x1f".join((row.source, row.reason, row.raw)).encode(
-                "utf-8", "replace")).hexdigest()[:20]
+            digest = hashlib.sha256("\x1f".join((row.source, row.reason, row.raw_sha256 or "")
+                                                ).encode("utf-8", "replace")).hexdigest()[:20]
             n = self.counts.pop(digest, 0) + 1
             self.counts[digest] = n  # re-inserted: the dict's order is least recently seen
             if len(self.counts) > self.limit:
@@ -141,7 +187,7 @@ class DriverStats:
 class EngineDriver:
     """Feeds messages of the input topics to ``engine`` (built with ``auto_watermark=False``)."""
 
-    engine: Engine
+    engine: DrivenEngine
     inputs: dict[str, str]  # kafka topic → contract topic
     idle_ms: int = 30_000
     clock: Callable[[], float] = time.monotonic
@@ -156,12 +202,14 @@ class EngineDriver:
         self._assigned_at = self.clock()
         self._position: dict[TP, int] = {}
         self._seen_before: dict[TP, int] = {}  # checkpoint positions (restart)
-        self._part_max: dict[TP, int] = {}
+        # per partition: its corroborated frontier (one far-ahead record cannot move it)
+        self._fronts: dict[TP, Frontier] = {}
         self._last_msg: dict[TP, float] = {}
         self._finished: set[TP] = set()
         self._open_offsets: dict[TP, dict[int, int]] = {}  # tp → tick index → first offset
         self._closed_at_restore = -(2**62)
         self.closed = False
+        self.idle = False  # every unfinished partition idle at the last advance()
 
     # -- partitions ---------------------------------------------------------------------
     def assign(self, partitions: Iterable[TP]) -> None:
@@ -210,17 +258,26 @@ class EngineDriver:
                                        f"{topic}: arrived after the end-of-stream marker"),
                               source=m.topic, location=location)
                 continue
-            if ts >= engine.closed_until_ms:
-                self._open_offsets.setdefault(tp, {}).setdefault(ts // tick_ms, m.offset)
-            if ts <= engine.future_limit_ms and ts > self._part_max.get(tp, -(2**62)):
-                self._part_max[tp] = ts
-            if seen:  # a duplicate or rejection was counted before the restart already
-                s = engine.stats
-                counted = (dict(s.duplicates), dict(s.late), dict(s.rejected))
-                engine.push(topic, result, source=m.topic, location=location, raw=raw)
-                s.duplicates, s.late, s.rejected = counted
+            open_tick = ts >= engine.closed_until_ms
+            if ts <= engine.future_limit_ms:
+                self._front(tp).observe(ts)
+            s = engine.stats
+            dropped = _dropped(s, topic)
+            if seen:  # a duplicate or rejection was counted (and sent) before the restart
+                counted = (dict(s.duplicates), dict(s.late), dict(s.rejected),
+                           dict(s.conflicting))
+                self.dead_letters.muted = True
+                try:
+                    engine.push(topic, result, source=m.topic, location=location, raw=raw)
+                finally:
+                    self.dead_letters.muted = False
+                kept = _dropped(s, topic) == dropped
+                s.duplicates, s.late, s.rejected, s.conflicting = counted
             else:
                 engine.push(topic, result, source=m.topic, location=location, raw=raw)
+                kept = _dropped(s, topic) == dropped
+            if open_tick and kept:  # a restart must read it again
+                self._open_offsets.setdefault(tp, {}).setdefault(ts // tick_ms, m.offset)
 
     def advance(self, lagging: Iterable[TP] = ()) -> None:
         """Move the watermark (and close the engine once every partition has ended)."""
@@ -235,12 +292,20 @@ class EngineDriver:
         lag = set(lagging)
         holding = [tp for tp in self._assigned - self._finished
                    if tp in lag or now - self._last_msg.get(tp, self._assigned_at) < idle_s]
+        self.idle = not holding
         if not holding:
             return  # everything idle: keep open ticks open until data (or the end) arrives
-        if any(tp not in self._part_max for tp in holding):
-            return  # a partition has not shown its first event yet
-        self.engine.advance_to(min(self._part_max[tp] for tp in holding)
+        fronts = [self._fronts[tp].value if tp in self._fronts else None for tp in holding]
+        if any(f is None for f in fronts):
+            return  # a partition has not established its event time yet
+        self.engine.advance_to(min(f for f in fronts if f is not None)
                                - self.engine.lateness_ms)
+
+    def _front(self, tp: TP) -> Frontier:
+        front = self._fronts.get(tp)
+        if front is None:
+            front = self._fronts[tp] = Frontier(self.engine.ingest_unit.guard_ms)
+        return front
 
     # -- checkpoints --------------------------------------------------------------------
     def replay_from(self) -> dict[TP, int]:
@@ -263,7 +328,8 @@ class EngineDriver:
             position={_tp_key(tp): max(o, self._seen_before.get(tp, 0))
                       for tp, o in self._position.items()},
             replay_from={_tp_key(tp): o for tp, o in start.items()},
-            part_max={_tp_key(tp): t for tp, t in self._part_max.items()},
+            part_max={_tp_key(tp): f.value for tp, f in self._fronts.items()
+                      if f.value is not None},
             finished=sorted(_tp_key(tp) for tp in self._finished), closed=self.closed,
             saved_at_ms=int(time.time() * 1000), dead_letters=dict(self.dead_letters.counts))
 
@@ -277,8 +343,10 @@ class EngineDriver:
         self._closed_at_restore = self.engine.closed_until_ms
         self._seen_before = {_key_tp(k): o for k, o in cp.position.items()}
         self._position = {_key_tp(k): o for k, o in cp.replay_from.items()}
-        self._part_max = {_key_tp(k): t for k, t in cp.part_max.items()
-                          if cp.replay_from.get(k) == cp.position.get(k)}
+        self._fronts = {}
+        for k, t in cp.part_max.items():
+            if cp.replay_from.get(k) == cp.position.get(k):
+                self._front(_key_tp(k)).value = t
         self._finished = {_key_tp(k) for k in cp.finished}
         self._open_offsets = {}
         self.closed = cp.closed

@@ -7,18 +7,39 @@ all versions of one row land on one partition in order:
 * ``amplimon.measurements`` — key ``platform|region|window_id|period|subject_kind|subject``;
 * ``amplimon.deadletter`` — key ``dl_id``;
 * ``amplimon.detectability`` — key ``detector|platform|region|window_id|subject_kind|subject``.
+
+**Every message fits in a Kafka message** (key + value ≤ :data:`MAX_MESSAGE_BYTES`, below the
+1 MiB ``message.max.bytes`` Apache Kafka accepts by default and the worker's 2 MiB request
+limit): one row too large to send would stop the worker for good (it retries, exits, and
+a restart meets the same row).  Dead letters are bounded where they are made
+(:class:`~monitor.records.DeadLetter`); any other row whose JSON is larger is sent
+zlib-compressed behind the prefix :data:`PACKED` (lossless; :func:`decode_row` unpacks it,
+up to :data:`MAX_UNPACKED_BYTES`), and a finding whose evidence is still too large keeps
+everything but its evidence, replaced by ``{"omitted": {"bytes", "sha256", "reason"}}``
+(the size and SHA-256 of the evidence's sorted JSON), with a warning in the log.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import logging
+import zlib
+from typing import Any, Final
 
 import msgspec
 
 from monitor.records import DeadLetter, Detectability, Finding, Measurement
 from streams.kafka._config import Topics
 
-__all__ = ["KafkaOutput", "decode_row", "encode_row"]
+__all__ = ["MAX_MESSAGE_BYTES", "MAX_UNPACKED_BYTES", "PACKED", "KafkaOutput", "OutputTooLarge",
+           "decode_row", "encode_row"]
+
+log = logging.getLogger("amplimon.worker")
+
+MAX_MESSAGE_BYTES: Final = 1_000_000
+MAX_UNPACKED_BYTES: Final = 64 << 20
+#: A value starting with these bytes is zlib-compressed JSON (JSON never starts with NUL).
+PACKED: Final = b"\x00amplimon-zlib\x00"
 
 Row = Finding | Measurement | DeadLetter | Detectability
 
@@ -30,6 +51,12 @@ def _enc_hook(obj: Any) -> Any:
 
 
 _ENCODER = msgspec.json.Encoder(enc_hook=_enc_hook)
+_SORTED = msgspec.json.Encoder(enc_hook=_enc_hook, order="sorted")
+
+
+class OutputTooLarge(ValueError):
+    """A row that no encoding fits in a Kafka message (impossible for the engine's rows:
+    their ids are bounded by the contract)."""
 _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "findings": msgspec.json.Decoder(Finding),
     "amplification": msgspec.json.Decoder(Measurement),
@@ -53,12 +80,42 @@ def _key(row: Row) -> str:
 
 
 def encode_row(row: Row) -> tuple[bytes, bytes]:
-    """(key, value) of the message carrying ``row``."""
-    return _key(row).encode(), _ENCODER.encode(row)
+    """(key, value) of the message carrying ``row``, at most :data:`MAX_MESSAGE_BYTES` in
+    all (module docstring)."""
+    key = _key(row).encode()
+    value = _ENCODER.encode(row)
+    if len(key) + len(value) <= MAX_MESSAGE_BYTES:
+        return key, value
+    packed = PACKED + zlib.compress(value, 6)
+    if len(key) + len(packed) <= MAX_MESSAGE_BYTES:
+        return key, packed
+    if isinstance(row, Finding) and "omitted" not in row.evidence:
+        return encode_row(_without_evidence(row, len(value), len(packed)))
+    raise OutputTooLarge(f"{type(row).__name__} {key[:80]!r}: {len(value):,} bytes of JSON, "
+                         f"{len(packed):,} compressed, more than a Kafka message")
+
+
+def _without_evidence(f: Finding, size: int, packed: int) -> Finding:
+    evidence = _SORTED.encode(f.evidence)
+    log.warning("finding %s: evidence of %d bytes does not fit in a Kafka message (%d bytes "
+                "compressed): sent without it (its size and SHA-256 kept)", f.finding_id,
+                len(evidence), packed)
+    omitted = {"bytes": len(evidence), "sha256": hashlib.sha256(evidence).hexdigest(),
+               "reason": f"the finding's JSON ({size:,} bytes) does not fit in a Kafka message"}
+    return msgspec.structs.replace(f, evidence={"omitted": omitted})
 
 
 def decode_row(table: str, value: bytes) -> Row:
     """The row of a message read from the topic of ``table``; raises msgspec errors."""
+    if value.startswith(PACKED):
+        unpack = zlib.decompressobj()
+        try:
+            value = unpack.decompress(value[len(PACKED):], MAX_UNPACKED_BYTES)
+        except zlib.error as err:
+            raise msgspec.DecodeError(f"corrupt compressed message ({err})") from None
+        if unpack.unconsumed_tail:
+            raise msgspec.DecodeError(f"compressed message larger than "
+                                      f"{MAX_UNPACKED_BYTES:,} bytes")
     return _DECODERS[table].decode(value)  # type: ignore[no-any-return]
 
 

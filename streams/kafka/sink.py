@@ -11,6 +11,9 @@ Loop (kafka-python, ``enable_auto_commit=False``):
 4. at most once per second, publish the changed tables as atomic Parquet snapshots
    (:mod:`streams.snapshot`) for the dashboard, which never opens the database.
 
+Metrics (``AMPLIMON_METRICS_PORT``): messages per table, undecodable ones, consumer lag,
+findings in the store per kind and severity, snapshot age (:mod:`streams.kafka.metrics`).
+
 At-least-once delivery plus idempotent writes: a sink killed anywhere in the loop re-reads
 the uncommitted batch and writes the same rows again — nothing lost, nothing duplicated.
 No offsets are committed inside a rebalance callback (kafka-python 3 raises there); a
@@ -47,6 +50,7 @@ import msgspec
 from monitor.records import DeadLetter, Detectability, Finding, Measurement, utc_now
 from monitor.settings import Settings
 from monitor.store import Store
+from monitor.triagelog import TriageInbox, state_candidates
 from streams.kafka._config import Topics, kafka_python_options
 from streams.kafka._errors import PipelineError
 from streams.kafka._heartbeat import Heartbeat
@@ -56,6 +60,7 @@ from streams.kafka.broker import (
     quiet_client_repeats,
     wait_for_broker,
 )
+from streams.kafka.metrics import SinkMetrics, serve
 from streams.kafka.output import decode_row
 from streams.snapshot import SnapshotPublisher, default_snapshot_dir
 
@@ -102,9 +107,14 @@ def run_sink(settings: Settings, db: str | Path, *, snapshot_dir: str | Path | N
     directory = Path(snapshot_dir or settings.snapshot_dir or default_snapshot_dir(db))
     store = Store(db)
     stats = SinkStats()
+    metrics = SinkMetrics()
+    server = None
     try:
         publisher = SnapshotPublisher(store, directory, min_interval=opts.snapshot_interval_s)
-        sink = _Sink(settings, opts, topics.outputs, store, publisher, stats, stop, on_status)
+        sink = _Sink(settings, opts, topics.outputs, store, publisher, stats, stop, on_status,
+                     metrics)
+        server = serve(metrics.registry, settings.metrics_port)
+        sink.triage = TriageInbox(state_candidates(db, directory))  # the dashboard's outbox
         started = utc_now()
         with quiet_client_repeats():
             sink.run()
@@ -115,6 +125,8 @@ def run_sink(settings: Settings, db: str | Path, *, snapshot_dir: str | Path | N
             stats.snapshots += 1
         return stats
     finally:
+        if server is not None:
+            server.shutdown()
         with contextlib.suppress(duckdb.Error):
             store.close()
 
@@ -124,14 +136,17 @@ class _Sink:
 
     def __init__(self, settings: Settings, opts: SinkOptions, tables: dict[str, str],
                  store: Store, publisher: SnapshotPublisher, stats: SinkStats,
-                 stop: threading.Event, on_status: Callable[[SinkStats], None] | None) -> None:
+                 stop: threading.Event, on_status: Callable[[SinkStats], None] | None,
+                 metrics: SinkMetrics) -> None:
         self.settings, self.opts, self.tables = settings, opts, tables
         self.store, self.publisher, self.stats = store, publisher, stats
+        self.metrics = metrics
         self.stop, self.on_status = stop, on_status
         self.options = kafka_python_options(settings)
         self.heartbeat = Heartbeat(settings.heartbeat_file)
         self.watch = BrokerWatch(self.options, None, misses=opts.probe_misses)
         self.last_status = time.monotonic()
+        self.triage: TriageInbox | None = None
 
     def run(self) -> None:
         state = probe_broker(self.options)
@@ -206,12 +221,20 @@ class _Sink:
                 polled = consumer.poll(timeout_ms=opts.poll_ms, max_records=opts.batch)
                 records = [r for batch in polled.values() for r in batch]
                 if records:
+                    undecodable = stats.undecodable
                     changed = _write(self.store, self.tables, records, stats)
                     # after the transaction: at-least-once
                     consumer.commit(timeout_ms=opts.commit_timeout_ms)
                     self.publisher.mark(changed)
+                    self.metrics.wrote((self.tables[r.topic] for r in records),
+                                       stats.undecodable - undecodable)
+                    self.metrics.lags(_lags(consumer))
+                if self.triage is not None and self.triage.poll(self.store):
+                    self.publisher.mark(["findings"])  # analysts' triage: findings.status
                 if self.publisher.maybe_publish():
                     stats.snapshots += 1
+                    self.metrics.published(self.store.query(
+                        "SELECT kind, severity, count(*) FROM findings GROUP BY ALL"))
                 now = time.monotonic()
                 if self.on_status is not None and now - self.last_status >= opts.status_every_s:
                     self.on_status(stats)
@@ -229,6 +252,16 @@ class _Sink:
             if consumer is not None:
                 with contextlib.suppress(KafkaError, OSError):
                     consumer.close(autocommit=False, timeout_ms=2000)
+
+
+def _lags(consumer: Any) -> dict[tuple[str, int], int]:
+    """Records on the broker not read yet, per assigned partition with a known end."""
+    out = {}
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is not None:
+            out[(tp.topic, tp.partition)] = max(0, high - consumer.position(tp))
+    return out
 
 
 def _write(store: Store, tables: dict[str, str], records: list[Any], stats: SinkStats

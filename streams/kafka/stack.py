@@ -111,7 +111,8 @@ class LiveStack:
     def __init__(self, config: str | Path, db: str | Path, work_dir: str | Path, *,
                  settings: Settings | None = None, bootstrap: str | None = None,
                  port: int | None = None, snapshot_dir: str | Path | None = None,
-                 checkpoint_seconds: float = 2.0, fast_rebalance: bool = True) -> None:
+                 checkpoint_seconds: float = 2.0, fast_rebalance: bool = True,
+                 worker_args: tuple[str, ...] = (), sink_args: tuple[str, ...] = ()) -> None:
         self.config = Path(config)
         self.db = Path(db)
         self.work_dir = Path(work_dir)
@@ -120,6 +121,7 @@ class LiveStack:
         self.snapshot_dir = Path(snapshot_dir) if snapshot_dir else default_snapshot_dir(db)
         self.checkpoint_seconds = checkpoint_seconds
         self.fast_rebalance = fast_rebalance
+        self.worker_args, self.sink_args = worker_args, sink_args  # e.g. --metrics-port P
         self.broker: EmbeddedBroker | None = None
         self._bootstrap = bootstrap
         self.services: dict[str, Service] = {}
@@ -166,10 +168,10 @@ class LiveStack:
         return self
 
     def start_worker(self, *extra: str) -> Service:
-        return self._start("worker", ["worker", *self._timeouts(), *extra])
+        return self._start("worker", ["worker", *self._timeouts(), *self.worker_args, *extra])
 
     def start_sink(self, *extra: str) -> Service:
-        return self._start("sink", ["sink", *self._timeouts(), *extra])
+        return self._start("sink", ["sink", *self._timeouts(), *self.sink_args, *extra])
 
     def _start(self, name: str, args: list[str]) -> Service:
         old = self.services.get(name)

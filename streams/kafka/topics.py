@@ -41,6 +41,7 @@ def topic_plan(settings: Settings, partitions: int | None = None) -> dict[str, i
     plan = dict.fromkeys((t.exposure, t.ranking, t.findings, t.measurements, t.deadletter,
                           t.detectability), n)
     plan[t.state] = 1
+    plan[t.partials] = settings.partials_partitions
     return plan
 
 

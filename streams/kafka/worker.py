@@ -1,28 +1,26 @@
-"""``amplimon worker``: the live detector pipeline — Kafka in, the replay engine, Kafka out.
+"""``amplimon worker``: stage one of the live pipeline — Kafka in, ingest per unit, partials out.
 
-One loop (aiokafka): read a batch of both input topics (``getmany``), push it through the
-:class:`~streams.kafka.driver.EngineDriver` (the same :class:`monitor.engine.Engine` that
-``amplimon replay`` drives, so the same detectors and the same findings), send what the engine
-emitted to the output topics, and every ``checkpoint_seconds`` — after those sends are
-acknowledged — save a checkpoint and commit the input offsets it starts from.
+**Scale-out.**  Input messages are keyed by ``user``, so every event of a user, and every
+copy of an event, is on one partition, in the order the platform logged it; both input topics
+have the same number of partitions, so partition ``i`` of the exposure topic and partition
+``i`` of the ranking topic hold the same users.  That pair is a *unit*.  Any number of
+workers share the units in one consumer group (the range assignor gives each worker whole
+pairs); each unit has its own :class:`monitor.unit.UnitEngine` — decode, dedup over the
+window, pseudonymise, frontier and lateness — driven by the same
+:class:`~streams.kafka.driver.EngineDriver` as before.  A unit's closed ticks leave as
+per-tick partials on the partials topic (key = platform), followed by the unit's progress
+(sent to every partition of that topic, after the partials it covers are acknowledged);
+stage two (``amplimon merge``, :mod:`streams.kafka.merge`) merges the units and runs the
+detectors.  A worker joining, leaving or dying is normal operation: partitions move, the new
+owner of a unit resumes it from the unit's checkpoint.
 
-**Delivery.**  Outputs are sent before the checkpoint that covers them, so a crash loses no
-output: the restarted worker resumes from the last checkpoint and emits the rows after it
-again — the same rows (the engine is deterministic in event time) that the sink upserts.
-
-**Partitioning.**  Input messages are keyed by ``user``, so every event of a user, and every
-duplicate of an event, is on one partition, in the order the platform logged it.  The
-statistics are sums over users (exposure counts ``S``, ``Q``, active-user sets per arm;
-:mod:`detectors.ledger`), and the decisions are made on the totals, so one engine must see
-every partition of a stream: a worker takes all partitions of its topic pair and refuses to
-run on a partial assignment (a second worker in the same group).  Partitions still pay off:
-the watermark is per partition (a lagging partition never makes events late), and the
-broker spreads the load.  **Scaling out** is by stream: give each platform (or group of
-platforms) its own topic pair and worker (``AMPLIMON_TOPIC_EXPOSURE=amplimon.exposure.chirp``,
-``AMPLIMON_GROUP_ID=amplimon-chirp``); findings of all workers go to the same output topics
-and one sink.  One worker handles tens of thousands of events per second (see
-``benchmarks/bench_e2e.py``).  Restart is fast: a checkpoint holds the detectors' state, not
-the stream.
+**Delivery.**  A unit's partials and dead letters are sent, and acknowledged, before the
+checkpoint that covers them, so a crash loses nothing: the unit is resumed from its last
+checkpoint and sends the partials after it again — the same partials (ingest is
+deterministic), which stage two recognises (:mod:`monitor.merge`).  Checkpoints are per unit
+(``<group>/unit-<i>`` in the state topic): the unit's ingest state as sealed msgpack
+(:mod:`monitor.sealed`; HMAC under a key derived from the deployment secret) — no pickle,
+nothing a record on the broker could turn into code.
 
 **Broker outages.**  A watchdog probes the broker every ``probe_s`` seconds (one metadata
 request that creates no topic, :func:`streams.kafka.broker.probe_broker`).  When it stops
@@ -43,14 +41,17 @@ memory, and probes until the broker answers *and* has every topic again.  Then:
   letters, named by content (:mod:`streams.kafka.driver`), are not stored twice.  (Input
   end offsets are no evidence: Tansu's ListOffsets can answer less than a partition's end.)
 
+**Metrics** (``AMPLIMON_METRICS_PORT``): records read, consumer lag, watermark and its delay,
+dead letters by reason, finding versions, checkpoint size and age
+(:mod:`streams.kafka.metrics`; the hooks are one line each in the loop).
+
 Kafka errors while the broker answers (Tansu's ``UnknownError`` on a topic created a moment
 ago, say) end the session and start a new one, up to ``retries`` times in a row; then the
 worker exits with one line, and a restart resumes from the checkpoint.
 
-faust-streaming was evaluated for this loop and works against the embedded broker, but its
-per-event stream machinery delivered 2.6–5.5 k events/s on the reference machine against
-120 k/s for aiokafka's batch ``getmany``, so the worker uses aiokafka directly (Faust itself
-runs on aiokafka); see ``docs/live.md``.
+faust-streaming runs stage two, where the volume is per tick, not per event; this per-event
+loop uses aiokafka's batch ``getmany`` directly (``benchmarks/bench_faust.py``,
+``docs/live.md``).
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import pickle  # noqa: S403  # only to name its error type
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,9 +68,12 @@ from typing import Any
 import msgspec
 
 from monitor.config import Config
-from monitor.engine import Engine
+from monitor.partials import TickPartial, UnitProgress
+from monitor.partials import encode as encode_message
 from monitor.privacy import Pseudonymiser, load_pseudonymiser
+from monitor.sealed import Sealer, SealError
 from monitor.settings import Settings
+from monitor.unit import UnitEngine
 from streams.kafka._config import Topics, aiokafka_options, kafka_python_options
 from streams.kafka._errors import PipelineError
 from streams.kafka._heartbeat import Heartbeat
@@ -82,6 +86,7 @@ from streams.kafka.broker import (
 )
 from streams.kafka.checkpoints import BrokerDataLost, CheckpointStore
 from streams.kafka.driver import Checkpoint, EngineDriver, Message
+from streams.kafka.metrics import MetricsOutput, WorkerMetrics, serve
 from streams.kafka.output import KafkaOutput
 
 __all__ = ["WorkerError", "WorkerOptions", "run_worker"]
@@ -111,13 +116,49 @@ class WorkerOptions:
 
 
 @dataclass
-class _Pipeline:
-    """The engine and what feeds and drains it: replaced as a whole when the broker loses
-    its data."""
+class _Unit:
+    """One unit (input partition pair) held by this worker."""
 
-    engine: Engine
+    index: int
+    engine: UnitEngine
     driver: EngineDriver
-    output: KafkaOutput
+    store: CheckpointStore
+    dirty: bool = True
+    last_checkpoint: float = 0.0
+
+
+@dataclass
+class _Pipeline:
+    """What feeds and drains the units: replaced as a whole when the broker loses its data."""
+
+    config: Config
+    settings: Settings
+    topics: Topics
+    pseudonymiser: Pseudonymiser
+    metrics: WorkerMetrics
+    output: KafkaOutput  # dead letters
+    sealer: Sealer
+    units: dict[int, _Unit] = field(default_factory=dict)
+    units_total: int = 0
+    partials_partitions: int = 0
+    cleared: set[int] = field(default_factory=set)  # units whose checkpoint was cleared
+    # messages not acknowledged when the broker went away, sent first once it is back
+    held_first: list[tuple[str, bytes, bytes, int | None]] = field(default_factory=list)
+    held_then: list[tuple[str, bytes, bytes, int | None]] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=lambda: {
+        "messages": 0, "partials": 0, "progress": 0, "units_held": 0})
+
+    def unit_of(self, partition: int) -> _Unit | None:
+        return self.units.get(partition)
+
+    def new_unit(self, index: int) -> _Unit:
+        engine = UnitEngine(self.config, MetricsOutput(self.output, self.metrics), unit=index,
+                            units=self.units_total, pseudonymiser=self.pseudonymiser)
+        driver = EngineDriver(engine, self.topics.inputs,
+                              idle_ms=int(self.settings.idle_partition_seconds * 1000))
+        store = CheckpointStore(aiokafka_options(self.settings), self.topics.state,
+                                f"{self.settings.group_id}/unit-{index}")
+        return _Unit(index, engine, driver, store)
 
 
 @dataclass
@@ -133,21 +174,19 @@ class _Context:
     topics: Topics
     client: dict[str, Any]  # aiokafka options
     watch: BrokerWatch  # probes with kafka-python options
-    store: CheckpointStore
     stop: asyncio.Event
     announce: Callable[[str], None]
     on_status: Callable[[dict[str, Any]], None] | None
     heartbeat: Heartbeat
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
     problem: list[str] = field(default_factory=list)
-    held_all: bool = False  # this worker has had every partition: it is the incumbent
-    loaded: bool = False  # the checkpoint has been read (or cleared) in a session
-    clear_state: bool = False  # the next session starts by clearing the checkpoint
+    clear_state: bool = False  # units start by clearing their checkpoints (reset, lost data)
     closing: set[asyncio.Task[None]] = field(default_factory=set)  # producers of past sessions
 
     @property
     def wanted_topics(self) -> list[str]:
         t = self.topics
-        return [*t.inputs, *t.outputs, t.state]
+        return [*t.inputs, *t.outputs, t.state, t.partials]
 
 
 async def run_worker(settings: Settings, config: Config, *, options: WorkerOptions | None = None,
@@ -171,8 +210,6 @@ async def _run(settings: Settings, config: Config, opts: WorkerOptions,
     ctx = _Context(settings=settings, opts=opts, topics=topics,
                    client=aiokafka_options(settings),
                    watch=BrokerWatch(probe_options, state.cluster_id, misses=opts.probe_misses),
-                   store=CheckpointStore(aiokafka_options(settings), topics.state,
-                                         settings.group_id),
                    stop=stop or asyncio.Event(), announce=announce, on_status=on_status,
                    heartbeat=Heartbeat(settings.heartbeat_file), clear_state=opts.reset_state)
     missing = [n for n in ctx.wanted_topics if n not in state.topics]
@@ -182,7 +219,15 @@ async def _run(settings: Settings, config: Config, opts: WorkerOptions,
     pseudonymiser = load_pseudonymiser(settings)
     announce(f"pseudonymising user keys with key {pseudonymiser.key_id} "
              f"from {pseudonymiser.source}")
-    pipeline = _build(config, topics, settings, pseudonymiser)
+
+    def build() -> _Pipeline:
+        return _Pipeline(config, settings, topics, pseudonymiser, ctx.metrics,
+                         KafkaOutput(topics), Sealer(pseudonymiser.derive_key("checkpoint")))
+
+    pipeline = build()
+    metrics_server = serve(ctx.metrics.registry, settings.metrics_port)
+    if metrics_server is not None:
+        announce(f"metrics on port {settings.metrics_port} (/metrics)")
     try:
         errors = 0
         while True:
@@ -201,28 +246,17 @@ async def _run(settings: Settings, config: Config, opts: WorkerOptions,
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ctx.stop.wait(), opts.probe_s)
                 continue
-            pipeline, carry_on = await _recover(ctx, pipeline, outcome,
-                                                lambda: _build(config, topics, settings,
-                                                               pseudonymiser))
+            pipeline, carry_on = await _recover(ctx, pipeline, outcome, build)
             if not carry_on:
                 break
     finally:  # producers of sessions cut short by an outage
         if ctx.closing:
             await asyncio.wait(ctx.closing)
+        if metrics_server is not None:
+            metrics_server.shutdown()
     if ctx.problem:
         raise WorkerError(ctx.problem[0])
-    engine, driver = pipeline.engine, pipeline.driver
-    return {**driver.stats.__dict__, **pipeline.output.counts, "ticks": engine.stats.ticks,
-            "closed": driver.closed, "checkpoint_generation": ctx.store.generation}
-
-
-def _build(config: Config, topics: Topics, settings: Settings, pseudonymiser: Pseudonymiser
-           ) -> _Pipeline:
-    output = KafkaOutput(topics)
-    engine = Engine(config, output, auto_watermark=False, pseudonymiser=pseudonymiser)
-    driver = EngineDriver(engine, topics.inputs,
-                          idle_ms=int(settings.idle_partition_seconds * 1000))
-    return _Pipeline(engine, driver, output)
+    return {**pipeline.stats, **pipeline.output.counts}
 
 
 async def _recover(ctx: _Context, pipeline: _Pipeline, outcome: _Outcome,
@@ -240,7 +274,7 @@ async def _recover(ctx: _Context, pipeline: _Pipeline, outcome: _Outcome,
                          "checkpoint, the last one stands")
             return pipeline, False
         try:
-            lost = lost or await _lost_data(ctx, state)
+            lost = lost or await _lost_data(ctx, pipeline, state)
             break
         except _kafka_error() as err:
             if not (await asyncio.to_thread(probe_broker, ctx.watch.options)).reachable:
@@ -249,18 +283,17 @@ async def _recover(ctx: _Context, pipeline: _Pipeline, outcome: _Outcome,
             break
     ctx.watch.cluster_id = state.cluster_id
     if not lost:
-        ctx.announce(f"broker {broker} came back with its data: resuming where the engine "
+        ctx.announce(f"broker {broker} came back with its data: resuming where the units "
                      "left off")
         return pipeline, True
     ctx.announce(f"broker {broker} came back without its data ({lost}): the topics were "
-                 "recreated empty; starting over with a new engine from the beginning of "
+                 "recreated empty; starting over with new units from the beginning of "
                  "the input topics (re-produce the stream)")
-    ctx.store.forget()
-    ctx.clear_state = True  # a checkpoint saved on the new broker by the old engine goes
+    ctx.clear_state = True  # a checkpoint saved on the new broker by the old units goes
     return build(), True
 
 
-async def _lost_data(ctx: _Context, state: BrokerState) -> str:
+async def _lost_data(ctx: _Context, pipeline: _Pipeline, state: BrokerState) -> str:
     """Why the broker evidently lost what it had acknowledged, or "" if it did not.
 
     Not by comparing end offsets with the offsets read: Tansu's ListOffsets can answer less
@@ -269,32 +302,38 @@ async def _lost_data(ctx: _Context, state: BrokerState) -> str:
     known = ctx.watch.cluster_id
     if known and state.cluster_id and state.cluster_id != known:
         return f"its cluster id changed from {known} to {state.cluster_id}"
-    if not await ctx.store.verify():
-        return (f"checkpoint generation {ctx.store.generation} is no longer at offset "
-                f"{ctx.store.offset} of {ctx.topics.state}")
+    for unit in pipeline.units.values():
+        if not await unit.store.verify():
+            return (f"unit {unit.index}'s checkpoint generation {unit.store.generation} is "
+                    f"no longer at offset {unit.store.offset} of {ctx.topics.state}")
     return ""
 
 
 async def _session(ctx: _Context, p: _Pipeline) -> _Outcome:
     """Connect, run the loop and the broker watchdog until stopped or the broker fails."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
     opts, client = ctx.opts, ctx.client
     # Not idempotent: Tansu answers aiokafka's InitProducerId with UnknownError, and a retried
-    # duplicate is harmless here (every output row is an upsert by key).
+    # duplicate is harmless here (partials are stored by key, every output row is an upsert).
     producer = AIOKafkaProducer(**client, acks="all", linger_ms=2,
                                 request_timeout_ms=int(_REQUEST_TIMEOUT_S * 1000),
                                 max_batch_size=512 * 1024, max_request_size=2 * 1024 * 1024)
+    # The range assignor gives a worker partition i of both input topics together (topics
+    # with equal partition counts): a unit is never split between workers.
     consumer = AIOKafkaConsumer(
         **client, group_id=ctx.settings.group_id, enable_auto_commit=False,
         auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
         session_timeout_ms=opts.session_timeout_ms, heartbeat_interval_ms=opts.heartbeat_ms,
-        rebalance_timeout_ms=opts.session_timeout_ms)
+        rebalance_timeout_ms=opts.session_timeout_ms,
+        partition_assignment_strategy=(RangePartitionAssignor,))
     stopped = False
     try:
         await producer.start()
-        await _start_state(ctx, p, producer)
-        consumer.subscribe(list(ctx.topics.inputs), listener=_rebalance(ctx, p, consumer))
+        p.partials_partitions = len(await producer.partitions_for(ctx.topics.partials))
+        consumer.subscribe(list(ctx.topics.inputs),
+                           listener=_rebalance(ctx, p, consumer, producer))
         await consumer.start()
         loop = asyncio.create_task(_loop(ctx, p, consumer, producer))
         watch = asyncio.create_task(_watch(ctx))
@@ -333,68 +372,83 @@ def _said(ctx: _Context, outcome: _Outcome) -> _Outcome:
     """Report an outage the moment it is seen (closing the clients may take a while)."""
     if outcome.kind == "unreachable":
         ctx.announce(f"broker {ctx.settings.broker} unreachable ({outcome.detail}): "
-                     f"retrying every {ctx.opts.probe_s:g} s; the engine state is kept in "
+                     f"retrying every {ctx.opts.probe_s:g} s; the units' state is kept in "
                      "memory")
     return outcome
 
 
-async def _start_state(ctx: _Context, p: _Pipeline, producer: Any) -> None:
-    """Clear or load the checkpoint, once (a later session keeps the engine it has)."""
-    store = ctx.store
-    if ctx.clear_state:
-        await store.clear(producer)
-        ctx.clear_state, ctx.loaded = False, True
-    if ctx.loaded:
-        return
-    saved = await store.load()
-    ctx.loaded = True
+async def _load_unit(ctx: _Context, p: _Pipeline, index: int, producer: Any) -> _Unit:
+    """A unit newly assigned to this worker: from its checkpoint, or from the beginning."""
+    unit = p.new_unit(index)
+    if ctx.clear_state and index not in p.cleared:
+        await unit.store.clear(producer)
+        p.cleared.add(index)
+        return unit
+    saved = await unit.store.load()
     if saved is None:
-        return
+        return unit
     try:
-        p.driver.restore(Checkpoint.decode(saved))
-    except (ValueError, msgspec.MsgspecError, pickle.UnpicklingError,
-            AttributeError, ImportError, TypeError, KeyError) as err:
-        raise WorkerError(f"cannot resume from the checkpoint ({err}); start with "
-                          "--reset-state to rebuild the state from the topics") from None
-    ctx.announce(f"restored checkpoint generation {store.generation} ({len(saved):,} bytes)")
+        unit.driver.restore(Checkpoint.decode(p.sealer.open(saved)))
+    except (ValueError, SealError, msgspec.MsgspecError, KeyError) as err:
+        raise WorkerError(f"cannot resume unit {index} from its checkpoint ({err}); start "
+                          "with --reset-state to rebuild the state from the topics") from None
+    ctx.announce(f"unit {index}: restored checkpoint generation {unit.store.generation} "
+                 f"({len(saved):,} bytes)")
+    return unit
 
 
-def _rebalance(ctx: _Context, p: _Pipeline, consumer: Any) -> Any:
+def _rebalance(ctx: _Context, p: _Pipeline, consumer: Any, producer: Any) -> Any:
     from aiokafka import ConsumerRebalanceListener
 
-    topics, driver, announce = ctx.topics, p.driver, ctx.announce
+    topics, announce = ctx.topics, ctx.announce
 
     class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         async def on_partitions_revoked(self, revoked: Any) -> None:
-            pass
+            """Save the units this worker gives up (their new owner resumes them)."""
+            gone = {tp.partition for tp in revoked} & set(p.units)
+            if not gone:
+                return
+            try:
+                await _send(producer, p)
+                for index in sorted(gone):
+                    await _checkpoint(consumer, producer, p, p.units[index])
+            except _kafka_error() as err:  # their new owner reads again from older offsets
+                log.warning("could not checkpoint revoked units (%s)", err)
+            for index in gone:
+                del p.units[index]
+            announce(f"gave up units {sorted(gone)}")
 
         async def on_partitions_assigned(self, assigned: Any) -> None:
-            expected = {(t, q) for t in topics.inputs
-                        for q in consumer.partitions_for_topic(t) or ()}
-            got = {(tp.topic, tp.partition) for tp in assigned}
-            if got != expected and ctx.held_all:
-                # The incumbent keeps its state and reads nothing until the newcomer, which
-                # is refused below, has left the group and every partition is back.
-                consumer.pause(*assigned)
-                announce(f"paused: holding {len(got)} of {len(expected)} input partitions "
-                         "while another worker is in the group")
-                return
-            if got != expected:
+            counts = {t: len(consumer.partitions_for_topic(t) or ()) for t in topics.inputs}
+            if len(set(counts.values())) != 1:
                 ctx.problem.append(
-                    f"worker got {len(got)} of {len(expected)} input partitions: another "
-                    f"worker is in group {ctx.settings.group_id!r}; one engine must see the "
-                    "whole stream (scale out by topic pair, see `amplimon worker --help`)")
-                return  # the loop stops at its next poll; the caller's stop event is theirs
-            ctx.held_all = True
-            consumer.resume(*assigned)
-            driver.assign(got)
-            # Every position set here, before this callback awaits anything: the fetcher
-            # would otherwise start at the group's committed offsets (those of an engine
-            # that was reset), and the driver would skip what it reads first afterwards.
-            # Offset 0 below the log start resets to it (auto_offset_reset="earliest").
+                    "the input topics have different partition counts "
+                    f"({', '.join(f'{t}: {n}' for t, n in counts.items())}); partition i of "
+                    "each must hold the same users")
+                return
+            p.units_total = next(iter(counts.values()))
+            by_unit: dict[int, set[str]] = {}
             for tp in assigned:
-                consumer.seek(tp, driver.start_offset((tp.topic, tp.partition)) or 0)
-            announce(f"assigned {len(got)} input partitions")
+                by_unit.setdefault(tp.partition, set()).add(tp.topic)
+            split = [i for i, ts in by_unit.items() if ts != set(topics.inputs)]
+            if split:
+                ctx.problem.append(f"units {split} arrived without both input topics: the "
+                                   "group must use the range assignor")
+                return
+            for index in sorted(by_unit):
+                if index not in p.units:
+                    p.units[index] = await _load_unit(ctx, p, index, producer)
+                unit = p.units[index]
+                tps = {(t, index) for t in topics.inputs}
+                unit.driver.assign(tps)
+                # Every position set here, before the fetcher starts: it would otherwise
+                # start at the group's committed offsets.  Offset 0 below the log start
+                # resets to it (auto_offset_reset="earliest").
+                for tp in assigned:
+                    if tp.partition == index:
+                        consumer.seek(tp, unit.driver.start_offset((tp.topic, index)) or 0)
+            p.stats["units_held"] = len(p.units)
+            announce(f"holding units {sorted(p.units)} of {p.units_total}")
 
     return Rebalance()
 
@@ -421,67 +475,103 @@ async def _stop_quietly(client: Any, timeout: float = 5.0) -> None:
 
 
 async def _loop(ctx: _Context, p: _Pipeline, consumer: Any, producer: Any) -> None:
-    from aiokafka import TopicPartition
-
-    engine, driver, output, opts = p.engine, p.driver, p.output, ctx.opts
-    last_checkpoint = time.monotonic()
+    opts = ctx.opts
     last_status = time.monotonic()
-    dirty = True  # a new session saves a checkpoint soon: the broker may be a new one
     while not ctx.stop.is_set():
         ctx.heartbeat.beat()
         batch = await consumer.getmany(timeout_ms=opts.poll_ms, max_records=opts.batch)
         if ctx.problem:
             break
-        messages = [Message(r.topic, r.partition, r.offset, r.value, tuple(r.headers or ()))
-                    for records in batch.values() for r in records]
-        was_closed, ticks = driver.closed, engine.stats.ticks
-        driver.process(messages)
-        driver.advance(await _lagging(consumer))
-        engine.flush_measurements()
-        dirty = dirty or bool(messages) or engine.stats.ticks != ticks
-        await _send(producer, output)
+        by_unit: dict[int, list[Message]] = {}
+        for records in batch.values():
+            for r in records:
+                by_unit.setdefault(r.partition, []).append(
+                    Message(r.topic, r.partition, r.offset, r.value, tuple(r.headers or ())))
+        lags = await _lags(consumer)
+        lagging = [tp for tp, n in lags.items() if n > 0]
+        for index, unit in list(p.units.items()):
+            messages = by_unit.get(index, [])
+            was_closed = unit.driver.closed
+            unit.driver.process(messages)
+            unit.driver.advance(tp for tp in lagging if tp[1] == index)
+            unit.engine.report(idle=unit.driver.idle)
+            unit.dirty = unit.dirty or bool(messages) or unit.driver.closed != was_closed
+            p.stats["messages"] += len(messages)
+            ctx.metrics.read(m.topic for m in messages)
+        ctx.metrics.lags(lags)
+        if p.units:
+            ctx.metrics.watermarked(min(u.engine.closed_until_ms for u in p.units.values()))
+        await _send(producer, p)
         now = time.monotonic()
-        if dirty and (now - last_checkpoint >= ctx.settings.checkpoint_seconds
-                      or driver.closed != was_closed):
-            await _checkpoint(consumer, producer, driver, ctx.store, TopicPartition)
-            last_checkpoint, dirty = now, False
+        for unit in list(p.units.values()):
+            if unit.dirty and (now - unit.last_checkpoint >= ctx.settings.checkpoint_seconds
+                               or unit.driver.closed):
+                await _checkpoint(consumer, producer, p, unit)
         if ctx.on_status is not None and now - last_status >= opts.status_every_s:
-            ctx.on_status(_status(driver, output))
+            ctx.on_status(_status(p))
             last_status = now
-    if dirty and not ctx.problem:  # after a partial assignment the last checkpoint stands
-        engine.flush_measurements()
-        await _send(producer, output)
-        await _checkpoint(consumer, producer, driver, ctx.store, TopicPartition)
+    if not ctx.problem:
+        await _send(producer, p)
+        for unit in list(p.units.values()):
+            if unit.dirty:
+                await _checkpoint(consumer, producer, p, unit)
     if ctx.on_status is not None:
-        ctx.on_status(_status(driver, output))
+        ctx.on_status(_status(p))
 
 
-async def _lagging(consumer: Any) -> set[tuple[str, int]]:
-    """Partitions with records on the broker that this consumer has not read yet."""
-    out = set()
+async def _lags(consumer: Any) -> dict[tuple[str, int], int]:
+    """Per assigned partition whose high-water mark is known: records on the broker that
+    this consumer has not read yet."""
+    out = {}
     for tp in consumer.assignment():
         high = consumer.highwater(tp)
-        if high is not None and await consumer.position(tp) < high:
-            out.add((tp.topic, tp.partition))
+        if high is not None:
+            out[(tp.topic, tp.partition)] = max(0, high - await consumer.position(tp))
     return out
 
 
-async def _send(producer: Any, output: KafkaOutput) -> None:
-    """Send what the engine emitted; on any failure (or cancellation) it is queued again, to
-    be sent once the broker is back — rows are upserts, so a second copy is harmless."""
-    pending = output.drain()
-    if not pending:
-        return
-    futures: list[asyncio.Future[Any]] = []
-    try:
-        for topic, key, value in pending:
-            futures.append(await producer.send(topic, key=key, value=value))
-        await asyncio.gather(*futures)
-    except BaseException:
-        output.pending[:0] = pending
-        for fut in futures:  # they fail later, when the batches expire: nobody waits then
-            fut.add_done_callback(_retrieved)
-        raise
+def partial_partition(platform: str, partitions: int) -> int:
+    """The partials partition of a platform: CRC-32 of its id (stage two is partitioned by
+    platform; one platform's partials always land on one partition)."""
+    return zlib.crc32(platform.encode("utf-8", "surrogatepass")) % partitions
+
+
+async def _send(producer: Any, p: _Pipeline) -> None:
+    """Send what the units emitted: dead letters and partials first, then — once those are
+    acknowledged — the progress messages that vouch for them (on every partials partition).
+    On any failure (or cancellation) the unsent messages are held, in order, to be sent
+    before anything new once the broker is back: partials are stored by key and rows are
+    upserts, so a second copy is harmless."""
+    first, then = p.held_first, p.held_then
+    p.held_first, p.held_then = [], []
+    first += [(t, k, v, None) for t, k, v in p.output.drain()]
+    topic, n = p.topics.partials, max(1, p.partials_partitions)
+    for unit in p.units.values():
+        for message in unit.engine.drain():
+            data = encode_message(message)
+            if isinstance(message, TickPartial):
+                first.append((topic, message.platform.encode(), data,
+                              partial_partition(message.platform, n)))
+                p.stats["partials"] += 1
+            elif isinstance(message, UnitProgress):
+                then.extend((topic, b"", data, part) for part in range(n))
+                p.stats["progress"] += 1
+    for group in (first, then):
+        if not group:
+            continue
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            for t, key, value, part in group:
+                futures.append(await producer.send(t, key=key, value=value, partition=part))
+            await asyncio.gather(*futures)
+        except BaseException:
+            if group is first:
+                p.held_first, p.held_then = first, then
+            else:
+                p.held_then = then
+            for fut in futures:  # they fail later, when the batches expire: nobody waits then
+                fut.add_done_callback(_retrieved)
+            raise
 
 
 def _retrieved(fut: asyncio.Future[Any]) -> None:
@@ -489,14 +579,15 @@ def _retrieved(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
-async def _checkpoint(consumer: Any, producer: Any, driver: EngineDriver,
-                      store: CheckpointStore, topic_partition: Any) -> None:
-    try:
-        checkpoint = driver.checkpoint()
-    except (pickle.PicklingError, TypeError, AttributeError) as err:
-        raise WorkerError(f"cannot checkpoint the detectors' state ({err})") from None
-    await store.save(producer, checkpoint.encode())
-    offsets = {topic_partition(*tp): o for tp, o in driver.replay_from().items()}
+async def _checkpoint(consumer: Any, producer: Any, p: _Pipeline, unit: _Unit) -> int:
+    """Save a unit's checkpoint (sealed) and commit its offsets; returns its size."""
+    from aiokafka import TopicPartition
+
+    data = p.sealer.seal(unit.driver.checkpoint().encode())
+    await unit.store.save(producer, data)
+    unit.dirty, unit.last_checkpoint = False, time.monotonic()
+    p.metrics.checkpointed(len(data))
+    offsets = {TopicPartition(*tp): o for tp, o in unit.driver.replay_from().items()}
     if offsets:
         from aiokafka.errors import KafkaError
 
@@ -504,15 +595,23 @@ async def _checkpoint(consumer: Any, producer: Any, driver: EngineDriver,
             await consumer.commit(offsets)
         except KafkaError as err:
             log.warning("offset commit skipped (%s); the checkpoint is saved", err)
+    return len(data)
 
 
-def _status(driver: EngineDriver, output: KafkaOutput) -> dict[str, Any]:
-    s = driver.engine.stats
-    return {"messages": driver.stats.messages, "accepted": sum(s.accepted.values()),
-            "duplicates": sum(s.duplicates.values()), "late": sum(s.late.values()),
-            "rejected": sum(s.rejected.values()), "ticks": s.ticks,
-            "watermark_ms": driver.engine.closed_until_ms, "closed": driver.closed,
-            **output.counts}
+def _status(p: _Pipeline) -> dict[str, Any]:
+    accepted = duplicates = late = rejected = 0
+    for unit in p.units.values():
+        s = unit.engine.stats
+        accepted += sum(s.accepted.values())
+        duplicates += sum(s.duplicates.values())
+        late += sum(s.late.values())
+        rejected += sum(s.rejected.values())
+    closed = [u.engine.closed_until_ms for u in p.units.values()]
+    return {"units": sorted(p.units), "messages": p.stats["messages"], "accepted": accepted,
+            "duplicates": duplicates, "late": late, "rejected": rejected,
+            "partials": p.stats["partials"], "watermark_ms": min(closed, default=None),
+            "finished": all(u.driver.closed for u in p.units.values()) and bool(p.units),
+            **p.output.counts}
 
 
 def _kafka_error() -> type[Exception]:

@@ -68,6 +68,14 @@ def fast_bcrypt(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bcrypt, "gensalt", lambda rounds=12, prefix=b"2b": real(4, prefix))
 
 
+def unmd(text: str) -> str:
+    """Markdown source as a reader sees it: escaped punctuation without its backslash, and
+    without the invisible word joiners that keep URLs from becoming links."""
+    import re
+
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text).replace("\u2060", "")
+
+
 def open_ids(at: AppTest) -> list[str]:
     """Finding ids of the alerts listed, in order (from their "Open" links)."""
     return [link.proto.query_string.removeprefix("id=") for link in at.page_link

@@ -10,7 +10,7 @@ from dashboard import triage
 from dashboard.auth import User
 from dashboard.state import StateStore
 from tests.dashboard import factories as F
-from tests.dashboard.conftest import Dash, open_ids
+from tests.dashboard.conftest import Dash, open_ids, unmd
 
 ORDER = ["acc-2", "acc-1", "acc-3", "party-a"]  # critical, high, medium, low
 
@@ -23,10 +23,10 @@ def test_alerts_sorted_with_counts_and_timeline(dash: Dash) -> None:
     assert metrics == {"Critical": "1", "High": "1", "Medium": "1", "Low": "1",
                        "Shown / all": "4 / 4"}
     assert at.image, "the windows timeline is drawn"
-    first = at.markdown[0].value
+    first = unmd(at.markdown[0].value)
     assert first.startswith(":red-badge[CRITICAL] :violet-badge[new]")
     assert "Candidate John Roe — suppression 0.55×" in first
-    assert any(c.value.startswith("Candidate John Roe's exposure in the ranked feed relative "
+    assert any(unmd(c.value).startswith("Candidate John Roe's exposure in the ranked feed relative "
                                   "to the holdout fell to 0.55×") for c in at.caption)
     assert "JUST IN" not in " ".join(m.value for m in at.markdown)  # none on first look
 
@@ -122,9 +122,10 @@ def test_snapshot_directory_and_empty_data(dash: Dash, monkeypatch: pytest.Monke
 def test_invalid_config_is_reported_not_fatal(dash: Dash) -> None:
     dash.config.write_text("windows: []\n")
     at = dash.app("viewer")
-    assert at.warning[0].value.startswith("Configuration not used: amplimon.yaml: windows:")
+    assert unmd(at.warning[0].value).startswith("Configuration not used: amplimon.yaml: "
+                                                "windows:")
     assert open_ids(at)[0] == dash.ids["acc-2"]
-    assert "Actor acc-2" in at.markdown[0].value  # no registry: ids instead of names
+    assert "Account acc-2" in unmd(at.markdown[0].value)  # no registry: ids, not names
 
 
 def test_a_locked_database_shows_the_last_data_calmly(dash: Dash) -> None:

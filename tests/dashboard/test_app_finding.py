@@ -7,8 +7,10 @@ import pytest
 from dashboard import pack, triage
 from dashboard.auth import User
 from dashboard.state import StateStore
+from monitor.settings import load_settings
+from monitor.signing import existing_signing_key
 from tests.dashboard import factories as F
-from tests.dashboard.conftest import Dash
+from tests.dashboard.conftest import Dash, unmd
 
 
 def record(at, action: str, note: str = ""):  # noqa: ANN001, ANN201
@@ -23,9 +25,9 @@ def actions(at) -> list[str]:  # noqa: ANN001
 def test_detail_shows_sentence_numbers_charts(dash: Dash) -> None:
     at = dash.open("viewer", "acc-1")
     assert not at.exception
-    assert [h.value for h in at.header] == ["Candidate Jane Doe — amplification 1.90× on chirp "
-                                            "in DE"]
-    assert at.info[0].value.startswith("Candidate Jane Doe's exposure in the ranked feed "
+    assert [unmd(h.value) for h in at.header] == ["Candidate Jane Doe — amplification 1.90× on "
+                                                  "chirp in DE"]
+    assert unmd(at.info[0].value).startswith("Candidate Jane Doe's exposure in the ranked feed "
                                        "relative to the holdout rose to 1.90× (95 % CI "
                                        "1.50–2.40) of its baseline level")
     metrics = {m.label: m.value for m in at.metric}
@@ -41,7 +43,8 @@ def test_detail_of_a_logged_fact_and_the_selector(dash: Dash) -> None:
     at = dash.open("viewer", "acc-3")
     assert len(at.image) == 3  # per-period bars (no series), statistic summary, CI
     at.selectbox[0].set_value(dash.ids["party-a"]).run()
-    assert at.header[0].value == "Group party-a — amplification 1.30× on chirp in DE"
+    assert unmd(at.header[0].value) == ("All 2 accounts of group party-a — amplification 1.30× "
+                                        "on chirp in DE")
     assert at.query_params["id"] == dash.ids["party-a"]
 
 
@@ -49,10 +52,10 @@ def test_deep_link_and_unknown_id(dash: Dash) -> None:
     at = dash.app("viewer")
     at.query_params["id"] = dash.ids["acc-2"]
     at.switch_page("routes/finding.py").run()
-    assert at.header[0].value.startswith("Candidate John Roe")
+    assert unmd(at.header[0].value).startswith("Candidate John Roe")
     at.query_params["id"] = "nope"
     at.run()
-    assert at.warning[0].value == "Finding nope is not in the data."
+    assert unmd(at.warning[0].value) == "Finding nope is not in the data."
     at.button(key="back_to_alerts").click().run()
     assert [t.value for t in at.title] == ["Live alerts"]
 
@@ -69,11 +72,13 @@ def test_analyst_full_triage_cycle(dash: Dash) -> None:
     at = dash.open("analyst", "acc-1")
     assert actions(at) == ["Acknowledge", "Escalate", "Dismiss", "Resolve"]
     at = record(at, "acknowledge", "checking the holdout arm")
-    assert at.success[0].value == "Status: new → acknowledged."
+    assert at.success[0].value == ("Status: new → acknowledged (recorded in the store of "
+                                   "record).")
+    assert F.read_status(dash.data, dash.ids["acc-1"]) == "acknowledged"  # DuckDB, contract §3
     assert ":blue-badge[acknowledged]" in at.markdown[0].value
     at = record(at, "escalate", "sent to legal")
     at = record(at, "dismiss")  # no note
-    assert at.error[0].value == "A note is required to dismiss a finding."
+    assert unmd(at.error[0].value) == "A note is required to dismiss a finding."
     at = record(at, "dismiss", "posting surge explains it")
     assert actions(at) == ["Reopen"] and at.text_area[0].value == ""
     at = record(at, "reopen", "new data")
@@ -84,7 +89,21 @@ def test_analyst_full_triage_cycle(dash: Dash) -> None:
                                        "new → acknowledged"]
     assert list(history["who"]) == ["analyst"] * 5
     assert history["note"].iloc[-1] == "checking the holdout arm"
-    assert F.read_status(dash.data, dash.ids["acc-1"]) == "new"  # the sink's row untouched
+    assert F.read_status(dash.data, dash.ids["acc-1"]) == "resolved"
+    assert any("In the store of record (findings.status): resolved" in unmd(c.value)
+               for c in at.caption)
+    import duckdb
+
+    con = duckdb.connect(str(dash.data), read_only=True)
+    try:
+        rows = con.execute("SELECT who, to_status, note FROM triage ORDER BY seq").fetchall()
+    finally:
+        con.close()
+    assert rows == [("analyst", "acknowledged", "checking the holdout arm"),
+                    ("analyst", "escalated", "sent to legal"),
+                    ("analyst", "dismissed", "posting surge explains it"),
+                    ("analyst", "acknowledged", "new data"),
+                    ("analyst", "resolved", "platform disclosed it")]
 
 
 def test_concurrent_triage_is_refused(dash: Dash) -> None:
@@ -92,7 +111,7 @@ def test_concurrent_triage_is_refused(dash: Dash) -> None:
     triage.apply(StateStore(dash.state), User("admin", "admin"), dash.ids["acc-2"],
                  "escalate", status="new", base_status="new", note="urgent")
     at = record(at, "resolve")  # offered both before and after the other change
-    assert at.error[0].value.startswith("the status changed to escalated by admin at")
+    assert unmd(at.error[0].value).startswith("the status changed to escalated by admin at")
     assert actions(at) == ["Dismiss", "Resolve"]  # now the current status's actions
     assert [e.to_status for e in StateStore(dash.state).history(dash.ids["acc-2"])] == [
         "escalated"]
@@ -115,7 +134,9 @@ def test_evidence_pack_prepared_downloaded_and_logged(dash: Dash) -> None:
     assert at.download_button(key="download_pack").label == "Download evidence pack (ZIP)"
     fid, built = at.session_state["pack"]
     assert fid == dash.ids["acc-1"]
-    result = pack.verify_pack(built.data, built.manifest_sha256)
+    own = existing_signing_key(load_settings())  # created by the dashboard on first use
+    assert own is not None
+    result = pack.verify_pack(built.data, built.manifest_sha256, trusted=[own.public])
     assert result.ok and result.finding_id == fid
     exports = StateStore(dash.state).exports(fid)
     assert [(e["who"], e["manifest_sha256"]) for e in exports] == [
@@ -123,3 +144,40 @@ def test_evidence_pack_prepared_downloaded_and_logged(dash: Dash) -> None:
     assert any(built.manifest_sha256 in c.value for c in at.caption)
     export_log = next(d.value for d in at.dataframe if "manifest_sha256" in d.value.columns)
     assert len(export_log) == 1
+
+
+def test_cli_pack_is_the_pack_the_dashboard_makes(dash: Dash, tmp_path, capsys) -> None:  # noqa: ANN001
+    """`amplimon pack` needs no browser and writes the same files (only who/when differ)."""
+    import hashlib
+    import io
+    import json
+    import zipfile
+
+    from monitor.cli import main
+
+    at = dash.open("analyst", "acc-1")
+    at = record(at, "acknowledge", "checked")
+    at.button(key="prepare_pack").click().run()
+    _, built = at.session_state["pack"]
+    out = tmp_path / "p.zip"
+    assert main(["pack", "--db", str(dash.data), "--config", str(dash.config), "--finding",
+                 dash.ids["acc-1"], "--out", str(out), "--state", str(dash.state)]) == 0
+    assert capsys.readouterr().err.startswith(f"wrote {out}: ")
+
+    def digests(data: bytes) -> dict[str, str]:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        return {i.filename.split("/", 1)[1]: hashlib.sha256(zf.read(i)).hexdigest()
+                for i in zf.infolist()}
+
+    web, cli = digests(built.data), digests(out.read_bytes())
+    assert set(web) == set(cli)
+    differ = {p for p in web if web[p] != cli[p]}
+    assert differ == {"README.txt", "manifest.json", "signature.json"}  # time and author
+    finding = json.loads(zipfile.ZipFile(out).read(
+        f"amplimon-evidence-{dash.ids['acc-1']}/finding.json"))
+    assert finding["status_shown"] == "acknowledged"
+    assert main(["verify", str(out)]) == 0  # the deployment's own key is trusted here
+    assert [e["who"] for e in StateStore(dash.state).exports(dash.ids["acc-1"])] == [
+        "analyst", "amplimon pack"]
+    assert main(["pack", "--db", str(dash.data), "--finding", "nope", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.endswith(f"{dash.data}: no finding 'nope'\n")

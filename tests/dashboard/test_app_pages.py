@@ -7,7 +7,7 @@ import pytest
 from dashboard.auth import Auth
 from dashboard.state import StateStore
 from tests.dashboard import factories as F
-from tests.dashboard.conftest import Dash
+from tests.dashboard.conftest import Dash, unmd
 
 
 def page(dash: Dash, role: str, name: str):  # noqa: ANN201
@@ -31,7 +31,7 @@ def test_overview_forest_plot_and_filters(dash: Dash) -> None:
     at.multiselect(key="ov_period").set_value(["window"]).run()
     assert set(at.dataframe[0].value["period"]) == {"window"}
     at.multiselect(key="ov_kind").set_value(["group"]).run()
-    assert list(at.dataframe[0].value["label"]) == ["group party-a"]
+    assert list(at.dataframe[0].value["label"]) == ["all 2 accounts of group party-a"]
     at.radio(key="ov_measure").set_value("reach_ratio").run()
     assert len(at.image) == 1 and not at.exception
     at.multiselect(key="ov_platform").set_value(["chirp"]).run()
@@ -43,7 +43,7 @@ def test_overview_forest_plot_and_filters(dash: Dash) -> None:
 
 def test_registries_for_a_viewer(dash: Dash) -> None:
     at = page(dash, "viewer", "registries")
-    assert at.caption[0].value == f"In force: {dash.config}"
+    assert unmd(at.caption[0].value) == f"In force: {dash.config}"
     actors, groups, disclosures, windows = (d.value for d in at.dataframe[:4])
     assert list(actors["name"]) == ["Jane Doe", "John Roe", "Daily News", "Party A"]
     assert list(groups["group"]) == ["party-a", "party-b"]
@@ -57,20 +57,20 @@ def test_admin_uploads_a_registry(dash: Dash) -> None:
     at = page(dash, "admin", "registries")
     bad = F.CONFIG_YAML.replace("kind: media", "kind: pundit")
     at.file_uploader[0].set_value(("registry.yaml", bad.encode(), "application/yaml")).run()
-    assert at.error[0].value.startswith("registry.yaml: actors[2].kind: Input should be")
+    assert unmd(at.error[0].value).startswith("registry.yaml: actors[2].kind: Input should be")
     assert not any(b.key == "activate_registry" for b in at.button)
     good = F.CONFIG_YAML.replace("name: Jane Doe", "name: Jane Q. Doe")
     at.file_uploader[0].set_value(("registry.yaml", good.encode(), "application/yaml")).run()
-    assert at.success[0].value == ("registry.yaml is valid: 2 windows, 4 actors, "
-                                   "1 disclosures.")
+    assert unmd(at.success[0].value) == ("registry.yaml is valid: 2 windows, 4 actors, "
+                                         "1 disclosures.")
     at.button(key="activate_registry").click().run()
-    assert at.success[0].value == "Activated registry.yaml."
-    assert at.caption[0].value.startswith("In force: registry.yaml uploaded by admin at")
+    assert unmd(at.success[0].value) == "Activated registry.yaml."
+    assert unmd(at.caption[0].value).startswith("In force: registry.yaml uploaded by admin at")
     assert at.dataframe[0].value["name"].iloc[0] == "Jane Q. Doe"
     history = at.dataframe[-1].value
     assert list(history["who"]) == ["admin"] and list(history["filename"]) == ["registry.yaml"]
     at.switch_page("routes/alerts.py").run()  # the new names are used everywhere
-    assert any("Jane Q. Doe" in m.value for m in at.markdown)
+    assert any("Jane Q. Doe" in unmd(m.value) for m in at.markdown)
 
 
 def test_health_page(dash: Dash) -> None:
@@ -94,30 +94,30 @@ def test_admin_manages_users(dash: Dash) -> None:
     at.text_input(key="new_password2").input("carol-pass-2")
     form_button = next(b for b in at.button if b.label == "Add user")
     form_button.click().run()
-    assert at.error[0].value == "The passwords differ."
+    assert unmd(at.error[0].value) == "The passwords differ."
     assert at.text_input(key="new_user").value == "carol"  # nothing typed is lost
     at.text_input(key="new_password2").input("carol-pass-1")
     next(b for b in at.button if b.label == "Add user").click().run()
-    assert at.success[0].value == "Added carol."
+    assert unmd(at.success[0].value) == "Added carol."
     assert at.text_input(key="new_user").value == ""
     auth = Auth(StateStore(dash.state))
     assert auth.login("carol", "carol-pass-1").user.role == "analyst"
     at.selectbox(key="edit_user").set_value("carol")
     at.selectbox(key="edit_role").set_value("viewer")
     at.button(key="set_role").click().run()
-    assert at.success[0].value == "carol is now viewer."
+    assert unmd(at.success[0].value) == "carol is now viewer."
     at.button(key="toggle_user").click().run()
-    assert at.success[0].value == "carol disabled."
+    assert unmd(at.success[0].value) == "carol disabled."
     assert auth.login("carol", "carol-pass-1").user is None
     at.button(key="toggle_user").click().run()
-    assert at.success[0].value == "carol enabled."
+    assert unmd(at.success[0].value) == "carol enabled."
     for _ in range(5):
         auth.login("carol", "wrong")
     at.button(key="unlock_user").click().run()
     assert auth.login("carol", "carol-pass-1").user is not None
     at.text_input(key="reset_pw").input("carol-new-pass")
     next(b for b in at.button if b.label == "Reset password").click().run()
-    assert at.success[0].value == "Password of carol reset."
+    assert unmd(at.success[0].value) == "Password of carol reset."
     assert auth.login("carol", "carol-new-pass").user is not None
 
 
@@ -126,9 +126,9 @@ def test_admin_cannot_lock_themself_out(dash: Dash) -> None:
     at.selectbox(key="edit_user").set_value("admin")
     at.selectbox(key="edit_role").set_value("viewer")
     at.button(key="set_role").click().run()
-    assert at.error[0].value == "You cannot remove your own admin role."
+    assert unmd(at.error[0].value) == "You cannot remove your own admin role."
     at.button(key="toggle_user").click().run()
-    assert at.error[0].value == "You cannot disable yourself."
+    assert unmd(at.error[0].value) == "You cannot disable yourself."
 
 
 @pytest.mark.parametrize("role", ["viewer", "analyst"])
@@ -136,3 +136,14 @@ def test_non_admins_see_no_users_page(dash: Dash, role: str) -> None:
     at = dash.app(role)
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page("routes/users.py")
+
+
+def test_health_page_shows_the_live_run(dash: Dash, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    snap = F.write_snapshot(tmp_path / "live.snapshot", F.default_findings(),
+                            F.default_measurements())
+    monkeypatch.setenv("AMPLIMON_DASHBOARD_DATA", str(snap))
+    at = page(dash, "viewer", "health")
+    assert [s.value for s in at.subheader][:2] == ["Rejected records by reason", "Live run"]
+    live = next(unmd(m.value) for m in at.markdown if "Live sink publishing" in m.value)
+    assert "findings 4, " in live and "s ago)" in live
+    assert not any("No run recorded" in c.value for c in at.caption)

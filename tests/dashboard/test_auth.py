@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,86 @@ def test_purge_sessions(auth: Auth, clock: Clock) -> None:
     auth.login("ana", "correct horse")
     clock.advance(hours=1)
     assert auth.purge_sessions() == 1
+
+
+def test_lockout_is_per_client_so_nobody_locks_staff_out_from_elsewhere(auth: Auth) -> None:
+    for _ in range(3):
+        auth.login("ana", "nope", client="203.0.113.9")  # an attacker's address
+    assert "try again in" in auth.login("ana", "correct horse", client="203.0.113.9").message
+    assert auth.login("ana", "correct horse", client="10.1.1.7").user is not None  # ana
+
+
+def test_a_client_guessing_many_names_is_locked(tmp_path: Path, clock: Clock) -> None:
+    a = Auth(StateStore(tmp_path / "s.sqlite", clock=clock), max_attempts=3,
+             client_max_attempts=5, dummy_rounds=4)
+    a.add_user("ana", "analyst", "correct horse", rounds=4)
+    messages = [a.login(name, "guess", client="198.51.100.1").message
+                for name in ("bob", "carl", "dora", "eve", "fay")]
+    assert messages[:4] == ["Wrong user name or password."] * 4
+    assert "locked for 15 minutes" in messages[4]
+    assert "try again in" in a.login("ana", "correct horse", client="198.51.100.1").message
+    assert a.login("ana", "correct horse", client="198.51.100.2").user is not None
+    clock.advance(minutes=16)
+    assert a.login("ana", "correct horse", client="198.51.100.1").user is not None
+
+
+def test_concurrent_guesses_are_counted_before_any_is_checked(auth: Auth) -> None:
+    """60 simultaneous guesses (threads, then processes): at most max_attempts reach bcrypt;
+    the others are refused as locked without a check (before: all 60 were checked)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    checked = 0
+    real = auth._check
+    lock = threading.Lock()
+
+    def counting(password: str, pw_hash: bytes | None) -> bool:
+        nonlocal checked
+        with lock:
+            checked += 1
+        return real(password, pw_hash)
+
+    auth._check = counting  # type: ignore[method-assign]
+    with ThreadPoolExecutor(16) as pool:
+        messages = list(pool.map(lambda _: auth.login("ana", "wrong", client="203.0.113.9").message,
+                                 range(60)))
+    assert checked == 3
+    assert sum("try again in" in m for m in messages) == 57
+
+
+GUESSER = """
+import sys, threading
+from dashboard.auth import Auth
+from dashboard.state import StateStore
+auth = Auth(StateStore(sys.argv[1]), max_attempts=3, dummy_rounds=4)
+out, start = [], threading.Barrier(6)
+def guess():
+    start.wait()
+    out.append(auth.login("ana", "wrong guess", client="203.0.113.9").message)
+threads = [threading.Thread(target=guess) for _ in range(6)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("\\n".join(out))
+"""
+
+
+def test_concurrent_guesses_from_processes(tmp_path: Path) -> None:
+    """10 processes × 6 threads guess at once against one state file."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    path = tmp_path / "s.sqlite"
+    Auth(StateStore(path)).add_user("ana", "analyst", "correct horse", rounds=4)
+    procs = [subprocess.Popen([sys.executable, "-c", GUESSER, str(path)], cwd=root,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(10)]
+    messages = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        messages += out.splitlines()
+    assert len(messages) == 60
+    checked = [m for m in messages if "try again in" not in m]  # the refusals skip bcrypt
+    assert len(checked) == 3
+    assert sorted(checked) == ["Too many failed sign-ins: locked for 15 minutes.",
+                               "Wrong user name or password.", "Wrong user name or password."]

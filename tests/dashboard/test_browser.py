@@ -1,6 +1,9 @@
 """End to end in real headless Chromium: sign in, watch a live alert arrive while a writer
 keeps publishing snapshots, acknowledge it with a note, download and verify its evidence
-pack, and save the README screenshots.
+pack, and save the README screenshots.  At 1400 px the triage buttons show their whole
+labels; a finding full of hostile platform text shows no link and loads nothing; and the
+browser's network log shows that no request ever leaves localhost (the dashboard works
+air-gapped).
 
 The server is the real command (``python -m monitor dashboard``, which becomes ``streamlit
 run``) on a free port; the data is a snapshot directory rewritten atomically by a background
@@ -10,6 +13,7 @@ thread, as the live sink does.  Every wait is explicit, with a timeout.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import socket
@@ -17,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +30,7 @@ import msgspec
 import pytest
 
 from dashboard.state import StateStore
+from tests import hostile_text as H
 from tests.dashboard import factories as F
 from tests.screenshots import screenshot_dir
 
@@ -50,6 +56,32 @@ def wait_until(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+HOSTILE = F.finding(H.BIDI, platform=H.PLATFORM, severity="low",
+                    event_time=F.T0 + dt.timedelta(hours=2),
+                    evidence={**F.series_evidence(), "note": H.HTML,
+                              "disclosures_checked": [{"platform": H.PLATFORM,
+                                                       "intervention": H.LINK,
+                                                       "label": H.IMAGE}]})
+
+
+def requested(browser) -> list[str]:  # noqa: ANN001
+    """Every URL requested since the last call (Chrome DevTools network events)."""
+    for entry in browser.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            browser.requests.append(message["params"]["request"]["url"])
+        elif message["method"] == "Network.webSocketCreated":
+            browser.requests.append(message["params"]["url"])
+    return browser.requests
+
+
+def leaves_localhost(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme in ("data", "blob", "about", "chrome", "devtools"):
+        return False
+    return parts.hostname not in ("127.0.0.1", "localhost", "::1")
+
+
 class Writer(threading.Thread):
     """Keeps publishing snapshots (growing exposure counts); adds ``late`` once asked."""
 
@@ -60,7 +92,7 @@ class Writer(threading.Thread):
         self.writes = 0
 
     def run(self) -> None:
-        base = F.default_findings()
+        base = F.default_findings() + [HOSTILE]
         while not self.stop.is_set():
             self.writes += 1
             rows = [msgspec.structs.replace(f, n_exposures=f.n_exposures + self.writes)
@@ -79,7 +111,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path, Writer]]:
     late = F.finding("acc-4", severity="critical", event_time=F.T0 + dt.timedelta(hours=8),
                      detected_at=dt.datetime.now(dt.UTC))
     writer = Writer(snap, late)
-    F.write_snapshot(snap, F.default_findings(), F.default_measurements())
+    F.write_snapshot(snap, F.default_findings() + [HOSTILE], F.default_measurements())
     config = tmp_path / "amplimon.yaml"
     config.write_text(F.CONFIG_YAML)
     state = tmp_path / "dash.sqlite"
@@ -129,13 +161,15 @@ def browser(tmp_path: Path):  # noqa: ANN201
     options.binary_location = str(CHROMIUM)
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--window-size=1440,1000",
+                 "--disable-sync", "--no-first-run", "--window-size=1400,1000",
                  f"--user-data-dir={tmp_path / 'chrome-profile'}"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     options.add_experimental_option("prefs", {
         "download.default_directory": str(downloads), "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.downloads = downloads
+    driver.requests = []  # every URL the page asked for (network log), gathered as it goes
     try:
         yield driver
     finally:
@@ -196,10 +230,17 @@ def test_analyst_flow_in_chromium(server, browser) -> None:  # noqa: ANN001
     # open it, acknowledge it with a note
     click(f".st-key-alert-{late} a")
     text_appears("Party A — amplification 1.90× on chirp in DE")
+    # at 1400 px every triage button shows its whole label (they were cut to "Ackn…")
+    for action in ("Acknowledge", "Escalate", "Dismiss", "Resolve"):
+        button = present(f".st-key-triage-{action.lower()} button")
+        assert button.text == action
+        assert browser.execute_script(
+            "const b = arguments[0]; return [...b.querySelectorAll('*'), b].every("
+            "e => e.scrollWidth <= e.clientWidth + 1)", button), f"{action} is cut off"
     note = css("textarea[aria-label='Note (required to dismiss or reopen)']")
     note.send_keys("Checked the holdout arm; forwarding to the enforcement unit.")
     click(".st-key-triage-acknowledge button")
-    text_appears("Status: new → acknowledged.")
+    text_appears("Status: new → acknowledged (the store of record applies it within seconds).")
     wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "textarea[aria-label='Note (required "
                "to dismiss or reopen)']").get_property("value") == "")  # a fresh, empty note
     history = StateStore(state_path).history(late)
@@ -227,8 +268,27 @@ def test_analyst_flow_in_chromium(server, browser) -> None:  # noqa: ANN001
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{zip_path.name}: valid: ")
 
-    browser.set_window_size(1440, 1900)
+    browser.set_window_size(1400, 1900)
     browser.execute_script("arguments[0].scrollIntoView()", present(".st-key-back_to_alerts"))
     present(".st-key-prepare_pack")
     assert "acknowledged" in browser.find_element(By.TAG_NAME, "main").text
     assert browser.save_screenshot(str(screenshot_dir() / "finding.png"))
+
+    # a finding full of hostile platform text: shown as text, no link, nothing loaded
+    click(".st-key-back_to_alerts button")
+    click(f".st-key-alert-{HOSTILE.finding_id} a")
+    text_appears("Verify evidence here")
+    main = present("main")
+    wait.until(lambda d: H.LINK in main.text.replace("\u2060", "")
+               and "⟨U+202E⟩" in main.text)
+    assert "\u202e" not in main.text
+    for link in main.find_elements(By.CSS_SELECTOR, "a[href]"):
+        assert not leaves_localhost(link.get_attribute("href")), link.get_attribute("href")
+    for image in main.find_elements(By.CSS_SELECTOR, "img"):
+        assert not leaves_localhost(image.get_attribute("src")), image.get_attribute("src")
+    assert not main.find_elements(By.XPATH, ".//a[contains(., 'Verify evidence here')]")
+
+    # air-gapped: nothing the dashboard served asked for anything beyond this machine
+    urls = requested(browser)
+    assert any(u.startswith(url) for u in urls) and len(urls) > 20
+    assert [u for u in urls if leaves_localhost(u)] == []

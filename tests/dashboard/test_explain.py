@@ -61,18 +61,25 @@ def test_sentence_other_kinds(config) -> None:  # noqa: ANN001
     assert text.startswith("Platform chirp applied reach-test-7 to Candidate Jane Doe's items "
                            "1,089 times in DE") and "no disclosure covers it" in text
     other = explain.sentence(row(F.finding("acc-77", kind="odd_thing", effect=None)), None)
-    assert other.startswith("The holdout_shift detector flagged odd thing of actor acc-77")
+    assert other.startswith("The holdout_shift detector flagged odd thing of account acc-77")
 
 
 def test_labels_and_numbers(config) -> None:  # noqa: ANN001
     assert explain.subject_label("actor", "acc-1", config) == "Candidate Jane Doe"
-    assert explain.subject_label("actor", "acc-1", None) == "actor acc-1"
-    assert explain.subject_label("group", "party-a", config) == "group party-a"
+    assert explain.subject_label("actor", "acc-1", None) == "account acc-1"
+    assert explain.subject_label("group", "party-a", config) == "all 2 accounts of group party-a"
+    assert explain.subject_label("group", "party-a", None) == "group party-a (all its accounts)"
+    assert explain.subject_label("actor", "acc-4", config) == "Party account Party A"
     assert explain.headline(row(F.finding()), config) == (
         "Candidate Jane Doe — amplification 1.90× on chirp in DE")
     numbers = dict(explain.numbers(row(F.finding())))
     assert numbers["95 % confidence interval"] == "1.50 – 2.40"
     assert numbers["p-value (always-valid, adjusted)"] == "0.001"
+    assert numbers["Effect (ranked ÷ holdout exposure ratio, window ÷ baseline)"] == "1.90×"
+    tiny = dict(explain.numbers(row(F.finding(p_value=1e-300))))
+    assert tiny["p-value (always-valid, adjusted)"] == "<1e-12"  # as the CLI, never "0"
+    assert dict(explain.numbers(row(F.finding(p_value=0.0))))[
+        "p-value (always-valid, adjusted)"] == "<1e-12"
     assert explain.fmt_time(None) == "—"
     assert explain.evidence_of({"evidence": "not json"}) == {}
 
@@ -88,8 +95,15 @@ def test_chart_frames_from_evidence_and_amplification(tmp_path: Path, config) ->
     per = frames["exposure_per_period"]
     assert list(per["period"]) == ["baseline", "window"]
     assert per["ranked_per_user"].iloc[0] == pytest.approx(0.9)
-    assert list(frames["effect_ci"]["estimate"]) == ["finding effect", "baseline ratio (DE)",
-                                                    "window ratio (DE)"]
+    # holdout_shift's effect (window ÷ baseline of the ratio) is not the per-period ratio:
+    # they are not drawn on one axis, where they would read as a contradiction
+    assert list(frames["effect_ci"]["estimate"]) == ["finding effect (holdout_shift)"]
+    assert list(frames["effect_ci"]["measures"]) == [
+        "ranked ÷ holdout exposure ratio, window ÷ baseline"]
+    undisclosed = {**first, "detector": "undisclosed_intervention"}
+    frames_u = chartdata.chart_frames(undisclosed, snap.amplification, config)
+    assert list(frames_u["effect_ci"]["estimate"]) == [
+        "finding effect (undisclosed_intervention)", "baseline ratio (DE)", "window ratio (DE)"]
     assert not frames["disclosures_checked"]["names_subject"].any()
     label = snap.findings[snap.findings["kind"] == "missing_label"].iloc[0].to_dict()
     frames = chartdata.chart_frames(label, snap.amplification, config)

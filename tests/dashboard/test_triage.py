@@ -66,7 +66,7 @@ def test_triage_survives_the_sink_updating_the_finding(tmp_path: Path) -> None:
     row = view.iloc[0]
     assert row["status_shown"] == "acknowledged" and row["triaged_by"] == "ana"
     assert row["effect"] == 2.4 and bool(row["updated_since_triage"])
-    assert F.read_status(db, fid) == "new"  # the sink's table was never written
+    assert F.read_status(db, fid) == "new"  # no writer has applied the outbox yet
 
 
 def test_status_shown_defaults_to_the_findings_own(tmp_path: Path) -> None:

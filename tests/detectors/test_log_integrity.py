@@ -204,8 +204,8 @@ def test_no_declared_share_no_srm_test() -> None:
     ({"max_gap_ticks": 0}, "max_gap_ticks"), ({"bogus": 1}, "bogus")])
 def test_bad_parameters_are_config_errors(params: dict[str, Any], message: str) -> None:
     from tests.factories import config_dict
-    cfg = parse_config(config_dict(detection={"alpha": 0.05, "log_integrity": params}))
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message):  # an unknown one already when read
+        cfg = parse_config(config_dict(detection={"alpha": 0.05, "log_integrity": params}))
         Engine(cfg, ListOutput(), detectors=["log_integrity"])
 
 

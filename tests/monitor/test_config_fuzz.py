@@ -83,15 +83,19 @@ def test_regression_yaml_loader_errors(tmp_path: Path, text: str | bytes, messag
     ({"disclosures": [{"platform": "p", "intervention": "i", "regions": 5}]},
      "c.yaml: disclosures[0].regions: Input should be a valid tuple"),
     ({"platforms": {"a\nb": 5}}, "c.yaml: platforms.'a\\nb': Input should be a valid dictionary"),
-    ({"line\u2028break": 1}, "c.yaml: 'line\\u2028break': Extra inputs are not permitted"),
+    ({"line\u2028break": 1}, "c.yaml: 'line\\u2028break': unknown key (known: actors,"),
     ({"windows": [{**WINDOW, "start": "0001-01-01T00:00:00+01:00", "end": "0001-01-02T00:00:00Z"}]},
      "c.yaml: windows[0].start: timestamp out of range"),
     ({"windows": [{**WINDOW, "start": "0001-01-01T00:00:00Z", "end": "0001-01-02T00:00:00Z"}]},
      "c.yaml: windows[0]: default baseline (same length before start) is out of range"),
     ({"detection": {"tick_minutes": 1e-300}}, "c.yaml: detection.tick_minutes: tick must be at least 1 ms"),
-    ({"detection": {"x": "\ud800"}}, "c.yaml: detection: extra settings cannot be written as JSON"),
-    ({"detection": {"x": {"y": [b"\xff"]}}}, "c.yaml: detection: extra settings cannot be written as JSON"),
-    ({"detection": {"x": object()}}, "c.yaml: detection: extra settings cannot be written as JSON"),
+    ({"detection": {"missing_label": {"tolerance": "\ud800"}}},
+     "c.yaml: detection: extra settings cannot be written as JSON"),
+    ({"detection": {"missing_label": {"tolerance": [b"\xff"]}}},
+     "c.yaml: detection: extra settings cannot be written as JSON"),
+    ({"detection": {"missing_label": {"tolerance": object()}}},
+     "c.yaml: detection: extra settings cannot be written as JSON"),
+    ({"detection": {"x": object()}}, "c.yaml: detection.x: unknown key (known: alpha,"),
 ])
 def test_regression_mapping_errors(mutation: dict, message: str) -> None:
     assert error(config_dict(**mutation)).startswith(message)

@@ -220,6 +220,7 @@ def test_audit_report_and_evidence_pack_hold_no_raw_user_key(sim: dict[str, Path
     from dashboard.data import open_source
     from monitor.audit import run_audit
     from monitor.config import load_config
+    from monitor.signing import SigningKey
 
     db = tmp_path / "a.duckdb"
     result = run_audit(sim["config"], [sim["exposure"]], [sim["ranking"]], tmp_path / "r.html",
@@ -231,8 +232,9 @@ def test_audit_report_and_evidence_pack_hold_no_raw_user_key(sim: dict[str, Path
     snap = open_source(db).load()
     assert len(snap.findings) > 0
     config = load_config(sim["config"])
+    key = SigningKey.generate()
     for row in snap.findings.to_dict("records")[:5]:
-        built = pack.build_pack(row, snap.amplification, config,
+        built = pack.build_pack(row, snap.amplification, config, key=key,
                                 config_text=sim["config"].read_text(encoding="utf-8"))
         with zipfile.ZipFile(BytesIO(built.data)) as zf:
             texts = [zf.read(n).decode("utf-8", "replace") for n in zf.namelist()

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from fuzz.properties import INPUTS, check_driver, check_reason
 from fuzz.strategies import kafka_batches
 from monitor.engine import Engine
-from streams.kafka.driver import EngineDriver, Message
+from monitor.privacy import Pseudonymiser
+from streams.kafka.driver import Checkpoint, EngineDriver, Message
 from streams.memory import ListOutput
 from tests.factories import FAR_FUTURE_MS, T0, config, exposure, ranking, slot
 
@@ -27,7 +28,9 @@ def test_any_messages_are_counted_once_and_rejections_are_dead_letters(batches: 
 
 def driver() -> tuple[EngineDriver, ListOutput]:
     out = ListOutput()
-    engine = Engine(config(), out, auto_watermark=False, now_ms=lambda: FAR_FUTURE_MS)
+    # one key for every driver: a checkpoint resumes only under the key it was made with
+    engine = Engine(config(), out, auto_watermark=False, now_ms=lambda: FAR_FUTURE_MS,
+                    pseudonymiser=Pseudonymiser(b"k" * 32))
     return EngineDriver(engine, INPUTS, idle_ms=3_600_000, clock=lambda: 0.0), out
 
 
@@ -79,3 +82,53 @@ def test_valid_and_hostile_messages_interleaved_then_end_of_stream() -> None:
     s = d.engine.stats
     assert d.closed and s.accepted == {"exposure": 5, "ranking": 1}
     assert s.rejected == {"exposure": 1, "ranking": 0} and len(out.dead) == 1
+
+
+def test_a_record_re_read_after_restarts_is_dead_lettered_once() -> None:
+    """A far-future record, an empty message and one from the wrong topic ahead of valid
+    events, then three restarts from checkpoints: each is one dead letter (``#1``), and the
+    rejected far-future record no longer pins the partition's replay offset (it used to:
+    every restart read it again and stored it again as ``#2``, ``#3``)."""
+    tp = ("in.exposure", 0)
+    values = [json.dumps(exposure(ts=FAR_FUTURE_MS + 3 * 86_400_000)).encode(), b"",
+              json.dumps(ranking()).encode(),
+              json.dumps(exposure(ts=T0)).encode(),
+              # two more records establish the partition's event time (a lone record is not
+              # believed) and move it 31 min on: T0's tick closes, theirs stays open
+              json.dumps(exposure(ts=T0 + 30 * 60_000)).encode(),
+              json.dumps(exposure(ts=T0 + 31 * 60_000)).encode()]
+    log = [Message(*tp, i, v) for i, v in enumerate(values)]
+    dead: list = []
+    replay_from = []
+    checkpoint = None
+    for _ in range(4):
+        d, out = driver()
+        d.assign([tp])
+        if checkpoint is not None:
+            d.restore(Checkpoint.decode(checkpoint.encode()))
+        d.process(log[d.start_offset(tp) or 0:])
+        d.advance()
+        dead.extend(out.dead)
+        checkpoint = d.checkpoint()
+        replay_from.append(d.replay_from()[tp])
+    assert sorted(x.location.rsplit("#", 1)[1] for x in dead) == ["1", "1", "1"]
+    assert len({x.dl_id for x in dead}) == 3
+    assert replay_from == [4] * 4  # the event of the open tick, nothing before it
+
+
+def test_one_far_ahead_record_does_not_move_the_partition_watermark() -> None:
+    """A valid record 20 h ahead (inside the one-day wall-clock allowance) on the only
+    partition used to set its maximum event time: every later on-time record was late."""
+    tp = ("in.exposure", 0)
+    d, out = driver()
+    d.assign([tp])
+    values = [exposure(event_id=f"a{i}", ts=T0 + i * 60_000) for i in range(30)]
+    values.append(exposure(event_id="ahead", ts=T0 + 20 * 3_600_000))
+    values += [exposure(event_id=f"b{i}", ts=T0 + (30 + i) * 60_000) for i in range(60)]
+    d.process([Message(*tp, i, json.dumps(v).encode()) for i, v in enumerate(values)])
+    d.advance()
+    d.process([Message(*tp, len(values), None, (("amplimon-control", b"end-of-stream"),))])
+    d.advance()
+    s = d.engine.stats
+    assert d.closed and s.late["exposure"] == 0 and not out.dead
+    assert s.accepted["exposure"] == 91 and s.uncorroborated == 1

@@ -5,6 +5,7 @@ row counts), and each fault is reported in one line."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,15 +18,20 @@ from typing import Any
 
 import pytest
 
+from monitor.engine import Engine
+from monitor.privacy import Pseudonymiser, load_key
 from monitor.records import DeadLetter, Finding, Measurement, utc_now
 from monitor.settings import Settings, env_name
 from monitor.store import Store
+from streams.files import merge_by_time, read_file
 from streams.kafka.broker import EmbeddedBroker
-from streams.kafka.output import encode_row
+from streams.kafka.driver import EngineDriver, Message
+from streams.kafka.output import MAX_MESSAGE_BYTES, encode_row
 from streams.kafka.producer import make_producer, produce
 from streams.kafka.sink import run_sink
 from streams.kafka.stack import LiveStack
 from streams.kafka.topics import create_topics, group_lag
+from streams.memory import ListOutput
 from streams.snapshot import read_snapshot
 from tests.streams.kafka.kafka_support import Tables, assert_same_results, read_tables
 
@@ -368,3 +374,90 @@ def test_sink_crash_between_commits_then_full_disk_then_exact_counts(make_settin
     assert counts(db) == {"findings": 20, "amplification": 30, "deadletter": 2300}
     with Store(db) as store:
         assert store.query("SELECT DISTINCT n_exposures, status FROM findings") == [(300, "new")]
+
+
+# -- poison pills: hostile records ahead of the stream ---------------------------------------
+def hostile_records(simulation: Any, settings: Settings) -> list[tuple[str, bytes | None, bytes]]:
+    """(topic, key, value) a hostile or broken platform sends ahead of its stream: a 5 MB
+    ``item``, a 2 MB binary blob, empty messages with and without a key, a record on the
+    other topic, one three days ahead of the clock, and an unkeyed copy of the first event
+    (a duplicate: counted once)."""
+    first = {t: next(r.raw for r in merge_by_time([read_file(p, t)]) if r.raw)
+             for p, t in simulation.files}
+    event = json.loads(first["exposure"])
+    huge = json.dumps({**event, "event_id": "hostile-5mb", "user": "hostile-user",
+                       "item": "x" * 5_000_000}).encode()
+    ahead = json.dumps({**event, "event_id": "hostile-future",
+                        "ts": int(time.time() * 1000) + 3 * 86_400_000}).encode()
+    e, r = settings.topic_exposure, settings.topic_ranking
+    return [(e, b"hostile-user", huge), (r, None, b"\x01" * 2_000_000), (e, None, b""),
+            (r, b"hostile-user", b""), (e, b"u", first["ranking"]), (r, b"u", first["exposure"]),
+            (e, b"u", ahead), (e, None, first["exposure"])]
+
+
+def test_hostile_records_ahead_of_the_stream_give_replays_result(
+        simulation, reference, make_settings, tmp_path):
+    """Poison pills first, then the stream, a worker SIGKILLed and restarted in the middle:
+    nothing stops the pipeline (it used to crash-loop on the 5 MB record's dead letter),
+    each hostile record is one dead letter — bounded, with the whole record's size and
+    SHA-256 — and the results are replay's.  No message on an output topic is larger than
+    a Kafka message."""
+    settings = make_settings()
+    hostile = hostile_records(simulation, settings)
+    with LiveStack(simulation.config_path, tmp_path / "live.duckdb", tmp_path,
+                   settings=settings, bootstrap=settings.broker,
+                   checkpoint_seconds=0.5) as stack:
+        stack.wait_for(logged(stack, "worker", "assigned"), 60, "the worker to join")
+        producer = make_producer(settings, max_request_size=8 << 20)  # Tansu takes 5 MB
+        for topic, key, value in hostile:
+            producer.send(topic, key=key, value=value)
+        producer.close()
+        produce_first(settings, simulation.files, 10_000)
+        stack.wait_for(lambda: end_offset(settings, settings.topic_state) > 2
+                       and (snapshot_value(stack.snapshot_dir, "deadletter") or 0) >= 7, 90,
+                       "a checkpoint and the hostile records' dead letters")
+        stack.services["worker"].kill()
+        stack.start_worker()
+        produce_rest(settings, simulation.files, 10_000)
+        extra = len(hostile) - 1  # the unkeyed copy is a duplicate, not a dead letter
+        stack.wait_for(lambda: snapshot_value(stack.snapshot_dir, "detectability")
+                       == reference.detectability
+                       and snapshot_value(stack.snapshot_dir, "deadletter")
+                       == reference.deadletters + extra, 120, "the end of the stream")
+        worker_log = stack.services["worker"].log_text()
+        data_dir = Path(stack.settings.data_dir)  # where the worker keeps its key
+    with Store(stack.db) as store:
+        got = read_tables(store.con)
+        rows = store.query("SELECT location, raw, raw_bytes, raw_sha256 FROM deadletter "
+                           "WHERE location NOT LIKE '%.jsonl.gz:%' ORDER BY location")
+    assert_same_results(got, reference)
+    assert "restored checkpoint" in worker_log and "Traceback" not in worker_log
+
+    # the dead letters an engine makes of the hostile records: each stored once, as #1
+    key, _ = load_key(None, None, data_dir)
+    out = ListOutput()
+    engine = Engine(simulation.config, out, auto_watermark=False,
+                    pseudonymiser=Pseudonymiser(key))
+    driver = EngineDriver(engine, {settings.topic_exposure: "exposure",
+                                   settings.topic_ranking: "ranking"})
+    driver.process([Message(t, 0, i, v) for i, (t, _, v) in enumerate(hostile)])
+    want = sorted(out.dead, key=lambda d: d.location)
+    assert len(want) == extra
+    assert sorted(got.deadletter_reasons) == sorted(reference.deadletter_reasons
+                                                    + [d.reason for d in want])
+    hostile_rows = [r for r in rows if r[0].split(":")[0] in {settings.topic_exposure,
+                                                               settings.topic_ranking}]
+    assert [(d.location, d.raw, d.raw_bytes, d.raw_sha256) for d in want] == [
+        r for r in hostile_rows if r[0] in {d.location for d in want}]
+    assert all(loc.endswith("#1") for loc, *_ in hostile_rows)
+    assert max(r[2] for r in hostile_rows) > 5_000_000  # the whole size of the 5 MB record
+    assert max(len(r[1].encode()) for r in hostile_rows) <= 64 * 1024
+
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(settings.topic_deadletter, settings.topic_findings,
+                             bootstrap_servers=settings.broker, auto_offset_reset="earliest",
+                             consumer_timeout_ms=3000, max_partition_fetch_bytes=16 << 20)
+    sizes = [len(m.key or b"") + len(m.value or b"") for m in consumer]
+    consumer.close()
+    assert sizes and max(sizes) <= MAX_MESSAGE_BYTES

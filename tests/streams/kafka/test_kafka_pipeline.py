@@ -150,3 +150,73 @@ def test_a_second_worker_in_the_group_is_refused(simulation, make_settings):
     assert isinstance(error, WorkerError), error
     assert "input partitions" in str(error) and "another worker" in str(error)
     assert said.count("assigned 6 input partitions") == 2  # the first, then the survivor
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _scrape(port: int) -> dict[tuple[str, tuple], float]:
+    """Sample name and labels → value, from a /metrics endpoint (empty if not up yet)."""
+    import urllib.error
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    except (urllib.error.URLError, OSError):
+        return {}
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text.decode()) for s in f.samples}
+
+
+def _total(samples: dict, name: str, **labels: str) -> float:
+    return sum(v for (n, ls), v in samples.items()
+               if n == name and all((k, v2) in ls for k, v2 in labels.items()))
+
+
+def test_worker_and_sink_serve_prometheus_metrics(simulation, reference, make_settings,
+                                                  loaded_inputs, tmp_path: Path):
+    """Scraped from the running processes: every record read, every dead letter by reason,
+    no lag once drained, a recent checkpoint, and the sink's findings per kind and severity
+    equal to the store's."""
+    from streams.files import read_file
+
+    settings = make_settings(**loaded_inputs)
+    worker_port, sink_port = _free_port(), _free_port()
+    records = sum(1 for p, t in simulation.files for _ in read_file(p, t)) + len(GARBAGE) + 6
+    with LiveStack(simulation.config_path, tmp_path / "live.duckdb", tmp_path,
+                   settings=settings, bootstrap=settings.broker,
+                   worker_args=("--metrics-port", str(worker_port)),
+                   sink_args=("--metrics-port", str(sink_port))) as stack:
+        stack.wait_for(lambda: drained(stack), 120, "worker and sink to drain the topics")
+        stack.wait_for(lambda: _total(_scrape(sink_port), "amplimon_findings")
+                       == len(reference.findings), 30, "the sink's findings gauge")
+        worker, sink = _scrape(worker_port), _scrape(sink_port)
+        assert "metrics on port" in stack.services["worker"].log_text()
+    exposure, ranking = settings.topic_exposure, settings.topic_ranking
+    assert _total(worker, "amplimon_records_total") == records
+    assert _total(worker, "amplimon_records_total", topic=exposure) > 0
+    assert _total(worker, "amplimon_records_total", topic=ranking) > 0
+    assert _total(worker, "amplimon_deadletters_total") == reference.deadletters + len(GARBAGE)
+    assert _total(worker, "amplimon_deadletters_total", topic=exposure, reason="exposure") >= 2
+    lags = [v for (n, ls), v in worker.items() if n == "amplimon_consumer_lag_records"]
+    assert len(lags) == 6 and set(lags) == {0}
+    assert worker[("amplimon_watermark_seconds", ())] > 1.7e9
+    assert worker[("amplimon_watermark_delay_seconds", ())] > 0
+    assert _total(worker, "amplimon_checkpoints_total") >= 1
+    assert 0 <= worker[("amplimon_checkpoint_age_seconds", ())] < 120
+    assert worker[("amplimon_checkpoint_bytes", ())] > 1000
+    assert _total(worker, "amplimon_finding_updates_total") >= len(reference.findings)
+    with Store(stack.db) as store:
+        by_kind = store.query("SELECT kind, severity, count(*) FROM findings GROUP BY ALL")
+    for kind, severity, n in by_kind:
+        assert sink[("amplimon_findings", (("kind", kind), ("severity", severity)))] == n
+    assert _total(sink, "amplimon_sink_messages_total", table="findings") >= len(
+        reference.findings)
+    assert 0 <= sink[("amplimon_snapshot_age_seconds", ())] < 120

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from monitor.settings import Settings
-from streams.kafka._config import aiokafka_options, kafka_python_options
+from streams.kafka._config import ConfigurationError, aiokafka_options, kafka_python_options
 
 PASSWORD = "correct horse battery staple"  # noqa: S105  # a test secret
 
@@ -154,6 +154,21 @@ def test_sasl_ssl_options_reach_both_clients(pki: Pki) -> None:
     assert ak["sasl_plain_password"] == PASSWORD and ak["sasl_mechanism"] == "SCRAM-SHA-512"
     # and the secret does not show when settings are printed or dumped for a log
     assert PASSWORD not in repr(s) and PASSWORD not in s.model_dump_json()
+
+
+def test_the_sasl_password_can_come_from_a_secret_file(tmp_path: Path) -> None:
+    """Containers get the password as a secret file (AMPLIMON_SASL_PASSWORD_FILE)."""
+    secret = tmp_path / "kafka-amplimon.password"
+    secret.write_text(PASSWORD + "\n")
+    s = Settings(security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+                 sasl_username="amplimon", sasl_password_file=str(secret))
+    assert kafka_python_options(s)["sasl_plain_password"] == PASSWORD
+    assert aiokafka_options(s)["sasl_plain_password"] == PASSWORD
+    missing = Settings(security_protocol="SASL_SSL", sasl_username="amplimon",
+                       sasl_password_file=str(tmp_path / "nope"))
+    with pytest.raises(ConfigurationError) as err:
+        kafka_python_options(missing)
+    assert "cannot read the SASL password file" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_sasl_plain_is_the_default_mechanism() -> None:

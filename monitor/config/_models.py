@@ -1,37 +1,38 @@
-"""Configuration (contract §2): election windows, the actor registry, disclosures, detection.
+"""The configuration's models (contract §2) and their validation rules.
 
-One YAML file, validated with pydantic.  Every problem becomes a :class:`ConfigError` whose
-message is one line naming the file and the place, e.g.
-``amplimon.yaml: windows[0]: end is before start``.
-
-Extensions beyond the contract (all optional): ``detection.tick_minutes``,
-``detection.lateness_minutes`` and per-detector settings; ``platforms.<id>.holdout_share``.
+Times are rounded to the nearest millisecond when read (the engine's resolution; half a
+millisecond rounds up), so a configuration with sub-millisecond digits behaves exactly like
+its millisecond rounding; ``start_ms``/``end_ms`` are exact integers (no float arithmetic).
+Every key is known: an unknown one is an error naming it with the nearest known key, and
+``detection.<detector>`` sections are checked against the detectors' keyword arguments
+(:func:`declare_detector`).  A disclosure names registered actors and groups only.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from functools import cached_property
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticSerializationError
+
+from monitor.config._keys import Located, nearest, printable, unknown
 
 __all__ = [
     "ActorEntry",
     "Config",
     "ConfigError",
+    "ConfigWarning",
     "Detection",
     "Disclosure",
     "Period",
+    "PlatformEntry",
     "Window",
     "covers",
-    "load_config",
-    "parse_config",
+    "declare_detector",
+    "epoch_ms",
 ]
 
 ActorKind = Literal["candidate", "party", "official", "media", "other"]
@@ -40,6 +41,10 @@ _REGION_PATTERN = r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$"
 
 class ConfigError(ValueError):
     """An invalid configuration; ``str(err)`` is one line naming file and place."""
+
+
+class ConfigWarning(UserWarning):
+    """A valid configuration that is probably not what was meant (one line)."""
 
 
 def covers(jurisdiction: str, region: str) -> bool:
@@ -51,11 +56,27 @@ def covers(jurisdiction: str, region: str) -> bool:
     return region == jurisdiction or region.startswith(jurisdiction + "-")
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ONE_MS = dt.timedelta(milliseconds=1)
+
+
+def epoch_ms(value: dt.datetime) -> int:
+    """Epoch milliseconds of an aware datetime, exactly (floor; integer arithmetic)."""
+    return (value - _EPOCH) // _ONE_MS
+
+
 def _aware(value: dt.datetime) -> dt.datetime:
+    """UTC, rounded to the nearest millisecond (the engine's resolution; half rounds up)."""
     if value.tzinfo is None:
         raise ValueError("timestamp needs a time zone (e.g. 2026-05-04T00:00:00Z)")
     try:
-        return value.astimezone(dt.UTC)
+        value = value.astimezone(dt.UTC)
+        sub = value.microsecond % 1000
+        if sub:
+            value -= dt.timedelta(microseconds=sub)
+            if sub >= 500:
+                value += _ONE_MS
+        return value
     except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00; pydantic reports only ValueError
         raise ValueError("timestamp out of range") from None
 
@@ -81,11 +102,11 @@ class Period(_Model):
 
     @property
     def start_ms(self) -> int:
-        return int(self.start.timestamp() * 1000)
+        return epoch_ms(self.start)
 
     @property
     def end_ms(self) -> int:
-        return int(self.end.timestamp() * 1000)
+        return epoch_ms(self.end)
 
     def contains_ms(self, ts_ms: int) -> bool:
         return self.start_ms <= ts_ms < self.end_ms
@@ -195,6 +216,14 @@ class Disclosure(_Model):
             raise ValueError("end is before start")
         return self
 
+    @property
+    def start_ms(self) -> int | None:
+        return None if self.start is None else epoch_ms(self.start)
+
+    @property
+    def end_ms(self) -> int | None:
+        return None if self.end is None else epoch_ms(self.end)
+
     def covers(self, platform: str, intervention: str, actor: str, group: str | None,
                region: str, ts_ms: int) -> bool:
         """Does this disclosure cover an intervention on ``actor``'s item at ``ts_ms``?
@@ -210,13 +239,25 @@ class Disclosure(_Model):
             return False
         if self.regions and not any(covers(r, region) for r in self.regions):
             return False
-        if self.start is not None and ts_ms < self.start.timestamp() * 1000:
+        start, end = self.start_ms, self.end_ms
+        if start is not None and ts_ms < start:
             return False
-        return not (self.end is not None and ts_ms >= self.end.timestamp() * 1000)
+        return not (end is not None and ts_ms >= end)
 
 
 class PlatformEntry(_Model):
     holdout_share: float | None = Field(default=None, gt=0, lt=1)
+
+
+# Detector name → its parameter names (None: any), declared by the detector registry
+# (``detectors.registry.register``) so that ``detection.<detector>`` sections can be checked
+# here without the configuration importing the detectors.
+_DETECTORS: dict[str, frozenset[str] | None] = {}
+
+
+def declare_detector(name: str, parameters: Iterable[str] | None) -> None:
+    """Make ``detection.<name>`` a known section whose keys are ``parameters`` (None: any)."""
+    _DETECTORS[name] = None if parameters is None else frozenset(parameters)
 
 
 class Detection(_Model):
@@ -235,6 +276,38 @@ class Detection(_Model):
         if int(value * 60_000) < 1:  # tick_ms 0 made the engine divide by zero
             raise ValueError("tick must be at least 1 ms")
         return value
+
+    @model_validator(mode="after")
+    def _known(self) -> Detection:
+        self.check_sections()
+        return self
+
+    def check_sections(self, detectors: Mapping[str, frozenset[str] | None] | None = None
+                       ) -> None:
+        """Every extra key names a detector (of ``detectors``, default: the declared ones)
+        and holds a mapping of that detector's keyword arguments; raises :class:`Located`
+        (a ``ValueError``) naming the first unknown key and the nearest known one.
+
+        Before any detector is declared, mapping-valued sections cannot be checked here; the
+        detector registry's ``build`` checks them again."""
+        catalogue = _DETECTORS if detectors is None else detectors
+        settings = list(type(self).model_fields)
+        for key, value in (self.model_extra or {}).items():
+            if key not in catalogue:
+                if catalogue or not isinstance(value, Mapping | None):
+                    raise Located(printable(key), unknown(key, [*settings, *catalogue]))
+                continue
+            if value is None:
+                continue
+            if not isinstance(value, Mapping):
+                raise Located(key, f"expected a mapping of {key}'s parameters")
+            parameters = catalogue[key]
+            if parameters is None:
+                continue
+            for name in value:
+                if name not in parameters:
+                    raise Located(f"{key}.{printable(name)}",
+                                  unknown(name, parameters, f"parameter of {key}"))
 
     @model_validator(mode="after")
     def _serialisable(self) -> Detection:
@@ -280,13 +353,29 @@ class Config(_Model):
         seen: set[str] = set()
         for i, w in enumerate(self.windows):
             if w.id in seen:
-                raise ValueError(f"windows[{i}]: duplicate window id {w.id!r}")
+                raise Located(f"windows[{i}]", f"duplicate window id {w.id!r}")
             seen.add(w.id)
         actors: set[str] = set()
         for i, a in enumerate(self.actors):
             if a.actor in actors:
-                raise ValueError(f"actors[{i}]: duplicate actor {a.actor!r}")
+                raise Located(f"actors[{i}]", f"duplicate actor {a.actor!r}")
             actors.add(a.actor)
+        return self
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        """A disclosure names registered actors and groups only (a typo would leave the
+        boost it declares undisclosed, or disclose nothing)."""
+        groups = {a.group for a in self.actors if a.group}
+        for i, d in enumerate(self.disclosures):
+            for field, names, known in (("actors", d.actors, self.registry.keys()),
+                                        ("groups", d.groups, groups)):
+                for name in names:
+                    if name not in known:
+                        near = nearest(name, known)
+                        hint = f"; did you mean {near!r}?" if near else ""
+                        raise Located(f"disclosures[{i}].{field}",
+                                      f"{field[:-1]} {name!r} is not in the actor registry{hint}")
         return self
 
     @cached_property
@@ -311,118 +400,3 @@ class Config(_Model):
         group = self.registry[actor].group if actor in self.registry else None
         return [d for d in self.disclosures
                 if d.covers(platform, intervention, actor, group, region, ts_ms)]
-
-
-def _loc(loc: Iterable[int | str]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif not part.startswith(("function-", "model-")):
-            # A key from the file (an unknown field, a platform id) may hold a line break;
-            # repr keeps the message on one line.
-            part = part if part.isprintable() else repr(part)
-            out += f".{part}" if out else part
-    return out
-
-
-def _one_line(source: str, err: ValidationError) -> str:
-    first = err.errors()[0]
-    where = _loc(first["loc"])
-    msg = str(first["msg"]).removeprefix("Value error, ")
-    if msg.startswith(("windows[", "actors[")):
-        where, msg = msg.split(": ", 1)
-    return f"{source}: {where}: {msg}" if where else f"{source}: {msg}"
-
-
-def parse_config(data: Any, source: str = "config", base_dir: Path | None = None) -> Config:
-    """Validate an already-parsed mapping; ``actors_file`` is resolved against ``base_dir``."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: expected a YAML mapping at the top level")
-    data = dict(data)
-    _check_size(data, source)
-    if data.get("actors_file"):
-        path = Path(str(data["actors_file"]))
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        actors = data.get("actors") or []
-        if not isinstance(actors, list | tuple):  # list(5) raised TypeError
-            raise ConfigError(f"{source}: actors: expected a list")
-        data["actors"] = list(actors) + _read_actors_csv(path, source)
-    try:
-        return Config.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_one_line(source, err)) from None
-
-
-_MAX_VALUES = 1_000_000
-
-
-def _check_size(data: Any, source: str) -> None:
-    """Refuse a configuration with more than ``_MAX_VALUES`` values once YAML aliases are
-    expanded.  A few hundred bytes of nested aliases ("billion laughs") load instantly as
-    shared objects, pass validation (``detection`` keeps extra keys) and then blow up to
-    gigabytes when the engine serialises the configuration for its fingerprint.  Counting
-    stops at the limit, so the check itself is bounded."""
-    stack, seen = [data], 0
-    while stack:
-        value = stack.pop()
-        seen += 1
-        if seen > _MAX_VALUES:
-            raise ConfigError(f"{source}: too large (more than {_MAX_VALUES:,} values once "
-                              "YAML aliases are expanded)")
-        if isinstance(value, Mapping):
-            stack.extend(value.values())
-        elif isinstance(value, list | tuple):
-            stack.extend(value)
-
-
-def _printable(path: Path | str) -> str:
-    """A path as written, or its repr if it holds a control character (a message is one line)."""
-    text = str(path)
-    return text if text.isprintable() else repr(text)
-
-
-def _read_actors_csv(path: Path, source: str) -> list[dict[str, Any]]:
-    shown = _printable(path)
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as err:
-        raise ConfigError(f"{source}: actors_file: cannot read {shown} ({err.strerror})") from None
-    # ValueError: a NUL in the path, or a file that is not UTF-8 (UnicodeDecodeError);
-    # csv.Error: e.g. a field over the csv module's size limit.
-    except (ValueError, csv.Error) as err:
-        detail = " ".join(str(err).split())
-        raise ConfigError(f"{source}: actors_file: cannot read {shown} ({detail})") from None
-    if rows and "actor" not in rows[0]:
-        raise ConfigError(f"{source}: actors_file: {shown} has no 'actor' column")
-    return [{k: v for k, v in row.items() if k and v not in (None, "")} for row in rows]
-
-
-def load_config(path: str | Path) -> Config:
-    """Read and validate a YAML configuration file; raises :class:`ConfigError`."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path.name}: not UTF-8 text (byte {err.start})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path.name}: invalid YAML{where}: {problem}") from None
-    # PyYAML's constructors let Python's errors out for values they fail to build:
-    # ValueError/OverflowError from datetime for 2026-13-01 or an offset of +99:00, from
-    # int() for "!!int x", AttributeError for "!!timestamp x", KeyError for "!!bool x"; its
-    # composer recurses once per nesting level.
-    except (ValueError, OverflowError, TypeError, AttributeError, LookupError) as err:
-        detail = " ".join(str(err).split())
-        raise ConfigError(f"{path.name}: invalid YAML: bad value ({detail})") from None
-    except RecursionError:
-        raise ConfigError(f"{path.name}: invalid YAML: nested too deeply") from None
-    return parse_config(data, source=path.name, base_dir=path.parent)
