@@ -137,10 +137,11 @@ def scenario(name: str, seed: int = 0, scale: float = 1.0, **overrides: Any) -> 
     ``null_heavy_tails`` (Student-t(3) item quality, sd 0.6), ``null_item_adjustments``
     (legitimate per-item score adjustments, sd 0.3), ``null_model_update`` (every score ×1.3
     from the DE window start: a platform-wide change) and ``null_surfaces`` (feed, search and
-    trending); ``uninformative_scores`` (hidden boosts ×6 and ×10 on a candidate and a party account, ×0.2,
-    a ×3 party-wide boost and ×5 on a media outlet — exposure effects above the holdout
-    test's minimum detectable effects, with scores that carry no information and no intervention
-    ids: only the holdout arm can reveal them), ``surface_and_region`` (×3 on search only, ×2
+    trending); ``uninformative_scores`` (hidden boosts ×6 and ×10 on a candidate and a party
+    account, ×0.2, a ×3 party-wide boost and ×5 on a media outlet — exposure effects above
+    the holdout test's minimum detectable effects, with scores that carry no information and
+    no intervention ids: only the holdout arm can reveal them), ``surface_and_region`` (×3
+    on search only, ×2
     in DE-BE only) and ``late_onset`` (×2.5 hidden boost from 18 h into the DE window).
 
     Args:
