@@ -195,12 +195,12 @@ def cmd_worker(
     metrics_port: MetricsPort = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run the detectors on the live topics (the replay engine; checkpointed state).
+    """Stage one of the live pipeline: ingest the input topics, send per-tick partials.
 
-    Partitioning: input messages are keyed by user; one worker takes every partition of its
-    topic pair (the statistics are totals over all users). Scale out by giving each platform
-    its own topic pair and group (AMPLIMON_TOPIC_EXPOSURE, AMPLIMON_TOPIC_RANKING,
-    AMPLIMON_GROUP_ID). See docs/live.md.
+    Run as many workers as you like in one group: input messages are keyed by user, and
+    partition i of both input topics (a unit) goes to one worker at a time; a worker joining,
+    leaving or dying moves units, each resumed from its own checkpoint. Size: partitions ≥
+    workers (a unit is the smallest share). Stage two is `amplimon merge`. See docs/live.md.
     """
     from monitor.config import load_config
     from streams.kafka.worker import WorkerOptions, run_worker
@@ -225,6 +225,35 @@ def cmd_worker(
 
     result = asyncio.run(main())
     typer.echo(f"worker stopped: {result}", err=True)
+
+
+# -- merge (stage two) -----------------------------------------------------------------------
+@_pipeline_errors
+def cmd_merge(
+    config: Annotated[Path, _opt("config", "configuration YAML", "--config", "-c")],
+    broker: Broker = None,
+    group_id: GroupId = None,
+    session_timeout: SessionTimeout = 10.0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Stage two of the live pipeline: merge the workers' partials, run the detectors.
+
+    A faust-streaming app over the partials topic (one instance per partition at most:
+    AMPLIMON_PARTIALS_PARTITIONS); its state lives in a changelogged table and is rebuilt
+    after a kill. Findings, measurements and detectability go to the topics the sink reads.
+    """
+    import faust
+
+    from monitor.config import load_config
+    from streams.kafka.merge import build_app
+
+    _logging(verbose)
+    settings = load_settings(broker=broker, group_id=group_id)
+    cfg = load_config(config)
+    app = build_app(settings, cfg, session_timeout_s=session_timeout,
+                    announce=lambda text: typer.echo(f"merge: {text}", err=True))
+    worker = faust.Worker(app, loglevel="DEBUG" if verbose else "WARNING", quiet=True)
+    worker.execute_from_commandline()
 
 
 # -- sink ------------------------------------------------------------------------------------
@@ -302,6 +331,7 @@ def _help(func: Callable[..., Any]) -> str:
 
 def register(app: typer.Typer) -> None:
     for name, func in (("broker", cmd_broker), ("produce", cmd_produce),
-                       ("worker", cmd_worker), ("sink", cmd_sink), ("archive", cmd_archive)):
+                       ("worker", cmd_worker), ("merge", cmd_merge), ("sink", cmd_sink),
+                       ("archive", cmd_archive)):
         app.command(name, help=_help(func))(func)
     app.add_typer(topics_app, name="topics")

@@ -6,9 +6,12 @@ e.g. ``amplimon.yaml: windows[0]: end is before start``.  Strict: an unknown key
 an error that suggests the nearest known key (``detection.alpah: unknown key; did you mean
 'alpha'?``); ``detection.<detector>`` sections must name a registered detector and only its
 keyword arguments; a disclosure naming an actor or group the registry does not have is an
-error.  What is valid but probably not meant (two windows of one jurisdiction overlapping, a
-default baseline inside another election window, a ``platforms.<id>`` never seen in the
-data) is a :class:`ConfigWarning`, printed by the CLI as ``amplimon: warning: …``.
+error, and so is an actor alias (contract v1.1 §5, ``actors[].aliases``) that is empty, the
+actor's own id, or another actor's id or alias.  What is valid but probably not meant (two
+windows of one jurisdiction overlapping, a default baseline inside another election window,
+two actors whose ids read alike once case, punctuation and look-alike characters are set
+aside, a ``platforms.<id>`` never seen in the data) is a :class:`ConfigWarning`, printed by
+the CLI as ``amplimon: warning: …``.
 
 Times: the engine works in integer epoch milliseconds, so every configuration time is
 rounded to the nearest millisecond when read (half a millisecond rounds up):
@@ -35,7 +38,7 @@ from monitor.config._models import (
     declare_detector,
     epoch_ms,
 )
-from monitor.config._warnings import unseen_platforms, window_warnings
+from monitor.config._warnings import registry_warnings, unseen_platforms, window_warnings
 
 __all__ = [
     "ActorEntry",
@@ -52,6 +55,7 @@ __all__ = [
     "epoch_ms",
     "load_config",
     "parse_config",
+    "registry_warnings",
     "unseen_platforms",
     "window_warnings",
 ]

@@ -3,8 +3,9 @@
 Every problem becomes a :class:`ConfigError` whose message is one line naming the file and
 the place (``amplimon.yaml: windows[0]: end is before start``); an unknown key is named with
 the nearest known one (``amplimon.yaml: detection.alpah: unknown key; did you mean
-'alpha'?``).  Warnings (:func:`~monitor.config._warnings.window_warnings`) are emitted as
-:class:`ConfigWarning` once the configuration is valid.
+'alpha'?``).  Warnings (:func:`~monitor.config._warnings.window_warnings`,
+:func:`~monitor.config._warnings.registry_warnings`) are emitted as :class:`ConfigWarning`
+once the configuration is valid.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 
 from monitor.config._keys import Located, fields_at, unknown
 from monitor.config._models import Config, ConfigError, ConfigWarning
-from monitor.config._warnings import window_warnings
+from monitor.config._warnings import registry_warnings, window_warnings
 
 __all__ = ["load_config", "parse_config"]
 
@@ -78,7 +79,7 @@ def parse_config(data: Any, source: str = "config", base_dir: Path | None = None
         config = Config.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_one_line(source, err)) from None
-    found = window_warnings(config)
+    found = window_warnings(config) + registry_warnings(config)
     for message in found[:_MAX_WARNINGS]:
         warnings.warn(f"{source}: {message}", ConfigWarning, stacklevel=2)
     if len(found) > _MAX_WARNINGS:

@@ -154,23 +154,59 @@ class Window(Period):
         return {"baseline": self.baseline_period, "window": self.window_period}
 
 
+def _split(value: str) -> list[str]:
+    """``"DE;AT"`` / ``"DE, AT"`` → ``["DE", "AT"]`` (empty pieces dropped): a list in one
+    ``actors_file`` cell."""
+    return [r for r in value.replace(";", ",").split(",") if r.strip()]
+
+
 class ActorEntry(_Model):
-    """A registered political actor (a row of the commission's registry)."""
+    """A registered political actor (a row of the commission's registry).
+
+    ``aliases`` (contract v1.1 §5) are other ids under which the platform logs the same
+    account; exposures and ranking items under an alias count for the actor.  Like ``actor``
+    they are stripped of surrounding whitespace and compared exactly; in an ``actors_file``
+    they are one cell, ``;``- or ``,``-separated like ``regions``.  An alias is never empty,
+    never the actor's own id, never listed twice, and never another actor's id or alias
+    (:class:`Config` checks the last)."""
 
     actor: str = Field(min_length=1)
     name: str = ""
     kind: ActorKind = "other"
     group: str | None = None
     regions: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
 
     @field_validator("regions", mode="before")
     @classmethod
     def _regions(cls, value: Any) -> Any:
         if isinstance(value, str):
-            value = [r for r in value.replace(";", ",").split(",") if r.strip()]
+            value = _split(value)
         if not isinstance(value, list | tuple | None):
             return value  # pydantic names the type error; iterating 5 raised TypeError
         return tuple(str(r).strip().upper() for r in value or ())
+
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _alias_list(cls, value: Any) -> Any:
+        # a string is one actors_file cell; a YAML list is taken item by item (pydantic
+        # rejects a non-string item rather than turning 12345 into "12345")
+        if isinstance(value, str):
+            return _split(value)
+        return () if value is None else value
+
+    @model_validator(mode="after")
+    def _aliases(self) -> ActorEntry:
+        seen: set[str] = set()
+        for i, alias in enumerate(self.aliases):
+            if not alias:
+                raise Located(f"aliases[{i}]", "empty id")
+            if alias == self.actor:
+                raise Located(f"aliases[{i}]", f"{alias!r} is the actor's own id")
+            if alias in seen:
+                raise Located(f"aliases[{i}]", f"{alias!r} is listed twice")
+            seen.add(alias)
+        return self
 
     @field_validator("group", mode="before")
     @classmethod
@@ -355,11 +391,24 @@ class Config(_Model):
             if w.id in seen:
                 raise Located(f"windows[{i}]", f"duplicate window id {w.id!r}")
             seen.add(w.id)
-        actors: set[str] = set()
+        actors: dict[str, int] = {}
         for i, a in enumerate(self.actors):
             if a.actor in actors:
                 raise Located(f"actors[{i}]", f"duplicate actor {a.actor!r}")
-            actors.add(a.actor)
+            actors[a.actor] = i
+        aliases: dict[str, int] = {}
+        for i, a in enumerate(self.actors):
+            for alias in a.aliases:
+                if alias in actors:
+                    j = actors[alias]
+                    raise Located(f"actors[{i}].aliases", f"alias {alias!r} of {a.actor!r} is "
+                                  f"the id of actors[{j}]")
+                if alias in aliases:
+                    j = aliases[alias]
+                    raise Located(f"actors[{i}].aliases",
+                                  f"alias {alias!r} of {a.actor!r} is also an alias of "
+                                  f"actors[{j}] ({self.actors[j].actor!r})")
+                aliases[alias] = i
         return self
 
     @model_validator(mode="after")
@@ -372,8 +421,12 @@ class Config(_Model):
                                         ("groups", d.groups, groups)):
                 for name in names:
                     if name not in known:
+                        owner = self.aliases.get(name) if field == "actors" else None
                         near = nearest(name, known)
-                        hint = f"; did you mean {near!r}?" if near else ""
+                        if owner is not None:
+                            hint = f" (it is an alias of {owner!r}; name the actor id)"
+                        else:
+                            hint = f"; did you mean {near!r}?" if near else ""
                         raise Located(f"disclosures[{i}].{field}",
                                       f"{field[:-1]} {name!r} is not in the actor registry{hint}")
         return self
@@ -382,6 +435,12 @@ class Config(_Model):
     def registry(self) -> dict[str, ActorEntry]:
         """Actor id → registry entry."""
         return {a.actor: a for a in self.actors}
+
+    @cached_property
+    def aliases(self) -> dict[str, str]:
+        """Alias → the id of the actor it belongs to (exact ids; see ``monitor.identity``
+        for look-alikes)."""
+        return {alias: a.actor for a in self.actors for alias in a.aliases}
 
     @cached_property
     def groups(self) -> dict[str, tuple[str, ...]]:

@@ -1,8 +1,9 @@
 """What is valid in a configuration but probably not what was meant (one line each).
 
-:func:`window_warnings` runs when a configuration is read; :func:`unseen_platforms` at the end
-of a run, when the platforms in the data are known.  Both return messages; the caller emits
-them as :class:`~monitor.config.ConfigWarning` (the CLI prints ``amplimon: warning: …``).
+:func:`window_warnings` and :func:`registry_warnings` run when a configuration is read;
+:func:`unseen_platforms` at the end of a run, when the platforms in the data are known.  All
+return messages; the caller emits them as :class:`~monitor.config.ConfigWarning` (the CLI
+prints ``amplimon: warning: …``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from collections.abc import Iterable
 
 from monitor.config._keys import nearest, printable
 from monitor.config._models import Config, Window
+from monitor.lookalike import key
 
-__all__ = ["unseen_platforms", "window_warnings"]
+__all__ = ["registry_warnings", "unseen_platforms", "window_warnings"]
 
 
 def window_warnings(config: Config) -> list[str]:
@@ -60,6 +62,37 @@ def window_warnings(config: Config) -> list[str]:
                            "baseline explicitly")
                 break
     return out
+
+
+def registry_warnings(config: Config) -> list[str]:
+    """Registry entries that defeat look-alike detection, one line each (registry order):
+
+    * ids or aliases of *different* actors that read alike (the same
+      :func:`monitor.lookalike.key`: case, spacing, punctuation, accents, look-alike
+      characters): an unregistered id resembling them cannot be attributed to one actor,
+      and ``monitor.identity`` reports it as ambiguous;
+    * an id or alias with an empty key (nothing but punctuation, spaces or invisible
+      characters): no look-alike of it can be recognised.
+    """
+    out: list[tuple[int, str]] = []
+    by_key: dict[str, list[tuple[int, str, str]]] = {}
+    for i, a in enumerate(config.actors):
+        for name in (a.actor, *a.aliases):
+            where = (f"actors[{i}] ({printable(name)})" if name == a.actor
+                     else f"actors[{i}] alias {printable(name)}")
+            k = key(name)
+            if k:
+                by_key.setdefault(k, []).append((i, a.actor, where))
+            else:
+                out.append((i, f"{where} has no letter or digit: look-alikes of it cannot be "
+                               "recognised"))
+    for members in by_key.values():
+        if len({actor for _, actor, _ in members}) > 1:
+            out.append((members[0][0],
+                        f"{' and '.join(where for _, _, where in members)} read alike "
+                        "(ignoring case, spacing, punctuation and look-alike characters): an "
+                        "unregistered id that resembles them is reported as ambiguous"))
+    return [message for _, message in sorted(out, key=lambda item: item[0])]
 
 
 class _Reach:

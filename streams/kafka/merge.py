@@ -239,8 +239,8 @@ def build_app(settings: Settings, config: Config, *, session_timeout_s: float = 
                          key_serializer="raw", value_serializer="raw",
                          partitions=settings.partials_partitions)
     table = app.Table("merge", default=None, partitions=settings.partials_partitions,
-                      key_type=bytes, value_type=bytes, key_serializer="raw",
-                      value_serializer="raw")
+                      schema=faust.Schema(key_type=bytes, value_type=bytes,
+                                          key_serializer="raw", value_serializer="raw"))
     output = KafkaOutput(topics)
     state = MergeState(config, output, table,
                        Sealer(pseudonymiser.derive_key("merge-state")), detectors=detectors)

@@ -111,7 +111,7 @@ class LiveStack:
     def __init__(self, config: str | Path, db: str | Path, work_dir: str | Path, *,
                  settings: Settings | None = None, bootstrap: str | None = None,
                  port: int | None = None, snapshot_dir: str | Path | None = None,
-                 checkpoint_seconds: float = 2.0, fast_rebalance: bool = True,
+                 checkpoint_seconds: float = 2.0, fast_rebalance: bool = True, workers: int = 1,
                  worker_args: tuple[str, ...] = (), sink_args: tuple[str, ...] = ()) -> None:
         self.config = Path(config)
         self.db = Path(db)
@@ -120,6 +120,7 @@ class LiveStack:
         self.port = port
         self.snapshot_dir = Path(snapshot_dir) if snapshot_dir else default_snapshot_dir(db)
         self.checkpoint_seconds = checkpoint_seconds
+        self.workers = workers
         self.fast_rebalance = fast_rebalance
         self.worker_args, self.sink_args = worker_args, sink_args  # e.g. --metrics-port P
         self.broker: EmbeddedBroker | None = None
@@ -160,15 +161,24 @@ class LiveStack:
                 self.broker = EmbeddedBroker(self.port, log_file=self.work_dir / "broker.log")
                 self.broker.start()
             create_topics(self.settings)
-            self.start_worker()
+            for _ in range(self.workers):
+                self.start_worker()
+            self.start_merge()
             self.start_sink()
         except BaseException:
             self.stop()
             raise
         return self
 
-    def start_worker(self, *extra: str) -> Service:
-        return self._start("worker", ["worker", *self._timeouts(), *self.worker_args, *extra])
+    def start_worker(self, *extra: str, name: str | None = None) -> Service:
+        """Another stage-one worker (``worker``, ``worker-2``, … unless named)."""
+        if name is None:
+            n = sum(1 for k in self.services if k == "worker" or k.startswith("worker-"))
+            name = "worker" if n == 0 else f"worker-{n + 1}"
+        return self._start(name, ["worker", *self._timeouts(), *self.worker_args, *extra])
+
+    def start_merge(self, *extra: str) -> Service:
+        return self._start("merge", ["merge", *self._timeouts(), *extra])
 
     def start_sink(self, *extra: str) -> Service:
         return self._start("sink", ["sink", *self._timeouts(), *self.sink_args, *extra])
@@ -197,10 +207,11 @@ class LiveStack:
         raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}")
 
     def stop(self, grace: float = 15.0) -> None:
-        for name in ("worker", "sink"):  # the worker first: its last outputs reach the sink
-            service = self.services.get(name)
-            if service is not None:
-                service.stop(grace)
+        # workers first, then stage two, then the sink: each one's last outputs reach the next
+        order = sorted(self.services, key=lambda n: (not n.startswith("worker"),
+                                                     n != "merge", n))
+        for name in order:
+            self.services[name].stop(grace)
         if self.broker is not None:
             self.broker.stop()
             self.broker = None

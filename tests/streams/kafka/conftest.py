@@ -60,7 +60,7 @@ def make_settings(broker: Any) -> Callable[..., Settings]:
             "checkpoint_seconds": 1.0,
             **{f"topic_{t}": f"{prefix}.{t}" for t in (
                 "exposure", "ranking", "findings", "deadletter", "measurements",
-                "detectability", "state")}}
+                "detectability", "state", "partials")}}
         fields.update(overrides)
         return Settings(**fields)
 

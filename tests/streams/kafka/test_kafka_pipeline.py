@@ -21,12 +21,13 @@ from tests.streams.kafka.kafka_support import GARBAGE, assert_same_results, read
 pytestmark = pytest.mark.broker
 
 def drained(stack: LiveStack) -> bool:
-    """The worker has committed every input (it closed the stream) and the sink every
+    """The workers have committed every input, stage two every partial and the sink every
     output."""
     s = stack.settings
     outputs = [s.topic_findings, s.topic_measurements, s.topic_deadletter,
                s.topic_detectability]
     return (group_lag(s, s.group_id, [s.topic_exposure, s.topic_ranking]) == 0
+            and group_lag(s, f"{s.group_id}-merge", [s.topic_partials]) == 0
             and group_lag(s, f"{s.group_id}-sink", outputs) == 0)
 
 
