@@ -420,8 +420,9 @@ class HoldoutShift(Detector):
                 est = np.append(est, panel.platform_est)
                 var = np.append(var, panel.platform_var)
             st.last, st.estimate, st.variance = a, est, var
+            floor = a.pois if scope != WHOLE else np.append(a.pois, 0.0)
             crossed = st.tests.update(est, var, t_ms, self._tick_index,
-                                      self._snapshot_fn(st, t_ms))
+                                      self._snapshot_fn(st, t_ms), floor=floor)
             if record:
                 st.history.append((t_ms, est.copy(), var.copy(), st.tests.log_e.copy()))
             new[scope] = crossed.tolist()

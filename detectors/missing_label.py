@@ -20,8 +20,18 @@ drops labels sees every promoted item unlabelled.  The e-value is therefore comp
 ``V_users = G/(G−1) · Σ_u (k_u − p̂ n_u)² / n²`` (users as clusters, ``p̂ = k/n``) against the
 binomial ``p̂(1 − p̂)/n``.  With independent exposures ``deff ≈ 1`` and the test is the exact
 one; with clustering it is asymptotically valid (the effective-sample-size correction of the
-binomial likelihood).  The per-user counts live with the user (a user-partitioned worker
-holds them); the sums ``Σn_u², Σk_u², Σk_u n_u`` and ``G`` add across partitions.
+binomial likelihood).  No test runs before the exposures come from ``min_users`` users
+(default 5): with fewer clusters the design effect cannot be estimated (one user whose app
+drops labels would look like independent evidence).
+
+Two stages (scale-out): the reducer is the per-user part of :meth:`_Trials.add` — a user's
+``(n_u, k_u)`` live with the user (a user-partitioned worker holds them) and each trial emits
+the increments ``(Δn, Δk, Δ(n_u²), Δ(k_u²), Δ(k_u n_u), ΔG)`` = ``(1, d, 2n_u + 1, 2k_u d + d,
+k_u + d(n_u + 1), [first trial])``; the merged state is the per-(platform, window, actor)
+:class:`_Trials` sums ``n, unlabelled, nn, kk, kn, G`` — additive across partitions — from which
+:meth:`MissingLabel.evaluate` computes ``deff`` and the e-value.  (The slate ↔ exposure link,
+:class:`detectors._links.SlateLinks`, is keyed by user and request, so it partitions by user
+too.)
 
 ``effect`` is null (no multiplicative effect is measured); the evidence gives the unlabelled
 share, its count, and a 95 % Clopper–Pearson interval.
@@ -84,16 +94,28 @@ class _Trials:
 
 
 class MissingLabel(Detector):
+    """Unlabelled exposures of labelled disclosures per actor (module docstring).
+
+    Args:
+        tolerance: ``ε``, the unlabelled share tolerated (logging slack).
+        min_users: No test before the actor's linked exposures come from this many users
+            (clusters): the design effect is estimated across users.
+    """
+
     name: ClassVar[str] = "missing_label"
     display_name: ClassVar[str] = "Disclosed intervention shown without its label"
     kinds: ClassVar[tuple[str, ...]] = ("missing_label",)
     version: ClassVar[str] = "2"
 
-    def __init__(self, context: DetectorContext, tolerance: float = 0.01) -> None:
+    def __init__(self, context: DetectorContext, tolerance: float = 0.01,
+                 min_users: int = 5) -> None:
         super().__init__(context)
         if not 0 < tolerance < 1:
             raise ValueError(f"tolerance must be in (0, 1), got {tolerance}")
-        self.tolerance = tolerance
+        if min_users < 2:
+            raise ValueError(f"min_users must be >= 2 (clusters for the design effect), "
+                             f"got {min_users}")
+        self.tolerance, self.min_users = tolerance, min_users
         self._trials: dict[_Key, _Trials] = {}
         self._changed: set[_Key] = set()
         self._links: SlateLinks[list[tuple[_Key, str, str]]] = SlateLinks()
@@ -157,6 +179,8 @@ class MissingLabel(Detector):
         out = []
         for key in sorted(self._changed):
             trials = self._trials[key]
+            if len(trials.per_user) < self.min_users:
+                continue   # too few clusters to estimate the design effect: no test yet
             deff = trials.design_effect
             log_e = label_share_log_e(trials.unlabelled / deff, trials.n / deff,
                                       self.tolerance)

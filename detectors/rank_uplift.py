@@ -83,6 +83,7 @@ from detectors.sequential import (
     agrees,
     crossing_evidence,
     cs_by_inversion,
+    guard_variance,
     mde_rows,
     sequential_finding,
     test_evidence,
@@ -407,7 +408,10 @@ class RankUplift(Detector):
         panel.reference, panel.reference_var = c, var_c
         panel.sigma2_item, panel.sigma2_entry, panel.reference_items = s2i, s2e, int(g)
 
-    def _estimates(self, panel: _Panel) -> tuple[np.ndarray, np.ndarray]:
+    def _estimates(self, panel: _Panel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(θ̂, V, floor)`` per subject: ``V`` the two-way cluster-robust variance plus the
+        reference's, before the central guard; ``floor`` the pooled model
+        (:func:`detectors.sequential.guard_variance` takes the larger)."""
         s = panel.sums
         n = s["n"]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -417,14 +421,17 @@ class RankUplift(Detector):
         with np.errstate(divide="ignore", invalid="ignore"):
             floor = ((panel.sigma2_item * s["i_n2"] + panel.sigma2_entry * n) / (n * n)
                      + self.score_resolution ** 2 / s["i_g"])
-        var = np.maximum(np.nan_to_num(v, nan=0.0), floor) + panel.reference_var
+        floor = floor + panel.reference_var
+        var = np.nan_to_num(v, nan=0.0) + panel.reference_var
         ok = ((n >= self.min_entries) & (s["s_g"] >= self.min_slates)
               & (s["i_g"] >= self.min_items))
-        return np.where(ok, theta_raw - panel.reference, np.nan), np.where(ok, var, np.nan)
+        return (np.where(ok, theta_raw - panel.reference, np.nan), np.where(ok, var, np.nan),
+                floor)
 
     def _test(self, panel: _Panel, tick: Tick) -> np.ndarray:
         self._reference(panel)
-        est, var = self._estimates(panel)
+        est, raw, floor = self._estimates(panel)
+        var = guard_variance(raw, floor)
         panel.estimate, panel.variance = est, var
         self._elasticity[panel.platform] = fit_elasticity(
             self._exposure.get(panel.platform, ItemExposure()))
@@ -435,7 +442,7 @@ class RankUplift(Detector):
                     "log_effect": float(est[i]), "se": float(math.sqrt(var[i])),
                     "log_e": float(panel.tests.log_e[i])}
 
-        return panel.tests.update(est, var, tick.end_ms, self._tick_index, snap)
+        return panel.tests.update(est, raw, tick.end_ms, self._tick_index, snap, floor=floor)
 
     def _since_onset(self, panel: _Panel, i: int) -> tuple[int, float, float, dict[str, Any]]:
         """The onset hour (maximum-likelihood change point of the hourly mean uplift, as in

@@ -60,6 +60,15 @@ rate control with e-values", JRSS-B 84(3), would control the false discovery rat
 the commission's criterion — "any false finding in a window" — is the family-wise error,
 hence Bonferroni.)
 
+Central guard against tiny variances
+------------------------------------
+Every panel passes its variances through :func:`guard_variance` before they weigh any
+evidence: ``V ← max(V, floor, MIN_VARIANCE)``.  ``floor`` is the detector's model-based least
+variance (the pooled between-item / Poisson model of its statistic: a sandwich estimate from
+few clusters can be arbitrarily small, the model cannot); ``MIN_VARIANCE = (log 1.001)²``
+says no log effect is ever known to better than ±0.1 %.  Each test counts the looks at which
+the guard raised its variance (``SequentialPanel.guarded``; ``evidence.test.guarded_looks``).
+
 Confidence sequence
 -------------------
 The two-sided normal-mixture boundary (Howard, Ramdas, McAuliffe & Sekhon 2021, "Time-uniform,
@@ -93,7 +102,9 @@ __all__ = [
     "mde_rows",
     "sequential_finding",
     "test_evidence",
+    "MIN_VARIANCE",
     "adjusted_p",
+    "guard_variance",
     "average_log_e",
     "cs_radius",
     "log_threshold",
@@ -107,6 +118,20 @@ Floats = NDArray[np.float64]
 
 
 Tau = float | Floats
+# (log 1.001)²: no log effect is known to better than ±0.1 % (the central guard's last floor)
+MIN_VARIANCE = math.log(1.001) ** 2
+
+
+def guard_variance(variance: ArrayLike, floor: ArrayLike | None = None) -> Floats:
+    """The central guard: ``max(V, floor, MIN_VARIANCE)`` where ``V`` is finite (non-finite
+    entries stay as they are: no test).  ``floor`` = the detector's model-based least
+    variance of each statistic (module docstring)."""
+    v = np.atleast_1d(np.asarray(variance, dtype=float))
+    low = np.full(v.shape, MIN_VARIANCE)
+    if floor is not None:
+        f = np.broadcast_to(np.asarray(floor, dtype=float), v.shape)
+        low = np.where(np.isfinite(f), np.maximum(low, f), low)
+    return np.where(np.isfinite(v), np.maximum(v, low), v)
 
 
 def _check_tau(tau: ArrayLike) -> Floats:
@@ -250,6 +275,7 @@ class SequentialPanel:
     cs_lo: Floats = field(init=False)
     cs_hi: Floats = field(init=False)
     at_cross: dict[int, dict[str, Any]] = field(init=False)
+    guarded: NDArray[np.int64] = field(init=False)
 
     @classmethod
     def bonferroni(cls, n: int, alpha: float, tau: Tau, margin: float,
@@ -278,16 +304,21 @@ class SequentialPanel:
         self.cs_lo = np.full(self.n, -np.inf)
         self.cs_hi = np.full(self.n, np.inf)
         self.at_cross = {}
+        self.guarded = np.zeros(self.n, dtype=np.int64)
 
     def update(self, estimate: Floats, variance: Floats, end_ms: int, tick_index: int,
                snapshot: Callable[[int], dict[str, Any]] | None = None,
-               log_e: Floats | None = None, direction: Floats | None = None
-               ) -> NDArray[np.intp]:
+               log_e: Floats | None = None, direction: Floats | None = None,
+               floor: ArrayLike | None = None) -> NDArray[np.intp]:
         """Fold in one tick; returns the indices that crossed the threshold at this tick.
 
-        ``log_e``/``direction`` may be given precomputed (e.g. an average of several
-        e-processes, :func:`average_log_e`); the confidence sequence always follows
-        ``estimate``/``variance``."""
+        ``variance`` passes the central guard first (:func:`guard_variance` with the
+        detector's model ``floor``); ``log_e``/``direction`` may be given precomputed (e.g.
+        an average of several e-processes, :func:`average_log_e`, whose parts are guarded by
+        the caller); the confidence sequence always follows ``estimate``/``variance``."""
+        raw = np.atleast_1d(np.asarray(variance, dtype=float))
+        variance = guard_variance(raw, floor)
+        self.guarded += (np.isfinite(raw) & (variance > raw)).astype(np.int64)
         if log_e is None or direction is None:
             log_e, direction = mixture_log_e(estimate, variance, self.tau, self.margin)
         self.log_e = log_e
@@ -319,7 +350,8 @@ def test_evidence(tests: Any, i: int, alpha_share: float) -> dict[str, Any]:
     """The e-process part of a finding's ``evidence.test`` for subject ``i``."""
     return {"log_e": float(tests.log_e[i]), "log_e_max": float(tests.max_log_e[i]),
             "log_threshold": tests.log_thresh, "tests_in_window": tests.n,
-            "alpha_share": alpha_share, "ci_level": 1 - tests.alpha_cs}
+            "alpha_share": alpha_share, "ci_level": 1 - tests.alpha_cs,
+            "guarded_looks": int(tests.guarded[i])}
 
 
 def crossing_evidence(tests: Any, i: int) -> dict[str, Any]:

@@ -7,8 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from detectors.missing_label import _Trials
+from detectors.base import DetectorContext, Tick
+from detectors.ledger import ExposureLedger
+from detectors.missing_label import MissingLabel, _Trials
 from detectors.stats import label_share_log_e
+from tests.detectors import synth
 
 
 def test_design_effect_is_the_user_clustered_variance_over_the_binomial() -> None:
@@ -62,3 +65,29 @@ def test_effective_counts_extend_the_integer_e_value() -> None:
     assert label_share_log_e(12.0, 400.0, 0.01) == pytest.approx(
         label_share_log_e(12, 400, 0.01))
     assert label_share_log_e(6.0, 200.0, 0.01) < label_share_log_e(12.0, 400.0, 0.01)
+
+
+def _detector(min_users: int = 5) -> MissingLabel:
+    cfg = synth.config(disclosures=[{
+        "platform": "p", "intervention": "civic-1", "label": "Sponsored",
+        "start": "2026-05-01T00:00:00Z", "end": "2026-05-10T00:00:00Z",
+        "actors": ["acc-1"], "regions": ["DE"]}])
+    return MissingLabel(DetectorContext(cfg, ExposureLedger(cfg), 0.05), min_users=min_users)
+
+
+def test_no_test_before_min_users_clusters() -> None:
+    """500 unlabelled exposures of one user are one cluster, not 500 independent trials:
+    no finding until the exposures come from ``min_users`` users."""
+    det = _detector()
+    key = ("p", "w", "acc-1")
+    trials = det._trials[key] = _Trials(region="DE", labels={"civic-1": "Sponsored"})
+    tick = Tick(synth.T0, synth.T0 + 900_000)
+    for users in range(1, 6):
+        for _ in range(100):
+            trials.add(f"u{users}", True)
+        det._changed.add(key)
+        found = det.evaluate(tick)
+        assert bool(found) == (users >= 5), users
+    assert found[0].evidence["users"] == 5
+    with pytest.raises(ValueError, match="min_users"):
+        _detector(min_users=1)
