@@ -1,8 +1,9 @@
 """Scopes: the whole of a window's jurisdiction and surfaces, each surface, each subdivision.
 
 An intervention confined to one surface (``search``) or one ISO 3166-2 subdivision (``DE-BY``)
-is diluted in the whole-window, all-surface test.  The holdout and score detectors therefore
-test every subject in every *scope* of a window:
+is diluted in the whole-window, all-surface test.  :mod:`detectors.holdout_shift` therefore
+tests every subject in every *scope* of a window (the score detectors, ``rank_uplift`` and
+``score_shift``, test the whole scope only):
 
 * ``WHOLE`` — all surfaces, the whole jurisdiction (the contract's ``surface = null``);
 * ``("surface", s)`` — one surface, the whole jurisdiction, when the platform uses ≥ 2 surfaces;

@@ -81,15 +81,20 @@ Test and guarantee
 ------------------
 Every tick (15 min) ``(D, V)`` update the always-valid two-sided normal-mixture e-process of
 :mod:`detectors.sequential` (no margin).  The mixture scale is tuned per subject to the
-effects it can plausibly detect: ``τ_s = tau_scale · sqrt(V_plan)``, ``V_plan`` = twice the
-baseline-only variance (known when the window opens: a predictable choice, so validity is
-untouched; Johari et al. 2017 §4.2).  Scopes, fixed when the window opens: the whole, plus
-surfaces and ISO 3166-2 subdivisions seen in the baseline (:mod:`detectors._scopes`).  Per
-platform and window, with ``α_d`` this detector's share of ``detection.alpha``, the whole
-scope's ``m + 1`` tests (``m`` subjects and the platform test) share ``(1 − scope_share)·α_d``
-and each added scope's ``m`` tests ``scope_share·α_d / n_scopes``: by Ville's inequality and
-Bonferroni, ``P(any false finding of this detector on a platform in a window) ≤ α_d``,
-asymptotically, under continuous monitoring.  ``p_value`` is adjusted to all those tests.
+effects it can plausibly detect: ``τ_s = tau_scale · sqrt(V_plan)``,
+``V_plan = (1/(S_rB + ½) + 1/(S_hB + ½) + σ²_prior K_B) · (1 + L_B/L_W)`` — the baseline-only
+variance with the prior item variance, scaled for a window of length ``L_W`` after a baseline
+of ``L_B`` (twice it for equal lengths) — known when the window opens: a predictable choice,
+so validity is untouched (Johari et al. 2017 §4.2).  The platform test's ``τ`` is planned
+the same way from the baseline's user-clustered traffic variance.
+
+Scopes, fixed when the window opens: the whole, plus surfaces and ISO 3166-2 subdivisions seen
+in the baseline (:mod:`detectors._scopes`). Per platform and window, with ``α_d`` this
+detector's share of ``detection.alpha``, the whole scope's ``m + 1`` tests (``m`` subjects and
+the platform test) share ``(1 − scope_share)·α_d`` and each added scope's ``m`` tests
+``scope_share·α_d / n_scopes``: by Ville's inequality and Bonferroni, ``P(any false finding of
+this detector on a platform in a window) ≤ α_d``, asymptotically, under continuous monitoring.
+``p_value`` is adjusted to all those tests.
 
 Onset and effect
 ----------------
@@ -106,9 +111,42 @@ sequence at that point (:func:`detectors.sequential.cs_by_inversion`, level ``1 
 interval that agreed with its direction; ``evidence.latest`` shows a later estimate that no
 longer does.
 
-Two stages (scale-out): :class:`detectors._holdout_sums.HoldoutReducer` reduces a tick's
-exposures to additive sums with per-user state only; :class:`HoldoutState` adds them;
-everything in this module reads merged sums.
+Small samples and guards
+------------------------
+A subject is tested only when it has ``≥ min_items`` distinct items in *each* period (the
+item clusters of its variance), ``≥ min_exposures`` exposures per arm over both periods,
+``≥ min_window_exposures`` per arm in the window so far, and the window so far spans
+``min_window_hours``; ``σ²`` is fitted on ``≥ min_fit_accounts`` control accounts (else the
+median equation over all accounts, with the prior worth ``prior_accounts`` accounts); a
+reference ``c + κ·x`` needs ≥ 3 control accounts.  User clusters: ``φ`` comes from the
+paired sums of every user of the arm (thousands), and is never below 1.  The central guard
+(:func:`detectors.sequential.guard_variance`) floors ``V`` at the Poisson variance
+``V_Poisson`` (and ``MIN_VARIANCE``): no estimate of the variance from few clusters can make
+the statistic more precise than its counts.
+
+Two stages (scale-out)
+----------------------
+Every per-tick input is a sum over users, so stage 1 can run on user-partitioned workers and
+stage 2 once, on the added partial sums (:mod:`detectors._holdout_sums`):
+
+1. **Reducer** — :meth:`detectors._holdout_sums.HoldoutReducer.reduce` ``(exposures) →
+   TickSums``.  Its only state is per user (``_User``: a user's traffic ``b``/``w`` and his
+   exposures ``x``/``y`` of each monitored subject per period, the hours he was active),
+   which lives in the user's partition.  It emits additive increments: per
+   (cell = platform × window × scope, period, arm) the counts per account and hour, traffic
+   per hour, distinct active users per hour, exposures per item; and per (platform, window,
+   arm) the paired-user cross sums of :class:`detectors._holdout_stats.PairedSums` (as
+   ``(x+Δx)² − x²``-style increments, so partitions add).
+2. **Merged state** — :meth:`detectors._holdout_sums.HoldoutState.merge` ``(TickSums)``
+   adds the partial sums into one :class:`detectors._holdout_sums.CellSums` per cell
+   (account × hour arrays, traffic, per-item counts and the cross-arm item moments
+   ``Σ_i r_i h_i`` updated from the *merged* per-item counts) and the whole scope's paired
+   sums (``HoldoutState.paired``).  :meth:`HoldoutShift.observe` is exactly
+   ``state.merge(reducer.reduce(tick.exposures))``.
+
+Everything in this module (``evaluate``: :func:`detectors._holdout_look.look_arrays`,
+:func:`~detectors._holdout_look.overdispersion`, :func:`~detectors._holdout_look.platform_traffic`,
+the references, the tests, onset and findings) reads merged sums only.
 
 Reference: Huszár et al. 2022; Deng et al. 2013 (CUPED); Cameron & Miller 2015 (cluster
 robust); Paule & Mandel 1982; Johari et al. 2017 (mSPRT); Howard et al. 2021 (confidence

@@ -18,7 +18,8 @@ Variance: two-way clustered by **items and slates** (Cameron, Gelbach & Miller 2
 29(2), eq. 2.11: ``V = V_item + V_slate − V_entry``): an item's legitimate adjustment is shared
 by all its entries (clustering by slate alone treats them as independent — with per-item
 adjustments this gave z standard deviations of 8 and p-values of 1e-67 on null elections),
-and a slate's entries share its context.  Central guard: ``V`` never falls below the pooled
+and a slate's entries share its context.  Central guard
+(:func:`detectors.sequential.guard_variance`): ``V`` never falls below the pooled
 model ``σ²_item Σ_j n_j²/n² + σ²_entry/n`` (``σ²`` estimated on the control items, not a
 constant) plus ``score_resolution²/items`` (the logs' rounding: a platform whose control
 uplifts are exactly 0 makes a subject's constant uplift a near-certain fact, not an infinite
@@ -53,10 +54,27 @@ subjects per platform: ``P(any false finding of this detector on a platform in a
 ≤ α_d`` (asymptotically, under continuous monitoring).  ``ci_low``/``ci_high`` =
 ``exp(β̂ · CS)``, the test's own confidence sequence translated.
 
-Stages: ``_fold`` reduces a tick's slate entries to additive sums — per (subject, slate)
-moments (a slate is one user's, final within its tick), per-item sums ``(Σu, n)`` and per-hour
-sums; ``_test`` reads the merged sums (item moments ``Σ_j a_j²`` are updated from the merged
-per-item sums).
+Scope: the whole jurisdiction and all surfaces (``surface = null``); surfaces and ISO 3166-2
+subdivisions are tested by :mod:`detectors.holdout_shift` (:mod:`detectors._scopes`).
+
+Two stages (scale-out)
+----------------------
+1. **Reducer** — :meth:`RankUplift._fold` minus its item-moment lines: the tick's in-scope
+   ranked slate entries (:func:`detectors._slates.slate_entries`) → per subject the
+   slate-cluster sums ``s_g, s_a, s_n, s_a², s_an, s_n²`` (clusters = (subject, slate); a
+   slate is one user's and lies within one tick, so its sums are final), entry sums
+   ``u, n, u²``, displacement, relative-score and slate-share sums, the hourly ``(Σu, n)``
+   per subject; per item the increments ``(Σu, n, Σu², logged)``; and the elasticity's
+   :class:`detectors._elasticity.ItemExposure` counts.  No per-user state.
+2. **Merged state** — the per-(platform, window) ``_Panel``: ``sums`` (the subject arrays
+   above), ``hourly_a``/``hourly_n``, ``items`` (per item ``[Σu, n, Σu², registered, logged,
+   subjects]``) and the reference counters.  The item-cluster moments ``i_a2, i_an, i_n2,
+   i_g`` of each subject are updated at merge time from the *merged* per-item sums
+   (``(a₀ + Δa)² − a₀²``), so partitions holding entries of the same item add correctly.
+   :meth:`RankUplift._test` (reference, two-way variance, guard, test) reads only merged state.
+
+In the code both stages are the one function ``_fold``; splitting it means returning the
+increments instead of adding them into the panel.
 
 Reference: Johari et al. 2017 (mSPRT); Howard et al. 2021 (confidence sequences); Cameron,
 Gelbach & Miller 2011 and Cameron & Miller 2015 (cluster-robust variance); Huber 1981.

@@ -52,7 +52,8 @@ its members'.
 
 Guards and small samples: a component is tested only with ``≥ min_items`` compared items
 (``min_reference`` for the references); variances cannot fall below the pooled between-item
-model (``σ²`` enters every weight) — no per-entry ``min_sd``.
+model (``σ²`` enters every weight) — no per-entry ``min_sd`` — and pass the central guard
+(:func:`detectors.sequential.guard_variance`, ``MIN_VARIANCE``).
 
 Platform-wide change
 --------------------
@@ -71,9 +72,31 @@ Bonferroni over the window's ``m`` monitored subjects plus the platform test per
 under continuous monitoring.  ``ci_low``/``ci_high`` = ``exp(β̂ · CS)``, the test's own
 confidence sequence on ``θ`` (:func:`detectors.sequential.cs_by_inversion`) translated.
 
-Stages: ``_fold`` reduces a tick's slate entries to per-item sums (additive over users: a
-slate is one user's), ``_test`` reads the merged per-item sums; the elasticity's per-item
-exposure counts likewise (:class:`detectors._elasticity.ItemExposure`).
+Scope: the whole jurisdiction and all surfaces (``surface = null``).  Surfaces and ISO 3166-2
+subdivisions are tested by :mod:`detectors.holdout_shift` (:mod:`detectors._scopes`); this
+detector does not split its budget over them yet.
+
+Two stages (scale-out)
+----------------------
+Every input is a sum over slates, and a slate is one user's, so it partitions by user:
+
+1. **Reducer** — the first half of :meth:`ScoreShift._fold`: the tick's in-scope slate
+   entries (:func:`detectors._slates.slate_entries`) → per item and side (``nb``/``na``
+   near the boundary, ``B``/``W`` the periods) the increments ``(n, Σ score, Σ score²)``
+   (``np.bincount``), plus per subject the relative-score sums and slate shares
+   (:meth:`ScoreShift._fold_subjects`) and, for the elasticity,
+   :meth:`detectors._elasticity.ItemExposure.add_exposures`/``add_scores`` (per-item
+   exposure counts per arm, score sums).  No per-user state.
+2. **Merged state** — the per-(platform, window) ``_Panel``: the per-item arrays
+   ``_Panel.stats`` (``n_*``, ``s_*``, ``q_*`` for the four sides, indexed by
+   ``item_index``), the item → account / subject maps (``item_account``, ``item_subject``,
+   ``accounts``, ``registered``), ``rel``/``rel_n``/``share`` per subject, and one
+   :class:`~detectors._elasticity.ItemExposure` per platform.  All are sums: partial sums of
+   user partitions add.  :meth:`ScoreShift._test` (within-item and level estimates,
+   references, ``σ²``, the tests) reads only them.
+
+In the code both halves are one function (``_fold`` adds each increment into the panel as it
+computes it); splitting it means returning the ``bincount`` arrays keyed by item id instead.
 
 Reference: interrupted time series / difference in differences with unit fixed effects
 (Angrist & Pischke 2009, ch. 5); Fuller 1987 (measurement error); Paule & Mandel 1982;

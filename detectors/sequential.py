@@ -48,26 +48,26 @@ Multiplicity
 A detector with budget share ``α_d`` (``detection.alpha`` split over the statistical detectors
 by their registry ``budget_weight``: Bonferroni across detectors) runs ``m`` tests in a
 (platform, window): ``m`` = the window's monitored subjects (registered actors + groups), known
-from the configuration before any data arrive.  Bonferroni: subject ``i`` is flagged when
-``E_i,t ≥ m/α_d``, so ``P(any false flag of the detector on that platform in that window) ≤
-α_d``, and over all detectors ≤ ``detection.alpha``.  Which platforms will send data is not
-known in advance, so the guarantee is stated **per platform and window**: each platform is
-audited at level ``alpha`` in each window (a commission watching ``K`` platforms has a
-family-wise rate ≤ ``K·alpha`` across them, and can divide ``alpha`` by ``K`` in the config).
-The reported ``p = min(1, m / max_s E_s)`` is the Bonferroni-adjusted always-valid p-value:
-``p ≤ α_d`` exactly when the subject is flagged.  (e-BH, Wang & Ramdas 2022, "False discovery
-rate control with e-values", JRSS-B 84(3), would control the false discovery rate instead;
-the commission's criterion — "any false finding in a window" — is the family-wise error,
-hence Bonferroni.)
-
-Central guard against tiny variances
-------------------------------------
-Every panel passes its variances through :func:`guard_variance` before they weigh any
-evidence: ``V ← max(V, floor, MIN_VARIANCE)``.  ``floor`` is the detector's model-based least
-variance (the pooled between-item / Poisson model of its statistic: a sandwich estimate from
-few clusters can be arbitrarily small, the model cannot); ``MIN_VARIANCE = (log 1.001)²``
-says no log effect is ever known to better than ±0.1 %.  Each test counts the looks at which
-the guard raised its variance (``SequentialPanel.guarded``; ``evidence.test.guarded_looks``).
+from the configuration before any data arrive — plus one test of the platform-wide change where
+a detector has one (``platform_change``), and, for the scopes of :mod:`detectors._scopes`, a
+further ``m`` per scope inside the scopes' own share of ``α_d``
+(:meth:`SequentialPanel.bonferroni` with ``alpha_family``). Bonferroni: subject ``i`` is flagged
+when ``E_i,t ≥ m/α_d``, so ``P(any false flag of the detector on that platform in that window) ≤
+α_d``, and over all detectors ≤ ``detection.alpha``. Which platforms will send data is not known
+in advance, so the guarantee is stated **per platform and window**: each platform is audited at
+level ``alpha`` in each window (a commission watching ``K`` platforms has a family-wise rate ≤
+``K·alpha`` across them, and can divide ``alpha`` by ``K`` in the config). The reported ``p =
+min(1, m / max_s E_s)`` is the Bonferroni-adjusted always-valid p-value: ``p ≤ α_d`` exactly
+when the subject is flagged. (e-BH, Wang & Ramdas 2022, "False discovery rate control with
+e-values", JRSS-B 84(3), would control the false discovery rate instead; the commission's
+criterion — "any false finding in a window" — is the family-wise error, hence Bonferroni.)
+Central guard against tiny variances ------------------------------------ Every panel passes its
+variances through :func:`guard_variance` before they weigh any evidence: ``V ← max(V, floor,
+MIN_VARIANCE)``. ``floor`` is the detector's model-based least variance (the pooled between-item
+/ Poisson model of its statistic: a sandwich estimate from few clusters can be arbitrarily
+small, the model cannot); ``MIN_VARIANCE = (log 1.001)²`` says no log effect is ever known to
+better than ±0.1 %. Each test counts the looks at which the guard raised its variance
+(``SequentialPanel.guarded``; ``evidence.test.guarded_looks``).
 
 Confidence sequence
 -------------------
