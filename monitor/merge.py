@@ -48,9 +48,6 @@ class Merger:
 
     analysis_for: Callable[[str], Analysis]
     late: Callable[[TickPartial], None] = lambda _p: None
-    # called with (platform, merged tick, contributing units) before the tick runs: what a
-    # stage two that must survive a kill stores
-    merged: Callable[[str, ClosedTick, frozenset[int]], None] = lambda _p, _t, _u: None
     units: int | None = None
     progress: dict[int, UnitProgress] = field(default_factory=dict)
     pending: dict[str, dict[int, dict[int, TickPartial]]] = field(default_factory=dict)
@@ -117,18 +114,12 @@ class Merger:
         return ran
 
     def _run(self, platform: str, idx: int, parts: dict[int, TickPartial]) -> None:
-        units = self.merged_units[(platform, idx)] = frozenset(parts)
+        self.merged_units[(platform, idx)] = frozenset(parts)
         exposures = [e for u in sorted(parts) for e in parts[u].exposures]
         rankings = [r for u in sorted(parts) for r in parts[u].rankings]
         exposures.sort(key=_ORDER)
         rankings.sort(key=_ORDER)
         tick = ClosedTick(idx, exposures, rankings)
-        self.merged(platform, tick, units)
-        self.rerun(platform, tick, units)
-
-    def rerun(self, platform: str, tick: ClosedTick, units: frozenset[int]) -> None:
-        """Run one merged tick (also how a recovered stage two replays its stored ticks)."""
-        self.merged_units[(platform, tick.index)] = units
         analysis = self.analyses.get(platform)
         if analysis is None:
             analysis = self.analyses[platform] = self.analysis_for(platform)

@@ -272,9 +272,10 @@ def _timed(records: Iterable[Record], file_no: int, guard_ms: int
     for seq, rec in enumerate(records):
         result = rec.result
         if type(result) is not Rejected:
-            front.observe(result.ts)  # type: ignore[union-attr,arg-type]
-            if front.value is not None:
-                last = front.value
+            ts: int = result.ts  # type: ignore[union-attr,assignment]
+            held, _behind = front.observe(ts)
+            # a record far ahead of its file's established frontier keeps the file's place
+            last = front.value if held and front.value is not None else ts
         yield (last, file_no, seq, rec)
 
 

@@ -234,26 +234,34 @@ def cmd_merge(
     broker: Broker = None,
     group_id: GroupId = None,
     session_timeout: SessionTimeout = 10.0,
+    metrics_port: MetricsPort = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Stage two of the live pipeline: merge the workers' partials, run the detectors.
 
-    A faust-streaming app over the partials topic (one instance per partition at most:
-    AMPLIMON_PARTIALS_PARTITIONS); its state lives in a changelogged table and is rebuilt
-    after a kill. Findings, measurements and detectability go to the topics the sink reads.
+    One process per partition of the partials topic at most (AMPLIMON_PARTIALS_PARTITIONS;
+    the topic is keyed by platform). Its state is rebuilt from the partials topic whenever
+    it takes a partition (start, kill, rebalance). Findings, measurements and detectability
+    go to the topics the sink reads.
     """
-    import faust
-
     from monitor.config import load_config
-    from streams.kafka.merge import build_app
+    from streams.kafka.merge import MergeOptions, MergeStats, run_merge
 
     _logging(verbose)
-    settings = load_settings(broker=broker, group_id=group_id)
+    settings = load_settings(broker=broker, group_id=group_id, metrics_port=metrics_port)
     cfg = load_config(config)
-    app = build_app(settings, cfg, session_timeout_s=session_timeout,
-                    announce=lambda text: typer.echo(f"merge: {text}", err=True))
-    worker = faust.Worker(app, loglevel="DEBUG" if verbose else "WARNING", quiet=True)
-    worker.execute_from_commandline()
+    stop = threading.Event()
+
+    def status(s: MergeStats) -> None:
+        typer.echo(f"merge: {s.messages:,} messages, {s.ticks:,} ticks, {s.sent:,} rows "
+                   f"sent, finished partitions {s.finished}", err=True)
+
+    with _stop_on_signals(stop):
+        typer.echo(f"merge: group {settings.group_id}-merge on {settings.broker}", err=True)
+        stats = run_merge(settings, cfg, stop=stop, on_status=status,
+                          options=MergeOptions(session_timeout_ms=int(session_timeout * 1000)),
+                          announce=lambda text: typer.echo(f"merge: {text}", err=True))
+    status(stats)
 
 
 # -- sink ------------------------------------------------------------------------------------

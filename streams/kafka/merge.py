@@ -1,91 +1,86 @@
-"""``amplimon merge``: stage two of the live pipeline on faust-streaming.
+"""``amplimon merge``: stage two of the live pipeline — partials of every unit → the detectors.
 
 Stage one (``amplimon worker``, any number of them) sends per-tick partials and unit progress
-to the partials topic, partitioned by platform (:mod:`monitor.partials`).  This Faust app
-runs one agent over that topic: for each of its partitions a :class:`monitor.merge.Merger`
-turns the partials of every unit into complete ticks, in order, and runs the detectors
-(:class:`monitor.analysis.Analysis`, one per platform); findings, measurements,
-detectability and late-partial dead letters go to the output topics the sink reads, as the
-one-process worker's did.
+to the partials topic, partitioned by platform (:mod:`monitor.partials`).  Stage two owns
+partitions of that topic in its own consumer group (``<group>-merge``; at most one instance
+per partition does work): for each partition a :class:`monitor.merge.Merger` turns the
+partials of every unit into complete ticks, in order, and runs the detectors
+(:class:`monitor.analysis.Analysis`, one per platform).  Findings, measurements,
+detectability and late-partial dead letters go to the output topics the sink reads.
 
-**State in a Faust Table, recovered after a kill.**  Everything the merger needs survives in
-the table ``<app>-merge`` (changelog topic, compacted, partitioned like the partials topic):
-the units' progress, partials waiting for their tick to complete, and every merged tick's
-input (the merged partial: what the detectors were given).  The detectors' state itself is
-not serialised at all: after a kill or a rebalance, the new owner of a partition rebuilds
-its mergers from the table by running the stored merged ticks through new analyses —
-deterministic, so the same findings (which the sink upserts) and the same state.  Table
-values are msgpack sealed with an HMAC (:mod:`monitor.sealed`): nothing written to the
-changelog by anyone else is accepted, and nothing there is code.
+**State is event-sourced.**  The partials topic *is* stage two's changelog: it holds, per
+tick and unit, exactly the input the detectors need, and is kept for the window (its
+retention).  A stage-two process that takes a partition — at start, after a kill, after a
+rebalance — reads it from the beginning and rebuilds its merger and detectors
+deterministically; what it sends again are the same rows, which the sink upserts.  Nothing
+of the detectors is ever serialised (no pickle, nothing to forge); messages are msgpack,
+data only.  The volume is per tick, not per event (today's partial payload carries the
+unit's events of the tick; per-detector aggregates are the seam to make it smaller), so
+re-reading is cheap next to stage one's work.
 
-**Why Faust here and not in stage one**: stage two sees a few messages per unit and tick,
-not every event; Faust's per-event stream machinery is measured too slow for stage one
-(``benchmarks/bench_faust.py``), and its partitioned, changelogged tables are what stage two
-needs.  Delivery is at least once; the merger is idempotent under redelivery.
+**Why not faust-streaming here.**  A Faust agent over this topic with the merged state in a
+Faust Table was built and works until its first restart: on the embedded Tansu broker the
+Table's changelog recovery never receives the changelog records ("No event received for
+active tp … since recovery start") and stage two stalls; group rebalances also take ~30 s.
+Event sourcing on kafka-python needs no table recovery at all and behaves the same on Tansu
+and on Apache Kafka.  Faust's per-event throughput is measured in
+``benchmarks/bench_faust.py`` (``docs/live.md``).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-from monitor.analysis import Analysis
+from monitor.analysis import Analysis, Output
 from monitor.config import Config
-from monitor.contract import Exposure, Ranking
-from monitor.ingest import ClosedTick
 from monitor.merge import Merger
-from monitor.partials import Message, TickPartial, UnitProgress, decode
-from monitor.privacy import load_pseudonymiser
+from monitor.partials import TickPartial, decode
 from monitor.records import DeadLetter
-from monitor.sealed import Sealer, SealError
 from monitor.settings import Settings
-from streams.kafka._config import Topics, _servers, sasl_password
+from streams.kafka._config import Topics, kafka_python_options
+from streams.kafka._errors import PipelineError
+from streams.kafka.metrics import MetricsOutput, WorkerMetrics, serve
 from streams.kafka.output import KafkaOutput
 
-__all__ = ["MergeState", "build_app"]
+__all__ = ["MergeError", "MergeState", "run_merge"]
 
 log = logging.getLogger("amplimon.merge")
 
 
-class MergedTick(msgspec.Struct, kw_only=True):
-    """What the detectors were given for one platform and tick, and from which units."""
-
-    platform: str
-    index: int
-    units: list[int]
-    exposures: list[Exposure] = []
-    rankings: list[Ranking] = []
-
-
-_KEY = msgspec.msgpack.Encoder()
-
-
-def _key(*parts: Any) -> bytes:
-    return _KEY.encode(list(parts))
+class MergeError(PipelineError):
+    """Stage two cannot run (one-line message)."""
 
 
 @dataclass
 class MergeState:
-    """The mergers of the partials partitions this process owns, persisted into ``table``
-    (any mutable mapping of bytes → bytes: a Faust Table, or a dict in tests)."""
+    """The mergers of the partials partitions this process owns."""
 
     config: Config
     output: KafkaOutput
-    table: Any
-    sealer: Sealer
     detectors: list[str] | None = None
+    metrics: WorkerMetrics | None = None
     mergers: dict[int, Merger] = field(default_factory=dict)
+    undecodable: int = 0
 
-    # -- the agent's step ---------------------------------------------------------------
+    @property
+    def results(self) -> Output:
+        """Where analyses write: the Kafka output, counted by the metrics if any."""
+        return self.output if self.metrics is None else MetricsOutput(self.output,
+                                                                      self.metrics)
+
     def handle(self, partition: int, value: bytes | None) -> int:
         """One message of the partials topic; returns how many ticks ran."""
         try:
             message = decode(value or b"")
         except (msgspec.DecodeError, msgspec.ValidationError) as err:
+            self.undecodable += 1
             log.warning("partials partition %d: not a partial or progress message (%s)",
                         partition, " ".join(str(err).split()))
             return 0
@@ -93,10 +88,8 @@ class MergeState:
         if merger.closed:
             return 0
         ran = merger.add(message)
-        self._persist(partition, merger, message)
         if merger.finished:
             merger.close()
-            self.table[_key(partition, "closed")] = self.sealer.seal(b"1")
         elif ran:
             for analysis in merger.analyses.values():
                 analysis.flush_measurements()
@@ -105,11 +98,14 @@ class MergeState:
     def merger(self, partition: int) -> Merger:
         merger = self.mergers.get(partition)
         if merger is None:
-            merger = self.mergers[partition] = self._recover(partition)
+            merger = self.mergers[partition] = Merger(
+                lambda _platform: Analysis(self.config, self.results, detectors=self.detectors),
+                late=self._late)
         return merger
 
-    def forget(self, partitions: Iterable[int]) -> None:
-        """Partitions this process no longer owns (a rebalance moved them)."""
+    def restart(self, partitions: Iterable[int]) -> None:
+        """Partitions (re)assigned: their mergers start afresh (they are read again from
+        the beginning)."""
         for p in partitions:
             self.mergers.pop(p, None)
 
@@ -123,143 +119,122 @@ class MergeState:
                             f"{part.unit} had fallen silent and stage two went on)"),
                     location=f"{part.platform}:{part.index}:{e.event_id}"))
         if rows:
-            self.output.deadletters(rows)
-
-    # -- persistence --------------------------------------------------------------------
-    def _put(self, key: bytes, obj: Any) -> None:
-        self.table[key] = self.sealer.seal(msgspec.msgpack.encode(obj))
-
-    def _persist(self, partition: int, merger: Merger, message: Message) -> None:
-        if isinstance(message, UnitProgress):
-            self._put(_key(partition, "progress", message.unit),
-                      merger.progress[message.unit])
-        elif merger.pending.get(message.platform, {}).get(message.index, {}).get(
-                message.unit) is message:
-            self._put(_key(partition, "part", message.platform, message.index, message.unit),
-                      message)
-        self._put(_key(partition, "merged_until"), merger.merged_until)
-
-    def _merged(self, partition: int, platform: str, tick: ClosedTick,
-                units: frozenset[int]) -> None:
-        """A tick about to run: store its merged input, drop its partials."""
-        self._put(_key(partition, "tick", platform, tick.index),
-                  MergedTick(platform=platform, index=tick.index, units=sorted(units),
-                             exposures=list(tick.exposures), rankings=list(tick.rankings)))
-        for u in units:
-            self.table.pop(_key(partition, "part", platform, tick.index, u), None)
-
-    def _recover(self, partition: int) -> Merger:
-        """A merger for ``partition`` rebuilt from the table (empty if it holds nothing)."""
-        merger = Merger(lambda _platform: Analysis(self.config, self.output,
-                                                   detectors=self.detectors),
-                        late=self._late)
-        ticks: list[MergedTick] = []
-        closed = False
-        for raw_key, raw in list(self.table.items()):
-            try:
-                key = msgspec.msgpack.decode(raw_key)
-                if not isinstance(key, list) or not key or key[0] != partition:
-                    continue
-                data = self.sealer.open(raw)
-            except (msgspec.DecodeError, SealError) as err:
-                log.warning("merge table: skipping an entry that is not ours (%s)", err)
-                continue
-            kind = key[1]
-            if kind == "progress":
-                merger.progress[key[2]] = msgspec.msgpack.decode(data, type=UnitProgress)
-            elif kind == "part":
-                part = msgspec.msgpack.decode(data, type=TickPartial)
-                merger.pending.setdefault(part.platform, {}).setdefault(
-                    part.index, {})[part.unit] = part
-            elif kind == "tick":
-                ticks.append(msgspec.msgpack.decode(data, type=MergedTick))
-            elif kind == "merged_until":
-                merger.merged_until = msgspec.msgpack.decode(data, type=int)
-            elif kind == "closed":
-                closed = True
-        if merger.progress:
-            merger.units = next(iter(merger.progress.values())).units
-        for t in sorted(ticks, key=lambda t: (t.index, t.platform)):
-            merger.rerun(t.platform, ClosedTick(t.index, t.exposures, t.rankings),
-                         frozenset(t.units))
-        merger.merged = lambda platform, tick, units: self._merged(partition, platform,
-                                                                   tick, units)
-        if closed:
-            merger.close()
-        if ticks:
-            log.info("partials partition %d: rebuilt from %d merged ticks", partition,
-                     len(ticks))
-        return merger
+            self.results.deadletters(rows)
 
 
-def faust_credentials(settings: Settings) -> Any:
-    """The broker security settings as Faust credentials (None for PLAINTEXT)."""
-    import faust
-    from aiokafka.helpers import create_ssl_context
-
-    protocol = settings.security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    context = None
-    if protocol in ("SSL", "SASL_SSL"):
-        context = create_ssl_context(cafile=settings.ssl_cafile,
-                                     certfile=settings.ssl_certfile,
-                                     keyfile=settings.ssl_keyfile)
-    if protocol == "SSL":
-        return faust.SSLCredentials(context)
-    return faust.SASLCredentials(username=settings.sasl_username,
-                                 password=sasl_password(settings),
-                                 ssl_context=context,
-                                 mechanism=settings.sasl_mechanism or "PLAIN")
+@dataclass(frozen=True)
+class MergeOptions:
+    poll_ms: int = 200
+    batch: int = 2000
+    session_timeout_ms: int = 10_000
+    retries: int = 20  # sessions ended by a Kafka error in a row before giving up
+    reconnect_s: float = 1.0
+    status_every_s: float = 10.0
 
 
-def build_app(settings: Settings, config: Config, *, session_timeout_s: float = 10.0,
-              detectors: list[str] | None = None,
-              announce: Callable[[str], None] = log.info) -> Any:
-    """The stage-two Faust app (``app.main()`` / ``faust.Worker(app).execute_from_command
-    line()`` runs it)."""
-    import faust
+@dataclass
+class MergeStats:
+    messages: int = 0
+    ticks: int = 0
+    sent: int = 0
+    rebuilds: int = 0
+    finished: list[int] = field(default_factory=list)
 
+
+def run_merge(settings: Settings, config: Config, *, options: MergeOptions | None = None,
+              stop: threading.Event | None = None,
+              announce: Callable[[str], None] = log.info,
+              on_status: Callable[[MergeStats], None] | None = None) -> MergeStats:
+    """Consume the partials topic until ``stop`` is set; see the module docstring."""
+    from kafka.errors import KafkaError
+
+    opts = options or MergeOptions()
+    stop = stop or threading.Event()
     topics = Topics.from_settings(settings)
-    pseudonymiser = load_pseudonymiser(settings)
-    app = faust.App(
-        f"{settings.group_id}-merge",
-        broker=";".join(f"kafka://{s}" for s in _servers(settings)),
-        broker_credentials=faust_credentials(settings),
-        store="memory://", web_enabled=False, autodiscover=False,
-        topic_partitions=settings.partials_partitions,
-        topic_replication_factor=settings.replication,
-        processing_guarantee="at_least_once",
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=session_timeout_s,
-        broker_heartbeat_interval=min(3.0, session_timeout_s / 3),
-        broker_commit_every=100, broker_commit_interval=1.0,
-        stream_wait_empty=False, table_cleanup_interval=3600.0)
-    partials = app.topic(topics.partials, key_type=bytes, value_type=bytes,
-                         key_serializer="raw", value_serializer="raw",
-                         partitions=settings.partials_partitions)
-    table = app.Table("merge", default=None, partitions=settings.partials_partitions,
-                      schema=faust.Schema(key_type=bytes, value_type=bytes,
-                                          key_serializer="raw", value_serializer="raw"))
-    output = KafkaOutput(topics)
-    state = MergeState(config, output, table,
-                       Sealer(pseudonymiser.derive_key("merge-state")), detectors=detectors)
-    app.amplimon_state = state  # for tests and status
+    stats = MergeStats()
+    metrics = WorkerMetrics()
+    server = serve(metrics.registry, settings.metrics_port)
+    if server is not None:
+        announce(f"metrics on port {settings.metrics_port} (/metrics)")
+    errors = 0
+    try:
+        while not stop.is_set():
+            state = MergeState(config, KafkaOutput(topics), metrics=metrics)
+            try:
+                _session(settings, topics, state, stats, opts, stop, announce, on_status)
+                errors = 0
+            except KafkaError as err:
+                errors += 1
+                if errors > opts.retries:
+                    raise MergeError(f"Kafka: {type(err).__name__}: {err}") from None
+                announce(f"Kafka error ({type(err).__name__}); reconnecting in "
+                         f"{opts.reconnect_s:g} s; stage two is rebuilt from the partials "
+                         "topic")
+                stop.wait(opts.reconnect_s)
+    finally:
+        if server is not None:
+            server.shutdown()
+    return stats
 
-    @app.agent(partials)
-    async def merge(stream: Any) -> None:
-        async for event in stream.events():
-            ran = state.handle(event.message.partition, event.value)
-            pending = output.drain()
-            for t, key, value in pending:
-                await app.producer.send_and_wait(t, key, value, None, None, None)
-            if ran:
-                log.debug("ran %d ticks", ran)
 
-    @app.on_partitions_revoked.connect
-    async def revoked(_app: Any, revoked: set[Any], **_kw: Any) -> None:
-        state.forget(tp.partition for tp in revoked if tp.topic == topics.partials)
+def _session(settings: Settings, topics: Topics, state: MergeState, stats: MergeStats,
+             opts: MergeOptions, stop: threading.Event, announce: Callable[[str], None],
+             on_status: Callable[[MergeStats], None] | None) -> None:
+    from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 
-    announce(f"merging partials of {topics.partials} ({settings.partials_partitions} "
-             f"partitions) as {app.conf.id}")
-    return app
+    client = kafka_python_options(settings)
+    consumer = KafkaConsumer(**client, group_id=f"{settings.group_id}-merge",
+                             enable_auto_commit=False, auto_offset_reset="earliest",
+                             max_partition_fetch_bytes=8 * 1024 * 1024,
+                             session_timeout_ms=opts.session_timeout_ms,
+                             heartbeat_interval_ms=max(1000, opts.session_timeout_ms // 5))
+    # not idempotent: Tansu answers InitProducerId with UnknownError; rows are upserts
+    producer = KafkaProducer(**client, acks="all", linger_ms=5, enable_idempotence=False,
+                             max_request_size=2 * 1024 * 1024)
+
+    class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+        def on_partitions_revoked(self, revoked: Any) -> None:
+            state.restart(tp.partition for tp in revoked)
+
+        def on_partitions_assigned(self, assigned: Any) -> None:
+            parts = sorted(tp.partition for tp in assigned)
+            state.restart(parts)
+            if assigned:
+                consumer.seek_to_beginning(*assigned)  # event sourcing: rebuild from the start
+                stats.rebuilds += 1
+            announce(f"merging partials partitions {parts}: rebuilding from the beginning")
+
+    try:
+        consumer.subscribe([topics.partials], listener=Rebalance())
+        last_status = time.monotonic()
+        while not stop.is_set():
+            batch = consumer.poll(timeout_ms=opts.poll_ms, max_records=opts.batch)
+            n = 0
+            for tp, records in batch.items():
+                for r in records:
+                    stats.ticks += state.handle(tp.partition, r.value)
+                    n += 1
+                if state.metrics is not None:
+                    state.metrics.records.labels(tp.topic).inc(len(records))
+            stats.messages += n
+            pending = state.output.drain()
+            futures = [producer.send(topic, key=key, value=value)
+                       for topic, key, value in pending]
+            if futures:
+                producer.flush()
+                for f in futures:  # acknowledged before the offsets that produced them
+                    f.get(timeout=30)  # raises the send's error (a new session follows)
+                stats.sent += len(pending)
+            if n:
+                consumer.commit()  # for lag monitoring: a restart reads from the start
+            stats.finished = sorted(p for p, m in state.mergers.items() if m.closed)
+            now = time.monotonic()
+            if on_status is not None and now - last_status >= opts.status_every_s:
+                on_status(stats)
+                last_status = now
+    finally:
+        try:
+            producer.flush(timeout=10)
+        finally:
+            producer.close(timeout=5)
+            consumer.close(autocommit=False)

@@ -48,6 +48,7 @@ class Service:
         self.log_path = log_path
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
+        self.killed = False  # SIGKILLed on purpose: its exit status is no failure
         self._log: IO[bytes] | None = None
 
     def start(self) -> Service:
@@ -89,6 +90,7 @@ class Service:
 
     def kill(self) -> None:
         """SIGKILL now (crash tests)."""
+        self.killed = True
         self.signal(signal.SIGKILL)
         if self.process is not None:
             self.process.wait()
@@ -112,7 +114,8 @@ class LiveStack:
                  settings: Settings | None = None, bootstrap: str | None = None,
                  port: int | None = None, snapshot_dir: str | Path | None = None,
                  checkpoint_seconds: float = 2.0, fast_rebalance: bool = True, workers: int = 1,
-                 worker_args: tuple[str, ...] = (), sink_args: tuple[str, ...] = ()) -> None:
+                 worker_args: tuple[str, ...] = (), sink_args: tuple[str, ...] = (),
+                 merge_args: tuple[str, ...] = ()) -> None:
         self.config = Path(config)
         self.db = Path(db)
         self.work_dir = Path(work_dir)
@@ -123,6 +126,7 @@ class LiveStack:
         self.workers = workers
         self.fast_rebalance = fast_rebalance
         self.worker_args, self.sink_args = worker_args, sink_args  # e.g. --metrics-port P
+        self.merge_args = merge_args
         self.broker: EmbeddedBroker | None = None
         self._bootstrap = bootstrap
         self.services: dict[str, Service] = {}
@@ -172,13 +176,14 @@ class LiveStack:
 
     def start_worker(self, *extra: str, name: str | None = None) -> Service:
         """Another stage-one worker (``worker``, ``worker-2``, … unless named)."""
-        if name is None:
-            n = sum(1 for k in self.services if k == "worker" or k.startswith("worker-"))
-            name = "worker" if n == 0 else f"worker-{n + 1}"
+        if name is None:  # the first name free (never used, or its process has ended)
+            names = ("worker" if i == 1 else f"worker-{i}" for i in range(1, 1000))
+            name = next(n for n in names
+                        if n not in self.services or not self.services[n].running)
         return self._start(name, ["worker", *self._timeouts(), *self.worker_args, *extra])
 
     def start_merge(self, *extra: str) -> Service:
-        return self._start("merge", ["merge", *self._timeouts(), *extra])
+        return self._start("merge", ["merge", *self._timeouts(), *self.merge_args, *extra])
 
     def start_sink(self, *extra: str) -> Service:
         return self._start("sink", ["sink", *self._timeouts(), *self.sink_args, *extra])
@@ -199,6 +204,8 @@ class LiveStack:
             if predicate():
                 return
             for s in self.services.values():
+                if s.killed:
+                    continue  # stopped on purpose (a fault test)
                 if s.process is not None and s.process.poll() not in (None, 0):
                     raise RuntimeError(f"{s.name} exited with {s.process.returncode}:\n"
                                        f"{s.log_text()[-3000:]}")

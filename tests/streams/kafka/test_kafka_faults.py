@@ -149,7 +149,7 @@ def test_broker_restarted_empty_on_the_same_port(simulation, reference, brokers,
     bootstrap = first.bootstrap
     with live_stack(simulation, tmp_path, first) as stack:
         settings = stack.settings
-        stack.wait_for(logged(stack, "worker", "assigned"), 60, "the worker to join")
+        stack.wait_for(logged(stack, "worker", "holding units"), 60, "the worker to join")
         produce_first(settings, simulation.files, 12_000)
         stack.wait_for(lambda: end_offset(settings, settings.topic_state) > 2
                        and end_offset(settings, settings.topic_findings) > 0
@@ -189,7 +189,7 @@ def test_broker_that_stops_answering_for_a_while(simulation, reference, brokers,
     broker = brokers[0]
     with live_stack(simulation, tmp_path, broker) as stack:
         settings = stack.settings
-        stack.wait_for(logged(stack, "worker", "assigned"), 60, "the worker to join")
+        stack.wait_for(logged(stack, "worker", "holding units"), 60, "the worker to join")
         produce_first(settings, simulation.files, 9_000)
         stack.wait_for(lambda: end_offset(settings, settings.topic_state) > 2
                        and (snapshot_value(stack.snapshot_dir, "amplification") or 0) > 0,
@@ -407,7 +407,7 @@ def test_hostile_records_ahead_of_the_stream_give_replays_result(
     with LiveStack(simulation.config_path, tmp_path / "live.duckdb", tmp_path,
                    settings=settings, bootstrap=settings.broker,
                    checkpoint_seconds=0.5) as stack:
-        stack.wait_for(logged(stack, "worker", "assigned"), 60, "the worker to join")
+        stack.wait_for(logged(stack, "worker", "holding units"), 60, "the worker to join")
         producer = make_producer(settings, max_request_size=8 << 20)  # Tansu takes 5 MB
         for topic, key, value in hostile:
             producer.send(topic, key=key, value=value)

@@ -72,7 +72,7 @@ def test_killed_worker_and_sink_lose_and_duplicate_nothing(simulation, reference
                    settings=settings, bootstrap=settings.broker,
                    checkpoint_seconds=0.5) as stack:
         worker = stack.services["worker"]
-        stack.wait_for(lambda: "assigned" in worker.log_text(), 60, "the worker to join")
+        stack.wait_for(lambda: "holding units" in worker.log_text(), 60, "the worker to join")
         # ~5 days of event time in ~15 s, end-of-stream marker at the end
         feeder = threading.Thread(target=produce, args=(stack.settings, simulation.files),
                                   kwargs={"speed": 30_000.0, "end_of_stream": True})
@@ -90,6 +90,8 @@ def test_killed_worker_and_sink_lose_and_duplicate_nothing(simulation, reference
             assert feeder.is_alive()
             stack.services["sink"].kill()  # SIGKILL while it writes
             stack.start_sink()
+            stack.services["merge"].kill()  # stage two too: rebuilt from its table
+            stack.start_merge()
         finally:
             feeder.join()
         stack.wait_for(lambda: drained(stack), 150, "worker and sink to drain the topics")
@@ -112,45 +114,39 @@ def _offsets_growing(stack: LiveStack, topic: str):
     return check
 
 
-def test_a_second_worker_in_the_group_is_refused(simulation, make_settings):
-    """Statistics need every partition in one engine: the worker that loses partitions to a
-    second one in its group stops with an explanation instead of computing on half the
-    users; the other goes on with every partition."""
-    import asyncio
-
-    from streams.kafka.topics import create_topics
-    from streams.kafka.worker import WorkerError, WorkerOptions, run_worker
-
-    settings = make_settings()
-    create_topics(settings)
-    options = WorkerOptions(session_timeout_ms=6000)
-
-    async def two_workers() -> tuple[BaseException | None, list[str]]:
-        stop = asyncio.Event()
-        said: list[str] = []
-        first = asyncio.create_task(run_worker(settings, simulation.config, options=options,
-                                               stop=stop, announce=said.append))
-        # until the first one has joined and holds every partition
-        while not any(line.startswith("assigned") for line in said):
-            await asyncio.sleep(0.1)
-        second = asyncio.create_task(run_worker(settings, simulation.config, options=options,
-                                                stop=stop, announce=said.append))
-        done, _ = await asyncio.wait([first, second], timeout=60,
-                                     return_when=asyncio.FIRST_COMPLETED)
-        error = next(iter(done)).exception() if done else None
-        # the survivor takes over every partition after a rebalance (~12 s on Tansu)
-        deadline = asyncio.get_running_loop().time() + 60
-        while (said.count("assigned 6 input partitions") < 2
-               and asyncio.get_running_loop().time() < deadline):
-            await asyncio.sleep(0.2)
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), 30)
-        return error, said
-
-    error, said = asyncio.run(two_workers())
-    assert isinstance(error, WorkerError), error
-    assert "input partitions" in str(error) and "another worker" in str(error)
-    assert said.count("assigned 6 input partitions") == 2  # the first, then the survivor
+@pytest.mark.parametrize("workers", [2, 3])
+def test_workers_join_leave_and_die_and_the_result_is_replays(simulation, reference,
+                                                              make_settings, tmp_path: Path,
+                                                              workers: int):
+    """Stage one scaled out: ``workers`` workers share the units (input partition pairs);
+    mid-stream one more joins (a rebalance moves units), then one is killed (SIGKILL: its
+    units are resumed elsewhere from their checkpoints).  The store equals replay's."""
+    settings = make_settings(partitions=4)
+    with LiveStack(simulation.config_path, tmp_path / "live.duckdb", tmp_path,
+                   settings=settings, bootstrap=settings.broker, workers=workers,
+                   checkpoint_seconds=0.5) as stack:
+        names = [n for n in stack.services if n.startswith("worker")]
+        assert len(names) == workers
+        stack.wait_for(lambda: all("holding units" in stack.services[n].log_text()
+                                   for n in names), 90, "every worker to hold units")
+        feeder = threading.Thread(target=produce, args=(stack.settings, simulation.files),
+                                  kwargs={"speed": 20_000.0, "end_of_stream": True})
+        feeder.start()
+        try:
+            stack.wait_for(_offsets_growing(stack, settings.topic_state), 60,
+                           "a unit checkpoint")
+            joined = stack.start_worker()
+            stack.wait_for(lambda: "holding units" in joined.log_text(), 90,
+                           "the new worker to take units")
+            victim = stack.services[names[0]]
+            victim.kill()
+        finally:
+            feeder.join()
+        stack.wait_for(lambda: drained(stack), 240, "workers, merge and sink to drain")
+        logs = "".join(stack.services[n].log_text() for n in stack.services
+                       if n.startswith("worker"))
+    assert "restored checkpoint" in logs  # units moved and resumed
+    assert_same_results(stored(stack), reference)
 
 
 def _free_port() -> int:
@@ -189,16 +185,17 @@ def test_worker_and_sink_serve_prometheus_metrics(simulation, reference, make_se
     from streams.files import read_file
 
     settings = make_settings(**loaded_inputs)
-    worker_port, sink_port = _free_port(), _free_port()
+    worker_port, sink_port, merge_port = _free_port(), _free_port(), _free_port()
     records = sum(1 for p, t in simulation.files for _ in read_file(p, t)) + len(GARBAGE) + 6
     with LiveStack(simulation.config_path, tmp_path / "live.duckdb", tmp_path,
                    settings=settings, bootstrap=settings.broker,
                    worker_args=("--metrics-port", str(worker_port)),
-                   sink_args=("--metrics-port", str(sink_port))) as stack:
+                   sink_args=("--metrics-port", str(sink_port)),
+                   merge_args=("--metrics-port", str(merge_port))) as stack:
         stack.wait_for(lambda: drained(stack), 120, "worker and sink to drain the topics")
         stack.wait_for(lambda: _total(_scrape(sink_port), "amplimon_findings")
                        == len(reference.findings), 30, "the sink's findings gauge")
-        worker, sink = _scrape(worker_port), _scrape(sink_port)
+        worker, sink, merge = _scrape(worker_port), _scrape(sink_port), _scrape(merge_port)
         assert "metrics on port" in stack.services["worker"].log_text()
     exposure, ranking = settings.topic_exposure, settings.topic_ranking
     assert _total(worker, "amplimon_records_total") == records
@@ -213,7 +210,9 @@ def test_worker_and_sink_serve_prometheus_metrics(simulation, reference, make_se
     assert _total(worker, "amplimon_checkpoints_total") >= 1
     assert 0 <= worker[("amplimon_checkpoint_age_seconds", ())] < 120
     assert worker[("amplimon_checkpoint_bytes", ())] > 1000
-    assert _total(worker, "amplimon_finding_updates_total") >= len(reference.findings)
+    # the detectors run in stage two: it counts the finding versions it sends
+    assert _total(merge, "amplimon_finding_updates_total") >= len(reference.findings)
+    assert _total(merge, "amplimon_records_total", topic=settings.topic_partials) > 0
     with Store(stack.db) as store:
         by_kind = store.query("SELECT kind, severity, count(*) FROM findings GROUP BY ALL")
     for kind, severity, n in by_kind:
