@@ -81,6 +81,9 @@ def run_one(name: str, seed: int, overrides: dict[str, Any] | None = None) -> di
                     tests.append((ts.detector, ts.scope, subject, float(ts.max_log_e[j]),
                                   ts.log_threshold))
     return {"scenario": name, "seed": seed, "seconds": time.perf_counter() - t,
+            "families": sorted({(p, w["jurisdiction"]) for p in (sim.config.get("platforms")
+                                                                 or {"?": None})
+                                for w in sim.config["windows"]}),
             "alarms": sorted({(f.detector, f.kind, f.subject, f.region, f.surface or "")
                               for f in findings if f.kind in ALARMS}),
             "informational": sorted({(f.detector, f.kind, f.subject) for f in findings
@@ -93,6 +96,26 @@ def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     lo = 0.0 if k == 0 else float(stats.beta.ppf(a, k, n - k + 1))
     hi = 1.0 if k == n else float(stats.beta.ppf(1 - a, k + 1, n - k))
     return lo, hi
+
+
+def window_of(region: str) -> str:
+    """The window jurisdiction of a finding's region (a subdivision scope ``DE-BY`` → ``DE``)."""
+    return region.split("-")[0]
+
+
+def per_window(runs: list[dict[str, Any]], windows_per_run: int = 2) -> dict[str, Any]:
+    """The guarantee's own unit: P(any false finding in a (platform, window)) ≤ α.  The share
+    of (election, window) pairs with an alarm-kind finding, overall and per detector (each
+    detector's bound is its share ``α_d``).  The simulator has one platform and
+    ``windows_per_run`` windows (DE, AT)."""
+    n = sum(len(r["families"]) if "families" in r else windows_per_run for r in runs)
+    hit = {(r["scenario"], r["seed"], window_of(a[3])) for r in runs for a in r["alarms"]}
+    by_det: dict[str, int] = defaultdict(int)
+    for det in {a[0] for r in runs for a in r["alarms"]}:
+        by_det[det] = len({(r["scenario"], r["seed"], window_of(a[3])) for r in runs
+                           for a in r["alarms"] if a[0] == det})
+    return {"windows": n, "alarmed": len(hit), "share": len(hit) / n if n else 0.0,
+            "ci95": clopper_pearson(len(hit), n), "by_detector": dict(by_det)}
 
 
 def summarise(runs: list[dict[str, Any]], alpha: float = 0.05) -> dict[str, Any]:
@@ -112,6 +135,7 @@ def summarise(runs: list[dict[str, Any]], alpha: float = 0.05) -> dict[str, Any]
         for d in {a[0] for a in r["alarms"]}:
             det_runs[d] += 1
     res["run_level"]["by_detector"] = dict(det_runs)
+    res["per_window"] = per_window(runs)
     res["alarms"] = [(r["scenario"], r["seed"], a) for r in runs for a in r["alarms"]]
     tests = [t for r in runs for t in r["tests"]]
     ville: dict[str, Any] = {}
@@ -158,6 +182,10 @@ def main() -> None:
           f"(95% CI {lo:.3f}-{hi:.3f}; alpha 0.05); by detector {rl['by_detector']}")
     for s, v in rl["by_scenario"].items():
         print(f"  {s:22s} {v['alarmed']}/{v['runs']}")
+    pw = res["per_window"]
+    print(f"per (platform, window) — the guarantee's unit: {pw['alarmed']}/{pw['windows']} = "
+          f"{pw['share']:.3f} (95% CI {pw['ci95'][0]:.3f}-{pw['ci95'][1]:.3f}; alpha 0.05); "
+          f"by detector {pw['by_detector']}")
     print("\nVille per test: share of null tests with max E >= 1/a (bound: binomial 99%)")
     print(f"  {'detector':18s} {'tests':>7s} " + " ".join(f"{'a=' + str(a):>16s}"
                                                          for a in LEVELS))

@@ -1,7 +1,7 @@
 """The holdout test's minimum detectable effect, power on planted boosts, CI coverage.
 
     .venv/bin/python benchmarks/bench_power.py [--null 40] [--planted 12] [--jobs 2]
-        [--skip mde,power,coverage] [--out benchmarks/results]
+        [--scoped 0] [--skip mde,power,coverage] [--name power] [--out benchmarks/results]
 
 1. **MDE, (a) vs (b)** (issue 18, item 1) — ``--null`` null elections of the project's
    simulator at its default size.  For every subject of ``holdout_shift`` (whole scope):
@@ -29,7 +29,12 @@
    ``evidence.effect.ci95`` (fixed-time 95 %) contain the simulator's ground truth
    ``exposure_effect`` (the counterfactual change in exposure), per detector.
 
-Prints tables and writes ``results/power.json``.
+4. **Scopes** (``--scoped N``) — ``N`` elections of ``surface_and_region`` (a hidden ×3 boost
+   on the search surface only, a ×2 boost in the subdivision DE-BE only): found by
+   ``holdout_shift`` in its own scope and in the whole scope, and whether the scope finding's
+   interval covers the exposure effect.
+
+Prints tables and writes ``results/<name>.json`` (``power.json``).
 """
 
 from __future__ import annotations
@@ -265,12 +270,63 @@ def coverage_study(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return res
 
 
+def scoped_study(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Boosts confined to one surface or one subdivision (``surface_and_region``): found by
+    ``holdout_shift`` in their own scope, in the whole scope, and whether the scope finding's
+    interval covers the exposure effect (measured in the sessions the boost applied to)."""
+    rows: dict[str, dict[str, Any]] = {}
+    false_flags = []
+    for run in runs:
+        for iv in run["truth"]:
+            kind = _expected(iv)
+            scoped = iv["surfaces"] or [r for r in iv["regions"] if r != iv["region"]]
+            if kind is None or not scoped:
+                continue
+            def in_scope(f: dict[str, Any], iv: dict[str, Any] = iv) -> bool:
+                return (f["surface"] in iv["surfaces"] if iv["surfaces"]
+                        else f["surface"] is None and f["region"] in iv["regions"])
+            hits = [f for f in run["findings"] if f["detector"] == "holdout_shift"
+                    and f["subject"] == iv["target"] and f["kind"] == kind]
+            scope_hits = [f for f in hits if in_scope(f)]
+            whole = [f for f in hits if f["surface"] is None and f["region"] == iv["region"]]
+            key = (f"{iv['kind']} {iv['target']} ×{iv['multiplier']:g} in "
+                   f"{'surface ' + iv['surfaces'][0] if iv['surfaces'] else iv['regions'][0]}")
+            row = rows.setdefault(key, {"runs": 0, "found_in_scope": 0, "found_whole": 0,
+                                        "scope_ci_covers": 0, "exposure_effect": []})
+            row["runs"] += 1
+            row["found_in_scope"] += bool(scope_hits)
+            row["found_whole"] += bool(whole)
+            row["exposure_effect"].append(iv["exposure_effect"])
+            truth = iv["exposure_effect"]
+            row["scope_ci_covers"] += bool(scope_hits) and truth is not None and \
+                scope_hits[0]["ci_low"] <= truth <= scope_hits[0]["ci_high"]
+        accepted = {(iv["subject_kind"], iv["target"]) for iv in run["truth"]
+                    if _expected(iv) or iv["expected_finding"] != "none"}
+        accepted |= {(a["subject_kind"], a["subject"]) for iv in run["truth"]
+                     for a in iv["also_acceptable"]}
+        false_flags += [(run["seed"], f["detector"], f["kind"], f["subject"], f["region"],
+                         f["surface"]) for f in run["findings"] if f["kind"] in ALARMS
+                        and (f["subject_kind"], f["subject"]) not in accepted]
+    for key, row in rows.items():
+        row["exposure_effect"] = float(np.median([e for e in row["exposure_effect"]
+                                                  if e is not None]))
+        print(f"  {key:52s} found in its scope {row['found_in_scope']}/{row['runs']}, in the "
+              f"whole {row['found_whole']}/{row['runs']}; scope CI covers the exposure effect "
+              f"×{row['exposure_effect']:.2f} in {row['scope_ci_covers']}")
+    print(f"  false flags (any detector, any scope): {len(false_flags)} {false_flags[:6]}")
+    return {"planted": rows, "false_flags": false_flags}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--null", type=int, default=40, help="null elections for the MDE study")
     ap.add_argument("--planted", type=int, default=12, help="elections per planted scenario")
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--scoped", type=int, default=0,
+                    help="surface_and_region elections (boosts confined to a surface / a "
+                         "subdivision); 0 = skip")
     ap.add_argument("--skip", default="")
+    ap.add_argument("--name", default="power", help="results file name (without .json)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -298,9 +354,14 @@ def main() -> None:
         if "coverage" not in skip:
             print("\n== coverage of the planted exposure effect")
             res["coverage"] = coverage_study([r for v in planted.values() for r in v])
+        if args.scoped:
+            print("\n== boosts confined to one surface / one subdivision, holdout_shift")
+            seeds = range(82_000, 82_000 + args.scoped)
+            res["scoped"] = scoped_study(list(pool.map(
+                planted_run, ["surface_and_region"] * len(seeds), seeds)))
     res["seconds"] = time.perf_counter() - t0
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "power.json"
+    path = args.out / f"{args.name}.json"
     path.write_text(json.dumps(res, indent=1, default=str))
     print(f"\nwrote {path} ({res['seconds']:.0f} s)")
 
