@@ -164,7 +164,13 @@ def platform_reference(d: ArrayLike, x: ArrayLike, v: ArrayLike, vx: ArrayLike, 
     ``min_spread`` of its raw spread (the slope is not identified).  Variances: ``1/Σw`` for
     ``c`` and ``1/S_xx`` for ``γ`` (weighted least squares, known variances).
     """
-    d, x, v, vx = (np.asarray(a, dtype=float) for a in (d, x, v, vx))
+    return _platform_reference(np.asarray(d, dtype=float), np.asarray(x, dtype=float),
+                               np.asarray(v, dtype=float), np.asarray(vx, dtype=float),
+                               huber_k, iterations, min_spread)
+
+
+def _platform_reference(d: Floats, x: Floats, v: Floats, vx: Floats, huber_k: float,
+                        iterations: int, min_spread: float) -> Reference:
     ok = np.isfinite(d) & np.isfinite(x) & np.isfinite(v) & (v > 0) & np.isfinite(vx)
     n = int(ok.sum())
     if n < 3:
@@ -261,15 +267,16 @@ def common_shift(d: ArrayLike, v: ArrayLike, *, huber_k: float = 2.0,
     takes ranked-feed share from all the others: ``c`` is that displacement (and anything
     else common to all accounts), subtracted from each subject before it is tested.
     ``Var c ≈ 1/Σ w`` (``w`` = the final weights ``h/v``).  ``(0, inf)`` without data."""
-    d, v = np.asarray(d, dtype=float), np.asarray(v, dtype=float)
-    ok = np.isfinite(d) & np.isfinite(v) & (v > 0)
+    da, va = np.asarray(d, dtype=float), np.asarray(v, dtype=float)
+    ok = np.isfinite(da) & np.isfinite(va) & (va > 0)
     if ok.sum() < 3:
         return 0.0, math.inf
-    d, v = d[ok], v[ok]
-    w = 1 / v
-    c = float(np.median(d))
+    da, va = da[ok], va[ok]
+    w = 1 / va
+    c = float(np.median(da))
+    h = np.ones_like(da)
     for _ in range(iterations):
-        r = (d - c) / np.sqrt(v)
+        r = (da - c) / np.sqrt(va)
         h = np.minimum(1.0, huber_k / np.maximum(np.abs(r), 1e-12))
-        c = float((w * h * d).sum() / (w * h).sum())
+        c = float((w * h * da).sum() / (w * h).sum())
     return c, 1 / float((w * h).sum())

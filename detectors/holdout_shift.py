@@ -539,6 +539,7 @@ class HoldoutShift(Detector):
         cell = self._state.cell((panel.platform, info.window.id, st.scope))
         m = st.m[i:i + 1] if st.m is not None else membership(cell, [panel.members[i]])
         phi = float(panel.phi[i]) if panel.phi is not None else 1.0
+        assert st.shift is not None and st.shift_var is not None
         now_h = max(1, -(-(panel.last_ms - info.w0) // HOUR_MS))
         direction = st.tests.direction[i]
         best_k, best_gain = 0, 0.0

@@ -345,9 +345,9 @@ class RankUplift(Detector):
             row[2] += float(a2_sum[j])
             row[4] = row[4] or bool(lg[j])
         # entries of monitored actors → (subject, entry) pairs (actor and its group)
-        subs = [panel.actor_subjects.get(str(a), ()) for a in d.actors]
-        first = np.array([t[0] if t else -1 for t in subs], dtype=np.int64)
-        second = np.array([t[1] if len(t) > 1 else -1 for t in subs], dtype=np.int64)
+        by_code = [panel.actor_subjects.get(str(a), ()) for a in d.actors]
+        first = np.array([ids[0] if ids else -1 for ids in by_code], dtype=np.int64)
+        second = np.array([ids[1] if len(ids) > 1 else -1 for ids in by_code], dtype=np.int64)
         codes = d.actor_code[keep]
         s1, s2 = first[codes], second[codes]
         r1, r2 = np.flatnonzero(s1 >= 0), np.flatnonzero(s2 >= 0)

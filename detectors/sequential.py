@@ -137,7 +137,7 @@ def guard_variance(variance: ArrayLike, floor: ArrayLike | None = None) -> Float
 def _check_tau(tau: ArrayLike) -> Floats:
     t = np.asarray(tau, dtype=float)
     if not np.all(t > 0):
-        raise ValueError(f"tau must be > 0, got {tau}")
+        raise ValueError(f"tau must be > 0, got {t.tolist()}")
     return t
 
 

@@ -181,7 +181,9 @@ def ranking_records(cols: Columns, order: np.ndarray, ts: list[str | int],
     """Ranking dicts for source rows ``order``; a duplicate gets its own copy of the items."""
     x = cols.extra
     organic = x["e_organic"]
-    organic_list = np.where(np.isnan(organic), None, organic).tolist()
+    organic_obj = organic.astype(object)
+    organic_obj[np.isnan(organic)] = None
+    organic_list = organic_obj.tolist()
     names: dict[int, list[str]] = {}
     for mask in np.unique(x["e_logged"]).tolist():
         names[mask] = [iv for b, iv in enumerate(intervention_ids) if mask >> b & 1]

@@ -61,10 +61,11 @@ def amplification_rows(params: SimParams, accounts: Accounts, timeline: Timeline
                     u, a = user[sel], actor[sel]
                     stats[arm] = _arm_stats(u, a, group_of, accounts.n, len(groups))
                 common = {"platform": name, "region": jur, "window_id": w.id, "period": period}
-                for a in monitored:
-                    rows.append(_row(common, "actor", accounts.ids[a], stats, "actor", a))
-                for g in live_groups:
-                    rows.append(_row(common, "group", groups[g], stats, "group", g))
+                for acc in monitored:
+                    rows.append(_row(common, "actor", accounts.ids[acc], stats, "actor",
+                                     int(acc)))
+                for gi in live_groups:
+                    rows.append(_row(common, "group", str(groups[gi]), stats, "group", gi))
     return rows
 
 
