@@ -14,7 +14,8 @@ through the soak.  Every ``sim-hours / n`` a new planted intervention starts on 
 logged as organic; DE actors before the AT window opens, AT actors after), next to the
 null background (a posting surge, a disclosed labelled boost), so findings keep arriving
 for the whole run.  Ticks of 15 s, lateness 6 s (as ``bench_e2e``'s paced phase),
-``holdout_shift`` looks every 15 min (its default, daily, would never look in two hours).
+``holdout_shift`` tests from 15 min into a window (its default, 6 hours, would never test in
+two hours).
 The election is simulated in a child process, so this process's memory is the producer's.
 
 **Phases.**  *Backlog*: the baseline, up to 2 min (event time) before the DE window opens,
@@ -141,7 +142,7 @@ def write_election(out: str, sim_hours: float, users: int, seed: int) -> dict[st
     config_path = Path(paths["config"])
     cfg = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     cfg.setdefault("detection", {}).update(tick_minutes=TICK_MIN, lateness_minutes=LATENESS_MIN,
-                                           holdout_shift={"look_hours": 0.25})
+                                           holdout_shift={"min_window_hours": 0.25})
     config_path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     truth = json.loads(Path(paths["truth"]).read_text(encoding="utf-8"))
     return {"paths": {k: str(v) for k, v in paths.items()},

@@ -41,19 +41,23 @@ register(DetectorSpec.of(
 # score gap, a missing label) and lose almost no power with a smaller share.
 register(DetectorSpec.of(
     HoldoutShift,
-    "Window-vs-baseline change of the ranked÷holdout exposure ratio per actor and group "
-    "(always-valid, two-way clustered).", budget_weight=0.3))
+    "Change of the subject's ranked vs holdout exposure share from the baseline to the window "
+    "(hour-matched, users paired, items pooled; per surface and subdivision too; "
+    "always-valid).", budget_weight=0.3))
 register(DetectorSpec.of(
     RankUplift,
-    "Final ranking score above organic_score per actor and group, against the platform-wide "
-    "median adjustment (always-valid, slate-clustered).", budget_weight=0.2))
+    "Final ranking score above organic_score per actor and group, against the adjustment of "
+    "unregistered accounts' items (always-valid, items and slates as clusters).",
+    budget_weight=0.2))
 register(DetectorSpec.of(
     ScoreShift,
     "Within-item change of ranking scores at the window start per actor and group, against "
-    "all items; catches boosts logged as organic (always-valid).", budget_weight=0.3))
+    "the platform-wide change at the same score level; catches boosts logged as organic; "
+    "reports a new ranking model as platform_change (always-valid).", budget_weight=0.3))
 register(DetectorSpec.of(
     MissingLabel,
-    "Disclosed intervention shown without its label (always-valid share test).",
+    "Disclosed intervention shown without its label (always-valid share test, users as "
+    "clusters).",
     budget_weight=0.2))
 
 

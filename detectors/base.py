@@ -83,3 +83,8 @@ class Detector(ABC):
         ``rejected``, ``conflicting`` per topic), given before :meth:`finish`: what the
         detectors never see as events (a check on the platform's logs may report them)."""
         return None
+
+    def test_states(self) -> list[Any]:
+        """The state of every always-valid test (:class:`detectors.sequential.TestState`):
+        what calibration studies check Ville's inequality on.  Empty for logged facts."""
+        return []

@@ -4,79 +4,103 @@ Why
 ---
 An intervention that starts with the election window and is logged *as organic* (the
 platform's ``organic_score`` already contains the boost, so ``score − organic_score = 0``)
-is invisible to :mod:`detectors.rank_uplift`; the holdout comparison
-(:mod:`detectors.holdout_shift`) reveals it, but compares *different* items before and after,
-and which items an actor happened to post (their quality, their timing) moves its
-amplification by as much as a ×1.5 boost.  Items that were live across the window start are
-their own control: their content did not change at midnight, so their scores should not
-either.
+is invisible to :mod:`detectors.rank_uplift`.  Items that were live across the window start
+are their own control: their content did not change at midnight, so their scores should not
+either — beyond what changed for every item of the platform.
+
+What ``effect`` measures
+------------------------
+The multiplicative change in the subject's **exposure** that its score shift ``θ`` (the
+shift of its items' scores at the window start, beyond the platform-wide change) causes:
+``effect = exp(β̂ θ̂)``, ``β̂`` = the platform's elasticity of exposure to score, measured on
+its own data against the holdout arm (:mod:`detectors._elasticity`).  The onset is the
+window start by construction (the design compares the items' scores just before and after
+it); ``evidence.score_shift`` reports ``θ`` itself.  Scores that do not move exposure
+(``β̂`` not clearly positive, e.g. scores that carry no information) cannot amplify: no
+finding then.
 
 Two estimates, one e-process
 ----------------------------
-Two independent estimates of the same log shift ``θ`` — *within-item* (sharp, but only items
-live across ``t₀``) and *level* (all other items, noisier) — are combined by inverse-variance
-weighting, ``θ̂ = (θ̂_w/V_w + θ̂_L/V_L) / (1/V_w + 1/V_L)``, ``V = 1/(1/V_w + 1/V_L)``; they
-are independent because the level statistic leaves out the items compared within-item.
+*Within-item* (items live across ``t₀``) and *level* (all other items, per account) are two
+independent estimates of ``θ``, combined by inverse-variance weighting.
 
-Within-item statistic
----------------------
-Boundary ``t₀`` = window start, horizon ``h``.  For every item with ranked-arm slate entries
-(region in scope, no disclosed intervention) both in ``[t₀ − h, t₀)`` and in ``[t₀, t)``
-(``t ≤ t₀ + h``), ``Δ_i = mean(score | after) − mean(score | before)`` with within-item
-variance ``v_i = s̃²_before/n_before + s̃²_after/n_after``, where ``s̃²`` is the item's score
-spread across users (affinity, slate context) shrunk towards the platform-wide pooled spread
-with a weight of ``prior_entries`` entries (an item seen in 5 slates would otherwise claim
-whatever spread its 5 scores happen to have).  Legitimate changes hit everyone (a model update
-at midnight, diurnal competition), so ``Δ_i`` is centred on the **median over all items** of
-the platform (registered or not), ``c``.  Items also differ beyond ``v_i`` (ageing, engagement,
-which users a slate reaches), estimated robustly over all items:
-``σ²_Δ = max(0, median((Δ_i − c)² − v_i) / 0.4549)`` (0.4549 = median of χ²₁).  Per
-subject (an actor's items; a group's members' items)::
+Within-item: boundary ``t₀`` = window start, horizon ``h``.  For every item with ranked-arm
+entries (region in scope, no disclosed intervention) both in ``[t₀ − h, t₀)`` and in
+``[t₀, t)``, ``Δ_i = mean(score | after) − mean(score | before)`` with within-item variance
+``v_i`` (the item's score spread across users, shrunk towards the platform's pooled spread
+with ``prior_entries`` entries).  The **platform-wide change** is fitted across the control
+items — those of unregistered accounts when there are ``≥ min_reference``, else all — as
+``Δ_i = c + γ (s̄_i − x̄) + e_i`` (``s̄_i`` = the item's mean score before ``t₀``): ``c`` is a
+change every item shares, ``γ`` the signature of a new ranking model that rescales everyone's
+scores (every score ×1.3 gives ``γ = 0.3``, and moves the accounts at the top and bottom of the
+score range most).  Errors-in-variables corrected (``s̄_i`` is noisy and shares its noise
+with ``Δ_i``) and Huber-robust (:func:`detectors._holdout_stats.platform_reference`).  The
+between-item variance ``σ²_Δ`` of the residuals beyond ``v_i`` is estimated by the robust
+Paule–Mandel equation (:func:`detectors._holdout_stats.item_variance`; the earlier
+``median((Δ − c)² − v)/0.4549`` was biased — ``σ² − 1.2·median(v)`` under normality, often 0).
+Per subject::
 
-    w_i = 1 / (v_i + σ²_Δ),   θ̂ = Σ w_i (Δ_i − c) / Σ w_i,   Var(θ̂) = 1/Σ w_i + Var(c)
+    r_i = Δ_i − c − γ (s̄_i − x̄),   w_i = 1 / (v_i + σ²_Δ + (2γ + γ²) vb_i)
+    θ̂ = Σ w_i r_i / Σ w_i,   Var = 1/Σ w_i + Var(c) + (s̄_w − x̄)² Var(γ)
 
-with ``Var(c) = (π/2) · median(v_i + σ²_Δ) / n_items`` (the median's sampling variance).
+Level: for every item with ``≥ min_entries`` entries in the baseline or in the window (and not
+compared within-item), its mean score; per account the mean over its items per period (items
+weigh equally).  An account's shift ``L_W − L_B`` is compared with the same level-dependent
+platform-wide change fitted across control *accounts* (unregistered when ``≥ 10``), with an
+account-level variance beyond the items' (Paule–Mandel).  A group's level shift is the mean of
+its members'.
 
-Level statistic
----------------
-For every item with ≥ ``min_entries`` entries in the baseline (``[baseline start, t₀)``) or
-in the window so far, and not used within-item, its mean score ``m_i`` in that period.  For
-an actor, ``L_P`` = the mean of ``m_i`` over its items in period ``P`` (items weigh equally: a
-viral item does not dominate), and ``θ_level = (L_W − L_B) − c_L`` with ``c_L`` = the median
-over *all* the platform's accounts (registered or not) of their own ``L_W − L_B`` (accounts
-weigh equally, so a change in who posts cannot move the reference).  Variance:
-``ṽ (1/n_B + 1/n_W) + Var(c_L)`` with ``ṽ`` the actor's between-item variance of ``m_i`` (both
-periods, around their period means) shrunk towards the value pooled over all actors with a
-weight of ``prior_items`` items.  For a group, ``θ_level`` is the mean of its members'
-uncentred shifts minus ``c_L`` (so a member posting more cannot shift the group's level by
-changing its composition), with variance ``Σ Var_member / k²``.
+Guards and small samples: a component is tested only with ``≥ min_items`` compared items
+(``min_reference`` for the references); variances cannot fall below the pooled between-item
+model (``σ²`` enters every weight) — no per-entry ``min_sd`` — and pass the central guard
+(:func:`detectors.sequential.guard_variance`, ``MIN_VARIANCE``).
 
-Effect
-------
-``effect = exp(θ̂)``: the factor on the items' ranking weight ``exp(score)`` that appeared at
-the window start, beyond the platform-wide change (softmax / Plackett–Luce reading as in
-:mod:`detectors.rank_uplift`).  It uses the *final* score, so it also sees hidden boosts (which
-rank_uplift flags too) and works for platforms that log no ``organic_score`` at all.
-
-Scope and limits
-----------------
-Only interventions that change at the window start are visible (the design's identifying
-assumption: content does not change its relevance at ``t₀``, beyond what all items share).  A
-boost that ramps up later, or runs from before the baseline, is left to holdout_shift and
-rank_uplift.  Items of a declared, disclosed intervention are excluded entry by entry.
+Platform-wide change
+--------------------
+``γ`` has its own always-valid test (one more test in the budget, the same margin: a change of
+scale below ``margin − 1`` is none):
+a crossing is reported **once** per platform and window as the informational kind
+``platform_change`` (``effect = 1 + γ̂``: the factor the new model applies to scores), never as
+amplification of the accounts it moves most.
 
 Guarantee
 ---------
 The after-means accumulate tick by tick over ``[t₀, t₀ + h)``, so ``θ̂_t`` is a cumulative
-estimate and the always-valid mixture e-process of :mod:`detectors.sequential` applies
-(margin ``δ = log(margin)``); Bonferroni over the window's ``m`` monitored subjects per
-platform: ``P(any false finding of this detector on a platform in a window) ≤ α_d``,
-asymptotically, under continuous monitoring.  Reported ``p_value = min(1, m / max_t E_t)``;
-``effect = exp(θ̂)`` with the ``1 − α_d/m`` confidence sequence; the evidence lists both
-components.
+estimate and the always-valid mixture e-process of :mod:`detectors.sequential` applies.
+Bonferroni over the window's ``m`` monitored subjects plus the platform test per platform:
+``P(any false finding of this detector on a platform in a window) ≤ α_d``, asymptotically,
+under continuous monitoring.  ``ci_low``/``ci_high`` = ``exp(β̂ · CS)``, the test's own
+confidence sequence on ``θ`` (:func:`detectors.sequential.cs_by_inversion`) translated.
+
+Scope: the whole jurisdiction and all surfaces (``surface = null``).  Surfaces and ISO 3166-2
+subdivisions are tested by :mod:`detectors.holdout_shift` (:mod:`detectors._scopes`); this
+detector does not split its budget over them yet.
+
+Two stages (scale-out)
+----------------------
+Every input is a sum over slates, and a slate is one user's, so it partitions by user:
+
+1. **Reducer** — the first half of :meth:`ScoreShift._fold`: the tick's in-scope slate
+   entries (:func:`detectors._slates.slate_entries`) → per item and side (``nb``/``na``
+   near the boundary, ``B``/``W`` the periods) the increments ``(n, Σ score, Σ score²)``
+   (``np.bincount``), plus per subject the relative-score sums and slate shares
+   (:meth:`ScoreShift._fold_subjects`) and, for the elasticity,
+   :meth:`detectors._elasticity.ItemExposure.add_exposures`/``add_scores`` (per-item
+   exposure counts per arm, score sums).  No per-user state.
+2. **Merged state** — the per-(platform, window) ``_Panel``: the per-item arrays
+   ``_Panel.stats`` (``n_*``, ``s_*``, ``q_*`` for the four sides, indexed by
+   ``item_index``), the item → account / subject maps (``item_account``, ``item_subject``,
+   ``accounts``, ``registered``), ``rel``/``rel_n``/``share`` per subject, and one
+   :class:`~detectors._elasticity.ItemExposure` per platform.  All are sums: partial sums of
+   user partitions add.  :meth:`ScoreShift._test` (within-item and level estimates,
+   references, ``σ²``, the tests) reads only them.
+
+In the code both halves are one function (``_fold`` adds each increment into the panel as it
+computes it); splitting it means returning the ``bincount`` arrays keyed by item id instead.
 
 Reference: interrupted time series / difference in differences with unit fixed effects
-(Angrist & Pischke 2009, ch. 5); Rousseeuw & Croux 1993 (MAD scale); Johari et al. 2017.
+(Angrist & Pischke 2009, ch. 5); Fuller 1987 (measurement error); Paule & Mandel 1982;
+Johari et al. 2017.
 """
 
 from __future__ import annotations
@@ -87,13 +111,21 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
+from detectors._elasticity import Elasticity, ItemExposure, fit_elasticity, slate_relative
+from detectors._holdout_stats import Reference, item_variance, platform_reference
 from detectors._slates import SlateEntries, slate_entries
 from detectors._subjects import covering_disclosures, disclosure_json, window_subjects
 from detectors.base import Detector, DetectorContext, Tick
 from detectors.sequential import (
+    Reported,
     SequentialPanel,
+    TestState,
+    adjusted_p,
+    agrees,
     crossing_evidence,
+    cs_by_inversion,
     mde_rows,
     sequential_finding,
     test_evidence,
@@ -119,17 +151,29 @@ class _Panel:
     actor_index: dict[str, int]
     group_members: dict[int, list[int]]
     tests: SequentialPanel
+    covered: list[bool]
     item_index: dict[str, int] = field(default_factory=dict)
     item_subject: list[int] = field(default_factory=list)  # actor subject index, -1 = none
     item_account: list[int] = field(default_factory=list)  # publishing account (any) code
     accounts: dict[str, int] = field(default_factory=dict)
+    registered: list[bool] = field(default_factory=list)   # per account code
     stats: dict[str, np.ndarray] = field(default_factory=dict)
     est: dict[str, np.ndarray] = field(default_factory=dict)
     var: dict[str, np.ndarray] = field(default_factory=dict)
     n_items: dict[str, np.ndarray] = field(default_factory=dict)
     entries: np.ndarray | None = None
-    info: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
     within: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    within_ref: Reference | None = None
+    reported: dict[int, Reported] = field(default_factory=dict)
+    # per subject: Σ relative score, scored entries, Σ slate share (self-competition)
+    rel: np.ndarray | None = None
+    rel_n: np.ndarray | None = None
+    share: np.ndarray | None = None
+
+    @property
+    def k(self) -> int:
+        return len(self.subjects)
 
     def grow(self) -> None:
         size = len(self.item_subject)
@@ -147,12 +191,11 @@ class ScoreShift(Detector):
 
     Args:
         horizon_hours: ``h``: hours before and after the window start compared item by item.
-        tau: Scale of the mixture prior on the log effect.
+        tau: Scale of the mixture prior on the log effect (score units).
         margin: Multiplicative change treated as none (``δ = log(margin)``).
         min_entries: Minimum slate entries of an item in a period (or side) to use it.
         min_items: Minimum compared items of a subject before a component is tested.
         min_reference: Minimum compared items of the platform for the references.
-        min_sd: Floor of the per-entry score spread (score units).
         prior_entries: Weight (in entries) of the platform-wide score spread in each item's
             within-item variance (shrinkage: items with few entries borrow it).
         prior_items: Weight (in items) of the pooled between-item variance in an actor's own.
@@ -161,14 +204,13 @@ class ScoreShift(Detector):
 
     name: ClassVar[str] = "score_shift"
     display_name: ClassVar[str] = "Ranking scores of a subject's items shift at window start"
-    kinds: ClassVar[tuple[str, ...]] = ("amplification", "suppression")
-    version: ClassVar[str] = "1"
+    kinds: ClassVar[tuple[str, ...]] = ("amplification", "suppression", "platform_change")
+    version: ClassVar[str] = "2"
 
     def __init__(self, context: DetectorContext, horizon_hours: float = 12.0,
                  tau: float = 0.3, margin: float = 1.05, min_entries: int = 3,
-                 min_items: int = 1, min_reference: int = 30, min_sd: float = 0.05,
-                 prior_entries: float = 10.0, prior_items: float = 10.0,
-                 update_every: int = 4) -> None:
+                 min_items: int = 3, min_reference: int = 30, prior_entries: float = 10.0,
+                 prior_items: float = 10.0, update_every: int = 4) -> None:
         super().__init__(context)
         if not horizon_hours > 0:
             raise ValueError(f"horizon_hours must be > 0, got {horizon_hours}")
@@ -176,18 +218,19 @@ class ScoreShift(Detector):
             raise ValueError(f"tau must be > 0, got {tau}")
         if not margin >= 1:
             raise ValueError(f"margin must be >= 1 (a multiplicative change), got {margin}")
-        if min_entries < 2 or min_items < 1 or min_reference < 3:
-            raise ValueError("need min_entries >= 2, min_items >= 1, min_reference >= 3")
-        if not min_sd > 0 or update_every < 1 or prior_entries < 0 or prior_items < 0:
-            raise ValueError("need min_sd > 0, update_every >= 1, prior_entries >= 0, "
-                             "prior_items >= 0")
+        if min_entries < 2 or min_items < 2 or min_reference < 10:
+            raise ValueError("need min_entries >= 2, min_items >= 2, min_reference >= 10")
+        if update_every < 1 or prior_entries < 0 or prior_items < 0:
+            raise ValueError("need update_every >= 1, prior_entries >= 0, prior_items >= 0")
         self.horizon_hours, self.tau, self.margin = horizon_hours, tau, margin
         self.min_entries, self.min_items = min_entries, min_items
-        self.min_reference, self.min_sd = min_reference, min_sd
+        self.min_reference = min_reference
         self.prior_entries, self.prior_items = prior_entries, prior_items
         self.update_every = update_every
         self._h = int(horizon_hours * _HOUR_MS)
         self._panels: dict[tuple[str, str], _Panel] = {}
+        self._exposure: dict[str, ItemExposure] = {}
+        self._elasticity: dict[str, Elasticity] = {}
         self._tick_index = 0
 
     def _panel(self, platform: str, window: Window) -> _Panel:
@@ -203,10 +246,13 @@ class ScoreShift(Detector):
                 group = cfg.registry[name].group
                 if group is not None and ("group", group) in index:
                     members.setdefault(index[("group", group)], []).append(i)
-            tests = SequentialPanel.bonferroni(len(subjects), self.context.alpha, self.tau,
+            # one more test: the platform-wide change (its scale γ)
+            tau = np.append(np.full(len(subjects), self.tau), 0.3)
+            tests = SequentialPanel.bonferroni(len(subjects) + 1, self.context.alpha, tau,
                                                self.margin)
+            covered = [bool(covering_disclosures(cfg, platform, window, s)) for s in subjects]
             panel = self._panels[key] = _Panel(platform, window, subjects, actor_index, members,
-                                               tests)
+                                               tests, covered)
         return panel
 
     # -- per tick ---------------------------------------------------------------------------
@@ -214,18 +260,18 @@ class ScoreShift(Detector):
         self._tick_index += 1
         cfg = self.context.config
         out: list[Finding] = []
-        digest: SlateEntries | None = None
+        self._count_exposures(tick)
+        if not tick.rankings:
+            return out
+        digest = slate_entries(tick, cfg)
+        if digest.n == 0:
+            return out
+        self._count_scores(digest)
         for window in cfg.windows:
             t0, t1 = window.window_period.start_ms, window.window_period.end_ms
             b0 = window.baseline_period.start_ms
             if tick.end_ms <= b0 or tick.start_ms >= t1:
                 continue
-            if digest is None:
-                if not tick.rankings:
-                    return out
-                digest = slate_entries(tick, cfg)
-                if digest.n == 0:
-                    return out
             scope = (digest.in_scope(window.jurisdiction) & ~digest.covered
                      & (digest.ts >= b0) & (digest.ts < t1))
             for p, platform in enumerate(digest.platforms):
@@ -239,11 +285,31 @@ class ScoreShift(Detector):
                     if self._tick_index % self.update_every == 0:
                         emit = sorted(set(emit)
                                       | set(np.flatnonzero(panel.tests.crossed).tolist()))
-                    out.extend(self._finding(panel, i) for i in emit)
+                    out.extend(f for i in emit if (f := self._finding(panel, i)) is not None)
         return out
 
+    def _count_exposures(self, tick: Tick) -> None:
+        """Stage 1 of the elasticity: per-item exposures per arm (additive over users)."""
+        by_platform: dict[str, tuple[list[str], list[bool]]] = {}
+        for e in tick.exposures:
+            items, hold = by_platform.setdefault(e.platform, ([], []))
+            items.append(e.item)
+            hold.append(e.arm == "holdout")
+        for platform, (items, hold) in by_platform.items():
+            self._exposure.setdefault(platform, ItemExposure()).add_exposures(
+                items, np.array(hold, dtype=bool))
+
+    def _count_scores(self, d: SlateEntries) -> None:
+        relative = slate_relative(d)
+        for p, platform in enumerate(d.platforms):
+            sel = d.platform_code == p
+            if sel.any():
+                self._exposure.setdefault(str(platform), ItemExposure()).add_scores(
+                    d.item[sel].tolist(), relative[sel])
+
     def _fold(self, panel: _Panel, d: SlateEntries, mask: np.ndarray, window: Window) -> bool:
-        """Accumulate per-item score sums; True if window-period entries arrived."""
+        """Stage 1: the tick's slate entries → per-item sums (n, Σ score, Σ score²) per side,
+        added to the merged per-item arrays.  True if window-period entries arrived."""
         t0 = window.window_period.start_ms
         rows = np.flatnonzero(mask)
         codes, items = pd.factorize(d.item[rows], sort=False)
@@ -253,11 +319,15 @@ class ScoreShift(Detector):
         get = index.get
         idx = np.array([get(item, -1) for item in items.tolist()], dtype=np.int64)
         accounts = panel.accounts
+        registry = self.context.config.registry
         for j in np.flatnonzero(idx < 0).tolist():
             idx[j] = index[items[j]] = len(subj)
             actor = str(actor_of[j])
             subj.append(panel.actor_index.get(actor, -1))
-            panel.item_account.append(accounts.setdefault(actor, len(accounts)))
+            if actor not in accounts:
+                accounts[actor] = len(accounts)
+                panel.registered.append(actor in registry)
+            panel.item_account.append(accounts[actor])
         panel.grow()
         where = idx[codes]
         ts, sc = d.ts[rows], d.score[rows]
@@ -272,12 +342,46 @@ class ScoreShift(Detector):
                 st[f"n_{side}"] += np.bincount(w, minlength=size)
                 st[f"s_{side}"] += np.bincount(w, weights=sc[sel], minlength=size)
                 st[f"q_{side}"] += np.bincount(w, weights=sc[sel] ** 2, minlength=size)
+        self._fold_subjects(panel, d, rows, where)
         return bool(after.any())
 
-    # -- statistics -------------------------------------------------------------------------
+    def _fold_subjects(self, panel: _Panel, d: SlateEntries, rows: np.ndarray,
+                       where: np.ndarray) -> None:
+        """Per subject: relative scores (where on the elasticity curve it sits) and its share
+        of the slates it appears in (how much its items compete with each other)."""
+        k = panel.k
+        if panel.rel is None:
+            panel.rel, panel.rel_n, panel.share = np.zeros(k), np.zeros(k), np.zeros(k)
+        assert panel.rel_n is not None and panel.share is not None
+        rel = slate_relative(d)[rows]
+        subj = np.asarray(panel.item_subject, dtype=np.int64)[where]
+        size = np.bincount(d.slate).astype(float)
+        slate = d.slate[rows]
+        width = int(d.slate.max()) + 1
+        for targets in self._targets(panel, subj):
+            sel = targets >= 0
+            if not sel.any():
+                continue
+            t, r = targets[sel], rel[sel]
+            fin = np.isfinite(r)
+            panel.rel += np.bincount(t[fin], weights=r[fin], minlength=k)
+            panel.rel_n += np.bincount(t[fin], minlength=k)
+            uniq, counts = np.unique(t * width + slate[sel], return_counts=True)
+            panel.share += np.bincount(uniq // width,
+                                       weights=counts * counts / size[uniq % width],
+                                       minlength=k)
+
+    # -- statistics (stage 2: merged per-item sums) -------------------------------------------
+    def _control(self, panel: _Panel, accounts_of: np.ndarray, usable: np.ndarray
+                 ) -> np.ndarray:
+        """Control units: those of unregistered accounts when there are enough, else all."""
+        reg = np.asarray(panel.registered, dtype=bool)[accounts_of]
+        control = usable & ~reg
+        return control if control.sum() >= self.min_reference else usable
+
     def _within(self, panel: _Panel, st: dict[str, np.ndarray], subj: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        k = len(panel.subjects)
+        k = panel.k
         est, var, count = np.full(k, np.nan), np.full(k, np.nan), np.zeros(k)
         use = (st["n_nb"] >= self.min_entries) & (st["n_na"] >= self.min_entries)
         if use.sum() < self.min_reference:
@@ -286,34 +390,45 @@ class ScoreShift(Detector):
         mb, ma = st["s_nb"][use] / nb, st["s_na"][use] / na
         ssb = np.maximum(st["q_nb"][use] - nb * mb * mb, 0.0)
         ssa = np.maximum(st["q_na"][use] - na * ma * ma, 0.0)
-        pooled = max(float((ssb.sum() + ssa.sum()) / ((nb - 1).sum() + (na - 1).sum())),
-                     self.min_sd ** 2)
+        pooled = float((ssb.sum() + ssa.sum()) / max((nb - 1).sum() + (na - 1).sum(), 1))
         k0 = self.prior_entries
-        v = (ssb + k0 * pooled) / (nb - 1 + k0) / nb + (ssa + k0 * pooled) / (na - 1 + k0) / na
+        vb = (ssb + k0 * pooled) / (nb - 1 + k0) / nb
+        v = vb + (ssa + k0 * pooled) / (na - 1 + k0) / na
         delta = ma - mb
-        c = float(np.median(delta))
-        # between-item spread beyond v: median of squared standardised residuals
-        sigma2 = max(0.0, float(np.median((delta - c) ** 2 - v)) / 0.4549)
-        var_c = math.pi / 2 * float(np.median(v + sigma2)) / delta.size
-        w = 1 / (v + sigma2)
+        acc_of = np.asarray(panel.item_account, dtype=np.int64)[use]
+        control = self._control(panel, acc_of, np.ones(delta.size, dtype=bool))
+        sigma2, resid = 0.0, delta - float(np.median(delta[control]))
+        ref = platform_reference(np.where(control, delta, np.nan), mb, v, vb)
+        for _ in range(3):
+            sigma2 = item_variance(np.where(control, resid, np.nan), v, np.ones_like(v),
+                                   n_params=2)
+            ref = platform_reference(np.where(control, delta, np.nan), mb, v + sigma2, vb)
+            resid = delta - ref.c - ref.gamma * (mb - ref.xbar)
+        g = ref.gamma
+        w = 1 / (v + sigma2 + max(2 * g + g * g, 0.0) * vb)
         s_act = subj[use]
-        sw, swd = np.zeros(k), np.zeros(k)
+        sw, swd, swx = np.zeros(k), np.zeros(k), np.zeros(k)
         for targets in self._targets(panel, s_act):
             sel = targets >= 0
             count += np.bincount(targets[sel], minlength=k)
             sw += np.bincount(targets[sel], weights=w[sel], minlength=k)
-            swd += np.bincount(targets[sel], weights=w[sel] * (delta[sel] - c), minlength=k)
+            swd += np.bincount(targets[sel], weights=w[sel] * resid[sel], minlength=k)
+            swx += np.bincount(targets[sel], weights=w[sel] * (mb[sel] - ref.xbar), minlength=k)
         ok = count >= self.min_items
         with np.errstate(divide="ignore", invalid="ignore"):
+            xs = swx / sw
             est = np.where(ok, swd / sw, np.nan)
-            var = np.where(ok, 1 / sw + var_c, np.nan)
-        panel.info.update(within_reference=c, within_between_item_var=sigma2,
-                          within_items_compared=int(delta.size))
+            var = np.where(ok, 1 / sw + ref.var_c + xs * xs * ref.var_gamma, np.nan)
+        panel.within_ref = ref
+        panel.info.update(within_reference=ref.c, within_scale_change=ref.gamma,
+                          within_between_item_var=sigma2,
+                          within_items_compared=int(delta.size),
+                          within_control_items=int(control.sum()))
         return est, var, count
 
     def _targets(self, panel: _Panel, s_act: np.ndarray) -> list[np.ndarray]:
         """The subject indices an item counts for: its actor, and the actor's group."""
-        group_of = np.full(len(panel.subjects), -1)
+        group_of = np.full(panel.k, -1)
         for g, members in panel.group_members.items():
             group_of[members] = g
         second = np.where(s_act >= 0, group_of[np.maximum(s_act, 0)], -1)
@@ -321,7 +436,7 @@ class ScoreShift(Detector):
 
     def _level(self, panel: _Panel, st: dict[str, np.ndarray], subj: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        k = len(panel.subjects)
+        k = panel.k
         est, var, count = np.full(k, np.nan), np.full(k, np.nan), np.zeros(k)
         means, valid = {}, {}
         spanning = (st["n_nb"] >= self.min_entries) & (st["n_na"] >= self.min_entries)
@@ -332,62 +447,73 @@ class ScoreShift(Detector):
                 means[side] = st[f"s_{side}"] / n
         if min(valid["B"].sum(), valid["W"].sum()) < self.min_reference:
             return est, var, count
-        # reference: median over all accounts (registered or not) of their level shift, so a
-        # change in who posts (composition) cannot move it
+        # per account (registered or not): item counts, mean and within-period sum of squares
         acc = np.asarray(panel.item_account, dtype=np.int64)
         n_acc = len(panel.accounts)
-        acc_mean = {}
-        acc_n = {}
+        n_p, mean_p, ss = {}, {}, np.zeros(n_acc)
         for side in ("B", "W"):
             sel = valid[side]
-            acc_n[side] = np.bincount(acc[sel], minlength=n_acc)
+            a_ = acc[sel]
+            n_p[side] = np.bincount(a_, minlength=n_acc).astype(float)
             with np.errstate(divide="ignore", invalid="ignore"):
-                acc_mean[side] = (np.bincount(acc[sel], weights=means[side][sel],
-                                              minlength=n_acc) / acc_n[side])
-        both = (acc_n["B"] > 0) & (acc_n["W"] > 0)
-        if both.sum() < 3:
-            return est, var, count
-        shifts = acc_mean["W"][both] - acc_mean["B"][both]
-        c = float(np.median(shifts))
-        var_c = math.pi / 2 * float(np.var(shifts)) / shifts.size
-        mb, mw = means["B"][valid["B"]], means["W"][valid["W"]]
-        # per actor: item counts, means and within-period sums of squares
-        n_p, mean_p, ss = {}, {}, np.zeros(k)
-        for side in ("B", "W"):
-            sel = valid[side] & (subj >= 0)
-            s_ = subj[sel]
-            n_p[side] = np.bincount(s_, minlength=k).astype(float)
-            tot = np.bincount(s_, weights=means[side][sel], minlength=k)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                mean_p[side] = tot / n_p[side]
-            dev = means[side][sel] - mean_p[side][s_]
-            ss += np.bincount(s_, weights=dev * dev, minlength=k)
+                mean_p[side] = np.bincount(a_, weights=means[side][sel], minlength=n_acc) \
+                    / n_p[side]
+            dev = means[side][sel] - mean_p[side][a_]
+            ss += np.bincount(a_, weights=dev * dev, minlength=n_acc)
         df = np.maximum(n_p["B"] - 1, 0) + np.maximum(n_p["W"] - 1, 0)
-        actors = np.array([kind == "actor" for kind, _ in panel.subjects])
-        pooled = float(ss[actors].sum() / df[actors].sum()) if df[actors].sum() > 0 else 0.0
+        pooled = float(ss.sum() / df.sum()) if df.sum() > 0 else 0.0
         v_item = (ss + self.prior_items * pooled) / (df + self.prior_items)
-        ok = (n_p["B"] >= self.min_items) & (n_p["W"] >= self.min_items) & actors
+        both = (n_p["B"] >= self.min_items) & (n_p["W"] >= self.min_items)
         with np.errstate(divide="ignore", invalid="ignore"):
-            raw = mean_p["W"] - mean_p["B"]
-            v_raw = v_item * (1 / n_p["B"] + 1 / n_p["W"])
-        est = np.where(ok, raw - c, np.nan)
-        var = np.where(ok, v_raw + var_c, np.nan)
-        count = np.where(ok, n_p["B"] + n_p["W"], 0.0)
-        for g, members in panel.group_members.items():
-            mem = [i for i in members if ok[i]]
+            shift = mean_p["W"] - mean_p["B"]
+            v_acc = v_item * (1 / n_p["B"] + 1 / n_p["W"])
+            vx = v_item / n_p["B"]
+        reg = np.asarray(panel.registered, dtype=bool)
+        control = both & ~reg
+        if control.sum() < 10:
+            control = both
+        if control.sum() < 3:
+            return est, var, count
+        ref = platform_reference(np.where(control, shift, np.nan), mean_p["B"], v_acc, vx)
+        tau2 = 0.0
+        for _ in range(3):
+            resid = shift - ref.c - ref.gamma * (mean_p["B"] - ref.xbar)
+            tau2 = item_variance(np.where(control, resid, np.nan), v_acc,
+                                 np.ones_like(v_acc), n_params=2)
+            ref = platform_reference(np.where(control, shift, np.nan), mean_p["B"],
+                                     v_acc + tau2, vx)
+        g = ref.gamma
+        x = mean_p["B"] - ref.xbar
+        resid = shift - ref.c - g * x
+        with np.errstate(invalid="ignore"):
+            v_res = v_acc + tau2 + max(2 * g + g * g, 0.0) * vx
+        # subjects: an actor is its account; a group the mean of its members' residuals
+        for name, i in panel.actor_index.items():
+            a_code = panel.accounts.get(name)
+            if a_code is None or not both[a_code]:
+                continue
+            est[i] = resid[a_code]
+            var[i] = v_res[a_code] + ref.var_c + x[a_code] ** 2 * ref.var_gamma
+            count[i] = n_p["B"][a_code] + n_p["W"][a_code]
+        for gi, members in panel.group_members.items():
+            mem = [i for i in members if np.isfinite(est[i])]
             if mem:
-                est[g] = float(np.mean(raw[mem])) - c
-                var[g] = float(np.sum(v_raw[mem])) / len(mem) ** 2 + var_c
-                count[g] = float(count[mem].sum())
-        panel.info.update(level_reference=c, level_between_item_var=pooled,
-                          level_items_baseline=int(mb.size), level_items_window=int(mw.size))
+                codes = [panel.accounts[panel.subjects[i][1]] for i in mem]
+                est[gi] = float(np.mean(resid[codes]))
+                xm = float(np.mean(x[codes]))
+                var[gi] = (float(np.sum(v_res[codes])) / len(codes) ** 2 + ref.var_c
+                           + xm * xm * ref.var_gamma)
+                count[gi] = float(count[mem].sum())
+        panel.info.update(level_reference=ref.c, level_scale_change=ref.gamma,
+                          level_between_account_var=tau2, level_between_item_var=pooled,
+                          level_control_accounts=int(control.sum()))
         return est, var, count
 
     def _test(self, panel: _Panel, tick: Tick) -> np.ndarray:
         size = len(panel.item_subject)
         st = {f: v[:size] for f, v in panel.stats.items()}
         subj = np.asarray(panel.item_subject, dtype=np.int64)
-        k = len(panel.subjects)
+        k = panel.k
         if panel.within is None or tick.start_ms < panel.window.window_period.start_ms + self._h:
             panel.within = self._within(panel, st, subj)  # frozen once past the horizon
         results = {"within": panel.within, "level": self._level(panel, st, subj)}
@@ -395,6 +521,13 @@ class ScoreShift(Detector):
             panel.est[name], panel.var[name], panel.n_items[name] = e, v, count
         est, var = _combine(panel.est["within"], panel.var["within"],
                             panel.est["level"], panel.var["level"])
+        # the platform-wide change: the scale γ of the within-item reference
+        ref = panel.within_ref
+        if ref is not None and ref.var_gamma > 0:
+            est = np.append(est, ref.gamma)
+            var = np.append(var, ref.var_gamma)
+        else:
+            est, var = np.append(est, np.nan), np.append(var, np.nan)
         panel.est["combined"], panel.var["combined"] = est, var
         entries = np.zeros(k)
         for targets in self._targets(panel, subj):
@@ -402,12 +535,16 @@ class ScoreShift(Detector):
             entries += np.bincount(targets[sel], weights=(st["n_B"] + st["n_W"])[sel],
                                    minlength=k)
         panel.entries = entries
+        self._elasticity[panel.platform] = fit_elasticity(
+            self._exposure.get(panel.platform, ItemExposure()))
 
         def snap(i: int) -> dict[str, Any]:
             out: dict[str, Any] = {"tick_start": ms_to_datetime(tick.start_ms).isoformat(),
                                    "tick_end": ms_to_datetime(tick.end_ms).isoformat(),
                                    "log_e": float(panel.tests.log_e[i])}
             for name in (*_COMPONENTS, "combined"):
+                if i >= panel.est[name].size:
+                    continue
                 e, v = panel.est[name][i], panel.var[name][i]
                 out[name] = {"log_effect": float(e) if math.isfinite(e) else None,
                              "se": float(math.sqrt(v)) if math.isfinite(v) else None}
@@ -416,60 +553,138 @@ class ScoreShift(Detector):
         return panel.tests.update(est, var, tick.end_ms, self._tick_index, snap)
 
     # -- output -----------------------------------------------------------------------------
-    def _finding(self, panel: _Panel, i: int) -> Finding:
+    def _finding(self, panel: _Panel, i: int) -> Finding | None:
+        if i == panel.k:
+            return self._platform_finding(panel)
         t = panel.tests
         kind_s, subject = panel.subjects[i]
-        kind = "amplification" if t.direction[i] > 0 else "suppression"
+        beta = self._elasticity.get(panel.platform)
+        if beta is None or not beta.usable or panel.covered[i]:
+            return None  # scores that do not move exposure amplify nothing
+        direction = float(t.direction[i])
+        kind = "amplification" if direction > 0 else "suppression"
         est = float(panel.est["combined"][i])
-        effect = math.exp(est) if math.isfinite(est) else None
-        lo = math.exp(t.cs_lo[i]) if math.isfinite(t.cs_lo[i]) else 0.0
-        hi = math.exp(t.cs_hi[i]) if math.isfinite(t.cs_hi[i]) else None
+        v = float(panel.var["combined"][i])
+        lo, hi = cs_by_inversion(est, v, self.tau, t.margin, t.log_thresh)
+        z = float(stats.norm.isf(t.alpha_cs / 2))
+        x_mid = (float(panel.rel[i] / panel.rel_n[i])
+                 if panel.rel is not None and panel.rel_n is not None and panel.rel_n[i]
+                 else math.nan)
+        share = (float(panel.share[i] / panel.rel_n[i])
+                 if panel.share is not None and panel.rel_n is not None and panel.rel_n[i]
+                 else 0.0)
+        log_eff, log_lo, log_hi = beta.translate(est, float(lo[0]), float(hi[0]), z, x_mid,
+                                                 share)
+        _, lo95, hi95 = beta.translate(est, est - 1.96 * math.sqrt(v),
+                                       est + 1.96 * math.sqrt(v), 1.96, x_mid, share)
+        cur = Reported(log_eff, log_lo, log_hi, int(t.crossed_ms[i]),
+                       panel.window.window_period.start_ms)
+        latest = None
+        if agrees(direction, cur.log_effect, cur.lo, cur.hi) or i not in panel.reported:
+            if agrees(direction, cur.log_effect, cur.lo, cur.hi):
+                panel.reported[i] = cur
+            shown = cur
+        else:
+            shown = panel.reported[i]
+            latest = {"effect": math.exp(cur.log_effect), "ci_low": math.exp(cur.lo),
+                      "ci_high": math.exp(cur.hi),
+                      "note": "the latest estimate no longer lies on the detected side of 1; "
+                              "the finding keeps the last estimate that did"}
         entries = int(panel.entries[i]) if panel.entries is not None else 0
         components = {}
         for name in _COMPONENTS:
-            e, v = panel.est[name][i], panel.var[name][i]
+            e, var = panel.est[name][i], panel.var[name][i]
             components[name] = {
                 "log_effect": float(e) if math.isfinite(e) else None,
-                "se": float(math.sqrt(v)) if math.isfinite(v) else None,
+                "se": float(math.sqrt(var)) if math.isfinite(var) else None,
                 "items": int(panel.n_items[name][i])}
         evidence: dict[str, Any] = {
             "rule": "ranking scores of the subject's items shifted at the window start, beyond "
                     "the platform-wide change",
+            "measures": "exp(β·θ): the change in the subject's exposure caused by the shift θ "
+                        "of its items' ranking scores at the window start (beyond the "
+                        "platform-wide change), with β the platform's elasticity of exposure "
+                        "to score measured against the holdout arm",
             "boundary": ms_to_datetime(panel.window.window_period.start_ms).isoformat(),
             "horizon_hours": self.horizon_hours,
             "slate_entries": entries,
+            "score_shift": {"log_odds": est, "se": math.sqrt(v),
+                            "ci": [float(lo[0]), float(hi[0])]},
+            "elasticity": {"beta": beta.beta, "se": beta.se, "items": beta.items,
+                           "beta_at_subject": beta.local(x_mid)[0], "slate_share": share},
+            "effect": {"ci95": [math.exp(lo95), math.exp(hi95)],
+                       "onset": ms_to_datetime(panel.window.window_period.start_ms)
+                       .isoformat()},
             "components": components,
             "references": dict(panel.info),
             "test": {"name": "mixture e-process on the inverse-variance combination of the "
                              "within-item and level shifts",
-                     "statistic_log_effect": est,
-                     "se": float(math.sqrt(panel.var["combined"][i]))
-                     if math.isfinite(panel.var["combined"][i]) else None,
+                     "statistic_log_effect": est, "se": math.sqrt(v),
                      "tau": self.tau, "margin": self.margin,
                      **test_evidence(t, i, self.context.alpha)},
             "crossed": crossing_evidence(t, i),
             "disclosures_checked": disclosure_json(covering_disclosures(
                 self.context.config, panel.platform, panel.window, (kind_s, subject))),
         }
+        if latest is not None:
+            evidence["latest"] = latest
         return sequential_finding(
             detector=self.name, kind=kind, platform=panel.platform, window=panel.window,
-            subject=(kind_s, subject), effect=effect, ci=(lo, hi), n_exposures=entries,
+            subject=(kind_s, subject), effect=math.exp(shown.log_effect),
+            ci=(math.exp(shown.lo), math.exp(shown.hi)), n_exposures=entries,
             tests=t, i=i, evidence=evidence)
 
+    def _platform_finding(self, panel: _Panel) -> Finding:
+        t = panel.tests
+        i = panel.k
+        g, v = float(panel.est["combined"][i]), float(panel.var["combined"][i])
+        lo, hi = cs_by_inversion(g, v, 0.3, t.margin, t.log_thresh)
+        evidence = {
+            "rule": "every item's score moved with its level when the window opened: a new "
+                    "ranking model for the whole platform, not a targeted intervention "
+                    "(informational)",
+            "measures": "1 + γ: the factor the change applied to score differences (a model "
+                        "whose scores are 1.3× the old ones gives 1.3)",
+            "references": dict(panel.info),
+            "test": {"statistic": g, "se": math.sqrt(v) if v > 0 else None,
+                     "margin": self.margin,
+                     "log_e_max": float(t.max_log_e[i]), "log_threshold": t.log_thresh},
+            "crossed": crossing_evidence(t, i),
+        }
+        return Finding.new(
+            detector=self.name, kind="platform_change", platform=panel.platform,
+            region=panel.window.jurisdiction, window_id=panel.window.id,
+            subject_kind="platform", subject=panel.platform, effect=1 + g,
+            ci_low=1 + float(lo[0]), ci_high=1 + float(hi[0]),
+            p_value=adjusted_p(float(t.max_log_e[i]), t.n), n_exposures=0, severity="low",
+            event_time=ms_to_datetime(int(t.crossed_ms[i])), evidence=evidence)
+
     def finish(self, end_ms: int) -> list[Finding]:
-        return [self._finding(p, i) for p in self._panels.values()
-                for i in np.flatnonzero(p.tests.crossed).tolist()]
+        out = []
+        for p in self._panels.values():
+            for i in np.flatnonzero(p.tests.crossed).tolist():
+                f = self._finding(p, i)
+                if f is not None:
+                    out.append(f)
+        return out
+
+    def test_states(self) -> list[TestState]:
+        return [TestState(self.name, p.platform, p.window.id, "*",
+                          (*(f"{k}:{s}" for k, s in p.subjects), "platform"),
+                          p.tests.max_log_e.copy(), p.tests.log_thresh,
+                          np.array([*(not c for c in p.covered), True], dtype=bool))
+                for p in self._panels.values()]
 
     def detectability(self) -> list[Detectability]:
         rows: list[Detectability] = []
         for panel in self._panels.values():
             if panel.var:
                 counts = (panel.entries if panel.entries is not None
-                          else np.zeros(len(panel.subjects), dtype=np.int64))
+                          else np.zeros(panel.k, dtype=np.int64))
                 rows.extend(mde_rows(
                     detector=self.name, platform=panel.platform, window=panel.window,
-                    subjects=panel.subjects, variance=panel.var["combined"], tau=self.tau,
-                    tests=panel.tests, n_exposures=counts))
+                    subjects=panel.subjects, variance=panel.var["combined"][:panel.k],
+                    tau=self.tau, tests=panel.tests, n_exposures=counts))
         return rows
 
 

@@ -86,8 +86,9 @@ def ratio_ci(s_r: float, q_r: float, n_r: int, s_h: float, q_h: float, n_h: int,
     return RatioEstimate(math.exp(log_r), lo, hi, log_r, se)
 
 
-def label_share_log_e(k: int, n: int, tolerance: float) -> float:
-    """Log e-value against ``H0: p ≤ ε`` for ``k`` unlabelled of ``n`` exposures.
+def label_share_log_e(k: float, n: float, tolerance: float) -> float:
+    """Log e-value against ``H0: p ≤ ε`` for ``k`` unlabelled of ``n`` exposures (``k`` and
+    ``n`` may be effective, non-integer counts: the beta functions extend them).
 
     Mixture likelihood ratio with a uniform prior on ``q ∈ (ε, 1)``::
 

@@ -3,8 +3,11 @@
 For each session (user ``u`` at time ``t``) the candidate pool is every item posted in
 ``[t - pool_hours, t)`` by an account ``u`` follows at ``t``.
 
-* **Ranked arm.**  ``organic = log(quality) + affinity(u, actor)``; planted interventions add
-  ``log(multiplier)``; the slate is the top ``K`` by ``score + Gumbel(0, 1)``.  Gumbel-top-k
+* **Ranked arm.**  ``organic = log(quality) + affinity(u, actor)`` (times
+  ``model_update_scale`` after the model update); planted interventions add
+  ``log(multiplier)``, a legitimate per-item adjustment (``item_adjustment_sd``) is added to
+  ``score`` but not to ``organic_score``; the slate is the top ``K`` by
+  ``score + Gumbel(0, 1)``.  Gumbel-top-k
   draws a Plackett-Luce ranking with weights ``exp(score)``, so ``+log(b)`` multiplies an
   item's odds at every slot by ``b`` (Yellott 1977; Kool et al. 2019, "Stochastic beams").
   The logged ``score`` excludes the noise: it is the platform's model output.
@@ -13,6 +16,13 @@ For each session (user ``u`` at time ``t``) the candidate pool is every item pos
 
 The user sees the first ``D`` slots, ``D ~ Geometric(1 / mean_seen)`` capped by the slate;
 slot ``p`` is seen ``2 (p - 1)`` seconds after the slate was served.
+
+**Counterfactual exposures** (ground truth of an intervention's *exposure* effect): every
+ranked session is also served with all planted ranking interventions removed, with the same
+Gumbel noise and the same ``D``; per intervention the feed counts its target's seen entries
+with and without the interventions.  Their ratio is the multiplicative change in exposure the
+intervention caused (a ×1.5 selection-odds boost raises exposure by less: an item already
+likely to be seen cannot gain the full factor).
 """
 
 from __future__ import annotations
@@ -53,6 +63,10 @@ class Feed:
         exp_slate, exp_t, exp_item, exp_position, exp_label (intervention index whose label
         is shown, -1 = none), exp_applied (bit ``i`` = intervention ``i`` raised the item's
         score, logged or not).
+    Per slate: slate_surface (index into ``params.surface_names``).
+    Per intervention (index = position in ``params.interventions``): iv_seen = seen entries
+    of its target in the sessions it applied to; iv_counterfactual = the same with every
+    ranking intervention removed (same noise, same ``D``).
     """
 
     slate_t: np.ndarray
@@ -70,6 +84,9 @@ class Feed:
     exp_position: np.ndarray
     exp_label: np.ndarray
     exp_applied: np.ndarray
+    slate_surface: np.ndarray
+    iv_seen: np.ndarray
+    iv_counterfactual: np.ndarray
 
 
 def ragged_arange(counts: np.ndarray) -> np.ndarray:
@@ -92,18 +109,36 @@ def serve(params: SimParams, name: str, platform: int, user_region: np.ndarray,
         mask = np.zeros(n_accounts, dtype=bool)
         mask[iv.members] = True
         member_masks.append(mask)
+    shares = np.array([w for _, w in params.surface_shares], dtype=float)
+    surface = (stream(params.seed, 9, platform).choice(shares.size, size=sessions.user.size,
+                                                       p=shares / shares.sum())
+               if shares.size else np.zeros(sessions.user.size, dtype=np.int64))
     parts = [
         _serve_chunk(params, rng, user_region, holdout, follows, items,
-                     sessions.user[s:s + _CHUNK], sessions.t_ms[s:s + _CHUNK], timeline, ivs,
-                     member_masks)
+                     sessions.user[s:s + _CHUNK], sessions.t_ms[s:s + _CHUNK],
+                     surface[s:s + _CHUNK], timeline, ivs, member_masks)
         for s in range(0, max(sessions.user.size, 1), _CHUNK)  # ≥ 1 chunk: typed empties
     ]
-    return _concat(parts)
+    if not params.informative_scores:
+        noise = np.round(stream(params.seed, 11, platform).normal(
+            0.0, 1.0, sum(p["entry_score"].size for p in parts)), 4)
+        at = 0
+        for p in parts:
+            ranked = ~np.isnan(p["entry_organic"])
+            n = p["entry_score"].size
+            p["entry_score"] = np.where(ranked, noise[at:at + n], p["entry_score"])
+            p["entry_organic"] = np.where(ranked, noise[at:at + n], p["entry_organic"])
+            at += n
+    if not params.log_interventions:
+        for p in parts:
+            p["entry_logged"] = np.zeros_like(p["entry_logged"])
+    return _concat(parts, len(timeline.interventions))
 
 
 def _serve_chunk(params: SimParams, rng: np.random.Generator, user_region: np.ndarray,
                  holdout: np.ndarray, follows: Follows, items: Items, su: np.ndarray,
-                 st: np.ndarray, timeline: Timeline, ivs: list[ResolvedIntervention],
+                 st: np.ndarray, ss: np.ndarray, timeline: Timeline,
+                 ivs: list[ResolvedIntervention],
                  member_masks: list[np.ndarray]) -> dict[str, np.ndarray]:
     k = params.slate_size
     # Follow edges of each session's user that exist at the session time.
@@ -125,17 +160,22 @@ def _serve_chunk(params: SimParams, rng: np.random.Generator, user_region: np.nd
     ent_hold = holdout[su[ent_s]]
     actor = items.actor[item]
     pre = items.log_quality[item] + follows.affinity[pair_e][ent_pair]
+    if params.model_update_scale != 1.0:
+        pre = np.where(st[ent_s] >= timeline.model_update_ms, params.model_update_scale * pre,
+                       pre)
     boost_organic = np.zeros(item.size)
     boost_hidden = np.zeros(item.size)
     logged = np.zeros(item.size, dtype=np.int64)
     applied = np.zeros(item.size, dtype=np.int64)
+    hits: list[tuple[int, np.ndarray]] = []
     for iv, mask in zip(ivs, member_masks, strict=True):
         if not st.size or st[0] >= iv.interval.end_ms or st[-1] < iv.interval.start_ms:
             continue
         on_session = (iv.region_mask[user_region[su]] & (st >= iv.interval.start_ms)
-                      & (st < iv.interval.end_ms) & ~holdout[su])
+                      & (st < iv.interval.end_ms) & ~holdout[su] & iv.surface_mask[ss])
         hit = np.flatnonzero(mask[actor])
         hit = hit[on_session[ent_s[hit]]]
+        hits.append((iv.index, hit))
         if iv.spec.kind == "organic_logged_boost":
             boost_organic[hit] += iv.log_multiplier
         else:
@@ -145,7 +185,7 @@ def _serve_chunk(params: SimParams, rng: np.random.Generator, user_region: np.nd
         if iv.logged:
             logged[hit] |= bit
     organic = pre + boost_organic
-    score = organic + boost_hidden
+    score = organic + boost_hidden + items.adjustment[item]
     age_h = (st[ent_s] - items.t_ms[item]) / _MS_PER_HOUR
     # Gumbel(0, 1) = -log(Exp(1)); cheaper than rng.gumbel.
     gumbel = -np.log(np.maximum(rng.standard_exponential(item.size), 1e-300))
@@ -154,10 +194,21 @@ def _serve_chunk(params: SimParams, rng: np.random.Generator, user_region: np.nd
     counts = np.bincount(ent_s, minlength=su.size)
     rank = ragged_arange(counts)
     keep = order[rank < k]
-    rank = rank[rank < k]
     slate_len = np.minimum(counts, k)
     has = slate_len > 0
     seen = np.minimum(rng.geometric(1.0 / params.mean_seen, su.size), slate_len)
+    iv_seen = np.zeros(len(timeline.interventions), dtype=np.int64)
+    iv_cf = np.zeros(len(timeline.interventions), dtype=np.int64)
+    if any(hit.size for _, hit in hits):
+        entry_rank = np.empty(item.size, dtype=np.int64)
+        entry_rank[order] = rank
+        cf_key = np.where(ent_hold, -age_h, score - boost_organic - boost_hidden + gumbel)
+        cf_rank = np.empty(item.size, dtype=np.int64)
+        cf_rank[_order_by_session_then_key(ent_s, cf_key)] = rank
+        for index, hit in hits:
+            iv_seen[index] += int((entry_rank[hit] < seen[ent_s[hit]]).sum())
+            iv_cf[index] += int((cf_rank[hit] < seen[ent_s[hit]]).sum())
+    rank = rank[rank < k]
     e_s = ent_s[keep]
     hold = ent_hold[keep]
     out_score = np.where(hold, np.round(-age_h[keep], 4), np.round(score[keep], 4))
@@ -178,7 +229,8 @@ def _serve_chunk(params: SimParams, rng: np.random.Generator, user_region: np.nd
     x_rank = rank[exposed]
     return {
         "slate_t": st[has], "slate_user": su[has], "slate_holdout": holdout[su[has]],
-        "slate_len": slate_len[has],
+        "slate_len": slate_len[has], "slate_surface": ss[has],
+        "iv_seen": iv_seen, "iv_counterfactual": iv_cf,
         "entry_item": item[keep], "entry_position": rank + 1, "entry_score": out_score,
         "entry_organic": out_organic, "entry_logged": logged[keep],
         "exp_slate": slate_of_session[ent_s[x_keep]],
@@ -204,7 +256,7 @@ def _order_by_session_then_key(session: np.ndarray, key: np.ndarray) -> np.ndarr
     return np.sort(packed) & ((1 << _INDEX_BITS) - 1)
 
 
-def _concat(parts: list[dict[str, np.ndarray]]) -> Feed:
+def _concat(parts: list[dict[str, np.ndarray]], n_interventions: int) -> Feed:
     def cat(name: str) -> np.ndarray:
         return np.concatenate([p[name] for p in parts])
 
@@ -215,4 +267,8 @@ def _concat(parts: list[dict[str, np.ndarray]]) -> Feed:
     return Feed(cat("slate_t"), cat("slate_user"), cat("slate_holdout").astype(bool), ptr,
                 cat("entry_item"), cat("entry_position"), cat("entry_score"),
                 cat("entry_organic"), cat("entry_logged"), exp_slate, cat("exp_t"),
-                cat("exp_item"), cat("exp_position"), cat("exp_label"), cat("exp_applied"))
+                cat("exp_item"), cat("exp_position"), cat("exp_label"), cat("exp_applied"),
+                cat("slate_surface"),
+                sum((p["iv_seen"] for p in parts), np.zeros(n_interventions, dtype=np.int64)),
+                sum((p["iv_counterfactual"] for p in parts),
+                    np.zeros(n_interventions, dtype=np.int64)))

@@ -129,6 +129,8 @@ class Intervention:
         label: Disclosure label shown with boosted items (disclosed kinds).
         unlabelled_share: Share of boosted exposures missing the label
             (``unlabelled_disclosed_boost`` only).
+        surfaces: Surfaces it applies to (sessions on other surfaces are unaffected); empty =
+            every surface.
     """
 
     kind: str
@@ -141,6 +143,7 @@ class Intervention:
     id: str = ""
     label: str = "promoted"
     unlabelled_share: float = 0.3
+    surfaces: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in INTERVENTION_KINDS:
@@ -215,7 +218,28 @@ class SimParams:
         pool_hours: Age limit of items in a slate's candidate pool.
         slate_size: Items per slate ``K``.
         mean_seen: Mean number of slots a user sees ``D`` (geometric, capped at the slate).
-        surface: Surface written on every event.
+        surface: Surface written on every event (when ``surface_shares`` is empty).
+        surface_shares: ``(surface, weight)`` pairs: each session is on one surface, drawn
+            with these weights (its slate and exposures carry it); empty = every session on
+            ``surface``.
+        quality_df: Degrees of freedom of a Student-t law for items' log-quality around their
+            account's mean (heavy-tailed items: a few items do far better than the rest),
+            scaled to standard deviation ``quality_sd``; 0 = normal.  Must be 0 or > 2.
+        item_adjustment_sd: Per-item *legitimate* score adjustment (freshness, diversity,
+            integrity re-ranking), ``N(0, sd)`` drawn once per item: added to the ranked
+            arm's final ``score`` (and to selection) but not to ``organic_score``, so
+            ``score - organic_score`` varies by item without any intervention.
+        model_update_at: Offset from ``start`` (stretched by ``time_scale``) at which the
+            platform deploys a new ranking model (see ``model_update_scale``).
+        model_update_scale: The new model's scores are ``scale ×`` the old model's (both the
+            logged ``score`` and ``organic_score``, and selection), for every account alike:
+            a platform-wide change, not a targeted intervention.  1 = no update.
+        informative_scores: ``False``: the ranking log's ``score`` and ``organic_score`` of
+            ranked-arm entries carry no information (both are the same independent
+            ``N(0, 1)`` draw per entry), as a platform that does not want to be audited
+            could log them; selection is unchanged.
+        log_interventions: ``False``: intervention ids are never written to the ranking
+            log's ``interventions`` arrays (labels are still shown as specified).
         interventions: Planted interventions and confounders.
         duplicate_share: Share of events re-emitted as exact copies (same ``event_id``).
         late_share: Share of events delivered late (written after later events).
@@ -269,6 +293,13 @@ class SimParams:
     slate_size: int = 10
     mean_seen: float = 8.0
     surface: str = "feed"
+    surface_shares: tuple[tuple[str, float], ...] = ()
+    quality_df: float = 0.0
+    item_adjustment_sd: float = 0.0
+    model_update_at: dt.timedelta = dt.timedelta(days=2)
+    model_update_scale: float = 1.0
+    informative_scores: bool = True
+    log_interventions: bool = True
     interventions: tuple[Intervention, ...] = ()
     duplicate_share: float = 0.0
     late_share: float = 0.0
@@ -323,6 +354,15 @@ class SimParams:
         for a, b in self.log_outages:
             if not dt.timedelta(0) <= a < b:
                 raise ValueError("log_outages: expected (start, end) offsets, 0 <= start < end")
+        if self.surface_shares and (min(w for _, w in self.surface_shares) < 0
+                                    or not sum(w for _, w in self.surface_shares) > 0):
+            raise ValueError("surface_shares: expected non-negative weights with a positive sum")
+        if len({s for s, _ in self.surface_shares}) != len(self.surface_shares):
+            raise ValueError("surface_shares: surfaces must be distinct")
+        if not (self.quality_df == 0 or self.quality_df > 2):
+            raise ValueError("quality_df: expected 0 (normal) or > 2")
+        if self.item_adjustment_sd < 0 or not self.model_update_scale > 0:
+            raise ValueError("item_adjustment_sd: expected >= 0; model_update_scale: > 0")
         unknown = set(self.log_fault_platforms) - set(self.platforms)
         if unknown:
             raise ValueError(f"log_fault_platforms: unknown platform(s) {sorted(unknown)}")
@@ -330,6 +370,11 @@ class SimParams:
     @property
     def has_log_faults(self) -> bool:
         return bool(self.holdout_log_drop or self.ranking_log_drop or self.log_outages)
+
+    @property
+    def surface_names(self) -> tuple[str, ...]:
+        """Surfaces in use: those of ``surface_shares``, else ``(surface,)``."""
+        return tuple(s for s, _ in self.surface_shares) or (self.surface,)
 
     def rate(self, kind: str) -> float:
         """Mean posts per day of an account ``kind``."""

@@ -117,7 +117,8 @@ def registry(params: SimParams) -> Accounts:
             group = f"{j}-party-{x}"
             add(f"{j}-{x}-party", f"Party {x.upper()} ({jur})", "party", group, (jur,))
             for c in range(1, params.candidates_per_party + 1):
-                where = (subs[(c // 2 - 1) % len(subs)],) if subs and c % 2 == 0 else (jur,)
+                where: tuple[str, ...] = ((subs[(c // 2 - 1) % len(subs)],)
+                                          if subs and c % 2 == 0 else (jur,))
                 add(f"{j}-{x}-cand-{c}", f"Candidate {x.upper()}{c} ({jur})", "candidate", group,
                     where)
         for m in range(1, params.media_per_jurisdiction + 1):

@@ -73,7 +73,9 @@ class Items:
         actor: Publishing account index.
         t_ms: Posting time.
         log_quality: Latent log-quality: account mean ``N(0, account_quality_sd)`` plus
-            ``N(0, quality_sd)`` per item (quality is lognormal).
+            ``N(0, quality_sd)`` per item (quality is lognormal), or a Student-t draw with
+            ``quality_df`` degrees of freedom and the same standard deviation.
+        adjustment: Legitimate per-item score adjustment ``N(0, item_adjustment_sd)``.
         by_actor: Item indices sorted by (actor, time), for pool look-ups.
         rel: Posting time minus ``t0``, in ``by_actor`` order.
         t0: Reference time.
@@ -87,6 +89,7 @@ class Items:
     actor: np.ndarray
     t_ms: np.ndarray
     log_quality: np.ndarray
+    adjustment: np.ndarray
     by_actor: np.ndarray
     rel: np.ndarray
     t0: int
@@ -123,7 +126,15 @@ def draw_items(params: SimParams, accounts: Accounts, timeline: Timeline, platfo
         if iv.spec.kind == "posting_surge" and iv.spec.platform == name]
     actor, t = diurnal_poisson(rng, rates, timeline.warmup_ms, timeline.end_ms,
                                params.diurnal_amplitude, params.diurnal_peak_hour, surges)
-    log_q = mean_q[actor] + rng.normal(0.0, params.quality_sd, actor.size)
+    if params.quality_df:
+        df = params.quality_df
+        spread = rng.standard_t(df, actor.size) * params.quality_sd * np.sqrt((df - 2) / df)
+    else:
+        spread = rng.normal(0.0, params.quality_sd, actor.size)
+    log_q = mean_q[actor] + spread
+    adjustment = (stream(params.seed, 10, platform).normal(0.0, params.item_adjustment_sd,
+                                                          actor.size)
+                  if params.item_adjustment_sd else np.zeros(actor.size))
     ids = np.array([f"{name}-it-{i:07d}" for i in range(1, actor.size + 1)], dtype=object)
     t0 = timeline.warmup_ms
     key = (actor.astype(np.int64) << 40) + (t - t0)
@@ -134,7 +145,7 @@ def draw_items(params: SimParams, accounts: Accounts, timeline: Timeline, platfo
     edges = ((np.arange(accounts.n, dtype=np.int64)[:, None] << 40)
              + np.arange(n_buckets, dtype=np.int64)[None, :] * bucket)
     grid = np.searchsorted(key[by_actor], edges.ravel()).reshape(edges.shape)
-    return Items(ids, actor, t, log_q, by_actor, (t - t0)[by_actor], t0,
+    return Items(ids, actor, t, log_q, adjustment, by_actor, (t - t0)[by_actor], t0,
                  grid.astype(np.int32), int(bucket))
 
 

@@ -33,6 +33,7 @@ class Columns:
     ``holdout`` (bool), ``request`` (str).  Exposure-only: ``item`` (str), ``actor`` (index),
     ``position``, ``label`` (index of the intervention whose label is shown, -1 = none),
     ``applied`` (bit mask of ranking interventions that changed the item's score).
+    Both: ``surface`` (index into ``SimParams.surface_names``).
     Ranking-only: ``ptr`` into the entry columns ``e_item``, ``e_actor``, ``e_position``,
     ``e_score``, ``e_organic`` (NaN = null), ``e_logged`` (bit mask).
     """
@@ -71,7 +72,7 @@ def platform_columns(name: str, platform: int, feed: Feed,
         extra={"item": items.ids[feed.exp_item[order]],
                "actor": items.actor[feed.exp_item[order]],
                "position": feed.exp_position[order], "label": feed.exp_label[order],
-               "applied": feed.exp_applied[order]})
+               "applied": feed.exp_applied[order], "surface": feed.slate_surface[slate]})
     rankings = Columns(
         event_id=_ids(f"{name}-rk-", n_slates),
         platform=np.full(n_slates, platform), t_ms=feed.slate_t, user=feed.slate_user,
@@ -79,7 +80,7 @@ def platform_columns(name: str, platform: int, feed: Feed,
         extra={"ptr": feed.slate_ptr, "e_item": items.ids[feed.entry_item],
                "e_actor": items.actor[feed.entry_item], "e_position": feed.entry_position,
                "e_score": feed.entry_score, "e_organic": feed.entry_organic,
-               "e_logged": feed.entry_logged})
+               "e_logged": feed.entry_logged, "surface": feed.slate_surface})
     return exposures, rankings
 
 
@@ -147,10 +148,11 @@ def format_ts(rng: np.random.Generator, t_ms: np.ndarray, ts_format: str) -> lis
 def exposure_records(cols: Columns, order: np.ndarray, ts: list[str | int],
                      platforms: tuple[str, ...], user_ids: tuple[str, ...],
                      regions: tuple[str, ...], user_region: np.ndarray, actor_ids: tuple[str, ...],
-                     labels: tuple[str, ...], surface: str) -> list[dict[str, Any]]:
+                     labels: tuple[str, ...], surfaces: tuple[str, ...]) -> list[dict[str, Any]]:
     """Exposure dicts for source rows ``order`` (duplicates appear as repeated rows);
-    ``labels[i]`` is the label text of intervention ``i``."""
+    ``labels[i]`` is the label text of intervention ``i``, ``surfaces[j]`` of surface ``j``."""
     x = cols.extra
+    surface = np.asarray(surfaces, dtype=object)[x["surface"][order]].tolist()
     arm = np.where(cols.holdout[order], "holdout", "ranked").tolist()
     plat = np.asarray(platforms, dtype=object)[cols.platform[order]].tolist()
     users = np.asarray(user_ids, dtype=object)[cols.user[order]].tolist()
@@ -158,10 +160,10 @@ def exposure_records(cols: Columns, order: np.ndarray, ts: list[str | int],
     actor = np.asarray(actor_ids, dtype=object)[x["actor"][order]].tolist()
     ts_rows = [ts[i] for i in order.tolist()]
     records = [
-        {"event_id": e, "platform": p, "ts": t, "user": u, "region": r, "surface": surface,
+        {"event_id": e, "platform": p, "ts": t, "user": u, "region": r, "surface": sf,
          "arm": a, "request": q, "item": it, "actor": ac, "position": pos}
-        for e, p, t, u, r, a, q, it, ac, pos in zip(
-            cols.event_id[order].tolist(), plat, ts_rows, users, region, arm,
+        for e, p, t, u, r, sf, a, q, it, ac, pos in zip(
+            cols.event_id[order].tolist(), plat, ts_rows, users, region, surface, arm,
             cols.request[order].tolist(), x["item"][order].tolist(), actor,
             x["position"][order].tolist(), strict=True)
     ]
@@ -174,12 +176,14 @@ def exposure_records(cols: Columns, order: np.ndarray, ts: list[str | int],
 def ranking_records(cols: Columns, order: np.ndarray, ts: list[str | int],
                     platforms: tuple[str, ...], user_ids: tuple[str, ...],
                     regions: tuple[str, ...], user_region: np.ndarray, actor_ids: tuple[str, ...],
-                    intervention_ids: tuple[str, ...], surface: str,
+                    intervention_ids: tuple[str, ...], surfaces: tuple[str, ...],
                     duplicate: np.ndarray) -> list[dict[str, Any]]:
     """Ranking dicts for source rows ``order``; a duplicate gets its own copy of the items."""
     x = cols.extra
     organic = x["e_organic"]
-    organic_list = np.where(np.isnan(organic), None, organic).tolist()
+    organic_obj = organic.astype(object)
+    organic_obj[np.isnan(organic)] = None
+    organic_list = organic_obj.tolist()
     names: dict[int, list[str]] = {}
     for mask in np.unique(x["e_logged"]).tolist():
         names[mask] = [iv for b, iv in enumerate(intervention_ids) if mask >> b & 1]
@@ -198,13 +202,14 @@ def ranking_records(cols: Columns, order: np.ndarray, ts: list[str | int],
     users = np.asarray(user_ids, dtype=object)[cols.user[order]].tolist()
     region = np.asarray(regions, dtype=object)[user_region[cols.user[order]]].tolist()
     ts_rows = [ts[i] for i in order.tolist()]
+    surface = np.asarray(surfaces, dtype=object)[x["surface"][order]].tolist()
     records = []
-    for e, p, t, u, r, a, q, a0, a1, dup in zip(
-            cols.event_id[order].tolist(), plat, ts_rows, users, region, arm,
+    for e, p, t, u, r, sf, a, q, a0, a1, dup in zip(
+            cols.event_id[order].tolist(), plat, ts_rows, users, region, surface, arm,
             cols.request[order].tolist(), lo, hi, duplicate.tolist(), strict=True):
         entries = flat[a0:a1]
         if dup:
             entries = [{**d, "interventions": list(d["interventions"])} for d in entries]
         records.append({"event_id": e, "platform": p, "ts": t, "user": u, "region": r,
-                        "surface": surface, "arm": a, "request": q, "items": entries})
+                        "surface": sf, "arm": a, "request": q, "items": entries})
     return records

@@ -48,8 +48,50 @@ def _single(*extra: Intervention) -> Callable[[], dict[str, Any]]:
     return lambda: {"interventions": (*_NULL_BACKGROUND, *extra)}
 
 
+def _uninformative() -> tuple[Intervention, ...]:
+    """Boosts the ranking log cannot show: hidden, with no ids and noise for scores."""
+    return (
+        *_NULL_BACKGROUND,
+        Intervention("hidden_boost", "de-a-cand-1", 6.0),
+        Intervention("hidden_boost", "de-c-party", 10.0),
+        Intervention("hidden_suppression", "de-b-cand-1", 0.2),
+        Intervention("group_boost", "at-party-b", 3.0),
+        Intervention("hidden_boost", "at-media-2", 5.0),
+    )
+
+
+_SURFACES: Final = (("feed", 0.7), ("search", 0.2), ("trending", 0.1))
+
+
+def _scoped() -> tuple[Intervention, ...]:
+    """Boosts confined to one surface or one subdivision (ISO 3166-2)."""
+    return (
+        *_NULL_BACKGROUND,
+        Intervention("hidden_boost", "de-a-cand-1", 3.0, surfaces=("search",)),
+        Intervention("hidden_boost", "de-b-cand-3", 2.0, regions=("DE-BE",)),
+    )
+
+
 _PRESETS: Final[dict[str, Callable[[], dict[str, Any]]]] = {
     "null": _single(),
+    # Calibration nulls that stress the statistics (benchmarks/bench_calibration.py).
+    "null_few_users": lambda: {"interventions": _NULL_BACKGROUND, "n_users": 800},
+    "null_few_sessions": lambda: {"interventions": _NULL_BACKGROUND, "sessions_per_day": 0.5},
+    "null_heavy_tails": lambda: {"interventions": _NULL_BACKGROUND, "quality_df": 3.0,
+                                 "quality_sd": 0.6},
+    "null_item_adjustments": lambda: {"interventions": _NULL_BACKGROUND,
+                                      "item_adjustment_sd": 0.3},
+    # A new ranking model for every account at the DE window start (day 2): scores x1.3.
+    "null_model_update": lambda: {"interventions": _NULL_BACKGROUND,
+                                  "model_update_scale": 1.3},
+    "null_surfaces": lambda: {"interventions": _NULL_BACKGROUND, "surface_shares": _SURFACES},
+    # The ranking log carries no information: the holdout arm alone must find the boosts.
+    "uninformative_scores": lambda: {"interventions": _uninformative(),
+                                     "informative_scores": False, "log_interventions": False},
+    "surface_and_region": lambda: {"interventions": _scoped(), "surface_shares": _SURFACES},
+    # A hidden boost starting 18 hours into the DE window (onset estimation).
+    "late_onset": _single(Intervention("hidden_boost", "de-a-cand-1", 2.5,
+                                       start=dt.timedelta(hours=18))),
     "default": lambda: {"interventions": _mix(), **_FAULTS},
     "hidden_boost": _single(Intervention("hidden_boost", "de-a-cand-1", 1.5)),
     "suppression": _single(Intervention("hidden_suppression", "de-a-cand-1", 0.6)),
@@ -89,9 +131,18 @@ def scenario(name: str, seed: int = 0, scale: float = 1.0, **overrides: Any) -> 
     with no disclosure), ``holdout_underlogging`` (the null background on a platform that
     declares its holdout share but drops every event of a fifth of its holdout users),
     ``honest_logs`` (the same platform logging everything; both with 16,000 users and
-    0.3-day periods), ``self_audit`` (``default`` plus that logging fault, at that size)
-    and ``demo`` (like ``default``,
-    smaller and on a 1-day cadence).
+    0.3-day periods), ``self_audit`` (``default`` plus that logging fault, at that size),
+    ``demo`` (like ``default``, smaller and on a 1-day cadence); the calibration nulls
+    ``null_few_users`` (800 users), ``null_few_sessions`` (0.5 sessions per user and day),
+    ``null_heavy_tails`` (Student-t(3) item quality, sd 0.6), ``null_item_adjustments``
+    (legitimate per-item score adjustments, sd 0.3), ``null_model_update`` (every score ×1.3
+    from the DE window start: a platform-wide change) and ``null_surfaces`` (feed, search and
+    trending); ``uninformative_scores`` (hidden boosts ×6 and ×10 on a candidate and a party
+    account, ×0.2, a ×3 party-wide boost and ×5 on a media outlet — exposure effects above
+    the holdout test's minimum detectable effects, with scores that carry no information and
+    no intervention ids: only the holdout arm can reveal them), ``surface_and_region`` (×3
+    on search only, ×2
+    in DE-BE only) and ``late_onset`` (×2.5 hidden boost from 18 h into the DE window).
 
     Args:
         name: One of :data:`SCENARIOS`.

@@ -89,6 +89,8 @@ def _simulate(params: SimParams) -> Simulation:
     timeline = resolve(params, accounts)
     exp_parts: list[Columns] = []
     rank_parts: list[Columns] = []
+    iv_seen = np.zeros(len(timeline.interventions), dtype=np.int64)
+    iv_cf = np.zeros(len(timeline.interventions), dtype=np.int64)
     for p, name in enumerate(params.platforms):
         holdout = stream(params.seed, 6, p).random(users.n) < params.holdout_share
         growth = [(iv.members, iv.spec.multiplier, iv.interval.start_ms)
@@ -98,6 +100,8 @@ def _simulate(params: SimParams) -> Simulation:
         items = draw_items(params, accounts, timeline, p, name)
         sessions = draw_sessions(params, users.n, timeline, p)
         feed = serve(params, name, p, users.region, holdout, follows, items, sessions, timeline)
+        iv_seen += feed.iv_seen
+        iv_cf += feed.iv_counterfactual
         exposures, rankings = platform_columns(name, p, feed, items)
         exp_parts.append(exposures)
         rank_parts.append(rankings)
@@ -111,7 +115,7 @@ def _simulate(params: SimParams) -> Simulation:
     counts = amplification_rows(params, accounts, timeline, exp.platform, exp.t_ms, exp.user,
                                 users.region[exp.user], exp.holdout, x["actor"])
     planted = intervention_truth(params, accounts, timeline, x["applied"],
-                                 x["label"] >= 0)
+                                 x["label"] >= 0, iv_seen, iv_cf)
 
     rng = stream(params.seed, 7)
     shared = (params.platforms, users.ids, params.regions, users.region, accounts.ids)
@@ -127,11 +131,11 @@ def _simulate(params: SimParams) -> Simulation:
         if topic == "exposure":
             records = exposure_records(cols, arrival.source, ts, *shared,
                                        tuple(iv.label for iv in params.interventions),
-                                       params.surface)
+                                       params.surface_names)
         else:
             records = ranking_records(cols, arrival.source, ts, *shared,
                                       tuple(iv.id for iv in params.interventions),
-                                      params.surface, arrival.duplicate)
+                                      params.surface_names, arrival.duplicate)
         out[topic] = records
         faults["duplicates"][topic] = int(arrival.duplicate.sum())
         faults["late"][topic] = arrival.n_late

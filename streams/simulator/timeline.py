@@ -78,6 +78,7 @@ class ResolvedIntervention:
         interval: Absolute ``[start, end)``.
         window: The window of the target's jurisdiction (``None`` if none matches).
         target_kind: ``actor`` or ``group``.
+        surface_mask: Boolean per ``params.surface_names`` entry: is that surface affected.
     """
 
     index: int
@@ -88,6 +89,7 @@ class ResolvedIntervention:
     interval: Interval
     window: ResolvedWindow | None
     target_kind: str
+    surface_mask: np.ndarray
 
     @property
     def log_multiplier(self) -> float:
@@ -118,6 +120,7 @@ class Timeline:
         windows: Resolved windows in params order.
         interventions: Resolved interventions in params order.
         pool_ms: Age limit of items in a candidate pool.
+        model_update_ms: Time from which the platform-wide model update applies.
     """
 
     warmup_ms: int
@@ -126,6 +129,7 @@ class Timeline:
     windows: tuple[ResolvedWindow, ...]
     interventions: tuple[ResolvedIntervention, ...]
     pool_ms: int
+    model_update_ms: int
 
 
 def _when(value: dt.datetime | dt.timedelta | None, default: dt.datetime,
@@ -171,8 +175,15 @@ def resolve(params: SimParams, accounts: Accounts) -> Timeline:
         if stop <= start:
             raise ValueError(f"intervention {iv.id!r}: end is not after start")
         region_mask = np.array([any(covers(r, ur) for r in regions) for ur in params.regions])
+        unknown = set(iv.surfaces) - set(params.surface_names)
+        if unknown:
+            raise ValueError(f"intervention {iv.id!r}: unknown surface(s) {sorted(unknown)}")
+        surface_mask = np.array([not iv.surfaces or s in iv.surfaces
+                                 for s in params.surface_names])
         resolved.append(ResolvedIntervention(i, iv, members, tuple(regions), region_mask,
-                                             Interval(start, stop), window, target_kind))
+                                             Interval(start, stop), window, target_kind,
+                                             surface_mask))
     warmup = origin - dt.timedelta(hours=params.warmup_hours)
     return Timeline(to_ms(warmup), to_ms(origin), to_ms(end), tuple(windows), tuple(resolved),
-                    int(params.pool_hours * _MS_PER_HOUR))
+                    int(params.pool_hours * _MS_PER_HOUR),
+                    to_ms(origin + params.model_update_at * scale))

@@ -61,10 +61,11 @@ def amplification_rows(params: SimParams, accounts: Accounts, timeline: Timeline
                     u, a = user[sel], actor[sel]
                     stats[arm] = _arm_stats(u, a, group_of, accounts.n, len(groups))
                 common = {"platform": name, "region": jur, "window_id": w.id, "period": period}
-                for a in monitored:
-                    rows.append(_row(common, "actor", accounts.ids[a], stats, "actor", a))
-                for g in live_groups:
-                    rows.append(_row(common, "group", groups[g], stats, "group", g))
+                for acc in monitored:
+                    rows.append(_row(common, "actor", accounts.ids[acc], stats, "actor",
+                                     int(acc)))
+                for gi in live_groups:
+                    rows.append(_row(common, "group", str(groups[gi]), stats, "group", gi))
     return rows
 
 
@@ -114,7 +115,9 @@ def _expected(iv: ResolvedIntervention, monitored: bool) -> tuple[str, list[str]
 
 
 def intervention_truth(params: SimParams, accounts: Accounts, timeline: Timeline,
-                       applied: np.ndarray, labelled: np.ndarray) -> list[dict[str, Any]]:
+                       applied: np.ndarray, labelled: np.ndarray,
+                       seen: np.ndarray | None = None,
+                       counterfactual: np.ndarray | None = None) -> list[dict[str, Any]]:
     """One entry per planted intervention with its expected finding.
 
     ``expected_finding`` is ``none`` for confounders, disclosed boosts, and interventions
@@ -122,6 +125,11 @@ def intervention_truth(params: SimParams, accounts: Accounts, timeline: Timeline
     lists other findings that are correct too (the actor's group, a logged undeclared boost
     that also amplifies).  ``exposures_affected`` counts clean exposures whose score the
     intervention raised or lowered; ``exposures_labelled`` those that showed its label.
+
+    ``exposure_effect`` (ranking kinds; the quantity every detector's ``effect`` estimates) =
+    ``seen_entries / seen_entries_counterfactual``: the target's seen slate entries in the
+    sessions the intervention applied to, with the interventions and without them (same
+    noise, same depth; :mod:`.feeds`) — the multiplicative change in exposure it caused.
     """
     out = []
     for iv in timeline.interventions:
@@ -142,6 +150,8 @@ def intervention_truth(params: SimParams, accounts: Accounts, timeline: Timeline
                 acceptable += [{"kind": finding, "subject_kind": "actor",
                                 "subject": accounts.ids[int(a)]} for a in iv.members]
         w = iv.window
+        n_seen = int(seen[iv.index]) if seen is not None else 0
+        n_cf = int(counterfactual[iv.index]) if counterfactual is not None else 0
         out.append({
             "id": iv.spec.id, "kind": iv.spec.kind, "target": iv.spec.target,
             "target_kind": subject_kind,
@@ -160,6 +170,10 @@ def intervention_truth(params: SimParams, accounts: Accounts, timeline: Timeline
             "also_acceptable": acceptable,
             "exposures_affected": int(hit.sum()),
             "exposures_labelled": int((hit & labelled).sum()),
+            "surfaces": list(iv.spec.surfaces),
+            "seen_entries": n_seen if iv.ranks else None,
+            "seen_entries_counterfactual": n_cf if iv.ranks else None,
+            "exposure_effect": (n_seen / n_cf if iv.ranks and n_cf else None),
         })
     return out
 

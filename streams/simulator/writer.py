@@ -111,7 +111,8 @@ def _ts_text(values: list[Any]) -> list[str]:
 
 def _write_parquet(path: Path, topic: str, records: list[dict[str, Any]]) -> None:
     schema = SCHEMAS[topic]
-    columns = {name: [r.get(name) for r in records] for name in schema.names}
+    columns: dict[str, list[Any]] = {name: [r.get(name) for r in records]
+                                     for name in schema.names}
     columns["ts"] = _ts_text(columns["ts"])
     table = pa.table({n: pa.array(columns[n], type=schema.field(n).type) for n in schema.names},
                      schema=schema)

@@ -51,13 +51,15 @@ class Plan:
     disclosed: dict[str, float] = field(default_factory=dict)     # logged id "civic-1", label
     posting: dict[str, float] = field(default_factory=dict)       # items posted ×
     platform_shift: float = 0.0                                   # everyone's score + this
+    platform_scale: float = 1.0   # a new model: everyone's score × this (selection too)
+    adjustment_sd: float = 0.0    # per-item legitimate adjustment: in score, not organic
 
 
 def _scores(plan: Plan, actor: str, q: float, in_window: bool) -> tuple[float, float, list[str]]:
     """(score, organic_score, interventions) of an item of quality ``q``."""
     if not in_window:
         return q, q, []
-    organic = q + math.log(plan.organic_logged.get(actor, 1.0))
+    organic = plan.platform_scale * q + math.log(plan.organic_logged.get(actor, 1.0))
     disclosed = math.log(plan.disclosed.get(actor, 1.0))
     score = organic + math.log(plan.hidden.get(actor, 1.0)) + disclosed + plan.platform_shift
     return score, organic, (["civic-1"] if disclosed else [])
@@ -66,7 +68,7 @@ def _scores(plan: Plan, actor: str, q: float, in_window: bool) -> tuple[float, f
 def platform_stream(seed: int, plan: Plan | None = None, days: int = 1, n_users: int = 600,
                     holdout_share: float = 0.25, items_per_day: int = 24,
                     quality_sd: float = 0.3, reach: float = 6.0, with_rankings: bool = True,
-                    affinity_sd: float = 0.2
+                    affinity_sd: float = 0.2, regions: tuple[str, ...] = ("DE-BY",)
                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Exposures and rankings over the baseline and the window (contract dicts, ts = ms).
 
@@ -92,6 +94,7 @@ def platform_stream(seed: int, plan: Plan | None = None, days: int = 1, n_users:
                 item = f"it-{n}"
                 t_post = period_start + int((j + rng.random()) * days * DAY / k)
                 q = quality[a] + rng.normal(0, quality_sd)
+                adjust = rng.normal(0, plan.adjustment_sd) if plan.adjustment_sd else 0.0
                 score, _, _ = _scores(plan, a, q, in_window)
                 shift = plan.platform_shift if in_window else 0.0
                 n_hold = rng.poisson(reach * holdout_share)
@@ -108,7 +111,8 @@ def platform_stream(seed: int, plan: Plan | None = None, days: int = 1, n_users:
                         n += 1
                         req = f"q{n}"
                         exp = {"event_id": f"x{n}", "platform": "chirp", "ts": ts,
-                               "user": f"u{u}", "region": "DE-BY", "surface": "feed",
+                               "user": f"u{u}", "region": regions[u % len(regions)],
+                               "surface": "feed",
                                "arm": arm, "request": req, "item": item, "actor": a,
                                "position": 1}
                         if ivs and arm == "ranked":
@@ -122,15 +126,18 @@ def platform_stream(seed: int, plan: Plan | None = None, days: int = 1, n_users:
                             ts >= T0)
                         ranked = arm == "ranked"
                         slate = [{"item": item, "actor": a, "position": 1,
-                                  "score": round(score if ranked else -1.0, 4),
+                                  "score": round(score + adjust if ranked else -1.0, 4),
                                   "organic_score": round(organic, 4) if ranked else None,
                                   "interventions": ivs if ranked else []},
                                  {"item": f"o{n}", "actor": other, "position": 2,
-                                  "score": round(o_score if ranked else -2.0, 4),
+                                  "score": round(o_score + (rng.normal(0, plan.adjustment_sd)
+                                                            if plan.adjustment_sd else 0.0)
+                                                 if ranked else -2.0, 4),
                                   "organic_score": round(o_org, 4) if ranked else None,
                                   "interventions": o_ivs if ranked else []}]
                         rankings.append({"event_id": f"r{n}", "platform": "chirp", "ts": ts,
-                                         "user": f"u{u}", "region": "DE-BY", "surface": "feed",
+                                         "user": f"u{u}", "region": regions[u % len(regions)],
+                                         "surface": "feed",
                                          "arm": arm, "request": req, "items": slate})
     return exposures, rankings
 

@@ -1,13 +1,28 @@
-"""holdout_shift on small synthetic platforms: planted shifts found, organic changes not."""
+"""holdout_shift on small synthetic platforms: planted shifts found, organic changes not;
+its statistics against direct computations; the two-stage sums add across user partitions."""
 
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 
+import numpy as np
 import pytest
 
+from detectors._holdout_look import hour_weights, look_arrays, overdispersion
+from detectors._holdout_stats import PairedSums, paired_user_var
+from detectors._holdout_sums import HoldoutReducer, HoldoutState, WindowInfo
+from detectors._subjects import window_subjects
 from monitor.config import ConfigError
+from monitor.contract import decode_obj
 from tests.detectors.synth import T0, Plan, alarms, config, platform_stream, run
+
+
+def _ms(iso: str) -> int:
+    import datetime as dt
+
+    return int(dt.datetime.fromisoformat(iso).timestamp() * 1000)
+
 
 DISCLOSE_ACC2 = [{"platform": "chirp", "intervention": "civic-1", "label": "promoted",
                   "actors": ["acc-2"], "regions": ["DE"]}]
@@ -30,16 +45,32 @@ def test_planted_amplification_and_suppression_are_found(planted) -> None:
         assert f.ci_low < f.effect < f.ci_high
         assert f.ci_low <= truth <= f.ci_high
         assert not f.ci_low <= 1.0 <= f.ci_high
+        # the fixed-time 95 % interval is narrower and still covers the planted factor
+        lo95, hi95 = f.evidence["effect"]["ci95"]
+        assert f.ci_low < lo95 <= truth <= hi95 < f.ci_high
         assert f.p_value <= 0.05
         assert f.n_exposures > 1000
         assert f.severity in ("low", "medium", "high", "critical")
-        # one look per day: the first (and only) look is at the end of the 1-day window
-        assert f.event_time.timestamp() * 1000 == T0 + 24 * 3_600_000
+        # looks every tick: found before the 1-day window ends (the old daily look came at
+        # its end)
+        assert T0 < f.event_time.timestamp() * 1000 < T0 + 20 * 3_600_000
         ev = f.evidence
         assert set(ev["counts"]) == {"baseline", "window"}
         assert ev["counts"]["window"]["exposures_holdout"] > 0
         assert ev["test"]["log_e_max"] >= ev["test"]["log_threshold"]
         assert ev["crossed"]["tick"] >= 1 and "log_effect" in ev["crossed"]
+        # the synthetic boost applies to items posted in the window: exposures of items
+        # posted late in the baseline carry no boost, so the onset shows within hours
+        onset = ev["effect"]["onset"]["estimated_onset"]
+        assert T0 <= _ms(onset) <= T0 + 8 * 3_600_000, onset
+        assert ev["scope"] == {"surface": None, "region": "DE"}
+        # the series for the evidence: hourly, baseline then window, with the boundary
+        series = ev["series"]
+        assert [r["period"] for r in series[:24]] == ["baseline"] * 24
+        window_rows = [r for r in series if r["period"] == "window" and "statistic" in r]
+        bounds = [r["boundary"] for r in window_rows if r["boundary"] is not None]
+        assert bounds and all(b > 0 for b in bounds)
+        assert all(r["exposures_per_user_ranked"] is not None for r in series[24:30])
 
 
 def test_posting_more_is_not_amplification(planted) -> None:
@@ -96,8 +127,122 @@ def test_without_a_baseline_nothing_is_tested() -> None:
     assert len(rows) == 8 and all(r.mde_up is None and not r.flagged for r in rows)
 
 
-@pytest.mark.parametrize("params", [{"tau": 0}, {"margin": 0.9}, {"min_items": 1},
-                                    {"look_hours": 0}, {"nonsense": 1}])
+@pytest.mark.parametrize("params", [{"tau_scale": 0}, {"margin": 0.9}, {"min_items": 0},
+                                    {"scope_share": 1.0}, {"look_hours": 24},
+                                    {"nonsense": 1}])
 def test_bad_parameters_are_config_errors(params) -> None:
     with pytest.raises(ConfigError, match="detection.holdout_shift"):
         run(config(detection={"holdout_shift": params}), [], [])
+
+
+def test_direction_effect_and_interval_always_agree(planted) -> None:
+    """Every amplification has effect and interval above 1, every suppression below."""
+    _, out = planted
+    for f in out.finding_updates:
+        if f.kind == "amplification":
+            assert 1 < f.ci_low <= f.effect <= f.ci_high
+        elif f.kind == "suppression":
+            assert f.ci_low <= f.effect <= f.ci_high < 1
+
+
+# -- the statistics against direct computations --------------------------------------------
+
+
+def test_paired_user_variance_is_the_delta_method_over_users() -> None:
+    """From the additive sums = the direct sum of squared per-user influences."""
+    rng = np.random.default_rng(3)
+    arms = []
+    direct = 0.0
+    for n_users in (400, 120):
+        rate = rng.gamma(1.5, 1.0, n_users)
+        b, w = rng.poisson(rate * 20), rng.poisson(rate * 18)
+        x, y = rng.binomial(b, 0.1), rng.binomial(w, 0.12)
+        phi = y / y.sum() - w / w.sum() - x / x.sum() + b / b.sum()
+        direct += float((phi * phi).sum()) * n_users / (n_users - 1)
+        one = np.ones(1)
+        arms.append(PairedSums(x=one * x.sum(), y=one * y.sum(), xx=one * (x * x).sum(),
+                               yy=one * (y * y).sum(), xy=one * (x * y).sum(),
+                               xb=one * (x * b).sum(), xw=one * (x * w).sum(),
+                               yb=one * (y * b).sum(), yw=one * (y * w).sum(), b=one * b.sum(),
+                               w=one * w.sum(), bb=one * (b * b).sum(), ww=one * (w * w).sum(),
+                               bw=one * (b * w).sum(), users=one * n_users))
+    assert paired_user_var(arms[0], arms[1])[0] == pytest.approx(direct, rel=1e-9)
+
+
+def test_paired_variance_matches_a_bootstrap_over_users() -> None:
+    rng = np.random.default_rng(8)
+    n = 600
+    rate = rng.gamma(0.7, 1.0, n)          # persistent users: pairing helps
+    b, w = rng.poisson(rate * 30), rng.poisson(rate * 30)
+    x, y = rng.binomial(b, 0.05), rng.binomial(w, 0.05)
+
+    def stat(ix: np.ndarray) -> float:
+        return float(np.log(y[ix].sum() / w[ix].sum()) - np.log(x[ix].sum() / b[ix].sum()))
+
+    boots = [stat(rng.integers(0, n, n)) for _ in range(3000)]
+    phi = y / y.sum() - w / w.sum() - x / x.sum() + b / b.sum()
+    assert math.sqrt(float((phi * phi).sum())) == pytest.approx(float(np.std(boots)), rel=0.08)
+
+
+def test_hour_weights_match_the_baseline_to_the_window_hours() -> None:
+    cfg = config(days=1)
+    w = cfg.windows[0]
+    info = WindowInfo.of(cfg, w, window_subjects(cfg, w))
+    wts = hour_weights(info, info.w0, info.w0 + 3 * 3_600_000)   # 00:00-03:00 UTC
+    assert wts[:3] == pytest.approx([1.0, 1.0, 1.0]) and wts[3:].sum() == 0
+    half = hour_weights(info, info.w0, info.w0 + 90 * 60_000)   # 1.5 hours
+    assert half[:2] == pytest.approx([1.0, 0.5])
+    full = hour_weights(info, info.w0, info.w1)
+    assert full == pytest.approx(np.ones(24))
+
+
+def _exposures(seed: int) -> list:
+    ex, _ = platform_stream(seed, Plan(hidden={"acc-1": 2.0}), reach=8, with_rankings=False)
+    return [decode_obj("exposure", e) for e in ex]
+
+
+def test_sums_of_user_partitions_add_up_to_the_whole() -> None:
+    """The scale-out property: reduce each user partition's events separately, merge the
+    partial sums in any order — the merged state equals the single-process one."""
+    cfg = config(days=1)
+    infos = {w.id: WindowInfo.of(cfg, w, window_subjects(cfg, w)) for w in cfg.windows}
+    events = sorted(_exposures(5), key=lambda e: e.ts)
+    ticks = defaultdict(list)
+    for e in events:
+        ticks[e.ts // 900_000].append(e)
+    whole, split = HoldoutState(infos), HoldoutState(infos)
+    one = HoldoutReducer(cfg, infos)
+    parts = [HoldoutReducer(cfg, infos) for _ in range(3)]
+    for idx in sorted(ticks):
+        tick = ticks[idx]
+        whole.merge(one.reduce(tick))
+        sums = [p.reduce([e for e in tick if hash(e.user) % 3 == j])
+                for j, p in enumerate(parts)]
+        for s in reversed(sums):   # any order
+            split.merge(s)
+    for key, cell in whole.cells.items():
+        other = split.cells[key]
+        for arm in (0, 1):
+            ids = cell.index.names
+            order = [other.index.ids[a] for a in ids]
+            assert np.array_equal(cell.base[arm][:len(ids)], other.base[arm][order])
+            assert np.array_equal(cell.win[arm][:len(ids)], other.win[arm][order])
+            assert np.array_equal(cell.traffic_win[arm], other.traffic_win[arm])
+            assert np.array_equal(cell.active_win[arm], other.active_win[arm])
+        for period in ("B", "W"):
+            order = [other.index.ids[a] for a in cell.index.names]
+            n = len(order)
+            assert np.allclose(cell.cross[period][:n], other.cross[period][order])
+            assert np.array_equal(cell.items[period][:n], other.items[period][order])
+    for key, arms in whole.paired.items():
+        for arm in (0, 1):
+            for f, arr in arms[arm].items():
+                assert np.allclose(arr, split.paired[key][arm][f]), f
+    # and so is every statistic computed from them
+    key = next(iter(whole.paired))
+    assert np.allclose(overdispersion(whole.paired[key]), overdispersion(split.paired[key]))
+    cell_key = next(k for k in whole.cells if k[2] == ("*",))
+    wts = hour_weights(infos["w"], infos["w"].w0, infos["w"].w1)
+    a, b = look_arrays(whole.cells[cell_key], wts), look_arrays(split.cells[cell_key], wts)
+    order = [split.cells[cell_key].index.ids[x] for x in whole.cells[cell_key].index.names]
+    assert np.allclose(a.d, b.d[order], equal_nan=True)

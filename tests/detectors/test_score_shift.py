@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from monitor.config import ConfigError
@@ -58,3 +59,34 @@ def test_null_stream_is_quiet_with_detectability() -> None:
 def test_bad_parameters_are_config_errors(params) -> None:
     with pytest.raises(ConfigError, match="detection.score_shift"):
         run(config(detection={"score_shift": params}), [], [])
+
+
+def test_a_new_ranking_model_is_one_platform_change_not_amplification() -> None:
+    """Every score ×1.3 from the window start (selection too): accounts at the top and the
+    bottom of the score range move most; all of it is the platform's, reported once."""
+    ex, rk = platform_stream(33, Plan(platform_scale=1.3), reach=30, quality_sd=0.6,
+                            items_per_day=48)
+    _, out = run(config(detection={"score_shift": {"min_reference": 10}}), ex, rk,
+                 detectors=["score_shift"])
+    assert not alarms(out)
+    changes = [f for f in out.latest_findings.values() if f.kind == "platform_change"]
+    assert len(changes) == 1
+    f = changes[0]
+    assert f.subject_kind == "platform" and f.subject == "chirp" and f.severity == "low"
+    assert f.ci_low <= 1.3 <= f.ci_high
+    assert f.effect == pytest.approx(1.3, abs=0.1)
+
+
+def test_between_item_variance_is_not_the_biased_median_rule() -> None:
+    """The old ``max(0, median((Δ − c)² − v)/0.4549)`` is often exactly 0 where items do
+    vary beyond their within-item noise; the Paule–Mandel equation is not."""
+    from detectors._holdout_stats import item_variance
+
+    rng = np.random.default_rng(2)
+    n = 4000
+    v = rng.gamma(2.0, 0.02, n)              # heterogeneous within-item variances
+    delta = rng.normal(0, np.sqrt(v + 0.01))  # between-item variance 0.01
+    old = max(0.0, float(np.median(delta ** 2 - v)) / 0.4549)
+    new = item_variance(delta, v, np.ones(n), n_params=0)
+    assert old < 0.005      # biased low: σ² − 1.2·median(v) territory
+    assert new == pytest.approx(0.01, rel=0.15)

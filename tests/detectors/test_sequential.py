@@ -161,3 +161,21 @@ def test_average_of_e_processes_and_multi_component_mde() -> None:
     assert both[0] == pytest.approx(one[0], abs=1e-9)  # equal components: same as one
     only_second = mde_log([np.nan], 0.3, 0.0, thr, also=([0.01],))
     assert only_second[0] > one[0]  # averaging with an uninformative E = 1 costs log 2
+
+
+def test_central_guard_floors_tiny_variances_and_counts_the_looks() -> None:
+    """A sandwich variance of 1e-12 from few clusters must not turn a 0.5 % shift into
+    overwhelming evidence: the panel weighs ``max(V, floor, MIN_VARIANCE)``."""
+    from detectors.sequential import MIN_VARIANCE, guard_variance
+
+    v = guard_variance([1e-12, 0.04, np.nan, 1e-12], floor=[np.nan, 0.01, 0.01, 0.02])
+    assert v[0] == MIN_VARIANCE and v[1] == 0.04 and np.isnan(v[2]) and v[3] == 0.02
+    panel = SequentialPanel.bonferroni(2, 0.05, 0.3, 1.0)
+    est = np.array([0.005, 0.0005])
+    for t in range(3):
+        panel.update(est, np.array([1e-12, 1e-12]), t, t, floor=np.array([0.01, np.nan]))
+    assert panel.guarded.tolist() == [3, 3]
+    assert panel.log_e[0] < 0.1                      # the model floor: no evidence
+    assert panel.log_e[1] < 0.1                      # MIN_VARIANCE: ±0.1 % is no evidence
+    unguarded, _ = mixture_log_e(est, np.full(2, 1e-12), 0.3)
+    assert unguarded[1] > panel.log_thresh > panel.log_e[1]

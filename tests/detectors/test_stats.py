@@ -159,3 +159,128 @@ def test_clopper_pearson_matches_scipy_exact_interval(k: int, n: int) -> None:
     ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
     assert clopper_pearson(k, n) == pytest.approx((ci.low, ci.high), abs=1e-12)
     assert clopper_pearson(0, 0) == (0.0, 1.0)
+
+
+# -- issue 18: the new statistics against direct computations -------------------------------
+
+
+def test_errors_in_variables_slope_recovers_a_platform_change() -> None:
+    """``D = c + γ x* + e`` with ``x = x* + u`` and ``u`` also in ``D`` (−u): the naive slope
+    is pulled towards −vx/var(x) (regression to the mean), the corrected one is not."""
+    from detectors._holdout_stats import platform_reference
+
+    rng = np.random.default_rng(6)
+    n = 3000
+    x_true = rng.normal(0, 0.3, n)
+    vx = rng.uniform(0.01, 0.05, n)
+    u = rng.normal(0, np.sqrt(vx))
+    v = vx + 0.02
+    d = 0.1 + 0.3 * x_true - u + rng.normal(0, np.sqrt(0.02), n)
+    x = x_true + u
+    ref = platform_reference(d, x, v + vx, vx, huber_k=50.0)
+    naive = np.polyfit(x, d, 1)[0]
+    assert naive < 0.15
+    assert ref.gamma == pytest.approx(0.3, abs=0.04)
+    assert ref.c == pytest.approx(0.1 + 0.3 * float(np.average(x_true, weights=1 / (v + vx)))
+                                  - 0.3 * ref.xbar + 0.3 * ref.xbar, abs=0.02)
+
+
+def test_common_shift_is_a_huber_m_estimate() -> None:
+    from scipy import optimize
+
+    from detectors._holdout_stats import common_shift
+
+    rng = np.random.default_rng(7)
+    v = rng.uniform(0.01, 0.2, 200)
+    d = 0.05 + rng.normal(0, np.sqrt(v))
+    d[:15] += 2.0   # boosted accounts
+    c, var_c = common_shift(d, v, huber_k=2.0)
+
+    def loss(m: float) -> float:
+        r = (d - m) / np.sqrt(v)
+        return float(np.where(np.abs(r) <= 2, r * r / 2, 2 * np.abs(r) - 2).sum())
+
+    best = optimize.minimize_scalar(loss, bounds=(-1, 1), method="bounded").x
+    assert c == pytest.approx(best, abs=1e-4)
+    assert abs(c - 0.05) < 0.03 and 0 < var_c < 0.01
+
+
+def test_item_variance_median_equation_resists_outliers() -> None:
+    from detectors._holdout_stats import item_variance
+
+    rng = np.random.default_rng(9)
+    u, k = rng.uniform(0.01, 0.03, 40), rng.uniform(0.05, 0.2, 40)
+    r = rng.normal(0, np.sqrt(u + 0.3 * k))
+    r[:10] += 2.5    # a quarter of the accounts boosted
+    robust = item_variance(r, u, k, n_params=0, median=True)
+    truncated = item_variance(r, u, k, n_params=0)
+    assert robust < truncated / 4   # 1.7 vs 14 (truth 0.3): bounded by the quarter boosted
+    r[:10] -= 2.5
+    assert 0.1 < item_variance(r, u, k, n_params=0, median=True) < 1.0
+
+
+def test_elasticity_is_the_binomial_maximum_likelihood() -> None:
+    """IRLS logistic regression of the ranked share on the relative score = scipy's
+    maximisation of the same binomial likelihood."""
+    from scipy import optimize
+
+    from detectors._elasticity import ItemExposure, fit_elasticity
+
+    rng = np.random.default_rng(10)
+    n = 3000
+    x = rng.normal(0, 0.5, n)
+    h = rng.poisson(8, n)
+    r = rng.poisson(20 * np.exp(0.8 * x - 0.1 * x * x))
+    acc = ItemExposure()
+    items = [f"i{j}" for j in range(n)]
+    for j in range(n):   # 6 scored entries per item, exactly at x (no measurement noise)
+        acc.add_scores([items[j]] * 6, np.full(6, x[j]))
+    acc.add_exposures([items[j] for j in range(n) for _ in range(r[j] + h[j])],
+                      np.array([k >= r[j] for j in range(n) for k in range(r[j] + h[j])]))
+    el = fit_elasticity(acc)
+    use = r + h >= 10
+    xc = x[use] - x[use].mean()
+
+    def nll(b: np.ndarray) -> float:
+        eta = b[0] + b[1] * xc + b[2] * xc * xc
+        return float(-(r[use] * eta - (r[use] + h[use]) * np.log1p(np.exp(eta))).sum())
+
+    best = optimize.minimize(nll, np.zeros(3), method="BFGS").x
+    assert el.b1 == pytest.approx(best[1], abs=1e-3)
+    assert el.b2 == pytest.approx(best[2], abs=1e-3)
+    # the local elasticity at the fitted centre: 0.8 − 0.2 x
+    assert el.local(el.center)[0] == pytest.approx(0.8 - 0.2 * el.center, abs=0.08)
+    assert el.usable
+
+
+def test_confidence_sequence_by_inversion_excludes_zero_exactly_when_crossed() -> None:
+    from detectors.sequential import cs_by_inversion, mixture_log_e
+
+    v, tau, thr = np.array([0.04, 0.04, 0.01]), 0.5, math.log(400)
+    est = np.array([0.70, 0.74, -0.5])
+    lo, hi = cs_by_inversion(est, v, tau, 0.0, thr)
+    log_e, _ = mixture_log_e(est, v, tau)
+    assert np.array_equal(log_e >= thr, (lo > 0) | (hi < 0))
+    # on the boundary itself, log E equals the threshold
+    edge, _ = mixture_log_e(est - lo, v, tau)
+    assert edge == pytest.approx(np.full(3, thr), abs=1e-6)
+
+
+def test_scope_plan_splits_the_budget_over_every_added_test() -> None:
+    from detectors._scopes import WHOLE, plan_scopes
+
+    volume = {("surface", "feed"): 900.0, ("surface", "search"): 100.0,
+              ("region", "DE-BY"): 600.0, ("region", "DE-BE"): 400.0}
+    plan = plan_scopes(volume, "DE", max_scopes=8, scope_share=0.5)
+    assert plan.scopes[0] == WHOLE and plan.shares[0] == 0.5
+    assert set(plan.scopes[1:]) == set(volume) and sum(plan.shares) == pytest.approx(1.0)
+    one_surface = plan_scopes({("surface", "feed"): 1.0, ("region", "DE-BY"): 1.0}, "DE",
+                              max_scopes=8, scope_share=0.5)
+    assert one_surface.scopes == (WHOLE,) and one_surface.shares == (1.0,)
+    # country-level events count as their own group: DE-BY is then a proper subset
+    mixed = plan_scopes({("region", "DE"): 5.0, ("region", "DE-BY"): 5.0}, "DE",
+                        max_scopes=8, scope_share=0.5)
+    assert mixed.scopes == (WHOLE, ("region", "DE-BY"))
+    capped = plan_scopes(volume, "DE", max_scopes=2, scope_share=0.4)
+    assert capped.scopes[1:] == (("surface", "feed"), ("region", "DE-BY"))
+    assert capped.shares == pytest.approx((0.6, 0.2, 0.2))

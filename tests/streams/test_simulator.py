@@ -452,3 +452,87 @@ def test_command_line_writes_a_run(tmp_path: Path, capsys: pytest.CaptureFixture
     assert truth["params"]["seed"] == 2
     assert any(iv["expected_finding"] == "undisclosed_intervention"
                for iv in truth["interventions"])
+
+
+# ------------------------------------------------------------- statistics-stressing knobs
+
+
+def _ranked_entries(sim: Simulation) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    return [(r, it) for r in sim.rankings if r["arm"] == "ranked" for it in r["items"]]
+
+
+def test_exposure_effect_is_the_counterfactual_change_in_exposure() -> None:
+    sim = simulate(scenario("default", seed=2, n_users=1500))
+    truth = {iv["kind"]: iv for iv in sim.truth["interventions"]}
+    boost, down = truth["hidden_boost"], truth["hidden_suppression"]
+    # a ×1.5 selection-odds boost raises exposure by less than ×1.5 (slots saturate), a ×0.6
+    # suppression lowers it by a little less than ×0.6; a party-wide ×1.3 competes with itself
+    assert 1.15 < boost["exposure_effect"] < 1.5
+    assert 0.6 <= down["exposure_effect"] < 0.8
+    assert 1.0 < truth["group_boost"]["exposure_effect"] < 1.3
+    assert boost["seen_entries"] == pytest.approx(
+        boost["exposure_effect"] * boost["seen_entries_counterfactual"])
+    for kind in ("posting_surge", "popularity_change"):
+        assert truth[kind]["exposure_effect"] is None
+    # the seen entries are the exposures the intervention touched (same sessions and items)
+    assert boost["seen_entries"] == boost["exposures_affected"]
+
+
+def test_uninformative_scores_and_unlogged_interventions() -> None:
+    sim = simulate(scenario("uninformative_scores", seed=1, n_users=300))
+    entries = _ranked_entries(sim)
+    assert entries and all(it["score"] == it["organic_score"] and not it["interventions"]
+                           for _, it in entries)
+    scores = [it["score"] for _, it in entries]
+    assert abs(sum(scores) / len(scores)) < 0.1  # N(0, 1) noise, nothing else
+    boosted = {iv["target"] for iv in sim.truth["interventions"]
+               if iv["kind"] == "hidden_boost"}
+    assert all(iv["exposure_effect"] > 1.5 for iv in sim.truth["interventions"]
+               if iv["target"] in boosted)
+
+
+def test_surfaces_and_a_boost_confined_to_one_surface() -> None:
+    sim = simulate(scenario("surface_and_region", seed=1, n_users=600))
+    shares = defaultdict(int)
+    for r in sim.rankings:
+        shares[r["surface"]] += 1
+    assert set(shares) == {"feed", "search", "trending"}
+    assert shares["feed"] > shares["search"] > shares["trending"]
+    search_only = {s for r, it in _ranked_entries(sim) for s in [r["surface"]]
+                   if it["actor"] == "de-a-cand-1" and it["score"] != it["organic_score"]}
+    assert search_only == {"search"}
+    region_only = {r["region"] for r, it in _ranked_entries(sim)
+                   if it["actor"] == "de-b-cand-3" and it["score"] != it["organic_score"]}
+    assert region_only == {"DE-BE"}
+    exposures_surfaces = {e["surface"] for e in sim.exposures}
+    assert exposures_surfaces == {"feed", "search", "trending"}
+
+
+def test_model_update_scales_every_score_and_legit_adjustments_vary_by_item() -> None:
+    update = simulate(scenario("null_model_update", seed=1, n_users=300))
+    at = update.truth["params"]["model_update_at"] * 1000 + dt.datetime(
+        2026, 5, 1, tzinfo=dt.UTC).timestamp() * 1000
+    spread = {True: [], False: []}
+    for r, it in _ranked_entries(update):
+        spread[ts_ms(r["ts"]) >= at].append(abs(it["organic_score"]))
+    before, after = (sum(v) / len(v) for v in (spread[False], spread[True]))
+    assert after / before == pytest.approx(1.3, rel=0.1)
+    adjusted = simulate(scenario("null_item_adjustments", seed=1, n_users=300))
+    gaps: dict[str, list[float]] = defaultdict(list)
+    for _, it in _ranked_entries(adjusted):
+        if it["actor"] != "de-media-1":  # its disclosed boost adds to the gap in the window
+            gaps[it["item"]].append(it["score"] - it["organic_score"])
+    # one adjustment per item (up to the logs' rounding to 4 decimals)
+    assert all(max(g) - min(g) <= 2e-4 for g in gaps.values())
+    values = [g[0] for g in gaps.values()]
+    assert 0.2 < (sum(v * v for v in values) / len(values)) ** 0.5 < 0.4
+
+
+def test_new_knobs_are_validated() -> None:
+    with pytest.raises(ValueError, match="quality_df"):
+        SimParams(quality_df=2.0)
+    with pytest.raises(ValueError, match="surface_shares"):
+        SimParams(surface_shares=(("feed", -1.0),))
+    with pytest.raises(ValueError, match="unknown surface"):
+        simulate(SimParams(n_users=10, interventions=(
+            Intervention("hidden_boost", "de-a-cand-1", surfaces=("search",)),)))
