@@ -284,6 +284,7 @@ class Bench:
 
     def stack(self, prefix: str, workers: int = 0) -> LiveStack:
         assert self.config is not None
+        (self.work / prefix).mkdir(parents=True, exist_ok=True)
         return LiveStack(self.config, self.work / f"{prefix}.duckdb", self.work / prefix,
                          settings=self.settings(prefix), bootstrap=self.broker.bootstrap,
                          checkpoint_seconds=5.0, workers=workers)
