@@ -39,19 +39,23 @@ FindingRow = dict[str, Any]
 
 
 def settings_for(broker: EmbeddedBroker | str, prefix: str, **extra: Any) -> Settings:
-    """Six partitions and topics / group named ``<prefix>.*`` on ``broker``."""
+    """Six partitions and topics (inputs, outputs, worker state, partials) and groups named
+    ``<prefix>.*`` on ``broker``."""
     bootstrap = broker if isinstance(broker, str) else broker.bootstrap
     return Settings(broker=bootstrap, partitions=6, group_id=f"{prefix}-amplimon",
                     **{f"topic_{t}": f"{prefix}.{t}" for t in (
-                        "exposure", "ranking", "findings", "deadletter", "measurements",
-                        "detectability", "state")}, **extra)
+                        "exposure", "ranking", "panel", "findings", "deadletter", "measurements",
+                        "detectability", "state", "partials")}, **extra)
 
 
 def drained(stack: LiveStack) -> bool:
-    """Every input record committed by the worker and every output committed by the sink."""
+    """Every input record committed by the workers, every partial by stage two and every
+    output by the sink.  In that order: stage two's lag is final only once the workers have
+    sent everything, and the sink's once stage two has."""
     s = stack.settings
     outs = [s.topic_findings, s.topic_measurements, s.topic_deadletter, s.topic_detectability]
-    return (group_lag(s, s.group_id, [s.topic_exposure, s.topic_ranking]) == 0
+    return (group_lag(s, s.group_id, [s.topic_exposure, s.topic_ranking, s.topic_panel]) == 0
+            and group_lag(s, f"{s.group_id}-merge", [s.topic_partials]) == 0
             and group_lag(s, f"{s.group_id}-sink", outs) == 0)
 
 

@@ -12,7 +12,9 @@ every thread, over the same span), ``peak_rss_mb`` (``VmHWM``) and ``startup_s``
 ``{"error": "<one line>"}`` when it had not seen ``N`` records within ``S`` seconds (exit 3).
 
 ``aiokafka`` reads as stage one's worker does (``getmany``, 5,000 records, 4 MiB per
-partition fetch); ``kafka-python`` as stage two and the sink do (``poll``).
+partition fetch); ``kafka-python`` as stage two and the sink do (``poll``);
+``kafka-python-nocrc`` the same without checking record batch CRCs (kafka-python computes
+CRC-32C in pure Python unless the ``crc32c`` package is installed).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from _faust_consumers import peak_rss_mb  # noqa: E402
 
 __all__ = ["KINDS", "Tally", "main"]
 
-KINDS = ("aiokafka", "kafka-python")
+KINDS = ("aiokafka", "kafka-python", "kafka-python-nocrc")
 _FETCH_BYTES = 4 * 1024 * 1024
 _BATCH = 5000
 
@@ -112,7 +114,8 @@ def _kafka_python(args: argparse.Namespace, tally: Tally) -> None:
 
     consumer = KafkaConsumer(bootstrap_servers=args.bootstrap, enable_auto_commit=False,
                              auto_offset_reset="earliest",
-                             max_partition_fetch_bytes=8 * 1024 * 1024)
+                             max_partition_fetch_bytes=8 * 1024 * 1024,
+                             check_crcs=args.kind != "kafka-python-nocrc")
     try:
         tps = [TopicPartition(t, p) for t in args.topics
                for p in sorted(consumer.partitions_for_topic(t) or ())]

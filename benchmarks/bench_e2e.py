@@ -11,7 +11,11 @@ input topics (with end-of-stream markers).  Then
 * *end to end*: ``amplimon worker`` + ``amplimon sink`` (processes, fresh groups) read the
   same topics, run every detector and write DuckDB; the clock runs from the worker's
   partition assignment to the moment every input and every output offset is committed
-  (i.e. all findings, measurements and dead letters are in DuckDB).
+  (i.e. all findings, measurements and dead letters are in DuckDB).  Since the two-stage
+  pipeline: ``amplimon worker`` + ``amplimon merge`` + ``amplimon sink``, and the clock stops
+  when the workers, stage two and the sink have each committed everything
+  (``_live.drained``).  Stage one alone, several workers and stage two's cost per tick:
+  ``bench_scale.py``.
 
 Both rates count input records per second from the first fetch; the ratio is the target
 (≥ 0.5).  Process start-up and group joins are reported apart.
@@ -109,7 +113,7 @@ def throughput(broker: EmbeddedBroker, work: Path, scale: float) -> dict:
     with LiveStack(paths["config"], work / "tp.duckdb", work / "tp", settings=settings,
                    bootstrap=broker.bootstrap, checkpoint_seconds=5.0) as stack:
         worker = stack.services["worker"]
-        stack.wait_for(lambda: "assigned" in worker.log_text(), 120, "worker join",
+        stack.wait_for(lambda: "holding units" in worker.log_text(), 120, "worker join",
                        interval=0.05)
         t_assigned = time.perf_counter()
         stack.wait_for(lambda: drained(stack), 600, "drain", interval=0.1)
@@ -142,7 +146,7 @@ def latency(broker: EmbeddedBroker, work: Path, scale: float, speed: float,
     with LiveStack(paths["config"], work / "lat.duckdb", work / "lat", settings=settings,
                    bootstrap=broker.bootstrap, checkpoint_seconds=5.0) as stack:
         worker = stack.services["worker"]
-        stack.wait_for(lambda: "assigned" in worker.log_text(), 120, "worker join")
+        stack.wait_for(lambda: "holding units" in worker.log_text(), 120, "worker join")
         watcher = threading.Thread(target=watch_findings, args=(stack.snapshot_dir, seen, stop))
         watcher.start()
         producer = make_producer(settings, linger_ms=1)

@@ -1,0 +1,101 @@
+"""``benchmarks/bench_scale.py`` at a tiny size on the embedded broker: every phase (raw
+reference, stage one with 1 and 2 workers, stage two alone, end to end) runs, reads every
+record exactly once, and reports every figure in the JSON the benchmark writes.  No timing
+is asserted, only structure and exact counts."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.broker
+
+ROOT = Path(__file__).resolve().parents[3]
+SCALE, PARTITIONS = 0.03, 2
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    path = ROOT / "benchmarks" / "bench_scale.py"
+    spec = importlib.util.spec_from_file_location("bench_scale", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def result(bench: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("scale")
+    rc = bench.main(["--scale", str(SCALE), "--partitions", str(PARTITIONS), "--workers", "1,2",
+                     "--e2e-workers", "1", "--timeout", "60", "--out", str(out)])
+    assert rc == 0
+    return dict(json.loads((out / "scale.json").read_text(encoding="utf-8")))
+
+
+def test_every_phase_reads_every_record_exactly_once(result: dict[str, Any]) -> None:
+    inp = result["input"]
+    records, markers = inp["records"], inp["end_of_stream_markers"]
+    assert records == sum(inp["by_topic"].values()) > 0
+    assert markers == 3 * PARTITIONS  # exposure, ranking and panel partitions
+    assert result["reference_aiokafka"]["records"] == records + markers
+    for n in ("1", "2"):
+        s1 = result["stage_one"][n]
+        assert s1["workers"] == int(n)
+        assert s1["messages_read"] == records + markers
+        assert sum(s1["messages_read_by_worker"].values()) == records + markers
+        sent = s1["partials"]
+        assert sent["units_finished"] == PARTITIONS
+        c = sent["counts"]
+        assert c["accepted"] + c["duplicates"] + c["late"] + c["rejected"] == records
+        assert sent["events"] == c["accepted"]  # every accepted event reaches stage two once
+    # ingest is deterministic: the same partials whatever the number of workers
+    one, two = result["stage_one"]["1"]["partials"], result["stage_one"]["2"]["partials"]
+    for key in ("partial_messages", "events", "ticks", "partial_bytes"):
+        assert one[key] == two[key], key
+    assert result["stage_one"]["1"]["checkpoint_bytes"].keys() == {
+        f"unit-{i}" for i in range(PARTITIONS)}
+    s2 = result["stage_two"]
+    assert s2["merged"]["messages"] == s2["partial_messages"] + s2["progress_messages"]
+    assert s2["merged"]["ticks"] == s2["ticks"] == one["ticks"]
+    assert s2["merged"]["finished"] == [0]
+    assert s2["reference_kafka_python"]["records"] == s2["merged"]["messages"]
+    e2e = result["end_to_end"]["1"]
+    assert e2e["messages_read"] == records + markers
+    assert e2e["store"]["deadletter"] == one["counts"]["rejected"] + one["counts"]["late"]
+    assert e2e["store"]["findings"] == len(e2e["store"]["finding_ids"])
+
+
+def test_the_json_holds_every_figure(result: dict[str, Any]) -> None:
+    assert {"cpus", "cpu_model", "load_avg_start", "load_avg_end"} <= result["machine"].keys()
+    ref = result["reference_aiokafka"]
+    assert ref["kind"] == "aiokafka" and ref["rate"] > 0 and ref["cpu_us_per_record"] > 0
+    for n, s1 in result["stage_one"].items():
+        assert s1["seconds"] > 0 and s1["rate"] == pytest.approx(
+            result["input"]["records"] / s1["seconds"])
+        assert s1["cpu_us_per_record"] == pytest.approx(
+            1e6 * s1["cpu_s"] / result["input"]["records"])
+        assert len(s1["peak_rss_mb"]) == int(n)
+        assert all(10 < mb < 4000 for mb in s1["peak_rss_mb"].values())
+        assert s1["ratios"]["rate"] == pytest.approx(s1["rate"] / ref["rate"])
+        assert s1["vs_one_worker"]["cpu_per_record"] == pytest.approx(
+            s1["cpu_us_per_record"] / result["stage_one"]["1"]["cpu_us_per_record"])
+        assert s1["rebalances"] >= 0
+    s2 = result["stage_two"]
+    assert s2["cpu_ms_per_tick"] == pytest.approx(1e3 * s2["cpu_s"] / s2["ticks"])
+    assert s2["cpu_ms_per_partial"] == pytest.approx(1e3 * s2["cpu_s"] / s2["partial_messages"])
+    platforms = result["stage_one"]["1"]["partials"]["platforms"]
+    assert 1 <= s2["partials_per_tick"] <= PARTITIONS * platforms  # units × platforms at most
+    assert s2["peak_rss_mb"] > 10
+    e2e = result["end_to_end"]["1"]
+    assert {"worker", "merge", "sink", "broker"} <= e2e["cpu_s"].keys()
+    assert e2e["cpu_us_per_record"]["total"] == pytest.approx(
+        1e6 * e2e["cpu_s_total"] / result["input"]["records"])
+    assert e2e["ratio_to_reference"] == pytest.approx(e2e["rate"] / ref["rate"])
