@@ -35,7 +35,8 @@ def bench() -> ModuleType:
 def result(bench: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("scale")
     rc = bench.main(["--scale", str(SCALE), "--partitions", str(PARTITIONS), "--workers", "1,2",
-                     "--e2e-workers", "1", "--timeout", "60", "--out", str(out)])
+                     "--e2e-workers", "1", "--timeout", "60", "--session-timeout", "3",
+                     "--out", str(out)])
     assert rc == 0
     return dict(json.loads((out / "scale.json").read_text(encoding="utf-8")))
 
