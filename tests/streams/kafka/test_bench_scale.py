@@ -1,7 +1,7 @@
 """``benchmarks/bench_scale.py`` at a tiny size on the embedded broker: every phase (raw
-reference, stage one with 1 and 2 workers, stage two alone, end to end) runs, reads every
-record exactly once, and reports every figure in the JSON the benchmark writes.  No timing
-is asserted, only structure and exact counts."""
+reference, stage one with one worker, stage two alone, end to end with two workers) runs,
+reads every record exactly once, and reports every figure in the JSON the benchmark writes.
+No timing is asserted, only structure and exact counts."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def bench() -> ModuleType:
 @pytest.fixture(scope="module")
 def result(bench: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("scale")
-    rc = bench.main(["--scale", str(SCALE), "--partitions", str(PARTITIONS), "--workers", "1,2",
-                     "--e2e-workers", "1", "--timeout", "60", "--session-timeout", "3",
+    rc = bench.main(["--scale", str(SCALE), "--partitions", str(PARTITIONS), "--workers", "1",
+                     "--e2e-workers", "2", "--timeout", "60", "--session-timeout", "3",
                      "--out", str(out)])
     assert rc == 0
     return dict(json.loads((out / "scale.json").read_text(encoding="utf-8")))
@@ -47,20 +47,14 @@ def test_every_phase_reads_every_record_exactly_once(result: dict[str, Any]) -> 
     assert records == sum(inp["by_topic"].values()) > 0
     assert markers == 3 * PARTITIONS  # exposure, ranking and panel partitions
     assert result["reference_aiokafka"]["records"] == records + markers
-    for n in ("1", "2"):
-        s1 = result["stage_one"][n]
-        assert s1["workers"] == int(n)
-        assert s1["messages_read"] == records + markers
-        assert sum(s1["messages_read_by_worker"].values()) == records + markers
-        sent = s1["partials"]
-        assert sent["units_finished"] == PARTITIONS
-        c = sent["counts"]
-        assert c["accepted"] + c["duplicates"] + c["late"] + c["rejected"] == records
-        assert sent["events"] == c["accepted"]  # every accepted event reaches stage two once
-    # ingest is deterministic: the same partials whatever the number of workers
-    one, two = result["stage_one"]["1"]["partials"], result["stage_one"]["2"]["partials"]
-    for key in ("partial_messages", "events", "ticks", "partial_bytes"):
-        assert one[key] == two[key], key
+    s1 = result["stage_one"]["1"]
+    assert s1["workers"] == 1 and s1["rebalances"] == 0
+    assert s1["messages_read"] == records + markers
+    one = s1["partials"]
+    assert one["units_finished"] == PARTITIONS
+    c = one["counts"]
+    assert c["accepted"] + c["duplicates"] + c["late"] + c["rejected"] == records
+    assert one["events"] == c["accepted"]  # every accepted event reaches stage two once
     assert result["stage_one"]["1"]["checkpoint_bytes"].keys() == {
         f"unit-{i}" for i in range(PARTITIONS)}
     s2 = result["stage_two"]
@@ -68,8 +62,12 @@ def test_every_phase_reads_every_record_exactly_once(result: dict[str, Any]) -> 
     assert s2["merged"]["ticks"] == s2["ticks"] == one["ticks"]
     assert s2["merged"]["finished"] == [0]
     assert s2["reference_kafka_python"]["records"] == s2["merged"]["messages"]
-    e2e = result["end_to_end"]["1"]
-    assert e2e["messages_read"] == records + markers
+    e2e = result["end_to_end"]["2"]
+    assert e2e["workers"] == 2
+    if e2e["rebalances"] == 0:  # both joined in one generation: together, each record once
+        assert e2e["messages_read"] == records + markers
+    else:  # units moved mid-run: the new owner re-reads from the unit's checkpoint
+        assert e2e["messages_read"] >= records + markers
     assert e2e["store"]["deadletter"] == one["counts"]["rejected"] + one["counts"]["late"]
     assert e2e["store"]["findings"] == len(e2e["store"]["finding_ids"])
 
@@ -95,8 +93,8 @@ def test_the_json_holds_every_figure(result: dict[str, Any]) -> None:
     platforms = result["stage_one"]["1"]["partials"]["platforms"]
     assert 1 <= s2["partials_per_tick"] <= PARTITIONS * platforms  # units × platforms at most
     assert s2["peak_rss_mb"] > 10
-    e2e = result["end_to_end"]["1"]
-    assert {"worker", "merge", "sink", "broker"} <= e2e["cpu_s"].keys()
+    e2e = result["end_to_end"]["2"]
+    assert {"worker", "worker-2", "merge", "sink", "broker"} <= e2e["cpu_s"].keys()
     assert e2e["cpu_us_per_record"]["total"] == pytest.approx(
         1e6 * e2e["cpu_s_total"] / result["input"]["records"])
     assert e2e["ratio_to_reference"] == pytest.approx(e2e["rate"] / ref["rate"])
