@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from detectors.evidence import Decoded, Series, decode
 from monitor.cli._files import existing_duckdb
 from monitor.settings import env_name
 from monitor.store import Store
@@ -17,7 +18,7 @@ __all__ = ["print_findings", "register", "wide_console"]
 
 _QUERY = """
     SELECT severity, kind, detector, platform, region, window_id, subject_kind, subject,
-           effect, ci_low, ci_high, p_value, n_exposures, event_time
+           effect, ci_low, ci_high, p_value, n_exposures, event_time, evidence
     FROM findings
     ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2
              ELSE 3 END, event_time
@@ -36,14 +37,16 @@ def print_findings(db: Path | str, console: Console | None = None, limit: int = 
         return 0
     table = Table(title=f"amplimon findings — {db}", show_lines=False)
     for col in ("severity", "kind", "detector", "subject", "where", "effect (95% CI)", "p", "n",
-                "crossed at"):  # on a narrow terminal values wrap; none is cut off
+                "crossed at", "evidence"):  # on a narrow terminal values wrap; none is cut off
         table.add_column(col, overflow="fold")
-    for sev, kind, det, platform, region, window, sk, subject, eff, lo, hi, p, n, t in rows:
+    for (sev, kind, det, platform, region, window, sk, subject, eff, lo, hi, p, n, t,
+         ev) in rows:
         effect = "—" if eff is None else (
             f"{eff:.2f}" + ("" if lo is None or hi is None else f" ({lo:.2f}–{hi:.2f})"))
         table.add_row(sev, kind, det, f"{sk} {subject}", f"{platform} {region} {window}",
                       effect, _p(p), "—" if n is None else f"{n:,}",
-                      t.strftime("%Y-%m-%d %H:%M") if t else "—")
+                      t.strftime("%Y-%m-%d %H:%M") if t else "—",
+                      _evidence(decode(ev, detector=det, finding_kind=kind, subject=subject)))
     console.print(table)
     if len(rows) < total:
         console.print(f"{len(rows)} of {total} findings, most severe first "
@@ -58,6 +61,18 @@ def wide_console() -> Console:
     log or a pipe: wide enough that no identifier in a findings table is folded)."""
     console = Console()
     return console if console.is_terminal else Console(width=180)
+
+
+def _evidence(d: Decoded) -> str:
+    """"v1, series 41" — the evidence's schema version and its time series' points;
+    "legacy" (written before the schema) or "unreadable" (details on the finding page)."""
+    if d.evidence is None:
+        return "unreadable"
+    if d.legacy:
+        return "legacy"
+    series = getattr(d.evidence, "series", None)
+    points = f", series {len(series.points)}" if isinstance(series, Series) else ""
+    return f"v{d.evidence.version}{points}"
 
 
 def _p(p: float | None) -> str:
