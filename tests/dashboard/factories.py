@@ -92,11 +92,7 @@ def default_findings() -> list[Finding]:
                 event_time=T0 + dt.timedelta(hours=3)),
         finding("acc-3", detector="missing_label", kind="missing_label", region="AT",
                 window_id="at-2026", effect=None, ci=None, severity="medium",
-                event_time=T0 + dt.timedelta(days=1),
-                evidence={"unlabelled_share": 0.3, "unlabelled_share_ci95": [0.25, 0.35],
-                          "exposures": 800, "unlabelled": 240,
-                          "required_labels": {"civic-info-1": "promoted"},
-                          "test": {"log_e_max": 9.1, "log_threshold": 6.2}}),
+                event_time=T0 + dt.timedelta(days=1)),
         finding("party-a", subject_kind="group", detector="holdout_shift", effect=1.3,
                 ci=(1.1, 1.5), severity="low", event_time=T0 + dt.timedelta(hours=1)),
     ]
