@@ -2,8 +2,9 @@
 evidence (:class:`detectors.evidence.Series`).  Reporting only: nothing here feeds a test.
 
 Memory is bounded: past ``2 · limit`` looks, every second look is dropped (the step
-doubles), so a panel keeps at most ``2 · limit`` arrays of its subjects' values whatever the
-stream's length; the crossing itself is kept by the test (``SequentialPanel.at_cross``).
+doubles), so a panel keeps at most ``2 · limit`` float32 arrays of each of two values per
+subject whatever the stream's length (800 looks × 1,000 subjects: 6.4 MB); the crossing
+itself is kept, in full precision, by the test (``SequentialPanel.at_cross``).
 """
 
 from __future__ import annotations
@@ -23,17 +24,21 @@ __all__ = ["Trace"]
 
 @dataclass(slots=True)
 class Trace:
-    limit: int = 4 * evidence.MAX_POINTS
+    limit: int = 2 * evidence.MAX_POINTS
     t_ms: list[int] = field(default_factory=list)
     estimate: list[np.ndarray] = field(default_factory=list)
     log_e: list[np.ndarray] = field(default_factory=list)
     step_ms: int = 0
 
     def record(self, t_ms: int, step_ms: int, estimate: Any, log_e: Any) -> None:
+        """One look (``step_ms``: the tick's length); skipped while closer than the current
+        step to the last kept one."""
+        if self.t_ms and t_ms - self.t_ms[-1] < self.step_ms:
+            return
         self.step_ms = max(self.step_ms, step_ms)
         self.t_ms.append(t_ms)
-        self.estimate.append(np.array(estimate, dtype=float, copy=True))
-        self.log_e.append(np.array(log_e, dtype=float, copy=True))
+        self.estimate.append(np.array(estimate, dtype=np.float32))
+        self.log_e.append(np.array(log_e, dtype=np.float32))
         if len(self.t_ms) > 2 * self.limit:
             self.t_ms, self.estimate, self.log_e = (
                 self.t_ms[::2], self.estimate[::2], self.log_e[::2])

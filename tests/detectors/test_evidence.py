@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 
 import msgspec
+import numpy as np
 import pytest
 
 from detectors import evidence as E
@@ -141,3 +142,14 @@ def test_build_rejects_a_detector_writing_a_wrong_type() -> None:
                                                "exposure_ratio": {"ratio": float("nan")}})
     assert out["kind"] == "undisclosed_intervention" and out["version"] == 1
     assert out["exposure_ratio"]["ratio"] is None  # JSON has no NaN
+
+
+def test_trace_memory_is_bounded_whatever_the_stream_length() -> None:
+    from detectors._trace import Trace
+
+    trace = Trace(limit=100)
+    for k in range(5000):
+        trace.record(k * 900_000, 900_000, [0.1, 0.2], [float(k), 0.0])
+    assert 100 <= len(trace.t_ms) <= 200 and trace.step_ms == 900_000 * 2 ** 5
+    assert set(np.diff(trace.t_ms)) == {trace.step_ms}  # evenly spaced
+    assert trace.t_ms == sorted(trace.t_ms) and trace.t_ms[0] == 0
