@@ -66,8 +66,9 @@ def _log_ratio_axis(ax: Any, values: Sequence[float]) -> None:
     ax.xaxis.set_minor_formatter(mticker.NullFormatter())
 
 
-def _time_axis(ax: Any) -> None:
-    locator = mdates.AutoDateLocator()
+def _time_axis(ax: Any, maxticks: int | None = None) -> None:
+    locator = (mdates.AutoDateLocator() if maxticks is None
+               else mdates.AutoDateLocator(minticks=3, maxticks=maxticks))
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_xlabel("event time (UTC)")
@@ -98,21 +99,25 @@ def exposure_over_time(df: pd.DataFrame) -> Figure:
         2.0 + 1.7 * panels) + 0.05, hspace=0.12)
     axes = fig.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
     ax_iter = iter(axes)
+    def line(ax: Any, col: str, **style: Any) -> None:
+        known = df[col].notna().to_numpy()  # a look without this value is no gap
+        ax.plot(t[known], df[col][known], **style)
+
     if arms:
         ax = next(ax_iter)
-        ax.plot(t, df["ranked_per_user"], color=RANKED, label="ranked feed")
-        ax.plot(t, df["holdout_per_user"], color=HOLDOUT, linestyle="--", label="holdout")
+        line(ax, "ranked_per_user", color=RANKED, label="ranked feed")
+        line(ax, "holdout_per_user", color=HOLDOUT, linestyle="--", label="holdout")
         ax.set_ylabel("exposures per\nactive user")
     if stat:
         ax = next(ax_iter)
-        ax.plot(t, df["log_e"], color=RANKED, label="log e-value")
-        ax.step(t, df["log_threshold"], color=GREY, where="post", label="threshold")
+        line(ax, "log_e", color=RANKED, label="log e-value")
+        line(ax, "log_threshold", color=GREY, label="threshold")
         ax.set_ylabel("log e-value")
     _marks(list(axes), df, t)
     for ax in axes:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small",
                   frameon=False)
-    _time_axis(axes[-1])
+    _time_axis(axes[-1], maxticks=6)
     axes[0].set_title("Exposure per user and the test over time" if arms and stat else
                       "Exposure per user: ranked vs holdout" if arms else
                       "The test over time: log e-value vs threshold")

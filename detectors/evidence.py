@@ -406,8 +406,10 @@ def build(kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
 # -- series -------------------------------------------------------------------------------------
 def thin(points: list[SeriesPoint], keep: Iterable[dt.datetime | None] = (),
          max_points: int = MAX_POINTS) -> list[SeriesPoint]:
-    """At most ``max_points`` points (sorted by time): every ``s``-th, plus the first, the
-    last and, for each time in ``keep`` (onset, crossing), the first point at or after it."""
+    """At most ``max_points`` points (sorted by time): the first, the last and, for each
+    time in ``keep`` (onset, crossing), the first point at or after it; then every ``s``-th
+    of the looks with a test value and, in proportion, of those without (a series whose
+    exposure rows and looks alternate keeps both)."""
     n = len(points)
     if n <= max_points:
         return points
@@ -415,9 +417,14 @@ def thin(points: list[SeriesPoint], keep: Iterable[dt.datetime | None] = (),
     for t in keep:
         if t is not None:
             must.add(next((i for i, p in enumerate(points) if p.t >= t), n - 1))
-    room = max(max_points - len(must), 1)
-    stride = math.ceil(n / room)
-    return [points[i] for i in sorted(set(range(0, n, stride)) | must)]
+    room = max(max_points - len(must), 2)
+    chosen = set(must)
+    for tested in (True, False):
+        group = [i for i, p in enumerate(points) if (p.log_e is not None) == tested]
+        if group:
+            share = max(1, room * len(group) // n)
+            chosen.update(group[::math.ceil(len(group) / share)])
+    return [points[i] for i in sorted(chosen)]
 
 
 def series(points: list[SeriesPoint], *, step_minutes: int, onset: dt.datetime | None,

@@ -718,8 +718,11 @@ class HoldoutShift(Detector):
             log_e = np.array([h[3][i] for h in st.history])
             bound = mde_log(var, float(st.tau[i]), tests.margin, tests.log_thresh)
             for t, e, b, le in zip(t_ms, est, bound, log_e, strict=True):
-                row = rows.get(int((t // HOUR_MS) * HOUR_MS))
-                if row is not None and row.period == "window":
+                # the hourly row of the look's time (a window starting on the hour, as
+                # configured windows do), else a point of its own
+                row = rows.setdefault(int(t), evidence.SeriesPoint(
+                    t=ms_to_datetime(int(t)), period="window"))
+                if row.period == "window":
                     row.statistic = _finite(e)
                     row.boundary = _finite(b)
                     row.log_e = _finite(le)

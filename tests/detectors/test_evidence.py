@@ -153,3 +153,12 @@ def test_trace_memory_is_bounded_whatever_the_stream_length() -> None:
     assert 100 <= len(trace.t_ms) <= 200 and trace.step_ms == 900_000 * 2 ** 5
     assert set(np.diff(trace.t_ms)) == {trace.step_ms}  # evenly spaced
     assert trace.t_ms == sorted(trace.t_ms) and trace.t_ms[0] == 0
+
+
+def test_thin_keeps_both_kinds_of_alternating_points() -> None:
+    t0 = dt.datetime(2026, 5, 4, tzinfo=dt.UTC)
+    points = [E.SeriesPoint(t=t0 + dt.timedelta(minutes=30 * k), period="window",
+                            log_e=float(k) if k % 2 else None) for k in range(600)]
+    kept = E.thin(points, max_points=100)
+    tested = sum(p.log_e is not None for p in kept)
+    assert len(kept) <= 100 and 40 <= tested <= 60
