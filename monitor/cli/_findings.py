@@ -25,9 +25,12 @@ _QUERY = """
     LIMIT ?"""
 
 
-def print_findings(db: Path | str, console: Console | None = None, limit: int = 200) -> int:
+def print_findings(db: Path | str, console: Console | None = None, limit: int = 200,
+                   evidence: bool = False) -> int:
     """Print the findings table (severity, then event time) and how many of how many it
-    shows; returns the number of rows shown."""
+    shows; returns the number of rows shown.  ``evidence``: add a column with each
+    finding's decoded evidence (schema version and time-series points, or legacy /
+    unreadable)."""
     console = console or wide_console()
     with Store(db, read_only=True) as store:
         rows = store.query(_QUERY, [limit])
@@ -36,17 +39,21 @@ def print_findings(db: Path | str, console: Console | None = None, limit: int = 
         console.print(f"no findings in {db}")
         return 0
     table = Table(title=f"amplimon findings — {db}", show_lines=False)
-    for col in ("severity", "kind", "detector", "subject", "where", "effect (95% CI)", "p", "n",
-                "crossed at", "evidence"):  # on a narrow terminal values wrap; none is cut off
+    cols = ["severity", "kind", "detector", "subject", "where", "effect (95% CI)", "p", "n",
+            "crossed at", *(["evidence"] if evidence else [])]
+    for col in cols:  # on a narrow terminal values wrap; none is cut off
         table.add_column(col, overflow="fold")
     for (sev, kind, det, platform, region, window, sk, subject, eff, lo, hi, p, n, t,
          ev) in rows:
         effect = "—" if eff is None else (
             f"{eff:.2f}" + ("" if lo is None or hi is None else f" ({lo:.2f}–{hi:.2f})"))
-        table.add_row(sev, kind, det, f"{sk} {subject}", f"{platform} {region} {window}",
-                      effect, _p(p), "—" if n is None else f"{n:,}",
-                      t.strftime("%Y-%m-%d %H:%M") if t else "—",
-                      _evidence(decode(ev, detector=det, finding_kind=kind, subject=subject)))
+        cells = [sev, kind, det, f"{sk} {subject}", f"{platform} {region} {window}",
+                 effect, _p(p), "—" if n is None else f"{n:,}",
+                 t.strftime("%Y-%m-%d %H:%M") if t else "—"]
+        if evidence:
+            cells.append(_evidence(decode(ev, detector=det, finding_kind=kind,
+                                          subject=subject)))
+        table.add_row(*cells)
     console.print(table)
     if len(rows) < total:
         console.print(f"{len(rows)} of {total} findings, most severe first "
@@ -84,9 +91,12 @@ def cmd_findings(
                                      show_envvar=True)],
     limit: Annotated[int, typer.Option("--limit", help="at most this many rows", min=1)
                      ] = 200,
+    evidence: Annotated[bool, typer.Option(
+        "--evidence", help="add each finding's evidence: schema version and time-series "
+                           "points (legacy: written before the schema)")] = False,
 ) -> None:
     """Print the findings, most severe first."""
-    print_findings(existing_duckdb(db), limit=limit)
+    print_findings(existing_duckdb(db), limit=limit, evidence=evidence)
 
 
 def register(app: typer.Typer) -> None:

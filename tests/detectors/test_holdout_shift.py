@@ -76,7 +76,8 @@ def test_planted_amplification_and_suppression_are_found(planted) -> None:
         bounds = [p.boundary for p in window_rows if p.boundary is not None]
         assert bounds and all(b > 0 for b in bounds)
         assert all(p.log_threshold == ev["test"]["log_threshold"] for p in window_rows)
-        assert all(p.exposures_per_user_ranked is not None for p in series.points[24:30])
+        window = [p for p in series.points if p.period == "window"]
+        assert sum(p.exposures_per_user_ranked is not None for p in window[:12]) >= 6
         assert series.crossing == f.event_time
         assert any(p.t == series.crossing for p in series.points)
         assert series.onset is not None and series.onset.isoformat() == onset.replace(
