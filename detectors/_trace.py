@@ -41,7 +41,10 @@ class Trace:
         self.log_e.append(np.array(log_e, dtype=np.float32))
         if len(self.t_ms) > 2 * self.limit:
             self.t_ms, self.estimate, self.log_e = (
-                self.t_ms[::2], self.estimate[::2], self.log_e[::2])
+                self.t_ms[::2],
+                self.estimate[::2],
+                self.log_e[::2],
+            )
             self.step_ms *= 2
 
     def series(self, i: int, tests: Any, *, onset_ms: int | None) -> dict[str, Any]:
@@ -53,23 +56,42 @@ class Trace:
             if i >= le.size:
                 continue
             points[t] = evidence.SeriesPoint(
-                t=ms_to_datetime(t), period="window", statistic=_finite(est[i]),
-                log_e=_finite(le[i]), log_threshold=thresh)
+                t=ms_to_datetime(t),
+                period="window",
+                statistic=_finite(est[i]),
+                log_e=_finite(le[i]),
+                log_threshold=thresh,
+            )
         crossing = None
         if tests.crossed_ms[i] >= 0:
             c_ms = int(tests.crossed_ms[i])
             crossing = ms_to_datetime(c_ms)
             snap = tests.at_cross.get(i, {})
             combined = snap.get("combined")
-            stat = (snap.get("log_effect") if "log_effect" in snap
-                    else combined.get("log_effect") if isinstance(combined, dict) else None)
-            points.setdefault(c_ms, evidence.SeriesPoint(
-                t=crossing, period="window", statistic=_finite(stat),
-                log_e=_finite(snap.get("log_e")), log_threshold=thresh))
+            stat = (
+                snap.get("log_effect")
+                if "log_effect" in snap
+                else combined.get("log_effect")
+                if isinstance(combined, dict)
+                else None
+            )
+            points.setdefault(
+                c_ms,
+                evidence.SeriesPoint(
+                    t=crossing,
+                    period="window",
+                    statistic=_finite(stat),
+                    log_e=_finite(snap.get("log_e")),
+                    log_threshold=thresh,
+                ),
+            )
         series = evidence.series(
-            list(points.values()), step_minutes=max(1, self.step_ms // 60_000),
+            list(points.values()),
+            step_minutes=max(1, self.step_ms // 60_000),
             onset=ms_to_datetime(onset_ms) if onset_ms is not None else None,
-            crossing=crossing, arms=False)
+            crossing=crossing,
+            arms=False,
+        )
         out: dict[str, Any] = msgspec.to_builtins(series)
         return out
 

@@ -357,15 +357,29 @@ class IntegrityEvidence(_Evidence, kw_only=True, tag="log_integrity"):
     details: dict[str, Any] = {}
 
 
-Evidence = (HoldoutShiftEvidence | ScoreShiftEvidence | RankUpliftEvidence
-            | MissingLabelEvidence | UndisclosedEvidence | PlatformChangeEvidence
-            | IntegrityEvidence)
+Evidence = (
+    HoldoutShiftEvidence
+    | ScoreShiftEvidence
+    | RankUpliftEvidence
+    | MissingLabelEvidence
+    | UndisclosedEvidence
+    | PlatformChangeEvidence
+    | IntegrityEvidence
+)
 
 #: The struct of each tag.
 EVIDENCE_TYPES: Final[dict[str, type[Any]]] = {
-    t.__struct_config__.tag: t for t in (  # type: ignore[misc]
-        HoldoutShiftEvidence, ScoreShiftEvidence, RankUpliftEvidence, MissingLabelEvidence,
-        UndisclosedEvidence, PlatformChangeEvidence, IntegrityEvidence)}
+    t.__struct_config__.tag: t
+    for t in (  # type: ignore[misc]
+        HoldoutShiftEvidence,
+        ScoreShiftEvidence,
+        RankUpliftEvidence,
+        MissingLabelEvidence,
+        UndisclosedEvidence,
+        PlatformChangeEvidence,
+        IntegrityEvidence,
+    )
+}
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -404,8 +418,9 @@ def build(kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # -- series -------------------------------------------------------------------------------------
-def thin(points: list[SeriesPoint], keep: Iterable[dt.datetime | None] = (),
-         max_points: int = MAX_POINTS) -> list[SeriesPoint]:
+def thin(
+    points: list[SeriesPoint], keep: Iterable[dt.datetime | None] = (), max_points: int = MAX_POINTS
+) -> list[SeriesPoint]:
     """At most ``max_points`` points (sorted by time): the first, the last and, for each
     time in ``keep`` (onset, crossing), the first point at or after it; then every ``s``-th
     of the looks with a test value and, in proportion, of those without (a series whose
@@ -423,17 +438,29 @@ def thin(points: list[SeriesPoint], keep: Iterable[dt.datetime | None] = (),
         group = [i for i, p in enumerate(points) if (p.log_e is not None) == tested]
         if group:
             share = max(1, room * len(group) // n)
-            chosen.update(group[::math.ceil(len(group) / share)])
+            chosen.update(group[:: math.ceil(len(group) / share)])
     return [points[i] for i in sorted(chosen)]
 
 
-def series(points: list[SeriesPoint], *, step_minutes: int, onset: dt.datetime | None,
-           crossing: dt.datetime | None, arms: bool,
-           max_points: int = MAX_POINTS) -> Series:
+def series(
+    points: list[SeriesPoint],
+    *,
+    step_minutes: int,
+    onset: dt.datetime | None,
+    crossing: dt.datetime | None,
+    arms: bool,
+    max_points: int = MAX_POINTS,
+) -> Series:
     points = sorted(points, key=lambda p: p.t)
-    return Series(step_minutes=step_minutes, points=thin(points, (onset, crossing), max_points),
-                  onset=onset, crossing=crossing, arms=arms, points_total=len(points),
-                  max_points=max_points)
+    return Series(
+        step_minutes=step_minutes,
+        points=thin(points, (onset, crossing), max_points),
+        onset=onset,
+        crossing=crossing,
+        arms=arms,
+        points_total=len(points),
+        max_points=max_points,
+    )
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -465,8 +492,13 @@ def _raw_object(raw: Any) -> tuple[dict[str, Any], str | None]:
     return {}, f"evidence is a {type(raw).__name__}, not a JSON object"
 
 
-def decode(raw: Any, *, detector: str | None = None, finding_kind: str | None = None,
-           subject: str | None = None) -> Decoded:
+def decode(
+    raw: Any,
+    *,
+    detector: str | None = None,
+    finding_kind: str | None = None,
+    subject: str | None = None,
+) -> Decoded:
     """Typed evidence of a finding from its stored form (JSON text or object); never raises.
 
     ``detector``, ``finding_kind`` and ``subject`` (the finding's columns) tag legacy
@@ -480,10 +512,13 @@ def decode(raw: Any, *, detector: str | None = None, finding_kind: str | None = 
     if detector == "log_integrity" or tag == "log_integrity":
         details = obj.get("details") if tag == "log_integrity" else obj
         check = obj.get("check") or obj.get("subject") or subject or ""
-        return Decoded(IntegrityEvidence(check=str(check),
-                                         details=dict(details) if isinstance(details, Mapping)
-                                         else {}),
-                       obj, legacy=tag is None)
+        return Decoded(
+            IntegrityEvidence(
+                check=str(check), details=dict(details) if isinstance(details, Mapping) else {}
+            ),
+            obj,
+            legacy=tag is None,
+        )
     if tag is not None:
         try:
             return Decoded(msgspec.convert(obj, Evidence), obj)
@@ -507,8 +542,7 @@ def decode(raw: Any, *, detector: str | None = None, finding_kind: str | None = 
             path = str(err).rpartition("at `$.")[2].split("`")[0]
             key = path.split(".")[0].split("[")[0]
             if not key or key not in fields or key in ("kind",):
-                return Decoded(None, obj, f"legacy evidence does not decode: {err}",
-                               legacy=True)
+                return Decoded(None, obj, f"legacy evidence does not decode: {err}", legacy=True)
             dropped.append(key)
             fields.pop(key)
     return Decoded(None, obj, "legacy evidence does not decode", legacy=True)
@@ -516,10 +550,13 @@ def decode(raw: Any, *, detector: str | None = None, finding_kind: str | None = 
 
 def decode_finding(finding: Mapping[str, Any] | Any) -> Decoded:
     """:func:`decode` of a finding given as a mapping (a row) or a record."""
-    get = finding.get if isinstance(finding, Mapping) else (
-        lambda k: getattr(finding, k, None))
-    return decode(get("evidence"), detector=_s(get("detector")),
-                  finding_kind=_s(get("kind")), subject=_s(get("subject")))
+    get = finding.get if isinstance(finding, Mapping) else (lambda k: getattr(finding, k, None))
+    return decode(
+        get("evidence"),
+        detector=_s(get("detector")),
+        finding_kind=_s(get("kind")),
+        subject=_s(get("subject")),
+    )
 
 
 def _s(value: Any) -> str | None:

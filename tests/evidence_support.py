@@ -45,23 +45,35 @@ def real_run() -> RealRun:
     from tests.monitor.stream_support import single  # the engine as the demo tests drive it
 
     params = scenario("null", seed=3, n_users=1500, time_scale=0.4)
-    params = dataclasses.replace(params, interventions=(
-        *params.interventions,
-        Intervention("hidden_boost", "de-c-party", 10.0),
-        Intervention("organic_logged_boost", "at-a-cand-2", 2.0),
-        Intervention("unlabelled_disclosed_boost", "at-media-1", 1.5, id="civic-info-at",
-                     label="promoted", unlabelled_share=0.3),
-        Intervention("undeclared_intervention", "de-c-cand-1", 1.3, id="reach-test-7")))
+    params = dataclasses.replace(
+        params,
+        interventions=(
+            *params.interventions,
+            Intervention("hidden_boost", "de-c-party", 10.0),
+            Intervention("organic_logged_boost", "at-a-cand-2", 2.0),
+            Intervention(
+                "unlabelled_disclosed_boost",
+                "at-media-1",
+                1.5,
+                id="civic-info-at",
+                label="promoted",
+                unlabelled_share=0.3,
+            ),
+            Intervention("undeclared_intervention", "de-c-cand-1", 1.3, id="reach-test-7"),
+        ),
+    )
     sim = simulate(params)
     config = parse_config(sim.config)
     lists = {"exposure": sim.exposures, "ranking": sim.rankings}
     merged = merge_by_time([records_from_dicts(t, lists[t], source=t) for t in lists])
-    records = [(r.topic, lists[r.topic][int(r.location.rsplit(":", 1)[1]) - 1])
-               for r in merged]
+    records = [(r.topic, lists[r.topic][int(r.location.rsplit(":", 1)[1]) - 1]) for r in merged]
     out, _ = single(config, records)
-    return RealRun(config=config, config_yaml=yaml.safe_dump(_plain(sim.config)),
-                   findings=tuple(out.latest_findings.values()),
-                   measurements=tuple(out.latest_measurements.values()))
+    return RealRun(
+        config=config,
+        config_yaml=yaml.safe_dump(_plain(sim.config)),
+        findings=tuple(out.latest_findings.values()),
+        measurements=tuple(out.latest_measurements.values()),
+    )
 
 
 def real_finding(detector: str, kind: str | None = None) -> Finding:

@@ -27,8 +27,14 @@ def test_every_real_finding_decodes_into_its_struct(real: RealRun) -> None:
         tag = "platform_change" if f.kind == "platform_change" else f.detector
         assert f.evidence["kind"] == tag == type(d.evidence).__struct_config__.tag
         detectors.add(tag)
-    assert detectors >= {"holdout_shift", "score_shift", "rank_uplift", "missing_label",
-                         "undisclosed_intervention", "platform_change"}
+    assert detectors >= {
+        "holdout_shift",
+        "score_shift",
+        "rank_uplift",
+        "missing_label",
+        "undisclosed_intervention",
+        "platform_change",
+    }
 
 
 def test_round_trip_through_the_store_json(real: RealRun) -> None:
@@ -69,8 +75,9 @@ def test_amplification_findings_carry_their_series(real: RealRun) -> None:
 
 def test_thin_bounds_the_series_and_keeps_onset_and_crossing() -> None:
     t0 = dt.datetime(2026, 5, 4, tzinfo=dt.UTC)
-    points = [E.SeriesPoint(t=t0 + dt.timedelta(minutes=15 * k), period="window")
-              for k in range(1000)]
+    points = [
+        E.SeriesPoint(t=t0 + dt.timedelta(minutes=15 * k), period="window") for k in range(1000)
+    ]
     onset, crossing = points[333].t, points[777].t + dt.timedelta(minutes=5)
     kept = E.thin(points, (onset, crossing), max_points=50)
     assert len(kept) <= 50 and kept[0] is points[0] and kept[-1] is points[-1]
@@ -78,17 +85,22 @@ def test_thin_bounds_the_series_and_keeps_onset_and_crossing() -> None:
     assert E.thin(points[:10], (onset,), max_points=50) == points[:10]
 
 
-@pytest.mark.parametrize(("change", "where"), [
-    (lambda ev: ev["counts"]["window"].update(exposures_ranked="many"),
-     "$.counts[...].exposures_ranked"),
-    (lambda ev: ev["series"]["points"][0].update(t="yesterday"), "$.series.points[0].t"),
-    (lambda ev: ev["test"].update(log_threshold=None), "$.test.log_threshold"),
-    (lambda ev: ev.update(kind="no_such_detector"), "kind"),
-])
-def test_decoding_is_strict_and_errors_are_data(real: RealRun, change: Any,
-                                                where: str) -> None:
-    ev = msgspec.json.decode(msgspec.json.encode(
-        real.finding("holdout_shift", "amplification").evidence))
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        (
+            lambda ev: ev["counts"]["window"].update(exposures_ranked="many"),
+            "$.counts[...].exposures_ranked",
+        ),
+        (lambda ev: ev["series"]["points"][0].update(t="yesterday"), "$.series.points[0].t"),
+        (lambda ev: ev["test"].update(log_threshold=None), "$.test.log_threshold"),
+        (lambda ev: ev.update(kind="no_such_detector"), "kind"),
+    ],
+)
+def test_decoding_is_strict_and_errors_are_data(real: RealRun, change: Any, where: str) -> None:
+    ev = msgspec.json.decode(
+        msgspec.json.encode(real.finding("holdout_shift", "amplification").evidence)
+    )
     change(ev)
     d = E.decode(msgspec.json.encode(ev).decode(), detector="holdout_shift")
     assert d.evidence is None and d.error is not None and where in d.error
@@ -104,17 +116,26 @@ def _as_written_before_the_schema(f: Finding) -> dict[str, Any]:
     old = msgspec.json.decode(msgspec.json.encode(f.evidence))
     del old["kind"], old["version"]
     if "series" in old:
-        old["series"] = [{"t": p["t"], "period": p["period"],
-                          "exposures_per_user_ranked": p.get("exposures_per_user_ranked")}
-                         for p in old["series"]["points"]]
+        old["series"] = [
+            {
+                "t": p["t"],
+                "period": p["period"],
+                "exposures_per_user_ranked": p.get("exposures_per_user_ranked"),
+            }
+            for p in old["series"]["points"]
+        ]
     return old
 
 
 def test_legacy_evidence_still_decodes(real: RealRun) -> None:
     for f in real.findings:
         old = _as_written_before_the_schema(f)
-        d = E.decode(msgspec.json.encode(old).decode(), detector=f.detector,
-                     finding_kind=f.kind, subject=f.subject)
+        d = E.decode(
+            msgspec.json.encode(old).decode(),
+            detector=f.detector,
+            finding_kind=f.kind,
+            subject=f.subject,
+        )
         assert d.legacy and d.error is None and d.evidence is not None, (f.detector, d.error)
         if isinstance(d.evidence, _SERIES):
             assert d.dropped == ("series",) and d.evidence.series is None
@@ -138,8 +159,10 @@ def test_log_integrity_evidence_is_permissive() -> None:
 def test_build_rejects_a_detector_writing_a_wrong_type() -> None:
     with pytest.raises(msgspec.ValidationError, match="placements"):
         E.build("undisclosed_intervention", {"interventions": {"x": 1}, "placements": "3"})
-    out = E.build("undisclosed_intervention", {"interventions": {"x": 1}, "placements": 3,
-                                               "exposure_ratio": {"ratio": float("nan")}})
+    out = E.build(
+        "undisclosed_intervention",
+        {"interventions": {"x": 1}, "placements": 3, "exposure_ratio": {"ratio": float("nan")}},
+    )
     assert out["kind"] == "undisclosed_intervention" and out["version"] == 1
     assert out["exposure_ratio"]["ratio"] is None  # JSON has no NaN
 
@@ -150,15 +173,19 @@ def test_trace_memory_is_bounded_whatever_the_stream_length() -> None:
     trace = Trace(limit=100)
     for k in range(5000):
         trace.record(k * 900_000, 900_000, [0.1, 0.2], [float(k), 0.0])
-    assert 100 <= len(trace.t_ms) <= 200 and trace.step_ms == 900_000 * 2 ** 5
+    assert 100 <= len(trace.t_ms) <= 200 and trace.step_ms == 900_000 * 2**5
     assert set(np.diff(trace.t_ms)) == {trace.step_ms}  # evenly spaced
     assert trace.t_ms == sorted(trace.t_ms) and trace.t_ms[0] == 0
 
 
 def test_thin_keeps_both_kinds_of_alternating_points() -> None:
     t0 = dt.datetime(2026, 5, 4, tzinfo=dt.UTC)
-    points = [E.SeriesPoint(t=t0 + dt.timedelta(minutes=30 * k), period="window",
-                            log_e=float(k) if k % 2 else None) for k in range(600)]
+    points = [
+        E.SeriesPoint(
+            t=t0 + dt.timedelta(minutes=30 * k), period="window", log_e=float(k) if k % 2 else None
+        )
+        for k in range(600)
+    ]
     kept = E.thin(points, max_points=100)
     tested = sum(p.log_e is not None for p in kept)
     assert len(kept) <= 100 and 40 <= tested <= 60
