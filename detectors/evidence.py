@@ -369,8 +369,8 @@ Evidence = (
 
 #: The struct of each tag.
 EVIDENCE_TYPES: Final[dict[str, type[Any]]] = {
-    t.__struct_config__.tag: t
-    for t in (  # type: ignore[misc]
+    str(t.__struct_config__.tag): t
+    for t in (
         HoldoutShiftEvidence,
         ScoreShiftEvidence,
         RankUpliftEvidence,
