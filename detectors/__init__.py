@@ -2,7 +2,9 @@
 
 Public API: the :data:`REGISTRY` of :class:`DetectorSpec`, the :class:`Detector` base class and
 the :class:`Tick` it is driven by, and :func:`build` which instantiates the selected detectors
-with their share of the false-alarm budget.
+with their share of the false-alarm budget.  Every finding's evidence is a typed, versioned
+struct of :mod:`detectors.evidence` (one per detector, a tagged union), which every reader
+decodes.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.evidence_support import RealRun, real_run
+
 
 @pytest.fixture(autouse=True)
 def _own_data_dir(tmp_path_factory: pytest.TempPathFactory,
@@ -14,6 +16,13 @@ def _own_data_dir(tmp_path_factory: pytest.TempPathFactory,
     data = tmp_path_factory.mktemp("amplimon-data")
     monkeypatch.setenv("AMPLIMON_DATA_DIR", str(data))
     return data
+
+
+@pytest.fixture(scope="session")
+def real() -> RealRun:
+    """Findings of the real engine on a small seeded simulated election
+    (tests/evidence_support.py): the source of every test's evidence."""
+    return real_run()
 
 
 # Parallel runs (``make test`` uses pytest-xdist with ``--dist loadgroup``): the tests of a

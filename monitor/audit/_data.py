@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors import REGISTRY
+from detectors.evidence import decode_finding
 from detectors.registry import alpha_shares
 from monitor.config import Config
 from monitor.records import SEVERITIES
@@ -180,7 +181,8 @@ def load_audit(db: str | Path, config: Config) -> AuditData:
             ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1
                      WHEN 'medium' THEN 2 ELSE 3 END, event_time, finding_id""")  # noqa: S608
         for f in findings:
-            f["evidence"] = json.loads(f["evidence"]) if f["evidence"] else {}
+            # the stored JSON object ({} if unreadable: decode_finding reports why)
+            f["evidence"] = decode_finding(f).raw
         amplification = _rows(store, _AMP_COLS, f"""
             SELECT {', '.join(_AMP_COLS)} FROM amplification
             ORDER BY platform, window_id, subject_kind, subject, period""")  # noqa: S608

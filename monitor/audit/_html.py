@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from detectors import evidence as E
 from monitor.audit import _charts as charts
 from monitor.audit._data import AuditData
 from monitor.textsafe import visible
@@ -179,8 +180,14 @@ class Names:
 
 
 # -- sections ------------------------------------------------------------------------------------
+def _details(ev: E.Evidence | None) -> dict[str, Any]:
+    """A log-integrity check's own keys (its evidence is permissive by design)."""
+    return ev.details if isinstance(ev, E.IntegrityEvidence) else {}
+
+
 def sentence(f: dict[str, Any], names: Names) -> str:
-    ev, kind = f["evidence"], f["kind"]
+    typed, kind = E.decode_finding(f).evidence, f["kind"]
+    ev = _details(typed)
     who = names.subject(f["subject_kind"], f["subject"])
     where = f"on {f['platform']} in {f['region']}"
     if kind in ("amplification", "suppression"):
@@ -189,12 +196,16 @@ def sentence(f: dict[str, Any], names: Names) -> str:
                 f"{ci(f['ci_low'], f['ci_high'])}) {where} — {verb} than the detector's "
                 f"reference allows — from {when(f['event_time'])}.")
     if kind == "undisclosed_intervention":
-        ivs = ", ".join(ev.get("interventions", {})) or "an intervention"
+        u = typed if isinstance(typed, E.UndisclosedEvidence) else None
+        ivs = ", ".join(u.interventions if u else ()) or "an intervention"
         return (f"The ranking log shows {ivs} applied to {who}'s items {where} "
-                f"({count(ev.get('placements'))} slate placements); no disclosure covers it.")
+                f"({count(u.placements if u else None)} slate placements); no disclosure "
+                "covers it.")
     if kind == "missing_label":
-        return (f"{share(ev.get('unlabelled_share'))} of {count(ev.get('exposures'))} exposures of "
-                f"a disclosed intervention on {who} {where} were shown without the required label.")
+        m = typed if isinstance(typed, E.MissingLabelEvidence) else None
+        return (f"{share(m.unlabelled_share if m else None)} of "
+                f"{count(m.exposures if m else None)} exposures of a disclosed intervention on "
+                f"{who} {where} were shown without the required label.")
     if kind == "log_integrity" and f["subject"] == "holdout_share":
         return (f"The holdout arm holds {share(ev.get('observed_holdout_share'))} of the active "
                 f"users {where}; the platform declared "
@@ -382,7 +393,8 @@ def _finding_chart(f: dict[str, Any], data: AuditData, names: Names) -> str:
 
 def finding_figure(f: dict[str, Any], data: AuditData, names: Names) -> tuple[Any, str]:
     """The chart of one finding and its caption (``None`` when there is nothing to draw)."""
-    ev, kind, subject = f["evidence"], f["kind"], f["subject"]
+    typed, kind, subject = E.decode_finding(f).evidence, f["kind"], f["subject"]
+    ev = _details(typed)
     title = f"{names.subject(f['subject_kind'], subject)} · {f['platform']} · {f['window_id']}"
     key = (f["platform"], f["window_id"], f["subject_kind"], subject)
     if f["subject_kind"] in ("actor", "group") and key in data.history:
@@ -406,8 +418,8 @@ def finding_figure(f: dict[str, Any], data: AuditData, names: Names) -> tuple[An
         spans = [(dt.datetime.fromisoformat(g["start"]), dt.datetime.fromisoformat(g["end"]))
                  for g in ev.get("gaps", [])]
         return charts.gaps(spans, periods, title), ""
-    if kind == "missing_label" and ev.get("labels_shown"):
-        shown = ev["labels_shown"]
+    if isinstance(typed, E.MissingLabelEvidence) and typed.labels_shown:
+        shown = typed.labels_shown
         return charts.bars([k or "(no label)" for k in shown], list(shown.values()),
                            title, "exposures by label shown"), ""
     if _ok(f["effect"]):
