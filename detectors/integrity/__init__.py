@@ -1,0 +1,117 @@
+"""``log_integrity`` — can the platform's logs be trusted as the basis of the measurement?
+
+Every statistic of amplimon rests on the platform's own logs: the holdout arm must be the
+random share of users it claims to be, exposures must come from logged slates, the stream
+must not fall silent, a registered actor's items must be logged under its ids, labels must
+match the declared interventions, and what panellists saw must be what the log says they
+saw.  One detector, ``log_integrity``, runs one small check per module, per platform and
+window (region scope = the window's jurisdiction, both the baseline and the window period).
+Each finding has kind ``log_integrity``, ``subject_kind = "log"``, ``subject`` = the
+check's name (``actor_lookalike:<actor>`` for look-alike ids) and ``evidence["check"]`` =
+the check's name.  Severities: :mod:`detectors.severity`.
+
+Holdout share: sample-ratio mismatch (subject ``holdout_share``, :mod:`._holdout`)
+------------------------------------------------------------------------------------
+Each user active in the scope (≥ 1 exposure or ranking event) is a Bernoulli trial, holdout
+or ranked (the arm of the user's first event).  The reference share ``π`` is
+
+* **declared**: ``platforms.<id>.holdout_share``; every user of both periods is a trial;
+* **estimated**, when none is declared: from the users first seen in the baseline period
+  (``k_b`` holdout of ``n_b``, at least ``min_baseline_users``); the trials are the users
+  *first seen in the window period* — a sample disjoint from the baseline's.  The null
+  interval is the baseline's Clopper–Pearson interval at level ``1 − α_t/2`` widened by the
+  tolerance, ``[π_lo(1−ε), π_hi(1+ε)]``, and the e-process gets the other ``α_t/2``.
+
+With a relative tolerance ``ε`` (``srm_tolerance``, default 0.01) the null hypothesis is
+``H0: p ∈ [lo, hi]`` (``[π(1−ε), π(1+ε)]`` when declared).  Two mixture likelihood ratios
+use a Beta prior of mean ``π`` and relative standard deviation ``prior_sd``, truncated to
+the alternative::
+
+    E⁻_n = ∫_0^lo f(q) (q/lo)^k ((1−q)/(1−lo))^(n−k) dq          (holdout share p < lo)
+         = B(a+k, b+n−k) I_lo(a+k, b+n−k) / (B(a, b) I_lo(a, b) lo^k (1−lo)^(n−k))
+    E⁺_n  mirrored with upper tails                              (holdout share p > hi)
+    E_n  = (E⁻_n + E⁺_n) / 2
+
+For ``p ≥ lo`` each factor of ``E⁻`` has expectation ≤ 1, so ``E⁻`` is a supermartingale;
+likewise ``E⁺`` for ``p ≤ hi``; their average is an e-process for ``H0``: an exact,
+always-valid sequential SRM test (Lindon & Malek 2022, "Anytime-valid inference for
+multinomial count data", NeurIPS; Fabijan et al. 2019, "Diagnosing sample ratio mismatch
+in online controlled experiments", KDD).  With the estimated reference, a false alarm
+needs the baseline interval to miss the true share (probability ≤ ``α_t/2``) or the
+e-process to cross ``2/α_t`` under a null that holds (≤ ``α_t/2``, Ville): ≤ ``α_t`` by the
+union bound, whatever the dependence.  Assumption: a user's arm does not change whether
+(or when) the user is first active (``ε`` absorbs a small engagement effect of the ranked
+feed).  ``effect`` = observed ÷ reference share with a 95 % Clopper–Pearson interval; the
+minimum detectable share ratios are written to ``detectability``.  The evidence also shows
+the holdout share of *exposed* users per period (the ledger) and per region (descriptive).
+
+Holdout assignment and silence (subjects ``holdout_assignment``, ``holdout_silent``)
+------------------------------------------------------------------------------------
+Rules on logged facts (no alpha, ``p_value`` null).  The arm is assigned per user and fixed:
+a user logged in both arms contradicts the design; ``holdout_assignment`` is raised once at
+least ``min_switched_users`` users and ``switch_tolerance`` of the scope's users were seen in
+both arms (a platform moving ranked users into its holdout arm).  ``holdout_silent``: the
+holdout arm had exposed users in the baseline, and none in the window while the ranked arm
+had enough users that ``λ = users_ranked · holdout/ranked (baseline) ≥ min_expected_users``
+holdout users were expected (``P(none | honest) ≈ e^{−λ} ≤ e^{−20}``).
+
+Exposure links (subject ``exposure_links``, :mod:`._links`)
+----------------------------------------------------------
+An exposure with a ``request`` is unexplained when no ranking event of that platform has
+that ``request`` (within ``link_hours``, default 6, of event time, with one tick of grace for
+a slate logged after its exposure) or the slate does not contain the exposed ``item``.  With
+tolerance ``ε_l`` (``link_tolerance``, default 0.01) ``H0: unexplained share ≤ ε_l`` is
+tested with the uniform-mixture e-process of :func:`detectors.stats.label_share_log_e`.
+Exposures without ``request`` cannot be checked and are only counted; position and user
+mismatches with the slate are counted in the evidence.  Memory: every slate of the last
+``link_hours`` is kept, as one compact string (:mod:`._slates`), so the state grows with the
+slate rate × ``link_hours``.
+
+Event gaps (subject ``event_gaps``, :mod:`._gaps`)
+-------------------------------------------------
+A run of ``L > max_gap_ticks`` ticks inside the baseline or window period in which the
+platform logged no event in the window's region scope (between the first and last event
+time of the whole stream), long enough to be implausible for the platform's activity:
+``L · λ̂ ≥ min_expected_users``, with ``λ̂`` the mean number of distinct active users per
+tick so far.  (A small platform is quiet at night; with ``λ`` users per tick acting
+independently, a silent run of ``L`` ticks has probability about ``exp(−L λ)``.)  A rule on
+logged facts: it spends no false-alarm budget and its ``p_value`` is null.
+
+Look-alike actor ids (subject ``actor_lookalike:<actor>``, :mod:`._lookalike`)
+-----------------------------------------------------------------------------
+Declared aliases already count for their actor in every detector (the analysis resolves
+them before any detector sees a tick).  An *unregistered* id in an exposure or a ranking
+item that :meth:`monitor.identity.IdentityIndex.near_miss` finds to mimic a registered id or
+alias (normalisation or a small cosmetic edit distance; its false-positive rates are in
+:mod:`monitor.identity`) is a finding naming the registered actor (``?<id>`` and every
+candidate when ambiguous), with each disguised id, its rule, reasons and the characters
+that differ, the exposures and slate entries involved and example event ids.  The evidence's
+``sensitivity`` block — labelled as such — gives the actor's amplification ratio per period
+with a 95 % user-clustered interval (:func:`detectors.stats.ratio_ci`) as logged and with
+the look-alike ids' exposures counted for the actor.  A logged fact: no alpha.
+
+Conflicting duplicates (subject ``conflicting_duplicates``, :mod:`._duplicates`)
+-------------------------------------------------------------------------------
+Copies of one ``event_id`` with different content are dead letters at ingest (every copy,
+raw text kept; none counted, so the order of arrival never matters).  When the stream ends
+this check reports their number (``note_ingest``) if at least ``min_conflicting``.
+
+Guarantee
+---------
+The statistical checks share this detector's budget ``α_d`` by Bonferroni over the ``m = 3``
+tests of a platform in a window (holdout share, exposure links, panel): a check is flagged
+when ``E_t ≥ m/α_d`` (``2m/α_d`` for the estimated holdout share), so P(any false
+statistical ``log_integrity`` finding on a platform in a window) ≤ ``α_d`` under continuous
+monitoring (Ville's inequality), exactly: the trials are Bernoulli, no asymptotics.
+``p_value = min(1, m / max_t E_t)`` (``2m`` for the estimated share).  The rules spend no
+alpha; each states the logged fact it rests on.  Calibration (tests): 0 of 30 small honest
+simulated platforms raised a finding at ``α = 0.05``; a platform that drops every event of
+a fifth of its holdout users is flagged.
+"""
+
+from __future__ import annotations
+
+from ._srm import beta_prior, srm_log_e
+from .detector import LogIntegrity
+
+__all__ = ["LogIntegrity", "beta_prior", "srm_log_e"]
