@@ -96,6 +96,37 @@ Copies of one ``event_id`` with different content are dead letters at ingest (ev
 raw text kept; none counted, so the order of arrival never matters).  When the stream ends
 this check reports their number (``note_ingest``) if at least ``min_conflicting``.
 
+Labels without intervention ids (subjects ``label_consistency``, ``label_without_intervention``)
+-----------------------------------------------------------------------------------------------
+From the exposure log alone (:mod:`._labels`), rules on logged facts.  A disclosure with a
+label covers a ranked-arm exposure when it names the actor (or its group, or nobody), its
+regions cover the exposure's region, and the exposure falls inside its period shrunk by
+``label_grace_minutes`` at both ends (a session that began before the boundary).  Per
+(item, surface, label), an item shown with the label on some covered exposures and without
+it on others has missing labels: ``label_consistency`` is raised once
+``min_missing_labels`` such unlabelled exposures were seen, ``effect`` = their share.  It
+needs no intervention id in the ranking log, so stripping the ids does not hide it (the
+``missing_label`` detector needs them); an item never labelled at all is not seen by this
+rule.  ``label_without_intervention``: at least ``min_missing_labels`` exposures carry a
+label that no disclosure declares for that actor, region and time (± the grace), of items
+no ranking event logs an intervention on.
+
+Panel (subject ``panel_mismatch``, :mod:`._panel`)
+-------------------------------------------------
+Panel records (contract v1.1 §5) are what panellists' devices recorded.  From a
+panellist's first panel record on, every panel record is matched with a logged exposure of
+the same platform, user and item within ``panel_match_seconds`` (nearest first, each used
+once, one tick of grace either side); a trial is a panel record or a logged exposure of a
+panellist, mismatched when it has no twin (``missing_from_log``, ``not_seen_by_panel``) or
+its twin has another position or label.  ``H0: mismatch rate ≤ ε_p`` (``panel_tolerance``,
+default 0.02: a device's recording errors) is tested with the uniform-mixture e-process of
+:func:`detectors.stats.label_share_log_e`; ``effect`` = the mismatch rate with a 95 %
+Clopper–Pearson interval, and the evidence adds an interval with panellists as clusters
+(delta method) and the rate per region.  Assumption: under H0 the recording errors are
+independent across exposures (the clustered interval shows how far they are not).  The
+evidence names no panellist and no (item, time) pair: a finding must not let the platform
+find who is on the panel.  Measured power: ``docs/for-commissions-panel.md``.
+
 Guarantee
 ---------
 The statistical checks share this detector's budget ``α_d`` by Bonferroni over the ``m = 3``

@@ -13,8 +13,10 @@ from ._duplicates import DuplicateCheck
 from ._frame import Frame, Key
 from ._gaps import GapCheck
 from ._holdout import HoldoutChecks
+from ._labels import LabelCheck
 from ._links import LinkCheck
 from ._lookalike import LookalikeCheck
+from ._panel import PanelCheck
 
 __all__ = ["LogIntegrity"]
 
@@ -28,7 +30,7 @@ class LogIntegrity(Detector):
     """Can the platform's logs be trusted?  (:mod:`detectors.integrity`)"""
 
     name: ClassVar[str] = "log_integrity"
-    display_name: ClassVar[str] = "Log integrity (holdout arm, links, gaps, ids, duplicates)"
+    display_name: ClassVar[str] = "Log integrity (holdout arm, links, gaps, ids, labels, panel)"
     kinds: ClassVar[tuple[str, ...]] = ("log_integrity",)
     version: ClassVar[str] = "3"  # 3: the integrity package (checkpoints of 2 incompatible)
 
@@ -37,7 +39,9 @@ class LogIntegrity(Detector):
                  link_hours: float = 6.0, max_gap_ticks: int = 4,
                  min_expected_users: float = 20.0, max_examples: int = 5,
                  min_baseline_users: int = 100, switch_tolerance: float = 0.01,
-                 min_switched_users: int = 10, min_conflicting: int = 1) -> None:
+                 min_switched_users: int = 10, min_conflicting: int = 1,
+                 label_grace_minutes: float = 30.0, min_missing_labels: int = 10,
+                 panel_tolerance: float = 0.02, panel_match_seconds: float = 120.0) -> None:
         super().__init__(context)
         _check(0 <= srm_tolerance < 1, f"srm_tolerance must be in [0, 1), got {srm_tolerance}")
         _check(prior_sd > 0, f"prior_sd must be > 0, got {prior_sd}")
@@ -55,6 +59,14 @@ class LogIntegrity(Detector):
         _check(min_switched_users >= 1,
                f"min_switched_users must be >= 1, got {min_switched_users}")
         _check(min_conflicting >= 1, f"min_conflicting must be >= 1, got {min_conflicting}")
+        _check(label_grace_minutes >= 0,
+               f"label_grace_minutes must be >= 0, got {label_grace_minutes}")
+        _check(min_missing_labels >= 1,
+               f"min_missing_labels must be >= 1, got {min_missing_labels}")
+        _check(0 < panel_tolerance < 1,
+               f"panel_tolerance must be in (0, 1), got {panel_tolerance}")
+        _check(panel_match_seconds >= 0,
+               f"panel_match_seconds must be >= 0, got {panel_match_seconds}")
         self.srm_tolerance = srm_tolerance
         self.prior_sd = prior_sd
         self.link_tolerance = link_tolerance
@@ -66,6 +78,10 @@ class LogIntegrity(Detector):
         self.switch_tolerance = switch_tolerance
         self.min_switched_users = min_switched_users
         self.min_conflicting = min_conflicting
+        self.label_grace_minutes = label_grace_minutes
+        self.min_missing_labels = min_missing_labels
+        self.panel_tolerance = panel_tolerance
+        self.panel_match_seconds = panel_match_seconds
         frame = self._frame = Frame(context.config, context.alpha, self.name)
         ledger = context.ledger
         self._holdout = HoldoutChecks(
@@ -78,6 +94,14 @@ class LogIntegrity(Detector):
                               min_expected_users=min_expected_users)
         self._lookalike = LookalikeCheck(frame, ledger, max_examples=max_examples)
         self._duplicates = DuplicateCheck(frame, min_conflicting=min_conflicting)
+        self._labels = LabelCheck(frame, label_grace_minutes=label_grace_minutes,
+                                  min_missing_labels=min_missing_labels,
+                                  max_examples=max_examples)
+        match_ms = panel_match_seconds * 1000
+        _check(match_ms <= frame.tick_ms,
+               f"panel_match_seconds must be at most one tick, got {panel_match_seconds}")
+        self._panel = PanelCheck(frame, panel_tolerance=panel_tolerance,
+                                 panel_match_seconds=panel_match_seconds)
         self._keys: set[Key] = set()
 
     def declared_share(self, platform: str) -> float | None:
@@ -94,6 +118,7 @@ class LogIntegrity(Detector):
         for r in tick.rankings:
             ts: int = r.ts  # type: ignore[assignment]
             self._links.ranking(r)
+            self._labels.ranking(r)
             scoped = frame.keys_at(r.platform, r.region, ts)
             for key, scope in scoped:
                 active.setdefault(key, set()).add(r.user)
@@ -112,6 +137,8 @@ class LogIntegrity(Detector):
             scopes = [s for _, s in scoped]
             self._links.exposure(e, scopes)
             self._lookalike.exposure(e, scopes)
+            self._labels.exposure(e, scopes)
+        self._panel.tick(list(tick.panel), list(tick.exposures))
         self._keys.update(active)
         self._gaps.tick(tick.start_ms // frame.tick_ms, active)
         self._links.expire(tick.end_ms)
@@ -127,15 +154,19 @@ class LogIntegrity(Detector):
     def evaluate(self, tick: Tick) -> list[Finding]:
         end = tick.end_ms
         return [*self._holdout.evaluate(end), *self._links.evaluate(end),
-                *self._gaps.evaluate(None, self._n_checked()), *self._lookalike.evaluate(end)]
+                *self._gaps.evaluate(None, self._n_checked()), *self._lookalike.evaluate(end),
+                *self._labels.evaluate(end), *self._panel.evaluate(end)]
 
     def finish(self, end_ms: int) -> list[Finding]:
         self._links.release_held()
         self._gaps.close()
+        self._panel.close()
         out = [*self._holdout.evaluate(end_ms, set(self._holdout.arms)),
                *self._links.evaluate(end_ms, set(self._links.links)),
                *self._gaps.evaluate(set(self._gaps.streams), self._n_checked()),
                *self._lookalike.evaluate(end_ms),
+               *self._labels.evaluate(end_ms, self._labels.keys()),
+               *self._panel.evaluate(end_ms, set(self._panel.compare)),
                *self._duplicates.findings(self._keys, end_ms)]
         return out
 

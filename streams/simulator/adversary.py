@@ -17,8 +17,9 @@ adversary                      what the platform does
 ``conflicting_duplicates``     re-sends 1 % of exposures with the same ``event_id`` and a
                                different position
 ``falsified_log``              from the first window start, deletes ``adversary_share`` of
-                               the actor's ranked-arm exposures from the exposure log and
-                               moves half as many three places down (the panel saw them)
+                               the registered actors' ranked-arm exposures from the
+                               exposure log and moves half as many three places down
+                               (hiding the amplification of politics; the panel saw them)
 ``label_without_intervention`` shows the label ``sponsored`` on half of the actor's
                                ranked-arm exposures in the windows; nothing declares or
                                logs an intervention
@@ -175,10 +176,11 @@ def _conflicting(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
 
 def _falsified(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
     start = _first_window_ms(sim)
-    actor, share = sim.params.adversary_actor, sim.params.adversary_share
+    registered = {a["actor"] for a in sim.config["actors"]}
+    share = sim.params.adversary_share
     kept, removed, moved = [], 0, 0
     for r, u in zip(sim.exposures, rng.random(len(sim.exposures)), strict=True):
-        if r["actor"] == actor and r["arm"] == "ranked" and _ms(r["ts"]) >= start:
+        if r["actor"] in registered and r["arm"] == "ranked" and _ms(r["ts"]) >= start:
             if u < share:
                 removed += 1
                 continue
