@@ -43,8 +43,11 @@ def run(sim: Simulation, alpha: float | None = None, **params: Any) -> ListOutpu
     cfg["detection"] = detection
     out = ListOutput()
     engine = Engine(parse_config(cfg), out, detectors=["log_integrity"], now_ms=lambda: FAR)
-    drive(engine, merge_by_time([records_from_dicts("exposure", sim.exposures),
-                                 records_from_dicts("ranking", sim.rankings)]))
+    streams = [records_from_dicts("exposure", sim.exposures),
+               records_from_dicts("ranking", sim.rankings)]
+    if sim.panel:
+        streams.append(records_from_dicts("panel", sim.panel))
+    drive(engine, merge_by_time(streams))
     return out
 
 
@@ -141,11 +144,13 @@ def test_underlogged_holdout_flagged_and_honest_platform_not(two_platforms: Simu
 
 
 def test_calibration_honest_platforms_raise_no_log_integrity_finding() -> None:
-    """30 small honest platforms at alpha 0.05 (all of it for log_integrity): a false
-    finding per platform-window has probability <= 0.05, so <= 0.1 per run (2 windows)."""
+    """30 small honest platforms at alpha 0.05 (all of it for log_integrity), each with a
+    panel of 40 users: a false statistical finding per platform-window has probability
+    <= 0.05, so <= 0.1 per run (2 windows); the rules raise none on honest logs."""
     runs, false_runs = 30, 0
     for seed in range(100, 100 + runs):
-        sim = simulate(scenario("honest_logs", seed=seed, n_users=700, time_scale=0.15))
+        sim = simulate(scenario("honest_logs", seed=seed, n_users=700, time_scale=0.15,
+                                panel_users=40))
         out = run(sim, alpha=0.05)
         false_runs += bool(out.latest_findings)
     bound = stats.binom.ppf(0.999, runs, 0.1)
