@@ -44,9 +44,9 @@ def refused(d: dict) -> str:
      "amplimon.yaml: detection.alpah: unknown key; did you mean 'alpha'?"),
     (lambda d: d["detection"].update(holdout_shfit={"tau": 0.5}),
      "amplimon.yaml: detection.holdout_shfit: unknown key; did you mean 'holdout_shift'?"),
-    (lambda d: d["detection"].update(holdout_shift={"taus": 0.5}),
-     "amplimon.yaml: detection.holdout_shift.taus: unknown parameter of holdout_shift; did you "
-     "mean 'tau'?"),
+    (lambda d: d["detection"].update(holdout_shift={"tau_scal": 0.5}),
+     "amplimon.yaml: detection.holdout_shift.tau_scal: unknown parameter of holdout_shift; did "
+     "you mean 'tau_scale'?"),
     (lambda d: d["detection"].update(missing_label={"tolerence": 0.02}),
      "amplimon.yaml: detection.missing_label.tolerence: unknown parameter of missing_label; did "
      "you mean 'tolerance'?"),
@@ -70,10 +70,10 @@ def test_a_misspelt_required_key_is_named_as_the_typo_not_as_missing() -> None:
 def test_every_detector_parameter_is_accepted() -> None:
     # the real keyword arguments pass: the check reads each detector's signature
     cfg = parse_config(config_dict(detection={
-        "alpha": 0.05, "holdout_shift": {"tau": 0.5, "look_hours": 12},
+        "alpha": 0.05, "holdout_shift": {"tau_scale": 0.5, "min_items": 3},
         "missing_label": {"tolerance": 0.02}, "log_integrity": {"link_hours": 3},
         "undisclosed_intervention": None}))
-    assert cfg.detection.params("holdout_shift") == {"tau": 0.5, "look_hours": 12}
+    assert cfg.detection.params("holdout_shift") == {"tau_scale": 0.5, "min_items": 3}
     assert cfg.detection.alpha == 0.05
 
 
