@@ -172,7 +172,7 @@ class HoldoutChecks:
             "users": {"ranked": n - k, "holdout": k, "total": n},
             "users_by_period": {"baseline": {"ranked": b_r, "holdout": b_h},
                                 "window": {"ranked": w_r, "holdout": w_h}},
-            "exposure_share": self._exposure_share(key),
+            "exposed_users_by_period": self._exposed_users(key),
             "by_region": {r: {"ranked": c[0], "holdout": c[1],
                               "holdout_share": c[1] / (c[0] + c[1])}
                           for r, c in sorted(state.by_region.items())},
@@ -197,9 +197,9 @@ class HoldoutChecks:
                                   severity=by_relative_deviation(abs(ratio - 1)),
                                   event_ms=state.crossed_ms, evidence=evidence)
 
-    def _exposure_share(self, key: Key) -> dict[str, Any]:
-        """Holdout share of exposures and of exposed users per period (the ledger's counts;
-        descriptive: exposures are clustered by user, the test counts users)."""
+    def _exposed_users(self, key: Key) -> dict[str, Any]:
+        """Exposed users per arm and period, and the holdout share of them (the ledger's
+        counts; descriptive)."""
         out: dict[str, Any] = {}
         for period in ("baseline", "window"):
             cell = self.ledger.cell(key[0], key[1], period)
