@@ -88,7 +88,8 @@ candidate when ambiguous), with each disguised id, its rule, reasons and the cha
 that differ, the exposures and slate entries involved and example event ids.  The evidence's
 ``sensitivity`` block — labelled as such — gives the actor's amplification ratio per period
 with a 95 % user-clustered interval (:func:`detectors.stats.ratio_ci`) as logged and with
-the look-alike ids' exposures counted for the actor.  A logged fact: no alpha.
+the look-alike ids' exposures counted for the actor.  A logged fact: no alpha.  Cost: one
+``near_miss`` per distinct unregistered id (misses are remembered, up to 200,000 ids).
 
 Conflicting duplicates (subject ``conflicting_duplicates``, :mod:`._duplicates`)
 -------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ __all__ = ["LookalikeCheck"]
 
 _RANKED, _HOLDOUT = 0, 1
 _PERIODS = ("baseline", "window")
+_MAX_MISSES = 200_000
 
 
 @dataclass
@@ -47,18 +48,26 @@ class LookalikeCheck:
         self.max_examples = max_examples
         self.index = IdentityIndex.from_config(frame.config)
         self._registered = set(frame.config.registry)
-        self._memo: dict[str, NearMiss | None] = {}  # one look-up per distinct id
+        # one look-up per distinct id: hits are kept, misses (nearly every account of a large
+        # platform) in a set cleared when it reaches _MAX_MISSES (memory stays bounded)
+        self._hits: dict[str, NearMiss] = {}
+        self._misses: set[str] = set()
         self.found: dict[tuple[Key, str], _Disguise] = {}
         self.changed: set[tuple[Key, str]] = set()
 
     def _near(self, actor: str) -> NearMiss | None:
-        if actor in self._registered:
+        if actor in self._registered or actor in self._misses:
             return None
-        try:
-            return self._memo[actor]
-        except KeyError:
-            hit = self._memo[actor] = self.index.near_miss(actor)
-            return hit
+        hit = self._hits.get(actor)
+        if hit is None:
+            hit = self.index.near_miss(actor)
+            if hit is None:
+                if len(self._misses) >= _MAX_MISSES:
+                    self._misses.clear()
+                self._misses.add(actor)
+                return None
+            self._hits[actor] = hit
+        return hit
 
     @staticmethod
     def _subject(hit: NearMiss) -> str:

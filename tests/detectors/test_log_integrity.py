@@ -209,7 +209,10 @@ def test_undeclared_share_is_estimated_in_the_baseline() -> None:
 
 @pytest.mark.parametrize("params, message", [
     ({"srm_tolerance": 1.5}, "srm_tolerance"), ({"link_tolerance": 0}, "link_tolerance"),
-    ({"max_gap_ticks": 0}, "max_gap_ticks"), ({"bogus": 1}, "bogus")])
+    ({"max_gap_ticks": 0}, "max_gap_ticks"), ({"bogus": 1}, "bogus"),
+    ({"min_baseline_users": 0}, "min_baseline_users"), ({"panel_tolerance": 1}, "panel_tol"),
+    ({"panel_match_seconds": 3600}, "at most one tick"),
+    ({"switch_tolerance": -0.1}, "switch_tolerance")])
 def test_bad_parameters_are_config_errors(params: dict[str, Any], message: str) -> None:
     from tests.factories import config_dict
     with pytest.raises(ConfigError, match=message):  # an unknown one already when read
