@@ -136,9 +136,18 @@ when ``E_t ≥ m/α_d`` (``2m/α_d`` for the estimated holdout share), so P(any 
 statistical ``log_integrity`` finding on a platform in a window) ≤ ``α_d`` under continuous
 monitoring (Ville's inequality), exactly: the trials are Bernoulli, no asymptotics.
 ``p_value = min(1, m / max_t E_t)`` (``2m`` for the estimated share).  The rules spend no
-alpha; each states the logged fact it rests on.  Calibration (tests): 0 of 30 small honest
-simulated platforms raised a finding at ``α = 0.05``; a platform that drops every event of
-a fifth of its holdout users is flagged.
+alpha; each states the logged fact it rests on.
+
+Measured (``benchmarks/bench_integrity.py``, 20 small simulated elections each, 1,500 users,
+7.2 h windows, ``log_integrity`` alone at ``α = 0.05``): honest platforms, with and without
+a 300-user panel, raised no finding (0/20, 0/20; and 0 of 30 in the test suite, with a
+40-user panel).  Each way of hiding was found: look-alike ids 20/20, deleted holdout logs
+20/20 (``holdout_silent``), a quarter of ranked users moved into the holdout arm 20/20
+(``holdout_assignment``), stripped intervention ids 18/20 (``label_consistency``; the
+misses had fewer than ``min_missing_labels`` unlabelled exposures), conflicting duplicates
+20/20, a log falsified against a 300-user panel 20/20, labels without an intervention 15/20
+(one actor's items: too few exposures in the small runs).  A platform that drops every event
+of a fifth of its holdout users is flagged when it declares its share.
 """
 
 from __future__ import annotations
