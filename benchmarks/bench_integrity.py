@@ -43,20 +43,25 @@ from streams.memory import ListOutput, records_from_dicts  # noqa: E402
 from streams.simulator import scenario, simulate  # noqa: E402
 
 FAR = 4_000_000_000_000
-ANSWERS = {"alias_disguise": "actor_lookalike", "holdout_deletion": "holdout_silent",
-           "holdout_move": "holdout_assignment", "stripped_interventions": "label_consistency",
-           "conflicting_duplicates": "conflicting_duplicates",
-           "falsified_log": "panel_mismatch",
-           "label_without_intervention": "label_without_intervention"}
+ANSWERS = {
+    "alias_disguise": "actor_lookalike",
+    "holdout_deletion": "holdout_silent",
+    "holdout_move": "holdout_assignment",
+    "stripped_interventions": "label_consistency",
+    "conflicting_duplicates": "conflicting_duplicates",
+    "falsified_log": "panel_mismatch",
+    "label_without_intervention": "label_without_intervention",
+}
 
 
 def checks(name: str, seed: int, users: int, **extra: Any) -> tuple[set[str], list[Any]]:
     sim = simulate(scenario(name, seed=seed, n_users=users, time_scale=0.15, **extra))
     out = ListOutput()
-    engine = Engine(parse_config(sim.config), out, detectors=["log_integrity"],
-                    now_ms=lambda: FAR)
-    streams = [records_from_dicts("exposure", sim.exposures),
-               records_from_dicts("ranking", sim.rankings)]
+    engine = Engine(parse_config(sim.config), out, detectors=["log_integrity"], now_ms=lambda: FAR)
+    streams = [
+        records_from_dicts("exposure", sim.exposures),
+        records_from_dicts("ranking", sim.rankings),
+    ]
     if sim.panel:
         streams.append(records_from_dicts("panel", sim.panel))
     drive(engine, merge_by_time(streams))
@@ -71,8 +76,7 @@ def mde_rate(n: int, tolerance: float, threshold: float) -> float | None:
     lo, hi = tolerance, 1.0
     for _ in range(50):
         mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if label_share_log_e(mid * n, n, tolerance) >= threshold \
-            else (mid, hi)
+        lo, hi = (lo, mid) if label_share_log_e(mid * n, n, tolerance) >= threshold else (mid, hi)
     return hi
 
 
@@ -90,14 +94,13 @@ def main() -> int:
     print("1. false alarms (share of honest runs with a log_integrity finding)")
     honest: dict[str, Any] = {}
     for name in ("honest_panel", "null"):
-        per = Counter()
+        per: Counter[str] = Counter()
         runs_with = 0
         for seed in seeds:
             fired, _ = checks(name, seed, args.users)
             per.update(fired)
             runs_with += bool(fired)
-        honest[name] = {"runs_with_finding": runs_with, "runs": args.runs,
-                        "by_check": dict(per)}
+        honest[name] = {"runs_with_finding": runs_with, "runs": args.runs, "by_check": dict(per)}
         print(f"  {name:28s} {runs_with}/{args.runs}  {dict(per) or ''}")
     result["false_alarms"] = honest
 
@@ -128,21 +131,30 @@ def main() -> int:
                     compared.append(f.evidence["compared"] / max(f.evidence["panellists"], 1))
         per_panellist = sum(compared) / len(compared) if compared else None
         n_cmp = round(n_panel * per_panellist) if per_panellist else 0
-        row = {"panellists": n_panel, "power": hits / args.runs,
-               "mean_mismatch_rate": sum(rates) / len(rates) if rates else None,
-               "comparisons_per_panellist_window": per_panellist,
-               "mde_mismatch_rate": mde_rate(n_cmp, 0.02, threshold)}
+        row = {
+            "panellists": n_panel,
+            "power": hits / args.runs,
+            "mean_mismatch_rate": sum(rates) / len(rates) if rates else None,
+            "comparisons_per_panellist_window": per_panellist,
+            "mde_mismatch_rate": mde_rate(n_cmp, 0.02, threshold),
+        }
         panels.append(row)
-        print(f"  {n_panel:4d} panellists: power {row['power']:.2f}, mismatch "
-              f"{row['mean_mismatch_rate'] or float('nan'):.3f}, "
-              f"{per_panellist or float('nan'):.1f} comparisons/panellist/window, MDE "
-              f"{row['mde_mismatch_rate'] or float('nan'):.3f}")
+        print(
+            f"  {n_panel:4d} panellists: power {row['power']:.2f}, mismatch "
+            f"{row['mean_mismatch_rate'] or float('nan'):.3f}, "
+            f"{per_panellist or float('nan'):.1f} comparisons/panellist/window, MDE "
+            f"{row['mde_mismatch_rate'] or float('nan'):.3f}"
+        )
     result["panel"] = panels
-    result["mde_by_comparisons"] = {n: mde_rate(n, 0.02, threshold)
-                                   for n in (100, 300, 1000, 3000, 10_000, 30_000)}
-    print("  MDE by comparisons per window (tolerance 0.02, m = 3, alpha 0.05): " +
-          ", ".join(f"{n}: {r:.4f}" for n, r in result["mde_by_comparisons"].items()
-                    if r is not None))
+    result["mde_by_comparisons"] = {
+        n: mde_rate(n, 0.02, threshold) for n in (100, 300, 1000, 3000, 10_000, 30_000)
+    }
+    print(
+        "  MDE by comparisons per window (tolerance 0.02, m = 3, alpha 0.05): "
+        + ", ".join(
+            f"{n}: {r:.4f}" for n, r in result["mde_by_comparisons"].items() if r is not None
+        )
+    )
     result["seconds"] = time.perf_counter() - began
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "integrity.json").write_text(json.dumps(result, indent=1) + "\n")

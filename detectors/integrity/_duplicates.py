@@ -39,13 +39,23 @@ class DuplicateCheck:
         accepted = self.counts.get("accepted", {})
         evidence: dict[str, Any] = {
             "rule": "records sharing an event_id with different content: every copy is a "
-                    "dead letter (reason 'conflicting duplicate', raw text kept), none counted",
+            "dead letter (reason 'conflicting duplicate', raw text kept), none counted",
             "conflicting_copies": {t: n for t, n in sorted(conflicting.items()) if n},
             "accepted": dict(sorted(accepted.items())),
             "share_of_accepted": total / max(sum(accepted.values()), 1),
             "platforms": platforms,
-            "scope": "the whole stream (ingest counts per topic, not per window)"}
+            "scope": "the whole stream (ingest counts per topic, not per window)",
+        }
         windows = sorted({w for _, w in keys})
-        return [self.frame.finding((platform, w), "conflicting_duplicates", p_value=None,
-                                   n=total, severity=by_placements(total), event_ms=end_ms,
-                                   evidence=evidence) for w in windows]
+        return [
+            self.frame.finding(
+                (platform, w),
+                "conflicting_duplicates",
+                p_value=None,
+                n=total,
+                severity=by_placements(total),
+                event_ms=end_ms,
+                evidence=evidence,
+            )
+            for w in windows
+        ]

@@ -43,17 +43,25 @@ class Frame:
         self.alpha = alpha
         self.detector = detector
         self.tick_ms = config.detection.tick_ms
-        self.scopes = [Scope(w, ((w.baseline_period.start_ms, w.baseline_period.end_ms),
-                                 (w.window_period.start_ms, w.window_period.end_ms)))
-                       for w in config.windows]
+        self.scopes = [
+            Scope(
+                w,
+                (
+                    (w.baseline_period.start_ms, w.baseline_period.end_ms),
+                    (w.window_period.start_ms, w.window_period.end_ms),
+                ),
+            )
+            for w in config.windows
+        ]
         self._windows = {s.window.id: s for s in self.scopes}
         self._by_region: dict[str, list[Scope]] = {}
 
     def scopes_of(self, region: str) -> list[Scope]:
         found = self._by_region.get(region)
         if found is None:
-            found = self._by_region[region] = [s for s in self.scopes
-                                               if covers(s.window.jurisdiction, region)]
+            found = self._by_region[region] = [
+                s for s in self.scopes if covers(s.window.jurisdiction, region)
+            ]
         return found
 
     def scope(self, window_id: str) -> Scope:
@@ -67,17 +75,37 @@ class Frame:
         """``log(m / α_d)``: a statistical check is flagged when its e-value reaches it."""
         return log_threshold(self.TESTS, self.alpha)
 
-    def finding(self, key: Key, check: str, *, subject: str | None = None,
-                effect: float | None = None,
-                ci: tuple[float | None, float | None] = (None, None),
-                p_value: float | None, n: int, severity: str, event_ms: int,
-                evidence: dict[str, Any]) -> Finding:
+    def finding(
+        self,
+        key: Key,
+        check: str,
+        *,
+        subject: str | None = None,
+        effect: float | None = None,
+        ci: tuple[float | None, float | None] = (None, None),
+        p_value: float | None,
+        n: int,
+        severity: str,
+        event_ms: int,
+        evidence: dict[str, Any],
+    ) -> Finding:
         """A ``log_integrity`` finding of ``check`` (subject = the check's name unless
         given); the evidence dict starts with ``"check"``."""
         window = self._windows[key[1]].window
-        return Finding.new(detector=self.detector, kind="log_integrity", platform=key[0],
-                           region=window.jurisdiction, window_id=key[1], subject_kind="log",
-                           subject=subject or check, effect=effect, ci_low=ci[0],
-                           ci_high=ci[1], p_value=p_value, n_exposures=n, severity=severity,
-                           event_time=ms_to_datetime(event_ms),
-                           evidence={"check": check, **evidence})
+        return Finding.new(
+            detector=self.detector,
+            kind="log_integrity",
+            platform=key[0],
+            region=window.jurisdiction,
+            window_id=key[1],
+            subject_kind="log",
+            subject=subject or check,
+            effect=effect,
+            ci_low=ci[0],
+            ci_high=ci[1],
+            p_value=p_value,
+            n_exposures=n,
+            severity=severity,
+            event_time=ms_to_datetime(event_ms),
+            evidence={"check": check, **evidence},
+        )

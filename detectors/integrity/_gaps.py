@@ -71,25 +71,48 @@ class GapCheck:
         if not closing:
             stream.last_idx = idx
         elapsed = self._monitored(key[1], stream.first_idx, first)[0]
-        self._gap(key, stream, empty, first, last, stream.user_ticks / max(elapsed, 1),
-                  at_stream_end=closing)
+        self._gap(
+            key,
+            stream,
+            empty,
+            first,
+            last,
+            stream.user_ticks / max(elapsed, 1),
+            at_stream_end=closing,
+        )
 
-    def _gap(self, key: Key, stream: _Stream, empty: int, first: int, last: int,
-             rate: float, *, at_stream_end: bool = False, at_stream_start: bool = False
-             ) -> None:
+    def _gap(
+        self,
+        key: Key,
+        stream: _Stream,
+        empty: int,
+        first: int,
+        last: int,
+        rate: float,
+        *,
+        at_stream_end: bool = False,
+        at_stream_start: bool = False,
+    ) -> None:
         if empty <= self.max_gap_ticks or empty * rate < self.min_expected_users:
             return
         t = self.frame.tick_ms
-        stream.gaps.append({"start": ms_to_datetime(first * t).isoformat(),
-                            "end": ms_to_datetime(last * t).isoformat(),
-                            "minutes": empty * t / 60_000, "empty_ticks": empty,
-                            "users_per_tick": rate, "expected_users": empty * rate,
-                            "at_stream_start": at_stream_start,
-                            "at_stream_end": at_stream_end})
+        stream.gaps.append(
+            {
+                "start": ms_to_datetime(first * t).isoformat(),
+                "end": ms_to_datetime(last * t).isoformat(),
+                "minutes": empty * t / 60_000,
+                "empty_ticks": empty,
+                "users_per_tick": rate,
+                "expected_users": empty * rate,
+                "at_stream_start": at_stream_start,
+                "at_stream_end": at_stream_end,
+            }
+        )
         stream.gaps.sort(key=lambda g: g["start"])
         end_ms = last * t
-        stream.first_gap_ms = end_ms if stream.first_gap_ms is None else min(
-            stream.first_gap_ms, end_ms)
+        stream.first_gap_ms = (
+            end_ms if stream.first_gap_ms is None else min(stream.first_gap_ms, end_ms)
+        )
         self.changed.add(key)
 
     def close(self) -> None:
@@ -102,8 +125,13 @@ class GapCheck:
             if stream.leading is not None:
                 assert stream.last_idx is not None
                 span = self._monitored(key[1], stream.first_idx, stream.last_idx + 1)[0]
-                self._gap(key, stream, *stream.leading, stream.user_ticks / max(span, 1),
-                          at_stream_start=True)
+                self._gap(
+                    key,
+                    stream,
+                    *stream.leading,
+                    stream.user_ticks / max(span, 1),
+                    at_stream_start=True,
+                )
                 stream.leading = None
 
     def evaluate(self, keys: set[Key] | None, n_of: dict[Key, int]) -> list[Finding]:
@@ -119,13 +147,22 @@ class GapCheck:
         if not stream.gaps or stream.first_gap_ms is None:
             return None
         longest = max(g["minutes"] for g in stream.gaps)
-        evidence = {"rule": f"no event of the platform in the window's region scope for more "
-                            f"than {self.max_gap_ticks} ticks inside a monitored period, "
-                            f"where {self.min_expected_users:g}+ active users were expected",
-                    "max_gap_ticks": self.max_gap_ticks,
-                    "min_expected_users": self.min_expected_users,
-                    "tick_minutes": self.frame.tick_ms / 60_000, "gaps": stream.gaps,
-                    "longest_gap_minutes": longest}
-        return self.frame.finding(key, "event_gaps", p_value=None, n=n,
-                                  severity=by_gap_minutes(longest),
-                                  event_ms=stream.first_gap_ms, evidence=evidence)
+        evidence = {
+            "rule": f"no event of the platform in the window's region scope for more "
+            f"than {self.max_gap_ticks} ticks inside a monitored period, "
+            f"where {self.min_expected_users:g}+ active users were expected",
+            "max_gap_ticks": self.max_gap_ticks,
+            "min_expected_users": self.min_expected_users,
+            "tick_minutes": self.frame.tick_ms / 60_000,
+            "gaps": stream.gaps,
+            "longest_gap_minutes": longest,
+        }
+        return self.frame.finding(
+            key,
+            "event_gaps",
+            p_value=None,
+            n=n,
+            severity=by_gap_minutes(longest),
+            event_ms=stream.first_gap_ms,
+            evidence=evidence,
+        )

@@ -48,9 +48,18 @@ class _Arms:
 class HoldoutChecks:
     """Subjects ``holdout_share``, ``holdout_assignment`` and ``holdout_silent``."""
 
-    def __init__(self, frame: Frame, ledger: ExposureLedger, *, srm_tolerance: float,
-                 prior_sd: float, min_baseline_users: int, switch_tolerance: float,
-                 min_switched_users: int, min_expected_users: float) -> None:
+    def __init__(
+        self,
+        frame: Frame,
+        ledger: ExposureLedger,
+        *,
+        srm_tolerance: float,
+        prior_sd: float,
+        min_baseline_users: int,
+        switch_tolerance: float,
+        min_switched_users: int,
+        min_expected_users: float,
+    ) -> None:
         self.frame = frame
         self.ledger = ledger
         self.srm_tolerance = srm_tolerance
@@ -100,8 +109,7 @@ class HoldoutChecks:
             return None
         # half of the test's share of alpha for the baseline's interval (module docstring)
         lo, hi = clopper_pearson(holdout, n, 1 - self.frame.alpha / (2 * self.frame.TESTS))
-        state.reference = (holdout / n, max(lo * (1 - eps), 1e-6),
-                           min(hi * (1 + eps), 0.999))
+        state.reference = (holdout / n, max(lo * (1 - eps), 1e-6), min(hi * (1 + eps), 0.999))
         return state.reference
 
     def _baseline_closed(self, key: Key, state: _Arms) -> bool:
@@ -116,8 +124,7 @@ class HoldoutChecks:
             ranked, holdout = state.users(1)
         return holdout, ranked + holdout
 
-    def _log_e(self, key: Key, state: _Arms, k: int | None = None, n: int | None = None
-               ) -> float:
+    def _log_e(self, key: Key, state: _Arms, k: int | None = None, n: int | None = None) -> float:
         ref = self._reference(key, state)
         if ref is None:
             return -math.inf
@@ -163,39 +170,57 @@ class HoldoutChecks:
         declared = self.declared_share(key[0]) is not None
         (b_r, b_h), (w_r, w_h) = state.users(0), state.users(1)
         evidence: dict[str, Any] = {
-            "rule": ("holdout arm's share of active users differs from the declared share"
-                     if declared else "holdout arm's share of the users who first appear in "
-                     "the window differs from its share in the baseline"),
+            "rule": (
+                "holdout arm's share of active users differs from the declared share"
+                if declared
+                else "holdout arm's share of the users who first appear in "
+                "the window differs from its share in the baseline"
+            ),
             "reference": "declared" if declared else "baseline",
-            "reference_holdout_share": share, "null_interval": [lo_h0, hi_h0],
-            "observed_holdout_share": observed, "observed_share_ci95": [lo, hi],
+            "reference_holdout_share": share,
+            "null_interval": [lo_h0, hi_h0],
+            "observed_holdout_share": observed,
+            "observed_share_ci95": [lo, hi],
             "users": {"ranked": n - k, "holdout": k, "total": n},
-            "users_by_period": {"baseline": {"ranked": b_r, "holdout": b_h},
-                                "window": {"ranked": w_r, "holdout": w_h}},
+            "users_by_period": {
+                "baseline": {"ranked": b_r, "holdout": b_h},
+                "window": {"ranked": w_r, "holdout": w_h},
+            },
             "exposed_users_by_period": self._exposed_users(key),
-            "by_region": {r: {"ranked": c[0], "holdout": c[1],
-                              "holdout_share": c[1] / (c[0] + c[1])}
-                          for r, c in sorted(state.by_region.items())},
+            "by_region": {
+                r: {"ranked": c[0], "holdout": c[1], "holdout_share": c[1] / (c[0] + c[1])}
+                for r, c in sorted(state.by_region.items())
+            },
             "users_in_both_arms": len(state.switched),
             "direction": "low" if observed < share else "high",
             "expected_holdout_users": n * share,
-            "test": {"name": "Beta-mixture e-process (sequential SRM), H0: holdout share "
-                             "within tolerance of the " + ("declared share" if declared else
-                                                           "baseline's interval"),
-                     "tolerance_relative": self.srm_tolerance,
-                     "prior_sd_relative": self.prior_sd, "log_e_max": state.max_log_e,
-                     "log_threshold": threshold, "tests_in_window": self.frame.TESTS,
-                     "alpha_share": self.frame.alpha},
+            "test": {
+                "name": "Beta-mixture e-process (sequential SRM), H0: holdout share "
+                "within tolerance of the "
+                + ("declared share" if declared else "baseline's interval"),
+                "tolerance_relative": self.srm_tolerance,
+                "prior_sd_relative": self.prior_sd,
+                "log_e_max": state.max_log_e,
+                "log_threshold": threshold,
+                "tests_in_window": self.frame.TESTS,
+                "alpha_share": self.frame.alpha,
+            },
         }
         if declared:
             evidence["declared_holdout_share"] = share
         m = self.frame.TESTS * (1 if declared else 2)
         assert state.crossed_ms is not None
-        return self.frame.finding(key, "holdout_share", effect=ratio,
-                                  ci=(lo / share, hi / share),
-                                  p_value=adjusted_p(state.max_log_e, m), n=n,
-                                  severity=by_relative_deviation(abs(ratio - 1)),
-                                  event_ms=state.crossed_ms, evidence=evidence)
+        return self.frame.finding(
+            key,
+            "holdout_share",
+            effect=ratio,
+            ci=(lo / share, hi / share),
+            p_value=adjusted_p(state.max_log_e, m),
+            n=n,
+            severity=by_relative_deviation(abs(ratio - 1)),
+            event_ms=state.crossed_ms,
+            evidence=evidence,
+        )
 
     def _exposed_users(self, key: Key) -> dict[str, Any]:
         """Exposed users per arm and period, and the holdout share of them (the ledger's
@@ -206,10 +231,11 @@ class HoldoutChecks:
             if cell is None:
                 continue
             users = cell.users_ranked + cell.users_holdout
-            out[period] = {"users_ranked": cell.users_ranked,
-                           "users_holdout": cell.users_holdout,
-                           "holdout_share_of_users": cell.users_holdout / users if users
-                           else None}
+            out[period] = {
+                "users_ranked": cell.users_ranked,
+                "users_holdout": cell.users_holdout,
+                "holdout_share_of_users": cell.users_holdout / users if users else None,
+            }
         return out
 
     def _switch_finding(self, key: Key, state: _Arms, end_ms: int) -> Finding | None:
@@ -219,15 +245,26 @@ class HoldoutChecks:
             return None
         if state.switch_ms is None:
             state.switch_ms = end_ms
-        evidence = {"rule": f"users logged in both arms (the holdout assignment is per user "
-                            f"and fixed): at least {self.min_switched_users} users and "
-                            f"{self.switch_tolerance:.1%} of the active users",
-                    "users_in_both_arms": s, "users": n, "share": s / n,
-                    "min_switched_users": self.min_switched_users,
-                    "switch_tolerance": self.switch_tolerance}
-        return self.frame.finding(key, "holdout_assignment", effect=s / n, p_value=None, n=n,
-                                  severity=by_contradiction_share(s / n),
-                                  event_ms=state.switch_ms, evidence=evidence)
+        evidence = {
+            "rule": f"users logged in both arms (the holdout assignment is per user "
+            f"and fixed): at least {self.min_switched_users} users and "
+            f"{self.switch_tolerance:.1%} of the active users",
+            "users_in_both_arms": s,
+            "users": n,
+            "share": s / n,
+            "min_switched_users": self.min_switched_users,
+            "switch_tolerance": self.switch_tolerance,
+        }
+        return self.frame.finding(
+            key,
+            "holdout_assignment",
+            effect=s / n,
+            p_value=None,
+            n=n,
+            severity=by_contradiction_share(s / n),
+            event_ms=state.switch_ms,
+            evidence=evidence,
+        )
 
     def _silent_finding(self, key: Key, state: _Arms, end_ms: int) -> Finding | None:
         if state.silent_ms is None:
@@ -242,20 +279,29 @@ class HoldoutChecks:
             state.silent_ms = end_ms
             state.silent = {
                 "rule": "holdout arm active in the baseline, no holdout user exposed in the "
-                        "window while the ranked arm continues (expected at least "
-                        f"{self.min_expected_users:g} holdout users)",
-                "baseline": {"users_ranked": base.users_ranked,
-                             "users_holdout": base.users_holdout},
+                "window while the ranked arm continues (expected at least "
+                f"{self.min_expected_users:g} holdout users)",
+                "baseline": {
+                    "users_ranked": base.users_ranked,
+                    "users_holdout": base.users_holdout,
+                },
                 "window": {"users_ranked": now.users_ranked, "users_holdout": 0},
                 "expected_holdout_users": expected,
                 "probability_if_honest": math.exp(-expected),
                 "probability_note": "Poisson approximation of P(no holdout user | the "
-                                    "baseline's holdout share)"}
+                "baseline's holdout share)",
+            }
         assert state.silent is not None
-        return self.frame.finding(key, "holdout_silent", effect=0.0, p_value=None,
-                                  n=state.silent["window"]["users_ranked"],
-                                  severity="critical", event_ms=state.silent_ms,
-                                  evidence=state.silent)
+        return self.frame.finding(
+            key,
+            "holdout_silent",
+            effect=0.0,
+            p_value=None,
+            n=state.silent["window"]["users_ranked"],
+            severity="critical",
+            event_ms=state.silent_ms,
+            evidence=state.silent,
+        )
 
     # -- detectability ------------------------------------------------------------------------
     def detectability(self, detector: str) -> list[Detectability]:
@@ -272,15 +318,25 @@ class HoldoutChecks:
             down = self._mde(key, state, n, share, threshold, -1)
             up = self._mde(key, state, n, share, threshold, +1)
             window = self.frame.scope(key[1]).window
-            rows.append(Detectability(detector=detector, platform=key[0],
-                                      region=window.jurisdiction, window_id=key[1],
-                                      subject_kind="log", subject="holdout_share",
-                                      mde_up=up, mde_down=down, n_exposures=n,
-                                      flagged=state.crossed_ms is not None))
+            rows.append(
+                Detectability(
+                    detector=detector,
+                    platform=key[0],
+                    region=window.jurisdiction,
+                    window_id=key[1],
+                    subject_kind="log",
+                    subject="holdout_share",
+                    mde_up=up,
+                    mde_down=down,
+                    n_exposures=n,
+                    flagged=state.crossed_ms is not None,
+                )
+            )
         return rows
 
-    def _mde(self, key: Key, state: _Arms, n: int, share: float, threshold: float,
-             sign: int) -> float | None:
+    def _mde(
+        self, key: Key, state: _Arms, n: int, share: float, threshold: float, sign: int
+    ) -> float | None:
         limit = (1 / share - 1) if sign > 0 else 1.0  # largest relative deviation possible
 
         def crosses(d: float) -> bool:

@@ -36,8 +36,14 @@ class _Unexplained:
 class LabelCheck:
     """Subjects ``label_consistency`` and ``label_without_intervention``."""
 
-    def __init__(self, frame: Frame, *, label_grace_minutes: float, min_missing_labels: int,
-                 max_examples: int) -> None:
+    def __init__(
+        self,
+        frame: Frame,
+        *,
+        label_grace_minutes: float,
+        min_missing_labels: int,
+        max_examples: int,
+    ) -> None:
         self.frame = frame
         self.grace_ms = int(label_grace_minutes * 60_000)
         self.min_missing_labels = min_missing_labels
@@ -55,12 +61,20 @@ class LabelCheck:
         found = self._covers.get((platform, actor))
         if found is None:
             group = self._group_of.get(actor)
-            found = [(d, d.start_ms if d.start_ms is not None else -_FAR,
-                      d.end_ms if d.end_ms is not None else _FAR)
-                     for d in self.frame.config.disclosures
-                     if d.platform == platform and (
-                         (not d.actors and not d.groups) or actor in d.actors
-                         or (group is not None and group in d.groups))]
+            found = [
+                (
+                    d,
+                    d.start_ms if d.start_ms is not None else -_FAR,
+                    d.end_ms if d.end_ms is not None else _FAR,
+                )
+                for d in self.frame.config.disclosures
+                if d.platform == platform
+                and (
+                    (not d.actors and not d.groups)
+                    or actor in d.actors
+                    or (group is not None and group in d.groups)
+                )
+            ]
             self._covers[(platform, actor)] = found
         return found
 
@@ -74,11 +88,14 @@ class LabelCheck:
         if not covers_ and e.label is None:
             return
         ts: int = e.ts  # type: ignore[assignment]
-        here = [(d, a, b) for d, a, b in covers_
-                if not d.regions or any(covers(r, e.region) for r in d.regions)]
+        here = [
+            (d, a, b)
+            for d, a, b in covers_
+            if not d.regions or any(covers(r, e.region) for r in d.regions)
+        ]
         if e.label is not None and not any(
-                d.label == e.label and a - self.grace_ms <= ts < b + self.grace_ms
-                for d, a, b in here):
+            d.label == e.label and a - self.grace_ms <= ts < b + self.grace_ms for d, a, b in here
+        ):
             for scope in scopes:
                 key = (e.platform, scope.window.id)
                 state = self.unexplained.setdefault(key, _Unexplained(first_ms=ts))
@@ -121,26 +138,37 @@ class LabelCheck:
         worst = sorted(both.items(), key=lambda kv: -kv[1][1])[: self.max_examples]
         evidence = {
             "rule": "a disclosure with a label covers these items, and the exposure log "
-                    "shows the label on some of an item's ranked-arm exposures (same surface, "
-                    "inside the disclosure's period and regions) and not on others",
-            "items": len(both), "exposures_without_label": missing,
-            "exposures_with_label": labelled, "unlabelled_share": share,
+            "shows the label on some of an item's ranked-arm exposures (same surface, "
+            "inside the disclosure's period and regions) and not on others",
+            "items": len(both),
+            "exposures_without_label": missing,
+            "exposures_with_label": labelled,
+            "unlabelled_share": share,
             "items_covered": len(mixed.counts),
-            "examples": [{"item": i, "surface": s, "label": lab, "with_label": c[0],
-                          "without_label": c[1]} for (i, s, lab), c in worst],
+            "examples": [
+                {"item": i, "surface": s, "label": lab, "with_label": c[0], "without_label": c[1]}
+                for (i, s, lab), c in worst
+            ],
             "grace_minutes": self.grace_ms / 60_000,
-            "min_missing_labels": self.min_missing_labels}
-        return self.frame.finding(key, "label_consistency", effect=share, p_value=None,
-                                  n=missing + labelled, severity=by_unlabelled_share(share),
-                                  event_ms=mixed.first_ms, evidence=evidence)
+            "min_missing_labels": self.min_missing_labels,
+        }
+        return self.frame.finding(
+            key,
+            "label_consistency",
+            effect=share,
+            p_value=None,
+            n=missing + labelled,
+            severity=by_unlabelled_share(share),
+            event_ms=mixed.first_ms,
+            evidence=evidence,
+        )
 
     def _unexplained_finding(self, key: Key) -> Finding | None:
         state = self.unexplained.get(key)
         if state is None or state.first_ms is None:
             return None
         platform = key[0]
-        left = {k: n for k, n in state.by_item.items()
-                if (platform, k[0]) not in self._intervened}
+        left = {k: n for k, n in state.by_item.items() if (platform, k[0]) not in self._intervened}
         n = sum(left.values())
         if n < self.min_missing_labels:
             return None
@@ -150,17 +178,27 @@ class LabelCheck:
             labels[lab] += c
         evidence = {
             "rule": "exposures carrying a label that no disclosure of the platform declares "
-                    "for the actor there and then, of items no ranking event logs an "
-                    "intervention on",
-            "exposures": n, "items": len(left),
+            "for the actor there and then, of items no ranking event logs an "
+            "intervention on",
+            "exposures": n,
+            "items": len(left),
             "labels": dict(labels.most_common()),
             "actors": sorted({state.actors[i] for i, _ in left}),
-            "examples": [{"item": i, "label": lab, "exposures": c,
-                          "actor": state.actors[i]} for (i, lab), c in worst],
-            "min_exposures": self.min_missing_labels}
-        return self.frame.finding(key, "label_without_intervention", p_value=None, n=n,
-                                  severity="medium", event_ms=state.first_ms,
-                                  evidence=evidence)
+            "examples": [
+                {"item": i, "label": lab, "exposures": c, "actor": state.actors[i]}
+                for (i, lab), c in worst
+            ],
+            "min_exposures": self.min_missing_labels,
+        }
+        return self.frame.finding(
+            key,
+            "label_without_intervention",
+            p_value=None,
+            n=n,
+            severity="medium",
+            event_ms=state.first_ms,
+            evidence=evidence,
+        )
 
     def keys(self) -> set[Key]:
         return set(self.mixed) | set(self.unexplained)

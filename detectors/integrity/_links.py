@@ -36,8 +36,9 @@ class _Links:
 class LinkCheck:
     """Subject ``exposure_links``."""
 
-    def __init__(self, frame: Frame, *, link_tolerance: float, link_hours: float,
-                 max_examples: int) -> None:
+    def __init__(
+        self, frame: Frame, *, link_tolerance: float, link_hours: float, max_examples: int
+    ) -> None:
         self.frame = frame
         self.link_tolerance = link_tolerance
         self.link_hours = link_hours
@@ -71,8 +72,9 @@ class LinkCheck:
             self._held.append((e, scopes))  # its slate may be logged in the next tick
             return
         pos = None if slate is None else position(slate[1], e.item)
-        problem = ("unknown_request" if slate is None
-                   else "item_not_in_slate" if pos is None else None)
+        problem = (
+            "unknown_request" if slate is None else "item_not_in_slate" if pos is None else None
+        )
         for k in keys:
             links = self.links.setdefault(k, _Links())
             links.checked += 1
@@ -81,9 +83,15 @@ class LinkCheck:
                 links.unexplained += 1
                 links.problems[problem] += 1
                 if len(links.examples) < self.max_examples:
-                    links.examples.append({"problem": problem, "event_id": e.event_id,
-                                           "request": e.request, "item": e.item,
-                                           "ts": ms_to_datetime(e.ts).isoformat()})  # type: ignore[arg-type]
+                    links.examples.append(
+                        {
+                            "problem": problem,
+                            "event_id": e.event_id,
+                            "request": e.request,
+                            "item": e.item,
+                            "ts": ms_to_datetime(e.ts).isoformat(),  # type: ignore[arg-type]
+                        }
+                    )
             elif slate is not None:
                 links.position_mismatch += pos != e.position
                 links.user_mismatch += slate[0] != e.user
@@ -115,20 +123,33 @@ class LinkCheck:
         m = self.frame.TESTS
         evidence = {
             "rule": "exposures that reference a slate the ranking log does not contain "
-                    "(unknown request, or item not in that slate)",
-            "exposures_checked": links.checked, "unexplained": links.unexplained,
-            "unexplained_share": rate, "unexplained_share_ci95": [lo, hi],
+            "(unknown request, or item not in that slate)",
+            "exposures_checked": links.checked,
+            "unexplained": links.unexplained,
+            "unexplained_share": rate,
+            "unexplained_share_ci95": [lo, hi],
             "unknown_request": links.problems["unknown_request"],
             "item_not_in_slate": links.problems["item_not_in_slate"],
             "position_mismatch": links.position_mismatch,
             "user_mismatch": links.user_mismatch,
             "exposures_without_request": links.without_request,
             "examples": links.examples,
-            "test": {"name": "mixture e-process, H0: unexplained share <= tolerance",
-                     "tolerance": self.link_tolerance, "link_hours": self.link_hours,
-                     "log_e_max": links.max_log_e, "log_threshold": threshold,
-                     "tests_in_window": m, "alpha_share": self.frame.alpha},
+            "test": {
+                "name": "mixture e-process, H0: unexplained share <= tolerance",
+                "tolerance": self.link_tolerance,
+                "link_hours": self.link_hours,
+                "log_e_max": links.max_log_e,
+                "log_threshold": threshold,
+                "tests_in_window": m,
+                "alpha_share": self.frame.alpha,
+            },
         }
-        return self.frame.finding(key, "exposure_links", p_value=adjusted_p(links.max_log_e, m),
-                                  n=links.checked, severity=by_contradiction_share(rate),
-                                  event_ms=links.crossed_ms, evidence=evidence)
+        return self.frame.finding(
+            key,
+            "exposure_links",
+            p_value=adjusted_p(links.max_log_e, m),
+            n=links.checked,
+            severity=by_contradiction_share(rate),
+            event_ms=links.crossed_ms,
+            evidence=evidence,
+        )

@@ -71,8 +71,7 @@ class LookalikeCheck:
 
     @staticmethod
     def _subject(hit: NearMiss) -> str:
-        return f"actor_lookalike:{hit.actor}" if hit.actor else \
-            f"actor_lookalike:?{hit.observed}"
+        return f"actor_lookalike:{hit.actor}" if hit.actor else f"actor_lookalike:?{hit.observed}"
 
     def _state(self, key: Key, hit: NearMiss, ts: int) -> _Disguise:
         sub = (key, self._subject(hit))
@@ -82,11 +81,17 @@ class LookalikeCheck:
         summary = state.ids.get(hit.observed)
         if summary is None:
             summary = state.ids[hit.observed] = {
-                "observed": hit.observed, "rule": hit.rule, "distance": hit.distance,
-                "matched": list(hit.matched), "candidates": list(hit.candidates),
-                "reasons": list(hit.reasons), "characters": list(hit.characters),
-                "detail": hit.detail, "exposures": {"ranked": 0, "holdout": 0},
-                "ranking_items": 0}
+                "observed": hit.observed,
+                "rule": hit.rule,
+                "distance": hit.distance,
+                "matched": list(hit.matched),
+                "candidates": list(hit.candidates),
+                "reasons": list(hit.reasons),
+                "characters": list(hit.characters),
+                "detail": hit.detail,
+                "exposures": {"ranked": 0, "holdout": 0},
+                "ranking_items": 0,
+            }
         self.changed.add(sub)
         return state
 
@@ -113,8 +118,7 @@ class LookalikeCheck:
             if hit is None:
                 continue
             for scope in scopes:
-                state = self._state((r.platform, scope.window.id), hit,
-                                    r.ts)  # type: ignore[arg-type]
+                state = self._state((r.platform, scope.window.id), hit, r.ts)  # type: ignore[arg-type]
                 state.ranking_items += 1
                 state.ids[hit.observed]["ranking_items"] += 1
 
@@ -130,25 +134,36 @@ class LookalikeCheck:
         actor = actors[0] if len(actors) == 1 else None
         evidence: dict[str, Any] = {
             "rule": "actor ids the registry does not list that read as a registered id or "
-                    "alias (Unicode normalisation, confusable characters, case, white space, "
-                    "punctuation, or a small cosmetic edit distance: monitor.identity)",
-            "actor": actor, "candidates": actors, "ids": ids,
-            "exposures": state.exposures, "ranking_items": state.ranking_items,
+            "alias (Unicode normalisation, confusable characters, case, white space, "
+            "punctuation, or a small cosmetic edit distance: monitor.identity)",
+            "actor": actor,
+            "candidates": actors,
+            "ids": ids,
+            "exposures": state.exposures,
+            "ranking_items": state.ranking_items,
             "example_event_ids": state.examples,
         }
         if actor is not None:
             evidence["sensitivity"] = self._sensitivity(key, actor, state)
         n = state.exposures
-        return self.frame.finding(key, "actor_lookalike", subject=subject, p_value=None, n=n,
-                                  severity=by_placements(n + state.ranking_items),
-                                  event_ms=state.first_ms or end_ms, evidence=evidence)
+        return self.frame.finding(
+            key,
+            "actor_lookalike",
+            subject=subject,
+            p_value=None,
+            n=n,
+            severity=by_placements(n + state.ranking_items),
+            event_ms=state.first_ms or end_ms,
+            evidence=evidence,
+        )
 
     def _sensitivity(self, key: Key, actor: str, state: _Disguise) -> dict[str, Any]:
         """The actor's amplification ratio per period, as logged and with the disguised
         exposures counted for the actor (users as clusters, :func:`ratio_ci`)."""
         out: dict[str, Any] = {
             "label": "SENSITIVITY ANALYSIS: the look-alike ids' exposures counted for the "
-                     "registered actor; the detectors' findings use the logs as written"}
+            "registered actor; the detectors' findings use the logs as written"
+        }
         for period in _PERIODS:
             cell = self.ledger.cell(key[0], key[1], period)
             if cell is None:
@@ -169,11 +184,20 @@ class LookalikeCheck:
                             s += d
                             q += 2 * x * d + d * d
                     s_q.append((s, q))
-                est = ratio_ci(s_q[0][0], s_q[0][1], cell.users_ranked,
-                               s_q[1][0], s_q[1][1], cell.users_holdout)
-                rows[label] = {"ratio": est.ratio, "ci95": [est.ci_low, est.ci_high],
-                               "exposures_ranked": s_q[0][0],
-                               "exposures_holdout": s_q[1][0]}
+                est = ratio_ci(
+                    s_q[0][0],
+                    s_q[0][1],
+                    cell.users_ranked,
+                    s_q[1][0],
+                    s_q[1][1],
+                    cell.users_holdout,
+                )
+                rows[label] = {
+                    "ratio": est.ratio,
+                    "ci95": [est.ci_low, est.ci_high],
+                    "exposures_ranked": s_q[0][0],
+                    "exposures_holdout": s_q[1][0],
+                }
             rows["users_ranked"] = cell.users_ranked
             rows["users_holdout"] = cell.users_holdout
             out[period] = rows

@@ -49,8 +49,7 @@ class _Slot:
 class PanelCheck:
     """Subject ``panel_mismatch``."""
 
-    def __init__(self, frame: Frame, *, panel_tolerance: float, panel_match_seconds: float
-                 ) -> None:
+    def __init__(self, frame: Frame, *, panel_tolerance: float, panel_match_seconds: float) -> None:
         self.frame = frame
         self.tolerance = panel_tolerance
         self.match_ms = int(panel_match_seconds * 1000)
@@ -99,9 +98,16 @@ class PanelCheck:
                     matched_in[id(e)] = s
         for p in slot.panel:
             twins = candidates.get((p.platform, p.user, p.item), [])
-            best = min((e for e in twins if id(e) not in matched_in[id(e)].matched
-                        and abs(e.ts - p.ts) <= self.match_ms),  # type: ignore[operator]
-                       key=lambda e: abs(e.ts - p.ts), default=None)  # type: ignore[operator]
+            ts = _ms(p)
+            best = min(
+                (
+                    e
+                    for e in twins
+                    if id(e) not in matched_in[id(e)].matched and abs(_ms(e) - ts) <= self.match_ms
+                ),
+                key=lambda e: abs(_ms(e) - ts),
+                default=None,
+            )
             problems = []
             if best is None:
                 problems.append("missing_from_log")
@@ -156,25 +162,51 @@ class PanelCheck:
         m = self.frame.TESTS
         evidence = {
             "rule": "what panellists' devices recorded differs from the platform's exposure "
-                    "log for the same users (missing from the log, logged but never seen, "
-                    "other position or label)",
-            "compared": c.compared, "mismatched": c.mismatched, "mismatch_rate": rate,
+            "log for the same users (missing from the log, logged but never seen, "
+            "other position or label)",
+            "compared": c.compared,
+            "mismatched": c.mismatched,
+            "mismatch_rate": rate,
             "mismatch_rate_ci95": [lo, hi],
             "mismatch_rate_ci95_users_clustered": _clustered_ci(c, rate),
-            "panellists": len(c.per_user), "panel_records": c.panel_records,
+            "panellists": len(c.per_user),
+            "panel_records": c.panel_records,
             "kinds": {k: c.kinds[k] for k in _KINDS},
-            "by_region": {r: {"compared": n, "mismatched": k, "mismatch_rate": k / n,
-                              "ci95": list(clopper_pearson(k, n))}
-                          for r, (n, k) in sorted(c.by_region.items())},
-            "test": {"name": "mixture e-process, H0: mismatch rate <= tolerance",
-                     "tolerance": self.tolerance, "match_seconds": self.match_ms / 1000,
-                     "log_e_max": c.max_log_e, "log_threshold": threshold,
-                     "tests_in_window": m, "alpha_share": self.frame.alpha},
+            "by_region": {
+                r: {
+                    "compared": n,
+                    "mismatched": k,
+                    "mismatch_rate": k / n,
+                    "ci95": list(clopper_pearson(k, n)),
+                }
+                for r, (n, k) in sorted(c.by_region.items())
+            },
+            "test": {
+                "name": "mixture e-process, H0: mismatch rate <= tolerance",
+                "tolerance": self.tolerance,
+                "match_seconds": self.match_ms / 1000,
+                "log_e_max": c.max_log_e,
+                "log_threshold": threshold,
+                "tests_in_window": m,
+                "alpha_share": self.frame.alpha,
+            },
         }
-        return self.frame.finding(key, "panel_mismatch", effect=rate, ci=(lo, hi),
-                                  p_value=adjusted_p(c.max_log_e, m), n=c.compared,
-                                  severity=by_contradiction_share(rate),
-                                  event_ms=c.crossed_ms, evidence=evidence)
+        return self.frame.finding(
+            key,
+            "panel_mismatch",
+            effect=rate,
+            ci=(lo, hi),
+            p_value=adjusted_p(c.max_log_e, m),
+            n=c.compared,
+            severity=by_contradiction_share(rate),
+            event_ms=c.crossed_ms,
+            evidence=evidence,
+        )
+
+
+def _ms(e: Exposure) -> int:
+    """Event time in epoch ms (``Exposure.ts`` is normalised to it on decode)."""
+    return e.ts  # type: ignore[return-value]
 
 
 def _clustered_ci(c: _Compare, rate: float) -> list[float] | None:

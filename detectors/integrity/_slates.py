@@ -31,4 +31,4 @@ def position(slate: str | dict[str, int], item: str) -> int | None:
     if start < 0:
         return None
     start += len(item) + 2
-    return int(slate[start:slate.index(_ITEM, start)])
+    return int(slate[start : slate.index(_ITEM, start)])

@@ -26,8 +26,7 @@ def _log_i(x: float, a: ArrayLike, b: ArrayLike, upper: bool) -> Floats:
         return np.log(np.asarray(v, dtype=float))
 
 
-def srm_log_e(k: ArrayLike, n: ArrayLike, lo: float, hi: float, a: float, b: float
-              ) -> Floats:
+def srm_log_e(k: ArrayLike, n: ArrayLike, lo: float, hi: float, a: float, b: float) -> Floats:
     """Log e-value against ``H0: lo ≤ p ≤ hi`` for ``k`` holdout users of ``n``.
 
     The mixture of :mod:`detectors.integrity` (module docstring, "Holdout share"): ``(a, b)``
@@ -39,9 +38,19 @@ def srm_log_e(k: ArrayLike, n: ArrayLike, lo: float, hi: float, a: float, b: flo
     k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
     ak, bk = a + k, b + n - k
     post = special.betaln(ak, bk) - special.betaln(a, b)
-    low = (post + _log_i(lo, ak, bk, False) - _log_i(lo, a, b, False)
-           - k * math.log(lo) - (n - k) * math.log1p(-lo))
-    high = (post + _log_i(hi, ak, bk, True) - _log_i(hi, a, b, True)
-            - k * math.log(hi) - (n - k) * math.log1p(-hi))
+    low = (
+        post
+        + _log_i(lo, ak, bk, False)
+        - _log_i(lo, a, b, False)
+        - k * math.log(lo)
+        - (n - k) * math.log1p(-lo)
+    )
+    high = (
+        post
+        + _log_i(hi, ak, bk, True)
+        - _log_i(hi, a, b, True)
+        - k * math.log(hi)
+        - (n - k) * math.log1p(-hi)
+    )
     out = np.logaddexp(low, high) - math.log(2)
     return np.where(n > 0, out, 0.0)

@@ -34,39 +34,57 @@ class LogIntegrity(Detector):
     kinds: ClassVar[tuple[str, ...]] = ("log_integrity",)
     version: ClassVar[str] = "3"  # 3: the integrity package (checkpoints of 2 incompatible)
 
-    def __init__(self, context: DetectorContext, srm_tolerance: float = 0.01,
-                 prior_sd: float = 0.15, link_tolerance: float = 0.01,
-                 link_hours: float = 6.0, max_gap_ticks: int = 4,
-                 min_expected_users: float = 20.0, max_examples: int = 5,
-                 min_baseline_users: int = 100, switch_tolerance: float = 0.01,
-                 min_switched_users: int = 10, min_conflicting: int = 1,
-                 label_grace_minutes: float = 30.0, min_missing_labels: int = 10,
-                 panel_tolerance: float = 0.02, panel_match_seconds: float = 120.0) -> None:
+    def __init__(
+        self,
+        context: DetectorContext,
+        srm_tolerance: float = 0.01,
+        prior_sd: float = 0.15,
+        link_tolerance: float = 0.01,
+        link_hours: float = 6.0,
+        max_gap_ticks: int = 4,
+        min_expected_users: float = 20.0,
+        max_examples: int = 5,
+        min_baseline_users: int = 100,
+        switch_tolerance: float = 0.01,
+        min_switched_users: int = 10,
+        min_conflicting: int = 1,
+        label_grace_minutes: float = 30.0,
+        min_missing_labels: int = 10,
+        panel_tolerance: float = 0.02,
+        panel_match_seconds: float = 120.0,
+    ) -> None:
         super().__init__(context)
         _check(0 <= srm_tolerance < 1, f"srm_tolerance must be in [0, 1), got {srm_tolerance}")
         _check(prior_sd > 0, f"prior_sd must be > 0, got {prior_sd}")
-        _check(0 < link_tolerance < 1,
-               f"link_tolerance must be in (0, 1), got {link_tolerance}")
+        _check(0 < link_tolerance < 1, f"link_tolerance must be in (0, 1), got {link_tolerance}")
         _check(link_hours > 0, f"link_hours must be > 0, got {link_hours}")
-        _check(int(max_gap_ticks) == max_gap_ticks and max_gap_ticks >= 1,
-               f"max_gap_ticks must be an integer >= 1, got {max_gap_ticks}")
-        _check(min_expected_users >= 0,
-               f"min_expected_users must be >= 0, got {min_expected_users}")
-        _check(min_baseline_users >= 1,
-               f"min_baseline_users must be >= 1, got {min_baseline_users}")
-        _check(0 <= switch_tolerance < 1,
-               f"switch_tolerance must be in [0, 1), got {switch_tolerance}")
-        _check(min_switched_users >= 1,
-               f"min_switched_users must be >= 1, got {min_switched_users}")
+        _check(
+            int(max_gap_ticks) == max_gap_ticks and max_gap_ticks >= 1,
+            f"max_gap_ticks must be an integer >= 1, got {max_gap_ticks}",
+        )
+        _check(
+            min_expected_users >= 0, f"min_expected_users must be >= 0, got {min_expected_users}"
+        )
+        _check(
+            min_baseline_users >= 1, f"min_baseline_users must be >= 1, got {min_baseline_users}"
+        )
+        _check(
+            0 <= switch_tolerance < 1, f"switch_tolerance must be in [0, 1), got {switch_tolerance}"
+        )
+        _check(
+            min_switched_users >= 1, f"min_switched_users must be >= 1, got {min_switched_users}"
+        )
         _check(min_conflicting >= 1, f"min_conflicting must be >= 1, got {min_conflicting}")
-        _check(label_grace_minutes >= 0,
-               f"label_grace_minutes must be >= 0, got {label_grace_minutes}")
-        _check(min_missing_labels >= 1,
-               f"min_missing_labels must be >= 1, got {min_missing_labels}")
-        _check(0 < panel_tolerance < 1,
-               f"panel_tolerance must be in (0, 1), got {panel_tolerance}")
-        _check(panel_match_seconds >= 0,
-               f"panel_match_seconds must be >= 0, got {panel_match_seconds}")
+        _check(
+            label_grace_minutes >= 0, f"label_grace_minutes must be >= 0, got {label_grace_minutes}"
+        )
+        _check(
+            min_missing_labels >= 1, f"min_missing_labels must be >= 1, got {min_missing_labels}"
+        )
+        _check(0 < panel_tolerance < 1, f"panel_tolerance must be in (0, 1), got {panel_tolerance}")
+        _check(
+            panel_match_seconds >= 0, f"panel_match_seconds must be >= 0, got {panel_match_seconds}"
+        )
         self.srm_tolerance = srm_tolerance
         self.prior_sd = prior_sd
         self.link_tolerance = link_tolerance
@@ -85,23 +103,37 @@ class LogIntegrity(Detector):
         frame = self._frame = Frame(context.config, context.alpha, self.name)
         ledger = context.ledger
         self._holdout = HoldoutChecks(
-            frame, ledger, srm_tolerance=srm_tolerance, prior_sd=prior_sd,
-            min_baseline_users=min_baseline_users, switch_tolerance=switch_tolerance,
-            min_switched_users=min_switched_users, min_expected_users=min_expected_users)
-        self._links = LinkCheck(frame, link_tolerance=link_tolerance, link_hours=link_hours,
-                                max_examples=max_examples)
-        self._gaps = GapCheck(frame, max_gap_ticks=self.max_gap_ticks,
-                              min_expected_users=min_expected_users)
+            frame,
+            ledger,
+            srm_tolerance=srm_tolerance,
+            prior_sd=prior_sd,
+            min_baseline_users=min_baseline_users,
+            switch_tolerance=switch_tolerance,
+            min_switched_users=min_switched_users,
+            min_expected_users=min_expected_users,
+        )
+        self._links = LinkCheck(
+            frame, link_tolerance=link_tolerance, link_hours=link_hours, max_examples=max_examples
+        )
+        self._gaps = GapCheck(
+            frame, max_gap_ticks=self.max_gap_ticks, min_expected_users=min_expected_users
+        )
         self._lookalike = LookalikeCheck(frame, ledger, max_examples=max_examples)
         self._duplicates = DuplicateCheck(frame, min_conflicting=min_conflicting)
-        self._labels = LabelCheck(frame, label_grace_minutes=label_grace_minutes,
-                                  min_missing_labels=min_missing_labels,
-                                  max_examples=max_examples)
+        self._labels = LabelCheck(
+            frame,
+            label_grace_minutes=label_grace_minutes,
+            min_missing_labels=min_missing_labels,
+            max_examples=max_examples,
+        )
         match_ms = panel_match_seconds * 1000
-        _check(match_ms <= frame.tick_ms,
-               f"panel_match_seconds must be at most one tick, got {panel_match_seconds}")
-        self._panel = PanelCheck(frame, panel_tolerance=panel_tolerance,
-                                 panel_match_seconds=panel_match_seconds)
+        _check(
+            match_ms <= frame.tick_ms,
+            f"panel_match_seconds must be at most one tick, got {panel_match_seconds}",
+        )
+        self._panel = PanelCheck(
+            frame, panel_tolerance=panel_tolerance, panel_match_seconds=panel_match_seconds
+        )
         self._keys: set[Key] = set()
 
     def declared_share(self, platform: str) -> float | None:
@@ -153,21 +185,28 @@ class LogIntegrity(Detector):
 
     def evaluate(self, tick: Tick) -> list[Finding]:
         end = tick.end_ms
-        return [*self._holdout.evaluate(end), *self._links.evaluate(end),
-                *self._gaps.evaluate(None, self._n_checked()), *self._lookalike.evaluate(end),
-                *self._labels.evaluate(end), *self._panel.evaluate(end)]
+        return [
+            *self._holdout.evaluate(end),
+            *self._links.evaluate(end),
+            *self._gaps.evaluate(None, self._n_checked()),
+            *self._lookalike.evaluate(end),
+            *self._labels.evaluate(end),
+            *self._panel.evaluate(end),
+        ]
 
     def finish(self, end_ms: int) -> list[Finding]:
         self._links.release_held()
         self._gaps.close()
         self._panel.close()
-        out = [*self._holdout.evaluate(end_ms, set(self._holdout.arms)),
-               *self._links.evaluate(end_ms, set(self._links.links)),
-               *self._gaps.evaluate(set(self._gaps.streams), self._n_checked()),
-               *self._lookalike.evaluate(end_ms),
-               *self._labels.evaluate(end_ms, self._labels.keys()),
-               *self._panel.evaluate(end_ms, set(self._panel.compare)),
-               *self._duplicates.findings(self._keys, end_ms)]
+        out = [
+            *self._holdout.evaluate(end_ms, set(self._holdout.arms)),
+            *self._links.evaluate(end_ms, set(self._links.links)),
+            *self._gaps.evaluate(set(self._gaps.streams), self._n_checked()),
+            *self._lookalike.evaluate(end_ms),
+            *self._labels.evaluate(end_ms, self._labels.keys()),
+            *self._panel.evaluate(end_ms, set(self._panel.compare)),
+            *self._duplicates.findings(self._keys, end_ms),
+        ]
         return out
 
     def detectability(self) -> list[Detectability]:

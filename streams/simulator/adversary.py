@@ -42,9 +42,15 @@ if TYPE_CHECKING:
 
 __all__ = ["ADVERSARIES", "DISGUISES", "apply"]
 
-ADVERSARIES: Final = ("alias_disguise", "holdout_deletion", "holdout_move",
-                      "strip_interventions", "conflicting_duplicates", "falsified_log",
-                      "label_without_intervention")
+ADVERSARIES: Final = (
+    "alias_disguise",
+    "holdout_deletion",
+    "holdout_move",
+    "strip_interventions",
+    "conflicting_duplicates",
+    "falsified_log",
+    "label_without_intervention",
+)
 #: How ``alias_disguise`` spells an id (chosen per item).
 DISGUISES: Final = ("zero_width", "upper_case", "trailing_space", "at_prefix")
 
@@ -70,15 +76,19 @@ def _first_window_ms(sim: Simulation) -> int:
 
 
 def _window_spans(sim: Simulation) -> list[tuple[int, int]]:
-    return [(int(w["start"].timestamp() * 1000), int(w["end"].timestamp() * 1000))
-            for w in sim.config["windows"]]
+    return [
+        (int(w["start"].timestamp() * 1000), int(w["end"].timestamp() * 1000))
+        for w in sim.config["windows"]
+    ]
 
 
 def apply(sim: Simulation, rng: np.random.Generator) -> None:
     """Draw the panel, then apply ``sim.params.adversaries`` in order (in place)."""
     params = sim.params
-    truth: dict[str, Any] = {"adversaries": list(params.adversaries),
-                             "actor": params.adversary_actor}
+    truth: dict[str, Any] = {
+        "adversaries": list(params.adversaries),
+        "actor": params.adversary_actor,
+    }
     if params.panel_users:
         truth["panel"] = _panel(sim, rng)
     for name in params.adversaries:
@@ -123,8 +133,7 @@ def _alias(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
             if it["actor"] == actor:
                 it["actor"] = spelled(it["item"])
                 items += 1
-    return {"exposures_by_id": {repr(k): v for k, v in sorted(ids.items())},
-            "ranking_items": items}
+    return {"exposures_by_id": {repr(k): v for k, v in sorted(ids.items())}, "ranking_items": items}
 
 
 def _holdout_deletion(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
@@ -196,14 +205,24 @@ def _label(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
     actor, spans = sim.params.adversary_actor, _window_spans(sim)
     n = 0
     for r, u in zip(sim.exposures, rng.random(len(sim.exposures)), strict=True):
-        if (r["actor"] == actor and r["arm"] == "ranked" and u < 0.5 and "label" not in r
-                and any(a <= _ms(r["ts"]) < b for a, b in spans)):
+        if (
+            r["actor"] == actor
+            and r["arm"] == "ranked"
+            and u < 0.5
+            and "label" not in r
+            and any(a <= _ms(r["ts"]) < b for a, b in spans)
+        ):
             r["label"] = "sponsored"
             n += 1
     return {"labelled_exposures": n, "label": "sponsored"}
 
 
-_ACTIONS: Final = {"alias_disguise": _alias, "holdout_deletion": _holdout_deletion,
-                   "holdout_move": _holdout_move, "strip_interventions": _strip,
-                   "conflicting_duplicates": _conflicting, "falsified_log": _falsified,
-                   "label_without_intervention": _label}
+_ACTIONS: Final = {
+    "alias_disguise": _alias,
+    "holdout_deletion": _holdout_deletion,
+    "holdout_move": _holdout_move,
+    "strip_interventions": _strip,
+    "conflicting_duplicates": _conflicting,
+    "falsified_log": _falsified,
+    "label_without_intervention": _label,
+}

@@ -23,15 +23,24 @@ FAR = 4_000_000_000_000
 SMALL = {"n_users": 1500, "time_scale": 0.15}
 
 
-def run(sim: Simulation, detectors: list[str] | None = None,
-        config: dict[str, Any] | None = None, exposures: list[dict[str, Any]] | None = None,
-        rankings: list[dict[str, Any]] | None = None) -> ListOutput:
+def run(
+    sim: Simulation,
+    detectors: list[str] | None = None,
+    config: dict[str, Any] | None = None,
+    exposures: list[dict[str, Any]] | None = None,
+    rankings: list[dict[str, Any]] | None = None,
+) -> ListOutput:
     out = ListOutput()
-    engine = Engine(parse_config(config or sim.config), out,
-                    detectors=detectors or ["log_integrity"], now_ms=lambda: FAR)
-    streams = [records_from_dicts("exposure", sim.exposures if exposures is None
-                                  else exposures),
-               records_from_dicts("ranking", sim.rankings if rankings is None else rankings)]
+    engine = Engine(
+        parse_config(config or sim.config),
+        out,
+        detectors=detectors or ["log_integrity"],
+        now_ms=lambda: FAR,
+    )
+    streams = [
+        records_from_dicts("exposure", sim.exposures if exposures is None else exposures),
+        records_from_dicts("ranking", sim.rankings if rankings is None else rankings),
+    ]
     if sim.panel:
         streams.append(records_from_dicts("panel", sim.panel))
     drive(engine, merge_by_time(streams))
@@ -40,8 +49,11 @@ def run(sim: Simulation, detectors: list[str] | None = None,
 
 def integrity(out: ListOutput) -> dict[tuple[str, str], Any]:
     """(window, subject) → the latest log_integrity finding."""
-    return {(f.window_id, f.subject): f for f in out.latest_findings.values()
-            if f.kind == "log_integrity"}
+    return {
+        (f.window_id, f.subject): f
+        for f in out.latest_findings.values()
+        if f.kind == "log_integrity"
+    }
 
 
 def subjects(out: ListOutput) -> set[str]:
@@ -82,10 +94,16 @@ def test_declared_aliases_count_for_their_actor_in_every_detector() -> None:
     the actor's own id, and no look-alike finding appears."""
     sim = simulate(scenario("hidden_boost", seed=2, **SMALL))
     alias = "de-a-cand-1-official"
-    renamed = [{**r, "actor": alias} if r["actor"] == "de-a-cand-1" else r
-               for r in sim.exposures]
-    slates = [{**r, "items": [{**it, "actor": alias} if it["actor"] == "de-a-cand-1" else it
-                              for it in r["items"]]} for r in sim.rankings]
+    renamed = [{**r, "actor": alias} if r["actor"] == "de-a-cand-1" else r for r in sim.exposures]
+    slates = [
+        {
+            **r,
+            "items": [
+                {**it, "actor": alias} if it["actor"] == "de-a-cand-1" else it for it in r["items"]
+            ],
+        }
+        for r in sim.rankings
+    ]
     config = json.loads(json.dumps(sim.config, default=str))
     for a in config["actors"]:
         if a["actor"] == "de-a-cand-1":
@@ -94,15 +112,22 @@ def test_declared_aliases_count_for_their_actor_in_every_detector() -> None:
     honest, aliased = run(sim, names, config), run(sim, names, config, renamed, slates)
 
     def view(out: ListOutput) -> tuple[list[Any], list[Any]]:
-        findings = sorted((f.finding_id, f.subject, f.effect, f.p_value, f.n_exposures)
-                          for f in out.latest_findings.values())
-        rows = sorted((m.window_id, m.period, m.subject, m.n_ranked, m.n_holdout)
-                      for m in out.latest_measurements.values())
+        findings = sorted(
+            (f.finding_id, f.subject, f.effect, f.p_value, f.n_exposures)
+            for f in out.latest_findings.values()
+        )
+        rows = sorted(
+            (m.window_id, m.period, m.subject, m.n_ranked, m.n_holdout)
+            for m in out.latest_measurements.values()
+        )
         return findings, rows
 
     assert view(aliased) == view(honest)
-    assert [m for m in aliased.latest_measurements.values()
-            if m.subject == "de-a-cand-1" and m.n_ranked > 0]
+    assert [
+        m
+        for m in aliased.latest_measurements.values()
+        if m.subject == "de-a-cand-1" and m.n_ranked > 0
+    ]
     assert honest.latest_findings  # the comparison is not vacuous
     assert not [s for s in subjects(aliased) if s.startswith("actor_lookalike")]
 
@@ -178,12 +203,13 @@ def test_conflicting_duplicates_are_counted_and_order_does_not_matter() -> None:
     assert hits[0].evidence["conflicting_copies"] == {"exposure": 2 * copies}
 
     def rows(out: ListOutput) -> list[Any]:
-        return sorted((m.window_id, m.period, m.subject, m.n_ranked, m.n_holdout, m.ratio)
-                      for m in out.latest_measurements.values())
+        return sorted(
+            (m.window_id, m.period, m.subject, m.n_ranked, m.n_holdout, m.ratio)
+            for m in out.latest_measurements.values()
+        )
 
     assert rows(first) == rows(second)
-    assert sum(1 for d in first.dead if "conflicting duplicate" in d.reason) \
-        == 2 * copies
+    assert sum(1 for d in first.dead if "conflicting duplicate" in d.reason) == 2 * copies
 
 
 def test_a_log_falsified_against_the_panel_is_found_and_no_panellist_named() -> None:
