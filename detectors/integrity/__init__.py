@@ -39,7 +39,22 @@ multinomial count data", NeurIPS; Fabijan et al. 2019, "Diagnosing sample ratio 
 in online controlled experiments", KDD).  With the estimated reference, a false alarm
 needs the baseline interval to miss the true share (probability ≤ ``α_t/2``) or the
 e-process to cross ``2/α_t`` under a null that holds (≤ ``α_t/2``, Ville): ≤ ``α_t`` by the
-union bound, whatever the dependence.  Assumption: a user's arm does not change whether
+union bound, whatever the dependence.
+
+*Returning users* (estimated reference only).  Users first seen in the window are few when
+the periods are short; most of the window's users were active in the baseline.  Under H0
+the next baseline user to come back is a holdout user with probability
+``p(ρ) = ρH/(ρH + R)`` (``H``, ``R``: baseline users of each arm not yet back; ``ρ`` the
+holdout arm's relative propensity to return, ``|ρ − 1| ≤ ε_r`` = ``return_tolerance``,
+default 0.05) — exactly, whatever the users' activity levels, since the remaining users of
+both arms are exchangeable given the past.  A plug-in likelihood ratio against the least
+favourable ``ρ`` (:class:`._returns.ReturnTest`) is a test supermartingale ``E^ret``; the
+share test uses ``(E^new + E^ret)/2`` (``E^new`` = 1 until the baseline interval exists),
+still an e-process, still against ``2/α_t`` (Ville holds conditionally on the baseline).
+This is what finds a holdout arm thinned from the window start (users deleted from it):
+their absence among the returners.  Calibration (tests): at most 1.1 % of 600 null runs
+per setting reach ``1/0.05``, including at ``ρ = 1 ± ε_r`` with heavy-tailed activity.
+Assumption: a user's arm does not change whether
 (or when) the user is first active (``ε`` absorbs a small engagement effect of the ranked
 feed).  ``effect`` = observed ÷ reference share with a 95 % Clopper–Pearson interval; the
 minimum detectable share ratios are written to ``detectability``.  The evidence also shows

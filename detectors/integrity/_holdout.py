@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from detectors.ledger import ExposureLedger
 from detectors.sequential import adjusted_p
 from detectors.severity import by_contradiction_share, by_relative_deviation
@@ -15,18 +17,21 @@ from detectors.stats import clopper_pearson
 from monitor.records import Detectability, Finding
 
 from ._frame import Frame, Key, Scope
+from ._returns import ReturnTest
 from ._srm import beta_prior, srm_log_e
 
 __all__ = ["HoldoutChecks"]
 
 _RANKED, _HOLDOUT = 0, 1
+_WINDOW, _BACK = 2, 4  # bits of arm_of: first seen in the window period; returned to it
 
 
 @dataclass
 class _Arms:
     """Users of one platform in one window scope, by the arm of their first event."""
 
-    arm_of: dict[str, int] = field(default_factory=dict)  # arm | period << 1 (one dict)
+    arm_of: dict[str, int] = field(default_factory=dict)  # arm | _WINDOW | _BACK bits
+    returns: ReturnTest | None = None
     counts: list[list[int]] = field(default_factory=lambda: [[0, 0], [0, 0]])  # [period][arm]
     by_region: dict[str, list[int]] = field(default_factory=dict)
     switched: set[str] = field(default_factory=set)
@@ -59,6 +64,7 @@ class HoldoutChecks:
         switch_tolerance: float,
         min_switched_users: int,
         min_expected_users: float,
+        return_tolerance: float,
     ) -> None:
         self.frame = frame
         self.ledger = ledger
@@ -68,6 +74,7 @@ class HoldoutChecks:
         self.switch_tolerance = switch_tolerance
         self.min_switched_users = min_switched_users
         self.min_expected_users = min_expected_users
+        self.return_tolerance = return_tolerance
         self.arms: dict[Key, _Arms] = {}
         self.changed: set[Key] = set()
 
@@ -80,15 +87,28 @@ class HoldoutChecks:
         state = self.arms.get(key)
         if state is None:
             state = self.arms[key] = _Arms()
+            if self.declared_share(key[0]) is None:
+                state.returns = ReturnTest(self.return_tolerance)
         code = _HOLDOUT if arm == "holdout" else _RANKED
         first = state.arm_of.get(user)
         if first is None:
             period = 0 if scope.period(ts) == "baseline" else 1
-            state.arm_of[user] = code | period << 1
+            state.arm_of[user] = code | (_WINDOW if period else 0)
             state.counts[period][code] += 1
             state.by_region.setdefault(region, [0, 0])[code] += 1
+            if state.returns is not None and not period:
+                state.returns.add(code)
             self.changed.add(key)
-        elif first & 1 != code and user not in state.switched:
+            return
+        if (
+            state.returns is not None
+            and not first & (_WINDOW | _BACK)
+            and scope.period(ts) == "window"
+        ):
+            state.arm_of[user] = first | _BACK
+            state.returns.back(first & 1, code)
+            self.changed.add(key)
+        if first & 1 != code and user not in state.switched:
             state.switched.add(user)
             self.changed.add(key)
 
@@ -125,13 +145,19 @@ class HoldoutChecks:
         return holdout, ranked + holdout
 
     def _log_e(self, key: Key, state: _Arms, k: int | None = None, n: int | None = None) -> float:
+        """The share test's log e-value: the new users' SRM e-process; with the baseline's
+        share, averaged with the returning users' (1 for a part that cannot run yet)."""
         ref = self._reference(key, state)
-        if ref is None:
-            return -math.inf
-        centre, lo, hi = ref
-        a, b = beta_prior(min(max(centre, lo), hi), self.prior_sd)
-        k0, n0 = self._sample(key, state)
-        return float(srm_log_e(k0 if k is None else k, n0 if n is None else n, lo, hi, a, b))
+        new = -math.inf
+        if ref is not None:
+            centre, lo, hi = ref
+            a, b = beta_prior(min(max(centre, lo), hi), self.prior_sd)
+            k0, n0 = self._sample(key, state)
+            new = float(srm_log_e(k0 if k is None else k, n0 if n is None else n, lo, hi, a, b))
+        if state.returns is None:
+            return new
+        new = 0.0 if ref is None else new
+        return float(np.logaddexp(new, state.returns.log_e) - math.log(2))
 
     def threshold(self, key: Key) -> float:
         """The share test's threshold: ``log(m/α)`` with a declared share, ``log(2m/α)``
@@ -208,6 +234,23 @@ class HoldoutChecks:
         }
         if declared:
             evidence["declared_holdout_share"] = share
+        if state.returns is not None:
+            r = state.returns
+            back, pool0 = r.returned, state.counts[0]
+            evidence["returning_users"] = {
+                "rule": "baseline users first seen again in the window, by the arm logged "
+                "then: each arm returns in proportion to its baseline users (within the "
+                "tolerance) on an honest platform",
+                "baseline_users": {"ranked": pool0[0], "holdout": pool0[1]},
+                "returned": {"ranked": back[0], "holdout": back[1]},
+                "return_rate": {
+                    "ranked": back[0] / pool0[0] if pool0[0] else None,
+                    "holdout": back[1] / pool0[1] if pool0[1] else None,
+                },
+                "log_e": r.log_e,
+                "expected_holdout_returners": r.expected,
+                "tolerance_relative": r.tolerance,
+            }
         m = self.frame.TESTS * (1 if declared else 2)
         assert state.crossed_ms is not None
         return self.frame.finding(

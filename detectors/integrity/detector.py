@@ -48,6 +48,7 @@ class LogIntegrity(Detector):
         switch_tolerance: float = 0.01,
         min_switched_users: int = 10,
         min_conflicting: int = 1,
+        return_tolerance: float = 0.05,
         label_grace_minutes: float = 30.0,
         min_missing_labels: int = 10,
         panel_tolerance: float = 0.02,
@@ -76,6 +77,10 @@ class LogIntegrity(Detector):
         )
         _check(min_conflicting >= 1, f"min_conflicting must be >= 1, got {min_conflicting}")
         _check(
+            0 <= return_tolerance < 1,
+            f"return_tolerance must be in [0, 1), got {return_tolerance}",
+        )
+        _check(
             label_grace_minutes >= 0, f"label_grace_minutes must be >= 0, got {label_grace_minutes}"
         )
         _check(
@@ -96,6 +101,7 @@ class LogIntegrity(Detector):
         self.switch_tolerance = switch_tolerance
         self.min_switched_users = min_switched_users
         self.min_conflicting = min_conflicting
+        self.return_tolerance = return_tolerance
         self.label_grace_minutes = label_grace_minutes
         self.min_missing_labels = min_missing_labels
         self.panel_tolerance = panel_tolerance
@@ -111,6 +117,7 @@ class LogIntegrity(Detector):
             switch_tolerance=switch_tolerance,
             min_switched_users=min_switched_users,
             min_expected_users=min_expected_users,
+            return_tolerance=return_tolerance,
         )
         self._links = LinkCheck(
             frame, link_tolerance=link_tolerance, link_hours=link_hours, max_examples=max_examples

@@ -11,6 +11,8 @@ adversary                      what the platform does
 ``alias_disguise``             logs ``adversary_actor``'s items under look-alike ids (a
                                zero-width space, upper case, a trailing space, an ``@``)
 ``holdout_deletion``           deletes every holdout-arm record from the first window start
+``holdout_thinning``           from the first window start, deletes every record of a random
+                               ``adversary_share`` of its holdout users
 ``holdout_move``               from the first window start, logs ``adversary_share`` of its
                                ranked users as holdout users
 ``strip_interventions``        removes every intervention id from the ranking log
@@ -45,6 +47,7 @@ __all__ = ["ADVERSARIES", "DISGUISES", "apply"]
 ADVERSARIES: Final = (
     "alias_disguise",
     "holdout_deletion",
+    "holdout_thinning",
     "holdout_move",
     "strip_interventions",
     "conflicting_duplicates",
@@ -147,6 +150,24 @@ def _holdout_deletion(sim: Simulation, rng: np.random.Generator) -> dict[str, An
     return {"deleted": counts, "from_ms": start}
 
 
+def _holdout_thinning(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
+    start = _first_window_ms(sim)
+    holdout = sorted({r["user"] for r in sim.exposures if r["arm"] == "holdout"})
+    pick = rng.random(len(holdout)) < sim.params.adversary_share
+    gone = {u for u, p in zip(holdout, pick, strict=True) if p}
+    counts = {}
+    for topic in ("exposure", "ranking"):
+        records = sim.records(topic)
+        kept = [
+            r
+            for r in records
+            if not (r["arm"] == "holdout" and r["user"] in gone and _ms(r["ts"]) >= start)
+        ]
+        counts[topic] = len(records) - len(kept)
+        records[:] = kept
+    return {"holdout_users_thinned": len(gone), "deleted": counts, "from_ms": start}
+
+
 def _holdout_move(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
     start = _first_window_ms(sim)
     ranked = sorted({r["user"] for r in sim.exposures if r["arm"] == "ranked"})
@@ -220,6 +241,7 @@ def _label(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
 _ACTIONS: Final = {
     "alias_disguise": _alias,
     "holdout_deletion": _holdout_deletion,
+    "holdout_thinning": _holdout_thinning,
     "holdout_move": _holdout_move,
     "strip_interventions": _strip,
     "conflicting_duplicates": _conflicting,

@@ -119,6 +119,8 @@ _PRESETS: Final[dict[str, Callable[[], dict[str, Any]]]] = {
         "adversaries": ("alias_disguise",)},
     "holdout_deletion": lambda: {"interventions": _NULL_BACKGROUND,
                                  "adversaries": ("holdout_deletion",)},
+    "holdout_thinning": lambda: {"interventions": _NULL_BACKGROUND, "n_users": 8000,
+                                 "adversaries": ("holdout_thinning",), "adversary_share": 0.5},
     "holdout_move": lambda: {"interventions": _NULL_BACKGROUND,
                              "adversaries": ("holdout_move",)},
     "stripped_interventions": lambda: {
@@ -166,7 +168,8 @@ def scenario(name: str, seed: int = 0, scale: float = 1.0, **overrides: Any) -> 
     in DE-BE only) and ``late_onset`` (×2.5 hidden boost from 18 h into the DE window);
     platforms that lie in their logs (:mod:`streams.simulator.adversary`), one way each:
     ``alias_disguise`` (a ×1.5 hidden boost of ``de-a-cand-1``, logged under look-alike
-    ids), ``holdout_deletion``, ``holdout_move``, ``stripped_interventions`` (the
+    ids), ``holdout_deletion``, ``holdout_thinning`` (half of the holdout users deleted from
+    the window start, 8,000 users), ``holdout_move``, ``stripped_interventions`` (the
     ``missing_label`` case with every intervention id removed from the ranking log),
     ``conflicting_duplicates``, ``falsified_log`` (with a panel of 300 users),
     ``label_without_intervention``, and ``honest_panel`` (an honest platform, 300

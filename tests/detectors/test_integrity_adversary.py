@@ -149,6 +149,20 @@ def test_deleted_holdout_logs_are_a_silent_holdout_arm() -> None:
     assert share.p_value is not None and share.p_value < 0.05
 
 
+def test_a_thinned_holdout_arm_is_found_against_the_baseline() -> None:
+    """Half of the holdout users vanish from the window start, no share declared: fewer
+    holdout users come back than the baseline's arms predict."""
+    sim = simulate(scenario("holdout_thinning", seed=0, time_scale=0.15))
+    found = integrity(run(sim))
+    f = found[("de-bundestag-sim", "holdout_share")]
+    ev = f.evidence
+    assert ev["reference"] == "baseline" and ev["direction"] == "low"
+    back = ev["returning_users"]
+    assert back["return_rate"]["holdout"] < 0.7 * back["return_rate"]["ranked"]
+    assert back["returned"]["holdout"] < back["expected_holdout_returners"]
+    assert not [s for _, s in found if s != "holdout_share"]
+
+
 def test_users_moved_into_the_holdout_arm_are_found() -> None:
     sim = simulate(scenario("holdout_move", seed=4, n_users=3000, time_scale=0.15))
     found = integrity(run(sim))

@@ -234,3 +234,38 @@ def test_compact_slate_answers_like_a_dict(slots, probe):
     want = dict(slots)
     for item in [*want, probe]:
         assert position(slate, item) == want.get(item)
+
+
+def _return_test_rate(runs: int, rho: float, tolerance: float, seed: int) -> float:
+    """Share of runs whose returning-users e-process reaches 1/0.05: 400 baseline users
+    (a fifth holdout) with heavy-tailed activity, the holdout arm's return hazard × rho."""
+    from detectors.integrity._returns import ReturnTest
+
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(runs):
+        arm = (rng.random(400) < 0.2).astype(int)
+        hazard = rng.lognormal(0, 1.0, arm.size) * np.where(arm == 1, rho, 1.0)
+        t = rng.exponential(1 / hazard)
+        back = np.flatnonzero(t < 0.5)
+        test = ReturnTest(tolerance)
+        for a in arm.tolist():
+            test.add(a)
+        best = 0.0
+        for i in back[np.argsort(t[back])].tolist():
+            test.back(int(arm[i]), int(arm[i]))
+            best = max(best, test.log_e)
+        hits += best >= math.log(20)
+    return hits / runs
+
+
+@pytest.mark.parametrize(("rho", "tolerance"), [(1.0, 0.0), (0.95, 0.05), (1.05, 0.05)])
+def test_returning_users_e_process_is_valid(rho: float, tolerance: float) -> None:
+    """Ville under the null, at the null's edges, whatever the users' activity levels."""
+    runs = 600
+    rate = _return_test_rate(runs, rho, tolerance, seed=int(rho * 100))
+    assert rate <= stats.binom.ppf(0.999, runs, 0.05) / runs, rate
+
+
+def test_returning_users_e_process_detects_a_thinned_holdout_arm() -> None:
+    assert _return_test_rate(200, 0.4, 0.05, seed=9) > 0.5
