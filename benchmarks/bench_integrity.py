@@ -11,7 +11,9 @@ detector: the figures are its own).
 1. **False alarms** — ``honest_panel`` (an honest platform, 300 panellists) and ``null``:
    the share of runs with any ``log_integrity`` finding, per check.
 2. **Power per adversary** — each scenario of :mod:`streams.simulator.adversary`: the share
-   of runs in which the check that answers it fires (in at least one window).
+   of runs in which the check that answers it fires (in at least one window);
+   ``holdout_thinning`` (half the holdout users deleted from the window start, no share
+   declared) with its scenario's 8,000 users.
 3. **Panel size** — ``falsified_log`` (``adversary_share`` 0.25 of the registered actors'
    ranked exposures deleted, half as many moved) with 25…400 panellists: power, the mean
    mismatch rate observed, the comparisons per panellist and window, and the minimum
@@ -43,9 +45,11 @@ from streams.memory import ListOutput, records_from_dicts  # noqa: E402
 from streams.simulator import scenario, simulate  # noqa: E402
 
 FAR = 4_000_000_000_000
+OWN_SIZE = {"holdout_thinning"}  # keeps its scenario's 8,000 users (too few returners below)
 ANSWERS = {
     "alias_disguise": "actor_lookalike",
     "holdout_deletion": "holdout_silent",
+    "holdout_thinning": "holdout_share",
     "holdout_move": "holdout_assignment",
     "stripped_interventions": "label_consistency",
     "conflicting_duplicates": "conflicting_duplicates",
@@ -55,7 +59,9 @@ ANSWERS = {
 
 
 def checks(name: str, seed: int, users: int, **extra: Any) -> tuple[set[str], list[Any]]:
-    sim = simulate(scenario(name, seed=seed, n_users=users, time_scale=0.15, **extra))
+    if name not in OWN_SIZE:
+        extra["n_users"] = users
+    sim = simulate(scenario(name, seed=seed, time_scale=0.15, **extra))
     out = ListOutput()
     engine = Engine(parse_config(sim.config), out, detectors=["log_integrity"], now_ms=lambda: FAR)
     streams = [

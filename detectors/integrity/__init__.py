@@ -52,7 +52,7 @@ favourable ``ρ`` (:class:`._returns.ReturnTest`) is a test supermartingale ``E^
 share test uses ``(E^new + E^ret)/2`` (``E^new`` = 1 until the baseline interval exists),
 still an e-process, still against ``2/α_t`` (Ville holds conditionally on the baseline).
 This is what finds a holdout arm thinned from the window start (users deleted from it):
-their absence among the returners.  Calibration (tests): at most 1.1 % of 600 null runs
+their absence among the returners.  Calibration: at most 1.1 % of 1,000 null runs
 per setting reach ``1/0.05``, including at ``ρ = 1 ± ε_r`` with heavy-tailed activity.
 Assumption: a user's arm does not change whether
 (or when) the user is first active (``ε`` absorbs a small engagement effect of the ranked

@@ -143,13 +143,6 @@ class LogIntegrity(Detector):
         )
         self._keys: set[Key] = set()
 
-    def declared_share(self, platform: str) -> float | None:
-        return self._holdout.declared_share(platform)
-
-    def tests_for(self, platform: str) -> int:
-        """Statistical tests this detector runs on a platform in one window (Bonferroni m)."""
-        return self._frame.TESTS
-
     # -- observe ------------------------------------------------------------------------------
     def observe(self, tick: Tick) -> LogIntegrity:
         frame = self._frame
