@@ -156,13 +156,17 @@ alpha; each states the logged fact it rests on.
 Measured (``benchmarks/bench_integrity.py``, 20 small simulated elections each, 1,500 users,
 7.2 h windows, ``log_integrity`` alone at ``α = 0.05``): honest platforms, with and without
 a 300-user panel, raised no finding (0/20, 0/20; and 0 of 30 in the test suite, with a
-40-user panel).  Each way of hiding was found: look-alike ids 20/20, deleted holdout logs
-20/20 (``holdout_silent``), a quarter of ranked users moved into the holdout arm 20/20
-(``holdout_assignment``), stripped intervention ids 18/20 (``label_consistency``; the
-misses had fewer than ``min_missing_labels`` unlabelled exposures), conflicting duplicates
-20/20, a log falsified against a 300-user panel 20/20, labels without an intervention 15/20
-(one actor's items: too few exposures in the small runs).  A platform that drops every event
-of a fifth of its holdout users is flagged when it declares its share.
+40-user panel, plus 0 of 40 undeclared-share nulls of 1,500 and 8,000 users).  Each way of
+hiding was found: look-alike ids 20/20; deleted holdout logs 20/20 (``holdout_silent``,
+and ``holdout_share`` 20/20); half the holdout users deleted from the window start, no
+share declared, 8,000 users: 20/20 (``holdout_share``, through the returning users); a
+quarter of ranked users moved into the holdout arm 20/20 (``holdout_assignment``;
+``holdout_share`` 14/20); stripped intervention ids 18/20 (``label_consistency``; the
+misses had fewer than ``min_missing_labels`` unlabelled exposures); conflicting duplicates
+20/20; a log falsified against a 300-user panel 20/20; labels without an intervention 15/20
+(one actor's items: too few exposures in the small runs).  A platform that drops every
+event of a fifth of its holdout users all along is flagged only when it declares its share
+(the baseline is then as under-logged as the window).
 """
 
 from __future__ import annotations
