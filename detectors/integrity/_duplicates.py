@@ -30,13 +30,15 @@ class DuplicateCheck:
         self.counts = {name: dict(per_topic) for name, per_topic in counts.items()}
 
     def findings(self, keys: set[Key], end_ms: int) -> list[Finding]:
-        conflicting = self.counts.get("conflicting", {})
+        # the platform's topics only (a panel device's duplicates are not the platform's),
+        # and the panel's size stays out of this platform-facing output
+        conflicting = {t: n for t, n in self.counts.get("conflicting", {}).items() if t != "panel"}
         total = sum(conflicting.values())
         if total < self.min_conflicting or not keys:
             return []
         platforms = sorted({p for p, _ in keys})
         platform = platforms[0] if len(platforms) == 1 else "*"
-        accepted = self.counts.get("accepted", {})
+        accepted = {t: n for t, n in self.counts.get("accepted", {}).items() if t != "panel"}
         evidence: dict[str, Any] = {
             "rule": "records sharing an event_id with different content: every copy is a "
             "dead letter (reason 'conflicting duplicate', raw text kept), none counted",
