@@ -251,3 +251,38 @@ def test_honest_platforms_raise_no_integrity_finding(name: str) -> None:
         sim = simulate(scenario(name, seed=seed, **SMALL))
         out = run(sim)
         assert not integrity(out), (seed, integrity(out).keys())
+
+
+def test_staged_replay_reads_the_panel_and_counts_conflicting_duplicates(tmp_path) -> None:
+    """The files path (`amplimon replay --panel`): staged, order-independent replay finds
+    the falsified log against the panel file and the conflicting duplicates."""
+    from monitor.replay import replay
+    from monitor.store import Store
+    from streams.simulator import write_simulation
+
+    sim = simulate(
+        scenario(
+            "falsified_log",
+            seed=9,
+            adversaries=("falsified_log", "conflicting_duplicates"),
+            **SMALL,
+        )
+    )
+    paths = write_simulation(tmp_path / "sim", sim, fmt="jsonl")
+    result = replay(
+        parse_config(sim.config),
+        tmp_path / "run.duckdb",
+        [paths["exposure"]],
+        [paths["ranking"]],
+        panel=[paths["panel"]],
+        detectors=["log_integrity"],
+        show_progress=False,
+        workers=1,
+    )
+    assert result.stats.accepted["panel"] == len(sim.panel)
+    store = Store(tmp_path / "run.duckdb", read_only=True)
+    try:
+        rows = store.con.execute("select subject from findings").fetchall()
+    finally:
+        store.close()
+    assert {"panel_mismatch", "conflicting_duplicates"} <= {r[0] for r in rows}
