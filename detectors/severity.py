@@ -16,7 +16,8 @@
 
   - holdout share vs the declared or baseline share — :func:`by_relative_deviation` of
     ``d = |observed ÷ reference − 1|``: ``d ≥ 0.3`` critical, ``≥ 0.1`` high, ``≥ 0.03``
-    medium, else low; a holdout arm gone silent is critical;
+    medium, else low; a holdout arm gone silent is critical (high when only some regions'
+    arm is);
   - shares of records that contradict something (exposures no slate explains, panel
     mismatches, users logged in both arms) — :func:`by_contradiction_share` of the share
     ``s``: ``s ≥ 0.2`` critical, ``≥ 0.05`` high, ``≥ 0.02`` medium, else low;

@@ -68,7 +68,9 @@ least ``min_switched_users`` users and ``switch_tolerance`` of the scope's users
 both arms (a platform moving ranked users into its holdout arm).  ``holdout_silent``: the
 holdout arm had exposed users in the baseline, and none in the window while the ranked arm
 had enough users that ``λ = users_ranked · holdout/ranked (baseline) ≥ min_expected_users``
-holdout users were expected (``P(none | honest) ≈ e^{−λ} ≤ e^{−20}``).
+holdout users were expected (``P(none | honest) ≈ e^{−λ} ≤ e^{−20}``); the same per region
+of the scope (users with any event, by the region of their event), so a holdout arm
+deleted in one subdivision is named there (``regions`` in the evidence).
 
 Exposure links (subject ``exposure_links``, :mod:`._links`)
 ----------------------------------------------------------

@@ -34,6 +34,8 @@ class _Arms:
     returns: ReturnTest | None = None
     counts: list[list[int]] = field(default_factory=lambda: [[0, 0], [0, 0]])  # [period][arm]
     by_region: dict[str, list[int]] = field(default_factory=dict)
+    # region → users active in [baseline ranked, baseline holdout, window ranked, window holdout]
+    active: dict[str, list[int]] = field(default_factory=dict)
     switched: set[str] = field(default_factory=set)
     # the share test
     reference: tuple[float, float, float] | None = None  # (centre, lo, hi) of H0
@@ -96,17 +98,16 @@ class HoldoutChecks:
             state.arm_of[user] = code | (_WINDOW if period else 0)
             state.counts[period][code] += 1
             state.by_region.setdefault(region, [0, 0])[code] += 1
+            state.active.setdefault(region, [0, 0, 0, 0])[2 * period + code] += 1
             if state.returns is not None and not period:
                 state.returns.add(code)
             self.changed.add(key)
             return
-        if (
-            state.returns is not None
-            and not first & (_WINDOW | _BACK)
-            and scope.period(ts) == "window"
-        ):
+        if not first & (_WINDOW | _BACK) and scope.period(ts) == "window":
             state.arm_of[user] = first | _BACK
-            state.returns.back(first & 1, code)
+            state.active.setdefault(region, [0, 0, 0, 0])[2 + code] += 1
+            if state.returns is not None:
+                state.returns.back(first & 1, code)
             self.changed.add(key)
         if first & 1 != code and user not in state.switched:
             state.switched.add(user)
@@ -309,39 +310,75 @@ class HoldoutChecks:
             evidence=evidence,
         )
 
+    def _silent_regions(self, state: _Arms) -> dict[str, dict[str, Any]]:
+        """Regions whose holdout arm had users in the baseline and none in the window,
+        where the ranked arm's window users imply at least ``min_expected_users``."""
+        out = {}
+        for region, (b_r, b_h, w_r, w_h) in sorted(state.active.items()):
+            expected = w_r * b_h / max(b_r, 1)
+            if b_h and not w_h and expected >= self.min_expected_users:
+                out[region] = {
+                    "baseline": {"users_ranked": b_r, "users_holdout": b_h},
+                    "window": {"users_ranked": w_r, "users_holdout": 0},
+                    "expected_holdout_users": expected,
+                }
+        return out
+
     def _silent_finding(self, key: Key, state: _Arms, end_ms: int) -> Finding | None:
-        if state.silent_ms is None:
+        regions = self._silent_regions(state)
+        if state.silent is None:
             base = self.ledger.cell(key[0], key[1], "baseline")
             now = self.ledger.cell(key[0], key[1], "window")
-            if base is None or now is None or not base.users_holdout or now.users_holdout:
-                return None
-            ratio = base.users_holdout / max(base.users_ranked, 1)
-            expected = now.users_ranked * ratio
-            if expected < self.min_expected_users:
+            whole = (
+                base is not None
+                and now is not None
+                and base.users_holdout > 0
+                and not now.users_holdout
+            )
+            expected = (
+                now.users_ranked * base.users_holdout / max(base.users_ranked, 1)
+                if whole and base is not None and now is not None
+                else 0.0
+            )
+            if expected < self.min_expected_users and not regions:
                 return None
             state.silent_ms = end_ms
             state.silent = {
-                "rule": "holdout arm active in the baseline, no holdout user exposed in the "
-                "window while the ranked arm continues (expected at least "
-                f"{self.min_expected_users:g} holdout users)",
-                "baseline": {
-                    "users_ranked": base.users_ranked,
-                    "users_holdout": base.users_holdout,
-                },
-                "window": {"users_ranked": now.users_ranked, "users_holdout": 0},
-                "expected_holdout_users": expected,
-                "probability_if_honest": math.exp(-expected),
-                "probability_note": "Poisson approximation of P(no holdout user | the "
-                "baseline's holdout share)",
+                "rule": "holdout arm active in the baseline, no holdout user in the window "
+                "(in the whole scope: no exposed user; in a region: no event) while the "
+                f"ranked arm continues (expected at least {self.min_expected_users:g} "
+                "holdout users)",
+                "scope_silent": expected >= self.min_expected_users,
+                "regions": {},
+                "probability_note": "P(no holdout user | the baseline's holdout share) ≈ "
+                "exp(−expected), Poisson approximation",
             }
-        assert state.silent is not None
+            if expected >= self.min_expected_users and base is not None and now is not None:
+                state.silent.update(
+                    {
+                        "baseline": {
+                            "users_ranked": base.users_ranked,
+                            "users_holdout": base.users_holdout,
+                        },
+                        "window": {"users_ranked": now.users_ranked, "users_holdout": 0},
+                        "expected_holdout_users": expected,
+                        "probability_if_honest": math.exp(-expected),
+                    }
+                )
+        assert state.silent is not None and state.silent_ms is not None
+        for region, row in regions.items():
+            state.silent["regions"].setdefault(region, row)
+        if state.silent["scope_silent"]:
+            n = state.silent["window"]["users_ranked"]
+        else:
+            n = sum(r["window"]["users_ranked"] for r in state.silent["regions"].values())
         return self.frame.finding(
             key,
             "holdout_silent",
             effect=0.0,
             p_value=None,
-            n=state.silent["window"]["users_ranked"],
-            severity="critical",
+            n=n,
+            severity="critical" if state.silent["scope_silent"] else "high",
             event_ms=state.silent_ms,
             evidence=state.silent,
         )

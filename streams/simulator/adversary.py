@@ -11,6 +11,7 @@ adversary                      what the platform does
 ``alias_disguise``             logs ``adversary_actor``'s items under look-alike ids (a
                                zero-width space, upper case, a trailing space, an ``@``)
 ``holdout_deletion``           deletes every holdout-arm record from the first window start
+                               (in ``adversary_regions`` if given, as the next two)
 ``holdout_thinning``           from the first window start, deletes every record of a random
                                ``adversary_share`` of its holdout users
 ``holdout_move``               from the first window start, logs ``adversary_share`` of its
@@ -139,12 +140,19 @@ def _alias(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
     return {"exposures_by_id": {repr(k): v for k, v in sorted(ids.items())}, "ranking_items": items}
 
 
+def _here(sim: Simulation, record: dict[str, Any]) -> bool:
+    regions = sim.params.adversary_regions
+    return not regions or record["region"] in regions
+
+
 def _holdout_deletion(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
     start = _first_window_ms(sim)
     counts = {}
     for topic in ("exposure", "ranking"):
         records = sim.records(topic)
-        kept = [r for r in records if r["arm"] != "holdout" or _ms(r["ts"]) < start]
+        kept = [
+            r for r in records if r["arm"] != "holdout" or _ms(r["ts"]) < start or not _here(sim, r)
+        ]
         counts[topic] = len(records) - len(kept)
         records[:] = kept
     return {"deleted": counts, "from_ms": start}
@@ -161,7 +169,12 @@ def _holdout_thinning(sim: Simulation, rng: np.random.Generator) -> dict[str, An
         kept = [
             r
             for r in records
-            if not (r["arm"] == "holdout" and r["user"] in gone and _ms(r["ts"]) >= start)
+            if not (
+                r["arm"] == "holdout"
+                and r["user"] in gone
+                and _ms(r["ts"]) >= start
+                and _here(sim, r)
+            )
         ]
         counts[topic] = len(records) - len(kept)
         records[:] = kept
@@ -176,7 +189,12 @@ def _holdout_move(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
     n = 0
     for topic in ("exposure", "ranking"):
         for r in sim.records(topic):
-            if r["user"] in moved and r["arm"] == "ranked" and _ms(r["ts"]) >= start:
+            if (
+                r["user"] in moved
+                and r["arm"] == "ranked"
+                and _ms(r["ts"]) >= start
+                and _here(sim, r)
+            ):
                 r["arm"] = "holdout"
                 n += 1
     return {"users_moved": len(moved), "records_relabelled": n, "from_ms": start}

@@ -263,7 +263,10 @@ class SimParams:
             streams (:mod:`streams.simulator.adversary`, :data:`~.adversary.ADVERSARIES`).
         adversary_actor: The registered actor the adversaries disguise or falsify.
         adversary_share: How much they tamper (share of ranked users moved into the holdout
-            arm, of the actor's logged exposures removed, of records duplicated).
+            arm, of holdout users deleted, of the registered actors' logged exposures
+            removed).
+        adversary_regions: Regions (user regions, e.g. ``DE-BY``) the holdout adversaries
+            confine themselves to; empty = everywhere.
         panel_users: Panellists (users drawn at random) whose devices record what they
             were shown: the ``panel`` stream (contract v1.1 §5); 0 = no panel.
     """
@@ -321,6 +324,7 @@ class SimParams:
     adversaries: tuple[str, ...] = ()
     adversary_actor: str = "de-a-cand-1"
     adversary_share: float = 0.25
+    adversary_regions: tuple[str, ...] = ()
     panel_users: int = 0
 
     def __post_init__(self) -> None:

@@ -140,13 +140,27 @@ def test_deleted_holdout_logs_are_a_silent_holdout_arm() -> None:
     assert set(silent) == {"de-bundestag-sim", "at-nationalrat-sim"}
     for f in silent.values():
         assert f.evidence["check"] == "holdout_silent" and f.severity == "critical"
-        assert f.evidence["window"]["users_holdout"] == 0
+        assert f.evidence["window"]["users_holdout"] == 0 and f.evidence["scope_silent"]
         assert f.evidence["expected_holdout_users"] >= 20
     share = found[("de-bundestag-sim", "holdout_share")]
     ev = share.evidence
     assert ev["reference"] == "baseline" and ev["observed_holdout_share"] == 0
     assert 0.15 < ev["reference_holdout_share"] < 0.25 and share.effect == 0
     assert share.p_value is not None and share.p_value < 0.05
+
+
+def test_a_holdout_arm_deleted_in_one_region_is_a_silent_region() -> None:
+    sim = simulate(
+        scenario(
+            "holdout_deletion", seed=0, n_users=3000, time_scale=0.15, adversary_regions=("DE-BE",)
+        )
+    )
+    found = integrity(run(sim))
+    f = found[("de-bundestag-sim", "holdout_silent")]
+    ev = f.evidence
+    assert not ev["scope_silent"] and set(ev["regions"]) == {"DE-BE"}
+    assert ev["regions"]["DE-BE"]["expected_holdout_users"] >= 20 and f.severity == "high"
+    assert ("at-nationalrat-sim", "holdout_silent") not in found
 
 
 def test_a_thinned_holdout_arm_is_found_against_the_baseline() -> None:
