@@ -254,7 +254,7 @@ def cmd_merge(
 
     def status(s: MergeStats) -> None:
         typer.echo(f"merge: {s.messages:,} messages, {s.ticks:,} ticks, {s.sent:,} rows "
-                   f"sent, finished partitions {s.finished}", err=True)
+                   f"sent, {s.stale} stale dropped, finished partitions {s.finished}", err=True)
 
     with _stop_on_signals(stop):
         typer.echo(f"merge: group {settings.group_id}-merge on {settings.broker}", err=True)
