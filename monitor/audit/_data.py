@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import json
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,7 +153,14 @@ class AuditData:
 
 
 def _doc_of(factory: Any) -> str:
+    """The statistics of a detector: its module's docstring, or its package's when the
+    detector is a package of checks that exports it (``detectors.integrity``)."""
     module = inspect.getmodule(factory)
+    if module is not None:
+        package = sys.modules.get(module.__name__.rpartition(".")[0])
+        if package is not None and getattr(factory, "__name__", None) in getattr(
+                package, "__all__", ()):
+            module = package
     doc = (module.__doc__ if module is not None else None) or inspect.getdoc(factory) or ""
     return inspect.cleandoc(doc)
 
