@@ -351,7 +351,11 @@ class PlatformChangeEvidence(_Evidence, kw_only=True, tag="platform_change"):
 
 
 class IntegrityEvidence(_Evidence, kw_only=True, tag="log_integrity"):
-    """Permissive: the log-integrity checks keep their own keys, all in ``details``."""
+    """Permissive: the log-integrity checks keep their own keys, all in ``details``.
+
+    Stored flat (``{"kind": "log_integrity", "version": 1, "check": …, <details>}``, see
+    :func:`encode`): the checks of :mod:`detectors.integrity` and their readers use the keys
+    at the top level."""
 
     check: str
     details: dict[str, Any] = {}
@@ -392,6 +396,13 @@ def _enc_hook(obj: Any) -> Any:
 
 def encode(evidence: Evidence) -> dict[str, Any]:
     """The JSON form (builtins) of typed evidence: what ``Finding.evidence`` holds."""
+    if isinstance(evidence, IntegrityEvidence):
+        head: dict[str, Any] = {"kind": "log_integrity", "version": evidence.version}
+        if evidence.rule:
+            head["rule"] = evidence.rule
+        head["check"] = evidence.check
+        details = msgspec.to_builtins(evidence.details, enc_hook=_enc_hook)
+        return {**head, **{k: v for k, v in details.items() if k not in head}}
     out: dict[str, Any] = msgspec.to_builtins(evidence, enc_hook=_enc_hook)
     return out
 
@@ -510,12 +521,17 @@ def decode(
         return Decoded(None, obj, "the evidence was omitted from the message (too large)")
     tag = obj.get("kind")
     if detector == "log_integrity" or tag == "log_integrity":
-        details = obj.get("details") if tag == "log_integrity" else obj
+        # flat: a check's own "rule" key (e.g. a look-alike's) is a detail, not the struct's
+        head = {"kind", "version", "check"}
+        nested = isinstance(obj.get("details"), Mapping) and set(obj) <= head | {"details", "rule"}
+        details = obj["details"] if nested else {k: v for k, v in obj.items() if k not in head}
         check = obj.get("check") or obj.get("subject") or subject or ""
+        version, rule = obj.get("version", 1), (obj.get("rule", "") if nested else "")
+        if not isinstance(version, int) or not isinstance(rule, str):
+            return Decoded(None, obj, "evidence does not match its schema: version or rule")
         return Decoded(
-            IntegrityEvidence(
-                check=str(check), details=dict(details) if isinstance(details, Mapping) else {}
-            ),
+            IntegrityEvidence(version=version, rule=rule, check=str(check),
+                              details=dict(details)),
             obj,
             legacy=tag is None,
         )

@@ -107,5 +107,6 @@ class Frame:
             n_exposures=n,
             severity=severity,
             event_time=ms_to_datetime(event_ms),
-            evidence={"check": check, **evidence},
+            # the stored form of detectors.evidence.IntegrityEvidence (flat, tagged)
+            evidence={"kind": "log_integrity", "version": 1, "check": check, **evidence},
         )

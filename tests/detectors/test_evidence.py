@@ -148,7 +148,9 @@ def test_log_integrity_evidence_is_permissive() -> None:
     raw = {"check": "holdout_share", "observed_holdout_share": 0.08, "by_region": {"DE": 1}}
     d = E.decode(raw, detector="log_integrity")
     assert isinstance(d.evidence, E.IntegrityEvidence)
-    assert d.evidence.check == "holdout_share" and d.evidence.details == raw
+    assert d.evidence.check == "holdout_share"
+    assert d.evidence.details == {k: v for k, v in raw.items() if k != "check"}
+    assert E.encode(d.evidence) == {"kind": "log_integrity", "version": 1, **raw}  # flat
     named = E.decode({"gaps": []}, detector="log_integrity", subject="event_gaps").evidence
     assert isinstance(named, E.IntegrityEvidence) and named.check == "event_gaps"
     typed = E.encode(E.IntegrityEvidence(check="exposure_links", details={"unexplained": 3}))
