@@ -93,15 +93,29 @@ EFFECT_MEANING = {
     "rank_uplift": "ranking weight ÷ what organic scores justify",
     "score_shift": "ranking weight, window ÷ before the window",
     "undisclosed_intervention": "ranked ÷ holdout exposure ratio in the window",
-    "log_integrity": "observed ÷ declared holdout share",
+    "log_integrity": "the integrity check's statistic (see the check)",
     "amplification": "ranked ÷ holdout exposure ratio",
 }
 _EFFECT_FALLBACK = "ranked ÷ holdout exposure ratio"
 
+# log_integrity: each check's effect is its own quantity (detectors/integrity/)
+INTEGRITY_EFFECT_MEANING = {
+    "holdout_share": "observed ÷ declared (or baseline) holdout share",
+    "holdout_assignment": "share of users logged in both arms",
+    "holdout_silent": "holdout users in the window (none)",
+    "label_consistency": "share of the disclosed items' exposures without their label",
+    "panel_mismatch": "share of panel observations that disagree with the platform's log",
+}
 
-def effect_label(detector: str) -> str:
+
+def effect_label(detector: str, check: str | None = None) -> str:
     """What the effect of a finding of ``detector`` measures, e.g. "ranking weight ÷ what
-    organic scores justify"."""
+    organic scores justify"; for ``log_integrity``, of its ``check`` (the finding's
+    subject)."""
+    if detector == "log_integrity" and check is not None:
+        name = check.split(":", 1)[0]
+        if name in INTEGRITY_EFFECT_MEANING:
+            return INTEGRITY_EFFECT_MEANING[name]
     return EFFECT_MEANING.get(detector, _EFFECT_FALLBACK)
 
 
@@ -214,7 +228,7 @@ def crossing(finding: Mapping[str, Any], display_name: str = "") -> str:
     if _num(finding.get("p_value")) is None:
         return f"Raised by {det}{name}: a logged fact, no statistical test; first seen {when}."
     return (f"Raised by {det}{name}: its always-valid statistic crossed the threshold at "
-            f"{when}. Effect = {effect_label(det)}.")
+            f"{when}. Effect = {effect_label(det, str(finding.get('subject') or ''))}.")
 
 
 def numbers(finding: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -222,8 +236,9 @@ def numbers(finding: Mapping[str, Any]) -> list[tuple[str, str]]:
     effect, lo, hi, p = (_num(finding.get(k)) for k in ("effect", "ci_low", "ci_high",
                                                         "p_value"))
     n = _num(finding.get("n_exposures"))
+    measures = effect_label(str(finding.get("detector")), str(finding.get("subject") or ""))
     rows = [
-        (f"Effect ({effect_label(str(finding.get('detector')))})", _ratio(effect)),
+        (f"Effect ({measures})", _ratio(effect)),
         ("95 % confidence interval", f"{lo:.2f} – {hi:.2f}" if lo is not None and hi is not None
          else f"≥ {lo:.2f}" if lo is not None and lo > 0 else "—"),
         ("p-value (always-valid, adjusted)", fmt_p(p)),

@@ -126,7 +126,7 @@ def _charts(row: dict[str, Any], amplification: pd.DataFrame, config: Config | N
             drawn.remove("exposure_per_period")  # the series already shows the baseline
         if series["log_e"].notna().any() and "sequential_statistic" in drawn:
             drawn.remove("sequential_statistic")  # the series shows the statistic too
-    measures = explain.effect_label(str(row["detector"]))
+    measures = explain.effect_label(str(row["detector"]), str(row.get("subject") or ""))
     for name in drawn:
         st.image(_png(name, frames[name]), width="stretch")
         caption = _CAPTIONS[name]
