@@ -29,6 +29,7 @@ browser:
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: install
 	$(BIN)/mypy
@@ -43,7 +44,7 @@ audit-deps: install
 # make test must leave the working tree as it found it: compared before and after.
 test: install browser lint
 	@before=$$(git status --porcelain 2>/dev/null); set +e; \
-	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --maxprocesses 4 --dist loadgroup; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
 	after=$$(git status --porcelain 2>/dev/null); \
 	if [ "$$before" != "$$after" ]; then \

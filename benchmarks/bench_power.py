@@ -198,8 +198,19 @@ def planted_run(name: str, seed: int) -> dict[str, Any]:
                           "subject_kind": f.subject_kind, "region": f.region,
                           "surface": f.surface, "effect": f.effect, "ci_low": f.ci_low,
                           "ci_high": f.ci_high, "event_time": f.event_time.isoformat(),
-                          "ci95": ((f.evidence.get("effect") or {}).get("ci95"))}
+                          "ci95": _ci95(f)}
                          for f in findings]}
+
+
+def _ci95(finding: Any) -> list[float | None] | None:
+    """The fixed-time 95 % interval of a statistical finding's effect (typed evidence)."""
+    from detectors import evidence
+
+    ev = evidence.decode_finding(finding).evidence
+    if isinstance(ev, evidence.HoldoutShiftEvidence | evidence.ScoreShiftEvidence
+                  | evidence.RankUpliftEvidence):
+        return ev.effect.ci95
+    return None
 
 
 def _expected(iv: dict[str, Any]) -> str | None:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import bcrypt
 
 from dashboard.state import StateStore
+from monitor.errors import AmplimonError
 
 __all__ = ["ROLES", "Auth", "AuthError", "LoginResult", "User", "can", "hash_password"]
 
@@ -59,7 +60,7 @@ def can(role: str | None, permission: str) -> bool:
     return role in _PERMISSIONS[permission]
 
 
-class AuthError(ValueError):
+class AuthError(AmplimonError, ValueError):
     """An invalid user name, role or password (one line, safe to show)."""
 
 

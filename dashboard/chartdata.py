@@ -1,105 +1,102 @@
 """The data behind each chart of a finding — the same frames are drawn on the page and
 written as CSV/Parquet into the evidence pack.
 
-Evidence keys read here (all optional; detectors add what they have):
+Everything comes from the finding's typed evidence (:mod:`detectors.evidence`, decoded with
+:func:`dashboard.explain.typed_evidence`), never from guessed keys:
 
-* ``series``: ``[{"t": <RFC 3339 or epoch ms>, "ranked_per_user": x, "holdout_per_user": y},
-  …]`` — exposure per active user in each arm over time; ``baseline``:
-  ``{"ranked_per_user": x, "holdout_per_user": y}`` for the reference lines.
-* ``sequential`` (or ``trajectory``, or ``test.trajectory``): ``[{"t": …, "statistic": s,
-  "threshold": c}, …]`` — the monitored statistic (e.g. log e-value) and its threshold at
-  each look.  Without a trajectory, ``test.log_e_max`` / ``test.log_threshold`` give one bar.
-* ``disclosures_checked``: the disclosures the detector compared against.
-
-Without ``series`` the exposure chart falls back to the ``amplification`` table: exposure
-per user in each arm, baseline period vs window.
+* ``exposure_over_time`` — the finding's :class:`~detectors.evidence.Series`: per look,
+  exposure per active user in each arm (where the detector has arms), the monitored
+  statistic ``log E`` and its boundary ``log_threshold``, with the onset and the crossing
+  marked (``is_onset``, ``is_crossing``);
+* ``sequential_statistic`` — ``log E`` against its threshold: per look from the series,
+  else the summary the test reports (when crossed, latest, maximum);
+* ``exposure_per_period`` — the ``amplification`` table (or the detector's counts);
+* ``effect_ci`` and ``disclosures_checked``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
-from dashboard.explain import effect_label, evidence_of
+from dashboard.explain import effect_label, typed_evidence
+from detectors import evidence as E
 from monitor.config import Config
 
-__all__ = ["chart_frames", "disclosures_checked", "effect_ci", "per_period", "sequential",
-           "series"]
+__all__ = ["SERIES_COLUMNS", "chart_frames", "disclosures_checked", "effect_ci", "per_period",
+           "sequential", "series"]
 
-_TIME_KEYS = ("t", "ts", "time", "tick_end", "end")
+SERIES_COLUMNS = ["t", "period", "ranked_per_user", "holdout_per_user", "log_e",
+                  "log_threshold", "statistic", "boundary", "is_onset", "is_crossing"]
 
 
-def _time(rec: Mapping[str, Any]) -> pd.Timestamp | None:
-    for key in _TIME_KEYS:
-        if key in rec and rec[key] is not None:
-            value = rec[key]
-            unit = "ms" if isinstance(value, int | float) else None
-            try:
-                return pd.Timestamp(pd.to_datetime(value, utc=True, unit=unit))
-            except (ValueError, TypeError):
-                return None
+def _series_of(ev: E.Evidence | None) -> E.Series | None:
+    match ev:
+        case E.HoldoutShiftEvidence() | E.ScoreShiftEvidence() | E.RankUpliftEvidence():
+            return ev.series
     return None
 
 
-def _records(value: Any) -> list[Mapping[str, Any]]:
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [v for v in value if isinstance(v, Mapping)]
-    return []
-
-
-def series(evidence: Mapping[str, Any]) -> pd.DataFrame | None:
-    """Exposure per user, ranked vs holdout, over time (``None`` if the evidence has none)."""
-    rows = []
-    for rec in _records(evidence.get("series")):
-        t = _time(rec)
-        ranked = rec.get("ranked_per_user", rec.get("ranked"))
-        holdout = rec.get("holdout_per_user", rec.get("holdout"))
-        if t is None or ranked is None or holdout is None:
-            continue
-        rows.append({"t": t, "ranked_per_user": float(ranked),
-                     "holdout_per_user": float(holdout)})
-    if not rows:
+def _first_at(times: pd.Series, when: Any) -> int | None:
+    if when is None or times.empty:
         return None
-    df = pd.DataFrame(rows).sort_values("t").reset_index(drop=True)
-    base = evidence.get("baseline")
-    if isinstance(base, Mapping):
-        for arm in ("ranked", "holdout"):
-            value = base.get(f"{arm}_per_user", base.get(arm))
-            if isinstance(value, int | float):
-                df[f"baseline_{arm}_per_user"] = float(value)
-    return df
+    at = pd.Timestamp(when)
+    later = times.index[times >= at]
+    return int(later[0]) if len(later) else None
 
 
-def sequential(evidence: Mapping[str, Any]) -> pd.DataFrame | None:
-    """The sequential statistic against its threshold: per look when the evidence has a
-    trajectory (``t`` set), else the summary the detectors report (``label`` set): the value
-    when the threshold was crossed, the latest value and the maximum."""
-    raw_test = evidence.get("test")
-    test: Mapping[str, Any] = raw_test if isinstance(raw_test, Mapping) else {}
-    traj = _records(evidence.get("sequential") or evidence.get("trajectory")
-                    or test.get("trajectory"))
-    rows = []
-    for rec in traj:
-        t = _time(rec)
-        stat = rec.get("statistic", rec.get("log_e", rec.get("value")))
-        thr = rec.get("threshold", rec.get("log_threshold", test.get("log_threshold")))
-        if t is None or stat is None or thr is None:
-            continue
-        rows.append({"t": t, "label": "", "statistic": float(stat), "threshold": float(thr)})
-    if rows:
-        return pd.DataFrame(rows).sort_values("t").reset_index(drop=True)
-    thr = test.get("log_threshold")
-    if not isinstance(thr, int | float):
+def series(ev: E.Evidence | None) -> pd.DataFrame | None:
+    """The finding's time series (``None`` if its evidence has none)."""
+    s = _series_of(ev)
+    if s is None or not s.points:
         return None
-    raw_crossed = evidence.get("crossed")
-    crossed: Mapping[str, Any] = raw_crossed if isinstance(raw_crossed, Mapping) else {}
-    for label, value in (("when crossed", crossed.get("log_e")), ("latest", test.get("log_e")),
-                         ("maximum", test.get("log_e_max"))):
-        if isinstance(value, int | float):
-            rows.append({"t": pd.NaT, "label": label, "statistic": float(value),
-                         "threshold": float(thr)})
+    df = pd.DataFrame([{
+        "t": pd.Timestamp(p.t), "period": p.period,
+        "ranked_per_user": p.exposures_per_user_ranked,
+        "holdout_per_user": p.exposures_per_user_holdout, "log_e": p.log_e,
+        "log_threshold": p.log_threshold, "statistic": p.statistic, "boundary": p.boundary,
+    } for p in s.points]).sort_values("t").reset_index(drop=True)
+    for col in SERIES_COLUMNS[2:8]:
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    df["is_onset"] = False
+    df["is_crossing"] = False
+    for col, when in (("is_onset", s.onset), ("is_crossing", s.crossing)):
+        i = _first_at(df["t"], when)
+        if i is not None:
+            df.loc[i, col] = True
+    return df[SERIES_COLUMNS]
+
+
+def _test_summary(ev: E.Evidence | None) -> tuple[float | None, list[tuple[str, Any]]]:
+    match ev:
+        case E.HoldoutShiftEvidence() | E.ScoreShiftEvidence() | E.RankUpliftEvidence():
+            return ev.test.log_threshold, [("when crossed", ev.crossed.log_e),
+                                           ("latest", ev.test.log_e),
+                                           ("maximum", ev.test.log_e_max)]
+        case E.PlatformChangeEvidence():
+            return ev.test.log_threshold, [("when crossed", ev.crossed.log_e),
+                                           ("maximum", ev.test.log_e_max)]
+        case E.MissingLabelEvidence() if ev.test is not None:
+            return ev.test.log_threshold, [("maximum", ev.test.log_e_max)]
+    return None, []
+
+
+def sequential(ev: E.Evidence | None) -> pd.DataFrame | None:
+    """The sequential statistic against its threshold: per look from the series (``t``
+    set), else the summary the detectors report (``label`` set)."""
+    s = series(ev)
+    if s is not None:
+        timed = s[s["log_e"].notna() & s["log_threshold"].notna()]
+        if not timed.empty:
+            return pd.DataFrame({"t": timed["t"], "label": "", "statistic": timed["log_e"],
+                                 "threshold": timed["log_threshold"]}).reset_index(drop=True)
+    thr, summary = _test_summary(ev)
+    if thr is None:
+        return None
+    rows = [{"t": pd.NaT, "label": label, "statistic": float(value), "threshold": float(thr)}
+            for label, value in summary if isinstance(value, int | float)]
     return pd.DataFrame(rows) if rows else None
 
 
@@ -128,24 +125,26 @@ def per_period(finding: Mapping[str, Any], amplification: pd.DataFrame) -> pd.Da
 
 
 def _counts_from_evidence(finding: Mapping[str, Any], columns: pd.Index) -> pd.DataFrame:
-    """Per-period counts as the statistical detectors report them in ``evidence.counts``."""
-    ev = evidence_of(finding)
-    raw_counts, raw_ratio = ev.get("counts"), ev.get("ratio")
-    counts: Mapping[str, Any] = raw_counts if isinstance(raw_counts, Mapping) else {}
-    ratio: Mapping[str, Any] = raw_ratio if isinstance(raw_ratio, Mapping) else {}
+    """Per-period counts as holdout_shift reports them (``counts``, users from ``reach``)."""
+    ev = typed_evidence(finding).evidence
+    if not isinstance(ev, E.HoldoutShiftEvidence):
+        return pd.DataFrame([], columns=columns)
     rows = []
     for period in ("baseline", "window"):
-        c = counts.get(period)
-        if not isinstance(c, Mapping) or "exposures_ranked" not in c:
+        c = ev.counts.get(period)
+        if c is None:
             continue
-        n_r, n_h = c.get("exposures_ranked", 0), c.get("exposures_holdout", 0)
-        u_r, u_h = c.get("users_ranked", 0), c.get("users_holdout", 0)
+        reach = (ev.reach or {}).get(period)
+        u_r = reach.users_ranked if reach is not None and reach.users_ranked else 0
+        u_h = reach.users_holdout if reach is not None and reach.users_holdout else 0
+        n_r, n_h = c.exposures_ranked, c.exposures_holdout
         rows.append({"period": period, "region": finding["region"],
                      "ranked_per_user": n_r / u_r if u_r else None,
                      "holdout_per_user": n_h / u_h if u_h else None,
-                     "ratio": _f(ratio.get(period)), "ci_low": None, "ci_high": None,
-                     "reach_ratio": None, "n_ranked": n_r, "n_holdout": n_h,
-                     "users_ranked": u_r, "users_holdout": u_h})
+                     "ratio": None, "ci_low": None, "ci_high": None,
+                     "reach_ratio": reach.reach_ratio if reach is not None else None,
+                     "n_ranked": n_r, "n_holdout": n_h, "users_ranked": u_r,
+                     "users_holdout": u_h})
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -156,7 +155,7 @@ def effect_ci(finding: Mapping[str, Any], periods: pd.DataFrame) -> pd.DataFrame
     different quantities and sharing one axis would read as a contradiction (they are in the
     per-period chart, with their own label)."""
     rows = []
-    ev = evidence_of(finding)
+    ev = typed_evidence(finding).evidence
     detector = str(finding.get("detector"))
     measures = effect_label(detector)
     if finding.get("effect") is not None and not pd.isna(finding.get("effect")):
@@ -171,11 +170,11 @@ def effect_ci(finding: Mapping[str, Any], periods: pd.DataFrame) -> pd.DataFrame
                              "value": float(r["ratio"]), "ci_low": _f(r["ci_low"]),
                              "ci_high": _f(r["ci_high"]), "scale": "ratio",
                              "measures": effect_label("amplification")})
-    share = ev.get("unlabelled_share")
-    ci = ev.get("unlabelled_share_ci95")
-    if isinstance(share, int | float) and isinstance(ci, Sequence) and len(ci) == 2:
-        rows.append({"estimate": "unlabelled share", "value": float(share),
-                     "ci_low": _f(ci[0]), "ci_high": _f(ci[1]), "scale": "share",
+    if (isinstance(ev, E.MissingLabelEvidence) and ev.unlabelled_share is not None
+            and len(ev.unlabelled_share_ci95) == 2):
+        lo, hi = ev.unlabelled_share_ci95
+        rows.append({"estimate": "unlabelled share", "value": ev.unlabelled_share,
+                     "ci_low": _f(lo), "ci_high": _f(hi), "scale": "share",
                      "measures": "share of exposures without the required label"})
     return pd.DataFrame(rows, columns=["estimate", "value", "ci_low", "ci_high", "scale",
                                        "measures"])
@@ -189,32 +188,39 @@ def _f(value: Any) -> float | None:
     return None if pd.isna(v) else v
 
 
+def _disclosures(ev: E.Evidence | None) -> list[E.Disclosure]:
+    match ev:
+        case (E.HoldoutShiftEvidence() | E.ScoreShiftEvidence() | E.RankUpliftEvidence()
+              | E.UndisclosedEvidence()):
+            return ev.disclosures_checked
+    return []
+
+
 def disclosures_checked(finding: Mapping[str, Any], config: Config | None) -> pd.DataFrame:
     """The disclosures the detector checked, with whether each names this subject."""
     cols = ["platform", "intervention", "label", "actors", "groups", "regions", "start", "end",
             "names_subject"]
-    recs = _records(evidence_of(finding).get("disclosures_checked"))
     group = None
     if config is not None and finding["subject_kind"] == "actor":
         entry = config.registry.get(str(finding["subject"]))
         group = entry.group if entry else None
     rows = []
-    for d in recs:
-        actors, groups = list(d.get("actors") or []), list(d.get("groups") or [])
+    for d in _disclosures(typed_evidence(finding).evidence):
         subject = str(finding["subject"])
-        names = (not actors and not groups) or subject in actors or subject in groups or (
-            group is not None and group in groups)
-        rows.append({"platform": d.get("platform"), "intervention": d.get("intervention"),
-                     "label": d.get("label"), "actors": ", ".join(actors),
-                     "groups": ", ".join(groups), "regions": ", ".join(d.get("regions") or []),
-                     "start": d.get("start"), "end": d.get("end"), "names_subject": names})
+        names = (not d.actors and not d.groups) or subject in d.actors or subject in d.groups or (
+            group is not None and group in d.groups)
+        rows.append({"platform": d.platform, "intervention": d.intervention, "label": d.label,
+                     "actors": ", ".join(d.actors), "groups": ", ".join(d.groups),
+                     "regions": ", ".join(d.regions),
+                     "start": d.start.isoformat() if d.start else None,
+                     "end": d.end.isoformat() if d.end else None, "names_subject": names})
     return pd.DataFrame(rows, columns=cols)
 
 
 def chart_frames(finding: Mapping[str, Any], amplification: pd.DataFrame,
                  config: Config | None) -> dict[str, pd.DataFrame]:
     """Every chart's data by name (only the charts that have data)."""
-    ev = evidence_of(finding)
+    ev = typed_evidence(finding).evidence
     periods = per_period(finding, amplification)
     frames: dict[str, pd.DataFrame] = {}
     s = series(ev)

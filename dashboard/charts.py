@@ -66,28 +66,61 @@ def _log_ratio_axis(ax: Any, values: Sequence[float]) -> None:
     ax.xaxis.set_minor_formatter(mticker.NullFormatter())
 
 
-def _time_axis(ax: Any) -> None:
-    locator = mdates.AutoDateLocator()
+def _time_axis(ax: Any, maxticks: int | None = None) -> None:
+    locator = (mdates.AutoDateLocator() if maxticks is None
+               else mdates.AutoDateLocator(minticks=3, maxticks=maxticks))
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_xlabel("event time (UTC)")
 
 
+def _marks(axes: Sequence[Any], df: pd.DataFrame, t: pd.Series) -> None:
+    """The onset (dotted) and the crossing (dashed) as vertical lines on every axis, named
+    in the top axis's legend."""
+    for col, style, label in (("is_onset", ":", "onset"), ("is_crossing", "--", "crossed")):
+        at = t[df[col].astype(bool)] if col in df else t.iloc[:0]
+        for n, ax in enumerate(axes):
+            for x in at:
+                ax.axvline(x, color="black", linestyle=style, linewidth=1,
+                           label=label if n == 0 else None)
+
+
 @_PLAIN_TEXT
 def exposure_over_time(df: pd.DataFrame) -> Figure:
-    fig, ax = _figure()
+    """The finding's time series (:func:`dashboard.chartdata.series`): exposure per active
+    user in each arm (when the detector has arms) above, ``log E`` against its threshold
+    below, the onset and the crossing marked on both."""
     t = _naive(df["t"])
-    ax.plot(t, df["ranked_per_user"], color=RANKED, label="ranked feed")
-    ax.plot(t, df["holdout_per_user"], color=HOLDOUT, linestyle="--", label="holdout")
-    for arm, colour in (("ranked", RANKED), ("holdout", HOLDOUT)):
-        col = f"baseline_{arm}_per_user"
-        if col in df:
-            ax.axhline(df[col].iloc[0], color=colour, alpha=0.4, linestyle=":",
-                       label=f"{arm} baseline")
-    ax.set_ylabel("exposures per active user")
-    ax.set_title("Exposure per user: ranked vs holdout")
-    _time_axis(ax)
-    _legend_right(fig, ax)
+    arms = bool(df["ranked_per_user"].notna().any() or df["holdout_per_user"].notna().any())
+    stat = bool(df["log_e"].notna().any())
+    panels = int(arms) + int(stat) or 1
+    fig = Figure(figsize=(6.4, 2.0 + 1.7 * panels))
+    fig.subplots_adjust(left=0.75 / 6.4, right=1 - 1.45 / 6.4, top=0.92, bottom=0.5 / (
+        2.0 + 1.7 * panels) + 0.05, hspace=0.12)
+    axes = fig.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
+    ax_iter = iter(axes)
+    def line(ax: Any, col: str, **style: Any) -> None:
+        known = df[col].notna().to_numpy()  # a look without this value is no gap
+        ax.plot(t[known], df[col][known], **style)
+
+    if arms:
+        ax = next(ax_iter)
+        line(ax, "ranked_per_user", color=RANKED, label="ranked feed")
+        line(ax, "holdout_per_user", color=HOLDOUT, linestyle="--", label="holdout")
+        ax.set_ylabel("exposures per\nactive user")
+    if stat:
+        ax = next(ax_iter)
+        line(ax, "log_e", color=RANKED, label="log e-value")
+        line(ax, "log_threshold", color=GREY, label="threshold")
+        ax.set_ylabel("log e-value")
+    _marks(list(axes), df, t)
+    for ax in axes:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small",
+                  frameon=False)
+    _time_axis(axes[-1], maxticks=6)
+    axes[0].set_title("Exposure per user and the test over time" if arms and stat else
+                      "Exposure per user: ranked vs holdout" if arms else
+                      "The test over time: log e-value vs threshold")
     return fig
 
 

@@ -9,7 +9,6 @@ covering it."  Times are UTC and say so.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -17,10 +16,11 @@ from typing import Any
 import pandas as pd
 
 from dashboard.text import visible
+from detectors import evidence as E
 from monitor.config import Config
 
 __all__ = ["EFFECT_MEANING", "crossing", "effect_label", "evidence_of", "fmt_p", "fmt_time",
-           "headline", "numbers", "sentence", "subject_label"]
+           "headline", "numbers", "sentence", "subject_label", "typed_evidence"]
 
 KIND_LABELS = {"amplification": "amplification", "suppression": "suppression",
                "undisclosed_intervention": "undisclosed intervention",
@@ -28,16 +28,15 @@ KIND_LABELS = {"amplification": "amplification", "suppression": "suppression",
 
 
 def evidence_of(finding: Mapping[str, Any]) -> dict[str, Any]:
-    raw = finding.get("evidence")
-    if isinstance(raw, dict):
-        return raw
-    if not raw or not isinstance(raw, str):
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    """The evidence as stored (a JSON object, ``{}`` if it is none): what the page shows as
+    JSON and the pack keeps verbatim.  Readers of its content use :func:`typed_evidence`."""
+    return typed_evidence(finding).raw
+
+
+def typed_evidence(finding: Mapping[str, Any]) -> E.Decoded:
+    """The finding's evidence decoded into its struct (:func:`detectors.evidence.decode`):
+    strict, never raises; older untyped evidence is decoded as legacy."""
+    return E.decode_finding(finding)
 
 
 def fmt_time(value: Any) -> str:
@@ -94,15 +93,29 @@ EFFECT_MEANING = {
     "rank_uplift": "ranking weight ÷ what organic scores justify",
     "score_shift": "ranking weight, window ÷ before the window",
     "undisclosed_intervention": "ranked ÷ holdout exposure ratio in the window",
-    "log_integrity": "observed ÷ declared holdout share",
+    "log_integrity": "the integrity check's statistic (see the check)",
     "amplification": "ranked ÷ holdout exposure ratio",
 }
 _EFFECT_FALLBACK = "ranked ÷ holdout exposure ratio"
 
+# log_integrity: each check's effect is its own quantity (detectors/integrity/)
+INTEGRITY_EFFECT_MEANING = {
+    "holdout_share": "observed ÷ declared (or baseline) holdout share",
+    "holdout_assignment": "share of users logged in both arms",
+    "holdout_silent": "holdout users in the window (none)",
+    "label_consistency": "share of the disclosed items' exposures without their label",
+    "panel_mismatch": "share of panel observations that disagree with the platform's log",
+}
 
-def effect_label(detector: str) -> str:
+
+def effect_label(detector: str, check: str | None = None) -> str:
     """What the effect of a finding of ``detector`` measures, e.g. "ranking weight ÷ what
-    organic scores justify"."""
+    organic scores justify"; for ``log_integrity``, of its ``check`` (the finding's
+    subject)."""
+    if detector == "log_integrity" and check is not None:
+        name = check.split(":", 1)[0]
+        if name in INTEGRITY_EFFECT_MEANING:
+            return INTEGRITY_EFFECT_MEANING[name]
     return EFFECT_MEANING.get(detector, _EFFECT_FALLBACK)
 
 
@@ -150,7 +163,7 @@ def sentence(finding: Mapping[str, Any], config: Config | None) -> str:
 
 
 def _sentence(finding: Mapping[str, Any], config: Config | None) -> str:
-    ev = evidence_of(finding)
+    ev = typed_evidence(finding).evidence
     who = subject_label(str(finding["subject_kind"]), str(finding["subject"]), config)
     poss = f"{who}'s" if not who.endswith("s") else f"{who}'"
     if finding["subject_kind"] == "group":
@@ -167,21 +180,22 @@ def _sentence(finding: Mapping[str, Any], config: Config | None) -> str:
                              x=f"{_ratio(effect)}{_ci(lo, hi)}")
         return f"{text[0].upper()}{text[1:]} {where} from {since}, {cover}."
     if kind == "undisclosed_intervention":
-        ivs = ev.get("interventions") or {}
-        names = ", ".join(sorted(ivs)) or "a ranking intervention"
-        placements = ev.get("placements")
-        times = f" {int(placements):,} times" if isinstance(placements, int | float) else ""
+        undisclosed = ev if isinstance(ev, E.UndisclosedEvidence) else None
+        names = ", ".join(sorted(undisclosed.interventions) if undisclosed else []) or (
+            "a ranking intervention")
+        times = f" {undisclosed.placements:,} times" if undisclosed else ""
         ctx = (f"; ranked-feed exposure is {_ratio(effect)}{_ci(lo, hi)} of the holdout"
                if effect is not None else "")
         return (f"Platform {finding['platform']} applied {names} to {poss} items"
                 f"{times} in {finding['region']} from {since}, and no disclosure covers it{ctx}.")
     if kind == "missing_label":
-        share = _num(ev.get("unlabelled_share"))
-        ci = ev.get("unlabelled_share_ci95") or [None, None]
-        labels = ", ".join(f"'{v}'" for v in sorted(set((ev.get("required_labels") or {})
-                                                        .values()))) or "its label"
-        n = ev.get("exposures")
-        of = f" of {int(n):,} exposures" if isinstance(n, int | float) else " of exposures"
+        label_ev = ev if isinstance(ev, E.MissingLabelEvidence) else None
+        share = _num(label_ev.unlabelled_share) if label_ev else None
+        ci = (label_ev.unlabelled_share_ci95 if label_ev and len(label_ev.unlabelled_share_ci95)
+              == 2 else [None, None])
+        required = label_ev.required_labels.values() if label_ev else []
+        labels = ", ".join(f"'{v}'" for v in sorted({v for v in required if v})) or "its label"
+        of = f" of {label_ev.exposures:,} exposures" if label_ev else " of exposures"
         pct = f"{share:.0%}" if share is not None else "Some"
         return (f"{pct}{of} of {poss} disclosed, promoted items "
                 f"{where} were shown without the required label {labels}"
@@ -192,12 +206,15 @@ def _sentence(finding: Mapping[str, Any], config: Config | None) -> str:
             f"from {since}.")
 
 
-def _coverage(ev: Mapping[str, Any], *, disclosed: bool = False) -> str:
-    covering = ev.get("covering_disclosures") or ev.get("disclosures_covering") or (
-        ev.get("disclosures_checked") if disclosed else None) or []
+def _coverage(ev: E.Evidence | None, *, disclosed: bool = False) -> str:
+    covering: list[E.Disclosure] = []
+    match ev:
+        case E.HoldoutShiftEvidence():
+            covering = ev.covering_disclosures or (ev.disclosures_checked if disclosed else [])
+        case E.ScoreShiftEvidence() | E.RankUpliftEvidence() if disclosed:
+            covering = ev.disclosures_checked
     if covering:
-        ids = ", ".join(str(d.get("intervention", d)) if isinstance(d, Mapping) else str(d)
-                        for d in covering)
+        ids = ", ".join(d.intervention for d in covering)
         return f"covered by the disclosure {ids}"
     return "a disclosure covers it" if disclosed else "with no disclosure covering it"
 
@@ -211,7 +228,7 @@ def crossing(finding: Mapping[str, Any], display_name: str = "") -> str:
     if _num(finding.get("p_value")) is None:
         return f"Raised by {det}{name}: a logged fact, no statistical test; first seen {when}."
     return (f"Raised by {det}{name}: its always-valid statistic crossed the threshold at "
-            f"{when}. Effect = {effect_label(det)}.")
+            f"{when}. Effect = {effect_label(det, str(finding.get('subject') or ''))}.")
 
 
 def numbers(finding: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -219,8 +236,9 @@ def numbers(finding: Mapping[str, Any]) -> list[tuple[str, str]]:
     effect, lo, hi, p = (_num(finding.get(k)) for k in ("effect", "ci_low", "ci_high",
                                                         "p_value"))
     n = _num(finding.get("n_exposures"))
+    measures = effect_label(str(finding.get("detector")), str(finding.get("subject") or ""))
     rows = [
-        (f"Effect ({effect_label(str(finding.get('detector')))})", _ratio(effect)),
+        (f"Effect ({measures})", _ratio(effect)),
         ("95 % confidence interval", f"{lo:.2f} – {hi:.2f}" if lo is not None and hi is not None
          else f"≥ {lo:.2f}" if lo is not None and lo > 0 else "—"),
         ("p-value (always-valid, adjusted)", fmt_p(p)),

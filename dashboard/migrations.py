@@ -23,10 +23,12 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from monitor.errors import AmplimonError
+
 __all__ = ["MIGRATIONS", "Migration", "MigrationError", "current_version", "migrate"]
 
 
-class MigrationError(RuntimeError):
+class MigrationError(AmplimonError, RuntimeError):
     """The state file cannot be brought to this version (one-line message)."""
 
 

@@ -148,9 +148,14 @@ def build_pack(finding: Mapping[str, Any], amplification: pd.DataFrame,
     """Build and sign the pack of one finding (see module docstring)."""
     now = now or dt.datetime.now(dt.UTC)
     fid = str(finding["finding_id"])
-    ev = explain.evidence_of(finding)
+    decoded = explain.typed_evidence(finding)
+    ev = decoded.raw  # verbatim, as stored
     record = {k: _clean(v) for k, v in finding.items() if k != "evidence"}
     record["evidence"] = ev
+    record["evidence_schema"] = {
+        "kind": type(decoded.evidence).__struct_config__.tag if decoded.evidence else None,
+        "version": decoded.evidence.version if decoded.evidence else None,
+        "legacy": decoded.legacy, "error": decoded.error}
     files: dict[str, bytes] = {}
     files["README.txt"] = readme(finding, config, key, created_by, now).encode("utf-8")
     files["finding.json"] = _dumps(record)

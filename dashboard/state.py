@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from dashboard.migrations import MigrationError, migrate
+from monitor.errors import AmplimonError
 
 __all__ = ["AuditEntry", "Conflict", "StateError", "StateStore", "utc_now"]
 
@@ -52,7 +53,7 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class StateError(RuntimeError):
+class StateError(AmplimonError, RuntimeError):
     """The state file cannot be opened (one-line message)."""
 
 

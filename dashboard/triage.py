@@ -27,6 +27,7 @@ import pandas as pd
 
 from dashboard.auth import User
 from dashboard.state import AuditEntry, StateStore
+from monitor.errors import AmplimonError
 
 __all__ = ["ACTIONS", "OPEN_STATUSES", "Action", "TriageError", "allowed_actions", "apply",
            "check", "with_triage"]
@@ -53,7 +54,7 @@ ACTIONS: dict[str, Action] = {a.name: a for a in (
 )}
 
 
-class TriageError(ValueError):
+class TriageError(AmplimonError, ValueError):
     """A refused triage action (one line, shown to the user)."""
 
 

@@ -2,7 +2,9 @@
 
 Public API: the :data:`REGISTRY` of :class:`DetectorSpec`, the :class:`Detector` base class and
 the :class:`Tick` it is driven by, and :func:`build` which instantiates the selected detectors
-with their share of the false-alarm budget.
+with their share of the false-alarm budget.  Every finding's evidence is a typed, versioned
+struct of :mod:`detectors.evidence` (one per detector, a tagged union), which every reader
+decodes.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from detectors.amplification import AmplificationTable
 from detectors.base import Detector, DetectorContext, Tick
 from detectors.holdout_shift import HoldoutShift
+from detectors.integrity import LogIntegrity
 from detectors.ledger import ExposureLedger
 from detectors.missing_label import MissingLabel
 from detectors.rank_uplift import RankUplift
@@ -59,6 +62,12 @@ register(DetectorSpec.of(
     "Disclosed intervention shown without its label (always-valid share test, users as "
     "clusters).",
     budget_weight=0.2))
+register(DetectorSpec.of(
+    LogIntegrity,
+    "The platform's logs checked against themselves, the registry and the panel: holdout "
+    "arm's share of users (declared or baseline; sequential SRM), users in both arms, a "
+    "silent holdout arm, exposures no logged slate explains, gaps in the event stream, "
+    "look-alike actor ids, conflicting duplicates.", budget_weight=0.2))
 
 
 def default_names() -> list[str]:
@@ -92,6 +101,3 @@ def build(config: Config, ledger: ExposureLedger, names: list[str] | None = None
         out.append(detector)
     return out
 
-
-# Detectors that register themselves on import (one module + this line).
-import detectors.log_integrity  # noqa: E402, F401  (registers log_integrity)

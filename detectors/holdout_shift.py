@@ -159,10 +159,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import msgspec
 import numpy as np
 import scipy.sparse as sp
 
-from detectors import severity
+from detectors import evidence, severity
 from detectors._holdout_look import (
     LookArrays,
     hour_weights,
@@ -196,6 +197,11 @@ from monitor.records import Detectability, Finding, ms_to_datetime
 __all__ = ["HoldoutShift"]
 
 _Z95 = 1.959963984540054
+
+
+def _finite(value: Any) -> float | None:
+    """A float for the evidence's series, ``None`` for NaN, infinities and a missing value."""
+    return float(value) if value is not None and math.isfinite(value) else None
 
 
 @dataclass
@@ -612,7 +618,7 @@ class HoldoutShift(Detector):
                   "window": {"exposures_ranked": int(a.s_rw[i]),
                              "exposures_holdout": int(a.s_hw[i]),
                              "items": int(a.items_w[i])}}
-        evidence: dict[str, Any] = {
+        fields: dict[str, Any] = {
             "rule": "the ranked feed's share of the subject's exposure changed relative to the "
                     "holdout (reverse-chronological) feed's, from the baseline to the window",
             "measures": "exp(D): the multiplicative change in the subject's ranked-feed "
@@ -645,13 +651,13 @@ class HoldoutShift(Detector):
                 "ci_level": 1 - tests.alpha / tests.n, "looks": panel.looks,
             },
             "crossed": {"tick": int(tests.crossed_tick[i]), **tests.at_cross.get(i, {})},
-            "series": self._series(panel, st, i),
+            "series": self._series(panel, st, i, onset_ms),
             "disclosures_checked": disclosure_json(
                 [d for d in self.context.config.disclosures if d.platform == panel.platform]),
             "covering_disclosures": disclosure_json(covered),
         }
         if latest is not None:
-            evidence["latest"] = latest
+            fields["latest"] = latest
         n_exp = int(a.s_rb[i] + a.s_hb[i] + a.s_rw[i] + a.s_hw[i])
         effect, lo_e, hi_e = (math.exp(shown.log_effect), math.exp(shown.lo),
                               math.exp(shown.hi))
@@ -662,7 +668,8 @@ class HoldoutShift(Detector):
             subject_kind=kind_s, subject=subject, effect=effect, ci_low=lo_e, ci_high=hi_e,
             p_value=tests.p_value(i), n_exposures=n_exp,
             severity=severity.by_effect_bound(effect, lo_e, hi_e, kind_s, kind),
-            event_time=ms_to_datetime(int(tests.crossed_ms[i])), evidence=evidence)
+            event_time=ms_to_datetime(int(tests.crossed_ms[i])),
+            evidence=evidence.build(self.name, fields))
 
     def _reach(self, panel: _Panel, i: int) -> dict[str, Any] | None:
         """Huszár's reach ratio per period, from the shared ledger (descriptive: on the
@@ -678,52 +685,72 @@ class HoldoutShift(Detector):
                            "users_ranked": row.users_ranked, "users_holdout": row.users_holdout}
         return out
 
-    def _series(self, panel: _Panel, st: _ScopeTests, i: int) -> list[dict[str, Any]]:
+    def _series(self, panel: _Panel, st: _ScopeTests, i: int, onset_ms: int) -> dict[str, Any]:
         """Hourly, from the baseline start to the latest look: exposures per active user in
         each arm; in the window also the statistic, its boundary (the estimate at which the
-        e-process reaches the threshold, given that look's variance) and ``log E``."""
+        e-process reaches the threshold, given that look's variance), ``log E`` and its
+        threshold; the crossing look added; thinned to :data:`evidence.MAX_POINTS`."""
         info = panel.info
         cell = self._state.cell((panel.platform, info.window.id, st.scope))
         m = st.m[i:i + 1] if st.m is not None else membership(cell, [panel.members[i]])
         n = cell.n_accounts
-        out: list[dict[str, Any]] = []
-        for period, hourly, active, start in (
-                ("baseline", cell.base_hourly, cell.active_base, info.b0),
-                ("window", cell.win_hourly, cell.active_win, info.w0)):
+        tests = st.tests
+        thresh = float(tests.log_thresh)
+        rows: dict[int, evidence.SeriesPoint] = {}
+        periods: tuple[tuple[evidence.Period, Any, Any, int], ...] = (
+            ("baseline", cell.base_hourly, cell.active_base, info.b0),
+            ("window", cell.win_hourly, cell.active_win, info.w0))
+        for period, hourly, active, start in periods:
             counts = [np.asarray(m[:, :n] @ hourly[arm][:n])[0] for arm in (0, 1)]
             for h in range(len(active[0])):
                 t = start + h * HOUR_MS
                 if t >= panel.last_ms:
                     break
-                row: dict[str, Any] = {"t": ms_to_datetime(t).isoformat(), "period": period}
-                for arm, name in ((0, "ranked"), (1, "holdout")):
-                    users = active[arm][h]
-                    row[f"exposures_per_user_{name}"] = (float(counts[arm][h] / users)
-                                                         if users else None)
-                out.append(row)
+                per_user = [float(counts[arm][h] / active[arm][h]) if active[arm][h] else None
+                            for arm in (0, 1)]
+                rows[t] = evidence.SeriesPoint(
+                    t=ms_to_datetime(t), period=period, exposures_per_user_ranked=per_user[0],
+                    exposures_per_user_holdout=per_user[1])
         if st.history:
             t_ms = np.array([h[0] for h in st.history])
             est = np.array([h[1][i] for h in st.history])
             var = np.array([h[2][i] for h in st.history])
             log_e = np.array([h[3][i] for h in st.history])
-            bound = mde_log(var, float(st.tau[i]), st.tests.margin, st.tests.log_thresh)
-            by_time = {ms_to_datetime(int((t // HOUR_MS) * HOUR_MS)).isoformat():
-                       (e, b, le) for t, e, b, le in zip(t_ms, est, bound, log_e, strict=True)}
-            for row in out:
-                hit = by_time.get(row["t"])
-                if hit is not None and row["period"] == "window":
-                    e, b, le = hit
-                    row["statistic"] = float(e) if math.isfinite(e) else None
-                    row["boundary"] = float(b) if math.isfinite(b) else None
-                    row["log_e"] = float(le)
-        return out
+            bound = mde_log(var, float(st.tau[i]), tests.margin, tests.log_thresh)
+            for t, e, b, le in zip(t_ms, est, bound, log_e, strict=True):
+                # the hourly row of the look's time (a window starting on the hour, as
+                # configured windows do), else a point of its own
+                row = rows.setdefault(int(t), evidence.SeriesPoint(
+                    t=ms_to_datetime(int(t)), period="window"))
+                if row.period == "window":
+                    row.statistic = _finite(e)
+                    row.boundary = _finite(b)
+                    row.log_e = _finite(le)
+                    row.log_threshold = thresh
+        crossing = None
+        if tests.crossed_ms[i] >= 0:
+            c_ms = int(tests.crossed_ms[i])
+            crossing = ms_to_datetime(c_ms)
+            snap = tests.at_cross.get(i, {})
+            se = snap.get("se")
+            at_bound = (float(mde_log(np.array([se * se]), float(st.tau[i]), tests.margin,
+                                      tests.log_thresh)[0]) if isinstance(se, float)
+                        else math.nan)
+            rows.setdefault(c_ms, evidence.SeriesPoint(
+                t=crossing, period="window", statistic=_finite(snap.get("log_effect")),
+                boundary=_finite(at_bound), log_e=_finite(snap.get("log_e")),
+                log_threshold=thresh))
+        series = evidence.series(list(rows.values()), step_minutes=60,
+                                 onset=ms_to_datetime(onset_ms), crossing=crossing, arms=True)
+        return msgspec.to_builtins(series)
 
     def _platform_finding(self, panel: _Panel, st: _ScopeTests) -> Finding:
         tests = st.tests
         i = panel.k
         est, var = panel.platform_est, panel.platform_var
         lo, hi = cs_by_inversion(est, var, float(st.tau[i]), tests.margin, tests.log_thresh)
-        evidence = {
+        fields = {
+            "detector": self.name,
             "rule": "the ranked arm's users were shown more (or less) in the window, relative "
                     "to the baseline at the same hours, than the holdout arm's users: a "
                     "platform-wide change, not a targeted intervention (informational)",
@@ -741,7 +768,8 @@ class HoldoutShift(Detector):
             subject_kind="platform", subject=panel.platform, effect=math.exp(est),
             ci_low=math.exp(float(lo[0])), ci_high=math.exp(float(hi[0])),
             p_value=tests.p_value(i), n_exposures=0, severity="low",
-            event_time=ms_to_datetime(int(tests.crossed_ms[i])), evidence=evidence)
+            event_time=ms_to_datetime(int(tests.crossed_ms[i])),
+            evidence=evidence.build("platform_change", fields))
 
     def finish(self, end_ms: int) -> list[Finding]:
         return [self._finding(p, st, i) for p in self._panels.values() if p is not None

@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from detectors import severity
+from detectors import evidence, severity
 from detectors._links import SlateLinks
 from detectors.base import Detector, DetectorContext, Tick
 from detectors.stats import clopper_pearson, label_share_log_e
@@ -211,7 +211,7 @@ class MissingLabel(Detector):
         lo, hi = clopper_pearson(t.unlabelled, t.n)
         m = self._m[window_id]
         p_adj = min(1.0, m * math.exp(-t.max_log_e)) if math.isfinite(t.max_log_e) else 1.0
-        evidence: dict[str, Any] = {
+        fields: dict[str, Any] = {
             "rule": "exposures of a disclosed intervention without the registered label",
             "required_labels": dict(sorted(t.labels.items())),
             "labels_shown": dict(sorted(t.seen_labels.items())),
@@ -230,4 +230,5 @@ class MissingLabel(Detector):
             window_id=window_id, subject_kind="actor", subject=actor, effect=None,
             ci_low=None, ci_high=None, p_value=p_adj, n_exposures=t.n,
             severity=severity.by_unlabelled_share(share),
-            event_time=ms_to_datetime(t.crossed_ts or 0), evidence=evidence)
+            event_time=ms_to_datetime(t.crossed_ts or 0),
+            evidence=evidence.build(self.name, fields))

@@ -89,10 +89,12 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import stats
 
+from detectors import evidence
 from detectors._elasticity import Elasticity, ItemExposure, fit_elasticity, slate_relative
 from detectors._holdout_stats import item_variance
 from detectors._slates import SlateEntries, slate_entries
 from detectors._subjects import covering_disclosures, disclosure_json, window_subjects
+from detectors._trace import Trace
 from detectors.base import Detector, DetectorContext, Tick
 from detectors.sequential import (
     Reported,
@@ -168,6 +170,7 @@ class _Panel:
     ref_disp_n: int = 0
     excluded_disclosed: int = 0
     reported: dict[int, Reported] = field(default_factory=dict)
+    trace: Trace = field(default_factory=Trace)  # the evidence's series (reporting only)
 
     def __post_init__(self) -> None:
         k = len(self.subjects)
@@ -460,7 +463,9 @@ class RankUplift(Detector):
                     "log_effect": float(est[i]), "se": float(math.sqrt(var[i])),
                     "log_e": float(panel.tests.log_e[i])}
 
-        return panel.tests.update(est, raw, tick.end_ms, self._tick_index, snap, floor=floor)
+        new = panel.tests.update(est, raw, tick.end_ms, self._tick_index, snap, floor=floor)
+        panel.trace.record(tick.end_ms, tick.end_ms - tick.start_ms, est, panel.tests.log_e)
+        return new
 
     def _since_onset(self, panel: _Panel, i: int) -> tuple[int, float, float, dict[str, Any]]:
         """The onset hour (maximum-likelihood change point of the hourly mean uplift, as in
@@ -537,7 +542,7 @@ class RankUplift(Detector):
                               "the finding keeps the last estimate that did"}
         n = int(s["n"][i])
         disp_n = s["disp_n"][i]
-        evidence: dict[str, Any] = {
+        fields: dict[str, Any] = {
             "rule": "final ranking score above organic_score, beyond the reference "
                     "adjustment of control items",
             "measures": "exp(β·θ): the change in the subject's exposure caused by its uplift θ "
@@ -574,16 +579,17 @@ class RankUplift(Detector):
                      "tau": self.tau, "margin": self.margin,
                      **test_evidence(t, i, self.context.alpha)},
             "crossed": crossing_evidence(t, i),
+            "series": panel.trace.series(i, t, onset_ms=start + onset * _HOUR_MS),
             "disclosures_checked": disclosure_json(covering_disclosures(
                 self.context.config, panel.platform, panel.window, (kind_s, subject))),
         }
         if latest is not None:
-            evidence["latest"] = latest
+            fields["latest"] = latest
         return sequential_finding(
             detector=self.name, kind=kind, platform=panel.platform, window=panel.window,
             subject=(kind_s, subject), effect=math.exp(shown.log_effect),
             ci=(math.exp(shown.lo), math.exp(shown.hi)), n_exposures=n, tests=t, i=i,
-            evidence=evidence)
+            evidence=evidence.build(self.name, fields))
 
     def finish(self, end_ms: int) -> list[Finding]:
         out = []

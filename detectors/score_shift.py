@@ -113,10 +113,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from detectors import evidence
 from detectors._elasticity import Elasticity, ItemExposure, fit_elasticity, slate_relative
 from detectors._holdout_stats import Reference, item_variance, platform_reference
 from detectors._slates import SlateEntries, slate_entries
 from detectors._subjects import covering_disclosures, disclosure_json, window_subjects
+from detectors._trace import Trace
 from detectors.base import Detector, DetectorContext, Tick
 from detectors.sequential import (
     Reported,
@@ -166,6 +168,7 @@ class _Panel:
     within: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     within_ref: Reference | None = None
     reported: dict[int, Reported] = field(default_factory=dict)
+    trace: Trace = field(default_factory=Trace)  # the evidence's series (reporting only)
     # per subject: Σ relative score, scored entries, Σ slate share (self-competition)
     rel: np.ndarray | None = None
     rel_n: np.ndarray | None = None
@@ -550,7 +553,9 @@ class ScoreShift(Detector):
                              "se": float(math.sqrt(v)) if math.isfinite(v) else None}
             return out
 
-        return panel.tests.update(est, var, tick.end_ms, self._tick_index, snap)
+        new = panel.tests.update(est, var, tick.end_ms, self._tick_index, snap)
+        panel.trace.record(tick.end_ms, tick.end_ms - tick.start_ms, est, panel.tests.log_e)
+        return new
 
     # -- output -----------------------------------------------------------------------------
     def _finding(self, panel: _Panel, i: int) -> Finding | None:
@@ -598,7 +603,7 @@ class ScoreShift(Detector):
                 "log_effect": float(e) if math.isfinite(e) else None,
                 "se": float(math.sqrt(var)) if math.isfinite(var) else None,
                 "items": int(panel.n_items[name][i])}
-        evidence: dict[str, Any] = {
+        fields: dict[str, Any] = {
             "rule": "ranking scores of the subject's items shifted at the window start, beyond "
                     "the platform-wide change",
             "measures": "exp(β·θ): the change in the subject's exposure caused by the shift θ "
@@ -623,23 +628,25 @@ class ScoreShift(Detector):
                      "tau": self.tau, "margin": self.margin,
                      **test_evidence(t, i, self.context.alpha)},
             "crossed": crossing_evidence(t, i),
+            "series": panel.trace.series(i, t, onset_ms=panel.window.window_period.start_ms),
             "disclosures_checked": disclosure_json(covering_disclosures(
                 self.context.config, panel.platform, panel.window, (kind_s, subject))),
         }
         if latest is not None:
-            evidence["latest"] = latest
+            fields["latest"] = latest
         return sequential_finding(
             detector=self.name, kind=kind, platform=panel.platform, window=panel.window,
             subject=(kind_s, subject), effect=math.exp(shown.log_effect),
             ci=(math.exp(shown.lo), math.exp(shown.hi)), n_exposures=entries,
-            tests=t, i=i, evidence=evidence)
+            tests=t, i=i, evidence=evidence.build(self.name, fields))
 
     def _platform_finding(self, panel: _Panel) -> Finding:
         t = panel.tests
         i = panel.k
         g, v = float(panel.est["combined"][i]), float(panel.var["combined"][i])
         lo, hi = cs_by_inversion(g, v, 0.3, t.margin, t.log_thresh)
-        evidence = {
+        fields = {
+            "detector": self.name,
             "rule": "every item's score moved with its level when the window opened: a new "
                     "ranking model for the whole platform, not a targeted intervention "
                     "(informational)",
@@ -657,7 +664,8 @@ class ScoreShift(Detector):
             subject_kind="platform", subject=panel.platform, effect=1 + g,
             ci_low=1 + float(lo[0]), ci_high=1 + float(hi[0]),
             p_value=adjusted_p(float(t.max_log_e[i]), t.n), n_exposures=0, severity="low",
-            event_time=ms_to_datetime(int(t.crossed_ms[i])), evidence=evidence)
+            event_time=ms_to_datetime(int(t.crossed_ms[i])),
+            evidence=evidence.build("platform_change", fields))
 
     def finish(self, end_ms: int) -> list[Finding]:
         out = []

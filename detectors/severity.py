@@ -12,11 +12,32 @@
 * ``undisclosed_intervention``: high; critical once it touched ≥ 1,000 slate placements.
 * ``missing_label``: by the unlabelled share ``u``: ``u ≥ 0.9`` critical, ``≥ 0.5`` high,
   ``≥ 0.2`` medium, else low.
+* ``log_integrity`` (:mod:`detectors.integrity`):
+
+  - holdout share vs the declared or baseline share — :func:`by_relative_deviation` of
+    ``d = |observed ÷ reference − 1|``: ``d ≥ 0.3`` critical, ``≥ 0.1`` high, ``≥ 0.03``
+    medium, else low; a holdout arm gone silent is critical (high when only some regions'
+    arm is);
+  - shares of records that contradict something (exposures no slate explains, panel
+    mismatches, users logged in both arms) — :func:`by_contradiction_share` of the share
+    ``s``: ``s ≥ 0.2`` critical, ``≥ 0.05`` high, ``≥ 0.02`` medium, else low;
+  - event gaps — :func:`by_gap_minutes` of the longest gap: ≥ 24 h critical, ≥ 6 h high,
+    ≥ 2 h medium, else low;
+  - look-alike actor ids and conflicting duplicates — :func:`by_placements` of the records
+    involved (high; critical from 1,000); labels without an intervention — medium.
 """
 
 from __future__ import annotations
 
-__all__ = ["by_effect", "by_effect_bound", "by_placements", "by_unlabelled_share"]
+__all__ = [
+    "by_contradiction_share",
+    "by_effect",
+    "by_effect_bound",
+    "by_gap_minutes",
+    "by_placements",
+    "by_relative_deviation",
+    "by_unlabelled_share",
+]
 
 _LEVELS = ("low", "medium", "high", "critical")
 
@@ -35,6 +56,21 @@ def by_placements(placements: int) -> str:
 def by_unlabelled_share(share: float) -> str:
     return ("critical" if share >= 0.9 else "high" if share >= 0.5
             else "medium" if share >= 0.2 else "low")
+
+
+def by_relative_deviation(deviation: float) -> str:
+    return ("critical" if deviation >= 0.3 else "high" if deviation >= 0.1
+            else "medium" if deviation >= 0.03 else "low")
+
+
+def by_contradiction_share(share: float) -> str:
+    return ("critical" if share >= 0.2 else "high" if share >= 0.05
+            else "medium" if share >= 0.02 else "low")
+
+
+def by_gap_minutes(minutes: float) -> str:
+    return ("critical" if minutes >= 24 * 60 else "high" if minutes >= 6 * 60
+            else "medium" if minutes >= 2 * 60 else "low")
 
 
 def by_effect_bound(effect: float | None, ci_low: float | None, ci_high: float | None,

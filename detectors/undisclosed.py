@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from detectors import severity
+from detectors import evidence, severity
 from detectors._links import SlateLinks
 from detectors.amplification import measure
 from detectors.base import Detector, DetectorContext, Tick
@@ -105,7 +105,7 @@ class UndisclosedIntervention(Detector):
         placements = sum(case.placements.values())
         checked = [d.model_dump(mode="json") for d in self.context.config.disclosures
                    if d.platform == platform]
-        evidence = {
+        fields = {
             "rule": "logged intervention on a registered actor's item, no disclosure covers it",
             "interventions": dict(sorted(case.placements.items())),
             "placements": placements,
@@ -123,4 +123,5 @@ class UndisclosedIntervention(Detector):
             effect=m.ratio if m else None, ci_low=m.ci_low if m else None,
             ci_high=m.ci_high if m else None, p_value=None, n_exposures=case.exposures,
             severity=severity.by_placements(placements),
-            event_time=ms_to_datetime(case.first_ts), evidence=evidence)
+            event_time=ms_to_datetime(case.first_ts),
+            evidence=evidence.build(self.name, fields))

@@ -1,14 +1,23 @@
-"""Errors a user can fix.  The CLI prints them as one line and exits with status 2."""
+"""The root of amplimon's errors: a problem the user can fix, explained in one line.
+
+Every exception amplimon raises on purpose derives from :class:`AmplimonError` (and, where
+callers expect it, from the built-in type it refines: ``ConfigError`` is also a
+``ValueError``).  Its message is a complete one-line explanation naming the problem; the CLI
+prints it as ``amplimon: <message>`` and exits with status 2 unless a command maps it to a
+status of its own (``verify``: 1 = tampered).  Anything else that escapes is a bug and keeps
+its traceback.
+
+This module imports nothing of amplimon: every layer may raise these.
+"""
 
 from __future__ import annotations
 
-from monitor.config import ConfigError
-from monitor.privacy import PseudonymKeyError
-from monitor.store import StoreError
-from streams.files import SourceError
+__all__ = ["AmplimonError", "UserError"]
 
-__all__ = ["UserError"]
 
-# Every exception type whose message is a complete one-line explanation for the user.
-UserError: tuple[type[Exception], ...] = (ConfigError, SourceError, StoreError,
-                                              PseudonymKeyError)
+class AmplimonError(Exception):
+    """A problem the user can fix; ``str(err)`` is its one-line explanation."""
+
+
+#: The name the CLI catches (kept for readers of older code; the same class).
+UserError = AmplimonError

@@ -31,6 +31,8 @@ from typing import Any, Final
 
 import msgspec
 
+from monitor.errors import AmplimonError
+
 __all__ = ["KEY_FILE_NAME", "PseudonymKeyError", "Pseudonymiser", "load_key", "load_pseudonymiser"]
 
 log = logging.getLogger("amplimon.privacy")
@@ -46,7 +48,7 @@ _REASON = re.compile(r"^(?P<field>(?:exposure|ranking)\.user): (?P<rest>.*?)(?:,
                      re.S)
 
 
-class PseudonymKeyError(ValueError):
+class PseudonymKeyError(AmplimonError, ValueError):
     """The pseudonymisation key cannot be read or is too short (one-line message)."""
 
 

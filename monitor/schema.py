@@ -34,13 +34,15 @@ from typing import Final
 
 import duckdb
 
+from monitor.errors import AmplimonError
+
 __all__ = ["HISTORY_SCHEMA", "LATEST", "MIGRATIONS", "SCHEMA", "TRIAGE_SCHEMA", "VERSION_TABLE",
            "Migration", "SchemaError", "check_readable", "migrate", "schema_version"]
 
 VERSION_TABLE: Final = "schema_version"
 
 
-class SchemaError(RuntimeError):
+class SchemaError(AmplimonError, RuntimeError):
     """The database's schema cannot be used by this amplimon (one-line message)."""
 
 

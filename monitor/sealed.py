@@ -14,6 +14,8 @@ from __future__ import annotations
 import hmac
 from typing import Final
 
+from monitor.errors import AmplimonError
+
 __all__ = ["SealError", "Sealer"]
 
 _MAGIC: Final = b"AMS"
@@ -21,7 +23,7 @@ _VERSION: Final = 1
 _TAG: Final = 32
 
 
-class SealError(ValueError):
+class SealError(AmplimonError, ValueError):
     """Sealed bytes that are not ours: wrong magic, unknown version, or a bad HMAC."""
 
 

@@ -47,6 +47,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from monitor.errors import AmplimonError
+
 __all__ = ["ALGORITHM", "KEY_FILE_NAME", "PublicKey", "SigningKey", "SigningKeyError",
            "existing_signing_key", "fingerprint", "load_public_keys", "load_signing_key",
            "signing_key_from", "trusted_keys"]
@@ -59,7 +61,7 @@ _DEFAULT_SIGNER: Final = "amplimon deployment"
 _MAX_KEY_FILE: Final = 64 * 1024
 
 
-class SigningKeyError(ValueError):
+class SigningKeyError(AmplimonError, ValueError):
     """A key cannot be read, created or parsed (one-line message)."""
 
 

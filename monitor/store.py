@@ -36,6 +36,7 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
+from monitor.errors import AmplimonError
 from monitor.records import DeadLetter, Detectability, Finding, Measurement
 from monitor.schema import HISTORY_SCHEMA, SCHEMA, SchemaError, check_readable, migrate
 
@@ -43,7 +44,7 @@ __all__ = ["HISTORY_COLUMNS", "HISTORY_SCHEMA", "SCHEMA", "Store", "StoreError",
            "connect", "error_line", "insert_run"]
 
 
-class StoreError(RuntimeError):
+class StoreError(AmplimonError, RuntimeError):
     """The database cannot be opened or written (one-line message)."""
 
 

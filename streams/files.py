@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from monitor.contract import Event, Rejected, decode, decode_obj
+from monitor.errors import AmplimonError
 from monitor.ingest import Frontier
 
 __all__ = [
@@ -43,7 +44,7 @@ MAX_RECORD_BYTES: Final = 1 << 20  # 1 MiB: a longer line is rejected, not parse
 SUFFIXES: Final = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".parquet", ".pq")
 
 
-class SourceError(RuntimeError):
+class SourceError(AmplimonError, RuntimeError):
     """A file cannot be read (one-line message naming it)."""
 
 

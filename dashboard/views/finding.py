@@ -20,8 +20,11 @@ from monitor.signing import SigningKeyError
 __all__ = ["render"]
 
 _CAPTIONS = {
-    "exposure_over_time": "Exposures per active user in the ranked feed (solid) and in the "
-                          "holdout arm (dashed); dotted lines: the baseline period.",
+    "exposure_over_time": "From the detector's evidence, per look: exposures per active user in "
+                          "the ranked feed (solid) and the holdout arm (dashed) where the "
+                          "detector compares arms; the always-valid statistic (log e-value) "
+                          "against its threshold. Dotted line: the estimated onset; dashed: "
+                          "the crossing that raised the finding.",
     "exposure_per_period": "Exposures per active user, ranked feed vs holdout, in the baseline "
                            "period and the election window; above: the ratio with its 95 % CI.",
     "sequential_statistic": "The detector's always-valid statistic; a finding is raised when "
@@ -106,11 +109,24 @@ def _display_name(detector: str) -> str:
 
 
 def _charts(row: dict[str, Any], amplification: pd.DataFrame, config: Config | None) -> None:
+    decoded = explain.typed_evidence(row)
+    if decoded.error is not None:
+        st.warning(f"The evidence could not be read as {md(row['detector'])} evidence: "
+                   f"{md(decoded.error)}. It is shown as stored below (Evidence (JSON)).")
+    elif decoded.legacy:
+        st.caption("This finding was written by an older version of amplimon (evidence "
+                   "without a schema)"
+                   + (f"; not shown: {md(', '.join(decoded.dropped))}." if decoded.dropped
+                      else "."))
     frames = chartdata.chart_frames(row, amplification, config)
     drawn = [n for n in _DRAW if n in frames]
-    if "exposure_over_time" in frames and "exposure_per_period" in drawn:
-        drawn.remove("exposure_per_period")  # the series already shows the baseline
-    measures = explain.effect_label(str(row["detector"]))
+    series = frames.get("exposure_over_time")
+    if series is not None:
+        if series["ranked_per_user"].notna().any() and "exposure_per_period" in drawn:
+            drawn.remove("exposure_per_period")  # the series already shows the baseline
+        if series["log_e"].notna().any() and "sequential_statistic" in drawn:
+            drawn.remove("sequential_statistic")  # the series shows the statistic too
+    measures = explain.effect_label(str(row["detector"]), str(row.get("subject") or ""))
     for name in drawn:
         st.image(_png(name, frames[name]), width="stretch")
         caption = _CAPTIONS[name]

@@ -9,12 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import json
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from detectors import REGISTRY
+from detectors.evidence import decode_finding
 from detectors.registry import alpha_shares
 from monitor.config import Config
 from monitor.records import SEVERITIES
@@ -151,7 +153,14 @@ class AuditData:
 
 
 def _doc_of(factory: Any) -> str:
+    """The statistics of a detector: its module's docstring, or its package's when the
+    detector is a package of checks that exports it (``detectors.integrity``)."""
     module = inspect.getmodule(factory)
+    if module is not None:
+        package = sys.modules.get(module.__name__.rpartition(".")[0])
+        if package is not None and getattr(factory, "__name__", None) in getattr(
+                package, "__all__", ()):
+            module = package
     doc = (module.__doc__ if module is not None else None) or inspect.getdoc(factory) or ""
     return inspect.cleandoc(doc)
 
@@ -180,7 +189,8 @@ def load_audit(db: str | Path, config: Config) -> AuditData:
             ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1
                      WHEN 'medium' THEN 2 ELSE 3 END, event_time, finding_id""")  # noqa: S608
         for f in findings:
-            f["evidence"] = json.loads(f["evidence"]) if f["evidence"] else {}
+            # the stored JSON object ({} if unreadable: decode_finding reports why)
+            f["evidence"] = decode_finding(f).raw
         amplification = _rows(store, _AMP_COLS, f"""
             SELECT {', '.join(_AMP_COLS)} FROM amplification
             ORDER BY platform, window_id, subject_kind, subject, period""")  # noqa: S608

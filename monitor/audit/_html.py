@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from detectors import evidence as E
 from monitor.audit import _charts as charts
 from monitor.audit._data import AuditData
 from monitor.textsafe import visible
@@ -168,9 +169,17 @@ class Names:
         if subject_kind == "group":
             return f"group {subject}"
         if subject_kind == "log":
+            if subject.startswith("actor_lookalike:"):
+                return f"look-alike ids of {subject.partition(':')[2]}"
             return {"holdout_share": "holdout arm's share of users",
+                    "holdout_assignment": "holdout assignment",
+                    "holdout_silent": "holdout arm",
                     "exposure_links": "exposure → slate links",
-                    "event_gaps": "event-time stream"}.get(subject, subject)
+                    "event_gaps": "event-time stream",
+                    "conflicting_duplicates": "event ids",
+                    "label_consistency": "labels of disclosed items",
+                    "label_without_intervention": "labels",
+                    "panel_mismatch": "exposure log vs panel"}.get(subject, subject)
         return f"{subject_kind} {subject}"
 
     def window(self, window_id: str) -> str:
@@ -179,8 +188,42 @@ class Names:
 
 
 # -- sections ------------------------------------------------------------------------------------
+def _details(ev: E.Evidence | None) -> dict[str, Any]:
+    """A log-integrity check's own keys (its evidence is permissive by design)."""
+    return ev.details if isinstance(ev, E.IntegrityEvidence) else {}
+
+
+_INTEGRITY_TEXT: dict[str, Callable[[dict[str, Any], dict[str, Any], str], str]] = {
+    "holdout_assignment": lambda f, ev, where: (
+        f"{count(ev.get('users_in_both_arms'))} of {count(ev.get('users'))} users {where} were "
+        "logged in both arms; the holdout assignment is per user and fixed."),
+    "holdout_silent": lambda f, ev, where: (
+        f"The holdout arm logged no exposed user in the window {where}, where "
+        f"{ev.get('expected_holdout_users', 0):,.0f} were expected from the baseline."),
+    "actor_lookalike": lambda f, ev, where: (
+        f"{count(ev.get('exposures'))} exposures {where} were logged under "
+        f"{len(ev.get('ids', []))} id(s) that read as "
+        f"{ev.get('actor') or ' or '.join(ev.get('candidates', []))} but are not registered."),
+    "conflicting_duplicates": lambda f, ev, where: (
+        f"{count(f['n_exposures'])} records shared an event id with a copy of different "
+        "content; none was counted."),
+    "label_consistency": lambda f, ev, where: (
+        f"{count(ev.get('exposures_without_label'))} exposures of {count(ev.get('items'))} "
+        f"disclosed items {where} lacked the label that other exposures of the same items "
+        "carried."),
+    "label_without_intervention": lambda f, ev, where: (
+        f"{count(ev.get('exposures'))} exposures {where} carried a label that no disclosure "
+        "or logged intervention explains."),
+    "panel_mismatch": lambda f, ev, where: (
+        f"{share(ev.get('mismatch_rate'), 1)} of {count(ev.get('compared'))} exposures "
+        f"compared with the panel {where} disagree with the platform's log (95 % CI "
+        f"{share(f['ci_low'], 1)}–{share(f['ci_high'], 1)})."),
+}
+
+
 def sentence(f: dict[str, Any], names: Names) -> str:
-    ev, kind = f["evidence"], f["kind"]
+    typed, kind = E.decode_finding(f).evidence, f["kind"]
+    ev = _details(typed)
     who = names.subject(f["subject_kind"], f["subject"])
     where = f"on {f['platform']} in {f['region']}"
     if kind in ("amplification", "suppression"):
@@ -189,17 +232,25 @@ def sentence(f: dict[str, Any], names: Names) -> str:
                 f"{ci(f['ci_low'], f['ci_high'])}) {where} — {verb} than the detector's "
                 f"reference allows — from {when(f['event_time'])}.")
     if kind == "undisclosed_intervention":
-        ivs = ", ".join(ev.get("interventions", {})) or "an intervention"
+        u = typed if isinstance(typed, E.UndisclosedEvidence) else None
+        ivs = ", ".join(u.interventions if u else ()) or "an intervention"
         return (f"The ranking log shows {ivs} applied to {who}'s items {where} "
-                f"({count(ev.get('placements'))} slate placements); no disclosure covers it.")
+                f"({count(u.placements if u else None)} slate placements); no disclosure "
+                "covers it.")
     if kind == "missing_label":
-        return (f"{share(ev.get('unlabelled_share'))} of {count(ev.get('exposures'))} exposures of "
-                f"a disclosed intervention on {who} {where} were shown without the required label.")
+        m = typed if isinstance(typed, E.MissingLabelEvidence) else None
+        return (f"{share(m.unlabelled_share if m else None)} of "
+                f"{count(m.exposures if m else None)} exposures of a disclosed intervention on "
+                f"{who} {where} were shown without the required label.")
     if kind == "log_integrity" and f["subject"] == "holdout_share":
-        return (f"The holdout arm holds {share(ev.get('observed_holdout_share'))} of the active "
-                f"users {where}; the platform declared "
-                f"{share(ev.get('declared_holdout_share'), 0)} "
-                f"(observed ÷ declared {ratio(f['effect'])}, 95 % CI "
+        declared = ev.get("reference", "declared") == "declared"
+        reference = ev.get("declared_holdout_share", ev.get("reference_holdout_share"))
+        return (f"The holdout arm holds {share(ev.get('observed_holdout_share'))} of the "
+                f"{'active' if declared else 'newly active'} users {where}; "
+                f"{'the platform declared' if declared else 'in the baseline it held'} "
+                f"{share(reference, 0 if declared else 1)} "
+                f"(observed ÷ {'declared' if declared else 'baseline'} "
+                f"{ratio(f['effect'])}, 95 % CI "
                 f"{ci(f['ci_low'], f['ci_high'])}). The logs "
                 f"{'under' if ev.get('direction') == 'low' else 'over'}-represent the holdout "
                 "arm: events of some of its users are missing (or of ranked users, if over).")
@@ -207,6 +258,9 @@ def sentence(f: dict[str, Any], names: Names) -> str:
         return (f"{count(ev.get('unexplained'))} of {count(ev.get('exposures_checked'))} exposures "
                 f"{where} ({share(ev.get('unexplained_share'), 2)}) reference a slate that the "
                 "ranking log does not contain.")
+    check = typed.check if isinstance(typed, E.IntegrityEvidence) else None
+    if kind == "log_integrity" and check in _INTEGRITY_TEXT:
+        return _INTEGRITY_TEXT[check](f, ev, where)
     if kind == "log_integrity" and f["subject"] == "event_gaps":
         gaps = ev.get("gaps") or []
         return (f"The platform logged no event {where} for {len(gaps)} stretch(es) inside the "
@@ -382,7 +436,8 @@ def _finding_chart(f: dict[str, Any], data: AuditData, names: Names) -> str:
 
 def finding_figure(f: dict[str, Any], data: AuditData, names: Names) -> tuple[Any, str]:
     """The chart of one finding and its caption (``None`` when there is nothing to draw)."""
-    ev, kind, subject = f["evidence"], f["kind"], f["subject"]
+    typed, kind, subject = E.decode_finding(f).evidence, f["kind"], f["subject"]
+    ev = _details(typed)
     title = f"{names.subject(f['subject_kind'], subject)} · {f['platform']} · {f['window_id']}"
     key = (f["platform"], f["window_id"], f["subject_kind"], subject)
     if f["subject_kind"] in ("actor", "group") and key in data.history:
@@ -406,8 +461,8 @@ def finding_figure(f: dict[str, Any], data: AuditData, names: Names) -> tuple[An
         spans = [(dt.datetime.fromisoformat(g["start"]), dt.datetime.fromisoformat(g["end"]))
                  for g in ev.get("gaps", [])]
         return charts.gaps(spans, periods, title), ""
-    if kind == "missing_label" and ev.get("labels_shown"):
-        shown = ev["labels_shown"]
+    if isinstance(typed, E.MissingLabelEvidence) and typed.labels_shown:
+        shown = typed.labels_shown
         return charts.bars([k or "(no label)" for k in shown], list(shown.values()),
                            title, "exposures by label shown"), ""
     if _ok(f["effect"]):

@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from monitor.audit import _charts as charts
 from monitor.audit._data import AuditData
 from monitor.audit._html import Names, finding_figure, forest_rows, sentence
+from monitor.errors import AmplimonError
 
 __all__ = ["PdfError", "chromium_command", "find_chromium", "write_pdf"]
 
@@ -35,7 +36,7 @@ ENGINES = ("auto", "chromium", "matplotlib")
 _CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
-class PdfError(RuntimeError):
+class PdfError(AmplimonError, RuntimeError):
     """The PDF could not be produced (one-line message)."""
 
 

@@ -36,7 +36,7 @@ def run_audit(config_path: Path, exposure: Sequence[Path], ranking: Sequence[Pat
     """Replay the streams through every registered detector (with history), render the
     self-contained report to ``out`` and, if asked, a PDF.  ``db`` keeps the store (default:
     a temporary one, removed afterwards)."""
-    importlib.import_module("detectors.log_integrity")  # registers it (idempotent)
+    importlib.import_module("detectors")  # the registry (log_integrity included)
     config = load_config(config_path)
     text = config_path.read_text(encoding="utf-8")
     show = sys.stderr.isatty() if show_progress is None else show_progress

@@ -47,6 +47,7 @@ def _pipeline_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from aiokafka.errors import KafkaError as AioKafkaError
         from kafka.errors import KafkaError
 
         from streams.kafka._errors import PipelineError
@@ -57,11 +58,8 @@ def _pipeline_errors(func: F) -> F:
             message = str(err)
         except (KafkaError, OSError) as err:
             message = f"Kafka: {err}"
-        except Exception as err:
-            if type(err).__module__.startswith("aiokafka"):
-                message = f"Kafka: {type(err).__name__}: {err}"
-            else:
-                raise
+        except AioKafkaError as err:  # the worker's client (stage one)
+            message = f"Kafka: {type(err).__name__}: {err}"
         typer.echo(f"amplimon: {' '.join(message.split())}", err=True)
         raise typer.Exit(2)
 
@@ -254,7 +252,7 @@ def cmd_merge(
 
     def status(s: MergeStats) -> None:
         typer.echo(f"merge: {s.messages:,} messages, {s.ticks:,} ticks, {s.sent:,} rows "
-                   f"sent, finished partitions {s.finished}", err=True)
+                   f"sent, {s.stale} stale dropped, finished partitions {s.finished}", err=True)
 
     with _stop_on_signals(stop):
         typer.echo(f"merge: group {settings.group_id}-merge on {settings.broker}", err=True)

@@ -58,18 +58,11 @@ def cmd_research_replay(
     work_dir: WorkDir = None,
 ) -> None:
     """`amplimon replay` that also keeps every tick's statistics (table `history`)."""
-    _register_log_integrity()
     run_archive(config, db, exposure, ranking, history=history, panel=panel or [],
                 detectors=detector,
                 show_progress=progress, workers=workers, arrival_order=arrival_order,
                 existing=existing_mode(append, replace), work_dir=work_dir,
                 command="research replay")
-
-
-def _register_log_integrity() -> None:
-    """Make sure ``log_integrity`` is in the registry (``detectors/__init__`` imports it too
-    once it is wired in; importing twice registers once)."""
-    import detectors.log_integrity  # noqa: F401
 
 
 def _fmt(v: object) -> str:

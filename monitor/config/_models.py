@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticSerializationError
 
 from monitor.config._keys import Located, nearest, printable, unknown
+from monitor.errors import AmplimonError
 
 __all__ = [
     "ActorEntry",
@@ -39,7 +40,7 @@ ActorKind = Literal["candidate", "party", "official", "media", "other"]
 _REGION_PATTERN = r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$"
 
 
-class ConfigError(ValueError):
+class ConfigError(AmplimonError, ValueError):
     """An invalid configuration; ``str(err)`` is one line naming file and place."""
 
 

@@ -17,8 +17,14 @@ from typing import Any
 from monitor.settings import Settings
 from streams.kafka._errors import PipelineError
 
-__all__ = ["ConfigurationError", "Topics", "aiokafka_options", "kafka_python_options",
-           "sasl_password"]
+__all__ = ["EPOCH_HEADER", "ConfigurationError", "Topics", "aiokafka_options",
+           "kafka_python_options", "sasl_password"]
+
+# Header on every message of the partials topic: the cluster id of the broker the sending
+# worker's session verified.  Stage two drops a message whose epoch is not its own broker's:
+# an old session's producer, closed during an outage, can deliver its last batches to a new,
+# empty broker on the same address (stale progress would make stage two merge ticks early).
+EPOCH_HEADER = "amplimon-broker"
 
 
 class ConfigurationError(PipelineError):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from monitor.errors import AmplimonError
+
 __all__ = ["PipelineError"]
 
 
-class PipelineError(RuntimeError):
+class PipelineError(AmplimonError, RuntimeError):
     """A live-pipeline failure the user can fix (broker, topics, state); the CLI prints it
     as one line and exits with status 2."""

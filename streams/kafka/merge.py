@@ -44,9 +44,10 @@ from monitor.merge import Merger
 from monitor.partials import TickPartial, decode
 from monitor.records import DeadLetter
 from monitor.settings import Settings
-from streams.kafka._config import Topics, kafka_python_options
+from streams.kafka._config import EPOCH_HEADER, Topics, kafka_python_options
 from streams.kafka._errors import PipelineError
 from streams.kafka._heartbeat import Heartbeat
+from streams.kafka.broker import probe_broker
 from streams.kafka.metrics import MetricsOutput, WorkerMetrics, serve
 from streams.kafka.output import KafkaOutput
 
@@ -69,6 +70,20 @@ class MergeState:
     metrics: WorkerMetrics | None = None
     mergers: dict[int, Merger] = field(default_factory=dict)
     undecodable: int = 0
+    # the cluster id of the broker read from (probed when partitions are assigned); a
+    # message stamped with another broker's id is stale (see EPOCH_HEADER) and dropped
+    epoch: str | None = None
+    stale: int = 0
+
+    def is_stale(self, headers: Iterable[tuple[str, bytes]] | None) -> bool:
+        """True for a message a worker meant for another broker than the one it is on."""
+        if not self.epoch:
+            return False
+        for name, value in headers or ():
+            if name == EPOCH_HEADER and value and value.decode(errors="replace") != self.epoch:
+                self.stale += 1
+                return True
+        return False
 
     @property
     def results(self) -> Output:
@@ -139,6 +154,7 @@ class MergeStats:
     ticks: int = 0
     sent: int = 0
     rebuilds: int = 0
+    stale: int = 0  # messages meant for a broker that has been replaced (dropped)
     finished: list[int] = field(default_factory=list)
 
 
@@ -202,6 +218,8 @@ def _session(settings: Settings, topics: Topics, state: MergeState, stats: Merge
         def on_partitions_assigned(self, assigned: Any) -> None:
             parts = sorted(tp.partition for tp in assigned)
             state.restart(parts)
+            # the broker now answering may have replaced the one of the last assignment
+            state.epoch = probe_broker(client).cluster_id  # None (no answer): nothing dropped
             if assigned:
                 consumer.seek_to_beginning(*assigned)  # event sourcing: rebuild from the start
                 stats.rebuilds += 1
@@ -216,8 +234,11 @@ def _session(settings: Settings, topics: Topics, state: MergeState, stats: Merge
             n = 0
             for tp, records in batch.items():
                 for r in records:
-                    stats.ticks += state.handle(tp.partition, r.value)
                     n += 1
+                    if state.is_stale(r.headers):
+                        stats.stale += 1
+                        continue
+                    stats.ticks += state.handle(tp.partition, r.value)
                 if state.metrics is not None:
                     state.metrics.records.labels(tp.topic).inc(len(records))
             stats.messages += n

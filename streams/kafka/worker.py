@@ -74,7 +74,7 @@ from monitor.privacy import Pseudonymiser, load_pseudonymiser
 from monitor.sealed import Sealer, SealError
 from monitor.settings import Settings
 from monitor.unit import UnitEngine
-from streams.kafka._config import Topics, aiokafka_options, kafka_python_options
+from streams.kafka._config import EPOCH_HEADER, Topics, aiokafka_options, kafka_python_options
 from streams.kafka._errors import PipelineError
 from streams.kafka._heartbeat import Heartbeat
 from streams.kafka.broker import (
@@ -141,6 +141,10 @@ class _Pipeline:
     units: dict[int, _Unit] = field(default_factory=dict)
     units_total: int = 0
     partials_partitions: int = 0
+    # the cluster id of the broker this pipeline's session verified: stamped on every partial
+    # and progress message (header EPOCH_HEADER), so that stage two can drop messages an old
+    # session's producer delivers to a broker that replaced the one they were meant for
+    epoch: bytes = b""
     cleared: set[int] = field(default_factory=set)  # units whose checkpoint was cleared
     # messages not acknowledged when the broker went away, sent first once it is back
     held_first: list[tuple[str, bytes, bytes, int | None]] = field(default_factory=list)
@@ -331,6 +335,7 @@ async def _session(ctx: _Context, p: _Pipeline) -> _Outcome:
     stopped = False
     try:
         await producer.start()
+        p.epoch = (ctx.watch.cluster_id or "").encode()
         p.partials_partitions = len(await producer.partitions_for(ctx.topics.partials))
         consumer.subscribe(list(ctx.topics.inputs),
                            listener=_rebalance(ctx, p, consumer, producer))
@@ -560,9 +565,12 @@ async def _send(producer: Any, p: _Pipeline) -> None:
         if not group:
             continue
         futures: list[asyncio.Future[Any]] = []
+        epoch = [(EPOCH_HEADER, p.epoch)] if p.epoch else None
         try:
             for t, key, value, part in group:
-                futures.append(await producer.send(t, key=key, value=value, partition=part))
+                headers = epoch if t == topic else None
+                futures.append(await producer.send(t, key=key, value=value, partition=part,
+                                                   headers=headers))
             await asyncio.gather(*futures)
         except BaseException:
             if group is first:

@@ -9,6 +9,10 @@ interventions, confounders and data faults, for tests, benchmarks, calibration a
     sim.exposures[0], sim.config["windows"], sim.truth["interventions"]
     write_simulation("out/", scenario("hidden_boost"), fmt="jsonl.gz")
 
+A platform that lies in its logs (look-alike ids, holdout tampering, stripped intervention
+ids, conflicting duplicates, a log falsified against a panel): :mod:`.adversary`, through
+``SimParams.adversaries`` and the scenarios named after them.
+
 Command line: ``python -m streams.simulator --out DIR --scenario NAME --seed N``.
 """
 

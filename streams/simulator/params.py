@@ -259,6 +259,16 @@ class SimParams:
         log_fault_platforms: Platforms with the log faults above; empty = every platform.
         declare_holdout_share: Write ``platforms: {<id>: {holdout_share: …}}`` (the declared
             share, ``holdout_share``) into the configuration.
+        adversaries: Ways a platform hides things in its logs, applied to the finished
+            streams (:mod:`streams.simulator.adversary`, :data:`~.adversary.ADVERSARIES`).
+        adversary_actor: The registered actor the adversaries disguise or falsify.
+        adversary_share: How much they tamper (share of ranked users moved into the holdout
+            arm, of holdout users deleted, of the registered actors' logged exposures
+            removed).
+        adversary_regions: Regions (user regions, e.g. ``DE-BY``) the holdout adversaries
+            confine themselves to; empty = everywhere.
+        panel_users: Panellists (users drawn at random) whose devices record what they
+            were shown: the ``panel`` stream (contract v1.1 §5); 0 = no panel.
     """
 
     seed: int = 0
@@ -311,6 +321,11 @@ class SimParams:
     log_outages: tuple[tuple[dt.timedelta, dt.timedelta], ...] = ()
     log_fault_platforms: tuple[str, ...] = ()
     declare_holdout_share: bool = False
+    adversaries: tuple[str, ...] = ()
+    adversary_actor: str = "de-a-cand-1"
+    adversary_share: float = 0.25
+    adversary_regions: tuple[str, ...] = ()
+    panel_users: int = 0
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
@@ -363,6 +378,12 @@ class SimParams:
             raise ValueError("quality_df: expected 0 (normal) or > 2")
         if self.item_adjustment_sd < 0 or not self.model_update_scale > 0:
             raise ValueError("item_adjustment_sd: expected >= 0; model_update_scale: > 0")
+        from .adversary import ADVERSARIES  # the names live with their code
+        bad = sorted(set(self.adversaries) - set(ADVERSARIES))
+        if bad:
+            raise ValueError(f"adversaries: unknown {bad}; expected some of {ADVERSARIES}")
+        if not 0.0 < self.adversary_share < 1.0 or self.panel_users < 0:
+            raise ValueError("adversary_share: expected (0, 1); panel_users: >= 0")
         unknown = set(self.log_fault_platforms) - set(self.platforms)
         if unknown:
             raise ValueError(f"log_fault_platforms: unknown platform(s) {sorted(unknown)}")

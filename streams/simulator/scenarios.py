@@ -111,6 +111,29 @@ _PRESETS: Final[dict[str, Callable[[], dict[str, Any]]]] = {
     # the holdout arm's users missing from the logs.
     "self_audit": lambda: {"interventions": _mix(), **_FAULTS, **_LOGS,
                            "holdout_log_drop": 0.2},
+    # A platform that lies in its logs (streams/simulator/adversary.py), one way each, on the
+    # null background; the configuration declares no holdout share (the monitor estimates
+    # it).  honest_panel: the same platform, honest, with a panel of 300 users.
+    "alias_disguise": lambda: {"interventions": (
+        *_NULL_BACKGROUND, Intervention("hidden_boost", "de-a-cand-1", 1.5)),
+        "adversaries": ("alias_disguise",)},
+    "holdout_deletion": lambda: {"interventions": _NULL_BACKGROUND,
+                                 "adversaries": ("holdout_deletion",)},
+    "holdout_thinning": lambda: {"interventions": _NULL_BACKGROUND, "n_users": 8000,
+                                 "adversaries": ("holdout_thinning",), "adversary_share": 0.5},
+    "holdout_move": lambda: {"interventions": _NULL_BACKGROUND,
+                             "adversaries": ("holdout_move",)},
+    "stripped_interventions": lambda: {
+        "interventions": (*_NULL_BACKGROUND, Intervention(
+            "unlabelled_disclosed_boost", "de-media-2", 1.5, id="civic-info-de-2",
+            unlabelled_share=0.3)), "adversaries": ("strip_interventions",)},
+    "conflicting_duplicates": lambda: {"interventions": _NULL_BACKGROUND,
+                                       "adversaries": ("conflicting_duplicates",)},
+    "falsified_log": lambda: {"interventions": _NULL_BACKGROUND, "panel_users": 300,
+                              "adversaries": ("falsified_log",)},
+    "label_without_intervention": lambda: {"interventions": _NULL_BACKGROUND,
+                                           "adversaries": ("label_without_intervention",)},
+    "honest_panel": lambda: {"interventions": _NULL_BACKGROUND, "panel_users": 300},
     # Half the timeline (1-day periods) and fewer users: quick to stream in a live demo.
     "demo": lambda: {"interventions": _mix(), **_FAULTS, "n_users": 3000, "time_scale": 0.5},
 }
@@ -142,7 +165,15 @@ def scenario(name: str, seed: int = 0, scale: float = 1.0, **overrides: Any) -> 
     the holdout test's minimum detectable effects, with scores that carry no information and
     no intervention ids: only the holdout arm can reveal them), ``surface_and_region`` (×3
     on search only, ×2
-    in DE-BE only) and ``late_onset`` (×2.5 hidden boost from 18 h into the DE window).
+    in DE-BE only) and ``late_onset`` (×2.5 hidden boost from 18 h into the DE window);
+    platforms that lie in their logs (:mod:`streams.simulator.adversary`), one way each:
+    ``alias_disguise`` (a ×1.5 hidden boost of ``de-a-cand-1``, logged under look-alike
+    ids), ``holdout_deletion``, ``holdout_thinning`` (half of the holdout users deleted from
+    the window start, 8,000 users), ``holdout_move``, ``stripped_interventions`` (the
+    ``missing_label`` case with every intervention id removed from the ranking log),
+    ``conflicting_duplicates``, ``falsified_log`` (with a panel of 300 users),
+    ``label_without_intervention``, and ``honest_panel`` (an honest platform, 300
+    panellists).
 
     Args:
         name: One of :data:`SCENARIOS`.

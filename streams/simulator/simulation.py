@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from . import adversary
 from .config import build_config
 from .faults import arrange, drop_logs, malformed_lines
 from .feeds import serve
@@ -46,6 +47,8 @@ class Simulation:
             before which the line is delivered (``len(records)`` = after the last).
         config: The configuration (contract §2 structure, aware datetimes).
         truth: Ground truth (planted interventions, fault counts, exact counts).
+        panel: Panel observations (exposure dicts recorded on panellists' devices, contract
+            v1.1 §5); empty unless ``params.panel_users``.
     """
 
     params: SimParams
@@ -55,10 +58,12 @@ class Simulation:
     malformed_at: list[int]
     config: dict[str, Any]
     truth: dict[str, Any]
+    panel: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def records(self, topic: str) -> list[dict[str, Any]]:
-        """``exposures`` or ``rankings`` by topic name."""
-        return self.exposures if topic == "exposure" else self.rankings
+        """``exposures``, ``rankings`` or ``panel`` by topic name."""
+        return {"exposure": self.exposures, "ranking": self.rankings,
+                "panel": self.panel}[topic]
 
 
 @contextlib.contextmanager
@@ -158,8 +163,11 @@ def _simulate(params: SimParams) -> Simulation:
         "users": _user_summary(params, users, exp),
         "amplification": counts,
     }
-    return Simulation(params, out["exposure"], out["ranking"], malformed, malformed_at,
-                      build_config(accounts, timeline, _declared(params)), truth)
+    sim = Simulation(params, out["exposure"], out["ranking"], malformed, malformed_at,
+                     build_config(accounts, timeline, _declared(params)), truth)
+    if params.adversaries or params.panel_users:
+        adversary.apply(sim, stream(params.seed, 9))
+    return sim
 
 
 def _declared(params: SimParams) -> dict[str, dict[str, float]] | None:

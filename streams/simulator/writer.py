@@ -39,7 +39,8 @@ def write_simulation(out_dir: str | Path, params: SimParams | Simulation,
     """Simulate (unless given a finished :class:`Simulation`) and write the run.
 
     Files: ``exposure.<ext>`` and ``ranking.<ext>`` in arrival order (duplicates included;
-    malformed lines interleaved in JSON Lines formats only), ``amplimon.yaml`` (contract §2)
+    malformed lines interleaved in JSON Lines formats only), ``panel.<ext>`` when the run
+    has a panel, ``amplimon.yaml`` (contract §2)
     and ``truth.json`` (see :mod:`streams.simulator.truth`).
 
     Parquet holds the same columns with ``items`` as a list of structs; ``ts`` is always an
@@ -51,7 +52,7 @@ def write_simulation(out_dir: str | Path, params: SimParams | Simulation,
         fmt: ``jsonl.gz``, ``jsonl`` or ``parquet``.
 
     Returns:
-        Paths by role: ``exposure``, ``ranking``, ``config``, ``truth``.
+        Paths by role: ``exposure``, ``ranking``, (``panel``,) ``config``, ``truth``.
     """
     if fmt not in FORMATS:
         raise ValueError(f"fmt: expected one of {FORMATS}, got {fmt!r}")
@@ -66,6 +67,13 @@ def write_simulation(out_dir: str | Path, params: SimParams | Simulation,
         else:
             _write_jsonl(path, topic, sim, gz=fmt == "jsonl.gz")
         paths[topic] = path
+    if sim.panel:  # panel observations (contract v1.1 §5), in the exposure format
+        path = out / f"panel.{fmt}"
+        if fmt == "parquet":
+            _write_parquet(path, "exposure", sim.panel)
+        else:
+            _write_jsonl(path, "panel", sim, gz=fmt == "jsonl.gz")
+        paths["panel"] = path
     paths["config"] = out / "amplimon.yaml"
     paths["config"].write_text(dump_yaml(sim.config), encoding="utf-8")
     paths["truth"] = out / "truth.json"

@@ -13,6 +13,7 @@ from dashboard.state import StateStore
 from monitor.records import DeadLetter, Finding, Measurement
 from monitor.store import Store
 from streams.snapshot import publish_snapshot
+from tests.evidence_support import real_evidence
 
 T0 = dt.datetime(2026, 5, 4, 12, 0, tzinfo=dt.UTC)
 PASSWORDS = {"admin": "admin-pass-1", "analyst": "analyst-pass-1", "viewer": "viewer-pass-1"}
@@ -55,21 +56,23 @@ def finding(subject: str = "acc-1", *, detector: str = "holdout_shift",
         ci_low=ci[0] if ci else None, ci_high=ci[1] if ci else None, p_value=p_value,
         n_exposures=n, severity=severity, event_time=event_time,
         detected_at=detected_at or event_time + dt.timedelta(minutes=5),
-        evidence=evidence if evidence is not None else series_evidence())
+        evidence=evidence if evidence is not None else default_evidence(detector, kind))
 
 
 def series_evidence() -> dict[str, Any]:
-    ts = [T0 + dt.timedelta(hours=h) for h in range(-6, 7, 2)]
-    return {
-        "series": [{"t": t.isoformat(), "ranked_per_user": 1.0 + 0.1 * i,
-                    "holdout_per_user": 0.8} for i, t in enumerate(ts)],
-        "baseline": {"ranked_per_user": 0.9, "holdout_per_user": 0.8},
-        "sequential": [{"t": t.isoformat(), "statistic": 1.2 * i, "threshold": 5.3}
-                       for i, t in enumerate(ts)],
-        "disclosures_checked": [{"platform": "chirp", "intervention": "civic-info-1",
-                                 "label": "promoted", "actors": ["acc-3"], "groups": [],
-                                 "regions": ["AT"]}],
-    }
+    """A real holdout_shift amplification finding's evidence (tests/evidence_support.py)."""
+    return real_evidence("holdout_shift", "amplification")
+
+
+def default_evidence(detector: str, kind: str) -> dict[str, Any]:
+    """The evidence of a real finding of ``detector`` (of ``kind`` when the real run has
+    one); ``{}`` for a detector the run does not raise."""
+    for want in (kind, None):
+        try:
+            return real_evidence(detector, want)
+        except LookupError:
+            continue
+    return {}
 
 
 def measurements(subject: str = "acc-1", *, window_id: str = "de-2026", region: str = "DE",
@@ -89,11 +92,7 @@ def default_findings() -> list[Finding]:
                 event_time=T0 + dt.timedelta(hours=3)),
         finding("acc-3", detector="missing_label", kind="missing_label", region="AT",
                 window_id="at-2026", effect=None, ci=None, severity="medium",
-                event_time=T0 + dt.timedelta(days=1),
-                evidence={"unlabelled_share": 0.3, "unlabelled_share_ci95": [0.25, 0.35],
-                          "exposures": 800, "unlabelled": 240,
-                          "required_labels": {"civic-info-1": "promoted"},
-                          "test": {"log_e_max": 9.1, "log_threshold": 6.2}}),
+                event_time=T0 + dt.timedelta(days=1)),
         finding("party-a", subject_kind="group", detector="holdout_shift", effect=1.3,
                 ci=(1.1, 1.5), severity="low", event_time=T0 + dt.timedelta(hours=1)),
     ]

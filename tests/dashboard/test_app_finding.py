@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from dashboard import pack, triage
 from dashboard.auth import User
@@ -33,9 +35,13 @@ def test_detail_shows_sentence_numbers_charts(dash: Dash) -> None:
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Effect"] == "1.90×" and metrics["p-value"] == "0.001"
     assert metrics["Crossed (UTC)"] == "4 May 12:00"
-    assert len(at.image) == 3  # exposure over time, sequential statistic, effect CI
+    # the real holdout_shift series (arms and the test, onset and crossing), the effect CI:
+    # per-period bars and the statistic are in the series
+    assert len(at.image) == 2
+    assert any("the crossing that raised the finding" in unmd(c.value) for c in at.caption)
     disclosures = at.dataframe[0].value
-    assert list(disclosures["intervention"]) == ["civic-info-1"]
+    real = [d["intervention"] for d in F.series_evidence()["disclosures_checked"]]
+    assert list(disclosures["intervention"]) == real
     assert at.json[0].value and "series" in at.json[0].value
 
 
@@ -181,3 +187,51 @@ def test_cli_pack_is_the_pack_the_dashboard_makes(dash: Dash, tmp_path, capsys) 
         "analyst", "amplimon pack"]
     assert main(["pack", "--db", str(dash.data), "--finding", "nope", "--out", str(out)]) == 2
     assert capsys.readouterr().err.endswith(f"{dash.data}: no finding 'nope'\n")
+
+
+# -- a real run's findings: the series chart of real detectors (issue 15 item 2) -------------
+@pytest.fixture
+def real_dash(real, tmp_path, monkeypatch: pytest.MonkeyPatch) -> Dash:  # noqa: ANN001
+    """The dashboard over the real run's findings, measurements and configuration, plus one
+    finding as an older version stored it (untyped evidence)."""
+    f = real.finding("holdout_shift", "amplification")
+    old = msgspec.json.decode(msgspec.json.encode(f.evidence))
+    del old["kind"], old["version"]
+    old["series"] = [{"t": p["t"], "period": p["period"]} for p in old["series"]["points"]]
+    legacy = msgspec.structs.replace(f, finding_id="legacy-finding", evidence=old)
+    data = F.write_db(tmp_path / "real.duckdb", [*real.findings, legacy],
+                      list(real.measurements))
+    config = tmp_path / "amplimon.yaml"
+    config.write_text(real.config_yaml)
+    state = tmp_path / "dash.sqlite"
+    auth = F.users(state)
+    monkeypatch.setenv("AMPLIMON_DASHBOARD_DATA", str(data))
+    monkeypatch.setenv("AMPLIMON_DASHBOARD_STATE", str(state))
+    monkeypatch.setenv("AMPLIMON_CONFIG", str(config))
+    monkeypatch.setenv("AMPLIMON_DASHBOARD_REFRESH", "60")
+    return Dash(data, config, state, auth, {
+        "holdout_shift": f.finding_id, "score_shift": real.finding("score_shift").finding_id,
+        "legacy": legacy.finding_id})
+
+
+def _page(dash: Dash, name: str) -> AppTest:
+    at = dash.app("viewer")
+    at.query_params["id"] = dash.ids[name]
+    at = at.switch_page("routes/finding.py").run()
+    assert at.query_params["id"] == dash.ids[name]
+    return at
+
+
+@pytest.mark.parametrize("detector", ["holdout_shift", "score_shift"])
+def test_real_finding_page_charts_its_series(real_dash: Dash, detector: str) -> None:
+    at = _page(real_dash, detector)
+    assert not at.exception and not at.warning
+    assert any("the crossing that raised the finding" in unmd(c.value) for c in at.caption)
+    assert at.image  # the series chart (and the effect CI)
+
+
+def test_legacy_finding_still_displays(real_dash: Dash) -> None:
+    at = _page(real_dash, "legacy")
+    assert not at.exception and at.header
+    assert any("older version" in unmd(c.value) for c in at.caption)
+    assert at.image and at.json[0].value  # the test summary and effect CI; the raw JSON

@@ -6,11 +6,11 @@ import datetime as dt
 from pathlib import Path
 
 import msgspec
-import pandas as pd
 import pytest
 
 from dashboard import chartdata, charts, explain, overview
 from dashboard.data import empty_frame, open_source
+from detectors import evidence as E
 from monitor.config import load_config
 from tests.dashboard import factories as F
 
@@ -51,15 +51,20 @@ def test_sentence_says_what_each_detector_measures(config, detector: str,  # noq
 
 
 def test_sentence_other_kinds(config) -> None:  # noqa: ANN001
+    label = E.decode_finding(F.default_findings()[2]).evidence
+    assert isinstance(label, E.MissingLabelEvidence)  # real missing_label output
     missing = explain.sentence(row(F.default_findings()[2]), config)
-    assert missing.startswith("30% of 800 exposures of Media Daily News' disclosed")
-    assert "label 'promoted' (95 % CI 25%–35%)" in missing
+    assert missing.startswith(f"{label.unlabelled_share:.0%} of {label.exposures:,} exposures "
+                              "of Media Daily News' disclosed")
+    lo, hi = label.unlabelled_share_ci95
+    assert f"label 'promoted' (95 % CI {lo:.0%}–{hi:.0%})" in missing
     undisclosed = F.finding(kind="undisclosed_intervention", detector="undisclosed_intervention",
-                            p_value=None, evidence={"interventions": {"reach-test-7": 12},
-                                                    "placements": 1089})
+                            p_value=None)
+    ev = E.decode_finding(undisclosed).evidence
+    assert isinstance(ev, E.UndisclosedEvidence)
     text = explain.sentence(row(undisclosed), config)
-    assert text.startswith("Platform chirp applied reach-test-7 to Candidate Jane Doe's items "
-                           "1,089 times in DE") and "no disclosure covers it" in text
+    assert text.startswith(f"Platform chirp applied reach-test-7 to Candidate Jane Doe's items "
+                           f"{ev.placements:,} times in DE") and "no disclosure covers it" in text
     other = explain.sentence(row(F.finding("acc-77", kind="odd_thing", effect=None)), None)
     assert other.startswith("The holdout_shift detector flagged odd thing of account acc-77")
 
@@ -91,7 +96,14 @@ def test_chart_frames_from_evidence_and_amplification(tmp_path: Path, config) ->
     frames = chartdata.chart_frames(first, snap.amplification, config)
     assert set(frames) == {"exposure_over_time", "exposure_per_period", "sequential_statistic",
                            "effect_ci", "disclosures_checked"}
-    assert "baseline_ranked_per_user" in frames["exposure_over_time"]
+    series = frames["exposure_over_time"]  # the real holdout_shift series
+    assert list(series.columns) == chartdata.SERIES_COLUMNS
+    assert series["is_onset"].sum() == 1 and series["is_crossing"].sum() == 1
+    crossing = series[series["is_crossing"]].iloc[0]
+    assert crossing["log_e"] >= crossing["log_threshold"]
+    assert series["ranked_per_user"].notna().any() and series["holdout_per_user"].notna().any()
+    seq = frames["sequential_statistic"]  # per look, from the series
+    assert seq["t"].notna().all() and len(seq) == series["log_e"].notna().sum()
     per = frames["exposure_per_period"]
     assert list(per["period"]) == ["baseline", "window"]
     assert per["ranked_per_user"].iloc[0] == pytest.approx(0.9)
@@ -106,20 +118,25 @@ def test_chart_frames_from_evidence_and_amplification(tmp_path: Path, config) ->
         "finding effect (undisclosed_intervention)", "baseline ratio (DE)", "window ratio (DE)"]
     assert not frames["disclosures_checked"]["names_subject"].any()
     label = snap.findings[snap.findings["kind"] == "missing_label"].iloc[0].to_dict()
+    typed = E.decode_finding(label).evidence
+    assert isinstance(typed, E.MissingLabelEvidence) and typed.test is not None
     frames = chartdata.chart_frames(label, snap.amplification, config)
     seq = frames["sequential_statistic"]
-    assert seq["t"].isna().all() and seq["statistic"].iloc[0] == pytest.approx(9.1)
+    assert seq["t"].isna().all() and seq["statistic"].iloc[0] == pytest.approx(
+        typed.test.log_e_max)
     assert "unlabelled share" in set(frames["effect_ci"]["estimate"])
 
 
-def test_series_accepts_epoch_ms_and_skips_bad_points() -> None:
-    t = int(F.T0.timestamp() * 1000)
-    s = chartdata.series({"series": [{"ts": t, "ranked": 2, "holdout": 1}, {"x": 1}, "junk"]})
-    assert s is not None and len(s) == 1 and s["t"].iloc[0] == pd.Timestamp(F.T0)
-    assert chartdata.series({}) is None and chartdata.sequential({}) is None
-    q = chartdata.sequential({"test": {"log_threshold": 4.0, "trajectory": [
-        {"t": t, "log_e": 1.0}, {"t": t + 60_000, "log_e": 5.0}]}})
-    assert q is not None and list(q["threshold"]) == [4.0, 4.0]
+def test_series_and_statistic_from_typed_evidence_only(real) -> None:  # noqa: ANN001
+    score = E.decode_finding(real.finding("score_shift")).evidence
+    s = chartdata.series(score)
+    assert s is not None and s["ranked_per_user"].isna().all()  # no arms: the test only
+    assert s["log_e"].notna().any() and s["is_crossing"].sum() == 1
+    assert chartdata.series(None) is None and chartdata.sequential(None) is None
+    # the keys an earlier chartdata guessed no longer make a chart
+    guessed = {"evidence": '{"series": [{"t": 1, "ranked": 2, "holdout": 1}]}',
+               "detector": "holdout_shift", "kind": "amplification"}
+    assert chartdata.series(explain.typed_evidence(guessed).evidence) is None
 
 
 def test_every_chart_renders_png_and_svg(tmp_path: Path, config) -> None:  # noqa: ANN001
@@ -161,35 +178,33 @@ def test_forest_rows_filters_labels_and_disclosure(tmp_path: Path, config) -> No
     assert overview.options(amp)["region"] == ["AT", "DE"]
 
 
-HOLDOUT_SHIFT_EVIDENCE = {  # the shape detectors/holdout_shift.py writes
-    "counts": {"baseline": {"exposures_ranked": 800, "exposures_holdout": 100,
-                            "users_ranked": 1000, "users_holdout": 250, "items": 40},
-               "window": {"exposures_ranked": 1500, "exposures_holdout": 110,
-                          "users_ranked": 1000, "users_holdout": 250, "items": 44}},
-    "ratio": {"baseline": 2.0, "window": 3.4},
-    "test": {"log_e": 8.0, "log_e_max": 9.5, "log_threshold": 7.2},
-    "crossed": {"tick": 12, "tick_end": "2026-05-04T12:00:00+00:00", "log_e": 7.4},
-    "disclosures_checked": [],
-}
+def _legacy(f) -> dict:  # noqa: ANN001
+    """A real finding's evidence as the version before the schema stored it (no kind, no
+    version, the series a list of hourly rows)."""
+    old = msgspec.json.decode(msgspec.json.encode(f.evidence))
+    del old["kind"], old["version"]
+    old["series"] = [{"t": p["t"], "period": p["period"]} for p in old["series"]["points"]]
+    return old
 
 
-def test_statistical_detector_evidence(config) -> None:  # noqa: ANN001
-    f = row(F.finding(evidence=HOLDOUT_SHIFT_EVIDENCE, ci=None))
+def test_legacy_evidence_still_displays(config) -> None:  # noqa: ANN001
+    f = row(F.finding(evidence=_legacy(F.finding()), ci=None))
     f["ci_low"], f["ci_high"] = 1.3, None  # an open upper confidence bound
+    d = explain.typed_evidence(f)
+    assert d.legacy and d.error is None and d.dropped == ("series",)
     frames = chartdata.chart_frames(f, empty_frame("amplification"), config)
+    assert "exposure_over_time" not in frames  # the old series is not guessed at
     seq = frames["sequential_statistic"]
     assert list(seq["label"]) == ["when crossed", "latest", "maximum"]
-    assert list(seq["statistic"]) == [7.4, 8.0, 9.5] and set(seq["threshold"]) == {7.2}
-    per = frames["exposure_per_period"]
+    per = frames["exposure_per_period"]  # from the detector's counts
     assert list(per["period"]) == ["baseline", "window"]
-    assert list(per["ranked_per_user"]) == [0.8, 1.5] and list(per["ratio"]) == [2.0, 3.4]
-    assert "exposure_over_time" not in frames
     assert charts.png(charts.sequential_statistic(seq), dpi=40).startswith(b"\x89PNG")
     assert "(95 % CI ≥ 1.30)" in explain.sentence(f, config)
     assert dict(explain.numbers(f))["95 % confidence interval"] == "≥ 1.30"
 
 
 def test_disclosed_kind_names_the_disclosure(config) -> None:  # noqa: ANN001
-    ev = {"disclosures_checked": [{"platform": "chirp", "intervention": "civic-info-1"}]}
+    ev = F.series_evidence()  # real holdout_shift evidence, covered by the configured one
+    ev = {**ev, "covering_disclosures": [d.model_dump(mode="json") for d in config.disclosures]}
     text = explain.sentence(row(F.finding("acc-3", kind="disclosed", evidence=ev)), config)
     assert text.endswith("covered by the disclosure civic-info-1.")

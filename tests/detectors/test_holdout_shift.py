@@ -9,6 +9,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
+from detectors import evidence
 from detectors._holdout_look import hour_weights, look_arrays, overdispersion
 from detectors._holdout_stats import PairedSums, paired_user_var
 from detectors._holdout_sums import HoldoutReducer, HoldoutState, WindowInfo
@@ -64,13 +65,24 @@ def test_planted_amplification_and_suppression_are_found(planted) -> None:
         onset = ev["effect"]["onset"]["estimated_onset"]
         assert T0 <= _ms(onset) <= T0 + 8 * 3_600_000, onset
         assert ev["scope"] == {"surface": None, "region": "DE"}
-        # the series for the evidence: hourly, baseline then window, with the boundary
-        series = ev["series"]
-        assert [r["period"] for r in series[:24]] == ["baseline"] * 24
-        window_rows = [r for r in series if r["period"] == "window" and "statistic" in r]
-        bounds = [r["boundary"] for r in window_rows if r["boundary"] is not None]
+        # the series for the evidence: hourly, baseline then window, with the boundary, the
+        # onset and the crossing marked (typed: detectors.evidence)
+        typed = evidence.decode_finding(f)
+        assert isinstance(typed.evidence, evidence.HoldoutShiftEvidence), typed.error
+        series = typed.evidence.series
+        assert series is not None and series.arms
+        assert [p.period for p in series.points[:24]] == ["baseline"] * 24
+        window_rows = [p for p in series.points if p.period == "window" and p.log_e is not None]
+        bounds = [p.boundary for p in window_rows if p.boundary is not None]
         assert bounds and all(b > 0 for b in bounds)
-        assert all(r["exposures_per_user_ranked"] is not None for r in series[24:30])
+        assert all(p.log_threshold == ev["test"]["log_threshold"] for p in window_rows)
+        window = [p for p in series.points if p.period == "window"]
+        assert sum(p.exposures_per_user_ranked is not None for p in window[:12]) >= 6
+        assert series.crossing == f.event_time
+        assert any(p.t == series.crossing for p in series.points)
+        assert series.onset is not None and series.onset.isoformat() == onset.replace(
+            "Z", "+00:00")
+        assert len(series.points) <= evidence.MAX_POINTS
 
 
 def test_posting_more_is_not_amplification(planted) -> None:

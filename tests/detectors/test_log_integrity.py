@@ -14,9 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-import detectors.log_integrity  # noqa: F401  # registers the detector (until detectors/__init__ does)
 from detectors import REGISTRY, default_names
-from detectors.log_integrity import beta_prior, srm_log_e
+from detectors.integrity import beta_prior, srm_log_e
 from detectors.registry import alpha_shares
 from monitor.config import ConfigError, parse_config
 from monitor.engine import Engine
@@ -44,8 +43,11 @@ def run(sim: Simulation, alpha: float | None = None, **params: Any) -> ListOutpu
     cfg["detection"] = detection
     out = ListOutput()
     engine = Engine(parse_config(cfg), out, detectors=["log_integrity"], now_ms=lambda: FAR)
-    drive(engine, merge_by_time([records_from_dicts("exposure", sim.exposures),
-                                 records_from_dicts("ranking", sim.rankings)]))
+    streams = [records_from_dicts("exposure", sim.exposures),
+               records_from_dicts("ranking", sim.rankings)]
+    if sim.panel:
+        streams.append(records_from_dicts("panel", sim.panel))
+    drive(engine, merge_by_time(streams))
     return out
 
 
@@ -142,11 +144,13 @@ def test_underlogged_holdout_flagged_and_honest_platform_not(two_platforms: Simu
 
 
 def test_calibration_honest_platforms_raise_no_log_integrity_finding() -> None:
-    """30 small honest platforms at alpha 0.05 (all of it for log_integrity): a false
-    finding per platform-window has probability <= 0.05, so <= 0.1 per run (2 windows)."""
+    """30 small honest platforms at alpha 0.05 (all of it for log_integrity), each with a
+    panel of 40 users: a false statistical finding per platform-window has probability
+    <= 0.05, so <= 0.1 per run (2 windows); the rules raise none on honest logs."""
     runs, false_runs = 30, 0
     for seed in range(100, 100 + runs):
-        sim = simulate(scenario("honest_logs", seed=seed, n_users=700, time_scale=0.15))
+        sim = simulate(scenario("honest_logs", seed=seed, n_users=700, time_scale=0.15,
+                                panel_users=40))
         out = run(sim, alpha=0.05)
         false_runs += bool(out.latest_findings)
     bound = stats.binom.ppf(0.999, runs, 0.1)
@@ -190,18 +194,25 @@ def test_outage_flagged_as_event_gap_with_its_times() -> None:
     assert not [k for k in found if k[2] != "event_gaps"]
 
 
-def test_no_declared_share_no_srm_test() -> None:
+def test_undeclared_share_is_estimated_in_the_baseline() -> None:
+    """Without a declared share the baseline's share is the reference: an arm under-logged
+    alike in both periods is consistent with it (only a declared share reveals that), and
+    the minimum detectable change is reported."""
     sim = simulate(scenario("holdout_underlogging", seed=6, n_users=1500, time_scale=0.15,
                             declare_holdout_share=False))
     assert "platforms" not in sim.config
     out = run(sim, alpha=0.05)
     assert not [f for f in out.latest_findings.values() if f.subject == "holdout_share"]
-    assert not [d for d in out.detectability_rows if d.detector == "log_integrity"]
+    rows = [d for d in out.detectability_rows if d.detector == "log_integrity"]
+    assert rows and all(d.mde_down is None or d.mde_down < 1 for d in rows)
 
 
 @pytest.mark.parametrize("params, message", [
     ({"srm_tolerance": 1.5}, "srm_tolerance"), ({"link_tolerance": 0}, "link_tolerance"),
-    ({"max_gap_ticks": 0}, "max_gap_ticks"), ({"bogus": 1}, "bogus")])
+    ({"max_gap_ticks": 0}, "max_gap_ticks"), ({"bogus": 1}, "bogus"),
+    ({"min_baseline_users": 0}, "min_baseline_users"), ({"panel_tolerance": 1}, "panel_tol"),
+    ({"panel_match_seconds": 3600}, "at most one tick"),
+    ({"switch_tolerance": -0.1}, "switch_tolerance")])
 def test_bad_parameters_are_config_errors(params: dict[str, Any], message: str) -> None:
     from tests.factories import config_dict
     with pytest.raises(ConfigError, match=message):  # an unknown one already when read
@@ -215,11 +226,46 @@ def test_bad_parameters_are_config_errors(params: dict[str, Any], message: str) 
 def test_compact_slate_answers_like_a_dict(slots, probe):
     """The compact slate string gives the same positions as {item: position}, for any ids
     (separator characters included: those slates stay dicts)."""
-    from detectors.log_integrity import _compact, _position
+    from detectors.integrity._slates import compact, position
     from monitor.contract import RankedItem
 
     items = [RankedItem(item=i, actor="a", position=p, score=0.0) for i, p in slots]
-    slate = _compact(items)
+    slate = compact(items)
     want = dict(slots)
     for item in [*want, probe]:
-        assert _position(slate, item) == want.get(item)
+        assert position(slate, item) == want.get(item)
+
+
+def _return_test_rate(runs: int, rho: float, tolerance: float, seed: int) -> float:
+    """Share of runs whose returning-users e-process reaches 1/0.05: 400 baseline users
+    (a fifth holdout) with heavy-tailed activity, the holdout arm's return hazard × rho."""
+    from detectors.integrity._returns import ReturnTest
+
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(runs):
+        arm = (rng.random(400) < 0.2).astype(int)
+        hazard = rng.lognormal(0, 1.0, arm.size) * np.where(arm == 1, rho, 1.0)
+        t = rng.exponential(1 / hazard)
+        back = np.flatnonzero(t < 0.5)
+        test = ReturnTest(tolerance)
+        for a in arm.tolist():
+            test.add(a)
+        best = 0.0
+        for i in back[np.argsort(t[back])].tolist():
+            test.back(int(arm[i]), int(arm[i]))
+            best = max(best, test.log_e)
+        hits += best >= math.log(20)
+    return hits / runs
+
+
+@pytest.mark.parametrize(("rho", "tolerance"), [(1.0, 0.0), (0.95, 0.05), (1.05, 0.05)])
+def test_returning_users_e_process_is_valid(rho: float, tolerance: float) -> None:
+    """Ville under the null, at the null's edges, whatever the users' activity levels."""
+    runs = 600
+    rate = _return_test_rate(runs, rho, tolerance, seed=int(rho * 100))
+    assert rate <= stats.binom.ppf(0.999, runs, 0.05) / runs, rate
+
+
+def test_returning_users_e_process_detects_a_thinned_holdout_arm() -> None:
+    assert _return_test_rate(200, 0.4, 0.05, seed=9) > 0.5

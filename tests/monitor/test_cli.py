@@ -155,6 +155,10 @@ def test_findings_show_the_detector_and_n_of_m(simulated: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert "2 findings, most severe first" in out
     assert "│ amplification            │ rank_uplift              │ actor de-a-cand-1" in out
+    # --evidence: each finding's typed evidence, decoded (the rank_uplift time series)
+    assert main(["findings", "--db", str(simulated), "--evidence"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"│ v1, series \d+\s+│", out) and re.search(r"│ v1\s+│", out)
 
 
 def test_findings_of_a_file_that_is_not_duckdb(simulated: Path, capsys) -> None:

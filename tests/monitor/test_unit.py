@@ -156,3 +156,39 @@ def test_stage_two_rebuilt_from_its_input_gives_the_same_rows(stream) -> None:
     for t, _key, value in sent:
         sinks[tables[t]]([decode_row(tables[t], value)])
     assert summary(out) == summary(one)
+
+
+@pytest.mark.parametrize("epoch", ["broker-2", None])
+def test_stage_two_drops_progress_meant_for_a_replaced_broker(stream, epoch) -> None:
+    """A broker restarted empty on the same address: the old worker session's producer,
+    closed during the outage, can still deliver its last progress ("units closed until tick
+    k") to the new broker.  Stamped with the old broker's cluster id, stage two drops them
+    (counted); without the stamp check they make it merge ticks early and turn the re-produced
+    stream's partials into 'late' dead letters."""
+    from monitor.partials import UnitProgress
+    from streams.kafka._config import EPOCH_HEADER, Topics
+    from streams.kafka.merge import MergeState
+    from streams.kafka.output import KafkaOutput
+
+    config, records = stream["config"], stream["records"]
+    units = 3
+    stale = [encode(UnitProgress(unit=u, units=units, closed_until=10**6, idle=True))
+             for u in range(units)]
+    old, new = ((EPOCH_HEADER, b"broker-1"),), ((EPOCH_HEADER, b"broker-2"),)
+    state = MergeState(config, KafkaOutput(Topics()), epoch=epoch)
+    for msg in stale:
+        if not state.is_stale(old):
+            state.handle(0, msg)
+    logs = partition_logs(records, units)
+    workers = [Unit(config, u, units, ListOutput()) for u in range(units)]
+    late: list[bytes] = []
+    while not all(w.driver.closed for w in workers) and not late:
+        for w in workers:
+            for msg in w.step(logs, 300):
+                if not state.is_stale(new):
+                    state.handle(0, msg)
+        late += [r for t, _k, r in state.output.drain() if t == Topics().deadletter]
+    if epoch is None:  # the failure mode the stamp prevents
+        assert state.stale == 0 and late
+    else:
+        assert state.stale == units and not late and state.merger(0).closed

@@ -536,3 +536,19 @@ def test_new_knobs_are_validated() -> None:
     with pytest.raises(ValueError, match="unknown surface"):
         simulate(SimParams(n_users=10, interventions=(
             Intervention("hidden_boost", "de-a-cand-1", surfaces=("search",)),)))
+
+
+def test_adversaries_are_validated_deterministic_and_recorded() -> None:
+    with pytest.raises(ValueError, match="adversaries: unknown"):
+        SimParams(adversaries=("delete_everything",))
+    with pytest.raises(ValueError, match="adversary_share"):
+        SimParams(adversary_share=1.0)
+    params = scenario("falsified_log", seed=4, n_users=300, time_scale=0.15, panel_users=20,
+                      adversaries=("falsified_log", "holdout_move", "alias_disguise"))
+    a, b = simulate(params), simulate(params)
+    assert a.exposures == b.exposures and a.panel == b.panel and a.truth == b.truth
+    done = a.truth["adversary"]
+    assert done["panel"]["panellists"] == 20 and len(a.panel) == done["panel"]["records"]
+    assert done["falsified_log"]["exposures_removed"] > 0
+    assert all(r["event_id"].startswith("panel-") and "request" not in r for r in a.panel)
+    assert not [r for r in a.exposures if r["actor"] == "de-a-cand-1"]
