@@ -454,9 +454,10 @@ class Bench:
             "ratios": {"rate": (messages / (t_end - t_start)) / reference["rate"],
                        "cpu_per_message": (1e6 * cpu["merge"] / messages)
                        / reference["cpu_us_per_record"]}}
-        if status["messages"] != messages or status["ticks"] != ticks or not status["finished"]:
+        if (status["messages"] != messages or status["ticks"] != ticks or status["stale"]
+                or not status["finished"]):
             raise BenchError(f"stage two merged {status}, expected {messages:,} messages and "
-                             f"{ticks:,} ticks, finished")
+                             f"{ticks:,} ticks, none stale, finished")
         return result
 
     # -- end to end ------------------------------------------------------------------------
@@ -523,14 +524,16 @@ def _stopped(name: str, log_text: str) -> dict[str, Any]:
 
 
 def _merge_status(log_text: str) -> dict[str, Any]:
-    """The last ``merge: M messages, T ticks, R rows sent, finished partitions [...]`` line."""
+    """The last ``merge: M messages, T ticks, R rows sent[, S stale dropped], finished
+    partitions [...]`` line."""
     found = re.findall(r"^merge: ([\d,]+) messages, ([\d,]+) ticks, ([\d,]+) rows sent, "
-                       r"finished partitions \[(.*)\]$", log_text, flags=re.M)
+                       r"(?:([\d,]+) stale dropped, )?finished partitions \[(.*)\]$", log_text,
+                       flags=re.M)
     if not found:
         raise BenchError("stage two did not report its counters")
-    m, t, r, f = found[-1]
+    m, t, r, stale, f = found[-1]
     return {"messages": int(m.replace(",", "")), "ticks": int(t.replace(",", "")),
-            "rows_sent": int(r.replace(",", "")),
+            "rows_sent": int(r.replace(",", "")), "stale": int(stale.replace(",", "") or 0),
             "finished": [int(x) for x in f.split(",") if x.strip()]}
 
 
