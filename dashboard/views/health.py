@@ -58,7 +58,8 @@ def _live(snap: Snapshot) -> None:
         st.caption("The live sink publishes snapshots here; its manifest has no time.")
         return
     age = max(0.0, (dt.datetime.now(dt.UTC) - at).total_seconds())
-    tables = snap.live.get("tables") if isinstance(snap.live.get("tables"), dict) else {}
+    raw_tables = snap.live.get("tables")
+    tables: dict[str, object] = raw_tables if isinstance(raw_tables, dict) else {}
     counts = ", ".join(f"{md(k)} {int(v):,}" for k, v in sorted(tables.items())
                        if isinstance(v, int))
     st.markdown(f"Live sink publishing: latest snapshot at **{at:%Y-%m-%d %H:%M:%S} UTC** "
