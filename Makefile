@@ -42,7 +42,7 @@ audit-deps: install
 	$(BIN)/pip-audit --strict --progress-spinner off --skip-editable
 
 # make test must leave the working tree as it found it: compared before and after.
-test: install browser lint
+test: install browser lint typecheck
 	@before=$$(git status --porcelain 2>/dev/null); set +e; \
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --maxprocesses 4 --dist loadgroup; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
