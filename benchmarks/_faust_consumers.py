@@ -144,7 +144,8 @@ def peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def _write(path: Path, obj: dict[str, Any]) -> None:
+def write_result(path: Path, obj: dict[str, Any]) -> None:
+    """``obj`` as JSON at ``path``, atomically (the parent reads it once the child ends)."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj), encoding="utf-8")
     tmp.replace(path)
@@ -156,7 +157,7 @@ def _watchdog(tally: Tally, done: threading.Event, timeout: float, out: Path,
     ``timeout``; once they have, give a shutdown ``grace`` s before leaving anyway (the
     result is already written)."""
     if not done.wait(timeout) and not (tally.complete and done.wait(grace)):
-        _write(out, {"error": f"{tally.kind}: saw {tally.distinct:,} of {tally.records:,} "
+        write_result(out, {"error": f"{tally.kind}: saw {tally.distinct:,} of {tally.records:,} "
                               f"records within {timeout:g} s"})
         os._exit(3)
     time.sleep(grace)
@@ -216,7 +217,7 @@ def _faust(args: argparse.Namespace, tally: Tally, with_table: bool,
                 if table is not None:  # the changelog writes still buffered, outside the clock
                     await app.producer.flush()
                     result["changelog_flush_s"] = time.perf_counter() - tally.t_last
-                _write(args.out, result)
+                write_result(args.out, result)
                 on_done.set()
                 os.kill(os.getpid(), signal.SIGTERM)  # mode.Worker's graceful shutdown
 
@@ -250,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.kind.startswith("aiokafka"):
         asyncio.run(_aiokafka(args, tally, decode_each=args.kind == "aiokafka_decode"))
         assert tally.result is not None
-        _write(args.out, tally.result)
+        write_result(args.out, tally.result)
         done.set()
     else:
         _faust(args, tally, with_table=args.kind == "faust_table", on_done=done)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import threading
@@ -33,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _faust_consumers import peak_rss_mb  # noqa: E402
+from _faust_consumers import peak_rss_mb, write_result  # noqa: E402
 
 __all__ = ["KINDS", "Tally", "main"]
 
@@ -130,15 +129,9 @@ def _kafka_python(args: argparse.Namespace, tally: Tally) -> None:
         consumer.close(autocommit=False)
 
 
-def _write(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj), encoding="utf-8")
-    tmp.replace(path)
-
-
 def _watchdog(tally: Tally, done: threading.Event, timeout: float, out: Path) -> None:
     if not done.wait(timeout):
-        _write(out, {"error": f"{tally.kind}: saw {tally.distinct:,} of {tally.records:,} "
+        write_result(out, {"error": f"{tally.kind}: saw {tally.distinct:,} of {tally.records:,} "
                               f"records within {timeout:g} s"})
         os._exit(3)
 
@@ -161,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _kafka_python(args, tally)
     assert tally.result is not None
-    _write(args.out, tally.result)
+    write_result(args.out, tally.result)
     done.set()
     return 0
 

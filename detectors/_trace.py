@@ -9,7 +9,6 @@ itself is kept, in full precision, by the test (``SequentialPanel.at_cross``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +16,7 @@ import msgspec
 import numpy as np
 
 from detectors import evidence
+from detectors.evidence import finite_float
 from monitor.records import ms_to_datetime
 
 __all__ = ["Trace"]
@@ -58,8 +58,8 @@ class Trace:
             points[t] = evidence.SeriesPoint(
                 t=ms_to_datetime(t),
                 period="window",
-                statistic=_finite(est[i]),
-                log_e=_finite(le[i]),
+                statistic=finite_float(est[i]),
+                log_e=finite_float(le[i]),
                 log_threshold=thresh,
             )
         crossing = None
@@ -80,8 +80,8 @@ class Trace:
                 evidence.SeriesPoint(
                     t=crossing,
                     period="window",
-                    statistic=_finite(stat),
-                    log_e=_finite(snap.get("log_e")),
+                    statistic=finite_float(stat),
+                    log_e=finite_float(snap.get("log_e")),
                     log_threshold=thresh,
                 ),
             )
@@ -95,6 +95,3 @@ class Trace:
         out: dict[str, Any] = msgspec.to_builtins(series)
         return out
 
-
-def _finite(value: Any) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None

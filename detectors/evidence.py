@@ -39,6 +39,7 @@ __all__ = [
     "Disclosure",
     "Evidence",
     "HoldoutShiftEvidence",
+    "finite_float",
     "IntegrityEvidence",
     "MissingLabelEvidence",
     "Period",
@@ -405,6 +406,11 @@ def encode(evidence: Evidence) -> dict[str, Any]:
         return {**head, **{k: v for k, v in details.items() if k not in head}}
     out: dict[str, Any] = msgspec.to_builtins(evidence, enc_hook=_enc_hook)
     return out
+
+
+def finite_float(value: Any) -> float | None:
+    """A float for a series point, ``None`` for NaN, infinities and a missing value."""
+    return float(value) if value is not None and math.isfinite(value) else None
 
 
 def _finite(value: Any) -> Any:

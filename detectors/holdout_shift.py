@@ -182,6 +182,7 @@ from detectors._scopes import WHOLE, Scope, ScopePlan, plan_scopes
 from detectors._subjects import covering_disclosures, disclosure_json, window_subjects
 from detectors.amplification import measure
 from detectors.base import Detector, DetectorContext, Tick
+from detectors.evidence import finite_float
 from detectors.sequential import (
     Reported,
     SequentialPanel,
@@ -197,11 +198,6 @@ from monitor.records import Detectability, Finding, ms_to_datetime
 __all__ = ["HoldoutShift"]
 
 _Z95 = 1.959963984540054
-
-
-def _finite(value: Any) -> float | None:
-    """A float for the evidence's series, ``None`` for NaN, infinities and a missing value."""
-    return float(value) if value is not None and math.isfinite(value) else None
 
 
 @dataclass
@@ -723,9 +719,9 @@ class HoldoutShift(Detector):
                 row = rows.setdefault(int(t), evidence.SeriesPoint(
                     t=ms_to_datetime(int(t)), period="window"))
                 if row.period == "window":
-                    row.statistic = _finite(e)
-                    row.boundary = _finite(b)
-                    row.log_e = _finite(le)
+                    row.statistic = finite_float(e)
+                    row.boundary = finite_float(b)
+                    row.log_e = finite_float(le)
                     row.log_threshold = thresh
         crossing = None
         if tests.crossed_ms[i] >= 0:
@@ -737,8 +733,8 @@ class HoldoutShift(Detector):
                                       tests.log_thresh)[0]) if isinstance(se, float)
                         else math.nan)
             rows.setdefault(c_ms, evidence.SeriesPoint(
-                t=crossing, period="window", statistic=_finite(snap.get("log_effect")),
-                boundary=_finite(at_bound), log_e=_finite(snap.get("log_e")),
+                t=crossing, period="window", statistic=finite_float(snap.get("log_effect")),
+                boundary=finite_float(at_bound), log_e=finite_float(snap.get("log_e")),
                 log_threshold=thresh))
         series = evidence.series(list(rows.values()), step_minutes=60,
                                  onset=ms_to_datetime(onset_ms), crossing=crossing, arms=True)

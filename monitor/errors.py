@@ -12,12 +12,8 @@ This module imports nothing of amplimon: every layer may raise these.
 
 from __future__ import annotations
 
-__all__ = ["AmplimonError", "UserError"]
+__all__ = ["AmplimonError"]
 
 
 class AmplimonError(Exception):
     """A problem the user can fix; ``str(err)`` is its one-line explanation."""
-
-
-#: The name the CLI catches (kept for readers of older code; the same class).
-UserError = AmplimonError

@@ -3,6 +3,7 @@ finding factory (one place for ``kind``, ``subject_kind`` and the ``check`` evid
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ from detectors.sequential import log_threshold
 from monitor.config import Config, Window, covers
 from monitor.records import Finding, ms_to_datetime
 
-__all__ = ["Frame", "Key", "Scope"]
+__all__ = ["Frame", "Key", "Running", "Scope"]
 
 Key = tuple[str, str]  # platform, window_id
 
@@ -29,6 +30,22 @@ class Scope:
         """``"baseline"``, ``"window"`` or None."""
         (b0, b1), (w0, w1) = self.periods
         return "baseline" if b0 <= ts < b1 else "window" if w0 <= ts < w1 else None
+
+
+@dataclass
+class Running:
+    """A statistical check's sequential state: ``max_t log E_t`` and the end of the tick at
+    which it first reached the threshold (the finding's event time; never reset)."""
+
+    max_log_e: float = -math.inf
+    crossed_ms: int | None = None
+
+    def look(self, log_e: float, threshold: float, end_ms: int) -> bool:
+        """One look at ``log_e``; True once the check has crossed ``threshold``."""
+        self.max_log_e = max(self.max_log_e, log_e)
+        if self.crossed_ms is None and self.max_log_e >= threshold:
+            self.crossed_ms = end_ms
+        return self.crossed_ms is not None
 
 
 class Frame:

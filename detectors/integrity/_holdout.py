@@ -16,7 +16,7 @@ from detectors.severity import by_contradiction_share, by_relative_deviation
 from detectors.stats import clopper_pearson
 from monitor.records import Detectability, Finding
 
-from ._frame import Frame, Key, Scope
+from ._frame import Frame, Key, Running, Scope
 from ._returns import ReturnTest
 from ._srm import beta_prior, srm_log_e
 
@@ -27,7 +27,7 @@ _WINDOW, _BACK = 2, 4  # bits of arm_of: first seen in the window period; return
 
 
 @dataclass
-class _Arms:
+class _Arms(Running):
     """Users of one platform in one window scope, by the arm of their first event."""
 
     arm_of: dict[str, int] = field(default_factory=dict)  # arm | _WINDOW | _BACK bits
@@ -39,8 +39,6 @@ class _Arms:
     switched: set[str] = field(default_factory=set)
     # the share test
     reference: tuple[float, float, float] | None = None  # (centre, lo, hi) of H0
-    max_log_e: float = -math.inf
-    crossed_ms: int | None = None
     switch_ms: int | None = None
     silent_ms: int | None = None
     silent: dict[str, Any] | None = None
@@ -172,10 +170,7 @@ class HoldoutChecks:
         for key in sorted(self.changed if keys is None else keys):
             state = self.arms[key]
             threshold = self.threshold(key)
-            state.max_log_e = max(state.max_log_e, self._log_e(key, state))
-            if state.crossed_ms is None and state.max_log_e >= threshold:
-                state.crossed_ms = end_ms
-            if state.crossed_ms is not None:
+            if state.look(self._log_e(key, state), threshold, end_ms):
                 out.append(self._share_finding(key, state, threshold))
             switched = self._switch_finding(key, state, end_ms)
             if switched is not None:

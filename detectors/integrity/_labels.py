@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from detectors.severity import by_unlabelled_share
-from monitor.config import Disclosure, covers
+from monitor.config import Disclosure
 from monitor.contract import Exposure, Ranking
 from monitor.records import Finding
 
@@ -48,9 +48,6 @@ class LabelCheck:
         self.grace_ms = int(label_grace_minutes * 60_000)
         self.min_missing_labels = min_missing_labels
         self.max_examples = max_examples
-        config = frame.config
-        self._members = {g: set(m) for g, m in config.groups.items()}
-        self._group_of = {a.actor: a.group for a in config.actors}
         self._covers: dict[tuple[str, str], list[_Cover]] = {}
         self._intervened: set[tuple[str, str]] = set()  # (platform, item) with a logged id
         self.mixed: dict[Key, _Mixed] = {}
@@ -60,7 +57,8 @@ class LabelCheck:
     def _disclosures(self, platform: str, actor: str) -> list[_Cover]:
         found = self._covers.get((platform, actor))
         if found is None:
-            group = self._group_of.get(actor)
+            entry = self.frame.config.registry.get(actor)
+            group = entry.group if entry is not None else None
             found = [
                 (
                     d,
@@ -68,12 +66,7 @@ class LabelCheck:
                     d.end_ms if d.end_ms is not None else _FAR,
                 )
                 for d in self.frame.config.disclosures
-                if d.platform == platform
-                and (
-                    (not d.actors and not d.groups)
-                    or actor in d.actors
-                    or (group is not None and group in d.groups)
-                )
+                if d.platform == platform and d.names(actor, group)
             ]
             self._covers[(platform, actor)] = found
         return found
@@ -88,11 +81,7 @@ class LabelCheck:
         if not covers_ and e.label is None:
             return
         ts: int = e.ts  # type: ignore[assignment]
-        here = [
-            (d, a, b)
-            for d, a, b in covers_
-            if not d.regions or any(covers(r, e.region) for r in d.regions)
-        ]
+        here = [(d, a, b) for d, a, b in covers_ if d.in_region(e.region)]
         if e.label is not None and not any(
             d.label == e.label and a - self.grace_ms <= ts < b + self.grace_ms for d, a, b in here
         ):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,14 +13,14 @@ from detectors.stats import clopper_pearson, label_share_log_e
 from monitor.contract import Exposure, Ranking
 from monitor.records import Finding, ms_to_datetime
 
-from ._frame import Frame, Key, Scope
+from ._frame import Frame, Key, Running, Scope
 from ._slates import compact, position
 
 __all__ = ["LinkCheck"]
 
 
 @dataclass
-class _Links:
+class _Links(Running):
     checked: int = 0
     unexplained: int = 0
     problems: Counter[str] = field(default_factory=Counter)  # unknown_request, item_not_in_slate
@@ -29,8 +28,6 @@ class _Links:
     user_mismatch: int = 0
     without_request: int = 0
     examples: list[dict[str, Any]] = field(default_factory=list)
-    max_log_e: float = -math.inf
-    crossed_ms: int | None = None
 
 
 class LinkCheck:
@@ -108,10 +105,7 @@ class LinkCheck:
         for key in sorted(self.changed if keys is None else keys):
             links = self.links[key]
             log_e = label_share_log_e(links.unexplained, links.checked, self.link_tolerance)
-            links.max_log_e = max(links.max_log_e, log_e)
-            if links.crossed_ms is None and links.max_log_e >= threshold:
-                links.crossed_ms = end_ms
-            if links.crossed_ms is not None:
+            if links.look(log_e, threshold, end_ms):
                 out.append(self._finding(key, links, threshold))
         self.changed.clear()
         return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from detectors.sequential import adjusted_p
@@ -16,7 +17,7 @@ from detectors.stats import clopper_pearson, label_share_log_e
 from monitor.contract import Exposure
 from monitor.records import Finding
 
-from ._frame import Frame, Key
+from ._frame import Frame, Key, Running
 
 __all__ = ["PanelCheck"]
 
@@ -24,15 +25,13 @@ _KINDS = ("missing_from_log", "not_seen_by_panel", "position_mismatch", "label_m
 
 
 @dataclass
-class _Compare:
+class _Compare(Running):
     compared: int = 0  # trials: matched pairs + unmatched records on either side
     mismatched: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
     panel_records: int = 0
     per_user: dict[str, list[int]] = field(default_factory=dict)  # user → [compared, bad]
     by_region: dict[str, list[int]] = field(default_factory=dict)  # region → [compared, bad]
-    max_log_e: float = -math.inf
-    crossed_ms: int | None = None
 
 
 class _Slot:
@@ -58,7 +57,7 @@ class PanelCheck:
         self.changed: set[Key] = set()
         self._slots: deque[_Slot] = deque()
 
-    def tick(self, panel: list[Exposure], exposures: list[Exposure]) -> None:
+    def tick(self, panel: Sequence[Exposure], exposures: Sequence[Exposure]) -> None:
         """One tick: buffer its panel records and the panellists' logged exposures; match
         the previous tick's panel records (their twins may be logged a tick either side),
         then settle the logged records of two ticks ago (no panel record can match them
@@ -147,10 +146,7 @@ class PanelCheck:
         for key in sorted(self.changed if keys is None else keys):
             c = self.compare[key]
             log_e = label_share_log_e(c.mismatched, c.compared, self.tolerance)
-            c.max_log_e = max(c.max_log_e, log_e)
-            if c.crossed_ms is None and c.max_log_e >= threshold:
-                c.crossed_ms = end_ms
-            if c.crossed_ms is not None:
+            if c.look(log_e, threshold, end_ms):
                 out.append(self._finding(key, c, threshold))
         self.changed.clear()
         return out

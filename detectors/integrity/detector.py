@@ -170,7 +170,7 @@ class LogIntegrity(Detector):
             self._links.exposure(e, scopes)
             self._lookalike.exposure(e, scopes)
             self._labels.exposure(e, scopes)
-        self._panel.tick(list(tick.panel), list(tick.exposures))
+        self._panel.tick(tick.panel, tick.exposures)
         self._keys.update(active)
         self._gaps.tick(tick.start_ms // frame.tick_ms, active)
         self._links.expire(tick.end_ms)

@@ -34,7 +34,7 @@ from monitor.cli import (
     _simulate,
 )
 from monitor.config import ConfigWarning
-from monitor.errors import UserError
+from monitor.errors import AmplimonError
 
 __all__ = ["app", "main"]
 
@@ -98,7 +98,7 @@ def _main(argv: Sequence[str] | None) -> int:
             return 0
         print(f"amplimon: {_one_line(err.format_message())}", file=sys.stderr)
         return 2 if err.exit_code in (1, 2) else err.exit_code
-    except UserError as err:
+    except AmplimonError as err:
         print(f"amplimon: {_one_line(str(err))}", file=sys.stderr)
         return 2
     except typer.Exit as err:

@@ -43,19 +43,16 @@ SessionTimeout = Annotated[float, typer.Option(
 
 
 def _pipeline_errors(func: F) -> F:
-    """Pipeline and client errors → one line, exit 2 (like the CLI's UserError)."""
+    """The Kafka clients' errors → one line, exit 2 (amplimon's own errors, pipeline ones
+    included, are :class:`monitor.errors.AmplimonError`: the CLI's entry point says them)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from aiokafka.errors import KafkaError as AioKafkaError
         from kafka.errors import KafkaError
 
-        from streams.kafka._errors import PipelineError
-
         try:
             return func(*args, **kwargs)
-        except PipelineError as err:
-            message = str(err)
         except (KafkaError, OSError) as err:
             message = f"Kafka: {err}"
         except AioKafkaError as err:  # the worker's client (stage one)

@@ -261,6 +261,17 @@ class Disclosure(_Model):
     def end_ms(self) -> int | None:
         return None if self.end is None else epoch_ms(self.end)
 
+    def names(self, actor: str, group: str | None) -> bool:
+        """Does this disclosure name ``actor`` (itself or its ``group``)?  Empty ``actors``
+        and ``groups`` = all actors."""
+        if not self.actors and not self.groups:
+            return True
+        return actor in self.actors or (group is not None and group in self.groups)
+
+    def in_region(self, region: str) -> bool:
+        """Does it apply in ``region``?  Empty ``regions`` = all regions."""
+        return not self.regions or any(covers(r, region) for r in self.regions)
+
     def covers(self, platform: str, intervention: str, actor: str, group: str | None,
                region: str, ts_ms: int) -> bool:
         """Does this disclosure cover an intervention on ``actor``'s item at ``ts_ms``?
@@ -270,11 +281,7 @@ class Disclosure(_Model):
         """
         if platform != self.platform or intervention != self.intervention:
             return False
-        if (self.actors or self.groups) and actor not in self.actors and (
-            group is None or group not in self.groups
-        ):
-            return False
-        if self.regions and not any(covers(r, region) for r in self.regions):
+        if not self.names(actor, group) or not self.in_region(region):
             return False
         start, end = self.start_ms, self.end_ms
         if start is not None and ts_ms < start:

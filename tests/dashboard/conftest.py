@@ -41,6 +41,21 @@ class Dash:
         return at.switch_page("routes/finding.py").run()
 
 
+def serve(data: Path, config_yaml: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+          ids: dict[str, str]) -> Dash:
+    """The dashboard's environment over the store ``data``: the configuration, a state file
+    with the test users, the settings the app reads."""
+    config = tmp_path / "amplimon.yaml"
+    config.write_text(config_yaml)
+    state = tmp_path / "dash.sqlite"
+    auth = F.users(state)
+    monkeypatch.setenv("AMPLIMON_DASHBOARD_DATA", str(data))
+    monkeypatch.setenv("AMPLIMON_DASHBOARD_STATE", str(state))
+    monkeypatch.setenv("AMPLIMON_CONFIG", str(config))
+    monkeypatch.setenv("AMPLIMON_DASHBOARD_REFRESH", "60")
+    return Dash(data, config, state, auth, ids)
+
+
 @pytest.fixture
 def dash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Dash:
     findings = F.default_findings()
@@ -48,15 +63,8 @@ def dash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Dash:
                        location=f"exposure.jsonl:{i}",
                        received_at=F.T0 + dt.timedelta(minutes=i)) for i in range(3)]
     data = F.write_db(tmp_path / "out.duckdb", findings, F.default_measurements(), dead)
-    config = tmp_path / "amplimon.yaml"
-    config.write_text(F.CONFIG_YAML)
-    state = tmp_path / "dash.sqlite"
-    auth = F.users(state)
-    monkeypatch.setenv("AMPLIMON_DASHBOARD_DATA", str(data))
-    monkeypatch.setenv("AMPLIMON_DASHBOARD_STATE", str(state))
-    monkeypatch.setenv("AMPLIMON_CONFIG", str(config))
-    monkeypatch.setenv("AMPLIMON_DASHBOARD_REFRESH", "60")
-    return Dash(data, config, state, auth, {f.subject: f.finding_id for f in findings})
+    return serve(data, F.CONFIG_YAML, tmp_path, monkeypatch,
+                 {f.subject: f.finding_id for f in findings})
 
 
 @pytest.fixture

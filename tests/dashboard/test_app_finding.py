@@ -12,7 +12,7 @@ from dashboard.state import StateStore
 from monitor.settings import load_settings
 from monitor.signing import existing_signing_key
 from tests.dashboard import factories as F
-from tests.dashboard.conftest import Dash, unmd
+from tests.dashboard.conftest import Dash, serve, unmd
 
 
 def record(at, action: str, note: str = ""):  # noqa: ANN001, ANN201
@@ -201,15 +201,7 @@ def real_dash(real, tmp_path, monkeypatch: pytest.MonkeyPatch) -> Dash:  # noqa:
     legacy = msgspec.structs.replace(f, finding_id="legacy-finding", evidence=old)
     data = F.write_db(tmp_path / "real.duckdb", [*real.findings, legacy],
                       list(real.measurements))
-    config = tmp_path / "amplimon.yaml"
-    config.write_text(real.config_yaml)
-    state = tmp_path / "dash.sqlite"
-    auth = F.users(state)
-    monkeypatch.setenv("AMPLIMON_DASHBOARD_DATA", str(data))
-    monkeypatch.setenv("AMPLIMON_DASHBOARD_STATE", str(state))
-    monkeypatch.setenv("AMPLIMON_CONFIG", str(config))
-    monkeypatch.setenv("AMPLIMON_DASHBOARD_REFRESH", "60")
-    return Dash(data, config, state, auth, {
+    return serve(data, real.config_yaml, tmp_path, monkeypatch, {
         "holdout_shift": f.finding_id, "score_shift": real.finding("score_shift").finding_id,
         "legacy": legacy.finding_id})
 

@@ -5,18 +5,17 @@ all fails with a one-line error instead of hanging."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.streams.kafka.kafka_support import load_benchmark
+
 pytestmark = pytest.mark.broker
 
-ROOT = Path(__file__).resolve().parents[3]
 RECORDS, PARTITIONS = 300, 3
 SESSION_TIMEOUT = 6.0  # the first group join on the embedded broker takes about half of it
 _topics = itertools.count(1)
@@ -24,13 +23,7 @@ _topics = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    path = ROOT / "benchmarks" / "bench_faust.py"
-    spec = importlib.util.spec_from_file_location("bench_faust", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_faust")
 
 
 @pytest.fixture(scope="module")

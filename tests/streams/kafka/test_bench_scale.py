@@ -5,30 +5,22 @@ No timing is asserted, only structure and exact counts."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.streams.kafka.kafka_support import load_benchmark
+
 pytestmark = pytest.mark.broker
 
-ROOT = Path(__file__).resolve().parents[3]
 SCALE, PARTITIONS = 0.03, 2
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    path = ROOT / "benchmarks" / "bench_scale.py"
-    spec = importlib.util.spec_from_file_location("bench_scale", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_scale")
 
 
 @pytest.fixture(scope="module")
