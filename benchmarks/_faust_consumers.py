@@ -33,8 +33,19 @@ if str(ROOT) not in sys.path:
 
 from monitor.contract import Event, Rejected, decode  # noqa: E402
 
-__all__ = ["FAUST_SETTINGS", "KINDS", "REFERENCE", "SESSION_TIMEOUT", "TABLE", "Tally",
-           "changelog", "faust_settings", "heartbeat", "main", "peak_rss_mb"]
+__all__ = [
+    "FAUST_SETTINGS",
+    "KINDS",
+    "REFERENCE",
+    "SESSION_TIMEOUT",
+    "TABLE",
+    "Tally",
+    "changelog",
+    "faust_settings",
+    "heartbeat",
+    "main",
+    "peak_rss_mb",
+]
 
 #: The consumers, in the order they run; the first is the reference.
 KINDS = ("aiokafka", "aiokafka_decode", "faust_agent", "faust_table")
@@ -45,11 +56,11 @@ REFERENCE = KINDS[0]
 #: defaults.
 FAUST_SETTINGS: dict[str, Any] = {
     "web_enabled": False,
-    "topic_disable_leader": True,       # no leader-election topic (no on_leader timers)
-    "table_standby_replicas": 0,        # one member: nobody to stand by
+    "topic_disable_leader": True,  # no leader-election topic (no on_leader timers)
+    "table_standby_replicas": 0,  # one member: nobody to stand by
     "topic_replication_factor": 1,
     "consumer_auto_offset_reset": "earliest",
-    "stream_wait_empty": False,         # nothing to drain at shutdown
+    "stream_wait_empty": False,  # nothing to drain at shutdown
 }
 
 #: The group session timeout of every consumer (s): the stage-1 worker's own.  On the
@@ -60,13 +71,16 @@ SESSION_TIMEOUT = 10.0
 TABLE = "per_user"
 
 _FETCH_BYTES = 4 * 1024 * 1024  # the stage-1 worker's max_partition_fetch_bytes
-_BATCH = 5000                   # and its getmany max_records
+_BATCH = 5000  # and its getmany max_records
 
 
 def faust_settings(session_timeout: float = SESSION_TIMEOUT) -> dict[str, Any]:
     """:data:`FAUST_SETTINGS` with ``session_timeout`` and :func:`heartbeat` (both s)."""
-    return {**FAUST_SETTINGS, "broker_session_timeout": session_timeout,
-            "broker_heartbeat_interval": heartbeat(session_timeout)}
+    return {
+        **FAUST_SETTINGS,
+        "broker_session_timeout": session_timeout,
+        "broker_heartbeat_interval": heartbeat(session_timeout),
+    }
 
 
 def changelog(app_id: str) -> str:
@@ -124,10 +138,15 @@ class Tally:
         gaps = max(1, self.distinct - 1)
         wall, cpu = self.t_last - self.t_first, c_last - self.c_first
         self.result = {
-            "kind": self.kind, "records": self.distinct, "deliveries": self.deliveries,
-            "accepted": self.accepted, "rejected": self.rejected,
-            "seconds": wall, "rate": gaps / wall if wall > 0 else float("inf"),
-            "cpu_s": cpu, "cpu_us_per_record": 1e6 * cpu / gaps,
+            "kind": self.kind,
+            "records": self.distinct,
+            "deliveries": self.deliveries,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "seconds": wall,
+            "rate": gaps / wall if wall > 0 else float("inf"),
+            "cpu_s": cpu,
+            "cpu_us_per_record": 1e6 * cpu / gaps,
             "peak_rss_mb": peak_rss_mb(),
             "startup_s": self.t_first - self.started,
         }
@@ -151,14 +170,20 @@ def write_result(path: Path, obj: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def _watchdog(tally: Tally, done: threading.Event, timeout: float, out: Path,
-              grace: float = 30.0) -> None:
+def _watchdog(
+    tally: Tally, done: threading.Event, timeout: float, out: Path, grace: float = 30.0
+) -> None:
     """Fail the child with a one-line error if ``N`` records have not come within
     ``timeout``; once they have, give a shutdown ``grace`` s before leaving anyway (the
     result is already written)."""
     if not done.wait(timeout) and not (tally.complete and done.wait(grace)):
-        write_result(out, {"error": f"{tally.kind}: saw {tally.distinct:,} of {tally.records:,} "
-                              f"records within {timeout:g} s"})
+        write_result(
+            out,
+            {
+                "error": f"{tally.kind}: saw {tally.distinct:,} of {tally.records:,} "
+                f"records within {timeout:g} s"
+            },
+        )
         os._exit(3)
     time.sleep(grace)
     os._exit(0)
@@ -168,11 +193,15 @@ async def _aiokafka(args: argparse.Namespace, tally: Tally, decode_each: bool) -
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
-        args.topic, bootstrap_servers=args.bootstrap, group_id=args.group,
-        enable_auto_commit=False, auto_offset_reset="earliest",
+        args.topic,
+        bootstrap_servers=args.bootstrap,
+        group_id=args.group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
         max_partition_fetch_bytes=_FETCH_BYTES,
         session_timeout_ms=round(args.session_timeout * 1000),
-        heartbeat_interval_ms=round(heartbeat(args.session_timeout) * 1000))
+        heartbeat_interval_ms=round(heartbeat(args.session_timeout) * 1000),
+    )
     await consumer.start()
     try:
         while not tally.complete:
@@ -188,19 +217,32 @@ async def _aiokafka(args: argparse.Namespace, tally: Tally, decode_each: bool) -
         await consumer.stop()
 
 
-def _faust(args: argparse.Namespace, tally: Tally, with_table: bool,
-           on_done: threading.Event) -> None:
+def _faust(
+    args: argparse.Namespace, tally: Tally, with_table: bool, on_done: threading.Event
+) -> None:
     import faust
 
-    app = faust.App(args.group, broker=f"kafka://{args.bootstrap}",
-                    store="memory://", topic_partitions=args.partitions,
-                    **faust_settings(args.session_timeout))
-    topic = app.topic(args.topic, key_type=bytes, value_type=bytes, key_serializer="raw",
-                      value_serializer="raw", partitions=args.partitions)
+    app = faust.App(
+        args.group,
+        broker=f"kafka://{args.bootstrap}",
+        store="memory://",
+        topic_partitions=args.partitions,
+        **faust_settings(args.session_timeout),
+    )
+    topic = app.topic(
+        args.topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=args.partitions,
+    )
     table = app.Table(TABLE, default=int, partitions=args.partitions) if with_table else None
     if table is not None and table.changelog_topic.get_topic_name() != changelog(args.group):
-        raise RuntimeError(f"Faust names the changelog {table.changelog_topic.get_topic_name()}"
-                           f", not {changelog(args.group)} (created beforehand)")
+        raise RuntimeError(
+            f"Faust names the changelog {table.changelog_topic.get_topic_name()}"
+            f", not {changelog(args.group)} (created beforehand)"
+        )
 
     @app.agent(topic)
     async def consume(stream: Any) -> None:
@@ -236,8 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=KINDS, required=True)
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
-    parser.add_argument("--group", required=True,
-                        help="consumer group id (the Faust app id); fresh for each run")
+    parser.add_argument(
+        "--group", required=True, help="consumer group id (the Faust app id); fresh for each run"
+    )
     parser.add_argument("--partitions", type=int, required=True)
     parser.add_argument("--records", type=int, required=True)
     parser.add_argument("--timeout", type=float, required=True)
@@ -246,8 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tally = Tally(args.kind, args.records)
     done = threading.Event()
-    threading.Thread(target=_watchdog, args=(tally, done, args.timeout, args.out),
-                     daemon=True).start()
+    threading.Thread(
+        target=_watchdog, args=(tally, done, args.timeout, args.out), daemon=True
+    ).start()
     if args.kind.startswith("aiokafka"):
         asyncio.run(_aiokafka(args, tally, decode_each=args.kind == "aiokafka_decode"))
         assert tally.result is not None

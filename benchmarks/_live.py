@@ -28,8 +28,18 @@ from streams.kafka.stack import LiveStack
 from streams.kafka.topics import group_lag
 from streams.snapshot import read_table_file
 
-__all__ = ["PROCESSES", "Sampler", "SendLog", "broker_growth", "drained", "lag_summary",
-           "memory_verdict", "settings_for", "summary", "watch_findings"]
+__all__ = [
+    "PROCESSES",
+    "Sampler",
+    "SendLog",
+    "broker_growth",
+    "drained",
+    "lag_summary",
+    "memory_verdict",
+    "settings_for",
+    "summary",
+    "watch_findings",
+]
 
 #: The processes a live benchmark samples.
 PROCESSES = ("broker", "worker", "sink", "benchmark")
@@ -42,10 +52,26 @@ def settings_for(broker: EmbeddedBroker | str, prefix: str, **extra: Any) -> Set
     """Six partitions and topics (inputs, outputs, worker state, partials) and groups named
     ``<prefix>.*`` on ``broker``."""
     bootstrap = broker if isinstance(broker, str) else broker.bootstrap
-    return Settings(broker=bootstrap, partitions=6, group_id=f"{prefix}-amplimon",
-                    **{f"topic_{t}": f"{prefix}.{t}" for t in (
-                        "exposure", "ranking", "panel", "findings", "deadletter", "measurements",
-                        "detectability", "state", "partials")}, **extra)
+    return Settings(
+        broker=bootstrap,
+        partitions=6,
+        group_id=f"{prefix}-amplimon",
+        **{
+            f"topic_{t}": f"{prefix}.{t}"
+            for t in (
+                "exposure",
+                "ranking",
+                "panel",
+                "findings",
+                "deadletter",
+                "measurements",
+                "detectability",
+                "state",
+                "partials",
+            )
+        },
+        **extra,
+    )
 
 
 def drained(stack: LiveStack) -> bool:
@@ -54,14 +80,21 @@ def drained(stack: LiveStack) -> bool:
     sent everything, and the sink's once stage two has."""
     s = stack.settings
     outs = [s.topic_findings, s.topic_measurements, s.topic_deadletter, s.topic_detectability]
-    return (group_lag(s, s.group_id, [s.topic_exposure, s.topic_ranking, s.topic_panel]) == 0
-            and group_lag(s, f"{s.group_id}-merge", [s.topic_partials]) == 0
-            and group_lag(s, f"{s.group_id}-sink", outs) == 0)
+    return (
+        group_lag(s, s.group_id, [s.topic_exposure, s.topic_ranking, s.topic_panel]) == 0
+        and group_lag(s, f"{s.group_id}-merge", [s.topic_partials]) == 0
+        and group_lag(s, f"{s.group_id}-sink", outs) == 0
+    )
 
 
-def watch_findings(directory: Path, seen: dict[str, tuple[float, int]],
-                   stop: threading.Event, *, interval: float = 0.05,
-                   on_new: Callable[[FindingRow], None] | None = None) -> None:
+def watch_findings(
+    directory: Path,
+    seen: dict[str, tuple[float, int]],
+    stop: threading.Event,
+    *,
+    interval: float = 0.05,
+    on_new: Callable[[FindingRow], None] | None = None,
+) -> None:
     """Poll the sink's ``findings.parquet`` snapshot until ``stop``; for each finding id not in
     ``seen`` record (``time.perf_counter()`` when first readable, ``event_time`` in epoch ms)
     and call ``on_new`` with its row (``finding_id``, ``detector``, ``kind``, ``subject``,
@@ -87,8 +120,14 @@ def watch_findings(directory: Path, seen: dict[str, tuple[float, int]],
                 for j, i in enumerate(fresh):
                     seen[ids[i]] = (now, event_ms[j])
                     if on_new is not None:
-                        on_new({"finding_id": ids[i], "event_ms": event_ms[j], "visible": now,
-                                **{c: v[j] for c, v in cols.items()}})
+                        on_new(
+                            {
+                                "finding_id": ids[i],
+                                "event_ms": event_ms[j],
+                                "visible": now,
+                                **{c: v[j] for c, v in cols.items()},
+                            }
+                        )
         time.sleep(interval)
 
 
@@ -147,8 +186,14 @@ class Sampler(threading.Thread):
     (+ WAL) size, messages in the worker-state topic and the size of the latest checkpoint,
     and whatever ``extra()`` returns; rows in :attr:`samples`, ``t`` = s since creation."""
 
-    def __init__(self, pids: dict[str, int], settings: Settings, db: Path, interval: float,
-                 extra: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        pids: dict[str, int],
+        settings: Settings,
+        db: Path,
+        interval: float,
+        extra: Callable[[], dict[str, Any]],
+    ) -> None:
         super().__init__(name="sampler", daemon=True)
         self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
         self.settings, self.db, self.interval, self.extra = settings, db, interval, extra
@@ -166,14 +211,21 @@ class Sampler(threading.Thread):
         admin = admin_client(**options)
         consumer = KafkaConsumer(**options, enable_auto_commit=False)
         inputs = [s.topic_exposure, s.topic_ranking]
-        outputs = [s.topic_findings, s.topic_measurements, s.topic_deadletter,
-                   s.topic_detectability]
-        tps = {t: [TopicPartition(t, p) for p in sorted(consumer.partitions_for_topic(t) or ())]
-               for t in inputs + outputs}
+        outputs = [
+            s.topic_findings,
+            s.topic_measurements,
+            s.topic_deadletter,
+            s.topic_detectability,
+        ]
+        tps = {
+            t: [TopicPartition(t, p) for p in sorted(consumer.partitions_for_topic(t) or ())]
+            for t in inputs + outputs
+        }
         tp_in = [tp for t in inputs for tp in tps[t]]
         tp_out = [tp for t in outputs for tp in tps[t]]
-        state = KafkaConsumer(**options, enable_auto_commit=False,
-                              max_partition_fetch_bytes=1 << 20)
+        state = KafkaConsumer(
+            **options, enable_auto_commit=False, max_partition_fetch_bytes=1 << 20
+        )
         state.assign([TopicPartition(s.topic_state, 0)])
         psutil.cpu_percent()
         for p in self.procs.values():
@@ -210,11 +262,16 @@ class Sampler(threading.Thread):
             self.first_error = self.first_error or repr(err)
             return {}
 
-    def _sample(self, admin: Any, consumer: Any, tp_in: list[Any], tp_out: list[Any]
-                ) -> dict[str, Any]:
-        row: dict[str, Any] = {"t": time.perf_counter() - self.t0, "rss_mb": {}, "cpu_pct": {},
-                               "load_avg_1m": os.getloadavg()[0],
-                               "machine_cpu_pct": psutil.cpu_percent()}
+    def _sample(
+        self, admin: Any, consumer: Any, tp_in: list[Any], tp_out: list[Any]
+    ) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "t": time.perf_counter() - self.t0,
+            "rss_mb": {},
+            "cpu_pct": {},
+            "load_avg_1m": os.getloadavg()[0],
+            "machine_cpu_pct": psutil.cpu_percent(),
+        }
         trees = {name: self._tree(p) for name, p in self.procs.items()}
         for name, p in self.procs.items():
             # each process with its own children, not those of another named process
@@ -256,19 +313,29 @@ class Sampler(threading.Thread):
 
 
 # -- analysis of Sampler rows ----------------------------------------------------------------
-def memory_verdict(samples: list[dict[str, Any]], start: float, end: float, speed: float,
-                   flat_mb: float = 10.0, flat_share: float = 0.05) -> dict[str, Any]:
+def memory_verdict(
+    samples: list[dict[str, Any]],
+    start: float,
+    end: float,
+    speed: float,
+    flat_mb: float = 10.0,
+    flat_share: float = 0.05,
+) -> dict[str, Any]:
     """Per process: peak RSS over the whole run; over the soak ``[start, end]`` the mean RSS
     of its 2nd and 4th quarters, the growth between them, and the least-squares slope over its
     second half (MB per wall hour and per simulated hour)."""
     span = end - start
-    out: dict[str, Any] = {"rule": f"flat when Q4 mean - Q2 mean <= max({flat_mb:g} MB, "
-                                   f"{flat_share:.0%} of Q2 mean)",
-                           "soak_window_s": [start, end]}
+    out: dict[str, Any] = {
+        "rule": f"flat when Q4 mean - Q2 mean <= max({flat_mb:g} MB, {flat_share:.0%} of Q2 mean)",
+        "soak_window_s": [start, end],
+    }
     for name in PROCESSES:
         every = [r["rss_mb"].get(name) for r in samples]
-        pts = [(r["t"], r["rss_mb"][name]) for r in samples
-               if start <= r["t"] <= end and r["rss_mb"].get(name) is not None]
+        pts = [
+            (r["t"], r["rss_mb"][name])
+            for r in samples
+            if start <= r["t"] <= end and r["rss_mb"].get(name) is not None
+        ]
         q2 = [v for t, v in pts if start + span / 4 <= t < start + span / 2]
         q4 = [v for t, v in pts if t >= start + 3 * span / 4]
         half = [(t, v) for t, v in pts if t >= start + span / 2]
@@ -276,10 +343,15 @@ def memory_verdict(samples: list[dict[str, Any]], start: float, end: float, spee
         if q2 and q4 and len(half) >= 2:
             q2m, q4m = float(np.mean(q2)), float(np.mean(q4))
             slope = float(np.polyfit([t for t, _ in half], [v for _, v in half], 1)[0]) * 3600
-            row.update(q2_mean_mb=q2m, q4_mean_mb=q4m, growth_mb=q4m - q2m,
-                       growth_pct=100 * (q4m - q2m) / q2m, slope_mb_per_wall_h=slope,
-                       slope_mb_per_sim_h=slope / speed,
-                       flat=q4m - q2m <= max(flat_mb, flat_share * q2m))
+            row.update(
+                q2_mean_mb=q2m,
+                q4_mean_mb=q4m,
+                growth_mb=q4m - q2m,
+                growth_pct=100 * (q4m - q2m) / q2m,
+                slope_mb_per_wall_h=slope,
+                slope_mb_per_sim_h=slope / speed,
+                flat=q4m - q2m <= max(flat_mb, flat_share * q2m),
+            )
         out[name] = row
     return out
 
@@ -289,19 +361,26 @@ def broker_growth(samples: list[dict[str, Any]], phase: str) -> dict[str, Any]:
     sent and worker checkpoints (generations × compressed size, trapezoid)."""
     rows = [r for r in samples if r.get("phase") == phase]
     ckpt = [r for r in rows if r.get("checkpoint_generation")]
-    written = sum((b["checkpoint_generation"] - a["checkpoint_generation"])
-                  * (a["checkpoint_mb"] + b["checkpoint_mb"]) / 2
-                  for a, b in itertools.pairwise(ckpt))
+    written = sum(
+        (b["checkpoint_generation"] - a["checkpoint_generation"])
+        * (a["checkpoint_mb"] + b["checkpoint_mb"])
+        / 2
+        for a, b in itertools.pairwise(ckpt)
+    )
     if not rows:
         return {}
     first, last = rows[0], rows[-1]
-    return {"rss_growth_mb": last["rss_mb"]["broker"] - first["rss_mb"]["broker"],
-            "input_sent_mb": last["sent_mb"] - first["sent_mb"],
-            "checkpoints_written_mb": written,
-            "checkpoints": (ckpt[-1]["checkpoint_generation"] - ckpt[0]["checkpoint_generation"]
-                            if ckpt else 0),
-            "checkpoint_mb_first_last": [ckpt[0]["checkpoint_mb"], ckpt[-1]["checkpoint_mb"]]
-            if ckpt else None}
+    return {
+        "rss_growth_mb": last["rss_mb"]["broker"] - first["rss_mb"]["broker"],
+        "input_sent_mb": last["sent_mb"] - first["sent_mb"],
+        "checkpoints_written_mb": written,
+        "checkpoints": (
+            ckpt[-1]["checkpoint_generation"] - ckpt[0]["checkpoint_generation"] if ckpt else 0
+        ),
+        "checkpoint_mb_first_last": [ckpt[0]["checkpoint_mb"], ckpt[-1]["checkpoint_mb"]]
+        if ckpt
+        else None,
+    }
 
 
 def lag_summary(samples: list[dict[str, Any]], phase: str) -> dict[str, Any]:
@@ -309,10 +388,12 @@ def lag_summary(samples: list[dict[str, Any]], phase: str) -> dict[str, Any]:
     soak = [r for r in samples if r.get("phase") == phase and "input_end" in r]
     worker = [r["input_end"] - r["worker_committed"] for r in soak]
     sink = [r["output_end"] - r["sink_committed"] for r in soak]
-    return {"worker_input": summary(worker, (0.9, 0.99)),
-            "sink_output": summary(sink, (0.9, 0.99)),
-            "note": "committed offsets vs ListOffsets(latest).  The worker commits at its 5-s "
-                    "checkpoints, from the first event of a still-open tick.  Tansu 0.6 "
-                    "answers ListOffsets(latest) with the base offset of a partition's last "
-                    "batch, so end offsets (and these lags) are under-counted by the last "
-                    "batch; the sink's lag can read negative."}
+    return {
+        "worker_input": summary(worker, (0.9, 0.99)),
+        "sink_output": summary(sink, (0.9, 0.99)),
+        "note": "committed offsets vs ListOffsets(latest).  The worker commits at its 5-s "
+        "checkpoints, from the first event of a still-open tick.  Tansu 0.6 "
+        "answers ListOffsets(latest) with the base offset of a partition's last "
+        "batch, so end offsets (and these lags) are under-counted by the last "
+        "batch; the sink's lag can read negative.",
+    }

@@ -68,24 +68,36 @@ class Tally:
         t_last, c_last = time.perf_counter(), time.process_time()
         gaps = max(1, self.distinct - 1)
         wall, cpu = t_last - self.t_first, c_last - self.c_first
-        self.result = {"kind": self.kind, "records": self.distinct,
-                       "deliveries": self.deliveries, "seconds": wall,
-                       "rate": gaps / wall if wall > 0 else float("inf"), "cpu_s": cpu,
-                       "cpu_us_per_record": 1e6 * cpu / gaps, "peak_rss_mb": peak_rss_mb(),
-                       "startup_s": self.t_first - self.started}
+        self.result = {
+            "kind": self.kind,
+            "records": self.distinct,
+            "deliveries": self.deliveries,
+            "seconds": wall,
+            "rate": gaps / wall if wall > 0 else float("inf"),
+            "cpu_s": cpu,
+            "cpu_us_per_record": 1e6 * cpu / gaps,
+            "peak_rss_mb": peak_rss_mb(),
+            "startup_s": self.t_first - self.started,
+        }
         return self.result
 
 
 async def _aiokafka(args: argparse.Namespace, tally: Tally) -> None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=args.bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest",
-                                max_partition_fetch_bytes=_FETCH_BYTES)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=args.bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=_FETCH_BYTES,
+    )
     await consumer.start()
     try:
-        tps = [TopicPartition(t, p) for t in args.topics
-               for p in sorted(await _partitions(consumer, t))]
+        tps = [
+            TopicPartition(t, p)
+            for t in args.topics
+            for p in sorted(await _partitions(consumer, t))
+        ]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         while not tally.complete:
@@ -111,13 +123,19 @@ async def _partitions(consumer: Any, topic: str) -> set[int]:
 def _kafka_python(args: argparse.Namespace, tally: Tally) -> None:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=args.bootstrap, enable_auto_commit=False,
-                             auto_offset_reset="earliest",
-                             max_partition_fetch_bytes=8 * 1024 * 1024,
-                             check_crcs=args.kind != "kafka-python-nocrc")
+    consumer = KafkaConsumer(
+        bootstrap_servers=args.bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        check_crcs=args.kind != "kafka-python-nocrc",
+    )
     try:
-        tps = [TopicPartition(t, p) for t in args.topics
-               for p in sorted(consumer.partitions_for_topic(t) or ())]
+        tps = [
+            TopicPartition(t, p)
+            for t in args.topics
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         while not tally.complete:
@@ -131,8 +149,13 @@ def _kafka_python(args: argparse.Namespace, tally: Tally) -> None:
 
 def _watchdog(tally: Tally, done: threading.Event, timeout: float, out: Path) -> None:
     if not done.wait(timeout):
-        write_result(out, {"error": f"{tally.kind}: saw {tally.distinct:,} of {tally.records:,} "
-                              f"records within {timeout:g} s"})
+        write_result(
+            out,
+            {
+                "error": f"{tally.kind}: saw {tally.distinct:,} of {tally.records:,} "
+                f"records within {timeout:g} s"
+            },
+        )
         os._exit(3)
 
 
@@ -147,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tally = Tally(args.kind, args.records)
     done = threading.Event()
-    threading.Thread(target=_watchdog, args=(tally, done, args.timeout, args.out),
-                     daemon=True).start()
+    threading.Thread(
+        target=_watchdog, args=(tally, done, args.timeout, args.out), daemon=True
+    ).start()
     if args.kind == "aiokafka":
         asyncio.run(_aiokafka(args, tally))
     else:

@@ -50,8 +50,15 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SUITE = ("null", "null_few_users", "null_few_sessions", "null_heavy_tails",
-         "null_item_adjustments", "null_model_update", "null_surfaces")
+SUITE = (
+    "null",
+    "null_few_users",
+    "null_few_sessions",
+    "null_heavy_tails",
+    "null_item_adjustments",
+    "null_model_update",
+    "null_surfaces",
+)
 ALARMS = {"amplification", "suppression", "undisclosed_intervention", "missing_label"}
 LEVELS = (0.5, 0.2, 0.1, 0.05, 0.01)
 FAR = 4_000_000_000_000
@@ -70,25 +77,47 @@ def run_one(name: str, seed: int, overrides: dict[str, Any] | None = None) -> di
     sim = simulate(scenario(name, seed=seed, **(overrides or {})))
     out = ListOutput()
     engine = Engine(parse_config(sim.config), out, now_ms=lambda: FAR)
-    drive(engine, merge_by_time([records_from_dicts("exposure", sim.exposures),
-                                 records_from_dicts("ranking", sim.rankings)]))
+    drive(
+        engine,
+        merge_by_time(
+            [
+                records_from_dicts("exposure", sim.exposures),
+                records_from_dicts("ranking", sim.rankings),
+            ]
+        ),
+    )
     findings = list(out.latest_findings.values())
     tests = []
     for det in engine.detectors:
         for ts in det.test_states():
             for j, subject in enumerate(ts.subjects):
                 if ts.null[j]:
-                    tests.append((ts.detector, ts.scope, subject, float(ts.max_log_e[j]),
-                                  ts.log_threshold))
-    return {"scenario": name, "seed": seed, "seconds": time.perf_counter() - t,
-            "families": sorted({(p, w["jurisdiction"]) for p in (sim.config.get("platforms")
-                                                                 or {"?": None})
-                                for w in sim.config["windows"]}),
-            "alarms": sorted({(f.detector, f.kind, f.subject, f.region, f.surface or "")
-                              for f in findings if f.kind in ALARMS}),
-            "informational": sorted({(f.detector, f.kind, f.subject) for f in findings
-                                     if f.kind not in ALARMS}),
-            "tests": tests}
+                    tests.append(
+                        (ts.detector, ts.scope, subject, float(ts.max_log_e[j]), ts.log_threshold)
+                    )
+    return {
+        "scenario": name,
+        "seed": seed,
+        "seconds": time.perf_counter() - t,
+        "families": sorted(
+            {
+                (p, w["jurisdiction"])
+                for p in (sim.config.get("platforms") or {"?": None})
+                for w in sim.config["windows"]
+            }
+        ),
+        "alarms": sorted(
+            {
+                (f.detector, f.kind, f.subject, f.region, f.surface or "")
+                for f in findings
+                if f.kind in ALARMS
+            }
+        ),
+        "informational": sorted(
+            {(f.detector, f.kind, f.subject) for f in findings if f.kind not in ALARMS}
+        ),
+        "tests": tests,
+    }
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -112,10 +141,21 @@ def per_window(runs: list[dict[str, Any]], windows_per_run: int = 2) -> dict[str
     hit = {(r["scenario"], r["seed"], window_of(a[3])) for r in runs for a in r["alarms"]}
     by_det: dict[str, int] = defaultdict(int)
     for det in {a[0] for r in runs for a in r["alarms"]}:
-        by_det[det] = len({(r["scenario"], r["seed"], window_of(a[3])) for r in runs
-                           for a in r["alarms"] if a[0] == det})
-    return {"windows": n, "alarmed": len(hit), "share": len(hit) / n if n else 0.0,
-            "ci95": clopper_pearson(len(hit), n), "by_detector": dict(by_det)}
+        by_det[det] = len(
+            {
+                (r["scenario"], r["seed"], window_of(a[3]))
+                for r in runs
+                for a in r["alarms"]
+                if a[0] == det
+            }
+        )
+    return {
+        "windows": n,
+        "alarmed": len(hit),
+        "share": len(hit) / n if n else 0.0,
+        "ci95": clopper_pearson(len(hit), n),
+        "by_detector": dict(by_det),
+    }
 
 
 def summarise(runs: list[dict[str, Any]], alpha: float = 0.05) -> dict[str, Any]:
@@ -125,11 +165,15 @@ def summarise(runs: list[dict[str, Any]], alpha: float = 0.05) -> dict[str, Any]
         by_scenario[r["scenario"]].append(r)
     alarmed = [bool(r["alarms"]) for r in runs]
     k = sum(alarmed)
-    res["run_level"] = {"alarmed": k, "share": k / len(runs),
-                        "ci95": clopper_pearson(k, len(runs)),
-                        "by_scenario": {s: {"runs": len(v), "alarmed": sum(bool(r["alarms"])
-                                                                           for r in v)}
-                                        for s, v in by_scenario.items()}}
+    res["run_level"] = {
+        "alarmed": k,
+        "share": k / len(runs),
+        "ci95": clopper_pearson(k, len(runs)),
+        "by_scenario": {
+            s: {"runs": len(v), "alarmed": sum(bool(r["alarms"]) for r in v)}
+            for s, v in by_scenario.items()
+        },
+    }
     det_runs: dict[str, int] = defaultdict(int)
     for r in runs:
         for d in {a[0] for a in r["alarms"]}:
@@ -149,8 +193,12 @@ def summarise(runs: list[dict[str, Any]], alpha: float = 0.05) -> dict[str, Any]
         for a in LEVELS:
             hits = int((arr >= math.log(1 / a)).sum())
             bound = float(stats.binom.ppf(0.99, arr.size, a)) / arr.size if arr.size else 0.0
-            rows[str(a)] = {"share": hits / arr.size if arr.size else 0.0, "hits": hits,
-                            "bound99": bound, "ok": hits / max(arr.size, 1) <= bound}
+            rows[str(a)] = {
+                "share": hits / arr.size if arr.size else 0.0,
+                "hits": hits,
+                "bound99": bound,
+                "ok": hits / max(arr.size, 1) <= bound,
+            }
         ville[det] = {"tests": int(arr.size), "levels": rows}
     res["ville"] = ville
     return res
@@ -172,26 +220,34 @@ def main() -> None:
         for r in pool.map(run_one, *zip(*jobs, strict=True)):
             runs.append(r)
             flag = f"  ALARM {r['alarms']}" if r["alarms"] else ""
-            print(f"  {len(runs):4d}/{len(jobs)} {r['scenario']:22s} seed {r['seed']} "
-                  f"{r['seconds']:5.1f}s{flag}", flush=True)
+            print(
+                f"  {len(runs):4d}/{len(jobs)} {r['scenario']:22s} seed {r['seed']} "
+                f"{r['seconds']:5.1f}s{flag}",
+                flush=True,
+            )
     res = summarise(runs)
     res["seconds"] = time.perf_counter() - t0
     rl = res["run_level"]
     lo, hi = rl["ci95"]
-    print(f"\nrun-level false alarms: {rl['alarmed']}/{res['runs']} = {rl['share']:.3f} "
-          f"(95% CI {lo:.3f}-{hi:.3f}; alpha 0.05); by detector {rl['by_detector']}")
+    print(
+        f"\nrun-level false alarms: {rl['alarmed']}/{res['runs']} = {rl['share']:.3f} "
+        f"(95% CI {lo:.3f}-{hi:.3f}; alpha 0.05); by detector {rl['by_detector']}"
+    )
     for s, v in rl["by_scenario"].items():
         print(f"  {s:22s} {v['alarmed']}/{v['runs']}")
     pw = res["per_window"]
-    print(f"per (platform, window) — the guarantee's unit: {pw['alarmed']}/{pw['windows']} = "
-          f"{pw['share']:.3f} (95% CI {pw['ci95'][0]:.3f}-{pw['ci95'][1]:.3f}; alpha 0.05); "
-          f"by detector {pw['by_detector']}")
+    print(
+        f"per (platform, window) — the guarantee's unit: {pw['alarmed']}/{pw['windows']} = "
+        f"{pw['share']:.3f} (95% CI {pw['ci95'][0]:.3f}-{pw['ci95'][1]:.3f}; alpha 0.05); "
+        f"by detector {pw['by_detector']}"
+    )
     print("\nVille per test: share of null tests with max E >= 1/a (bound: binomial 99%)")
-    print(f"  {'detector':18s} {'tests':>7s} " + " ".join(f"{'a=' + str(a):>16s}"
-                                                         for a in LEVELS))
+    print(f"  {'detector':18s} {'tests':>7s} " + " ".join(f"{'a=' + str(a):>16s}" for a in LEVELS))
     for det, v in res["ville"].items():
-        cells = " ".join(f"{c['share']:7.4f}<={c['bound99']:.4f}{'' if c['ok'] else '!'}"
-                         for c in v["levels"].values())
+        cells = " ".join(
+            f"{c['share']:7.4f}<={c['bound99']:.4f}{'' if c['ok'] else '!'}"
+            for c in v["levels"].values()
+        )
         print(f"  {det:18s} {v['tests']:7d} {cells}")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "calibration.json"

@@ -67,16 +67,23 @@ from streams.kafka.topics import create_topics  # noqa: E402
 from streams.snapshot import read_snapshot  # noqa: E402
 
 
-def simulate(out: Path, scale: float, tick_minutes: float | None = None,
-             lateness_minutes: float | None = None, **overrides: float) -> dict:
+def simulate(
+    out: Path,
+    scale: float,
+    tick_minutes: float | None = None,
+    lateness_minutes: float | None = None,
+    **overrides: float,
+) -> dict:
     from streams.simulator import scenario, write_simulation
 
-    paths = write_simulation(out, scenario("demo", seed=1, scale=scale, **overrides),
-                             fmt="jsonl.gz")
+    paths = write_simulation(
+        out, scenario("demo", seed=1, scale=scale, **overrides), fmt="jsonl.gz"
+    )
     if tick_minutes is not None:
         cfg = yaml.safe_load(Path(paths["config"]).read_text(encoding="utf-8"))
-        cfg.setdefault("detection", {}).update(tick_minutes=tick_minutes,
-                                               lateness_minutes=lateness_minutes)
+        cfg.setdefault("detection", {}).update(
+            tick_minutes=tick_minutes, lateness_minutes=lateness_minutes
+        )
         Path(paths["config"]).write_text(yaml.safe_dump(cfg), encoding="utf-8")
     return paths
 
@@ -85,11 +92,17 @@ def raw_consume(settings: Settings, total: int) -> dict:
     from kafka import KafkaConsumer
 
     t0 = time.perf_counter()
-    consumer = KafkaConsumer(settings.topic_exposure, settings.topic_ranking,
-                             bootstrap_servers=settings.broker, group_id=f"raw-{time.time()}",
-                             auto_offset_reset="earliest", enable_auto_commit=False,
-                             session_timeout_ms=6000, heartbeat_interval_ms=1000,
-                             max_poll_records=5000)
+    consumer = KafkaConsumer(
+        settings.topic_exposure,
+        settings.topic_ranking,
+        bootstrap_servers=settings.broker,
+        group_id=f"raw-{time.time()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        max_poll_records=5000,
+    )
     n, first = 0, None
     while n < total:
         for records in consumer.poll(timeout_ms=1000).values():
@@ -97,44 +110,65 @@ def raw_consume(settings: Settings, total: int) -> dict:
             n += len(records)
     end = time.perf_counter()
     consumer.close()
-    return {"records": n, "seconds": end - first, "rate": n / (end - first),
-            "join_s": first - t0}
+    return {"records": n, "seconds": end - first, "rate": n / (end - first), "join_s": first - t0}
 
 
 def throughput(broker: EmbeddedBroker, work: Path, scale: float) -> dict:
     paths = simulate(work / "sim", scale)
     settings = settings_for(broker, "tp")
     create_topics(settings)
-    produced = produce(settings, [(paths["exposure"], "exposure"),
-                                  (paths["ranking"], "ranking")], end_of_stream=True)
+    produced = produce(
+        settings,
+        [(paths["exposure"], "exposure"), (paths["ranking"], "ranking")],
+        end_of_stream=True,
+    )
     total = produced.total + 2 * settings.partitions  # + end-of-stream markers
     raw = raw_consume(settings, total)
     t_launch = time.perf_counter()
-    with LiveStack(paths["config"], work / "tp.duckdb", work / "tp", settings=settings,
-                   bootstrap=broker.bootstrap, checkpoint_seconds=5.0) as stack:
+    with LiveStack(
+        paths["config"],
+        work / "tp.duckdb",
+        work / "tp",
+        settings=settings,
+        bootstrap=broker.bootstrap,
+        checkpoint_seconds=5.0,
+    ) as stack:
         worker = stack.services["worker"]
-        stack.wait_for(lambda: "holding units" in worker.log_text(), 120, "worker join",
-                       interval=0.05)
+        stack.wait_for(
+            lambda: "holding units" in worker.log_text(), 120, "worker join", interval=0.05
+        )
         t_assigned = time.perf_counter()
         stack.wait_for(lambda: drained(stack), 600, "drain", interval=0.1)
         t_done = time.perf_counter()
         con = read_snapshot(stack.snapshot_dir)  # written at most 1 s after the last batch
         con.close()
     e2e_s = t_done - t_assigned
-    return {"records": produced.total, "produce_rate": produced.total / produced.seconds,
-            "raw_kafka_python": raw,
-            "end_to_end": {"seconds": e2e_s, "rate": produced.total / e2e_s,
-                           "startup_and_join_s": t_assigned - t_launch},
-            "ratio": (produced.total / e2e_s) / raw["rate"]}
+    return {
+        "records": produced.total,
+        "produce_rate": produced.total / produced.seconds,
+        "raw_kafka_python": raw,
+        "end_to_end": {
+            "seconds": e2e_s,
+            "rate": produced.total / e2e_s,
+            "startup_and_join_s": t_assigned - t_launch,
+        },
+        "ratio": (produced.total / e2e_s) / raw["rate"],
+    }
 
 
-def latency(broker: EmbeddedBroker, work: Path, scale: float, speed: float,
-            paced_seconds: float) -> dict:
+def latency(
+    broker: EmbeddedBroker, work: Path, scale: float, speed: float, paced_seconds: float
+) -> dict:
     tick_min, late_min = 0.25, 0.1
     # 10 × the users on a 20 × shorter timeline: the event rate of a mid-size platform, so
     # that minutes of event time hold enough evidence for findings
-    paths = simulate(work / "lat-sim", scale * 10, tick_minutes=tick_min,
-                     lateness_minutes=late_min, time_scale=0.05)
+    paths = simulate(
+        work / "lat-sim",
+        scale * 10,
+        tick_minutes=tick_min,
+        lateness_minutes=late_min,
+        time_scale=0.05,
+    )
     first_start = min(w.window_period.start_ms for w in load_config(paths["config"]).windows)
     switch_ms = first_start - 2 * 60_000
     settings = settings_for(broker, "lat")
@@ -143,16 +177,23 @@ def latency(broker: EmbeddedBroker, work: Path, scale: float, speed: float,
     sent_wall: list[float] = []
     seen: dict[str, tuple[float, int]] = {}  # finding id → (first readable, event_time ms)
     stop = threading.Event()
-    with LiveStack(paths["config"], work / "lat.duckdb", work / "lat", settings=settings,
-                   bootstrap=broker.bootstrap, checkpoint_seconds=5.0) as stack:
+    with LiveStack(
+        paths["config"],
+        work / "lat.duckdb",
+        work / "lat",
+        settings=settings,
+        bootstrap=broker.bootstrap,
+        checkpoint_seconds=5.0,
+    ) as stack:
         worker = stack.services["worker"]
         stack.wait_for(lambda: "holding units" in worker.log_text(), 120, "worker join")
         watcher = threading.Thread(target=watch_findings, args=(stack.snapshot_dir, seen, stop))
         watcher.start()
         producer = make_producer(settings, linger_ms=1)
         names = {"exposure": settings.topic_exposure, "ranking": settings.topic_ranking}
-        records = merge_by_time([read_file(paths["exposure"], "exposure"),
-                                 read_file(paths["ranking"], "ranking")])
+        records = merge_by_time(
+            [read_file(paths["exposure"], "exposure"), read_file(paths["ranking"], "ranking")]
+        )
         paced_from: float | None = None
         t0_event = t0_wall = 0.0
         for rec in records:
@@ -194,10 +235,16 @@ def latency(broker: EmbeddedBroker, work: Path, scale: float, speed: float,
         j = bisect.bisect_left(sent_ts, closing)
         if j < len(sent_ts):
             pipe.append(visible - sent_wall[j])
-    return {"speed": speed, "tick_s": tick_ms / 1000, "lateness_s": late_ms / 1000,
-            "paced_seconds": paced_seconds, "paced_events": len(sent_ts),
-            "findings_measured": len(lat), "latency_s": summary(lat),
-            "pipeline_latency_s": summary(pipe)}
+    return {
+        "speed": speed,
+        "tick_s": tick_ms / 1000,
+        "lateness_s": late_ms / 1000,
+        "paced_seconds": paced_seconds,
+        "paced_events": len(sent_ts),
+        "findings_measured": len(lat),
+        "latency_s": summary(lat),
+        "pipeline_latency_s": summary(pipe),
+    }
 
 
 def main() -> None:
@@ -214,8 +261,7 @@ def main() -> None:
         if args.only != "latency":
             result["throughput"] = throughput(broker, work, args.scale)
         if args.only != "throughput":
-            result["latency"] = latency(broker, work, args.scale, args.speed,
-                                        args.paced_seconds)
+            result["latency"] = latency(broker, work, args.scale, args.speed, args.paced_seconds)
         result["load_avg_end"] = os.getloadavg()[0]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "e2e.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
@@ -230,8 +276,10 @@ def main() -> None:
         lt = result["latency"]
         print(f"latency at {lt['speed']:g}× (target ≤ 5 s) {json.dumps(lt['latency_s'])}")
         print(f"  pipeline part              {json.dumps(lt['pipeline_latency_s'])}")
-        print(f"  tick {lt['tick_s']:g} s, lateness {lt['lateness_s']:g} s, "
-              f"{lt['findings_measured']} findings, {lt['paced_events']:,} paced events")
+        print(
+            f"  tick {lt['tick_s']:g} s, lateness {lt['lateness_s']:g} s, "
+            f"{lt['findings_measured']} findings, {lt['paced_events']:,} paced events"
+        )
 
 
 if __name__ == "__main__":

@@ -116,20 +116,21 @@ def count_messages(bootstrap: str, topic: str, timeout: float = 60.0) -> int:
     embedded broker's ListOffsets can answer less than a partition's end; a fetch cannot)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             max_partition_fetch_bytes=4 << 20)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
+    )
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic)
-                                                          or ())]
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         count, deadline = 0, time.monotonic() + timeout
         while time.monotonic() < deadline:
-            count += sum(len(r) for r in consumer.poll(timeout_ms=200, max_records=50_000)
-                         .values())
+            count += sum(len(r) for r in consumer.poll(timeout_ms=200, max_records=50_000).values())
             highs = [consumer.highwater(tp) for tp in tps]
-            if all(h is not None and consumer.position(tp) >= h for tp, h in zip(tps, highs,
-                                                                                strict=True)):
+            if all(
+                h is not None and consumer.position(tp) >= h
+                for tp, h in zip(tps, highs, strict=True)
+            ):
                 return count
         raise BenchError(f"{topic}: not read to its end within {timeout:g} s")
     finally:
@@ -144,8 +145,9 @@ def simulated_exposures(records: int, work: Path, seed: int = 1) -> Path:
 
     scale = max(0.005, records / 180_000)
     while True:
-        paths = write_simulation(work / "sim", scenario("default", seed=seed, scale=scale),
-                                 fmt="jsonl")
+        paths = write_simulation(
+            work / "sim", scenario("default", seed=seed, scale=scale), fmt="jsonl"
+        )
         with open(paths["exposure"], "rb") as f:
             lines = list(itertools.islice(f, records))
         if len(lines) == records:
@@ -165,25 +167,59 @@ def load(bootstrap: str, topic: str, records: int, partitions: int, work: Path) 
     produced = produce(settings, [(path, "exposure")])
     if produced.total != records:
         raise BenchError(f"produced {produced.total:,} records, not {records:,}")
-    return {"records": produced.total, "seconds": produced.seconds,
-            "rate": produced.total / produced.seconds, "bytes": path.stat().st_size}
+    return {
+        "records": produced.total,
+        "seconds": produced.seconds,
+        "rate": produced.total / produced.seconds,
+        "bytes": path.stat().st_size,
+    }
 
 
-def _consume(kind: str, bootstrap: str, topic: str, records: int, partitions: int,
-             timeout: float, session_timeout: float, work: Path) -> dict[str, Any]:
+def _consume(
+    kind: str,
+    bootstrap: str,
+    topic: str,
+    records: int,
+    partitions: int,
+    timeout: float,
+    session_timeout: float,
+    work: Path,
+) -> dict[str, Any]:
     out = work / f"{kind}.json"
     out.unlink(missing_ok=True)
     group = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
     if kind == "faust_table":  # Tansu would create it with 4 partitions when Faust names it
         create_topic(bootstrap, changelog(group), partitions, compact=True)
-    cmd = [sys.executable, str(HERE / "_faust_consumers.py"), "--kind", kind,
-           "--bootstrap", bootstrap, "--topic", topic, "--group", group,
-           "--partitions", str(partitions),
-           "--records", str(records), "--timeout", str(timeout), "--out", str(out),
-           "--session-timeout", str(session_timeout)]
+    cmd = [
+        sys.executable,
+        str(HERE / "_faust_consumers.py"),
+        "--kind",
+        kind,
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--group",
+        group,
+        "--partitions",
+        str(partitions),
+        "--records",
+        str(records),
+        "--timeout",
+        str(timeout),
+        "--out",
+        str(out),
+        "--session-timeout",
+        str(session_timeout),
+    ]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,  # noqa: S603
-                              timeout=timeout + 60)
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,  # noqa: S603
+            timeout=timeout + 60,
+        )
     except subprocess.TimeoutExpired:
         raise BenchError(f"{kind}: did not exit within {timeout + 60:g} s") from None
     result = json.loads(out.read_text(encoding="utf-8")) if out.exists() else None
@@ -198,45 +234,73 @@ def _consume(kind: str, bootstrap: str, topic: str, records: int, partitions: in
     return dict(result)
 
 
-def measure(bootstrap: str, topic: str, records: int, partitions: int, work: Path, *,
-            kinds: tuple[str, ...] = KINDS, timeout: float = 240.0,
-            session_timeout: float = SESSION_TIMEOUT) -> dict[str, Any]:
+def measure(
+    bootstrap: str,
+    topic: str,
+    records: int,
+    partitions: int,
+    work: Path,
+    *,
+    kinds: tuple[str, ...] = KINDS,
+    timeout: float = 240.0,
+    session_timeout: float = SESSION_TIMEOUT,
+) -> dict[str, Any]:
     """Run each consumer of ``kinds`` (the reference first) on ``topic`` in its own child
     process, check that they agree, and add the ratios to the reference."""
     if kinds[0] != REFERENCE:
         raise ValueError(f"kinds must start with the reference {REFERENCE!r}")
-    consumers = {k: _consume(k, bootstrap, topic, records, partitions, timeout,
-                             session_timeout, work) for k in kinds}
+    consumers = {
+        k: _consume(k, bootstrap, topic, records, partitions, timeout, session_timeout, work)
+        for k in kinds
+    }
     decoded = {(c["accepted"], c["rejected"]) for k, c in consumers.items() if k != REFERENCE}
     if len(decoded) > 1:
         raise BenchError(f"the decoding consumers disagree on (accepted, rejected): {decoded}")
     table = consumers.get("faust_table")
     if table is not None and table["changelog_records"] != table["accepted"]:
-        raise BenchError(f"faust_table: {table['changelog_records']:,} changelog records for "
-                         f"{table['accepted']:,} table updates")
+        raise BenchError(
+            f"faust_table: {table['changelog_records']:,} changelog records for "
+            f"{table['accepted']:,} table updates"
+        )
     ref = consumers[REFERENCE]
-    ratios = {k: {"rate": c["rate"] / ref["rate"],
-                  "cpu_per_record": c["cpu_us_per_record"] / ref["cpu_us_per_record"]}
-              for k, c in consumers.items()}
+    ratios = {
+        k: {
+            "rate": c["rate"] / ref["rate"],
+            "cpu_per_record": c["cpu_us_per_record"] / ref["cpu_us_per_record"],
+        }
+        for k, c in consumers.items()
+    }
     return {"consumers": consumers, "ratios": ratios}
 
 
-def run(records: int, partitions: int, timeout: float,
-        session_timeout: float = SESSION_TIMEOUT) -> dict[str, Any]:
+def run(
+    records: int, partitions: int, timeout: float, session_timeout: float = SESSION_TIMEOUT
+) -> dict[str, Any]:
     """The whole benchmark on a fresh embedded broker."""
-    with tempfile.TemporaryDirectory(prefix="amplimon-faust-") as tmp, \
-            EmbeddedBroker() as broker:
+    with tempfile.TemporaryDirectory(prefix="amplimon-faust-") as tmp, EmbeddedBroker() as broker:
         work = Path(tmp)
         topic = f"bench-faust.exposure.{uuid.uuid4().hex[:8]}"
-        result: dict[str, Any] = {"cpus": os.cpu_count(), "load_avg_start": os.getloadavg()[0],
-                                  "records": records, "partitions": partitions,
-                                  "versions": {p: version(p) for p in (
-                                      "faust-streaming", "mode-streaming", "aiokafka")},
-                                  "session_timeout_s": session_timeout,
-                                  "faust_settings": faust_settings(session_timeout)}
+        result: dict[str, Any] = {
+            "cpus": os.cpu_count(),
+            "load_avg_start": os.getloadavg()[0],
+            "records": records,
+            "partitions": partitions,
+            "versions": {p: version(p) for p in ("faust-streaming", "mode-streaming", "aiokafka")},
+            "session_timeout_s": session_timeout,
+            "faust_settings": faust_settings(session_timeout),
+        }
         result["produce"] = load(broker.bootstrap, topic, records, partitions, work)
-        result.update(measure(broker.bootstrap, topic, records, partitions, work,
-                              timeout=timeout, session_timeout=session_timeout))
+        result.update(
+            measure(
+                broker.bootstrap,
+                topic,
+                records,
+                partitions,
+                work,
+                timeout=timeout,
+                session_timeout=session_timeout,
+            )
+        )
         result["load_avg_end"] = os.getloadavg()[0]
     return result
 
@@ -245,10 +309,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--partitions", type=int, default=6)
-    parser.add_argument("--timeout", type=float, default=240.0,
-                        help="seconds each consumer may take to see every record")
-    parser.add_argument("--session-timeout", type=float, default=SESSION_TIMEOUT,
-                        help="consumer group session timeout, s (Faust's default: 60)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=240.0,
+        help="seconds each consumer may take to see every record",
+    )
+    parser.add_argument(
+        "--session-timeout",
+        type=float,
+        default=SESSION_TIMEOUT,
+        help="consumer group session timeout, s (Faust's default: 60)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     if args.records < 2 or args.partitions < 1:
@@ -261,12 +333,16 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "faust.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     print(f"{result['records']:,} exposure records, {result['partitions']} partitions")
-    print(f"{'consumer':<16}{'records/s':>11}{'ratio':>9}{'CPU µs/rec':>12}{'ratio':>9}"
-          f"{'peak RSS MB':>13}{'start-up s':>12}")
+    print(
+        f"{'consumer':<16}{'records/s':>11}{'ratio':>9}{'CPU µs/rec':>12}{'ratio':>9}"
+        f"{'peak RSS MB':>13}{'start-up s':>12}"
+    )
     for kind, c in result["consumers"].items():
         r = result["ratios"][kind]
-        print(f"{kind:<16}{c['rate']:>11,.0f}{r['rate']:>9.4f}{c['cpu_us_per_record']:>12.1f}"
-              f"{r['cpu_per_record']:>9.1f}{c['peak_rss_mb']:>13.0f}{c['startup_s']:>12.1f}")
+        print(
+            f"{kind:<16}{c['rate']:>11,.0f}{r['rate']:>9.4f}{c['cpu_us_per_record']:>12.1f}"
+            f"{r['cpu_per_record']:>9.1f}{c['peak_rss_mb']:>13.0f}{c['startup_s']:>12.1f}"
+        )
     return 0
 
 

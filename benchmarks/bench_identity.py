@@ -74,8 +74,9 @@ def detection(seed: int, n_registry: int, n: int) -> dict[str, object]:
     found = tried = 0
     for _ in range(n):
         target = rng.choice(names)
-        spelled = disguise(target, [rng.choice(sorted(DISGUISES))
-                                    for _ in range(rng.randint(1, 6))], rng)
+        spelled = disguise(
+            target, [rng.choice(sorted(DISGUISES)) for _ in range(rng.randint(1, 6))], rng
+        )
         if spelled == target or index.resolve(spelled) is not None:
             continue
         tried += 1
@@ -88,21 +89,31 @@ def detection(seed: int, n_registry: int, n: int) -> dict[str, object]:
         i = rng.randrange(len(target))
         op = rng.choice(("delete", "insert", "replace", "swap"))
         new = rng.choice(letters)
-        spelled = {"delete": target[:i] + target[i + 1:],
-                   "insert": target[:i] + new + target[i:],
-                   "replace": target[:i] + new + target[i + 1:],
-                   "swap": target[:i] + target[i + 1:i + 2] + target[i] + target[i + 2:]}[op]
+        spelled = {
+            "delete": target[:i] + target[i + 1 :],
+            "insert": target[:i] + new + target[i:],
+            "replace": target[:i] + new + target[i + 1 :],
+            "swap": target[:i] + target[i + 1 : i + 2] + target[i] + target[i + 2 :],
+        }[op]
         if index.resolve(spelled) is not None or key(spelled) == key(target):
             continue
         run = _run_of(target, i)
-        scope = "in_scope" if len(run[1]) >= 4 and run[0] > 0 and target[i].isalpha() \
-            and not (op == "swap" and not target[i + 1:i + 2].isalpha()) else "out_of_scope"
+        scope = (
+            "in_scope"
+            if len(run[1]) >= 4
+            and run[0] > 0
+            and target[i].isalpha()
+            and not (op == "swap" and not target[i + 1 : i + 2].isalpha())
+            else "out_of_scope"
+        )
         hit = index.near_miss(spelled)
         typo[scope][0] += hit is not None and hit.actor == target
         typo[scope][1] += 1
-    return {"disguised": rate(found, tried),
-            "typo_in_scope": rate(*typo["in_scope"]),
-            "typo_out_of_scope": rate(*typo["out_of_scope"])}
+    return {
+        "disguised": rate(found, tried),
+        "typo_in_scope": rate(*typo["in_scope"]),
+        "typo_out_of_scope": rate(*typo["out_of_scope"]),
+    }
 
 
 def _run_of(text: str, i: int) -> tuple[int, str]:
@@ -153,22 +164,30 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, object] = {
         "registry": args.registry,
         "false_positives": {
-            shape: {"any": rate(c["normalisation"] + c["edit_distance"], c["n"]),
-                    "normalisation": c["normalisation"], "edit_distance": c["edit_distance"]}
-            for shape, c in fp.items()},
+            shape: {
+                "any": rate(c["normalisation"] + c["edit_distance"], c["n"]),
+                "normalisation": c["normalisation"],
+                "edit_distance": c["edit_distance"],
+            }
+            for shape, c in fp.items()
+        },
         "detection": detection(args.seed, args.registry, args.disguised),
         "cost": cost(args.seed),
     }
     print(f"false positives (registry {args.registry}, {args.unrelated:,} unrelated per shape)")
     for shape, row in results["false_positives"].items():  # type: ignore[union-attr]
         r = row["any"]
-        print(f"  {shape:10s} {r['k']:6d} / {r['n']:,}  {100 * r['rate']:.3f} %  "
-              f"[{100 * r['ci_low']:.3f}, {100 * r['ci_high']:.3f}]  "
-              f"(normalisation {row['normalisation']}, edit {row['edit_distance']})")
+        print(
+            f"  {shape:10s} {r['k']:6d} / {r['n']:,}  {100 * r['rate']:.3f} %  "
+            f"[{100 * r['ci_low']:.3f}, {100 * r['ci_high']:.3f}]  "
+            f"(normalisation {row['normalisation']}, edit {row['edit_distance']})"
+        )
     print("detection")
     for what, r in results["detection"].items():  # type: ignore[union-attr]
-        print(f"  {what:18s} {r['k']:6d} / {r['n']:,}  {100 * r['rate']:.2f} %  "
-              f"[{100 * r['ci_low']:.2f}, {100 * r['ci_high']:.2f}]")
+        print(
+            f"  {what:18s} {r['k']:6d} / {r['n']:,}  {100 * r['rate']:.2f} %  "
+            f"[{100 * r['ci_low']:.2f}, {100 * r['ci_high']:.2f}]"
+        )
     print("cost " + ", ".join(f"{k} {v:.2f}" for k, v in results["cost"].items()))  # type: ignore[union-attr]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "identity.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -90,8 +90,14 @@ print(json.dumps(out))
 
 def child(code: str) -> dict:
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", WRAP, code], capture_output=True, text=True,
-                          cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [sys.executable, "-c", WRAP, code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["wall_s"] = time.perf_counter() - t0
     return out
@@ -104,23 +110,28 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--work", type=Path, default=Path("/tmp/amplimon-bench-replay"))
     args = ap.parse_args()
-    results: dict[str, dict] = {"machine": {"cpus": os.cpu_count(),
-                                            "load_before": os.getloadavg()}}
+    results: dict[str, dict] = {"machine": {"cpus": os.cpu_count(), "load_before": os.getloadavg()}}
     for scale in [float(s) for s in args.scales.split(",")]:
         work = args.work / f"scale-{scale:g}"
         work.mkdir(parents=True, exist_ok=True)
         if not (work / "exposure.jsonl.gz").exists():
             child(SIMULATE.format(out=str(work), scale=scale))
-        cfg, ex, rk = (str(work / n) for n in ("amplimon.yaml", "exposure.jsonl.gz",
-                                                 "ranking.jsonl.gz"))
+        cfg, ex, rk = (
+            str(work / n) for n in ("amplimon.yaml", "exposure.jsonl.gz", "ranking.jsonl.gz")
+        )
         row: dict[str, dict] = {"reference": child(REFERENCE.format(ex=ex, rk=rk))}
         for w in [int(x) for x in args.workers.split(",")]:
-            row[f"replay_workers_{w}"] = child(REPLAY.format(
-                cfg=cfg, db=str(work / f"w{w}.duckdb"), ex=ex, rk=rk, workers=w))
+            row[f"replay_workers_{w}"] = child(
+                REPLAY.format(cfg=cfg, db=str(work / f"w{w}.duckdb"), ex=ex, rk=rk, workers=w)
+            )
         ref = row["reference"]["inner_s"]
         base = row[f"replay_workers_{args.workers.split(',')[0]}"]
-        summary = {"records": base["records"], "exposure_events": base["exposures"],
-                   "reference_s": ref, "reference_peak_rss_mb": row["reference"]["peak_rss_mb"]}
+        summary = {
+            "records": base["records"],
+            "exposure_events": base["exposures"],
+            "reference_s": ref,
+            "reference_peak_rss_mb": row["reference"]["peak_rss_mb"],
+        }
         for name, r in row.items():
             if name.startswith("replay_"):
                 summary[f"{name}_s"] = r["inner_s"]

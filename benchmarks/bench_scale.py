@@ -150,29 +150,42 @@ def machine() -> dict[str, Any]:
     model = ""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
-            model = next((ln.split(":", 1)[1].strip() for ln in info
-                          if ln.startswith("model name")), "")
+            model = next(
+                (ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")), ""
+            )
     except OSError:
         pass
-    return {"cpus": os.cpu_count(), "cpu_model": model, "python": _platform.python_version(),
-            "memory_gb": psutil.virtual_memory().total / 2**30,
-            "load_avg_start": os.getloadavg()[0]}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": _platform.python_version(),
+        "memory_gb": psutil.virtual_memory().total / 2**30,
+        "load_avg_start": os.getloadavg()[0],
+    }
 
 
 # -- Kafka helpers ----------------------------------------------------------------------------
 def _consumer(bootstrap: str, topics: list[str]) -> tuple[Any, list[Any]]:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             max_partition_fetch_bytes=16 << 20)
-    tps = [TopicPartition(t, p) for t in topics
-           for p in sorted(consumer.partitions_for_topic(t) or ())]
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=16 << 20
+    )
+    tps = [
+        TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())
+    ]
     consumer.assign(tps)
     return consumer, tps
 
 
-def read_all(bootstrap: str, topics: list[str], each: Callable[[Any], None],
-             *, start: str = "beginning", timeout: float = 120.0) -> None:
+def read_all(
+    bootstrap: str,
+    topics: list[str],
+    each: Callable[[Any], None],
+    *,
+    start: str = "beginning",
+    timeout: float = 120.0,
+) -> None:
     """Call ``each`` on every message of ``topics`` up to each partition's high-water mark
     (from the beginning, or from the last batch: ``start="last"``).  High-water marks from
     fetches, not ListOffsets: the embedded broker's ListOffsets can answer less."""
@@ -190,8 +203,10 @@ def read_all(bootstrap: str, topics: list[str], each: Callable[[Any], None],
                 for r in records:
                     each(r)
             highs = [consumer.highwater(tp) for tp in tps]
-            if all(h is not None and consumer.position(tp) >= h
-                   for tp, h in zip(tps, highs, strict=True)):
+            if all(
+                h is not None and consumer.position(tp) >= h
+                for tp, h in zip(tps, highs, strict=True)
+            ):
                 return
         raise BenchError(f"{', '.join(topics)}: not read to the end within {timeout:g} s")
     finally:
@@ -214,8 +229,13 @@ def read_partials(bootstrap: str, topic: str) -> dict[str, Any]:
     per unit its first ``finished`` progress (time and final counters)."""
     from monitor.partials import TickPartial, decode
 
-    out: dict[str, Any] = {"partial_messages": 0, "progress_messages": 0, "events": 0,
-                           "partial_bytes": 0, "max_partial_bytes": 0}
+    out: dict[str, Any] = {
+        "partial_messages": 0,
+        "progress_messages": 0,
+        "events": 0,
+        "partial_bytes": 0,
+        "max_partial_bytes": 0,
+    }
     ticks: set[tuple[str, int]] = set()
     units: set[int] = set()
     finished: dict[int, tuple[int, dict[str, Any]]] = {}
@@ -245,8 +265,9 @@ def read_partials(bootstrap: str, topic: str) -> dict[str, Any]:
     totals: dict[str, int] = {}
     for _, counts in finished.values():
         for key, value in counts.items():
-            totals[key] = totals.get(key, 0) + (sum(value.values()) if isinstance(value, dict)
-                                                else value)
+            totals[key] = totals.get(key, 0) + (
+                sum(value.values()) if isinstance(value, dict) else value
+            )
     out["counts"] = totals
     return out
 
@@ -268,30 +289,52 @@ def checkpoint_bytes(bootstrap: str, topic: str) -> dict[str, int]:
 class Bench:
     """The broker, the simulated election on the input topics, and each phase."""
 
-    def __init__(self, broker: EmbeddedBroker, work: Path, partitions: int, timeout: float,
-                 session_timeout: float = 6.0) -> None:
+    def __init__(
+        self,
+        broker: EmbeddedBroker,
+        work: Path,
+        partitions: int,
+        timeout: float,
+        session_timeout: float = 6.0,
+    ) -> None:
         self.broker, self.work, self.partitions = broker, work, partitions
         self.timeout, self.session_timeout = timeout, session_timeout
-        self.inputs = {"topic_exposure": "scale.exposure", "topic_ranking": "scale.ranking",
-                       "topic_panel": "scale.panel"}
+        self.inputs = {
+            "topic_exposure": "scale.exposure",
+            "topic_ranking": "scale.ranking",
+            "topic_panel": "scale.panel",
+        }
         self.config: Path | None = None
         self.records = 0  # produced
         self.messages = 0  # on the input topics: records + end-of-stream markers
 
     def settings(self, prefix: str) -> Settings:
-        return Settings(broker=self.broker.bootstrap, partitions=self.partitions,
-                        group_id=f"{prefix}-amplimon", data_dir=str(self.work / "data"),
-                        **self.inputs, **{f"topic_{t}": f"{prefix}.{t}" for t in _INTERNAL})
+        return Settings(
+            broker=self.broker.bootstrap,
+            partitions=self.partitions,
+            group_id=f"{prefix}-amplimon",
+            data_dir=str(self.work / "data"),
+            **self.inputs,
+            **{f"topic_{t}": f"{prefix}.{t}" for t in _INTERNAL},
+        )
 
     def stack(self, prefix: str, workers: int = 0) -> LiveStack:
         assert self.config is not None
         (self.work / prefix).mkdir(parents=True, exist_ok=True)
         # a later --session-timeout overrides the stack's own (6 s)
         timeouts = ("--session-timeout", f"{self.session_timeout:g}")
-        return LiveStack(self.config, self.work / f"{prefix}.duckdb", self.work / prefix,
-                         settings=self.settings(prefix), bootstrap=self.broker.bootstrap,
-                         checkpoint_seconds=5.0, workers=workers, worker_args=timeouts,
-                         merge_args=timeouts, sink_args=timeouts)
+        return LiveStack(
+            self.config,
+            self.work / f"{prefix}.duckdb",
+            self.work / prefix,
+            settings=self.settings(prefix),
+            bootstrap=self.broker.bootstrap,
+            checkpoint_seconds=5.0,
+            workers=workers,
+            worker_args=timeouts,
+            merge_args=timeouts,
+            sink_args=timeouts,
+        )
 
     @property
     def broker_pid(self) -> int:
@@ -303,40 +346,68 @@ class Bench:
         from streams.kafka.producer import produce
         from streams.simulator import scenario, write_simulation
 
-        paths = write_simulation(self.work / "sim", scenario(scenario_name, seed=1, scale=scale),
-                                 fmt="jsonl.gz")
+        paths = write_simulation(
+            self.work / "sim", scenario(scenario_name, seed=1, scale=scale), fmt="jsonl.gz"
+        )
         self.config = Path(paths["config"])
         settings = self.settings("input")
         create_topics(settings)
-        produced = produce(settings, [(paths["exposure"], "exposure"),
-                                      (paths["ranking"], "ranking")], end_of_stream=True)
+        produced = produce(
+            settings,
+            [(paths["exposure"], "exposure"), (paths["ranking"], "ranking")],
+            end_of_stream=True,
+        )
         self.records = produced.total
         self.messages = produced.total + 3 * self.partitions
-        return {"scenario": scenario_name, "scale": scale, "partitions": self.partitions,
-                "records": produced.total, "by_topic": dict(produced.sent),
-                "end_of_stream_markers": 3 * self.partitions,
-                "produce_seconds": produced.seconds,
-                "produce_rate": produced.total / produced.seconds}
+        return {
+            "scenario": scenario_name,
+            "scale": scale,
+            "partitions": self.partitions,
+            "records": produced.total,
+            "by_topic": dict(produced.sent),
+            "end_of_stream_markers": 3 * self.partitions,
+            "produce_seconds": produced.seconds,
+            "produce_rate": produced.total / produced.seconds,
+        }
 
     def reference(self, kind: str, topics: list[str], records: int) -> dict[str, Any]:
         out = self.work / f"ref-{kind}-{uuid.uuid4().hex[:6]}.json"
-        cmd = [sys.executable, str(HERE / "_raw_consumers.py"), "--kind", kind,
-               "--bootstrap", self.broker.bootstrap, "--topics", ",".join(topics),
-               "--records", str(records), "--timeout", str(self.timeout), "--out", str(out)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,  # noqa: S603
-                              timeout=self.timeout + 60, check=False)
+        cmd = [
+            sys.executable,
+            str(HERE / "_raw_consumers.py"),
+            "--kind",
+            kind,
+            "--bootstrap",
+            self.broker.bootstrap,
+            "--topics",
+            ",".join(topics),
+            "--records",
+            str(records),
+            "--timeout",
+            str(self.timeout),
+            "--out",
+            str(out),
+        ]
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,  # noqa: S603
+            timeout=self.timeout + 60,
+            check=False,
+        )
         if not out.exists():
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise BenchError(f"reference {kind}: exit {proc.returncode} without a result "
-                             f"({tail})")
+            raise BenchError(f"reference {kind}: exit {proc.returncode} without a result ({tail})")
         result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
         if "error" in result:
             raise BenchError(f"reference {result['error']}")
         return result
 
     # -- waiting ---------------------------------------------------------------------------
-    def _wait(self, stack: LiveStack, predicate: Callable[[], bool], what: str,
-              interval: float = 0.02) -> float:
+    def _wait(
+        self, stack: LiveStack, predicate: Callable[[], bool], what: str, interval: float = 0.02
+    ) -> float:
         """Poll until ``predicate``; returns the wall clock (``time.time()``) when it held."""
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
@@ -344,9 +415,11 @@ class Bench:
                 return time.time()
             for s in stack.services.values():
                 if s.process is not None and s.process.poll() is not None:
-                    raise BenchError(f"{s.name} exited with {s.process.returncode} while "
-                                     f"waiting for {what}: "
-                                     f"{(s.log_text().strip().splitlines() or [''])[-1]}")
+                    raise BenchError(
+                        f"{s.name} exited with {s.process.returncode} while "
+                        f"waiting for {what}: "
+                        f"{(s.log_text().strip().splitlines() or [''])[-1]}"
+                    )
             time.sleep(interval)
         raise BenchError(f"timed out after {self.timeout:g} s waiting for {what}")
 
@@ -367,17 +440,23 @@ class Bench:
             workers = [stack.start_worker() for _ in range(n)]
             sampler = CpuSampler({w.name: _pid(w) for w in workers} | {"broker": self.broker_pid})
             sampler.start()
-            t_start = self._wait(stack, lambda: any("holding units" in w.log_text()
-                                                    for w in workers), "a worker to join")
-            self._wait(stack, self._lag_zero(settings, settings.group_id, self._inputs()),
-                       f"{n} worker(s) to commit every input offset", interval=0.1)
+            t_start = self._wait(
+                stack,
+                lambda: any("holding units" in w.log_text() for w in workers),
+                "a worker to join",
+            )
+            self._wait(
+                stack,
+                self._lag_zero(settings, settings.group_id, self._inputs()),
+                f"{n} worker(s) to commit every input offset",
+                interval=0.1,
+            )
             peaks = {w.name: peak_rss_mb(_pid(w)) for w in workers}
             machine_pct = sampler.stop()
         finally:
             stack.stop()
         logs = {w.name: w.log_text() for w in workers}
-        stopped = [_stopped(w.name, text) for w, text in zip(workers, logs.values(),
-                                                             strict=True)]
+        stopped = [_stopped(w.name, text) for w, text in zip(workers, logs.values(), strict=True)]
         sent = read_partials(self.broker.bootstrap, settings.topic_partials)
         t_end = sent["finished_ms"] / 1000
         cpu = sampler.cpu_between(t_start, t_end)
@@ -385,33 +464,47 @@ class Bench:
         seconds = t_end - t_start
         read = sum(s["messages"] for s in stopped)
         result = {
-            "workers": n, "seconds": seconds, "rate": self.records / seconds,
-            "cpu_s": worker_cpu, "cpu_us_per_record": 1e6 * worker_cpu / self.records,
-            "broker_cpu_s": cpu["broker"], "machine_cpu_pct": machine_pct,
-            "peak_rss_mb": peaks, "messages_read": read,
+            "workers": n,
+            "seconds": seconds,
+            "rate": self.records / seconds,
+            "cpu_s": worker_cpu,
+            "cpu_us_per_record": 1e6 * worker_cpu / self.records,
+            "broker_cpu_s": cpu["broker"],
+            "machine_cpu_pct": machine_pct,
+            "peak_rss_mb": peaks,
+            "messages_read": read,
             "messages_read_by_worker": {s["name"]: s["messages"] for s in stopped},
             "units_held_at_stop": {s["name"]: s.get("units_held") for s in stopped},
             "rebalances": sum(text.count("gave up units") for text in logs.values()),
-            "partials": sent, "load_avg_end": os.getloadavg()[0]}
+            "partials": sent,
+            "load_avg_end": os.getloadavg()[0],
+        }
         if n == 1:
-            result["checkpoint_bytes"] = checkpoint_bytes(self.broker.bootstrap,
-                                                          settings.topic_state)
+            result["checkpoint_bytes"] = checkpoint_bytes(
+                self.broker.bootstrap, settings.topic_state
+            )
         self._check_stage_one(result)
         return result
 
     def _check_stage_one(self, r: dict[str, Any]) -> None:
         n, sent = r["workers"], r["partials"]
         if r["messages_read"] != self.messages and not r["rebalances"]:
-            raise BenchError(f"stage one with {n} worker(s) read {r['messages_read']:,} input "
-                             f"messages, not {self.messages:,}")
+            raise BenchError(
+                f"stage one with {n} worker(s) read {r['messages_read']:,} input "
+                f"messages, not {self.messages:,}"
+            )
         if sent["units_finished"] != self.partitions:
-            raise BenchError(f"stage one with {n} worker(s): {sent['units_finished']} of "
-                             f"{self.partitions} units finished")
+            raise BenchError(
+                f"stage one with {n} worker(s): {sent['units_finished']} of "
+                f"{self.partitions} units finished"
+            )
         c = sent["counts"]
         accounted = sum(c.get(k, 0) for k in ("accepted", "duplicates", "late", "rejected"))
         if accounted != self.records:
-            raise BenchError(f"stage one with {n} worker(s): the units account for "
-                             f"{accounted:,} records, not {self.records:,} ({c})")
+            raise BenchError(
+                f"stage one with {n} worker(s): the units account for "
+                f"{accounted:,} records, not {self.records:,} ({c})"
+            )
 
     # -- stage two -------------------------------------------------------------------------
     def stage_two(self, prefix: str, sent: dict[str, Any]) -> dict[str, Any]:
@@ -424,12 +517,19 @@ class Bench:
             merge = stack.start_merge()
             sampler = CpuSampler({"merge": _pid(merge), "broker": self.broker_pid})
             sampler.start()
-            t_start = self._wait(stack, lambda: re.search(r"merging partials partitions \[\d",
-                                                          merge.log_text()) is not None,
-                                 "stage two to take its partition")
-            self._wait(stack, self._lag_zero(settings, f"{settings.group_id}-merge",
-                                             [settings.topic_partials]),
-                       "stage two to commit every partial", interval=0.1)
+            t_start = self._wait(
+                stack,
+                lambda: (
+                    re.search(r"merging partials partitions \[\d", merge.log_text()) is not None
+                ),
+                "stage two to take its partition",
+            )
+            self._wait(
+                stack,
+                self._lag_zero(settings, f"{settings.group_id}-merge", [settings.topic_partials]),
+                "stage two to commit every partial",
+                interval=0.1,
+            )
             peak = peak_rss_mb(_pid(merge))
             machine_pct = sampler.stop()
         finally:
@@ -440,24 +540,39 @@ class Bench:
         cpu = sampler.cpu_between(t_start, t_end)
         ticks, partials = sent["ticks"], sent["partial_messages"]
         result = {
-            "seconds": t_end - t_start, "cpu_s": cpu["merge"], "broker_cpu_s": cpu["broker"],
-            "machine_cpu_pct": machine_pct, "peak_rss_mb": peak, "merged": status,
-            "ticks": ticks, "partial_messages": partials,
-            "progress_messages": sent["progress_messages"], "events": sent["events"],
+            "seconds": t_end - t_start,
+            "cpu_s": cpu["merge"],
+            "broker_cpu_s": cpu["broker"],
+            "machine_cpu_pct": machine_pct,
+            "peak_rss_mb": peak,
+            "merged": status,
+            "ticks": ticks,
+            "partial_messages": partials,
+            "progress_messages": sent["progress_messages"],
+            "events": sent["events"],
             "partials_per_tick": partials / ticks,
             "cpu_ms_per_tick": 1e3 * cpu["merge"] / ticks,
             "cpu_ms_per_partial": 1e3 * cpu["merge"] / partials,
             "cpu_us_per_event": 1e6 * cpu["merge"] / sent["events"],
             "ticks_per_s": ticks / (t_end - t_start),
             "events_per_s": sent["events"] / (t_end - t_start),
-            "reference_kafka_python": reference, "kafka_python_without_crc_check": nocrc,
-            "ratios": {"rate": (messages / (t_end - t_start)) / reference["rate"],
-                       "cpu_per_message": (1e6 * cpu["merge"] / messages)
-                       / reference["cpu_us_per_record"]}}
-        if (status["messages"] != messages or status["ticks"] != ticks or status["stale"]
-                or not status["finished"]):
-            raise BenchError(f"stage two merged {status}, expected {messages:,} messages and "
-                             f"{ticks:,} ticks, none stale, finished")
+            "reference_kafka_python": reference,
+            "kafka_python_without_crc_check": nocrc,
+            "ratios": {
+                "rate": (messages / (t_end - t_start)) / reference["rate"],
+                "cpu_per_message": (1e6 * cpu["merge"] / messages) / reference["cpu_us_per_record"],
+            },
+        }
+        if (
+            status["messages"] != messages
+            or status["ticks"] != ticks
+            or status["stale"]
+            or not status["finished"]
+        ):
+            raise BenchError(
+                f"stage two merged {status}, expected {messages:,} messages and "
+                f"{ticks:,} ticks, none stale, finished"
+            )
         return result
 
     # -- end to end ------------------------------------------------------------------------
@@ -470,22 +585,35 @@ class Bench:
             stack.start()
             services = list(stack.services.values())
             workers = [s for s in services if s.name.startswith("worker")]
-            sampler = CpuSampler({s.name: _pid(s) for s in services}
-                                 | {"broker": self.broker_pid})
+            sampler = CpuSampler({s.name: _pid(s) for s in services} | {"broker": self.broker_pid})
             sampler.start()
-            t_start = self._wait(stack, lambda: any("holding units" in w.log_text()
-                                                    for w in workers), "a worker to join")
-            self._wait(stack, self._lag_zero(settings, settings.group_id, self._inputs()),
-                       "the workers to commit every input offset", interval=0.1)
-            self._wait(stack, self._lag_zero(settings, f"{settings.group_id}-merge",
-                                             [settings.topic_partials]),
-                       "stage two to commit every partial", interval=0.1)
-            t_done = self._wait(stack, self._lag_zero(settings, f"{settings.group_id}-sink",
-                                                      outputs),
-                                "the sink to commit every output", interval=0.1)
+            t_start = self._wait(
+                stack,
+                lambda: any("holding units" in w.log_text() for w in workers),
+                "a worker to join",
+            )
+            self._wait(
+                stack,
+                self._lag_zero(settings, settings.group_id, self._inputs()),
+                "the workers to commit every input offset",
+                interval=0.1,
+            )
+            self._wait(
+                stack,
+                self._lag_zero(settings, f"{settings.group_id}-merge", [settings.topic_partials]),
+                "stage two to commit every partial",
+                interval=0.1,
+            )
+            t_done = self._wait(
+                stack,
+                self._lag_zero(settings, f"{settings.group_id}-sink", outputs),
+                "the sink to commit every output",
+                interval=0.1,
+            )
             db = stack.db
-            t_end = max(p.stat().st_mtime for p in (db, db.with_name(db.name + ".wal"))
-                        if p.exists())
+            t_end = max(
+                p.stat().st_mtime for p in (db, db.with_name(db.name + ".wal")) if p.exists()
+            )
             peaks = {s.name: peak_rss_mb(_pid(s)) for s in services}
             machine_pct = sampler.stop()
         finally:
@@ -495,19 +623,26 @@ class Bench:
         seconds = t_end - t_start
         total = sum(cpu.values())
         return {
-            "workers": n, "seconds": seconds, "rate": self.records / seconds,
+            "workers": n,
+            "seconds": seconds,
+            "rate": self.records / seconds,
             "detected_after_s": t_done - t_end,
-            "cpu_s": cpu, "cpu_s_total": total,
-            "cpu_us_per_record": {"total": 1e6 * total / self.records,
-                                  "workers": 1e6 * sum(v for k, v in cpu.items()
-                                                       if k.startswith("worker"))
-                                  / self.records,
-                                  **{k: 1e6 * v / self.records for k, v in cpu.items()
-                                     if not k.startswith("worker")}},
-            "machine_cpu_pct": machine_pct, "peak_rss_mb": peaks,
+            "cpu_s": cpu,
+            "cpu_s_total": total,
+            "cpu_us_per_record": {
+                "total": 1e6 * total / self.records,
+                "workers": 1e6
+                * sum(v for k, v in cpu.items() if k.startswith("worker"))
+                / self.records,
+                **{k: 1e6 * v / self.records for k, v in cpu.items() if not k.startswith("worker")},
+            },
+            "machine_cpu_pct": machine_pct,
+            "peak_rss_mb": peaks,
             "messages_read": sum(s["messages"] for s in stopped),
             "rebalances": sum(w.log_text().count("gave up units") for w in workers),
-            "store": _store_summary(stack.db), "load_avg_end": os.getloadavg()[0]}
+            "store": _store_summary(stack.db),
+            "load_avg_end": os.getloadavg()[0],
+        }
 
 
 def _pid(service: Service) -> int:
@@ -526,15 +661,22 @@ def _stopped(name: str, log_text: str) -> dict[str, Any]:
 def _merge_status(log_text: str) -> dict[str, Any]:
     """The last ``merge: M messages, T ticks, R rows sent[, S stale dropped], finished
     partitions [...]`` line."""
-    found = re.findall(r"^merge: ([\d,]+) messages, ([\d,]+) ticks, ([\d,]+) rows sent, "
-                       r"(?:([\d,]+) stale dropped, )?finished partitions \[(.*)\]$", log_text,
-                       flags=re.M)
+    found = re.findall(
+        r"^merge: ([\d,]+) messages, ([\d,]+) ticks, ([\d,]+) rows sent, "
+        r"(?:([\d,]+) stale dropped, )?finished partitions \[(.*)\]$",
+        log_text,
+        flags=re.M,
+    )
     if not found:
         raise BenchError("stage two did not report its counters")
     m, t, r, stale, f = found[-1]
-    return {"messages": int(m.replace(",", "")), "ticks": int(t.replace(",", "")),
-            "rows_sent": int(r.replace(",", "")), "stale": int(stale.replace(",", "") or 0),
-            "finished": [int(x) for x in f.split(",") if x.strip()]}
+    return {
+        "messages": int(m.replace(",", "")),
+        "ticks": int(t.replace(",", "")),
+        "rows_sent": int(r.replace(",", "")),
+        "stale": int(stale.replace(",", "") or 0),
+        "finished": [int(x) for x in f.split(",") if x.strip()],
+    }
 
 
 def _store_summary(db: Path) -> dict[str, Any]:
@@ -542,27 +684,40 @@ def _store_summary(db: Path) -> dict[str, Any]:
 
     con = duckdb.connect(str(db), read_only=True)
     try:
+
         def count(table: str) -> int:
             return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
 
         ids = sorted(r[0] for r in con.execute("SELECT finding_id FROM findings").fetchall())
-        return {"findings": len(ids), "finding_ids": ids,
-                "amplification": count("amplification"), "deadletter": count("deadletter"),
-                "detectability": count("detectability")}
+        return {
+            "findings": len(ids),
+            "finding_ids": ids,
+            "amplification": count("amplification"),
+            "deadletter": count("deadletter"),
+            "detectability": count("detectability"),
+        }
     finally:
         con.close()
 
 
 # -- the whole run ----------------------------------------------------------------------------
-def run(scenario: str = "demo", scale: float = 2.0, partitions: int = 6,
-        workers: tuple[int, ...] = (1, 2, 3), e2e_workers: tuple[int, ...] = (1, 2),
-        timeout: float = 240.0, session_timeout: float = 6.0) -> dict[str, Any]:
+def run(
+    scenario: str = "demo",
+    scale: float = 2.0,
+    partitions: int = 6,
+    workers: tuple[int, ...] = (1, 2, 3),
+    e2e_workers: tuple[int, ...] = (1, 2),
+    timeout: float = 240.0,
+    session_timeout: float = 6.0,
+) -> dict[str, Any]:
     """The whole benchmark on a fresh embedded broker; see the module docstring."""
     if 1 not in workers:
         raise ValueError("workers must include 1 (stage two reads the 1-worker partials)")
     result: dict[str, Any] = {"machine": machine()}
-    with tempfile.TemporaryDirectory(prefix="amplimon-scale-") as tmp, \
-            EmbeddedBroker(log_file=Path(tmp) / "broker.log") as broker:
+    with (
+        tempfile.TemporaryDirectory(prefix="amplimon-scale-") as tmp,
+        EmbeddedBroker(log_file=Path(tmp) / "broker.log") as broker,
+    ):
         bench = Bench(broker, Path(tmp), partitions, timeout, session_timeout)
         result["session_timeout_s"] = session_timeout
         result["input"] = bench.load(scenario, scale)
@@ -571,14 +726,17 @@ def run(scenario: str = "demo", scale: float = 2.0, partitions: int = 6,
         stage_one = {}
         for n in workers:
             r = bench.stage_one(n)
-            r["ratios"] = {"rate": r["rate"] / ref["rate"],
-                           "cpu_per_record": r["cpu_us_per_record"] / ref["cpu_us_per_record"]}
+            r["ratios"] = {
+                "rate": r["rate"] / ref["rate"],
+                "cpu_per_record": r["cpu_us_per_record"] / ref["cpu_us_per_record"],
+            }
             stage_one[str(n)] = r
         one = stage_one["1"]
         for r in stage_one.values():
-            r["vs_one_worker"] = {"rate": r["rate"] / one["rate"],
-                                  "cpu_per_record": r["cpu_us_per_record"]
-                                  / one["cpu_us_per_record"]}
+            r["vs_one_worker"] = {
+                "rate": r["rate"] / one["rate"],
+                "cpu_per_record": r["cpu_us_per_record"] / one["cpu_us_per_record"],
+            }
         result["stage_one"] = stage_one
         result["stage_two"] = bench.stage_two("s1w1", one["partials"])
         e2e = {}
@@ -588,13 +746,16 @@ def run(scenario: str = "demo", scale: float = 2.0, partitions: int = 6,
             e2e[str(n)] = r
         stores = {json.dumps(r["store"], sort_keys=True) for r in e2e.values()}
         if len(stores) > 1:
-            raise BenchError("the end-to-end runs wrote different stores: "
-                             + "; ".join(f"{n} worker(s): {_brief(r['store'])}"
-                                         for n, r in e2e.items()))
+            raise BenchError(
+                "the end-to-end runs wrote different stores: "
+                + "; ".join(f"{n} worker(s): {_brief(r['store'])}" for n, r in e2e.items())
+            )
         for n, r in e2e.items():
             if r["messages_read"] != bench.messages and not r["rebalances"]:
-                raise BenchError(f"end to end with {n} worker(s) read {r['messages_read']:,} "
-                                 f"input messages, not {bench.messages:,}")
+                raise BenchError(
+                    f"end to end with {n} worker(s) read {r['messages_read']:,} "
+                    f"input messages, not {bench.messages:,}"
+                )
         result["end_to_end"] = e2e
         result["machine"]["load_avg_end"] = os.getloadavg()[0]
     return result
@@ -610,26 +771,35 @@ def _ints(text: str) -> tuple[int, ...]:
 
 def print_table(result: dict[str, Any]) -> None:
     inp, ref = result["input"], result["reference_aiokafka"]
-    print(f"{inp['records']:,} records ({inp['scenario']}, scale {inp['scale']:g}), "
-          f"{inp['partitions']} partitions, {result['machine']['cpus']} cores")
-    print(f"{'':<28}{'records/s':>11}{'÷ ref':>8}{'CPU µs/rec':>12}{'× ref':>8}"
-          f"{'peak RSS MB':>14}")
-    print(f"{'aiokafka bytes (reference)':<28}{ref['rate']:>11,.0f}{1:>8.2f}"
-          f"{ref['cpu_us_per_record']:>12.1f}{1:>8.1f}{ref['peak_rss_mb']:>14.0f}")
+    print(
+        f"{inp['records']:,} records ({inp['scenario']}, scale {inp['scale']:g}), "
+        f"{inp['partitions']} partitions, {result['machine']['cpus']} cores"
+    )
+    print(f"{'':<28}{'records/s':>11}{'÷ ref':>8}{'CPU µs/rec':>12}{'× ref':>8}{'peak RSS MB':>14}")
+    print(
+        f"{'aiokafka bytes (reference)':<28}{ref['rate']:>11,.0f}{1:>8.2f}"
+        f"{ref['cpu_us_per_record']:>12.1f}{1:>8.1f}{ref['peak_rss_mb']:>14.0f}"
+    )
     for n, r in result["stage_one"].items():
         rss = "/".join(f"{v:.0f}" for v in r["peak_rss_mb"].values())
-        print(f"{'stage one, ' + n + ' worker(s)':<28}{r['rate']:>11,.0f}"
-              f"{r['ratios']['rate']:>8.2f}{r['cpu_us_per_record']:>12.1f}"
-              f"{r['ratios']['cpu_per_record']:>8.1f}{rss:>14}")
+        print(
+            f"{'stage one, ' + n + ' worker(s)':<28}{r['rate']:>11,.0f}"
+            f"{r['ratios']['rate']:>8.2f}{r['cpu_us_per_record']:>12.1f}"
+            f"{r['ratios']['cpu_per_record']:>8.1f}{rss:>14}"
+        )
     s2 = result["stage_two"]
-    print(f"stage two: {s2['ticks']:,} ticks, {s2['partial_messages']:,} partials, "
-          f"{s2['events']:,} events in {s2['seconds']:.1f} s; {s2['cpu_ms_per_tick']:.1f} CPU "
-          f"ms/tick, {s2['cpu_ms_per_partial']:.2f} ms/partial, {s2['cpu_us_per_event']:.1f} "
-          f"µs/event, peak RSS {s2['peak_rss_mb']:.0f} MB")
+    print(
+        f"stage two: {s2['ticks']:,} ticks, {s2['partial_messages']:,} partials, "
+        f"{s2['events']:,} events in {s2['seconds']:.1f} s; {s2['cpu_ms_per_tick']:.1f} CPU "
+        f"ms/tick, {s2['cpu_ms_per_partial']:.2f} ms/partial, {s2['cpu_us_per_event']:.1f} "
+        f"µs/event, peak RSS {s2['peak_rss_mb']:.0f} MB"
+    )
     for n, r in result["end_to_end"].items():
-        print(f"end to end, {n} worker(s): {r['rate']:,.0f} records/s "
-              f"({r['ratio_to_reference']:.2f} of the reference), "
-              f"{r['cpu_us_per_record']['total']:.1f} CPU µs/record in all processes")
+        print(
+            f"end to end, {n} worker(s): {r['rate']:,.0f} records/s "
+            f"({r['ratio_to_reference']:.2f} of the reference), "
+            f"{r['cpu_us_per_record']['total']:.1f} CPU µs/record in all processes"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -639,16 +809,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--workers", type=_ints, default=(1, 2, 3))
     parser.add_argument("--e2e-workers", type=_ints, default=(1, 2))
-    parser.add_argument("--timeout", type=float, default=240.0,
-                        help="seconds any one wait may take")
-    parser.add_argument("--session-timeout", type=float, default=6.0,
-                        help="group session timeout of every process, s (the first join on "
-                             "the embedded broker takes about half of it; outside the clocks)")
+    parser.add_argument(
+        "--timeout", type=float, default=240.0, help="seconds any one wait may take"
+    )
+    parser.add_argument(
+        "--session-timeout",
+        type=float,
+        default=6.0,
+        help="group session timeout of every process, s (the first join on "
+        "the embedded broker takes about half of it; outside the clocks)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     try:
-        result = run(args.scenario, args.scale, args.partitions, args.workers,
-                     args.e2e_workers, args.timeout, args.session_timeout)
+        result = run(
+            args.scenario,
+            args.scale,
+            args.partitions,
+            args.workers,
+            args.e2e_workers,
+            args.timeout,
+            args.session_timeout,
+        )
     except BenchError as err:
         print(f"bench_scale: {err}", file=sys.stderr)
         return 1

@@ -51,14 +51,20 @@ def main() -> None:
             est, var = st.estimate[:k], st.variance[:k]
             ok = np.isfinite(est) & np.isfinite(var)
             z = est[ok] / np.sqrt(var[ok])
-            print(f"seed {seed} {wid}: reference c {st.ref.c:+.3f} (se "
-                  f"{np.sqrt(st.ref.var_c):.3f}), κ {st.ref.gamma:+.3f}, σ² {panel.sigma2:.3f}")
+            print(
+                f"seed {seed} {wid}: reference c {st.ref.c:+.3f} (se "
+                f"{np.sqrt(st.ref.var_c):.3f}), κ {st.ref.gamma:+.3f}, σ² {panel.sigma2:.3f}"
+            )
             for name, sel in (("unregistered (control)", fit & ~reg), ("registered", fit & reg)):
                 d = acc.d[sel]
-                print(f"  {name:24s} n {int(sel.sum()):3d}  mean D {d.mean():+.3f}  median "
-                      f"{np.median(d):+.3f}  mean log size {size[sel].mean():.2f}")
-            print(f"  registered subjects' z: n {int(ok.sum())}, mean {z.mean():+.2f}, "
-                  f"sd {z.std():.2f}, min {z.min():+.2f}, max {z.max():+.2f}")
+                print(
+                    f"  {name:24s} n {int(sel.sum()):3d}  mean D {d.mean():+.3f}  median "
+                    f"{np.median(d):+.3f}  mean log size {size[sel].mean():.2f}"
+                )
+            print(
+                f"  registered subjects' z: n {int(ok.sum())}, mean {z.mean():+.2f}, "
+                f"sd {z.std():.2f}, min {z.min():+.2f}, max {z.max():+.2f}"
+            )
 
 
 if __name__ == "__main__":

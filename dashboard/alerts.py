@@ -15,13 +15,28 @@ import pandas as pd
 from monitor.config import Config, covers
 from monitor.records import SEVERITIES
 
-__all__ = ["FILTER_LABELS", "SEVERITY_RANK", "Filters", "apply_filters", "filter_options",
-           "new_since", "severity_counts", "sort_alerts", "timeline_rows"]
+__all__ = [
+    "FILTER_LABELS",
+    "SEVERITY_RANK",
+    "Filters",
+    "apply_filters",
+    "filter_options",
+    "new_since",
+    "severity_counts",
+    "sort_alerts",
+    "timeline_rows",
+]
 
 SEVERITY_RANK = {s: i for i, s in enumerate(reversed(SEVERITIES))}  # critical 0 … low 3
-FILTER_LABELS = {"window": "Election window", "jurisdiction": "Jurisdiction",
-                 "platform": "Platform", "detector": "Detector", "kind": "Kind",
-                 "severity": "Severity", "status": "Status"}
+FILTER_LABELS = {
+    "window": "Election window",
+    "jurisdiction": "Jurisdiction",
+    "platform": "Platform",
+    "detector": "Detector",
+    "kind": "Kind",
+    "severity": "Severity",
+    "status": "Status",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +52,14 @@ class Filters:
     status: tuple[str, ...] = ()
 
 
-_COLUMN = {"window": "window_id", "platform": "platform", "detector": "detector",
-           "kind": "kind", "severity": "severity", "status": "status_shown"}
+_COLUMN = {
+    "window": "window_id",
+    "platform": "platform",
+    "detector": "detector",
+    "kind": "kind",
+    "severity": "severity",
+    "status": "status_shown",
+}
 
 
 def filter_options(findings: pd.DataFrame, config: Config | None = None) -> dict[str, list[str]]:
@@ -55,7 +76,8 @@ def filter_options(findings: pd.DataFrame, config: Config | None = None) -> dict
         regions |= {w.jurisdiction for w in config.windows}
     out["jurisdiction"] = sorted(regions | {r.split("-")[0] for r in regions})
     out["severity"] = [s for s in reversed(SEVERITIES) if s in out["severity"]] or list(
-        reversed(SEVERITIES))
+        reversed(SEVERITIES)
+    )
     out["status"] = ["new", "acknowledged", "escalated", "dismissed", "resolved"]
     return out
 
@@ -68,7 +90,8 @@ def apply_filters(findings: pd.DataFrame, filters: Filters) -> pd.DataFrame:
             continue
         if f.name == "jurisdiction":
             mask &= findings["region"].map(
-                lambda r, c=chosen: isinstance(r, str) and any(covers(j, r) for j in c))
+                lambda r, c=chosen: isinstance(r, str) and any(covers(j, r) for j in c)
+            )
         else:
             mask &= findings[_COLUMN[f.name]].isin(chosen)
     return findings[mask]
@@ -81,8 +104,9 @@ def sort_alerts(findings: pd.DataFrame) -> pd.DataFrame:
     rank = findings["severity"].map(SEVERITY_RANK).fillna(len(SEVERITY_RANK))
     recency = findings["detected_at"].fillna(findings["event_time"])
     order = pd.DataFrame({"rank": rank, "recency": recency, "id": findings["finding_id"]})
-    order = order.sort_values(["rank", "recency", "id"], ascending=[True, False, True],
-                              na_position="last")
+    order = order.sort_values(
+        ["rank", "recency", "id"], ascending=[True, False, True], na_position="last"
+    )
     return findings.loc[order.index]
 
 
@@ -97,18 +121,28 @@ def new_since(ids: Iterable[str], seen: set[str] | None) -> set[str]:
     return set() if seen is None else ids - seen
 
 
-def timeline_rows(config: Config | None, findings: pd.DataFrame,
-                  amplification: pd.DataFrame) -> list[dict[str, object]]:
+def timeline_rows(
+    config: Config | None, findings: pd.DataFrame, amplification: pd.DataFrame
+) -> list[dict[str, object]]:
     """One row per election window: its period and baseline.
 
     From the configuration when there is one; otherwise the windows named in the data, with
     the span of their findings' event times (``approximate=True``, no baseline).
     """
     if config is not None:
-        return [{"window_id": w.id, "jurisdiction": w.jurisdiction, "name": w.name or w.id,
-                 "start": w.start, "end": w.end, "baseline_start": w.baseline_period.start,
-                 "baseline_end": w.baseline_period.end, "approximate": False}
-                for w in sorted(config.windows, key=lambda w: (w.start, w.id))]
+        return [
+            {
+                "window_id": w.id,
+                "jurisdiction": w.jurisdiction,
+                "name": w.name or w.id,
+                "start": w.start,
+                "end": w.end,
+                "baseline_start": w.baseline_period.start,
+                "baseline_end": w.baseline_period.end,
+                "approximate": False,
+            }
+            for w in sorted(config.windows, key=lambda w: (w.start, w.id))
+        ]
     rows: list[dict[str, object]] = []
     ids = set(findings["window_id"].dropna()) | set(amplification["window_id"].dropna())
     for wid in sorted(ids):
@@ -118,7 +152,16 @@ def timeline_rows(config: Config | None, findings: pd.DataFrame,
             regions = amplification.loc[amplification["window_id"] == wid, "region"].dropna()
         start: dt.datetime | None = times.min().to_pydatetime() if len(times) else None
         end: dt.datetime | None = times.max().to_pydatetime() if len(times) else None
-        rows.append({"window_id": wid, "jurisdiction": ", ".join(sorted(set(regions))),
-                     "name": wid, "start": start, "end": end, "baseline_start": None,
-                     "baseline_end": None, "approximate": True})
+        rows.append(
+            {
+                "window_id": wid,
+                "jurisdiction": ", ".join(sorted(set(regions))),
+                "name": wid,
+                "start": start,
+                "end": end,
+                "baseline_start": None,
+                "baseline_end": None,
+                "approximate": True,
+            }
+        )
     return rows

@@ -15,8 +15,9 @@ from dashboard.views import login
 
 
 def _page(name: str, title: str, icon: str, *, default: bool = False) -> st.Page:
-    return st.Page(f"routes/{name}.py", title=title, icon=f":material/{icon}:", url_path=name,
-                   default=default)
+    return st.Page(
+        f"routes/{name}.py", title=title, icon=f":material/{icon}:", url_path=name, default=default
+    )
 
 
 def main() -> None:
@@ -31,16 +32,20 @@ def main() -> None:
         st.stop()
     user = ui.signed_in(touch=True)
     if user is None:
-        st.navigation([st.Page(login.render, title="Sign in", url_path="login")],
-                      position="hidden").run()
+        st.navigation(
+            [st.Page(login.render, title="Sign in", url_path="login")], position="hidden"
+        ).run()
         return
-    pages = [_page(name, title, icon, default=name == "alerts") for name, title, icon in (
-        ("alerts", "Live alerts", "notifications_active"),
-        ("finding", "Finding detail", "search"),
-        ("overview", "Amplification overview", "bar_chart"),
-        ("registries", "Registries", "menu_book"),
-        ("health", "Data health", "monitor_heart"),
-    )]
+    pages = [
+        _page(name, title, icon, default=name == "alerts")
+        for name, title, icon in (
+            ("alerts", "Live alerts", "notifications_active"),
+            ("finding", "Finding detail", "search"),
+            ("overview", "Amplification overview", "bar_chart"),
+            ("registries", "Registries", "menu_book"),
+            ("health", "Data health", "monitor_heart"),
+        )
+    ]
     if user.can("manage_users"):
         pages.append(_page("users", "Users", "group"))
     page = st.navigation(pages)

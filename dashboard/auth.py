@@ -66,8 +66,9 @@ class AuthError(AmplimonError, ValueError):
 
 def check_username(name: str) -> str:
     if not _NAME.match(name or ""):
-        raise AuthError("user name: 1–64 letters, digits or . _ @ -, starting with a letter "
-                        "or digit")
+        raise AuthError(
+            "user name: 1–64 letters, digits or . _ @ -, starting with a letter or digit"
+        )
     return name
 
 
@@ -103,11 +104,17 @@ class LoginResult:
 
 
 class Auth:
-    def __init__(self, state: StateStore, *, max_attempts: int = 5,
-                 client_max_attempts: int = 20,
-                 lockout: dt.timedelta = dt.timedelta(minutes=15),
-                 idle: dt.timedelta = dt.timedelta(minutes=30),
-                 max_age: dt.timedelta = dt.timedelta(hours=12), dummy_rounds: int = 12) -> None:
+    def __init__(
+        self,
+        state: StateStore,
+        *,
+        max_attempts: int = 5,
+        client_max_attempts: int = 20,
+        lockout: dt.timedelta = dt.timedelta(minutes=15),
+        idle: dt.timedelta = dt.timedelta(minutes=30),
+        max_age: dt.timedelta = dt.timedelta(hours=12),
+        dummy_rounds: int = 12,
+    ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
         self.state = state
@@ -120,17 +127,20 @@ class Auth:
         self._dummy: bytes | None = None
 
     # -- users ---------------------------------------------------------------------------
-    def add_user(self, username: str, role: str, password: str, *, created_by: str = "",
-                 rounds: int = 12) -> User:
+    def add_user(
+        self, username: str, role: str, password: str, *, created_by: str = "", rounds: int = 12
+    ) -> User:
         check_username(username)
         check_role(role)
         pw_hash = hash_password(password, rounds)
         with self.state.connect(write=True) as con:
             if con.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone():
                 raise AuthError(f"user {username!r} already exists")
-            con.execute("INSERT INTO users (username, role, pw_hash, created_at, created_by) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (username, role, pw_hash, self.state.now(), created_by))
+            con.execute(
+                "INSERT INTO users (username, role, pw_hash, created_at, created_by) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (username, role, pw_hash, self.state.now(), created_by),
+            )
         return User(username, role)
 
     def set_password(self, username: str, password: str, *, rounds: int = 12) -> None:
@@ -142,8 +152,7 @@ class Auth:
         self._update(username, "UPDATE users SET role = ? WHERE username = ?", check_role(role))
 
     def set_disabled(self, username: str, disabled: bool) -> None:
-        self._update(username, "UPDATE users SET disabled = ? WHERE username = ?",
-                     int(disabled))
+        self._update(username, "UPDATE users SET disabled = ? WHERE username = ?", int(disabled))
         if disabled:
             with self.state.connect(write=True) as con:
                 con.execute("DELETE FROM sessions WHERE username = ?", (username,))
@@ -156,8 +165,9 @@ class Auth:
     def unlock(self, username: str) -> None:
         """Clear the failures of ``username`` from every client."""
         with self.state.connect(write=True) as con:
-            con.execute("DELETE FROM login_failures WHERE scope = 'account' AND account = ?",
-                        (username,))
+            con.execute(
+                "DELETE FROM login_failures WHERE scope = 'account' AND account = ?", (username,)
+            )
 
     def users(self) -> list[dict[str, object]]:
         with self.state.connect() as con:
@@ -166,11 +176,21 @@ class Auth:
                 "coalesce(sum(f.failures), 0), max(f.locked_until) FROM users u "
                 "LEFT JOIN login_failures f ON f.scope = 'account' AND f.account = u.username "
                 "GROUP BY u.username, u.role, u.disabled, u.created_at, u.created_by "
-                "ORDER BY u.username").fetchall()
+                "ORDER BY u.username"
+            ).fetchall()
         now = self.state.now()
-        return [{"user": n, "role": r, "disabled": bool(d), "created": c[:16].replace("T", " "),
-                 "created by": b, "failed sign-ins": f,
-                 "locked": bool(lk and lk > now)} for n, r, d, c, b, f, lk in rows]
+        return [
+            {
+                "user": n,
+                "role": r,
+                "disabled": bool(d),
+                "created": c[:16].replace("T", " "),
+                "created by": b,
+                "failed sign-ins": f,
+                "locked": bool(lk and lk > now),
+            }
+            for n, r, d, c, b, f, lk in rows
+        ]
 
     # -- sign-in -------------------------------------------------------------------------
     def login(self, username: str, password: str, *, client: str = "") -> LoginResult:
@@ -182,57 +202,80 @@ class Auth:
             until = self._locked_until(con, now, username, client)
             if until is not None:
                 minutes = max(1, math.ceil((until - now).total_seconds() / 60))
-                return LoginResult(None, None, f"Too many failed sign-ins: locked, try again "
-                                               f"in {minutes} minute{'s' if minutes > 1 else ''}.")
+                return LoginResult(
+                    None,
+                    None,
+                    f"Too many failed sign-ins: locked, try again "
+                    f"in {minutes} minute{'s' if minutes > 1 else ''}.",
+                )
             locks = self._count(con, now, username, client)
-            row = con.execute("SELECT role, pw_hash, disabled FROM users WHERE username = ?",
-                              (username,)).fetchone()
+            row = con.execute(
+                "SELECT role, pw_hash, disabled FROM users WHERE username = ?", (username,)
+            ).fetchone()
         ok = self._check(password, row[1] if row else None)
         if not ok or row is None or row[2]:
             if locks:
-                return LoginResult(None, None, f"Too many failed sign-ins: locked for "
-                                               f"{int(self.lockout.total_seconds() // 60)} "
-                                               "minutes.")
+                return LoginResult(
+                    None,
+                    None,
+                    f"Too many failed sign-ins: locked for "
+                    f"{int(self.lockout.total_seconds() // 60)} "
+                    "minutes.",
+                )
             return LoginResult(None, None, _GENERIC_FAILURE)
         token = secrets.token_urlsafe(32)
         with self.state.connect(write=True) as con:
-            con.execute("DELETE FROM login_failures WHERE scope = 'account' AND account = ? "
-                        "AND client = ?", (username, client))
-            con.execute("UPDATE login_failures SET failures = max(failures - 1, 0) "
-                        "WHERE scope = 'client' AND account = '' AND client = ? "
-                        "AND locked_until IS NULL", (client,))  # this attempt was no guess
-            con.execute("INSERT INTO sessions (token_hash, username, created_at, last_seen) "
-                        "VALUES (?, ?, ?, ?)", (_digest(token), username, self.state.now(),
-                                                self.state.now()))
+            con.execute(
+                "DELETE FROM login_failures WHERE scope = 'account' AND account = ? AND client = ?",
+                (username, client),
+            )
+            con.execute(
+                "UPDATE login_failures SET failures = max(failures - 1, 0) "
+                "WHERE scope = 'client' AND account = '' AND client = ? "
+                "AND locked_until IS NULL",
+                (client,),
+            )  # this attempt was no guess
+            con.execute(
+                "INSERT INTO sessions (token_hash, username, created_at, last_seen) "
+                "VALUES (?, ?, ?, ?)",
+                (_digest(token), username, self.state.now(), self.state.now()),
+            )
         return LoginResult(User(username, row[0]), token, "Signed in.")
 
-    def _locked_until(self, con: sqlite3.Connection, now: dt.datetime, username: str,
-                      client: str) -> dt.datetime | None:
+    def _locked_until(
+        self, con: sqlite3.Connection, now: dt.datetime, username: str, client: str
+    ) -> dt.datetime | None:
         rows = con.execute(
             "SELECT locked_until FROM login_failures WHERE locked_until IS NOT NULL AND "
             "((scope = 'account' AND account = ? AND client = ?) OR "
             " (scope = 'client' AND account = '' AND client = ?))",
-            (username, client, client)).fetchall()
+            (username, client, client),
+        ).fetchall()
         until = [dt.datetime.fromisoformat(r[0]) for r in rows]
         return max((u for u in until if u > now), default=None)
 
-    def _count(self, con: sqlite3.Connection, now: dt.datetime, username: str,
-               client: str) -> bool:
+    def _count(self, con: sqlite3.Connection, now: dt.datetime, username: str, client: str) -> bool:
         """Count one failure in both scopes (an expired lock starts again at 1); True if this
         attempt reaches a limit and so locks."""
         locks = False
-        for scope, account, limit in (("account", username, self.max_attempts),
-                                      ("client", "", self.client_max_attempts)):
-            row = con.execute("SELECT failures, locked_until FROM login_failures WHERE "
-                              "scope = ? AND account = ? AND client = ?",
-                              (scope, account, client)).fetchone()
+        for scope, account, limit in (
+            ("account", username, self.max_attempts),
+            ("client", "", self.client_max_attempts),
+        ):
+            row = con.execute(
+                "SELECT failures, locked_until FROM login_failures WHERE "
+                "scope = ? AND account = ? AND client = ?",
+                (scope, account, client),
+            ).fetchone()
             expired = row is not None and row[1] is not None
             failures = 1 if row is None or expired else row[0] + 1
             locked = (now + self.lockout).isoformat() if failures >= limit else None
             locks = locks or locked is not None
-            con.execute("INSERT OR REPLACE INTO login_failures (scope, account, client, "
-                        "failures, last_failure, locked_until) VALUES (?, ?, ?, ?, ?, ?)",
-                        (scope, account, client, failures, now.isoformat(), locked))
+            con.execute(
+                "INSERT OR REPLACE INTO login_failures (scope, account, client, "
+                "failures, last_failure, locked_until) VALUES (?, ?, ?, ?, ?, ?)",
+                (scope, account, client, failures, now.isoformat(), locked),
+            )
         return locks
 
     def _check(self, password: str, pw_hash: bytes | None) -> bool:
@@ -256,7 +299,9 @@ class Auth:
             row = con.execute(
                 "SELECT s.created_at, s.last_seen, u.username, u.role, u.disabled "
                 "FROM sessions s JOIN users u ON u.username = s.username "
-                "WHERE s.token_hash = ?", (digest,)).fetchone()
+                "WHERE s.token_hash = ?",
+                (digest,),
+            ).fetchone()
         if row is None:
             return None
         created, last_seen = dt.datetime.fromisoformat(row[0]), dt.datetime.fromisoformat(row[1])
@@ -265,8 +310,10 @@ class Auth:
             return None
         if touch and now - last_seen > dt.timedelta(seconds=30):
             with self.state.connect(write=True) as con:
-                con.execute("UPDATE sessions SET last_seen = ? WHERE token_hash = ?",
-                            (now.isoformat(), digest))
+                con.execute(
+                    "UPDATE sessions SET last_seen = ? WHERE token_hash = ?",
+                    (now.isoformat(), digest),
+                )
         return User(row[2], row[3])
 
     def logout(self, token: str | None) -> None:

@@ -24,8 +24,7 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def _visible_start(text: str) -> str:
     """``text`` without leading spaces and format characters (zero-width, bidi marks)."""
     i = 0
-    while i < len(text) and (text[i] in " \u00a0\u3000"
-                             or unicodedata.category(text[i]) == "Cf"):
+    while i < len(text) and (text[i] in " \u00a0\u3000" or unicodedata.category(text[i]) == "Cf"):
         i += 1
     return text[i:]
 

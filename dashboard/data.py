@@ -36,12 +36,26 @@ from monitor.store import SCHEMA, Store, StoreError
 from monitor.triagelog import sync
 from streams.snapshot import default_snapshot_dir, read_snapshot
 
-__all__ = ["TABLES", "DataSource", "DuckDBFileSource", "Snapshot", "SnapshotDirSource",
-           "empty_frame", "open_source"]
+__all__ = [
+    "TABLES",
+    "DataSource",
+    "DuckDBFileSource",
+    "Snapshot",
+    "SnapshotDirSource",
+    "empty_frame",
+    "open_source",
+]
 
 TABLES = ("findings", "amplification", "deadletter", "detectability", "runs")
-_TIME_COLUMNS = ("event_time", "detected_at", "updated_at", "computed_at", "received_at",
-                 "started_at", "finished_at")
+_TIME_COLUMNS = (
+    "event_time",
+    "detected_at",
+    "updated_at",
+    "computed_at",
+    "received_at",
+    "started_at",
+    "finished_at",
+)
 _RECENT_DEADLETTERS = 200
 _QUERIES = {
     "findings": "SELECT * FROM findings",
@@ -49,9 +63,9 @@ _QUERIES = {
     "detectability": "SELECT * FROM detectability",
     "runs": "SELECT * FROM runs ORDER BY finished_at DESC LIMIT 20",
     "deadletter": f"SELECT * FROM deadletter ORDER BY received_at DESC "  # noqa: S608
-                  f"LIMIT {_RECENT_DEADLETTERS}",
+    f"LIMIT {_RECENT_DEADLETTERS}",
     "deadletter_counts": "SELECT source, reason, count(*) AS n, max(received_at) AS last_seen "
-                         "FROM deadletter GROUP BY source, reason ORDER BY n DESC, reason",
+    "FROM deadletter GROUP BY source, reason ORDER BY n DESC, reason",
 }
 _EMPTY: dict[str, pd.DataFrame] = {}
 _EMPTY_LOCK = threading.Lock()
@@ -67,9 +81,13 @@ def empty_frame(table: str) -> pd.DataFrame:
                 for name in TABLES:
                     _EMPTY[name] = _normalise(con.execute(f"SELECT * FROM {name}").df())  # noqa: S608
                 _EMPTY["deadletter_counts"] = pd.DataFrame(
-                    {"source": pd.Series(dtype=object), "reason": pd.Series(dtype=object),
-                     "n": pd.Series(dtype="int64"),
-                     "last_seen": pd.Series(dtype="datetime64[us, UTC]")})
+                    {
+                        "source": pd.Series(dtype=object),
+                        "reason": pd.Series(dtype=object),
+                        "n": pd.Series(dtype="int64"),
+                        "last_seen": pd.Series(dtype="datetime64[us, UTC]"),
+                    }
+                )
             finally:
                 con.close()
     return _EMPTY[table].copy()
@@ -142,8 +160,9 @@ class DataSource(ABC):
                     if pause is not None:
                         time.sleep(pause)
                     continue
-                self._last = Snapshot(**frames, read_at=dt.datetime.now(dt.UTC), origin=origin,
-                                      live=live)
+                self._last = Snapshot(
+                    **frames, read_at=dt.datetime.now(dt.UTC), origin=origin, live=live
+                )
                 self._fingerprint = fingerprint
                 return self._last
             return self._busy(error)
@@ -152,13 +171,17 @@ class DataSource(ABC):
         locked = "lock" in error.lower()
         why = "a writer has the database open" if locked else "the data could not be read"
         if self._last is None:
-            hint = (" (for live data, start the dashboard on the sink's snapshot directory)"
-                    if locked else "")
+            hint = (
+                " (for live data, start the dashboard on the sink's snapshot directory)"
+                if locked
+                else ""
+            )
             return Snapshot.empty(note=f"Waiting for data: {why}; retrying{hint}.")
         assert self._last.read_at is not None
         when = self._last.read_at.strftime("%H:%M:%S UTC")
-        return dataclasses.replace(self._last, stale=True,
-                                   note=f"Showing data read at {when}: {why}; retrying.")
+        return dataclasses.replace(
+            self._last, stale=True, note=f"Showing data read at {when}: {why}; retrying."
+        )
 
     def _stat(self) -> tuple[Any, ...]:
         out: list[tuple[str, tuple[int, int] | None]] = []
@@ -183,8 +206,11 @@ class DuckDBFileSource(DataSource):
         self.snapshot_dir = default_snapshot_dir(self.path)
 
     def _files(self) -> list[Path]:
-        return [self.path, self.path.with_name(self.path.name + ".wal"),
-                self.snapshot_dir / "manifest.json"]
+        return [
+            self.path,
+            self.path.with_name(self.path.name + ".wal"),
+            self.snapshot_dir / "manifest.json",
+        ]
 
     def _read(self) -> tuple[dict[str, Any], str]:
         try:
@@ -194,12 +220,13 @@ class DuckDBFileSource(DataSource):
                 raise
             return _read_snapshot(self.snapshot_dir), f"{self.snapshot_dir.name} (live snapshot)"
         try:
-            present = {r[0] for r in con.execute(
-                "SELECT table_name FROM information_schema.tables").fetchall()}
+            present = {
+                r[0]
+                for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+            }
             return _query_all(con, present), self.path.name
         finally:
             con.close()
-
 
     def apply_triage(self, state: str | Path) -> bool:
         """Apply the dashboard's pending triage to this file's ``findings.status``

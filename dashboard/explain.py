@@ -19,12 +19,27 @@ from dashboard.text import visible
 from detectors import evidence as E
 from monitor.config import Config
 
-__all__ = ["EFFECT_MEANING", "crossing", "effect_label", "evidence_of", "fmt_p", "fmt_time",
-           "headline", "numbers", "sentence", "subject_label", "typed_evidence"]
+__all__ = [
+    "EFFECT_MEANING",
+    "crossing",
+    "effect_label",
+    "evidence_of",
+    "fmt_p",
+    "fmt_time",
+    "headline",
+    "numbers",
+    "sentence",
+    "subject_label",
+    "typed_evidence",
+]
 
-KIND_LABELS = {"amplification": "amplification", "suppression": "suppression",
-               "undisclosed_intervention": "undisclosed intervention",
-               "missing_label": "missing label", "disclosed": "disclosed intervention"}
+KIND_LABELS = {
+    "amplification": "amplification",
+    "suppression": "suppression",
+    "undisclosed_intervention": "undisclosed intervention",
+    "missing_label": "missing label",
+    "disclosed": "disclosed intervention",
+}
 
 
 def evidence_of(finding: Mapping[str, Any]) -> dict[str, Any]:
@@ -76,11 +91,11 @@ def _ci(lo: float | None, hi: float | None, unit: str = "") -> str:
 # docstring); a detector not listed gets the holdout wording of the dashboard issue.
 _EFFECT_PHRASES = {
     "holdout_shift": "{poss} exposure in the ranked feed relative to the holdout {verb} to "
-                     "{x} of its baseline level",
+    "{x} of its baseline level",
     "rank_uplift": "{poss} items got {x} the ranking weight their organic scores justify, "
-                   "beyond the platform-wide adjustment,",
+    "beyond the platform-wide adjustment,",
     "score_shift": "the ranking weight of {poss} items {verb} to {x} of its level before the "
-                   "window opened",
+    "window opened",
 }
 _EFFECT_DEFAULT = "{poss} exposure in the ranked feed {verb} to {x} of the holdout"
 
@@ -127,7 +142,7 @@ def fmt_p(p: float | None) -> str:
 
 
 def subject_label(subject_kind: str, subject: str, config: Config | None) -> str:
-    """"Candidate Jane Doe", "Party account Party B (AT)", "all 3 accounts of group party-b",
+    """ "Candidate Jane Doe", "Party account Party B (AT)", "all 3 accounts of group party-b",
     "item it-9", or the id itself — a group and an account named like it never read alike."""
     if subject_kind == "actor":
         entry = config.registry.get(subject) if config is not None else None
@@ -153,8 +168,9 @@ def headline(finding: Mapping[str, Any], config: Config | None) -> str:
     kind = KIND_LABELS.get(str(finding["kind"]), str(finding["kind"]).replace("_", " "))
     effect = _num(finding.get("effect"))
     size = f" {_ratio(effect)}" if effect is not None else ""
-    return visible(f"{who[0].upper()}{who[1:]} — {kind}{size} on {finding['platform']} in "
-                   f"{finding['region']}")
+    return visible(
+        f"{who[0].upper()}{who[1:]} — {kind}{size} on {finding['platform']} in {finding['region']}"
+    )
 
 
 def sentence(finding: Mapping[str, Any], config: Config | None) -> str:
@@ -176,34 +192,48 @@ def _sentence(finding: Mapping[str, Any], config: Config | None) -> str:
     cover = _coverage(ev, disclosed=kind == "disclosed")
     if kind in ("amplification", "suppression", "disclosed") and effect is not None:
         phrase = _EFFECT_PHRASES.get(str(finding["detector"]), _EFFECT_DEFAULT)
-        text = phrase.format(poss=poss, verb="rose" if effect >= 1 else "fell",
-                             x=f"{_ratio(effect)}{_ci(lo, hi)}")
+        text = phrase.format(
+            poss=poss, verb="rose" if effect >= 1 else "fell", x=f"{_ratio(effect)}{_ci(lo, hi)}"
+        )
         return f"{text[0].upper()}{text[1:]} {where} from {since}, {cover}."
     if kind == "undisclosed_intervention":
         undisclosed = ev if isinstance(ev, E.UndisclosedEvidence) else None
         names = ", ".join(sorted(undisclosed.interventions) if undisclosed else []) or (
-            "a ranking intervention")
+            "a ranking intervention"
+        )
         times = f" {undisclosed.placements:,} times" if undisclosed else ""
-        ctx = (f"; ranked-feed exposure is {_ratio(effect)}{_ci(lo, hi)} of the holdout"
-               if effect is not None else "")
-        return (f"Platform {finding['platform']} applied {names} to {poss} items"
-                f"{times} in {finding['region']} from {since}, and no disclosure covers it{ctx}.")
+        ctx = (
+            f"; ranked-feed exposure is {_ratio(effect)}{_ci(lo, hi)} of the holdout"
+            if effect is not None
+            else ""
+        )
+        return (
+            f"Platform {finding['platform']} applied {names} to {poss} items"
+            f"{times} in {finding['region']} from {since}, and no disclosure covers it{ctx}."
+        )
     if kind == "missing_label":
         label_ev = ev if isinstance(ev, E.MissingLabelEvidence) else None
         share = _num(label_ev.unlabelled_share) if label_ev else None
-        ci = (label_ev.unlabelled_share_ci95 if label_ev and len(label_ev.unlabelled_share_ci95)
-              == 2 else [None, None])
+        ci = (
+            label_ev.unlabelled_share_ci95
+            if label_ev and len(label_ev.unlabelled_share_ci95) == 2
+            else [None, None]
+        )
         required = label_ev.required_labels.values() if label_ev else []
         labels = ", ".join(f"'{v}'" for v in sorted({v for v in required if v})) or "its label"
         of = f" of {label_ev.exposures:,} exposures" if label_ev else " of exposures"
         pct = f"{share:.0%}" if share is not None else "Some"
-        return (f"{pct}{of} of {poss} disclosed, promoted items "
-                f"{where} were shown without the required label {labels}"
-                f"{_ci(_num(ci[0]), _num(ci[1]), '%')}, from {since}.")
+        return (
+            f"{pct}{of} of {poss} disclosed, promoted items "
+            f"{where} were shown without the required label {labels}"
+            f"{_ci(_num(ci[0]), _num(ci[1]), '%')}, from {since}."
+        )
     size = f" with effect {_ratio(effect)}{_ci(lo, hi)}" if effect is not None else ""
-    return (f"The {finding['detector']} detector flagged "
-            f"{KIND_LABELS.get(kind, kind.replace('_', ' '))} of {who} {where}{size} "
-            f"from {since}.")
+    return (
+        f"The {finding['detector']} detector flagged "
+        f"{KIND_LABELS.get(kind, kind.replace('_', ' '))} of {who} {where}{size} "
+        f"from {since}."
+    )
 
 
 def _coverage(ev: E.Evidence | None, *, disclosed: bool = False) -> str:
@@ -227,28 +257,37 @@ def crossing(finding: Mapping[str, Any], display_name: str = "") -> str:
     when = fmt_time(finding.get("event_time"))
     if _num(finding.get("p_value")) is None:
         return f"Raised by {det}{name}: a logged fact, no statistical test; first seen {when}."
-    return (f"Raised by {det}{name}: its always-valid statistic crossed the threshold at "
-            f"{when}. Effect = {effect_label(det, str(finding.get('subject') or ''))}.")
+    return (
+        f"Raised by {det}{name}: its always-valid statistic crossed the threshold at "
+        f"{when}. Effect = {effect_label(det, str(finding.get('subject') or ''))}."
+    )
 
 
 def numbers(finding: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(label, value) rows for the detail page and the evidence pack summary."""
-    effect, lo, hi, p = (_num(finding.get(k)) for k in ("effect", "ci_low", "ci_high",
-                                                        "p_value"))
+    effect, lo, hi, p = (_num(finding.get(k)) for k in ("effect", "ci_low", "ci_high", "p_value"))
     n = _num(finding.get("n_exposures"))
     measures = effect_label(str(finding.get("detector")), str(finding.get("subject") or ""))
     rows = [
         (f"Effect ({measures})", _ratio(effect)),
-        ("95 % confidence interval", f"{lo:.2f} – {hi:.2f}" if lo is not None and hi is not None
-         else f"≥ {lo:.2f}" if lo is not None and lo > 0 else "—"),
+        (
+            "95 % confidence interval",
+            f"{lo:.2f} – {hi:.2f}"
+            if lo is not None and hi is not None
+            else f"≥ {lo:.2f}"
+            if lo is not None and lo > 0
+            else "—",
+        ),
         ("p-value (always-valid, adjusted)", fmt_p(p)),
         ("Exposures behind the evidence", "—" if n is None else f"{int(n):,}"),
         ("Severity", str(finding.get("severity") or "—")),
         ("Threshold first crossed (event time)", fmt_time(finding.get("event_time"))),
         ("First written (wall clock)", fmt_time(finding.get("detected_at"))),
         ("Detector", str(finding.get("detector"))),
-        ("Platform · region · window", f"{finding.get('platform')} · {finding.get('region')} · "
-                                       f"{finding.get('window_id')}"),
+        (
+            "Platform · region · window",
+            f"{finding.get('platform')} · {finding.get('region')} · {finding.get('window_id')}",
+        ),
         ("Surface", str(finding.get("surface") or "all surfaces")),
         ("Finding id", str(finding.get("finding_id"))),
     ]

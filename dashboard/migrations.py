@@ -44,6 +44,7 @@ def _script(sql: str) -> Callable[[sqlite3.Connection], None]:
         for statement in sql.split(";"):
             if statement.strip():
                 con.execute(statement)
+
     return run
 
 
@@ -138,8 +139,9 @@ _VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
 
 def current_version(con: sqlite3.Connection) -> int:
     """The highest migration applied (0 for a new or pre-migration file)."""
-    has = con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                      "name = 'schema_migrations'").fetchone()
+    has = con.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
     if not has:
         return 0
     row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
@@ -157,13 +159,16 @@ def migrate(con: sqlite3.Connection, migrations: tuple[Migration, ...] = MIGRATI
             con.execute(_VERSION_TABLE)
             version = current_version(con)
             if version > latest:
-                raise MigrationError(f"written by a newer amplimon (schema version {version}; "
-                                     f"this one knows up to {latest})")
+                raise MigrationError(
+                    f"written by a newer amplimon (schema version {version}; "
+                    f"this one knows up to {latest})"
+                )
             if version < m.version:
                 m.apply(con)
-                con.execute("INSERT INTO schema_migrations (version, name, applied_at) "
-                            "VALUES (?, ?, ?)", (m.version, m.name,
-                                                 dt.datetime.now(dt.UTC).isoformat()))
+                con.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (m.version, m.name, dt.datetime.now(dt.UTC).isoformat()),
+                )
         except BaseException:
             con.execute("ROLLBACK")
             raise

@@ -44,10 +44,12 @@ from monitor.signing import ALGORITHM, SigningKey
 
 __all__ = ["FORMAT", "Pack", "VerifyResult", "build_pack", "verify_pack"]
 
-_CHARTS = {"exposure_over_time": charts.exposure_over_time,
-           "exposure_per_period": charts.exposure_per_period,
-           "sequential_statistic": charts.sequential_statistic,
-           "effect_ci": charts.effect_ci}
+_CHARTS = {
+    "exposure_over_time": charts.exposure_over_time,
+    "exposure_per_period": charts.exposure_per_period,
+    "sequential_statistic": charts.sequential_statistic,
+    "effect_ci": charts.effect_ci,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +70,10 @@ def _json_default(value: Any) -> Any:
 
 
 def _dumps(value: Any) -> bytes:
-    return (json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False,
-                       default=_json_default) + "\n").encode("utf-8")
+    return (
+        json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=_json_default)
+        + "\n"
+    ).encode("utf-8")
 
 
 def _clean(value: Any) -> Any:
@@ -95,27 +99,47 @@ def _versions(runs: pd.DataFrame, config_text: str) -> dict[str, Any]:
             info = json.loads(r["info"]) if isinstance(r["info"], str) else {}
         except ValueError:
             info = {}
-        run_info.append({"run_id": r["run_id"], "command": r["command"],
-                         "started_at": r["started_at"], "finished_at": r["finished_at"],
-                         "detectors": info.get("detectors"),
-                         "config_sha256": info.get("config_sha256"),
-                         "inputs": info.get("inputs")})
+        run_info.append(
+            {
+                "run_id": r["run_id"],
+                "command": r["command"],
+                "started_at": r["started_at"],
+                "finished_at": r["finished_at"],
+                "detectors": info.get("detectors"),
+                "config_sha256": info.get("config_sha256"),
+                "inputs": info.get("inputs"),
+            }
+        )
     return {
         "amplimon": version("amplimon"),
-        "detectors": [{"name": s.name, "display_name": s.display_name,
-                       "version": str(getattr(s.factory, "version", "unknown")),
-                       "kinds": list(s.kinds)} for s in REGISTRY.values()],
+        "detectors": [
+            {
+                "name": s.name,
+                "display_name": s.display_name,
+                "version": str(getattr(s.factory, "version", "unknown")),
+                "kinds": list(s.kinds),
+            }
+            for s in REGISTRY.values()
+        ],
         "runs": run_info,
         "config_sha256": hashlib.sha256(config_text.encode("utf-8")).hexdigest()
-        if config_text else None,
+        if config_text
+        else None,
         "python": py_platform.python_version(),
-        "libraries": {n: version(n) for n in ("duckdb", "pandas", "pyarrow", "matplotlib",
-                                              "streamlit", "cryptography")},
+        "libraries": {
+            n: version(n)
+            for n in ("duckdb", "pandas", "pyarrow", "matplotlib", "streamlit", "cryptography")
+        },
     }
 
 
-def readme(finding: Mapping[str, Any], config: Config | None, key: SigningKey,
-           created_by: str, now: dt.datetime) -> str:
+def readme(
+    finding: Mapping[str, Any],
+    config: Config | None,
+    key: SigningKey,
+    created_by: str,
+    now: dt.datetime,
+) -> str:
     """The pack's README: the finding in words and how an officer checks the pack."""
     fid = str(finding["finding_id"])
     text = explain.sentence(finding, config)
@@ -138,13 +162,22 @@ def readme(finding: Mapping[str, Any], config: Config | None, key: SigningKey,
         "   another key; 2 = not an evidence pack (or over the size bounds).\n"
         "   On a system where the commission's keys are configured (its own deployment, or\n"
         "   AMPLIMON_TRUSTED_KEYS), `amplimon verify THIS.zip` is enough.\n"
-        "manifest.json lists the SHA-256 of every other file; signature.json signs it.\n")
+        "manifest.json lists the SHA-256 of every other file; signature.json signs it.\n"
+    )
 
 
-def build_pack(finding: Mapping[str, Any], amplification: pd.DataFrame,
-               config: Config | None, *, key: SigningKey, config_text: str = "",
-               runs: pd.DataFrame | None = None, history: Sequence[AuditEntry] = (),
-               created_by: str = "", now: dt.datetime | None = None) -> Pack:
+def build_pack(
+    finding: Mapping[str, Any],
+    amplification: pd.DataFrame,
+    config: Config | None,
+    *,
+    key: SigningKey,
+    config_text: str = "",
+    runs: pd.DataFrame | None = None,
+    history: Sequence[AuditEntry] = (),
+    created_by: str = "",
+    now: dt.datetime | None = None,
+) -> Pack:
     """Build and sign the pack of one finding (see module docstring)."""
     now = now or dt.datetime.now(dt.UTC)
     fid = str(finding["finding_id"])
@@ -155,7 +188,9 @@ def build_pack(finding: Mapping[str, Any], amplification: pd.DataFrame,
     record["evidence_schema"] = {
         "kind": type(decoded.evidence).__struct_config__.tag if decoded.evidence else None,
         "version": decoded.evidence.version if decoded.evidence else None,
-        "legacy": decoded.legacy, "error": decoded.error}
+        "legacy": decoded.legacy,
+        "error": decoded.error,
+    }
     files: dict[str, bytes] = {}
     files["README.txt"] = readme(finding, config, key, created_by, now).encode("utf-8")
     files["finding.json"] = _dumps(record)
@@ -163,33 +198,65 @@ def build_pack(finding: Mapping[str, Any], amplification: pd.DataFrame,
     for name, frame in chartdata.chart_frames(finding, amplification, config).items():
         files[f"data/{name}.csv"] = to_csv(frame)
         buf = io.BytesIO()
-        frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object}
-                     ).to_parquet(buf, index=False)
+        frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object}).to_parquet(
+            buf, index=False
+        )
         files[f"data/{name}.parquet"] = buf.getvalue()
         if name in _CHARTS:
             fig = _CHARTS[name](frame)
             files[f"charts/{name}.png"] = charts.png(fig, dpi=150)
             files[f"charts/{name}.svg"] = charts.svg(fig)
-    files["triage/history.csv"] = to_csv(pd.DataFrame(
-        [{"at": e.at.isoformat(), "who": e.who, "action": e.action, "from": e.from_status,
-          "to": e.to_status, "note": e.note} for e in history],
-        columns=["at", "who", "action", "from", "to", "note"]))
+    files["triage/history.csv"] = to_csv(
+        pd.DataFrame(
+            [
+                {
+                    "at": e.at.isoformat(),
+                    "who": e.who,
+                    "action": e.action,
+                    "from": e.from_status,
+                    "to": e.to_status,
+                    "note": e.note,
+                }
+                for e in history
+            ],
+            columns=["at", "who", "action", "from", "to", "note"],
+        )
+    )
     if config_text:
         files["config/amplimon.yaml"] = config_text.encode("utf-8")
-    files["versions.json"] = _dumps(_versions(runs if runs is not None else pd.DataFrame(
-        columns=["run_id", "command", "started_at", "finished_at", "info"]), config_text))
-    manifest = {"format": FORMAT, "finding_id": fid, "created_at": now.isoformat(),
-                "created_by": created_by,
-                "signer": {"name": key.signer, "key_fingerprint": key.public.fingerprint,
-                           "algorithm": ALGORITHM},
-                "files": [{"path": p, "sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)}
-                          for p, b in sorted(files.items())]}
+    files["versions.json"] = _dumps(
+        _versions(
+            runs
+            if runs is not None
+            else pd.DataFrame(columns=["run_id", "command", "started_at", "finished_at", "info"]),
+            config_text,
+        )
+    )
+    manifest = {
+        "format": FORMAT,
+        "finding_id": fid,
+        "created_at": now.isoformat(),
+        "created_by": created_by,
+        "signer": {
+            "name": key.signer,
+            "key_fingerprint": key.public.fingerprint,
+            "algorithm": ALGORITHM,
+        },
+        "files": [
+            {"path": p, "sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)}
+            for p, b in sorted(files.items())
+        ],
+    }
     files["manifest.json"] = _dumps(manifest)
-    files["signature.json"] = _dumps({
-        "algorithm": ALGORITHM, "signed": "manifest.json",
-        "public_key": base64.b64encode(key.public.raw).decode("ascii"),
-        "key_fingerprint": key.public.fingerprint,
-        "signature": base64.b64encode(key.sign(files["manifest.json"])).decode("ascii")})
+    files["signature.json"] = _dumps(
+        {
+            "algorithm": ALGORITHM,
+            "signed": "manifest.json",
+            "public_key": base64.b64encode(key.public.raw).decode("ascii"),
+            "key_fingerprint": key.public.fingerprint,
+            "signature": base64.b64encode(key.sign(files["manifest.json"])).decode("ascii"),
+        }
+    )
     out = io.BytesIO()
     stamp = now.astimezone(dt.UTC).timetuple()[:6]
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -198,5 +265,9 @@ def build_pack(finding: Mapping[str, Any], amplification: pd.DataFrame,
             info = zipfile.ZipInfo(f"amplimon-evidence-{fid}/{path}", date_time=stamp)
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, files[path])
-    return Pack(out.getvalue(), hashlib.sha256(files["manifest.json"]).hexdigest(),
-                tuple(sorted(files)), f"amplimon-evidence-{fid}.zip")
+    return Pack(
+        out.getvalue(),
+        hashlib.sha256(files["manifest.json"]).hexdigest(),
+        tuple(sorted(files)),
+        f"amplimon-evidence-{fid}.zip",
+    )

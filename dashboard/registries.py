@@ -16,8 +16,14 @@ import pandas as pd
 
 from monitor.config import Config, ConfigError, load_config
 
-__all__ = ["Upload", "actors_frame", "disclosures_frame", "groups_frame", "validate_upload",
-           "windows_frame"]
+__all__ = [
+    "Upload",
+    "actors_frame",
+    "disclosures_frame",
+    "groups_frame",
+    "validate_upload",
+    "windows_frame",
+]
 
 _MAX_UPLOAD = 5 * 1024 * 1024
 
@@ -52,40 +58,83 @@ def actors_frame(config: Config | None) -> pd.DataFrame:
     cols = ["actor", "name", "kind", "group", "regions"]
     if config is None:
         return pd.DataFrame(columns=cols)
-    return pd.DataFrame([{"actor": a.actor, "name": a.name, "kind": a.kind, "group": a.group,
-                          "regions": ", ".join(a.regions) or "all"} for a in config.actors],
-                        columns=cols)
+    return pd.DataFrame(
+        [
+            {
+                "actor": a.actor,
+                "name": a.name,
+                "kind": a.kind,
+                "group": a.group,
+                "regions": ", ".join(a.regions) or "all",
+            }
+            for a in config.actors
+        ],
+        columns=cols,
+    )
 
 
 def groups_frame(config: Config | None) -> pd.DataFrame:
     cols = ["group", "members", "actors"]
     if config is None:
         return pd.DataFrame(columns=cols)
-    return pd.DataFrame([{"group": g, "members": len(m), "actors": ", ".join(m)}
-                         for g, m in sorted(config.groups.items())], columns=cols)
+    return pd.DataFrame(
+        [
+            {"group": g, "members": len(m), "actors": ", ".join(m)}
+            for g, m in sorted(config.groups.items())
+        ],
+        columns=cols,
+    )
 
 
 def disclosures_frame(config: Config | None) -> pd.DataFrame:
-    cols = ["platform", "intervention", "label", "actors", "groups", "regions", "start", "end",
-            "description"]
+    cols = [
+        "platform",
+        "intervention",
+        "label",
+        "actors",
+        "groups",
+        "regions",
+        "start",
+        "end",
+        "description",
+    ]
     if config is None:
         return pd.DataFrame(columns=cols)
-    return pd.DataFrame([{
-        "platform": d.platform, "intervention": d.intervention, "label": d.label or "(none)",
-        "actors": ", ".join(d.actors) or ("all" if not d.groups else ""),
-        "groups": ", ".join(d.groups), "regions": ", ".join(d.regions) or "all",
-        "start": d.start.isoformat() if d.start else "open",
-        "end": d.end.isoformat() if d.end else "open", "description": d.description}
-        for d in config.disclosures], columns=cols)
+    return pd.DataFrame(
+        [
+            {
+                "platform": d.platform,
+                "intervention": d.intervention,
+                "label": d.label or "(none)",
+                "actors": ", ".join(d.actors) or ("all" if not d.groups else ""),
+                "groups": ", ".join(d.groups),
+                "regions": ", ".join(d.regions) or "all",
+                "start": d.start.isoformat() if d.start else "open",
+                "end": d.end.isoformat() if d.end else "open",
+                "description": d.description,
+            }
+            for d in config.disclosures
+        ],
+        columns=cols,
+    )
 
 
 def windows_frame(config: Config | None) -> pd.DataFrame:
     cols = ["window", "name", "jurisdiction", "start", "end", "baseline start", "baseline end"]
     if config is None:
         return pd.DataFrame(columns=cols)
-    return pd.DataFrame([{
-        "window": w.id, "name": w.name, "jurisdiction": w.jurisdiction,
-        "start": w.start.isoformat(), "end": w.end.isoformat(),
-        "baseline start": w.baseline_period.start.isoformat(),
-        "baseline end": w.baseline_period.end.isoformat()} for w in config.windows],
-        columns=cols)
+    return pd.DataFrame(
+        [
+            {
+                "window": w.id,
+                "name": w.name,
+                "jurisdiction": w.jurisdiction,
+                "start": w.start.isoformat(),
+                "end": w.end.isoformat(),
+                "baseline start": w.baseline_period.start.isoformat(),
+                "baseline end": w.baseline_period.end.isoformat(),
+            }
+            for w in config.windows
+        ],
+        columns=cols,
+    )

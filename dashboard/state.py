@@ -33,6 +33,7 @@ from monitor.errors import AmplimonError
 
 __all__ = ["AuditEntry", "Conflict", "StateError", "StateStore", "utc_now"]
 
+
 def _private_file(path: Path) -> None:
     """Create ``path`` empty with mode 0600 if absent; narrow an existing one to 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,8 +89,9 @@ class StateStore:
             con.execute("PRAGMA busy_timeout = 10000")
             con.execute("PRAGMA journal_mode = WAL")
             self.version = migrate(con)
-            self.state_id = str(con.execute(
-                "SELECT value FROM meta WHERE key = 'state_id'").fetchone()[0])
+            self.state_id = str(
+                con.execute("SELECT value FROM meta WHERE key = 'state_id'").fetchone()[0]
+            )
         except (sqlite3.Error, MigrationError) as err:
             raise StateError(f"{self.path}: cannot open the dashboard state ({err})") from None
         finally:
@@ -115,8 +117,17 @@ class StateStore:
         return self.clock().astimezone(dt.UTC).isoformat()
 
     # -- triage ---------------------------------------------------------------------------
-    def append_audit(self, finding_id: str, who: str, action: str, from_status: str,
-                     to_status: str, note: str, *, base_status: str) -> AuditEntry:
+    def append_audit(
+        self,
+        finding_id: str,
+        who: str,
+        action: str,
+        from_status: str,
+        to_status: str,
+        note: str,
+        *,
+        base_status: str,
+    ) -> AuditEntry:
         """Append a triage change if the status is still ``from_status``.
 
         The current status is the latest entry's ``to_status``, else ``base_status`` (the
@@ -125,7 +136,9 @@ class StateStore:
         with self.connect(write=True) as con:
             row = con.execute(
                 "SELECT to_status, who, at FROM audit_log WHERE finding_id = ? "
-                "ORDER BY seq DESC LIMIT 1", (finding_id,)).fetchone()
+                "ORDER BY seq DESC LIMIT 1",
+                (finding_id,),
+            ).fetchone()
             current = row[0] if row else base_status
             if current != from_status:
                 by = f" by {row[1]} at {row[2][:16].replace('T', ' ')} UTC" if row else ""
@@ -134,17 +147,28 @@ class StateStore:
             cur = con.execute(
                 "INSERT INTO audit_log (finding_id, who, at, action, from_status, to_status, "
                 "note) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (finding_id, who, at, action, from_status, to_status, note))
+                (finding_id, who, at, action, from_status, to_status, note),
+            )
             seq = cur.lastrowid
         assert seq is not None
-        return AuditEntry(seq, finding_id, who, dt.datetime.fromisoformat(at), action,
-                          from_status, to_status, note)
+        return AuditEntry(
+            seq,
+            finding_id,
+            who,
+            dt.datetime.fromisoformat(at),
+            action,
+            from_status,
+            to_status,
+            note,
+        )
 
     def history(self, finding_id: str) -> list[AuditEntry]:
         with self.connect() as con:
             rows = con.execute(
                 "SELECT seq, finding_id, who, at, action, from_status, to_status, note "
-                "FROM audit_log WHERE finding_id = ? ORDER BY seq", (finding_id,)).fetchall()
+                "FROM audit_log WHERE finding_id = ? ORDER BY seq",
+                (finding_id,),
+            ).fetchall()
         return [_entry(r) for r in rows]
 
     def latest_statuses(self) -> dict[str, AuditEntry]:
@@ -154,47 +178,59 @@ class StateStore:
                 "SELECT a.seq, a.finding_id, a.who, a.at, a.action, a.from_status, "
                 "a.to_status, a.note FROM audit_log a JOIN ("
                 " SELECT finding_id, max(seq) AS seq FROM audit_log GROUP BY finding_id) m "
-                "ON a.seq = m.seq").fetchall()
+                "ON a.seq = m.seq"
+            ).fetchall()
         return {r[1]: _entry(r) for r in rows}
 
     # -- exports and registries -------------------------------------------------------------
     def record_export(self, finding_id: str, who: str, manifest_sha256: str, size: int) -> None:
         with self.connect(write=True) as con:
-            con.execute("INSERT INTO exports (finding_id, who, at, manifest_sha256, bytes) "
-                        "VALUES (?, ?, ?, ?, ?)", (finding_id, who, self.now(),
-                                                   manifest_sha256, size))
+            con.execute(
+                "INSERT INTO exports (finding_id, who, at, manifest_sha256, bytes) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (finding_id, who, self.now(), manifest_sha256, size),
+            )
 
     def exports(self, finding_id: str) -> list[dict[str, Any]]:
         with self.connect() as con:
-            rows = con.execute("SELECT at, who, manifest_sha256, bytes FROM exports "
-                               "WHERE finding_id = ? ORDER BY seq", (finding_id,)).fetchall()
+            rows = con.execute(
+                "SELECT at, who, manifest_sha256, bytes FROM exports "
+                "WHERE finding_id = ? ORDER BY seq",
+                (finding_id,),
+            ).fetchall()
         return [{"at": a, "who": w, "manifest_sha256": s, "bytes": b} for a, w, s, b in rows]
 
     def add_registry(self, who: str, filename: str, sha256: str, text: str) -> int:
         with self.connect(write=True) as con:
-            cur = con.execute("INSERT INTO registry_uploads (who, at, filename, sha256, text) "
-                              "VALUES (?, ?, ?, ?, ?)", (who, self.now(), filename, sha256, text))
+            cur = con.execute(
+                "INSERT INTO registry_uploads (who, at, filename, sha256, text) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (who, self.now(), filename, sha256, text),
+            )
             seq = cur.lastrowid
         assert seq is not None
         return seq
 
     def latest_registry(self) -> dict[str, Any] | None:
         with self.connect() as con:
-            row = con.execute("SELECT seq, who, at, filename, sha256, text FROM registry_uploads "
-                              "ORDER BY seq DESC LIMIT 1").fetchone()
+            row = con.execute(
+                "SELECT seq, who, at, filename, sha256, text FROM registry_uploads "
+                "ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
         if row is None:
             return None
         return dict(zip(("seq", "who", "at", "filename", "sha256", "text"), row, strict=True))
 
     def registry_history(self) -> list[dict[str, Any]]:
         with self.connect() as con:
-            rows = con.execute("SELECT seq, who, at, filename, sha256 FROM registry_uploads "
-                               "ORDER BY seq DESC").fetchall()
-        return [dict(zip(("seq", "who", "at", "filename", "sha256"), r, strict=True))
-                for r in rows]
+            rows = con.execute(
+                "SELECT seq, who, at, filename, sha256 FROM registry_uploads ORDER BY seq DESC"
+            ).fetchall()
+        return [dict(zip(("seq", "who", "at", "filename", "sha256"), r, strict=True)) for r in rows]
 
 
 def _entry(row: tuple[Any, ...]) -> AuditEntry:
     seq, fid, who, at, action, from_status, to_status, note = row
-    return AuditEntry(seq, fid, who, dt.datetime.fromisoformat(at), action, from_status,
-                      to_status, note)
+    return AuditEntry(
+        seq, fid, who, dt.datetime.fromisoformat(at), action, from_status, to_status, note
+    )

@@ -29,8 +29,16 @@ from dashboard.auth import User
 from dashboard.state import AuditEntry, StateStore
 from monitor.errors import AmplimonError
 
-__all__ = ["ACTIONS", "OPEN_STATUSES", "Action", "TriageError", "allowed_actions", "apply",
-           "check", "with_triage"]
+__all__ = [
+    "ACTIONS",
+    "OPEN_STATUSES",
+    "Action",
+    "TriageError",
+    "allowed_actions",
+    "apply",
+    "check",
+    "with_triage",
+]
 
 OPEN_STATUSES = ("new", "acknowledged", "escalated")
 _ALL = ("new", "acknowledged", "escalated", "dismissed", "resolved")
@@ -45,13 +53,16 @@ class Action:
     note_required: bool = False
 
 
-ACTIONS: dict[str, Action] = {a.name: a for a in (
-    Action("acknowledge", "Acknowledge", ("new",), "acknowledged"),
-    Action("escalate", "Escalate", ("new", "acknowledged"), "escalated"),
-    Action("dismiss", "Dismiss", OPEN_STATUSES, "dismissed", note_required=True),
-    Action("resolve", "Resolve", OPEN_STATUSES, "resolved"),
-    Action("reopen", "Reopen", ("dismissed", "resolved"), "acknowledged", note_required=True),
-)}
+ACTIONS: dict[str, Action] = {
+    a.name: a
+    for a in (
+        Action("acknowledge", "Acknowledge", ("new",), "acknowledged"),
+        Action("escalate", "Escalate", ("new", "acknowledged"), "escalated"),
+        Action("dismiss", "Dismiss", OPEN_STATUSES, "dismissed", note_required=True),
+        Action("resolve", "Resolve", OPEN_STATUSES, "resolved"),
+        Action("reopen", "Reopen", ("dismissed", "resolved"), "acknowledged", note_required=True),
+    )
+}
 
 
 class TriageError(AmplimonError, ValueError):
@@ -78,14 +89,23 @@ def check(user: User | None, action: str, status: str, note: str) -> Action:
     return act
 
 
-def apply(state: StateStore, user: User | None, finding_id: str, action: str, *,
-          status: str, base_status: str, note: str = "") -> AuditEntry:
+def apply(
+    state: StateStore,
+    user: User | None,
+    finding_id: str,
+    action: str,
+    *,
+    status: str,
+    base_status: str,
+    note: str = "",
+) -> AuditEntry:
     """Check and append one triage change.  ``status`` is the status the user saw;
     :class:`dashboard.state.Conflict` is raised if it changed meanwhile."""
     act = check(user, action, status, note)
     assert user is not None
-    return state.append_audit(finding_id, user.username, action, status, act.target,
-                              note.strip(), base_status=base_status)
+    return state.append_audit(
+        finding_id, user.username, action, status, act.target, note.strip(), base_status=base_status
+    )
 
 
 def with_triage(findings: pd.DataFrame, latest: dict[str, AuditEntry]) -> pd.DataFrame:
@@ -97,6 +117,7 @@ def with_triage(findings: pd.DataFrame, latest: dict[str, AuditEntry]) -> pd.Dat
     df["triaged_by"] = [e.who if e else None for e in entries]
     df["triaged_at"] = pd.to_datetime([e.at if e else None for e in entries], utc=True)
     updated = df["updated_at"] if "updated_at" in df else pd.Series(pd.NaT, index=df.index)
-    df["updated_since_triage"] = (df["triaged_at"].notna() & updated.notna()
-                                  & (updated > df["triaged_at"]))
+    df["updated_since_triage"] = (
+        df["triaged_at"].notna() & updated.notna() & (updated > df["triaged_at"])
+    )
     return df

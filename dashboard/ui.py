@@ -28,14 +28,34 @@ from monitor.config import Config, ConfigError, load_config, parse_config
 from monitor.settings import load_settings
 from monitor.signing import SigningKey, signing_key_from
 
-__all__ = ["ActiveConfig", "active_config", "auth", "client_address", "data_note",
-           "deliver_triage", "findings_view", "recheck_session", "settings", "severity_badge",
-           "signed_in", "signing_key", "snapshot", "source", "state", "status_badge"]
+__all__ = [
+    "ActiveConfig",
+    "active_config",
+    "auth",
+    "client_address",
+    "data_note",
+    "deliver_triage",
+    "findings_view",
+    "recheck_session",
+    "settings",
+    "severity_badge",
+    "signed_in",
+    "signing_key",
+    "snapshot",
+    "source",
+    "state",
+    "status_badge",
+]
 
 FINDING_PAGE = "routes/finding.py"
 _SEVERITY = {"critical": "red", "high": "orange", "medium": "blue", "low": "gray"}
-_STATUS = {"new": "violet", "acknowledged": "blue", "escalated": "red", "dismissed": "gray",
-           "resolved": "green"}
+_STATUS = {
+    "new": "violet",
+    "acknowledged": "blue",
+    "escalated": "red",
+    "dismissed": "gray",
+    "resolved": "green",
+}
 
 
 def settings() -> DashboardSettings:
@@ -56,8 +76,7 @@ def signing_key() -> SigningKey:
     """The deployment's evidence-signing key (:mod:`monitor.signing`); raises
     :class:`~monitor.signing.SigningKeyError` with a one-line message."""
     s = load_settings()
-    return _signing_key(repr((s.signing_key_file, s.data_dir, s.signer,
-                              s.signing_key is not None)))
+    return _signing_key(repr((s.signing_key_file, s.data_dir, s.signer, s.signing_key is not None)))
 
 
 @st.cache_resource(show_spinner=False)
@@ -66,11 +85,16 @@ def _state(path: str) -> StateStore:
 
 
 @st.cache_resource(show_spinner=False)
-def _auth(path: str, idle_minutes: float, max_hours: float, attempts: int,
-          lockout_minutes: float) -> Auth:
-    return Auth(_state(path), max_attempts=attempts,
-                lockout=dt.timedelta(minutes=lockout_minutes),
-                idle=dt.timedelta(minutes=idle_minutes), max_age=dt.timedelta(hours=max_hours))
+def _auth(
+    path: str, idle_minutes: float, max_hours: float, attempts: int, lockout_minutes: float
+) -> Auth:
+    return Auth(
+        _state(path),
+        max_attempts=attempts,
+        lockout=dt.timedelta(minutes=lockout_minutes),
+        idle=dt.timedelta(minutes=idle_minutes),
+        max_age=dt.timedelta(hours=max_hours),
+    )
 
 
 def state() -> StateStore:
@@ -79,8 +103,9 @@ def state() -> StateStore:
 
 def auth() -> Auth:
     s = settings()
-    return _auth(str(s.state), s.session_minutes, s.session_max_hours, s.lockout_attempts,
-                 s.lockout_minutes)
+    return _auth(
+        str(s.state), s.session_minutes, s.session_max_hours, s.lockout_attempts, s.lockout_minutes
+    )
 
 
 def source() -> DataSource:
@@ -115,8 +140,9 @@ def deliver_triage() -> bool:
     try:
         return src.apply_triage(settings().state)
     except (duckdb.Error, sqlite3.Error, OSError) as err:
-        st.warning(f"Triage is recorded here but not yet in the store of record: "
-                   f"{md(err)}; it is retried.")
+        st.warning(
+            f"Triage is recorded here but not yet in the store of record: {md(err)}; it is retried."
+        )
         return False
 
 
@@ -153,8 +179,9 @@ def active_config() -> ActiveConfig:
     """The latest registry an admin uploaded, else the ``--config`` file, else none."""
     upload = state().latest_registry()
     if upload is not None:
-        return _config_upload(upload["seq"], upload["filename"], upload["who"], upload["at"],
-                              upload["text"])
+        return _config_upload(
+            upload["seq"], upload["filename"], upload["who"], upload["at"], upload["text"]
+        )
     path = settings().config
     if path is None:
         return ActiveConfig(None, "", "")
@@ -209,5 +236,7 @@ def data_note(snap: Snapshot) -> None:
     if snap.note:
         (st.warning if snap.stale else st.info)(md(snap.note), icon=":material/hourglass_top:")
     elif snap.read_at is not None:
-        st.caption(f"Data read {snap.read_at.strftime('%H:%M:%S')} UTC from "
-                   f"{md(snap.origin or settings().data.name)}")
+        st.caption(
+            f"Data read {snap.read_at.strftime('%H:%M:%S')} UTC from "
+            f"{md(snap.origin or settings().data.name)}"
+        )

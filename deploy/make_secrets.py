@@ -73,8 +73,9 @@ class SecretsError(RuntimeError):
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _pem_cert(cert: x509.Certificate) -> bytes:
@@ -82,8 +83,12 @@ def _pem_cert(cert: x509.Certificate) -> bytes:
 
 
 def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "amplimon"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "amplimon"),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+    )
 
 
 def _san(hosts: list[str]) -> x509.SubjectAlternativeName:
@@ -99,8 +104,9 @@ def _san(hosts: list[str]) -> x509.SubjectAlternativeName:
 class Deployment:
     """The files of one deployment directory (``deploy/`` by default)."""
 
-    def __init__(self, root: Path, *, chown: bool | None = None,
-                 say: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, root: Path, *, chown: bool | None = None, say: Callable[[str], None] = print
+    ) -> None:
         self.root = root
         self.secrets = root / "secrets"
         self.certs = root / "certs"
@@ -136,34 +142,55 @@ class Deployment:
     def init(self, kafka_host: str, dashboard_host: str, days: int = 825) -> None:
         ca_key, ca_cert = self._ca()
         if self._missing(self.secrets / "kafka-keystore.pem"):
-            key, cert = self._issue(ca_key, ca_cert, "kafka", ["kafka", "localhost",
-                                                                kafka_host], days)
-            self._write(self.secrets / "kafka-keystore.pem",
-                        _pem_key(key) + _pem_cert(cert) + _pem_cert(ca_cert),
-                        secret=True, uid=KAFKA_UID)
+            key, cert = self._issue(
+                ca_key, ca_cert, "kafka", ["kafka", "localhost", kafka_host], days
+            )
+            self._write(
+                self.secrets / "kafka-keystore.pem",
+                _pem_key(key) + _pem_cert(cert) + _pem_cert(ca_cert),
+                secret=True,
+                uid=KAFKA_UID,
+            )
         if self._missing(self.secrets / "dashboard.key", self.certs / "dashboard.crt"):
-            key, cert = self._issue(ca_key, ca_cert, dashboard_host,
-                                    [dashboard_host, "localhost"], days)
-            self._write(self.secrets / "dashboard.key", _pem_key(key), secret=True,
-                        uid=PROXY_UID)
-            self._write(self.certs / "dashboard.crt", _pem_cert(cert) + _pem_cert(ca_cert),
-                        secret=False, uid=PROXY_UID)
+            key, cert = self._issue(
+                ca_key, ca_cert, dashboard_host, [dashboard_host, "localhost"], days
+            )
+            self._write(self.secrets / "dashboard.key", _pem_key(key), secret=True, uid=PROXY_UID)
+            self._write(
+                self.certs / "dashboard.crt",
+                _pem_cert(cert) + _pem_cert(ca_cert),
+                secret=False,
+                uid=PROXY_UID,
+            )
         if self._missing(self.secrets / "pseudonym.key"):
-            self._write(self.secrets / "pseudonym.key", secrets.token_hex(32).encode() + b"\n",
-                        secret=True, uid=AMPLIMON_UID)
+            self._write(
+                self.secrets / "pseudonym.key",
+                secrets.token_hex(32).encode() + b"\n",
+                secret=True,
+                uid=AMPLIMON_UID,
+            )
         if self._missing(self.secrets / "signing.key"):
-            self._write(self.secrets / "signing.key",
-                        _pem_key(ed25519.Ed25519PrivateKey.generate()), secret=True,
-                        uid=AMPLIMON_UID)
+            self._write(
+                self.secrets / "signing.key",
+                _pem_key(ed25519.Ed25519PrivateKey.generate()),
+                secret=True,
+                uid=AMPLIMON_UID,
+            )
         if self._missing(self.secrets / "kafka-amplimon.password"):
-            self._write(self.secrets / "kafka-amplimon.password",
-                        secrets.token_hex(24).encode() + b"\n", secret=True, uid=AMPLIMON_UID)
+            self._write(
+                self.secrets / "kafka-amplimon.password",
+                secrets.token_hex(24).encode() + b"\n",
+                secret=True,
+                uid=AMPLIMON_UID,
+            )
         if self._missing(self.secrets / "kafka-platforms"):
             self._write(self.secrets / "kafka-platforms", b"", secret=True, uid=KAFKA_UID)
         if not self.chown:
-            self.say(f"note: not run as root, so the files in {self.secrets} are mode 0644 "
-                     "(the directory is 0700); run `sudo make secrets` on a fresh directory "
-                     "to give each only to the container user that reads it")
+            self.say(
+                f"note: not run as root, so the files in {self.secrets} are mode 0644 "
+                "(the directory is 0700); run `sudo make secrets` on a fresh directory "
+                "to give each only to the container user that reads it"
+            )
 
     def _ca(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         key_path, cert_path = self.secrets / "ca.key", self.certs / "ca.crt"
@@ -174,52 +201,80 @@ class Deployment:
             self.say(f"kept    {key_path}")
             return key, x509.load_pem_x509_certificate(cert_path.read_bytes())
         if key_path.exists() or cert_path.exists():
-            raise SecretsError(f"one of {key_path} and {cert_path} is missing: restore it, or "
-                               "remove the other to start a new CA (then every certificate "
-                               "must be issued again)")
+            raise SecretsError(
+                f"one of {key_path} and {cert_path} is missing: restore it, or "
+                "remove the other to start a new CA (then every certificate "
+                "must be issued again)"
+            )
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
-        cert = (x509.CertificateBuilder().subject_name(_name("amplimon CA"))
-                .issuer_name(_name("amplimon CA")).public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(minutes=5))
-                .not_valid_after(now + dt.timedelta(days=3650))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
-                                             key_encipherment=False, data_encipherment=False,
-                                             key_agreement=False, key_cert_sign=True,
-                                             crl_sign=True, encipher_only=False,
-                                             decipher_only=False), critical=True)
-                .sign(key, hashes.SHA256()))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name("amplimon CA"))
+            .issuer_name(_name("amplimon CA"))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(key, hashes.SHA256())
+        )
         self._write(key_path, _pem_key(key), secret=True, uid=0)
         self._write(cert_path, _pem_cert(cert), secret=False, uid=0)
         return key, cert
 
     @staticmethod
-    def _issue(ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, cn: str,
-               hosts: list[str], days: int) -> tuple[ec.EllipticCurvePrivateKey,
-                                                     x509.Certificate]:
+    def _issue(
+        ca_key: ec.EllipticCurvePrivateKey,
+        ca_cert: x509.Certificate,
+        cn: str,
+        hosts: list[str],
+        days: int,
+    ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
-        cert = (x509.CertificateBuilder().subject_name(_name(cn))
-                .issuer_name(ca_cert.subject).public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(minutes=5))
-                .not_valid_after(now + dt.timedelta(days=days))
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                                      ExtendedKeyUsageOID.CLIENT_AUTH]),
-                               critical=False)
-                .add_extension(_san(hosts), critical=False)
-                .sign(ca_key, hashes.SHA256()))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(cn))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+                ),
+                critical=False,
+            )
+            .add_extension(_san(hosts), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
         return key, cert
 
     # -- platforms -----------------------------------------------------------------------
     def add_platform(self, name: str) -> str:
         """A new platform principal; returns its password."""
         if not _PLATFORM.match(name):
-            raise SecretsError(f"platform name {name!r}: use lower-case letters, digits, - and "
-                               "_ (it becomes a principal and part of topic names)")
+            raise SecretsError(
+                f"platform name {name!r}: use lower-case letters, digits, - and "
+                "_ (it becomes a principal and part of topic names)"
+            )
         path = self.secrets / "kafka-platforms"
         if not path.exists():
             raise SecretsError(f"{path} does not exist: run `make secrets` first")
@@ -236,26 +291,38 @@ def _dotenv(path: Path) -> dict[str, str]:
     """``KEY=VALUE`` lines of compose's ``.env`` (comments and blanks skipped)."""
     if not path.is_file():
         return {}
-    pairs = (line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines()
-             if "=" in line and not line.lstrip().startswith("#"))
+    pairs = (
+        line.split("=", 1)
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if "=" in line and not line.lstrip().startswith("#")
+    )
     return {k.strip(): v.split(" #", 1)[0].strip().strip("'\"") for k, v in pairs}
 
 
 def main(argv: list[str] | None = None) -> int:
     here = Path(__file__).resolve().parent
     env = {**_dotenv(here.parent / ".env"), **os.environ}
-    parser = argparse.ArgumentParser(description="Keys, passwords and certificates of the "
-                                                 "compose stack (see the module docstring).")
-    parser.add_argument("--dir", type=Path, default=here,
-                        help="deployment directory (default: deploy/)")
+    parser = argparse.ArgumentParser(
+        description="Keys, passwords and certificates of the "
+        "compose stack (see the module docstring)."
+    )
+    parser.add_argument(
+        "--dir", type=Path, default=here, help="deployment directory (default: deploy/)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     init = sub.add_parser("init", help="create what is missing")
-    init.add_argument("--kafka-host", default=env.get("KAFKA_ADVERTISED_HOST", ""),
-                      help="the name platforms reach Kafka by (default: KAFKA_ADVERTISED_HOST "
-                           "from the environment or .env)")
-    init.add_argument("--dashboard-host", default=env.get("AMPLIMON_DASHBOARD_HOST", "localhost"),
-                      help="the dashboard's name (default: AMPLIMON_DASHBOARD_HOST from the "
-                           "environment or .env, else localhost)")
+    init.add_argument(
+        "--kafka-host",
+        default=env.get("KAFKA_ADVERTISED_HOST", ""),
+        help="the name platforms reach Kafka by (default: KAFKA_ADVERTISED_HOST "
+        "from the environment or .env)",
+    )
+    init.add_argument(
+        "--dashboard-host",
+        default=env.get("AMPLIMON_DASHBOARD_HOST", "localhost"),
+        help="the dashboard's name (default: AMPLIMON_DASHBOARD_HOST from the "
+        "environment or .env, else localhost)",
+    )
     init.add_argument("--days", type=int, default=825, help="certificate lifetime")
     add = sub.add_parser("add-platform", help="add a platform principal")
     add.add_argument("name")
@@ -264,16 +331,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "init":
             if not args.kafka_host:
-                raise SecretsError("give --kafka-host (or KAFKA_ADVERTISED_HOST in .env): the "
-                                   "name platforms reach Kafka by, written into its "
-                                   "certificate")
+                raise SecretsError(
+                    "give --kafka-host (or KAFKA_ADVERTISED_HOST in .env): the "
+                    "name platforms reach Kafka by, written into its "
+                    "certificate"
+                )
             deployment.init(args.kafka_host, args.dashboard_host, args.days)
         else:
             password = deployment.add_platform(args.name)
-            print(f"platform {args.name}: SASL_SSL, mechanism SCRAM-SHA-512, user {args.name}, "
-                  f"password {password}, CA {deployment.certs / 'ca.crt'}; topics "
-                  f"amplimon.exposure.{args.name} and amplimon.ranking.{args.name}.  Apply it: "
-                  "docker compose up kafka-init")
+            print(
+                f"platform {args.name}: SASL_SSL, mechanism SCRAM-SHA-512, user {args.name}, "
+                f"password {password}, CA {deployment.certs / 'ca.crt'}; topics "
+                f"amplimon.exposure.{args.name} and amplimon.ranking.{args.name}.  Apply it: "
+                "docker compose up kafka-init"
+            )
     except (SecretsError, OSError, ValueError) as err:
         print(f"secrets: {err}", file=sys.stderr)
         return 2

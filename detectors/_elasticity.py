@@ -51,7 +51,7 @@ class Elasticity(NamedTuple):
 
     b1: float
     b2: float
-    cov: tuple[float, float, float]   # var b1, cov, var b2
+    cov: tuple[float, float, float]  # var b1, cov, var b2
     center: float
     items: int
     overdispersion: float
@@ -77,9 +77,16 @@ class Elasticity(NamedTuple):
         var = v11 + 2 * d * v12 + d * d * v22
         return beta, math.sqrt(max(var, 0.0))
 
-    def translate(self, theta: float, lo: float, hi: float, z: float, x_mid: float,
-                  share: float = 0.0, model_error: float = 0.15
-                  ) -> tuple[float, float, float]:
+    def translate(
+        self,
+        theta: float,
+        lo: float,
+        hi: float,
+        z: float,
+        x_mid: float,
+        share: float = 0.0,
+        model_error: float = 0.15,
+    ) -> tuple[float, float, float]:
         """``(effect, lower, upper)`` on the log-exposure scale for a score shift ``θ`` with
         interval ``[lo, hi]``.
 
@@ -133,7 +140,7 @@ class ItemExposure:
             rows[j] = r
         if len(idx) > self.sums.shape[0]:
             new = np.zeros((max(len(idx), 2 * self.sums.shape[0]), 5))
-            new[:self.sums.shape[0]] = self.sums
+            new[: self.sums.shape[0]] = self.sums
             self.sums = new
         return rows
 
@@ -156,11 +163,12 @@ class ItemExposure:
         np.add.at(self.sums[:, 4], rows[ok], scores[ok] ** 2)
 
 
-def fit_elasticity(acc: ItemExposure, *, min_exposures: int = 10,
-                   min_entries: int = 3) -> Elasticity:
+def fit_elasticity(
+    acc: ItemExposure, *, min_exposures: int = 10, min_entries: int = 3
+) -> Elasticity:
     """``β`` with its standard error over items with ``≥ min_exposures`` exposures and
     ``≥ min_entries`` scored entries (module docstring)."""
-    s = acc.sums[:len(acc.index)]
+    s = acc.sums[: len(acc.index)]
     r, h, n, sc, sq = (s[:, j] for j in range(5))
     use = (r + h >= min_exposures) & (n >= min_entries)
     if use.sum() < 30:
@@ -169,7 +177,7 @@ def fit_elasticity(acc: ItemExposure, *, min_exposures: int = 10,
     mean = sc / n
     spread = np.maximum(sq / n - mean * mean, 0.0) * n / np.maximum(n - 1, 1)
     pooled = float(np.median(spread))
-    vx = (spread * n + pooled * 5) / (n + 5) / n   # shrunk spread / entries
+    vx = (spread * n + pooled * 5) / (n + 5) / n  # shrunk spread / entries
     trials = r + h
     center = float(np.mean(mean))
     x = mean - center
@@ -196,9 +204,14 @@ def fit_elasticity(acc: ItemExposure, *, min_exposures: int = 10,
     cov = np.linalg.inv(xtwx) * phi
     var_x = float(np.var(mean))
     rel = max(1.0 - float(np.mean(vx)) / var_x, 0.5) if var_x > 0 else 1.0
-    return Elasticity(float(coef[1]) / rel, float(coef[2]) / rel ** 2,
-                      (float(cov[1, 1]) / rel ** 2, float(cov[1, 2]) / rel ** 3,
-                       float(cov[2, 2]) / rel ** 4), center, int(use.sum()), phi)
+    return Elasticity(
+        float(coef[1]) / rel,
+        float(coef[2]) / rel**2,
+        (float(cov[1, 1]) / rel**2, float(cov[1, 2]) / rel**3, float(cov[2, 2]) / rel**4),
+        center,
+        int(use.sum()),
+        phi,
+    )
 
 
 def slate_relative(d: Any) -> np.ndarray:

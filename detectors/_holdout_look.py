@@ -15,8 +15,14 @@ from numpy.typing import NDArray
 from detectors._holdout_stats import PairedSums, paired_user_var
 from detectors._holdout_sums import ARM_FIELDS, HOUR_MS, PAIRED_FIELDS, CellSums, WindowInfo
 
-__all__ = ["LookArrays", "hour_weights", "look_arrays", "membership", "overdispersion",
-           "platform_traffic"]
+__all__ = [
+    "LookArrays",
+    "hour_weights",
+    "look_arrays",
+    "membership",
+    "overdispersion",
+    "platform_traffic",
+]
 
 Floats = NDArray[np.float64]
 
@@ -57,8 +63,9 @@ def membership(cell: CellSums, members: list[list[str]]) -> sp.csr_matrix:
             if i is not None:
                 rows.append(s)
                 cols.append(i)
-    return sp.csr_matrix((np.ones(len(rows)), (rows, cols)),
-                         shape=(len(members), max(cell.n_accounts, 1)))
+    return sp.csr_matrix(
+        (np.ones(len(rows)), (rows, cols)), shape=(len(members), max(cell.n_accounts, 1))
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +97,12 @@ class LookArrays:
     s_hw: Floats
 
 
-def look_arrays(cell: CellSums, wts: Floats, m: sp.csr_matrix | None = None,
-                hours: tuple[int, int] | None = None) -> LookArrays:
+def look_arrays(
+    cell: CellSums,
+    wts: Floats,
+    m: sp.csr_matrix | None = None,
+    hours: tuple[int, int] | None = None,
+) -> LookArrays:
     """The statistics of every account (``m is None``) or of every subject (``m`` from
     :func:`membership`) of ``cell`` at a look whose window-so-far hours of day are ``wts``
     (:func:`hour_weights`).  With ``hours = (h0, h1)`` only the window's hours
@@ -117,7 +128,7 @@ def look_arrays(cell: CellSums, wts: Floats, m: sp.csr_matrix | None = None,
     (Cameron, Gelbach & Miller 2011, JBES 29(2)): it sees what the pooled model cannot, e.g.
     a holdout count made of one item's burst early in the window.
     """
-    cell.fit()   # accounts first seen in another scope of the platform
+    cell.fit()  # accounts first seen in another scope of the platform
     n = cell.n_accounts
 
     def agg(a: np.ndarray) -> np.ndarray:
@@ -131,8 +142,8 @@ def look_arrays(cell: CellSums, wts: Floats, m: sp.csr_matrix | None = None,
         xt = x_hod @ wts
         tt = float(cell.traffic_hod[arm] @ wts)
         if hours is not None:
-            y = agg(cell.win_hourly[arm])[:, hours[0]:hours[1]].sum(axis=1)
-            tw = float(cell.traffic_win[arm][hours[0]:hours[1]].sum())
+            y = agg(cell.win_hourly[arm])[:, hours[0] : hours[1]].sum(axis=1)
+            tw = float(cell.traffic_win[arm][hours[0] : hours[1]].sum())
         else:
             y = agg(cell.win[arm])
             tw = float(cell.traffic_win[arm].sum())
@@ -160,8 +171,15 @@ def look_arrays(cell: CellSums, wts: Floats, m: sp.csr_matrix | None = None,
         own = {}
         for p, (sr, sh) in (("B", (xr, xh)), ("W", (agg(cell.win[0]), agg(cell.win[1])))):
             g = agg(cell.items[p])
-            v = (agg(cell.sq[p][0]) / (sr * sr) - 2 * agg(cell.cross[p]) / (sr * sh)
-                 + agg(cell.sq[p][1]) / (sh * sh)) * g / np.maximum(g - 1, 1)
+            v = (
+                (
+                    agg(cell.sq[p][0]) / (sr * sr)
+                    - 2 * agg(cell.cross[p]) / (sr * sh)
+                    + agg(cell.sq[p][1]) / (sh * sh)
+                )
+                * g
+                / np.maximum(g - 1, 1)
+            )
             own[p] = np.where((sr > 0) & (sh > 0) & (g >= 2), v - 1 / sr - 1 / sh, np.inf)
         if hours is None:
             k_w = np.where((yr > 0) & (yh > 0), cross_w / (yr * yh), 1.0)
@@ -169,20 +187,31 @@ def look_arrays(cell: CellSums, wts: Floats, m: sp.csr_matrix | None = None,
             # part of the window: its item concentration, scaled up for the fewer exposures
             # (items per hour are steady: K ∝ 1 / hours)
             full_r, full_h = agg(cell.win[0]), agg(cell.win[1])
-            k_full = np.where((full_r > 0) & (full_h > 0),
-                              agg(cell.cross["W"]) / (full_r * full_h), 1.0)
+            k_full = np.where(
+                (full_r > 0) & (full_h > 0), agg(cell.cross["W"]) / (full_r * full_h), 1.0
+            )
             k_w = np.where((yr > 0) & (yh > 0), k_full * (full_r + full_h) / (yr + yh), 1.0)
     own_w = own["W"]
     if hours is not None:  # part of the window: the excess scales like the concentration
         full_r, full_h = agg(cell.win[0]), agg(cell.win[1])
         with np.errstate(divide="ignore", invalid="ignore"):
-            own_w = np.where((yr > 0) & (yh > 0), own_w * (full_r + full_h) / (yr + yh),
-                             np.inf)
-    return LookArrays(d=out_d, x=out_x, pois=pois, k_b=np.clip(k_b, 0, 1),
-                      k_w=np.clip(k_w, 0, 1), own_b=own["B"], own_w=own_w,
-                      pooled=np.minimum(xr + yr, xh + yh),
-                      items_b=agg(cell.items["B"]), items_w=agg(cell.items["W"]),
-                      s_rb=xr, s_hb=xh, s_rw=yr, s_hw=yh)
+            own_w = np.where((yr > 0) & (yh > 0), own_w * (full_r + full_h) / (yr + yh), np.inf)
+    return LookArrays(
+        d=out_d,
+        x=out_x,
+        pois=pois,
+        k_b=np.clip(k_b, 0, 1),
+        k_w=np.clip(k_w, 0, 1),
+        own_b=own["B"],
+        own_w=own_w,
+        pooled=np.minimum(xr + yr, xh + yh),
+        items_b=agg(cell.items["B"]),
+        items_w=agg(cell.items["W"]),
+        s_rb=xr,
+        s_hb=xh,
+        s_rw=yr,
+        s_hw=yh,
+    )
 
 
 def overdispersion(paired: list[dict[str, np.ndarray]]) -> np.ndarray:
@@ -194,8 +223,7 @@ def overdispersion(paired: list[dict[str, np.ndarray]]) -> np.ndarray:
     arms = []
     for arm in (0, 1):
         p = paired[arm]
-        arms.append(PairedSums(*(p[f] for f in PAIRED_FIELDS),
-                               *(p[f] for f in ARM_FIELDS)))
+        arms.append(PairedSums(*(p[f] for f in PAIRED_FIELDS), *(p[f] for f in ARM_FIELDS)))
     v = paired_user_var(arms[0], arms[1])
     with np.errstate(divide="ignore", invalid="ignore"):
         pois = sum(1 / paired[arm][f] for arm in (0, 1) for f in ("x", "y"))
@@ -203,8 +231,9 @@ def overdispersion(paired: list[dict[str, np.ndarray]]) -> np.ndarray:
     return np.where(np.isfinite(phi), np.maximum(phi, 1.0), 1.0)
 
 
-def platform_traffic(cell: CellSums, wts: np.ndarray,
-                     paired: list[dict[str, np.ndarray]] | None) -> tuple[float, float]:
+def platform_traffic(
+    cell: CellSums, wts: np.ndarray, paired: list[dict[str, np.ndarray]] | None
+) -> tuple[float, float]:
     """The platform-wide change: ``P = log(T_rW / T̃_rB) − log(T_hW / T̃_hB)``, how much more
     the ranked arm's users were shown in the window than at the same hours of the baseline,
     relative to the holdout arm's users (arms are randomised and fixed, so without a
@@ -225,6 +254,8 @@ def platform_traffic(cell: CellSums, wts: np.ndarray,
         b, w = float(a["b"][0]), float(a["w"][0])
         if b <= 0 or w <= 0 or a["users"][0] < 2:
             return float(est), float("nan")
-        var += max(float(a["ww"][0]) / w ** 2 - 2 * float(a["bw"][0]) / (w * b)
-                   + float(a["bb"][0]) / b ** 2, 1 / w + 1 / b)
+        var += max(
+            float(a["ww"][0]) / w**2 - 2 * float(a["bw"][0]) / (w * b) + float(a["bb"][0]) / b**2,
+            1 / w + 1 / b,
+        )
     return float(est), var

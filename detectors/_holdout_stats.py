@@ -44,9 +44,16 @@ __all__ = [
 Floats = NDArray[np.float64]
 
 
-def share_did(s_rw: ArrayLike, t_rw: ArrayLike, s_rb: ArrayLike, t_rb: ArrayLike,
-              s_hw: ArrayLike, t_hw: ArrayLike, s_hb: ArrayLike, t_hb: ArrayLike
-              ) -> tuple[Floats, Floats]:
+def share_did(
+    s_rw: ArrayLike,
+    t_rw: ArrayLike,
+    s_rb: ArrayLike,
+    t_rb: ArrayLike,
+    s_hw: ArrayLike,
+    t_hw: ArrayLike,
+    s_hb: ArrayLike,
+    t_hb: ArrayLike,
+) -> tuple[Floats, Floats]:
     """``(D, x)``: the share difference in differences and the baseline log amplification
     (module docstring); NaN where a count is zero.  Each count enters as ``log(S + ½)``:
     ``E log(S + ½) = log λ + O(λ⁻²)`` for Poisson ``S`` where ``E log S`` is ``O(λ⁻¹)`` off
@@ -60,14 +67,15 @@ def share_did(s_rw: ArrayLike, t_rw: ArrayLike, s_rb: ArrayLike, t_rb: ArrayLike
     return np.where(ok, d, np.nan), np.where(ok, x, np.nan)
 
 
-def poisson_var(s_rw: ArrayLike, s_rb: ArrayLike, s_hw: ArrayLike, s_hb: ArrayLike
-                ) -> Floats:
+def poisson_var(s_rw: ArrayLike, s_rb: ArrayLike, s_hw: ArrayLike, s_hb: ArrayLike) -> Floats:
     """``1/S_rW + 1/S_rB + 1/S_hW + 1/S_hB``: the variance of ``D`` if every exposure were an
     independent Poisson event — the floor of the central variance guard (no count statistic
     is more precise than its counts)."""
     with np.errstate(divide="ignore"):
-        return sum((1 / np.asarray(v, dtype=float) for v in (s_rw, s_rb, s_hw, s_hb)),
-                   np.zeros(np.shape(s_rw)))
+        return sum(
+            (1 / np.asarray(v, dtype=float) for v in (s_rw, s_rb, s_hw, s_hb)),
+            np.zeros(np.shape(s_rw)),
+        )
 
 
 class PairedSums(NamedTuple):
@@ -76,20 +84,20 @@ class PairedSums(NamedTuple):
     baseline / window so far, ``b``/``w`` = the user's exposures of anything in scope in the
     baseline / window.  All additive over disjoint sets of users."""
 
-    x: Floats      # Σ x   (= S_B)
-    y: Floats      # Σ y   (= S_W)
-    xx: Floats     # Σ x²
-    yy: Floats     # Σ y²
-    xy: Floats     # Σ x y
-    xb: Floats     # Σ x b
-    xw: Floats     # Σ x w
-    yb: Floats     # Σ y b
-    yw: Floats     # Σ y w
-    b: Floats      # Σ b   (= T_B, the arm's baseline traffic)
-    w: Floats      # Σ w   (= T_W)
-    bb: Floats     # Σ b²
-    ww: Floats     # Σ w²
-    bw: Floats     # Σ b w
+    x: Floats  # Σ x   (= S_B)
+    y: Floats  # Σ y   (= S_W)
+    xx: Floats  # Σ x²
+    yy: Floats  # Σ y²
+    xy: Floats  # Σ x y
+    xb: Floats  # Σ x b
+    xw: Floats  # Σ x w
+    yb: Floats  # Σ y b
+    yw: Floats  # Σ y w
+    b: Floats  # Σ b   (= T_B, the arm's baseline traffic)
+    w: Floats  # Σ w   (= T_W)
+    bb: Floats  # Σ b²
+    ww: Floats  # Σ w²
+    bw: Floats  # Σ b w
     users: Floats  # users with any exposure in scope in either period
 
 
@@ -98,9 +106,18 @@ def _arm_influence_var(p: PairedSums) -> Floats:
     arm's ``log(Y/W) − log(X/B)``), times ``G/(G − 1)``."""
     with np.errstate(divide="ignore", invalid="ignore"):
         y, w, x, b = p.y, p.w, p.x, p.b
-        v = (p.yy / (y * y) + p.ww / (w * w) + p.xx / (x * x) + p.bb / (b * b)
-             - 2 * p.yw / (y * w) - 2 * p.xy / (x * y) + 2 * p.yb / (y * b)
-             + 2 * p.xw / (x * w) - 2 * p.bw / (b * w) - 2 * p.xb / (x * b))
+        v = (
+            p.yy / (y * y)
+            + p.ww / (w * w)
+            + p.xx / (x * x)
+            + p.bb / (b * b)
+            - 2 * p.yw / (y * w)
+            - 2 * p.xy / (x * y)
+            + 2 * p.yb / (y * b)
+            + 2 * p.xw / (x * w)
+            - 2 * p.bw / (b * w)
+            - 2 * p.xb / (x * b)
+        )
         g = p.users
         v = v * g / (g - 1)
     return np.where((g >= 2) & (x > 0) & (y > 0), np.maximum(v, 0.0), np.nan)
@@ -139,9 +156,16 @@ class Reference(NamedTuple):
     n: int
 
 
-def platform_reference(d: ArrayLike, x: ArrayLike, v: ArrayLike, vx: ArrayLike, *,
-                       huber_k: float = 2.5, iterations: int = 3,
-                       min_spread: float = 0.25) -> Reference:
+def platform_reference(
+    d: ArrayLike,
+    x: ArrayLike,
+    v: ArrayLike,
+    vx: ArrayLike,
+    *,
+    huber_k: float = 2.5,
+    iterations: int = 3,
+    min_spread: float = 0.25,
+) -> Reference:
     """Fit the platform-wide change ``D_a = c + γ (x*_a − x̄) + e_a`` across accounts.
 
     A change that moves every account alike (more items per session, a new ranking model
@@ -164,13 +188,20 @@ def platform_reference(d: ArrayLike, x: ArrayLike, v: ArrayLike, vx: ArrayLike, 
     ``min_spread`` of its raw spread (the slope is not identified).  Variances: ``1/Σw`` for
     ``c`` and ``1/S_xx`` for ``γ`` (weighted least squares, known variances).
     """
-    return _platform_reference(np.asarray(d, dtype=float), np.asarray(x, dtype=float),
-                               np.asarray(v, dtype=float), np.asarray(vx, dtype=float),
-                               huber_k, iterations, min_spread)
+    return _platform_reference(
+        np.asarray(d, dtype=float),
+        np.asarray(x, dtype=float),
+        np.asarray(v, dtype=float),
+        np.asarray(vx, dtype=float),
+        huber_k,
+        iterations,
+        min_spread,
+    )
 
 
-def _platform_reference(d: Floats, x: Floats, v: Floats, vx: Floats, huber_k: float,
-                        iterations: int, min_spread: float) -> Reference:
+def _platform_reference(
+    d: Floats, x: Floats, v: Floats, vx: Floats, huber_k: float, iterations: int, min_spread: float
+) -> Reference:
     ok = np.isfinite(d) & np.isfinite(x) & np.isfinite(v) & (v > 0) & np.isfinite(vx)
     n = int(ok.sum())
     if n < 3:
@@ -205,9 +236,17 @@ def huber_chi2_mean(k2: float) -> float:
     return float(stats.chi2.cdf(k2, 3) + k2 * stats.chi2.sf(k2, 1))
 
 
-def item_variance(resid: ArrayLike, u: ArrayLike, k: ArrayLike, *, n_params: int = 2,
-                  k2: float = 9.0, prior: float = 0.0, prior_weight: float = 0.0,
-                  median: bool = False) -> float:
+def item_variance(
+    resid: ArrayLike,
+    u: ArrayLike,
+    k: ArrayLike,
+    *,
+    n_params: int = 2,
+    k2: float = 9.0,
+    prior: float = 0.0,
+    prior_weight: float = 0.0,
+    median: bool = False,
+) -> float:
     """Between-item variance ``σ²`` of log amplification, pooled over accounts.
 
     Model: ``Var(resid_a) = u_a + σ² K_a`` (``u_a`` = the user-level variance, ``K_a`` = the
@@ -243,6 +282,7 @@ def item_variance(resid: ArrayLike, u: ArrayLike, k: ArrayLike, *, n_params: int
         def lhs(s2: float) -> float:
             return float(np.median(r * r / (u + s2 * kk))) * n
     else:
+
         def lhs(s2: float) -> float:
             return float(np.minimum(r * r / (u + s2 * kk), k2).sum())
 
@@ -259,8 +299,9 @@ def item_variance(resid: ArrayLike, u: ArrayLike, k: ArrayLike, *, n_params: int
     return (n * est + prior_weight * prior) / (n + prior_weight) if prior_weight else est
 
 
-def common_shift(d: ArrayLike, v: ArrayLike, *, huber_k: float = 2.0,
-                 iterations: int = 10) -> tuple[float, float]:
+def common_shift(
+    d: ArrayLike, v: ArrayLike, *, huber_k: float = 2.0, iterations: int = 10
+) -> tuple[float, float]:
     """``(c, Var c)``: the change every control account shares, a Huber M-estimate of
     location with known variances ``v`` (weights ``1/v``, standardised residuals beyond
     ``huber_k`` down-weighted; Huber 1981, *Robust Statistics*, §3.2).  Boosting some accounts

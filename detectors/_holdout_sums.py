@@ -36,8 +36,7 @@ from detectors._scopes import WHOLE, Scope, candidate_scopes
 from monitor.config import Config, Window, covers
 from monitor.contract import Exposure
 
-__all__ = ["PAIRED_FIELDS", "CellSums", "HoldoutReducer", "HoldoutState", "TickSums",
-           "WindowInfo"]
+__all__ = ["PAIRED_FIELDS", "CellSums", "HoldoutReducer", "HoldoutState", "TickSums", "WindowInfo"]
 
 HOUR_MS = 3_600_000
 # per-subject paired sums (PairedSums fields that vary by subject)
@@ -57,7 +56,7 @@ class WindowInfo:
     w0: int
     w1: int
     subjects: tuple[tuple[str, str], ...]
-    subjects_of: dict[str, tuple[int, ...]]   # account → subject indices (actor, group)
+    subjects_of: dict[str, tuple[int, ...]]  # account → subject indices (actor, group)
 
     @property
     def base_hours(self) -> int:
@@ -75,8 +74,7 @@ class WindowInfo:
         return None
 
     @classmethod
-    def of(cls, config: Config, window: Window,
-           subjects: list[tuple[str, str]]) -> WindowInfo:
+    def of(cls, config: Config, window: Window, subjects: list[tuple[str, str]]) -> WindowInfo:
         index = {s: i for i, s in enumerate(subjects)}
         subjects_of: dict[str, tuple[int, ...]] = {}
         for kind, name in subjects:
@@ -88,8 +86,7 @@ class WindowInfo:
                 ids.append(index[("group", group)])
             subjects_of[name] = tuple(ids)
         b, p = window.baseline_period, window.window_period
-        return cls(window, b.start_ms, b.end_ms, p.start_ms, p.end_ms, tuple(subjects),
-                   subjects_of)
+        return cls(window, b.start_ms, b.end_ms, p.start_ms, p.end_ms, tuple(subjects), subjects_of)
 
 
 def _counter() -> defaultdict[Any, int]:
@@ -107,7 +104,7 @@ class _Delta:
     accounts_series: defaultdict[tuple[str, int], int] = field(default_factory=_counter)
     traffic_series: defaultdict[int, int] = field(default_factory=_counter)
     active: defaultdict[int, int] = field(default_factory=_counter)
-    items: dict[str, list[Any]] = field(default_factory=dict)   # item → [account, count]
+    items: dict[str, list[Any]] = field(default_factory=dict)  # item → [account, count]
 
 
 @dataclass(slots=True)
@@ -132,8 +129,8 @@ class _User:
     def __init__(self) -> None:
         self.b = 0
         self.w = 0
-        self.subj: dict[int, list[int]] = {}   # subject → [x, y]
-        self.last_hour: dict[str, int] = {}    # period → last hour bin counted as active
+        self.subj: dict[int, list[int]] = {}  # subject → [x, y]
+        self.last_hour: dict[str, int] = {}  # period → last hour bin counted as active
 
 
 class HoldoutReducer:
@@ -151,7 +148,8 @@ class HoldoutReducer:
         found = self._windows_by_region.get(region)
         if found is None:
             found = self._windows_by_region[region] = tuple(
-                info for info in self.infos.values() if covers(info.window.jurisdiction, region))
+                info for info in self.infos.values() if covers(info.window.jurisdiction, region)
+            )
         return found
 
     def reduce(self, exposures: Iterable[Exposure]) -> TickSums:
@@ -211,15 +209,17 @@ class HoldoutReducer:
         self._apply_paired(touched, out)
         return out
 
-    def _apply_paired(self, touched: dict[tuple[str, str, int, str], list[Any]],
-                      out: TickSums) -> None:
+    def _apply_paired(
+        self, touched: dict[tuple[str, str, int, str], list[Any]], out: TickSums
+    ) -> None:
         """Per touched user: ``Σ p'q' − Σ pq`` for every product sum of PairedSums."""
         for (platform, wid, arm, user), (db, dw, dsub) in touched.items():
             u = self._users[((platform, wid, WHOLE), arm)][user]
             fields = out.paired.get((platform, wid, arm))
             if fields is None:
-                fields = out.paired[(platform, wid, arm)] = {f: defaultdict(float)
-                                                             for f in PAIRED_FIELDS}
+                fields = out.paired[(platform, wid, arm)] = {
+                    f: defaultdict(float) for f in PAIRED_FIELDS
+                }
                 out.arm[(platform, wid, arm)] = dict.fromkeys(ARM_FIELDS, 0.0)
             armsum = out.arm[(platform, wid, arm)]
             b0_, w0_ = u.b, u.w
@@ -273,7 +273,7 @@ def _grow(a: np.ndarray, rows: int) -> np.ndarray:
     if a.shape[0] >= rows:
         return a
     new = np.zeros((max(rows, 2 * a.shape[0], 16), *a.shape[1:]))
-    new[:a.shape[0]] = a
+    new[: a.shape[0]] = a
     return new
 
 
@@ -384,7 +384,7 @@ class CellSums:
                 st = counts[item] = [a, 0, 0]
                 items[a] += 1
             own, other = st[1 + arm], st[2 - arm]
-            cross[a] += c * other       # Σ r h grows by Δ(own) · other
+            cross[a] += c * other  # Σ r h grows by Δ(own) · other
             sq[a] += c * (2 * own + c)  # Σ c² grows by (own + Δ)² − own²
             st[1 + arm] = own + c
 
@@ -420,7 +420,8 @@ class HoldoutState:
             arms = self.paired.get((platform, wid))
             if arms is None:
                 arms = self.paired[(platform, wid)] = [
-                    {f: np.zeros(k) for f in (*PAIRED_FIELDS, *ARM_FIELDS)} for _ in (0, 1)]
+                    {f: np.zeros(k) for f in (*PAIRED_FIELDS, *ARM_FIELDS)} for _ in (0, 1)
+                ]
             target = arms[arm]
             for f, by_subject in fields.items():
                 arr = target[f]

@@ -28,8 +28,11 @@ class SlateLinks(Generic[V]):
         self._by_user_item[(user, item)] = (ts, value)
 
     def find(self, e: Exposure) -> V | None:
-        hit = (self._by_request.get((e.request, e.item)) if e.request is not None
-               else self._by_user_item.get((e.user, e.item)))
+        hit = (
+            self._by_request.get((e.request, e.item))
+            if e.request is not None
+            else self._by_user_item.get((e.user, e.item))
+        )
         return None if hit is None else hit[1]
 
     def expire(self, now_ms: int) -> None:

@@ -34,8 +34,8 @@ WHOLE: Scope = ("*",)
 class ScopePlan:
     """The scopes of one (platform, window) and each one's share of ``α_d``."""
 
-    scopes: tuple[Scope, ...]          # WHOLE first
-    shares: tuple[float, ...]          # fraction of α_d per scope (sum = 1)
+    scopes: tuple[Scope, ...]  # WHOLE first
+    shares: tuple[float, ...]  # fraction of α_d per scope (sum = 1)
 
     def share(self, scope: Scope) -> float:
         return self.shares[self.scopes.index(scope)]
@@ -49,8 +49,9 @@ class ScopePlan:
         return scope[1] if scope[0] == "region" else jurisdiction
 
 
-def plan_scopes(volume: Mapping[Scope, float], jurisdiction: str, *, max_scopes: int,
-                scope_share: float) -> ScopePlan:
+def plan_scopes(
+    volume: Mapping[Scope, float], jurisdiction: str, *, max_scopes: int, scope_share: float
+) -> ScopePlan:
     """Scopes to test, from the baseline's exposure volume per candidate scope.
 
     ``volume`` maps ``("surface", s)`` and ``("region", r)`` (every region seen under the
@@ -67,7 +68,7 @@ def plan_scopes(volume: Mapping[Scope, float], jurisdiction: str, *, max_scopes:
     if len(regions) >= 2:
         chosen.extend((v, s) for v, s in regions if s[1] != jurisdiction)
     chosen.sort(key=lambda vs: (-vs[0], vs[1]))
-    extra = tuple(s for _, s in chosen[:max(max_scopes, 0)])
+    extra = tuple(s for _, s in chosen[: max(max_scopes, 0)])
     if not extra or scope_share <= 0:
         return ScopePlan((WHOLE,), (1.0,))
     each = scope_share / len(extra)

@@ -62,12 +62,14 @@ class SlateEntries:
 _cache: list[tuple[Tick, Config, SlateEntries]] = []
 # (id(config), platform, intervention, actor, region) → (config, covering periods); the config
 # itself is kept so that its id cannot be reused by another object while cached
-_coverage_cache: dict[tuple[int, str, str, str, str],
-                      tuple[Config, tuple[tuple[float, float], ...]]] = {}
+_coverage_cache: dict[
+    tuple[int, str, str, str, str], tuple[Config, tuple[tuple[float, float], ...]]
+] = {}
 
 
-def _coverage(config: Config, platform: str, intervention: str, actor: str, region: str
-              ) -> tuple[tuple[float, float], ...]:
+def _coverage(
+    config: Config, platform: str, intervention: str, actor: str, region: str
+) -> tuple[tuple[float, float], ...]:
     """Periods ``[start, end)`` (ms) during which a disclosure covers ``intervention`` on
     ``actor``'s items in ``region`` (:meth:`monitor.config.Disclosure.covers`, memoised)."""
     key = (id(config), platform, intervention, actor, region)
@@ -80,8 +82,9 @@ def _coverage(config: Config, platform: str, intervention: str, actor: str, regi
         # covers() with the time test left out: probe inside the disclosure's own period
         start, end = d.start_ms, d.end_ms  # exact integers (a float start made the probe miss)
         if d.covers(platform, intervention, actor, group, region, start or 0):
-            out.append((start if start is not None else -math.inf,
-                        end if end is not None else math.inf))
+            out.append(
+                (start if start is not None else -math.inf, end if end is not None else math.inf)
+            )
     if len(_coverage_cache) > 100_000:
         _coverage_cache.clear()
     periods = tuple(out)
@@ -130,11 +133,29 @@ def _build(tick: Tick, config: Config) -> SlateEntries:
         r = ranked[slate[i]]
         logged[i] = True
         ts_i: int = r.ts  # type: ignore[assignment]
-        covered[i] = any(lo <= ts_i < hi for iv in it.interventions or ()
-                         for lo, hi in _coverage(config, r.platform, iv, it.actor, r.region))
+        covered[i] = any(
+            lo <= ts_i < hi
+            for iv in it.interventions or ()
+            for lo, hi in _coverage(config, r.platform, iv, it.actor, r.region)
+        )
     platform_code, region_code, ts = (a[slate] for a in (platform_code, region_code, ts))
-    return SlateEntries(n, platforms, platform_code, regions, region_code, actors, actor_code,
-                        item, ts, slate, position, score, organic, covered, logged)
+    return SlateEntries(
+        n,
+        platforms,
+        platform_code,
+        regions,
+        region_code,
+        actors,
+        actor_code,
+        item,
+        ts,
+        slate,
+        position,
+        score,
+        organic,
+        covered,
+        logged,
+    )
 
 
 def _ragged_rank(group: np.ndarray) -> np.ndarray:

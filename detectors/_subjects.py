@@ -27,8 +27,9 @@ def _overlaps(d: Disclosure, start_ms: int, end_ms: int) -> bool:
     return not (d.start_ms is not None and d.start_ms >= end_ms)
 
 
-def covering_disclosures(config: Config, platform: str, window: Window,
-                         subject: SubjectKey) -> list[Disclosure]:
+def covering_disclosures(
+    config: Config, platform: str, window: Window, subject: SubjectKey
+) -> list[Disclosure]:
     """Disclosures of ``platform`` that may explain a change of ``subject`` in ``window``.
 
     A disclosure counts if its regions (empty = all) overlap the window's jurisdiction, its
@@ -44,8 +45,7 @@ def covering_disclosures(config: Config, platform: str, window: Window,
         actors = {name}
         groups = {entry.group} if entry is not None and entry.group else set()
     else:
-        actors = {a.actor for a in config.actors
-                  if a.group == name and a.monitored_in(j)}
+        actors = {a.actor for a in config.actors if a.group == name and a.monitored_in(j)}
         groups = {name}
     out = []
     for d in config.disclosures:

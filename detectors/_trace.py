@@ -94,4 +94,3 @@ class Trace:
         )
         out: dict[str, Any] = msgspec.to_builtins(series)
         return out
-

@@ -35,12 +35,24 @@ def measure(cell: Cell, subject: SubjectKey, level: float = 0.95) -> Measurement
     est = ratio_ci(s_r, q_r, n_r, s_h, q_h, n_h, level)
     reach_ratio = (reach_r / n_r) / (reach_h / n_h) if n_r and n_h and reach_h else None
     platform, window_id, period = cell.key
-    return Measurement(platform=platform, region=cell.region, window_id=window_id,
-                       period=period, subject_kind=subject[0], subject=subject[1],
-                       ratio=est.ratio, ci_low=est.ci_low, ci_high=est.ci_high,
-                       reach_ratio=reach_ratio, n_ranked=s_r, n_holdout=s_h,
-                       users_ranked=n_r, users_holdout=n_h,
-                       reach_ranked=reach_r, reach_holdout=reach_h)
+    return Measurement(
+        platform=platform,
+        region=cell.region,
+        window_id=window_id,
+        period=period,
+        subject_kind=subject[0],
+        subject=subject[1],
+        ratio=est.ratio,
+        ci_low=est.ci_low,
+        ci_high=est.ci_high,
+        reach_ratio=reach_ratio,
+        n_ranked=s_r,
+        n_holdout=s_h,
+        users_ranked=n_r,
+        users_holdout=n_h,
+        reach_ranked=reach_r,
+        reach_holdout=reach_h,
+    )
 
 
 class AmplificationTable(Detector):

@@ -536,8 +536,7 @@ def decode(
         if not isinstance(version, int) or not isinstance(rule, str):
             return Decoded(None, obj, "evidence does not match its schema: version or rule")
         return Decoded(
-            IntegrityEvidence(version=version, rule=rule, check=str(check),
-                              details=dict(details)),
+            IntegrityEvidence(version=version, rule=rule, check=str(check), details=dict(details)),
             obj,
             legacy=tag is None,
         )

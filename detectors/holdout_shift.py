@@ -273,26 +273,43 @@ class HoldoutShift(Detector):
 
     name: ClassVar[str] = "holdout_shift"
     display_name: ClassVar[str] = "Amplification shift in the window (holdout arm)"
-    kinds: ClassVar[tuple[str, ...]] = ("amplification", "suppression", "disclosed",
-                                        "platform_change")
+    kinds: ClassVar[tuple[str, ...]] = (
+        "amplification",
+        "suppression",
+        "disclosed",
+        "platform_change",
+    )
     version: ClassVar[str] = "2"
 
-    def __init__(self, context: DetectorContext, tau_scale: float = 3.5, margin: float = 1.0,
-                 min_exposures: int = 30, min_window_exposures: int = 20, min_items: int = 3,
-                 min_fit_exposures: int = 30, min_fit_accounts: int = 20,
-                 item_variance_prior: float = 0.25, prior_accounts: float = 3.0,
-                 prior_items: float = 10.0,
-                 scope_share: float = 0.5, max_scopes: int = 8, onset_z: float = 3.0,
-                 supply_response_sd: float = 0.3, min_window_hours: float = 6.0,
-                 update_every: int = 4) -> None:
+    def __init__(
+        self,
+        context: DetectorContext,
+        tau_scale: float = 3.5,
+        margin: float = 1.0,
+        min_exposures: int = 30,
+        min_window_exposures: int = 20,
+        min_items: int = 3,
+        min_fit_exposures: int = 30,
+        min_fit_accounts: int = 20,
+        item_variance_prior: float = 0.25,
+        prior_accounts: float = 3.0,
+        prior_items: float = 10.0,
+        scope_share: float = 0.5,
+        max_scopes: int = 8,
+        onset_z: float = 3.0,
+        supply_response_sd: float = 0.3,
+        min_window_hours: float = 6.0,
+        update_every: int = 4,
+    ) -> None:
         super().__init__(context)
         if not tau_scale > 0:
             raise ValueError(f"tau_scale must be > 0, got {tau_scale}")
         if not margin >= 1:
             raise ValueError(f"margin must be >= 1 (a multiplicative change), got {margin}")
         if min(min_exposures, min_window_exposures, min_items, min_fit_exposures) < 1:
-            raise ValueError("min_exposures, min_window_exposures, min_items and "
-                             "min_fit_exposures must be >= 1")
+            raise ValueError(
+                "min_exposures, min_window_exposures, min_items and min_fit_exposures must be >= 1"
+            )
         if item_variance_prior < 0 or prior_accounts < 0:
             raise ValueError("item_variance_prior and prior_accounts must be >= 0")
         if not 0 <= scope_share < 1 or max_scopes < 0:
@@ -314,8 +331,7 @@ class HoldoutShift(Detector):
         self.scope_share, self.max_scopes = scope_share, max_scopes
         self.onset_z, self.update_every = onset_z, update_every
         cfg = context.config
-        self._infos = {w.id: WindowInfo.of(cfg, w, window_subjects(cfg, w))
-                       for w in cfg.windows}
+        self._infos = {w.id: WindowInfo.of(cfg, w, window_subjects(cfg, w)) for w in cfg.windows}
         self._reducer = HoldoutReducer(cfg, self._infos)
         self._state = HoldoutState(self._infos)
         self._panels: dict[tuple[str, str], _Panel | None] = {}
@@ -354,15 +370,28 @@ class HoldoutShift(Detector):
         if whole is None or whole.volume_base <= 0 or not info.subjects:
             self._panels[key] = None  # no baseline seen: nothing to compare with
             return None
-        volume = {cell_key[2]: c.volume_base for cell_key, c in self._state.cells.items()
-                  if cell_key[:2] == key and cell_key[2] != WHOLE}
-        plan = plan_scopes(volume, info.window.jurisdiction, max_scopes=self.max_scopes,
-                           scope_share=self.scope_share)
+        volume = {
+            cell_key[2]: c.volume_base
+            for cell_key, c in self._state.cells.items()
+            if cell_key[:2] == key and cell_key[2] != WHOLE
+        }
+        plan = plan_scopes(
+            volume,
+            info.window.jurisdiction,
+            max_scopes=self.max_scopes,
+            scope_share=self.scope_share,
+        )
         cfg = self.context.config
-        members = [[name] if kind == "actor" else
-                   [a.actor for a in cfg.actors if a.group == name
-                    and a.monitored_in(info.window.jurisdiction)]
-                   for kind, name in info.subjects]
+        members = [
+            [name]
+            if kind == "actor"
+            else [
+                a.actor
+                for a in cfg.actors
+                if a.group == name and a.monitored_in(info.window.jurisdiction)
+            ]
+            for kind, name in info.subjects
+        ]
         k = len(info.subjects)
         scopes: dict[Scope, _ScopeTests] = {}
         alpha = self.context.alpha
@@ -373,12 +402,19 @@ class HoldoutShift(Detector):
             n = k + 1 if scope == WHOLE else k
             if scope == WHOLE:
                 tau = np.append(tau, self._plan_platform_tau(platform, wid))
-            tests = SequentialPanel.bonferroni(n, share * alpha, tau, self.margin,
-                                               alpha_family=alpha)
+            tests = SequentialPanel.bonferroni(
+                n, share * alpha, tau, self.margin, alpha_family=alpha
+            )
             scopes[scope] = _ScopeTests(scope, tests, tau)
-        panel = _Panel(platform, info, plan, scopes, members,
-                       [covering_disclosures(cfg, platform, info.window, s)
-                        for s in info.subjects], next_hour_ms=info.w0)
+        panel = _Panel(
+            platform,
+            info,
+            plan,
+            scopes,
+            members,
+            [covering_disclosures(cfg, platform, info.window, s) for s in info.subjects],
+            next_hour_ms=info.w0,
+        )
         self._panels[key] = panel
         return panel
 
@@ -418,17 +454,28 @@ class HoldoutShift(Detector):
         sigma2, resid = self.item_variance_prior, acc.d
         supply = self._supply(acc)
         for _ in range(2):
-            sigma2 = item_variance(np.where(use, resid, np.nan), acc.pois,
-                                   acc.k_b + acc.k_w, n_params=2, median=robust,
-                                   prior=self.item_variance_prior,
-                                   prior_weight=self.prior_accounts)
-            ref = platform_reference(np.where(use, acc.d, np.nan), supply,
-                                     acc.pois + sigma2 * (acc.k_b + acc.k_w),
-                                     np.zeros_like(acc.d), min_spread=0.0)
+            sigma2 = item_variance(
+                np.where(use, resid, np.nan),
+                acc.pois,
+                acc.k_b + acc.k_w,
+                n_params=2,
+                median=robust,
+                prior=self.item_variance_prior,
+                prior_weight=self.prior_accounts,
+            )
+            ref = platform_reference(
+                np.where(use, acc.d, np.nan),
+                supply,
+                acc.pois + sigma2 * (acc.k_b + acc.k_w),
+                np.zeros_like(acc.d),
+                min_spread=0.0,
+            )
             resid = acc.d - ref.c - ref.gamma * (supply - ref.xbar)
         panel.sigma2 = sigma2
-        panel.sigma2_from = ("all accounts (median equation)" if robust
-                             else "unregistered accounts", int(use.sum()))
+        panel.sigma2_from = (
+            "all accounts (median equation)" if robust else "unregistered accounts",
+            int(use.sum()),
+        )
         paired = self._state.paired.get((panel.platform, info.window.id))
         panel.phi = overdispersion(paired) if paired is not None else np.ones(panel.k)
         panel.platform_est, panel.platform_var = platform_traffic(whole, wts, paired)
@@ -443,16 +490,24 @@ class HoldoutShift(Detector):
             if st.m is None or st.m_accounts != cell.n_accounts:
                 st.m, st.m_accounts = membership(cell, panel.members), cell.n_accounts
             accounts = acc if scope == WHOLE else look_arrays(cell, wts)
-            control = ((accounts.pooled >= self.min_fit_exposures) & np.isfinite(accounts.d)
-                       & ~self._registered(cell))
+            control = (
+                (accounts.pooled >= self.min_fit_exposures)
+                & np.isfinite(accounts.d)
+                & ~self._registered(cell)
+            )
             if control.sum() < self.min_fit_accounts:
                 control = (accounts.pooled >= self.min_fit_exposures) & np.isfinite(accounts.d)
             a = look_arrays(cell, wts, st.m)
             st.shift, st.shift_var, st.ref = self._reference(panel, accounts, control, a)
             young = t_ms - info.w0 < self.min_window_hours * HOUR_MS
-            ok = (~young & (a.pooled >= self.min_exposures) & (a.items_b >= self.min_items)
-                  & (a.items_w >= self.min_items) & np.isfinite(a.d)
-                  & (np.minimum(a.s_rw, a.s_hw) >= self.min_window_exposures))
+            ok = (
+                ~young
+                & (a.pooled >= self.min_exposures)
+                & (a.items_b >= self.min_items)
+                & (a.items_w >= self.min_items)
+                & np.isfinite(a.d)
+                & (np.minimum(a.s_rw, a.s_hw) >= self.min_window_exposures)
+            )
             var = panel.phi * a.pois + self._item_var(panel, a) + st.shift_var
             est = np.where(ok, a.d - st.shift, np.nan)
             var = np.where(ok, var, np.nan)
@@ -461,8 +516,9 @@ class HoldoutShift(Detector):
                 var = np.append(var, panel.platform_var)
             st.last, st.estimate, st.variance = a, est, var
             floor = a.pois if scope != WHOLE else np.append(a.pois, 0.0)
-            crossed = st.tests.update(est, var, t_ms, self._tick_index,
-                                      self._snapshot_fn(st, t_ms), floor=floor)
+            crossed = st.tests.update(
+                est, var, t_ms, self._tick_index, self._snapshot_fn(st, t_ms), floor=floor
+            )
             if record:
                 st.history.append((t_ms, est.copy(), var.copy(), st.tests.log_e.copy()))
             new[scope] = crossed.tolist()
@@ -471,10 +527,13 @@ class HoldoutShift(Detector):
     def _snapshot_fn(self, st: _ScopeTests, t_ms: int) -> Any:
         def snap(i: int) -> dict[str, Any]:
             assert st.estimate is not None and st.variance is not None
-            return {"tick_end": ms_to_datetime(t_ms).isoformat(),
-                    "log_effect": float(st.estimate[i]),
-                    "se": float(math.sqrt(st.variance[i])),
-                    "log_e": float(st.tests.log_e[i])}
+            return {
+                "tick_end": ms_to_datetime(t_ms).isoformat(),
+                "log_effect": float(st.estimate[i]),
+                "se": float(math.sqrt(st.variance[i])),
+                "log_e": float(st.tests.log_e[i]),
+            }
+
         return snap
 
     @staticmethod
@@ -483,8 +542,9 @@ class HoldoutShift(Detector):
         baseline (items with any exposure; the holdout feed shows every new item)."""
         return np.log(a.items_w + 0.5) - np.log(a.items_b + 0.5)
 
-    def _reference(self, panel: _Panel, accounts: LookArrays, control: np.ndarray,
-                   subjects: LookArrays) -> tuple[np.ndarray, np.ndarray, Reference]:
+    def _reference(
+        self, panel: _Panel, accounts: LookArrays, control: np.ndarray, subjects: LookArrays
+    ) -> tuple[np.ndarray, np.ndarray, Reference]:
         """The platform-wide change every subject is compared with, per subject:
         ``c + κ (supply_s − x̄)``, fitted across the control accounts (robust WLS,
         :func:`detectors._holdout_stats.platform_reference`).  ``c`` is what all accounts
@@ -498,8 +558,13 @@ class HoldoutShift(Detector):
         (the ranker's response to a surge is uncertain; on the simulator a ×3 posting surge
         moves ``D`` by −0.19 ± 0.2)."""
         v = accounts.pois + panel.sigma2 * (accounts.k_b + accounts.k_w)
-        ref = platform_reference(np.where(control, accounts.d, np.nan),
-                                 self._supply(accounts), v, np.zeros_like(v), min_spread=0.0)
+        ref = platform_reference(
+            np.where(control, accounts.d, np.nan),
+            self._supply(accounts),
+            v,
+            np.zeros_like(v),
+            min_spread=0.0,
+        )
         if ref.n < 3 or not math.isfinite(ref.var_c):
             zero = np.zeros(len(subjects.d))
             return zero, zero, ref
@@ -512,10 +577,16 @@ class HoldoutShift(Detector):
         with np.errstate(divide="ignore", invalid="ignore"):
             noise = np.sqrt(1 / (subjects.items_b + 0.5) + 1 / (subjects.items_w + 0.5))
         excess = np.maximum(np.abs(x) - 2 * noise, 0.0)
-        var = (ref.var_c + x * x * ref.var_gamma
-               + excess * excess * max(self.supply_response_sd ** 2 - ref.var_gamma, 0.0))
-        return (np.where(np.isfinite(shift), shift, ref.c),
-                np.where(np.isfinite(var), var, ref.var_c), ref)
+        var = (
+            ref.var_c
+            + x * x * ref.var_gamma
+            + excess * excess * max(self.supply_response_sd**2 - ref.var_gamma, 0.0)
+        )
+        return (
+            np.where(np.isfinite(shift), shift, ref.c),
+            np.where(np.isfinite(var), var, ref.var_c),
+            ref,
+        )
 
     def _item_var(self, panel: _Panel, a: LookArrays) -> np.ndarray:
         """``Σ_P (G_P own_P + ν σ² K_P) / (G_P + ν)``: the unit's own item-clustered excess
@@ -534,12 +605,13 @@ class HoldoutShift(Detector):
         return out
 
     # -- onset and effect -----------------------------------------------------------------------
-    def _since_onset(self, panel: _Panel, st: _ScopeTests, i: int
-                     ) -> tuple[int, float, float, dict[str, Any]]:
+    def _since_onset(
+        self, panel: _Panel, st: _ScopeTests, i: int
+    ) -> tuple[int, float, float, dict[str, Any]]:
         """``(onset hour, log effect, variance, onset evidence)`` for subject ``i``."""
         info = panel.info
         cell = self._state.cell((panel.platform, info.window.id, st.scope))
-        m = st.m[i:i + 1] if st.m is not None else membership(cell, [panel.members[i]])
+        m = st.m[i : i + 1] if st.m is not None else membership(cell, [panel.members[i]])
         phi = float(panel.phi[i]) if panel.phi is not None else 1.0
         assert st.shift is not None and st.shift_var is not None
         now_h = max(1, -(-(panel.last_ms - info.w0) // HOUR_MS))
@@ -548,11 +620,12 @@ class HoldoutShift(Detector):
         for k in range(3, now_h - 2):
             shift, shift_var = float(st.shift[i]), float(st.shift_var[i])
             parts = []
-            for h0, h1, t0, t1 in ((0, k, info.w0, info.w0 + k * HOUR_MS),
-                                   (k, now_h, info.w0 + k * HOUR_MS, panel.last_ms)):
+            for h0, h1, t0, t1 in (
+                (0, k, info.w0, info.w0 + k * HOUR_MS),
+                (k, now_h, info.w0 + k * HOUR_MS, panel.last_ms),
+            ):
                 a = look_arrays(cell, hour_weights(info, t0, t1), m, hours=(h0, h1))
-                v = (phi * float(a.pois[0]) + float(self._item_var(panel, a)[0])
-                     + shift_var)
+                v = phi * float(a.pois[0]) + float(self._item_var(panel, a)[0]) + shift_var
                 parts.append((float(a.d[0]) - shift, v))
             (d_pre, v_pre), (d_post, v_post) = parts
             if not all(math.isfinite(x) and x > 0 for x in (v_pre, v_post)):
@@ -561,21 +634,28 @@ class HoldoutShift(Detector):
                 continue
             # constant effect since the window start vs none before k and one after
             common = (d_pre / v_pre + d_post / v_post) / (1 / v_pre + 1 / v_post)
-            gain = ((d_pre - common) ** 2 / v_pre + (d_post - common) ** 2 / v_post
-                    - d_pre ** 2 / v_pre)
+            gain = (
+                (d_pre - common) ** 2 / v_pre + (d_post - common) ** 2 / v_post - d_pre**2 / v_pre
+            )
             if gain > best_gain:
                 best_k, best_gain = k, gain
         best_z = math.sqrt(best_gain)
         onset = best_k if best_z >= self.onset_z else 0
-        a = look_arrays(cell, hour_weights(info, info.w0 + onset * HOUR_MS, panel.last_ms), m,
-                        hours=(onset, now_h))
-        var = (phi * float(a.pois[0]) + float(self._item_var(panel, a)[0])
-               + float(st.shift_var[i]))
-        ev = {"estimated_onset": ms_to_datetime(info.w0 + onset * HOUR_MS).isoformat(),
-              "from_window_start": onset == 0, "change_z": best_z,
-              "threshold_z": self.onset_z,
-              "method": "maximum-likelihood change point: no effect before the onset vs one "
-                        "effect since the window start (Hinkley 1970)"}
+        a = look_arrays(
+            cell,
+            hour_weights(info, info.w0 + onset * HOUR_MS, panel.last_ms),
+            m,
+            hours=(onset, now_h),
+        )
+        var = phi * float(a.pois[0]) + float(self._item_var(panel, a)[0]) + float(st.shift_var[i])
+        ev = {
+            "estimated_onset": ms_to_datetime(info.w0 + onset * HOUR_MS).isoformat(),
+            "from_window_start": onset == 0,
+            "change_z": best_z,
+            "threshold_z": self.onset_z,
+            "method": "maximum-likelihood change point: no effect before the onset vs one "
+            "effect since the window start (Hinkley 1970)",
+        }
         # the common shift over [onset, now) ≈ the window's (it moves slowly): subtracted too
         return onset, float(a.d[0]) - float(st.shift[i]), var, ev
 
@@ -602,70 +682,98 @@ class HoldoutShift(Detector):
             shown = current
         else:
             shown = st.reported[i]
-            latest = {"effect": math.exp(log_eff), "ci_low": math.exp(lo_f),
-                      "ci_high": math.exp(hi_f), "at": ms_to_datetime(panel.last_ms).isoformat(),
-                      "note": "the latest estimate no longer lies on the detected side of 1; "
-                              "the finding keeps the last estimate that did"}
+            latest = {
+                "effect": math.exp(log_eff),
+                "ci_low": math.exp(lo_f),
+                "ci_high": math.exp(hi_f),
+                "at": ms_to_datetime(panel.last_ms).isoformat(),
+                "note": "the latest estimate no longer lies on the detected side of 1; "
+                "the finding keeps the last estimate that did",
+            }
         a = st.last
         assert a is not None and st.estimate is not None and st.variance is not None
-        counts = {"baseline": {"exposures_ranked": int(a.s_rb[i]),
-                               "exposures_holdout": int(a.s_hb[i]),
-                               "items": int(a.items_b[i])},
-                  "window": {"exposures_ranked": int(a.s_rw[i]),
-                             "exposures_holdout": int(a.s_hw[i]),
-                             "items": int(a.items_w[i])}}
+        counts = {
+            "baseline": {
+                "exposures_ranked": int(a.s_rb[i]),
+                "exposures_holdout": int(a.s_hb[i]),
+                "items": int(a.items_b[i]),
+            },
+            "window": {
+                "exposures_ranked": int(a.s_rw[i]),
+                "exposures_holdout": int(a.s_hw[i]),
+                "items": int(a.items_w[i]),
+            },
+        }
         fields: dict[str, Any] = {
             "rule": "the ranked feed's share of the subject's exposure changed relative to the "
-                    "holdout (reverse-chronological) feed's, from the baseline to the window",
+            "holdout (reverse-chronological) feed's, from the baseline to the window",
             "measures": "exp(D): the multiplicative change in the subject's ranked-feed "
-                        "exposure beyond what the holdout arm (supply of items) and each arm's "
-                        "traffic (platform-wide changes) explain, since the estimated onset",
-            "scope": {"surface": ScopePlan.surface(st.scope),
-                      "region": ScopePlan.region(st.scope, info.window.jurisdiction)},
+            "exposure beyond what the holdout arm (supply of items) and each arm's "
+            "traffic (platform-wide changes) explain, since the estimated onset",
+            "scope": {
+                "surface": ScopePlan.surface(st.scope),
+                "region": ScopePlan.region(st.scope, info.window.jurisdiction),
+            },
             "counts": counts,
             "reach": self._reach(panel, i) if st.scope == WHOLE else None,
-            "effect": {"log_effect": log_eff, "se": math.sqrt(var),
-                       "ci95": [math.exp(log_eff - _Z95 * math.sqrt(var)),
-                                math.exp(log_eff + _Z95 * math.sqrt(var))],
-                       "onset": onset_ev},
+            "effect": {
+                "log_effect": log_eff,
+                "se": math.sqrt(var),
+                "ci95": [
+                    math.exp(log_eff - _Z95 * math.sqrt(var)),
+                    math.exp(log_eff + _Z95 * math.sqrt(var)),
+                ],
+                "onset": onset_ev,
+            },
             "test": {
                 "name": "normal-mixture e-process on the hour-matched share difference in "
-                        "differences (always valid; users paired across periods, item "
-                        "variance pooled over the platform's accounts)",
+                "differences (always valid; users paired across periods, item "
+                "variance pooled over the platform's accounts)",
                 "statistic_log_effect": float(st.estimate[i]),
-                "se": float(math.sqrt(st.variance[i])) if math.isfinite(st.variance[i])
-                else None,
+                "se": float(math.sqrt(st.variance[i])) if math.isfinite(st.variance[i]) else None,
                 "item_variance_sigma2": panel.sigma2,
-                "item_variance_from": {"accounts": panel.sigma2_from[0],
-                                       "n": panel.sigma2_from[1]},
-                "user_overdispersion_phi": float(panel.phi[i]) if panel.phi is not None
-                else None,
-                "tau": tau_i, "margin": self.margin,
-                "log_e": float(tests.log_e[i]), "log_e_max": float(tests.max_log_e[i]),
-                "log_threshold": tests.log_thresh, "tests_in_scope": tests.n,
-                "alpha_share": tests.alpha, "alpha_detector": self.context.alpha,
-                "ci_level": 1 - tests.alpha / tests.n, "looks": panel.looks,
+                "item_variance_from": {"accounts": panel.sigma2_from[0], "n": panel.sigma2_from[1]},
+                "user_overdispersion_phi": float(panel.phi[i]) if panel.phi is not None else None,
+                "tau": tau_i,
+                "margin": self.margin,
+                "log_e": float(tests.log_e[i]),
+                "log_e_max": float(tests.max_log_e[i]),
+                "log_threshold": tests.log_thresh,
+                "tests_in_scope": tests.n,
+                "alpha_share": tests.alpha,
+                "alpha_detector": self.context.alpha,
+                "ci_level": 1 - tests.alpha / tests.n,
+                "looks": panel.looks,
             },
             "crossed": {"tick": int(tests.crossed_tick[i]), **tests.at_cross.get(i, {})},
             "series": self._series(panel, st, i, onset_ms),
             "disclosures_checked": disclosure_json(
-                [d for d in self.context.config.disclosures if d.platform == panel.platform]),
+                [d for d in self.context.config.disclosures if d.platform == panel.platform]
+            ),
             "covering_disclosures": disclosure_json(covered),
         }
         if latest is not None:
             fields["latest"] = latest
         n_exp = int(a.s_rb[i] + a.s_hb[i] + a.s_rw[i] + a.s_hw[i])
-        effect, lo_e, hi_e = (math.exp(shown.log_effect), math.exp(shown.lo),
-                              math.exp(shown.hi))
+        effect, lo_e, hi_e = (math.exp(shown.log_effect), math.exp(shown.lo), math.exp(shown.hi))
         return Finding.new(
-            detector=self.name, kind=kind, platform=panel.platform,
+            detector=self.name,
+            kind=kind,
+            platform=panel.platform,
             region=ScopePlan.region(st.scope, info.window.jurisdiction),
-            window_id=info.window.id, surface=ScopePlan.surface(st.scope),
-            subject_kind=kind_s, subject=subject, effect=effect, ci_low=lo_e, ci_high=hi_e,
-            p_value=tests.p_value(i), n_exposures=n_exp,
+            window_id=info.window.id,
+            surface=ScopePlan.surface(st.scope),
+            subject_kind=kind_s,
+            subject=subject,
+            effect=effect,
+            ci_low=lo_e,
+            ci_high=hi_e,
+            p_value=tests.p_value(i),
+            n_exposures=n_exp,
             severity=severity.by_effect_bound(effect, lo_e, hi_e, kind_s, kind),
             event_time=ms_to_datetime(int(tests.crossed_ms[i])),
-            evidence=evidence.build(self.name, fields))
+            evidence=evidence.build(self.name, fields),
+        )
 
     def _reach(self, panel: _Panel, i: int) -> dict[str, Any] | None:
         """Huszár's reach ratio per period, from the shared ledger (descriptive: on the
@@ -676,9 +784,13 @@ class HoldoutShift(Detector):
             if cell is None:
                 return None
             row = measure(cell, panel.info.subjects[i])
-            out[period] = {"reach_ratio": row.reach_ratio, "reach_ranked": row.reach_ranked,
-                           "reach_holdout": row.reach_holdout,
-                           "users_ranked": row.users_ranked, "users_holdout": row.users_holdout}
+            out[period] = {
+                "reach_ratio": row.reach_ratio,
+                "reach_ranked": row.reach_ranked,
+                "reach_holdout": row.reach_holdout,
+                "users_ranked": row.users_ranked,
+                "users_holdout": row.users_holdout,
+            }
         return out
 
     def _series(self, panel: _Panel, st: _ScopeTests, i: int, onset_ms: int) -> dict[str, Any]:
@@ -688,25 +800,31 @@ class HoldoutShift(Detector):
         threshold; the crossing look added; thinned to :data:`evidence.MAX_POINTS`."""
         info = panel.info
         cell = self._state.cell((panel.platform, info.window.id, st.scope))
-        m = st.m[i:i + 1] if st.m is not None else membership(cell, [panel.members[i]])
+        m = st.m[i : i + 1] if st.m is not None else membership(cell, [panel.members[i]])
         n = cell.n_accounts
         tests = st.tests
         thresh = float(tests.log_thresh)
         rows: dict[int, evidence.SeriesPoint] = {}
         periods: tuple[tuple[evidence.Period, Any, Any, int], ...] = (
             ("baseline", cell.base_hourly, cell.active_base, info.b0),
-            ("window", cell.win_hourly, cell.active_win, info.w0))
+            ("window", cell.win_hourly, cell.active_win, info.w0),
+        )
         for period, hourly, active, start in periods:
             counts = [np.asarray(m[:, :n] @ hourly[arm][:n])[0] for arm in (0, 1)]
             for h in range(len(active[0])):
                 t = start + h * HOUR_MS
                 if t >= panel.last_ms:
                     break
-                per_user = [float(counts[arm][h] / active[arm][h]) if active[arm][h] else None
-                            for arm in (0, 1)]
+                per_user = [
+                    float(counts[arm][h] / active[arm][h]) if active[arm][h] else None
+                    for arm in (0, 1)
+                ]
                 rows[t] = evidence.SeriesPoint(
-                    t=ms_to_datetime(t), period=period, exposures_per_user_ranked=per_user[0],
-                    exposures_per_user_holdout=per_user[1])
+                    t=ms_to_datetime(t),
+                    period=period,
+                    exposures_per_user_ranked=per_user[0],
+                    exposures_per_user_holdout=per_user[1],
+                )
         if st.history:
             t_ms = np.array([h[0] for h in st.history])
             est = np.array([h[1][i] for h in st.history])
@@ -716,8 +834,9 @@ class HoldoutShift(Detector):
             for t, e, b, le in zip(t_ms, est, bound, log_e, strict=True):
                 # the hourly row of the look's time (a window starting on the hour, as
                 # configured windows do), else a point of its own
-                row = rows.setdefault(int(t), evidence.SeriesPoint(
-                    t=ms_to_datetime(int(t)), period="window"))
+                row = rows.setdefault(
+                    int(t), evidence.SeriesPoint(t=ms_to_datetime(int(t)), period="window")
+                )
                 if row.period == "window":
                     row.statistic = finite_float(e)
                     row.boundary = finite_float(b)
@@ -729,15 +848,33 @@ class HoldoutShift(Detector):
             crossing = ms_to_datetime(c_ms)
             snap = tests.at_cross.get(i, {})
             se = snap.get("se")
-            at_bound = (float(mde_log(np.array([se * se]), float(st.tau[i]), tests.margin,
-                                      tests.log_thresh)[0]) if isinstance(se, float)
-                        else math.nan)
-            rows.setdefault(c_ms, evidence.SeriesPoint(
-                t=crossing, period="window", statistic=finite_float(snap.get("log_effect")),
-                boundary=finite_float(at_bound), log_e=finite_float(snap.get("log_e")),
-                log_threshold=thresh))
-        series = evidence.series(list(rows.values()), step_minutes=60,
-                                 onset=ms_to_datetime(onset_ms), crossing=crossing, arms=True)
+            at_bound = (
+                float(
+                    mde_log(np.array([se * se]), float(st.tau[i]), tests.margin, tests.log_thresh)[
+                        0
+                    ]
+                )
+                if isinstance(se, float)
+                else math.nan
+            )
+            rows.setdefault(
+                c_ms,
+                evidence.SeriesPoint(
+                    t=crossing,
+                    period="window",
+                    statistic=finite_float(snap.get("log_effect")),
+                    boundary=finite_float(at_bound),
+                    log_e=finite_float(snap.get("log_e")),
+                    log_threshold=thresh,
+                ),
+            )
+        series = evidence.series(
+            list(rows.values()),
+            step_minutes=60,
+            onset=ms_to_datetime(onset_ms),
+            crossing=crossing,
+            arms=True,
+        )
         return msgspec.to_builtins(series)
 
     def _platform_finding(self, panel: _Panel, st: _ScopeTests) -> Finding:
@@ -748,29 +885,46 @@ class HoldoutShift(Detector):
         fields = {
             "detector": self.name,
             "rule": "the ranked arm's users were shown more (or less) in the window, relative "
-                    "to the baseline at the same hours, than the holdout arm's users: a "
-                    "platform-wide change, not a targeted intervention (informational)",
+            "to the baseline at the same hours, than the holdout arm's users: a "
+            "platform-wide change, not a targeted intervention (informational)",
             "measures": "exp(P), P = log(T_rW/T̃_rB) − log(T_hW/T̃_hB): the change of the "
-                        "ranked ÷ holdout traffic ratio",
-            "test": {"statistic_log_effect": est, "se": math.sqrt(var) if var > 0 else None,
-                     "log_e_max": float(tests.max_log_e[i]),
-                     "log_threshold": tests.log_thresh, "tau": float(st.tau[i])},
+            "ranked ÷ holdout traffic ratio",
+            "test": {
+                "statistic_log_effect": est,
+                "se": math.sqrt(var) if var > 0 else None,
+                "log_e_max": float(tests.max_log_e[i]),
+                "log_threshold": tests.log_thresh,
+                "tau": float(st.tau[i]),
+            },
             "item_variance_sigma2": panel.sigma2,
             "crossed": {"tick": int(tests.crossed_tick[i]), **tests.at_cross.get(i, {})},
         }
         return Finding.new(
-            detector=self.name, kind="platform_change", platform=panel.platform,
-            region=panel.window.jurisdiction, window_id=panel.window.id,
-            subject_kind="platform", subject=panel.platform, effect=math.exp(est),
-            ci_low=math.exp(float(lo[0])), ci_high=math.exp(float(hi[0])),
-            p_value=tests.p_value(i), n_exposures=0, severity="low",
+            detector=self.name,
+            kind="platform_change",
+            platform=panel.platform,
+            region=panel.window.jurisdiction,
+            window_id=panel.window.id,
+            subject_kind="platform",
+            subject=panel.platform,
+            effect=math.exp(est),
+            ci_low=math.exp(float(lo[0])),
+            ci_high=math.exp(float(hi[0])),
+            p_value=tests.p_value(i),
+            n_exposures=0,
+            severity="low",
             event_time=ms_to_datetime(int(tests.crossed_ms[i])),
-            evidence=evidence.build("platform_change", fields))
+            evidence=evidence.build("platform_change", fields),
+        )
 
     def finish(self, end_ms: int) -> list[Finding]:
-        return [self._finding(p, st, i) for p in self._panels.values() if p is not None
-                for st in p.scopes.values()
-                for i in np.flatnonzero(st.tests.crossed).tolist()]
+        return [
+            self._finding(p, st, i)
+            for p in self._panels.values()
+            if p is not None
+            for st in p.scopes.values()
+            for i in np.flatnonzero(st.tests.crossed).tolist()
+        ]
 
     def test_states(self) -> list[TestState]:
         out = []
@@ -783,9 +937,18 @@ class HoldoutShift(Detector):
                 if scope == WHOLE:
                     names += ("platform",)
                     null = np.append(null, True)
-                out.append(TestState(self.name, panel.platform, panel.window.id,
-                                     "/".join(scope), names, st.tests.max_log_e.copy(),
-                                     st.tests.log_thresh, null))
+                out.append(
+                    TestState(
+                        self.name,
+                        panel.platform,
+                        panel.window.id,
+                        "/".join(scope),
+                        names,
+                        st.tests.max_log_e.copy(),
+                        st.tests.log_thresh,
+                        null,
+                    )
+                )
         return out
 
     def detectability(self) -> list[Detectability]:
@@ -795,18 +958,36 @@ class HoldoutShift(Detector):
         for (platform, wid), panel in self._panels.items():
             if panel is None:
                 info = self._infos[wid]
-                rows.extend(Detectability(
-                    detector=self.name, platform=platform, region=info.window.jurisdiction,
-                    window_id=wid, subject_kind=k, subject=s, mde_up=None, mde_down=None,
-                    n_exposures=0, flagged=False) for k, s in info.subjects)
+                rows.extend(
+                    Detectability(
+                        detector=self.name,
+                        platform=platform,
+                        region=info.window.jurisdiction,
+                        window_id=wid,
+                        subject_kind=k,
+                        subject=s,
+                        mde_up=None,
+                        mde_down=None,
+                        n_exposures=0,
+                        flagged=False,
+                    )
+                    for k, s in info.subjects
+                )
                 continue
             st = panel.scopes[WHOLE]
             if st.variance is None or st.last is None:
                 continue
             a = st.last
-            rows.extend(mde_rows(
-                detector=self.name, platform=panel.platform, window=panel.window,
-                subjects=list(panel.info.subjects), variance=st.variance[:panel.k],
-                tau=st.tau[:panel.k], tests=st.tests,
-                n_exposures=a.s_rb + a.s_hb + a.s_rw + a.s_hw))
+            rows.extend(
+                mde_rows(
+                    detector=self.name,
+                    platform=panel.platform,
+                    window=panel.window,
+                    subjects=list(panel.info.subjects),
+                    variance=st.variance[: panel.k],
+                    tau=st.tau[: panel.k],
+                    tests=st.tests,
+                    n_exposures=a.s_rb + a.s_hb + a.s_rw + a.s_hw,
+                )
+            )
         return rows

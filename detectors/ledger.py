@@ -156,8 +156,16 @@ class ExposureLedger:
                         if a.group:
                             subs.append(("group", a.group))
                 b, p = w.baseline_period, w.window_period
-                built.append(_Scope(w, b.start_ms, b.end_ms, p.start_ms, p.end_ms,
-                                    {k: tuple(v) for k, v in subjects_of.items()}))
+                built.append(
+                    _Scope(
+                        w,
+                        b.start_ms,
+                        b.end_ms,
+                        p.start_ms,
+                        p.end_ms,
+                        {k: tuple(v) for k, v in subjects_of.items()},
+                    )
+                )
             scopes = self._scopes_by_region[region] = tuple(built)
         return scopes
 
@@ -185,8 +193,9 @@ class ExposureLedger:
                 actor_arms = cell.by_actor.get(e.actor)
                 if actor_arms is None:
                     subjects = scope.subjects_of.get(e.actor, ())
-                    actor_arms = cell.by_actor[e.actor] = [cell.arms(s)[arm_] for s in subjects
-                                                           for arm_ in (RANKED, HOLDOUT)]
+                    actor_arms = cell.by_actor[e.actor] = [
+                        cell.arms(s)[arm_] for s in subjects for arm_ in (RANKED, HOLDOUT)
+                    ]
                 if not actor_arms:
                     continue
                 counts = cell.items.get(e.item)

@@ -67,9 +67,9 @@ class _Trials:
     labels: dict[str, str] = field(default_factory=dict)  # intervention → required label
     seen_labels: dict[str, int] = field(default_factory=dict)
     per_user: dict[str, list[int]] = field(default_factory=dict)  # user → [n_u, k_u]
-    nn: float = 0.0   # Σ n_u²
-    kk: float = 0.0   # Σ k_u²
-    kn: float = 0.0   # Σ k_u n_u
+    nn: float = 0.0  # Σ n_u²
+    kk: float = 0.0  # Σ k_u²
+    kn: float = 0.0  # Σ k_u n_u
 
     def add(self, user: str, unlabelled: bool) -> None:
         """One trial of ``user``: the counts and the user-cluster sums (``(x+1)² − x²``)."""
@@ -107,14 +107,16 @@ class MissingLabel(Detector):
     kinds: ClassVar[tuple[str, ...]] = ("missing_label",)
     version: ClassVar[str] = "2"
 
-    def __init__(self, context: DetectorContext, tolerance: float = 0.01,
-                 min_users: int = 5) -> None:
+    def __init__(
+        self, context: DetectorContext, tolerance: float = 0.01, min_users: int = 5
+    ) -> None:
         super().__init__(context)
         if not 0 < tolerance < 1:
             raise ValueError(f"tolerance must be in (0, 1), got {tolerance}")
         if min_users < 2:
-            raise ValueError(f"min_users must be >= 2 (clusters for the design effect), "
-                             f"got {min_users}")
+            raise ValueError(
+                f"min_users must be >= 2 (clusters for the design effect), got {min_users}"
+            )
         self.tolerance, self.min_users = tolerance, min_users
         self._trials: dict[_Key, _Trials] = {}
         self._changed: set[_Key] = set()
@@ -131,9 +133,13 @@ class MissingLabel(Detector):
             j = window.jurisdiction
             if d.regions and not any(covers(r, j) or covers(j, r) for r in d.regions):
                 continue
-            actors = {a.actor for a in config.actors
-                      if (not d.actors and not d.groups) or a.actor in d.actors
-                      or (a.group is not None and a.group in d.groups)}
+            actors = {
+                a.actor
+                for a in config.actors
+                if (not d.actors and not d.groups)
+                or a.actor in d.actors
+                or (a.group is not None and a.group in d.groups)
+            }
             total += max(1, len(actors))
         return max(1, total)
 
@@ -157,7 +163,8 @@ class MissingLabel(Detector):
                         for w in windows:
                             expected.append(((r.platform, w.id, it.actor), iv, d.label))
                             trials = self._trials.setdefault(
-                                (r.platform, w.id, it.actor), _Trials(w.jurisdiction))
+                                (r.platform, w.id, it.actor), _Trials(w.jurisdiction)
+                            )
                             trials.labels[iv] = d.label
                 if expected:
                     self._links.add(r.request, r.user, it.item, ts, expected)
@@ -180,13 +187,13 @@ class MissingLabel(Detector):
         for key in sorted(self._changed):
             trials = self._trials[key]
             if len(trials.per_user) < self.min_users:
-                continue   # too few clusters to estimate the design effect: no test yet
+                continue  # too few clusters to estimate the design effect: no test yet
             deff = trials.design_effect
-            log_e = label_share_log_e(trials.unlabelled / deff, trials.n / deff,
-                                      self.tolerance)
+            log_e = label_share_log_e(trials.unlabelled / deff, trials.n / deff, self.tolerance)
             trials.max_log_e = max(trials.max_log_e, log_e)
-            threshold = math.log(self._m[key[1]] / self.context.alpha) if self.context.alpha \
-                else math.inf
+            threshold = (
+                math.log(self._m[key[1]] / self.context.alpha) if self.context.alpha else math.inf
+            )
             if trials.crossed_ts is None and trials.max_log_e >= threshold:
                 trials.crossed_ts = tick.end_ms
             if trials.crossed_ts is not None:
@@ -201,8 +208,18 @@ class MissingLabel(Detector):
         for (platform, window_id, actor), t in sorted(self._trials.items()):
             m = self._m[window_id]
             thr = math.log(m / self.context.alpha) if self.context.alpha else math.inf
-            out.append(TestState(self.name, platform, window_id, "*", (f"actor:{actor}",),
-                                 np.array([t.max_log_e]), thr, np.array([True])))
+            out.append(
+                TestState(
+                    self.name,
+                    platform,
+                    window_id,
+                    "*",
+                    (f"actor:{actor}",),
+                    np.array([t.max_log_e]),
+                    thr,
+                    np.array([True]),
+                )
+            )
         return out
 
     def _finding(self, key: _Key, t: _Trials, threshold: float) -> Finding:
@@ -215,20 +232,36 @@ class MissingLabel(Detector):
             "rule": "exposures of a disclosed intervention without the registered label",
             "required_labels": dict(sorted(t.labels.items())),
             "labels_shown": dict(sorted(t.seen_labels.items())),
-            "exposures": t.n, "unlabelled": t.unlabelled, "unlabelled_share": share,
+            "exposures": t.n,
+            "unlabelled": t.unlabelled,
+            "unlabelled_share": share,
             "unlabelled_share_ci95": [lo, hi],
             "users": len(t.per_user),
-            "test": {"name": "mixture e-process, H0: unlabelled share <= tolerance (users as "
-                             "clusters: effective trials n/deff)",
-                     "design_effect": t.design_effect,
-                     "tolerance": self.tolerance, "log_e_max": t.max_log_e,
-                     "log_threshold": threshold, "tests_in_window": m,
-                     "alpha_share": self.context.alpha},
+            "test": {
+                "name": "mixture e-process, H0: unlabelled share <= tolerance (users as "
+                "clusters: effective trials n/deff)",
+                "design_effect": t.design_effect,
+                "tolerance": self.tolerance,
+                "log_e_max": t.max_log_e,
+                "log_threshold": threshold,
+                "tests_in_window": m,
+                "alpha_share": self.context.alpha,
+            },
         }
         return Finding.new(
-            detector=self.name, kind="missing_label", platform=platform, region=t.region,
-            window_id=window_id, subject_kind="actor", subject=actor, effect=None,
-            ci_low=None, ci_high=None, p_value=p_adj, n_exposures=t.n,
+            detector=self.name,
+            kind="missing_label",
+            platform=platform,
+            region=t.region,
+            window_id=window_id,
+            subject_kind="actor",
+            subject=actor,
+            effect=None,
+            ci_low=None,
+            ci_high=None,
+            p_value=p_adj,
+            n_exposures=t.n,
             severity=severity.by_unlabelled_share(share),
             event_time=ms_to_datetime(t.crossed_ts or 0),
-            evidence=evidence.build(self.name, fields))
+            evidence=evidence.build(self.name, fields),
+        )

@@ -115,17 +115,43 @@ __all__ = ["RankUplift", "two_way_cluster_var"]
 
 _HOUR_MS = 3_600_000
 # per (subject, slate) sums, per subject entry sums, per subject item moments, displacement
-_SUBJECT_SUMS = ("s_a", "s_n", "s_a2", "s_an", "s_n2", "s_g",   # slate clusters
-                 "u", "n", "u2",                                 # entries
-                 "i_a2", "i_an", "i_n2", "i_g",                  # item clusters
-                 "disp", "disp_n", "disp_up",
-                 "rel", "rel_n", "share")                        # relative score, slate share
+_SUBJECT_SUMS = (
+    "s_a",
+    "s_n",
+    "s_a2",
+    "s_an",
+    "s_n2",
+    "s_g",  # slate clusters
+    "u",
+    "n",
+    "u2",  # entries
+    "i_a2",
+    "i_an",
+    "i_n2",
+    "i_g",  # item clusters
+    "disp",
+    "disp_n",
+    "disp_up",
+    "rel",
+    "rel_n",
+    "share",
+)  # relative score, slate share
 
 
-def two_way_cluster_var(theta: np.ndarray, n: np.ndarray, u2: np.ndarray, u: np.ndarray,
-                        s_a2: np.ndarray, s_an: np.ndarray, s_n2: np.ndarray, s_g: np.ndarray,
-                        i_a2: np.ndarray, i_an: np.ndarray, i_n2: np.ndarray, i_g: np.ndarray
-                        ) -> np.ndarray:
+def two_way_cluster_var(
+    theta: np.ndarray,
+    n: np.ndarray,
+    u2: np.ndarray,
+    u: np.ndarray,
+    s_a2: np.ndarray,
+    s_an: np.ndarray,
+    s_n2: np.ndarray,
+    s_g: np.ndarray,
+    i_a2: np.ndarray,
+    i_an: np.ndarray,
+    i_n2: np.ndarray,
+    i_g: np.ndarray,
+) -> np.ndarray:
     """Two-way cluster-robust variance of a mean ``θ = Σu/n`` (items and slates).
 
     With cluster sums ``a_j`` and sizes ``n_j``, ``V_C = G/(G−1) Σ_j (a_j − θ n_j)² / n²``
@@ -138,8 +164,10 @@ def two_way_cluster_var(theta: np.ndarray, n: np.ndarray, u2: np.ndarray, u: np.
     samples: the caller guards it.
     """
     with np.errstate(divide="ignore", invalid="ignore"):
+
         def one(a2: np.ndarray, an: np.ndarray, n2: np.ndarray, g: np.ndarray) -> np.ndarray:
             return (a2 - 2 * theta * an + theta * theta * n2) / (n * n) * g / np.maximum(g - 1, 1)
+
         v_e = (u2 - 2 * theta * u + theta * theta * n) / (n * n)
         return one(i_a2, i_an, i_n2, i_g) + one(s_a2, s_an, s_n2, s_g) - v_e
 
@@ -205,18 +233,28 @@ class RankUplift(Detector):
     kinds: ClassVar[tuple[str, ...]] = ("amplification", "suppression")
     version: ClassVar[str] = "2"
 
-    def __init__(self, context: DetectorContext, tau: float = 0.3, margin: float = 1.05,
-                 min_entries: int = 30, min_slates: int = 10, min_items: int = 5,
-                 min_reference: int = 30, score_resolution: float = 1e-3, onset_z: float = 3.0,
-                 update_every: int = 4) -> None:
+    def __init__(
+        self,
+        context: DetectorContext,
+        tau: float = 0.3,
+        margin: float = 1.05,
+        min_entries: int = 30,
+        min_slates: int = 10,
+        min_items: int = 5,
+        min_reference: int = 30,
+        score_resolution: float = 1e-3,
+        onset_z: float = 3.0,
+        update_every: int = 4,
+    ) -> None:
         super().__init__(context)
         if not tau > 0:
             raise ValueError(f"tau must be > 0, got {tau}")
         if not margin >= 1:
             raise ValueError(f"margin must be >= 1 (a multiplicative uplift), got {margin}")
         if min_entries < 1 or min_slates < 2 or min_items < 2 or min_reference < 3:
-            raise ValueError("min_entries must be >= 1, min_slates and min_items >= 2, "
-                             "min_reference >= 3")
+            raise ValueError(
+                "min_entries must be >= 1, min_slates and min_items >= 2, min_reference >= 3"
+            )
         if update_every < 1 or not onset_z > 0 or not score_resolution > 0:
             raise ValueError("update_every must be >= 1, onset_z and score_resolution > 0")
         self.tau, self.margin = tau, margin
@@ -245,13 +283,20 @@ class RankUplift(Detector):
                 if group is not None and ("group", group) in index:
                     ids.append(index[("group", group)])
                 actor_subjects[name] = tuple(ids)
-            tests = SequentialPanel.bonferroni(len(subjects), self.context.alpha, self.tau,
-                                               self.margin)
+            tests = SequentialPanel.bonferroni(
+                len(subjects), self.context.alpha, self.tau, self.margin
+            )
             p = window.window_period
             covered = [bool(covering_disclosures(cfg, platform, window, s)) for s in subjects]
-            panel = self._panels[key] = _Panel(platform, window, subjects, actor_subjects,
-                                               tests, covered,
-                                               -(-(p.end_ms - p.start_ms) // _HOUR_MS))
+            panel = self._panels[key] = _Panel(
+                platform,
+                window,
+                subjects,
+                actor_subjects,
+                tests,
+                covered,
+                -(-(p.end_ms - p.start_ms) // _HOUR_MS),
+            )
         return panel
 
     # -- per tick ---------------------------------------------------------------------------
@@ -270,8 +315,12 @@ class RankUplift(Detector):
             period = window.window_period
             if tick.end_ms <= period.start_ms or tick.start_ms >= period.end_ms:
                 continue
-            base = (digest.in_scope(window.jurisdiction) & (digest.ts >= period.start_ms)
-                    & (digest.ts < period.end_ms) & np.isfinite(digest.organic))
+            base = (
+                digest.in_scope(window.jurisdiction)
+                & (digest.ts >= period.start_ms)
+                & (digest.ts < period.end_ms)
+                & np.isfinite(digest.organic)
+            )
             for p, platform in enumerate(digest.platforms):
                 mask = base & (digest.platform_code == p)
                 if not mask.any():
@@ -281,8 +330,7 @@ class RankUplift(Detector):
                     new = self._test(panel, tick)
                     emit = new.tolist()
                     if self._tick_index % self.update_every == 0:
-                        emit = sorted(set(emit)
-                                      | set(np.flatnonzero(panel.tests.crossed).tolist()))
+                        emit = sorted(set(emit) | set(np.flatnonzero(panel.tests.crossed).tolist()))
                     out.extend(f for i in emit if (f := self._finding(panel, i)) is not None)
         return out
 
@@ -294,7 +342,8 @@ class RankUplift(Detector):
             hold.append(e.arm == "holdout")
         for platform, (items, hold) in by_platform.items():
             self._exposure.setdefault(platform, ItemExposure()).add_exposures(
-                items, np.array(hold, dtype=bool))
+                items, np.array(hold, dtype=bool)
+            )
 
     def _count_scores(self, d: SlateEntries) -> None:
         relative = slate_relative(d)
@@ -302,7 +351,8 @@ class RankUplift(Detector):
             sel = d.platform_code == p
             if sel.any():
                 self._exposure.setdefault(str(platform), ItemExposure()).add_scores(
-                    d.item[sel].tolist(), relative[sel])
+                    d.item[sel].tolist(), relative[sel]
+                )
 
     def _fold(self, panel: _Panel, d: SlateEntries, mask: np.ndarray) -> bool:
         """Stage 1 (per tick; additive over users): slate-cluster moments per subject,
@@ -338,7 +388,7 @@ class RankUplift(Detector):
                 row = panel.items[item] = [0.0, 0, 0.0, actor in registry, False, subs]
             a0, n0 = row[0], row[1]
             da, dn = float(a_sum[j]), int(n_sum[j])
-            for s in row[5]:   # item-cluster moments of the subjects it counts for
+            for s in row[5]:  # item-cluster moments of the subjects it counts for
                 sums["i_a2"][s] += 2 * a0 * da + da * da
                 sums["i_an"][s] += a0 * dn + da * n0 + da * dn
                 sums["i_n2"][s] += 2 * n0 * dn + dn * dn
@@ -408,7 +458,7 @@ class RankUplift(Detector):
         logged = np.array([r[4] for r in rows], dtype=bool)
         control = ~reg & ~logged & (n > 0)
         if control.sum() < self.min_reference:
-            control = ~logged & (n > 0)   # fall back: every account, boosted entries out
+            control = ~logged & (n > 0)  # fall back: every account, boosted entries out
         a, n, a2 = a[control], n[control], a2[control]
         if a.size < 3:
             return
@@ -425,7 +475,7 @@ class RankUplift(Detector):
         s2i = item_variance(mean - c, s2e / n + 1e-12, np.ones_like(n), n_params=1)
         big_n = float((h * n).sum())
         g = a.size
-        var_c = float((h * h * (a - c * n) ** 2).sum()) / big_n ** 2 * g / max(g - 1, 1)
+        var_c = float((h * h * (a - c * n) ** 2).sum()) / big_n**2 * g / max(g - 1, 1)
         panel.reference, panel.reference_var = c, var_c
         panel.sigma2_item, panel.sigma2_entry, panel.reference_items = s2i, s2e, int(g)
 
@@ -437,17 +487,28 @@ class RankUplift(Detector):
         n = s["n"]
         with np.errstate(divide="ignore", invalid="ignore"):
             theta_raw = s["u"] / n
-        v = two_way_cluster_var(theta_raw, n, s["u2"], s["u"], s["s_a2"], s["s_an"],
-                                s["s_n2"], s["s_g"], s["i_a2"], s["i_an"], s["i_n2"], s["i_g"])
+        v = two_way_cluster_var(
+            theta_raw,
+            n,
+            s["u2"],
+            s["u"],
+            s["s_a2"],
+            s["s_an"],
+            s["s_n2"],
+            s["s_g"],
+            s["i_a2"],
+            s["i_an"],
+            s["i_n2"],
+            s["i_g"],
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
-            floor = ((panel.sigma2_item * s["i_n2"] + panel.sigma2_entry * n) / (n * n)
-                     + self.score_resolution ** 2 / s["i_g"])
+            floor = (panel.sigma2_item * s["i_n2"] + panel.sigma2_entry * n) / (
+                n * n
+            ) + self.score_resolution**2 / s["i_g"]
         floor = floor + panel.reference_var
         var = np.nan_to_num(v, nan=0.0) + panel.reference_var
-        ok = ((n >= self.min_entries) & (s["s_g"] >= self.min_slates)
-              & (s["i_g"] >= self.min_items))
-        return (np.where(ok, theta_raw - panel.reference, np.nan), np.where(ok, var, np.nan),
-                floor)
+        ok = (n >= self.min_entries) & (s["s_g"] >= self.min_slates) & (s["i_g"] >= self.min_items)
+        return (np.where(ok, theta_raw - panel.reference, np.nan), np.where(ok, var, np.nan), floor)
 
     def _test(self, panel: _Panel, tick: Tick) -> np.ndarray:
         self._reference(panel)
@@ -455,13 +516,17 @@ class RankUplift(Detector):
         var = guard_variance(raw, floor)
         panel.estimate, panel.variance = est, var
         self._elasticity[panel.platform] = fit_elasticity(
-            self._exposure.get(panel.platform, ItemExposure()))
+            self._exposure.get(panel.platform, ItemExposure())
+        )
 
         def snap(i: int) -> dict[str, Any]:
-            return {"tick_start": ms_to_datetime(tick.start_ms).isoformat(),
-                    "tick_end": ms_to_datetime(tick.end_ms).isoformat(),
-                    "log_effect": float(est[i]), "se": float(math.sqrt(var[i])),
-                    "log_e": float(panel.tests.log_e[i])}
+            return {
+                "tick_start": ms_to_datetime(tick.start_ms).isoformat(),
+                "tick_end": ms_to_datetime(tick.end_ms).isoformat(),
+                "log_effect": float(est[i]),
+                "se": float(math.sqrt(var[i])),
+                "log_e": float(panel.tests.log_e[i]),
+            }
 
         new = panel.tests.update(est, raw, tick.end_ms, self._tick_index, snap, floor=floor)
         panel.trace.record(tick.end_ms, tick.end_ms - tick.start_ms, est, panel.tests.log_e)
@@ -490,11 +555,12 @@ class RankUplift(Detector):
             if d_post * direction <= 0:
                 continue
             common = (d_pre / v_pre + d_post / v_post) / (1 / v_pre + 1 / v_post)
-            gain = ((d_pre - common) ** 2 / v_pre + (d_post - common) ** 2 / v_post
-                    - d_pre ** 2 / v_pre)
+            gain = (
+                (d_pre - common) ** 2 / v_pre + (d_post - common) ** 2 / v_post - d_pre**2 / v_pre
+            )
             if gain > best_gain:
                 best_k, best_gain = k, gain
-        onset = best_k if best_gain >= self.onset_z ** 2 else 0
+        onset = best_k if best_gain >= self.onset_z**2 else 0
         if onset:
             n_post = float(n[onset:last].sum())
             est = float(a[onset:last].sum()) / n_post - c
@@ -502,9 +568,12 @@ class RankUplift(Detector):
         else:
             est, var = est_full, var_full
         start = panel.window.window_period.start_ms
-        ev = {"estimated_onset": ms_to_datetime(start + onset * _HOUR_MS).isoformat(),
-              "from_window_start": onset == 0, "change_z": math.sqrt(best_gain),
-              "threshold_z": self.onset_z}
+        ev = {
+            "estimated_onset": ms_to_datetime(start + onset * _HOUR_MS).isoformat(),
+            "from_window_start": onset == 0,
+            "change_z": math.sqrt(best_gain),
+            "threshold_z": self.onset_z,
+        }
         return onset, est, var, ev
 
     # -- output -----------------------------------------------------------------------------
@@ -523,11 +592,17 @@ class RankUplift(Detector):
         s = panel.sums
         x_post = float(s["rel"][i] / s["rel_n"][i]) if s["rel_n"][i] else math.nan
         share = float(s["share"][i] / s["n"][i]) if s["n"][i] else 0.0
-        log_eff, log_lo, log_hi = beta.translate(est, float(lo[0]), float(hi[0]), z,
-                                                 x_post - est / 2, share)
-        _, lo95, hi95 = beta.translate(est, est - 1.96 * math.sqrt(var),
-                                       est + 1.96 * math.sqrt(var), 1.96, x_post - est / 2,
-                                       share)
+        log_eff, log_lo, log_hi = beta.translate(
+            est, float(lo[0]), float(hi[0]), z, x_post - est / 2, share
+        )
+        _, lo95, hi95 = beta.translate(
+            est,
+            est - 1.96 * math.sqrt(var),
+            est + 1.96 * math.sqrt(var),
+            1.96,
+            x_post - est / 2,
+            share,
+        )
         cur = Reported(log_eff, log_lo, log_hi, int(t.crossed_ms[i]), start + onset * _HOUR_MS)
         latest = None
         if agrees(direction, cur.log_effect, cur.lo, cur.hi) or i not in panel.reported:
@@ -536,60 +611,91 @@ class RankUplift(Detector):
             shown = cur
         else:
             shown = panel.reported[i]
-            latest = {"effect": math.exp(cur.log_effect), "ci_low": math.exp(cur.lo),
-                      "ci_high": math.exp(cur.hi),
-                      "note": "the latest estimate no longer lies on the detected side of 1; "
-                              "the finding keeps the last estimate that did"}
+            latest = {
+                "effect": math.exp(cur.log_effect),
+                "ci_low": math.exp(cur.lo),
+                "ci_high": math.exp(cur.hi),
+                "note": "the latest estimate no longer lies on the detected side of 1; "
+                "the finding keeps the last estimate that did",
+            }
         n = int(s["n"][i])
         disp_n = s["disp_n"][i]
         fields: dict[str, Any] = {
             "rule": "final ranking score above organic_score, beyond the reference "
-                    "adjustment of control items",
+            "adjustment of control items",
             "measures": "exp(β·θ): the change in the subject's exposure caused by its uplift θ "
-                        "(score − organic_score beyond the reference) since the estimated "
-                        "onset, with β the platform's elasticity of exposure to score "
-                        "measured against the holdout arm",
-            "counts": {"entries": n, "slates": int(s["s_g"][i]), "items": int(s["i_g"][i]),
-                       "platform_entries": panel.ref_entries,
-                       "excluded_disclosed_entries": panel.excluded_disclosed},
-            "uplift": {"log_odds": est, "se": math.sqrt(var),
-                       "ci": [float(lo[0]), float(hi[0])],
-                       "mean_raw": float(s["u"][i] / n) if n else None},
-            "reference": {"mean_uplift": panel.reference, "se": math.sqrt(panel.reference_var),
-                          "control_items": panel.reference_items,
-                          "item_variance": panel.sigma2_item,
-                          "entry_variance": panel.sigma2_entry},
-            "elasticity": {"beta": beta.beta, "se": beta.se, "items": beta.items,
-                           "beta_at_subject": beta.local(x_post - est / 2)[0],
-                           "slate_share": share},
+            "(score − organic_score beyond the reference) since the estimated "
+            "onset, with β the platform's elasticity of exposure to score "
+            "measured against the holdout arm",
+            "counts": {
+                "entries": n,
+                "slates": int(s["s_g"][i]),
+                "items": int(s["i_g"][i]),
+                "platform_entries": panel.ref_entries,
+                "excluded_disclosed_entries": panel.excluded_disclosed,
+            },
+            "uplift": {
+                "log_odds": est,
+                "se": math.sqrt(var),
+                "ci": [float(lo[0]), float(hi[0])],
+                "mean_raw": float(s["u"][i] / n) if n else None,
+            },
+            "reference": {
+                "mean_uplift": panel.reference,
+                "se": math.sqrt(panel.reference_var),
+                "control_items": panel.reference_items,
+                "item_variance": panel.sigma2_item,
+                "entry_variance": panel.sigma2_entry,
+            },
+            "elasticity": {
+                "beta": beta.beta,
+                "se": beta.se,
+                "items": beta.items,
+                "beta_at_subject": beta.local(x_post - est / 2)[0],
+                "slate_share": share,
+            },
             "effect": {"ci95": [math.exp(lo95), math.exp(hi95)], "onset": onset_ev},
             "slot_vs_organic": {
                 "mean_displacement": float(s["disp"][i] / disp_n) if disp_n else None,
-                "share_above_organic_order": float(s["disp_up"][i] / disp_n) if disp_n
-                else None,
+                "share_above_organic_order": float(s["disp_up"][i] / disp_n) if disp_n else None,
                 "platform_mean_displacement": panel.ref_disp / panel.ref_disp_n
-                if panel.ref_disp_n else None,
+                if panel.ref_disp_n
+                else None,
             },
-            "test": {"name": "mixture e-process on the mean uplift beyond the reference "
-                             "(items and slates as clusters)",
-                     "statistic_log_effect": float(panel.estimate[i])
-                     if panel.estimate is not None else None,
-                     "se": float(math.sqrt(panel.variance[i])) if panel.variance is not None
-                     else None,
-                     "tau": self.tau, "margin": self.margin,
-                     **test_evidence(t, i, self.context.alpha)},
+            "test": {
+                "name": "mixture e-process on the mean uplift beyond the reference "
+                "(items and slates as clusters)",
+                "statistic_log_effect": float(panel.estimate[i])
+                if panel.estimate is not None
+                else None,
+                "se": float(math.sqrt(panel.variance[i])) if panel.variance is not None else None,
+                "tau": self.tau,
+                "margin": self.margin,
+                **test_evidence(t, i, self.context.alpha),
+            },
             "crossed": crossing_evidence(t, i),
             "series": panel.trace.series(i, t, onset_ms=start + onset * _HOUR_MS),
-            "disclosures_checked": disclosure_json(covering_disclosures(
-                self.context.config, panel.platform, panel.window, (kind_s, subject))),
+            "disclosures_checked": disclosure_json(
+                covering_disclosures(
+                    self.context.config, panel.platform, panel.window, (kind_s, subject)
+                )
+            ),
         }
         if latest is not None:
             fields["latest"] = latest
         return sequential_finding(
-            detector=self.name, kind=kind, platform=panel.platform, window=panel.window,
-            subject=(kind_s, subject), effect=math.exp(shown.log_effect),
-            ci=(math.exp(shown.lo), math.exp(shown.hi)), n_exposures=n, tests=t, i=i,
-            evidence=evidence.build(self.name, fields))
+            detector=self.name,
+            kind=kind,
+            platform=panel.platform,
+            window=panel.window,
+            subject=(kind_s, subject),
+            effect=math.exp(shown.log_effect),
+            ci=(math.exp(shown.lo), math.exp(shown.hi)),
+            n_exposures=n,
+            tests=t,
+            i=i,
+            evidence=evidence.build(self.name, fields),
+        )
 
     def finish(self, end_ms: int) -> list[Finding]:
         out = []
@@ -601,17 +707,34 @@ class RankUplift(Detector):
         return out
 
     def test_states(self) -> list[TestState]:
-        return [TestState(self.name, p.platform, p.window.id, "*",
-                          tuple(f"{k}:{s}" for k, s in p.subjects), p.tests.max_log_e.copy(),
-                          p.tests.log_thresh, np.ones(p.k, dtype=bool))
-                for p in self._panels.values()]
+        return [
+            TestState(
+                self.name,
+                p.platform,
+                p.window.id,
+                "*",
+                tuple(f"{k}:{s}" for k, s in p.subjects),
+                p.tests.max_log_e.copy(),
+                p.tests.log_thresh,
+                np.ones(p.k, dtype=bool),
+            )
+            for p in self._panels.values()
+        ]
 
     def detectability(self) -> list[Detectability]:
         rows: list[Detectability] = []
         for panel in self._panels.values():
             if panel.variance is not None:
-                rows.extend(mde_rows(
-                    detector=self.name, platform=panel.platform, window=panel.window,
-                    subjects=panel.subjects, variance=panel.variance, tau=self.tau,
-                    tests=panel.tests, n_exposures=panel.sums["n"]))
+                rows.extend(
+                    mde_rows(
+                        detector=self.name,
+                        platform=panel.platform,
+                        window=panel.window,
+                        subjects=panel.subjects,
+                        variance=panel.variance,
+                        tau=self.tau,
+                        tests=panel.tests,
+                        n_exposures=panel.sums["n"],
+                    )
+                )
         return rows

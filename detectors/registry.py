@@ -32,8 +32,14 @@ class DetectorSpec:
     def of(cls, detector: Any, description: str, **options: Any) -> DetectorSpec:
         """The spec of a :class:`~detectors.base.Detector` class: name, display name and
         kinds are the class's own, the class is the factory."""
-        return cls(name=detector.name, display_name=detector.display_name, factory=detector,
-                   kinds=detector.kinds, description=description, **options)
+        return cls(
+            name=detector.name,
+            display_name=detector.display_name,
+            factory=detector,
+            kinds=detector.kinds,
+            description=description,
+            **options,
+        )
 
     @property
     def parameters(self) -> frozenset[str] | None:
@@ -42,8 +48,9 @@ class DetectorSpec:
         params = list(inspect.signature(self.factory).parameters.values())[1:]
         if any(p.kind is p.VAR_KEYWORD for p in params):
             return None
-        return frozenset(p.name for p in params
-                         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        return frozenset(
+            p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        )
 
 
 REGISTRY: dict[str, DetectorSpec] = {}

@@ -158,7 +158,7 @@ class _Panel:
     item_subject: list[int] = field(default_factory=list)  # actor subject index, -1 = none
     item_account: list[int] = field(default_factory=list)  # publishing account (any) code
     accounts: dict[str, int] = field(default_factory=dict)
-    registered: list[bool] = field(default_factory=list)   # per account code
+    registered: list[bool] = field(default_factory=list)  # per account code
     stats: dict[str, np.ndarray] = field(default_factory=dict)
     est: dict[str, np.ndarray] = field(default_factory=dict)
     var: dict[str, np.ndarray] = field(default_factory=dict)
@@ -185,7 +185,7 @@ class _Panel:
             if cur is None or cur.size < size:
                 new = np.zeros(max(64, size, 2 * (0 if cur is None else cur.size)))
                 if cur is not None:
-                    new[:cur.size] = cur
+                    new[: cur.size] = cur
                 self.stats[f] = new
 
 
@@ -210,10 +210,19 @@ class ScoreShift(Detector):
     kinds: ClassVar[tuple[str, ...]] = ("amplification", "suppression", "platform_change")
     version: ClassVar[str] = "2"
 
-    def __init__(self, context: DetectorContext, horizon_hours: float = 12.0,
-                 tau: float = 0.3, margin: float = 1.05, min_entries: int = 3,
-                 min_items: int = 3, min_reference: int = 30, prior_entries: float = 10.0,
-                 prior_items: float = 10.0, update_every: int = 4) -> None:
+    def __init__(
+        self,
+        context: DetectorContext,
+        horizon_hours: float = 12.0,
+        tau: float = 0.3,
+        margin: float = 1.05,
+        min_entries: int = 3,
+        min_items: int = 3,
+        min_reference: int = 30,
+        prior_entries: float = 10.0,
+        prior_items: float = 10.0,
+        update_every: int = 4,
+    ) -> None:
         super().__init__(context)
         if not horizon_hours > 0:
             raise ValueError(f"horizon_hours must be > 0, got {horizon_hours}")
@@ -251,11 +260,13 @@ class ScoreShift(Detector):
                     members.setdefault(index[("group", group)], []).append(i)
             # one more test: the platform-wide change (its scale γ)
             tau = np.append(np.full(len(subjects), self.tau), 0.3)
-            tests = SequentialPanel.bonferroni(len(subjects) + 1, self.context.alpha, tau,
-                                               self.margin)
+            tests = SequentialPanel.bonferroni(
+                len(subjects) + 1, self.context.alpha, tau, self.margin
+            )
             covered = [bool(covering_disclosures(cfg, platform, window, s)) for s in subjects]
-            panel = self._panels[key] = _Panel(platform, window, subjects, actor_index, members,
-                                               tests, covered)
+            panel = self._panels[key] = _Panel(
+                platform, window, subjects, actor_index, members, tests, covered
+            )
         return panel
 
     # -- per tick ---------------------------------------------------------------------------
@@ -275,8 +286,12 @@ class ScoreShift(Detector):
             b0 = window.baseline_period.start_ms
             if tick.end_ms <= b0 or tick.start_ms >= t1:
                 continue
-            scope = (digest.in_scope(window.jurisdiction) & ~digest.covered
-                     & (digest.ts >= b0) & (digest.ts < t1))
+            scope = (
+                digest.in_scope(window.jurisdiction)
+                & ~digest.covered
+                & (digest.ts >= b0)
+                & (digest.ts < t1)
+            )
             for p, platform in enumerate(digest.platforms):
                 mask = scope & (digest.platform_code == p)
                 if not mask.any():
@@ -286,8 +301,7 @@ class ScoreShift(Detector):
                     new = self._test(panel, tick)
                     emit = new.tolist()
                     if self._tick_index % self.update_every == 0:
-                        emit = sorted(set(emit)
-                                      | set(np.flatnonzero(panel.tests.crossed).tolist()))
+                        emit = sorted(set(emit) | set(np.flatnonzero(panel.tests.crossed).tolist()))
                     out.extend(f for i in emit if (f := self._finding(panel, i)) is not None)
         return out
 
@@ -300,7 +314,8 @@ class ScoreShift(Detector):
             hold.append(e.arm == "holdout")
         for platform, (items, hold) in by_platform.items():
             self._exposure.setdefault(platform, ItemExposure()).add_exposures(
-                items, np.array(hold, dtype=bool))
+                items, np.array(hold, dtype=bool)
+            )
 
     def _count_scores(self, d: SlateEntries) -> None:
         relative = slate_relative(d)
@@ -308,7 +323,8 @@ class ScoreShift(Detector):
             sel = d.platform_code == p
             if sel.any():
                 self._exposure.setdefault(str(platform), ItemExposure()).add_scores(
-                    d.item[sel].tolist(), relative[sel])
+                    d.item[sel].tolist(), relative[sel]
+                )
 
     def _fold(self, panel: _Panel, d: SlateEntries, mask: np.ndarray, window: Window) -> bool:
         """Stage 1: the tick's slate entries → per-item sums (n, Σ score, Σ score²) per side,
@@ -337,8 +353,12 @@ class ScoreShift(Detector):
         st = panel.stats
         size = st["n_B"].size
         after = ts >= t0
-        sides = {"B": ~after, "W": after, "nb": ~after & (ts >= t0 - self._h),
-                 "na": after & (ts < t0 + self._h)}
+        sides = {
+            "B": ~after,
+            "W": after,
+            "nb": ~after & (ts >= t0 - self._h),
+            "na": after & (ts < t0 + self._h),
+        }
         for side, sel in sides.items():
             if sel.any():
                 w = where[sel]
@@ -348,8 +368,9 @@ class ScoreShift(Detector):
         self._fold_subjects(panel, d, rows, where)
         return bool(after.any())
 
-    def _fold_subjects(self, panel: _Panel, d: SlateEntries, rows: np.ndarray,
-                       where: np.ndarray) -> None:
+    def _fold_subjects(
+        self, panel: _Panel, d: SlateEntries, rows: np.ndarray, where: np.ndarray
+    ) -> None:
         """Per subject: relative scores (where on the elasticity curve it sits) and its share
         of the slates it appears in (how much its items compete with each other)."""
         k = panel.k
@@ -370,20 +391,20 @@ class ScoreShift(Detector):
             panel.rel += np.bincount(t[fin], weights=r[fin], minlength=k)
             panel.rel_n += np.bincount(t[fin], minlength=k)
             uniq, counts = np.unique(t * width + slate[sel], return_counts=True)
-            panel.share += np.bincount(uniq // width,
-                                       weights=counts * counts / size[uniq % width],
-                                       minlength=k)
+            panel.share += np.bincount(
+                uniq // width, weights=counts * counts / size[uniq % width], minlength=k
+            )
 
     # -- statistics (stage 2: merged per-item sums) -------------------------------------------
-    def _control(self, panel: _Panel, accounts_of: np.ndarray, usable: np.ndarray
-                 ) -> np.ndarray:
+    def _control(self, panel: _Panel, accounts_of: np.ndarray, usable: np.ndarray) -> np.ndarray:
         """Control units: those of unregistered accounts when there are enough, else all."""
         reg = np.asarray(panel.registered, dtype=bool)[accounts_of]
         control = usable & ~reg
         return control if control.sum() >= self.min_reference else usable
 
-    def _within(self, panel: _Panel, st: dict[str, np.ndarray], subj: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _within(
+        self, panel: _Panel, st: dict[str, np.ndarray], subj: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         k = panel.k
         est, var, count = np.full(k, np.nan), np.full(k, np.nan), np.zeros(k)
         use = (st["n_nb"] >= self.min_entries) & (st["n_na"] >= self.min_entries)
@@ -403,8 +424,7 @@ class ScoreShift(Detector):
         sigma2, resid = 0.0, delta - float(np.median(delta[control]))
         ref = platform_reference(np.where(control, delta, np.nan), mb, v, vb)
         for _ in range(3):
-            sigma2 = item_variance(np.where(control, resid, np.nan), v, np.ones_like(v),
-                                   n_params=2)
+            sigma2 = item_variance(np.where(control, resid, np.nan), v, np.ones_like(v), n_params=2)
             ref = platform_reference(np.where(control, delta, np.nan), mb, v + sigma2, vb)
             resid = delta - ref.c - ref.gamma * (mb - ref.xbar)
         g = ref.gamma
@@ -423,10 +443,13 @@ class ScoreShift(Detector):
             est = np.where(ok, swd / sw, np.nan)
             var = np.where(ok, 1 / sw + ref.var_c + xs * xs * ref.var_gamma, np.nan)
         panel.within_ref = ref
-        panel.info.update(within_reference=ref.c, within_scale_change=ref.gamma,
-                          within_between_item_var=sigma2,
-                          within_items_compared=int(delta.size),
-                          within_control_items=int(control.sum()))
+        panel.info.update(
+            within_reference=ref.c,
+            within_scale_change=ref.gamma,
+            within_between_item_var=sigma2,
+            within_items_compared=int(delta.size),
+            within_control_items=int(control.sum()),
+        )
         return est, var, count
 
     def _targets(self, panel: _Panel, s_act: np.ndarray) -> list[np.ndarray]:
@@ -437,8 +460,9 @@ class ScoreShift(Detector):
         second = np.where(s_act >= 0, group_of[np.maximum(s_act, 0)], -1)
         return [s_act, second]
 
-    def _level(self, panel: _Panel, st: dict[str, np.ndarray], subj: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _level(
+        self, panel: _Panel, st: dict[str, np.ndarray], subj: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         k = panel.k
         est, var, count = np.full(k, np.nan), np.full(k, np.nan), np.zeros(k)
         means, valid = {}, {}
@@ -459,8 +483,9 @@ class ScoreShift(Detector):
             a_ = acc[sel]
             n_p[side] = np.bincount(a_, minlength=n_acc).astype(float)
             with np.errstate(divide="ignore", invalid="ignore"):
-                mean_p[side] = np.bincount(a_, weights=means[side][sel], minlength=n_acc) \
-                    / n_p[side]
+                mean_p[side] = (
+                    np.bincount(a_, weights=means[side][sel], minlength=n_acc) / n_p[side]
+                )
             dev = means[side][sel] - mean_p[side][a_]
             ss += np.bincount(a_, weights=dev * dev, minlength=n_acc)
         df = np.maximum(n_p["B"] - 1, 0) + np.maximum(n_p["W"] - 1, 0)
@@ -481,10 +506,12 @@ class ScoreShift(Detector):
         tau2 = 0.0
         for _ in range(3):
             resid = shift - ref.c - ref.gamma * (mean_p["B"] - ref.xbar)
-            tau2 = item_variance(np.where(control, resid, np.nan), v_acc,
-                                 np.ones_like(v_acc), n_params=2)
-            ref = platform_reference(np.where(control, shift, np.nan), mean_p["B"],
-                                     v_acc + tau2, vx)
+            tau2 = item_variance(
+                np.where(control, resid, np.nan), v_acc, np.ones_like(v_acc), n_params=2
+            )
+            ref = platform_reference(
+                np.where(control, shift, np.nan), mean_p["B"], v_acc + tau2, vx
+            )
         g = ref.gamma
         x = mean_p["B"] - ref.xbar
         resid = shift - ref.c - g * x
@@ -504,12 +531,19 @@ class ScoreShift(Detector):
                 codes = [panel.accounts[panel.subjects[i][1]] for i in mem]
                 est[gi] = float(np.mean(resid[codes]))
                 xm = float(np.mean(x[codes]))
-                var[gi] = (float(np.sum(v_res[codes])) / len(codes) ** 2 + ref.var_c
-                           + xm * xm * ref.var_gamma)
+                var[gi] = (
+                    float(np.sum(v_res[codes])) / len(codes) ** 2
+                    + ref.var_c
+                    + xm * xm * ref.var_gamma
+                )
                 count[gi] = float(count[mem].sum())
-        panel.info.update(level_reference=ref.c, level_scale_change=ref.gamma,
-                          level_between_account_var=tau2, level_between_item_var=pooled,
-                          level_control_accounts=int(control.sum()))
+        panel.info.update(
+            level_reference=ref.c,
+            level_scale_change=ref.gamma,
+            level_between_account_var=tau2,
+            level_between_item_var=pooled,
+            level_control_accounts=int(control.sum()),
+        )
         return est, var, count
 
     def _test(self, panel: _Panel, tick: Tick) -> np.ndarray:
@@ -522,8 +556,9 @@ class ScoreShift(Detector):
         results = {"within": panel.within, "level": self._level(panel, st, subj)}
         for name, (e, v, count) in results.items():
             panel.est[name], panel.var[name], panel.n_items[name] = e, v, count
-        est, var = _combine(panel.est["within"], panel.var["within"],
-                            panel.est["level"], panel.var["level"])
+        est, var = _combine(
+            panel.est["within"], panel.var["within"], panel.est["level"], panel.var["level"]
+        )
         # the platform-wide change: the scale γ of the within-item reference
         ref = panel.within_ref
         if ref is not None and ref.var_gamma > 0:
@@ -535,22 +570,26 @@ class ScoreShift(Detector):
         entries = np.zeros(k)
         for targets in self._targets(panel, subj):
             sel = targets >= 0
-            entries += np.bincount(targets[sel], weights=(st["n_B"] + st["n_W"])[sel],
-                                   minlength=k)
+            entries += np.bincount(targets[sel], weights=(st["n_B"] + st["n_W"])[sel], minlength=k)
         panel.entries = entries
         self._elasticity[panel.platform] = fit_elasticity(
-            self._exposure.get(panel.platform, ItemExposure()))
+            self._exposure.get(panel.platform, ItemExposure())
+        )
 
         def snap(i: int) -> dict[str, Any]:
-            out: dict[str, Any] = {"tick_start": ms_to_datetime(tick.start_ms).isoformat(),
-                                   "tick_end": ms_to_datetime(tick.end_ms).isoformat(),
-                                   "log_e": float(panel.tests.log_e[i])}
+            out: dict[str, Any] = {
+                "tick_start": ms_to_datetime(tick.start_ms).isoformat(),
+                "tick_end": ms_to_datetime(tick.end_ms).isoformat(),
+                "log_e": float(panel.tests.log_e[i]),
+            }
             for name in (*_COMPONENTS, "combined"):
                 if i >= panel.est[name].size:
                     continue
                 e, v = panel.est[name][i], panel.var[name][i]
-                out[name] = {"log_effect": float(e) if math.isfinite(e) else None,
-                             "se": float(math.sqrt(v)) if math.isfinite(v) else None}
+                out[name] = {
+                    "log_effect": float(e) if math.isfinite(e) else None,
+                    "se": float(math.sqrt(v)) if math.isfinite(v) else None,
+                }
             return out
 
         new = panel.tests.update(est, var, tick.end_ms, self._tick_index, snap)
@@ -572,18 +611,23 @@ class ScoreShift(Detector):
         v = float(panel.var["combined"][i])
         lo, hi = cs_by_inversion(est, v, self.tau, t.margin, t.log_thresh)
         z = float(stats.norm.isf(t.alpha_cs / 2))
-        x_mid = (float(panel.rel[i] / panel.rel_n[i])
-                 if panel.rel is not None and panel.rel_n is not None and panel.rel_n[i]
-                 else math.nan)
-        share = (float(panel.share[i] / panel.rel_n[i])
-                 if panel.share is not None and panel.rel_n is not None and panel.rel_n[i]
-                 else 0.0)
-        log_eff, log_lo, log_hi = beta.translate(est, float(lo[0]), float(hi[0]), z, x_mid,
-                                                 share)
-        _, lo95, hi95 = beta.translate(est, est - 1.96 * math.sqrt(v),
-                                       est + 1.96 * math.sqrt(v), 1.96, x_mid, share)
-        cur = Reported(log_eff, log_lo, log_hi, int(t.crossed_ms[i]),
-                       panel.window.window_period.start_ms)
+        x_mid = (
+            float(panel.rel[i] / panel.rel_n[i])
+            if panel.rel is not None and panel.rel_n is not None and panel.rel_n[i]
+            else math.nan
+        )
+        share = (
+            float(panel.share[i] / panel.rel_n[i])
+            if panel.share is not None and panel.rel_n is not None and panel.rel_n[i]
+            else 0.0
+        )
+        log_eff, log_lo, log_hi = beta.translate(est, float(lo[0]), float(hi[0]), z, x_mid, share)
+        _, lo95, hi95 = beta.translate(
+            est, est - 1.96 * math.sqrt(v), est + 1.96 * math.sqrt(v), 1.96, x_mid, share
+        )
+        cur = Reported(
+            log_eff, log_lo, log_hi, int(t.crossed_ms[i]), panel.window.window_period.start_ms
+        )
         latest = None
         if agrees(direction, cur.log_effect, cur.lo, cur.hi) or i not in panel.reported:
             if agrees(direction, cur.log_effect, cur.lo, cur.hi):
@@ -591,10 +635,13 @@ class ScoreShift(Detector):
             shown = cur
         else:
             shown = panel.reported[i]
-            latest = {"effect": math.exp(cur.log_effect), "ci_low": math.exp(cur.lo),
-                      "ci_high": math.exp(cur.hi),
-                      "note": "the latest estimate no longer lies on the detected side of 1; "
-                              "the finding keeps the last estimate that did"}
+            latest = {
+                "effect": math.exp(cur.log_effect),
+                "ci_low": math.exp(cur.lo),
+                "ci_high": math.exp(cur.hi),
+                "note": "the latest estimate no longer lies on the detected side of 1; "
+                "the finding keeps the last estimate that did",
+            }
         entries = int(panel.entries[i]) if panel.entries is not None else 0
         components = {}
         for name in _COMPONENTS:
@@ -602,43 +649,68 @@ class ScoreShift(Detector):
             components[name] = {
                 "log_effect": float(e) if math.isfinite(e) else None,
                 "se": float(math.sqrt(var)) if math.isfinite(var) else None,
-                "items": int(panel.n_items[name][i])}
+                "items": int(panel.n_items[name][i]),
+            }
         fields: dict[str, Any] = {
             "rule": "ranking scores of the subject's items shifted at the window start, beyond "
-                    "the platform-wide change",
+            "the platform-wide change",
             "measures": "exp(β·θ): the change in the subject's exposure caused by the shift θ "
-                        "of its items' ranking scores at the window start (beyond the "
-                        "platform-wide change), with β the platform's elasticity of exposure "
-                        "to score measured against the holdout arm",
+            "of its items' ranking scores at the window start (beyond the "
+            "platform-wide change), with β the platform's elasticity of exposure "
+            "to score measured against the holdout arm",
             "boundary": ms_to_datetime(panel.window.window_period.start_ms).isoformat(),
             "horizon_hours": self.horizon_hours,
             "slate_entries": entries,
-            "score_shift": {"log_odds": est, "se": math.sqrt(v),
-                            "ci": [float(lo[0]), float(hi[0])]},
-            "elasticity": {"beta": beta.beta, "se": beta.se, "items": beta.items,
-                           "beta_at_subject": beta.local(x_mid)[0], "slate_share": share},
-            "effect": {"ci95": [math.exp(lo95), math.exp(hi95)],
-                       "onset": ms_to_datetime(panel.window.window_period.start_ms)
-                       .isoformat()},
+            "score_shift": {
+                "log_odds": est,
+                "se": math.sqrt(v),
+                "ci": [float(lo[0]), float(hi[0])],
+            },
+            "elasticity": {
+                "beta": beta.beta,
+                "se": beta.se,
+                "items": beta.items,
+                "beta_at_subject": beta.local(x_mid)[0],
+                "slate_share": share,
+            },
+            "effect": {
+                "ci95": [math.exp(lo95), math.exp(hi95)],
+                "onset": ms_to_datetime(panel.window.window_period.start_ms).isoformat(),
+            },
             "components": components,
             "references": dict(panel.info),
-            "test": {"name": "mixture e-process on the inverse-variance combination of the "
-                             "within-item and level shifts",
-                     "statistic_log_effect": est, "se": math.sqrt(v),
-                     "tau": self.tau, "margin": self.margin,
-                     **test_evidence(t, i, self.context.alpha)},
+            "test": {
+                "name": "mixture e-process on the inverse-variance combination of the "
+                "within-item and level shifts",
+                "statistic_log_effect": est,
+                "se": math.sqrt(v),
+                "tau": self.tau,
+                "margin": self.margin,
+                **test_evidence(t, i, self.context.alpha),
+            },
             "crossed": crossing_evidence(t, i),
             "series": panel.trace.series(i, t, onset_ms=panel.window.window_period.start_ms),
-            "disclosures_checked": disclosure_json(covering_disclosures(
-                self.context.config, panel.platform, panel.window, (kind_s, subject))),
+            "disclosures_checked": disclosure_json(
+                covering_disclosures(
+                    self.context.config, panel.platform, panel.window, (kind_s, subject)
+                )
+            ),
         }
         if latest is not None:
             fields["latest"] = latest
         return sequential_finding(
-            detector=self.name, kind=kind, platform=panel.platform, window=panel.window,
-            subject=(kind_s, subject), effect=math.exp(shown.log_effect),
-            ci=(math.exp(shown.lo), math.exp(shown.hi)), n_exposures=entries,
-            tests=t, i=i, evidence=evidence.build(self.name, fields))
+            detector=self.name,
+            kind=kind,
+            platform=panel.platform,
+            window=panel.window,
+            subject=(kind_s, subject),
+            effect=math.exp(shown.log_effect),
+            ci=(math.exp(shown.lo), math.exp(shown.hi)),
+            n_exposures=entries,
+            tests=t,
+            i=i,
+            evidence=evidence.build(self.name, fields),
+        )
 
     def _platform_finding(self, panel: _Panel) -> Finding:
         t = panel.tests
@@ -648,24 +720,37 @@ class ScoreShift(Detector):
         fields = {
             "detector": self.name,
             "rule": "every item's score moved with its level when the window opened: a new "
-                    "ranking model for the whole platform, not a targeted intervention "
-                    "(informational)",
+            "ranking model for the whole platform, not a targeted intervention "
+            "(informational)",
             "measures": "1 + γ: the factor the change applied to score differences (a model "
-                        "whose scores are 1.3× the old ones gives 1.3)",
+            "whose scores are 1.3× the old ones gives 1.3)",
             "references": dict(panel.info),
-            "test": {"statistic": g, "se": math.sqrt(v) if v > 0 else None,
-                     "margin": self.margin,
-                     "log_e_max": float(t.max_log_e[i]), "log_threshold": t.log_thresh},
+            "test": {
+                "statistic": g,
+                "se": math.sqrt(v) if v > 0 else None,
+                "margin": self.margin,
+                "log_e_max": float(t.max_log_e[i]),
+                "log_threshold": t.log_thresh,
+            },
             "crossed": crossing_evidence(t, i),
         }
         return Finding.new(
-            detector=self.name, kind="platform_change", platform=panel.platform,
-            region=panel.window.jurisdiction, window_id=panel.window.id,
-            subject_kind="platform", subject=panel.platform, effect=1 + g,
-            ci_low=1 + float(lo[0]), ci_high=1 + float(hi[0]),
-            p_value=adjusted_p(float(t.max_log_e[i]), t.n), n_exposures=0, severity="low",
+            detector=self.name,
+            kind="platform_change",
+            platform=panel.platform,
+            region=panel.window.jurisdiction,
+            window_id=panel.window.id,
+            subject_kind="platform",
+            subject=panel.platform,
+            effect=1 + g,
+            ci_low=1 + float(lo[0]),
+            ci_high=1 + float(hi[0]),
+            p_value=adjusted_p(float(t.max_log_e[i]), t.n),
+            n_exposures=0,
+            severity="low",
             event_time=ms_to_datetime(int(t.crossed_ms[i])),
-            evidence=evidence.build("platform_change", fields))
+            evidence=evidence.build("platform_change", fields),
+        )
 
     def finish(self, end_ms: int) -> list[Finding]:
         out = []
@@ -677,27 +762,47 @@ class ScoreShift(Detector):
         return out
 
     def test_states(self) -> list[TestState]:
-        return [TestState(self.name, p.platform, p.window.id, "*",
-                          (*(f"{k}:{s}" for k, s in p.subjects), "platform"),
-                          p.tests.max_log_e.copy(), p.tests.log_thresh,
-                          np.array([*(not c for c in p.covered), True], dtype=bool))
-                for p in self._panels.values()]
+        return [
+            TestState(
+                self.name,
+                p.platform,
+                p.window.id,
+                "*",
+                (*(f"{k}:{s}" for k, s in p.subjects), "platform"),
+                p.tests.max_log_e.copy(),
+                p.tests.log_thresh,
+                np.array([*(not c for c in p.covered), True], dtype=bool),
+            )
+            for p in self._panels.values()
+        ]
 
     def detectability(self) -> list[Detectability]:
         rows: list[Detectability] = []
         for panel in self._panels.values():
             if panel.var:
-                counts = (panel.entries if panel.entries is not None
-                          else np.zeros(panel.k, dtype=np.int64))
-                rows.extend(mde_rows(
-                    detector=self.name, platform=panel.platform, window=panel.window,
-                    subjects=panel.subjects, variance=panel.var["combined"][:panel.k],
-                    tau=self.tau, tests=panel.tests, n_exposures=counts))
+                counts = (
+                    panel.entries
+                    if panel.entries is not None
+                    else np.zeros(panel.k, dtype=np.int64)
+                )
+                rows.extend(
+                    mde_rows(
+                        detector=self.name,
+                        platform=panel.platform,
+                        window=panel.window,
+                        subjects=panel.subjects,
+                        variance=panel.var["combined"][: panel.k],
+                        tau=self.tau,
+                        tests=panel.tests,
+                        n_exposures=counts,
+                    )
+                )
         return rows
 
 
-def _combine(e1: np.ndarray, v1: np.ndarray, e2: np.ndarray, v2: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray]:
+def _combine(
+    e1: np.ndarray, v1: np.ndarray, e2: np.ndarray, v2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Inverse-variance combination of two independent estimates of the same θ (either may
     be missing: NaN)."""
     ok1 = np.isfinite(e1) & np.isfinite(v1) & (v1 > 0)

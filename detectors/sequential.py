@@ -153,12 +153,17 @@ def one_sided_log_e(x: ArrayLike, variance: ArrayLike, tau: ArrayLike) -> Floats
     v = np.asarray(variance, dtype=float)
     t2 = tau * tau
     vv = v * (v + t2)
-    return (_LOG2 + 0.5 * np.log(v / (v + t2)) + t2 * x * x / (2 * vv)
-            + special.log_ndtr(tau * x / np.sqrt(vv)))
+    return (
+        _LOG2
+        + 0.5 * np.log(v / (v + t2))
+        + t2 * x * x / (2 * vv)
+        + special.log_ndtr(tau * x / np.sqrt(vv))
+    )
 
 
-def mixture_log_e(estimate: ArrayLike, variance: ArrayLike, tau: ArrayLike,
-                  margin: float = 0.0) -> tuple[Floats, Floats]:
+def mixture_log_e(
+    estimate: ArrayLike, variance: ArrayLike, tau: ArrayLike, margin: float = 0.0
+) -> tuple[Floats, Floats]:
     """``(log E, direction)`` of the two-sided e-process ``E = (E⁺ + E⁻)/2``.
 
     ``estimate`` = ``θ̂`` (log effect), ``variance`` = ``V``; ``margin`` = ``δ ≥ 0``.
@@ -220,8 +225,15 @@ def adjusted_p(max_log_e: float, m: int) -> float:
     return float(min(1.0, max(m, 1) * math.exp(-max_log_e)))
 
 
-def mde_log(variance: ArrayLike, tau: ArrayLike, margin: float, log_thresh: float, *,
-            also: tuple[ArrayLike, ...] = (), iterations: int = 60) -> Floats:
+def mde_log(
+    variance: ArrayLike,
+    tau: ArrayLike,
+    margin: float,
+    log_thresh: float,
+    *,
+    also: tuple[ArrayLike, ...] = (),
+    iterations: int = 60,
+) -> Floats:
     """Smallest ``θ ≥ 0`` with ``log E(θ̂ = θ, V) ≥ log_thresh`` (vectorised bisection).
 
     Since ``E`` is symmetric in ``θ̂``, the minimum detectable multiplicative effects are
@@ -239,8 +251,10 @@ def mde_log(variance: ArrayLike, tau: ArrayLike, margin: float, log_thresh: floa
     hi = margin + 1.0 + 50.0 * np.sqrt(np.where(ok, best, 1.0) + tau * tau)
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
-        parts = [mixture_log_e(np.where(o, mid, np.nan), v, tau, margin)
-                 for v, o in zip(vs, oks, strict=True)]
+        parts = [
+            mixture_log_e(np.where(o, mid, np.nan), v, tau, margin)
+            for v, o in zip(vs, oks, strict=True)
+        ]
         le = parts[0][0] if len(parts) == 1 else average_log_e(*parts)[0]
         crossed = le >= log_thresh
         hi = np.where(crossed, mid, hi)
@@ -278,16 +292,23 @@ class SequentialPanel:
     guarded: NDArray[np.int64] = field(init=False)
 
     @classmethod
-    def bonferroni(cls, n: int, alpha: float, tau: Tau, margin: float,
-                   alpha_family: float | None = None) -> SequentialPanel:
+    def bonferroni(
+        cls, n: int, alpha: float, tau: Tau, margin: float, alpha_family: float | None = None
+    ) -> SequentialPanel:
         """``n`` tests sharing ``alpha``: threshold ``log(n / alpha)``
         (:func:`log_threshold`), confidence sequences at ``1 − min(alpha / n, 0.5)``
         (95 % when ``alpha`` is 0: intervals still shown, nothing flagged); ``margin`` is
         the multiplicative effect margin (its log is used); ``alpha_family`` (default
         ``alpha``) the detector's budget the panel's ``alpha`` is a share of."""
-        return cls(n=n, tau=tau, margin=math.log(margin), log_thresh=log_threshold(n, alpha),
-                   alpha_cs=min(alpha / n, 0.5) if alpha > 0 else 0.05, alpha=alpha,
-                   alpha_family=alpha if alpha_family is None else alpha_family)
+        return cls(
+            n=n,
+            tau=tau,
+            margin=math.log(margin),
+            log_thresh=log_threshold(n, alpha),
+            alpha_cs=min(alpha / n, 0.5) if alpha > 0 else 0.05,
+            alpha=alpha,
+            alpha_family=alpha if alpha_family is None else alpha_family,
+        )
 
     def p_value(self, i: int) -> float:
         """``min(1, (alpha_family / alpha) · n / max_t E_t)``: the always-valid p-value of
@@ -306,10 +327,17 @@ class SequentialPanel:
         self.at_cross = {}
         self.guarded = np.zeros(self.n, dtype=np.int64)
 
-    def update(self, estimate: Floats, variance: Floats, end_ms: int, tick_index: int,
-               snapshot: Callable[[int], dict[str, Any]] | None = None,
-               log_e: Floats | None = None, direction: Floats | None = None,
-               floor: ArrayLike | None = None) -> NDArray[np.intp]:
+    def update(
+        self,
+        estimate: Floats,
+        variance: Floats,
+        end_ms: int,
+        tick_index: int,
+        snapshot: Callable[[int], dict[str, Any]] | None = None,
+        log_e: Floats | None = None,
+        direction: Floats | None = None,
+        floor: ArrayLike | None = None,
+    ) -> NDArray[np.intp]:
         """Fold in one tick; returns the indices that crossed the threshold at this tick.
 
         ``variance`` passes the central guard first (:func:`guard_variance` with the
@@ -348,10 +376,15 @@ class SequentialPanel:
 # -- what every sequential detector reports (findings, evidence, detectability) -------------
 def test_evidence(tests: Any, i: int, alpha_share: float) -> dict[str, Any]:
     """The e-process part of a finding's ``evidence.test`` for subject ``i``."""
-    return {"log_e": float(tests.log_e[i]), "log_e_max": float(tests.max_log_e[i]),
-            "log_threshold": tests.log_thresh, "tests_in_window": tests.n,
-            "alpha_share": alpha_share, "ci_level": 1 - tests.alpha_cs,
-            "guarded_looks": int(tests.guarded[i])}
+    return {
+        "log_e": float(tests.log_e[i]),
+        "log_e_max": float(tests.max_log_e[i]),
+        "log_threshold": tests.log_thresh,
+        "tests_in_window": tests.n,
+        "alpha_share": alpha_share,
+        "ci_level": 1 - tests.alpha_cs,
+        "guarded_looks": int(tests.guarded[i]),
+    }
 
 
 def crossing_evidence(tests: Any, i: int) -> dict[str, Any]:
@@ -359,10 +392,21 @@ def crossing_evidence(tests: Any, i: int) -> dict[str, Any]:
     return {"tick": int(tests.crossed_tick[i]), **tests.at_cross.get(i, {})}
 
 
-def sequential_finding(*, detector: str, kind: str, platform: str, window: Any,
-                       subject: tuple[str, str], effect: float | None, ci: tuple[Any, Any],
-                       n_exposures: int, tests: Any, i: int, evidence: dict[str, Any],
-                       m: int | None = None) -> Any:
+def sequential_finding(
+    *,
+    detector: str,
+    kind: str,
+    platform: str,
+    window: Any,
+    subject: tuple[str, str],
+    effect: float | None,
+    ci: tuple[Any, Any],
+    n_exposures: int,
+    tests: Any,
+    i: int,
+    evidence: dict[str, Any],
+    m: int | None = None,
+) -> Any:
     """The :class:`~monitor.records.Finding` of subject ``i``: always-valid adjusted p-value
     ``min(1, m / max_t E_t)``, severity from the confidence bound, event time of the crossing."""
     from detectors import severity
@@ -371,17 +415,35 @@ def sequential_finding(*, detector: str, kind: str, platform: str, window: Any,
     kind_s, name = subject
     lo, hi = ci
     return Finding.new(
-        detector=detector, kind=kind, platform=platform, region=window.jurisdiction,
-        window_id=window.id, subject_kind=kind_s, subject=name, effect=effect, ci_low=lo,
-        ci_high=hi, p_value=(tests.p_value(i) if m is None
-                             else adjusted_p(float(tests.max_log_e[i]), m)),
-        n_exposures=n_exposures, severity=severity.by_effect_bound(effect, lo, hi, kind_s, kind),
-        event_time=ms_to_datetime(int(tests.crossed_ms[i])), evidence=evidence)
+        detector=detector,
+        kind=kind,
+        platform=platform,
+        region=window.jurisdiction,
+        window_id=window.id,
+        subject_kind=kind_s,
+        subject=name,
+        effect=effect,
+        ci_low=lo,
+        ci_high=hi,
+        p_value=(tests.p_value(i) if m is None else adjusted_p(float(tests.max_log_e[i]), m)),
+        n_exposures=n_exposures,
+        severity=severity.by_effect_bound(effect, lo, hi, kind_s, kind),
+        event_time=ms_to_datetime(int(tests.crossed_ms[i])),
+        evidence=evidence,
+    )
 
 
-def mde_rows(*, detector: str, platform: str, window: Any, subjects: list[tuple[str, str]],
-             variance: ArrayLike, tau: ArrayLike, tests: Any, n_exposures: ArrayLike
-             ) -> list[Any]:
+def mde_rows(
+    *,
+    detector: str,
+    platform: str,
+    window: Any,
+    subjects: list[tuple[str, str]],
+    variance: ArrayLike,
+    tau: ArrayLike,
+    tests: Any,
+    n_exposures: ArrayLike,
+) -> list[Any]:
     """One :class:`~monitor.records.Detectability` row per subject: ``mde_up = exp(θ*)`` with
     ``θ*`` from :func:`mde_log` at the final variance, ``mde_down = 1 / mde_up``."""
     from monitor.records import Detectability
@@ -394,17 +456,27 @@ def mde_rows(*, detector: str, platform: str, window: Any, subjects: list[tuple[
     rows = []
     for i, (kind_s, name) in enumerate(subjects):
         up = math.exp(mde[i]) if math.isfinite(mde[i]) else None
-        rows.append(Detectability(
-            detector=detector, platform=platform, region=window.jurisdiction,
-            window_id=window.id, subject_kind=kind_s, subject=name, mde_up=up,
-            mde_down=1 / up if up else None, n_exposures=int(counts[i]),
-            flagged=bool(tests.crossed[i])))
+        rows.append(
+            Detectability(
+                detector=detector,
+                platform=platform,
+                region=window.jurisdiction,
+                window_id=window.id,
+                subject_kind=kind_s,
+                subject=name,
+                mde_up=up,
+                mde_down=1 / up if up else None,
+                n_exposures=int(counts[i]),
+                flagged=bool(tests.crossed[i]),
+            )
+        )
     return rows
 
 
 # -- intervals that agree with the test, and findings that agree with themselves -------------
-def cs_by_inversion(estimate: ArrayLike, variance: ArrayLike, tau: ArrayLike, margin: float,
-                    log_thresh: float) -> tuple[Floats, Floats]:
+def cs_by_inversion(
+    estimate: ArrayLike, variance: ArrayLike, tau: ArrayLike, margin: float, log_thresh: float
+) -> tuple[Floats, Floats]:
     """The confidence sequence obtained by inverting the panel's own test:
     ``{θ₀ : log E_t(θ̂ − θ₀) < log_thresh}`` = ``θ̂ ± r`` with ``r`` = :func:`mde_log` of the
     current variance.  Each ``θ₀`` has its own e-process, so by Ville's inequality the

@@ -54,27 +54,60 @@ def by_placements(placements: int) -> str:
 
 
 def by_unlabelled_share(share: float) -> str:
-    return ("critical" if share >= 0.9 else "high" if share >= 0.5
-            else "medium" if share >= 0.2 else "low")
+    return (
+        "critical"
+        if share >= 0.9
+        else "high"
+        if share >= 0.5
+        else "medium"
+        if share >= 0.2
+        else "low"
+    )
 
 
 def by_relative_deviation(deviation: float) -> str:
-    return ("critical" if deviation >= 0.3 else "high" if deviation >= 0.1
-            else "medium" if deviation >= 0.03 else "low")
+    return (
+        "critical"
+        if deviation >= 0.3
+        else "high"
+        if deviation >= 0.1
+        else "medium"
+        if deviation >= 0.03
+        else "low"
+    )
 
 
 def by_contradiction_share(share: float) -> str:
-    return ("critical" if share >= 0.2 else "high" if share >= 0.05
-            else "medium" if share >= 0.02 else "low")
+    return (
+        "critical"
+        if share >= 0.2
+        else "high"
+        if share >= 0.05
+        else "medium"
+        if share >= 0.02
+        else "low"
+    )
 
 
 def by_gap_minutes(minutes: float) -> str:
-    return ("critical" if minutes >= 24 * 60 else "high" if minutes >= 6 * 60
-            else "medium" if minutes >= 2 * 60 else "low")
+    return (
+        "critical"
+        if minutes >= 24 * 60
+        else "high"
+        if minutes >= 6 * 60
+        else "medium"
+        if minutes >= 2 * 60
+        else "low"
+    )
 
 
-def by_effect_bound(effect: float | None, ci_low: float | None, ci_high: float | None,
-                    subject_kind: str = "actor", kind: str = "amplification") -> str:
+def by_effect_bound(
+    effect: float | None,
+    ci_low: float | None,
+    ci_high: float | None,
+    subject_kind: str = "actor",
+    kind: str = "amplification",
+) -> str:
     """Severity of a statistical finding from its conservative bound (module docstring)."""
     if kind == "disclosed":
         return "low"

@@ -60,8 +60,9 @@ class RatioEstimate(NamedTuple):
     se_log: float | None
 
 
-def ratio_ci(s_r: float, q_r: float, n_r: int, s_h: float, q_h: float, n_h: int,
-             level: float = 0.95) -> RatioEstimate:
+def ratio_ci(
+    s_r: float, q_r: float, n_r: int, s_h: float, q_h: float, n_h: int, level: float = 0.95
+) -> RatioEstimate:
     """Amplification ratio of per-user exposure, ranked ÷ holdout, with a cluster-robust CI.
 
     ``R = (S_r/N_r) / (S_h/N_h)``.  Delta method on the log (users are the clusters, the two
@@ -109,12 +110,17 @@ def label_share_log_e(k: float, n: float, tolerance: float) -> float:
     tail = float(special.betaincc(a, b, tolerance))  # 1 − I_ε(a, b) = P(Beta(a, b) > ε)
     if tail <= 0:
         return -math.inf
-    return float(special.betaln(a, b) + math.log(tail)
-            - k * math.log(tolerance) - (n - k + 1) * math.log1p(-tolerance))
+    return float(
+        special.betaln(a, b)
+        + math.log(tail)
+        - k * math.log(tolerance)
+        - (n - k + 1) * math.log1p(-tolerance)
+    )
 
 
-def log_ratio_user_var(s_r: ArrayLike, q_r: ArrayLike, n_r: ArrayLike, s_h: ArrayLike,
-                       q_h: ArrayLike, n_h: ArrayLike) -> tuple[Floats, Floats]:
+def log_ratio_user_var(
+    s_r: ArrayLike, q_r: ArrayLike, n_r: ArrayLike, s_h: ArrayLike, q_h: ArrayLike, n_h: ArrayLike
+) -> tuple[Floats, Floats]:
     """Vectorised :func:`ratio_ci` core: ``(log R, Var_user(log R))`` per subject.
 
     ``log R = log(S_r/N_r) − log(S_h/N_h)``; ``Var = Var(m_r)/m_r² + Var(m_h)/m_h²`` with the
@@ -134,8 +140,9 @@ def log_ratio_user_var(s_r: ArrayLike, q_r: ArrayLike, n_r: ArrayLike, s_h: Arra
     return np.where(bad, np.nan, log_r), np.where(bad, np.nan, var)
 
 
-def item_cluster_var(s_r: ArrayLike, s_h: ArrayLike, rr: ArrayLike, rh: ArrayLike,
-                     hh: ArrayLike, items: ArrayLike) -> Floats:
+def item_cluster_var(
+    s_r: ArrayLike, s_h: ArrayLike, rr: ArrayLike, rh: ArrayLike, hh: ArrayLike, items: ArrayLike
+) -> Floats:
     """Item-clustered (CR1) variance of ``log R`` from the item moments.
 
     Linearising ``log R = log Σ_i r_i − log Σ_i h_i + const`` with items as independent
@@ -148,8 +155,7 @@ def item_cluster_var(s_r: ArrayLike, s_h: ArrayLike, rr: ArrayLike, rh: ArrayLik
     2015, "A practitioner's guide to cluster-robust inference", J. Human Resources 50(2),
     §II–III.  NaN where an arm is empty or ``G < 2``.
     """
-    s_r, s_h, rr, rh, hh, g = (np.asarray(a, dtype=float) for a in
-                               (s_r, s_h, rr, rh, hh, items))
+    s_r, s_h, rr, rh, hh, g = (np.asarray(a, dtype=float) for a in (s_r, s_h, rr, rh, hh, items))
     with np.errstate(divide="ignore", invalid="ignore"):
         v = (rr / (s_r * s_r) - 2 * rh / (s_r * s_h) + hh / (s_h * s_h)) * g / (g - 1)
     return np.where((s_r > 0) & (s_h > 0) & (g >= 2), np.maximum(v, 0.0), np.nan)
@@ -167,8 +173,9 @@ def herfindahl(sumsq: ArrayLike, total: ArrayLike) -> Floats:
     return np.where(tot > 0, np.clip(h, 0.0, 1.0), np.nan)
 
 
-def pooled_item_variance(v_item: ArrayLike, v_poisson: ArrayLike, h: ArrayLike,
-                         prior: float, prior_weight: float) -> float:
+def pooled_item_variance(
+    v_item: ArrayLike, v_poisson: ArrayLike, h: ArrayLike, prior: float, prior_weight: float
+) -> float:
     """Between-item variance ``σ²`` of log amplification, pooled over subjects.
 
     Random-effects model: item ``i`` of a subject has amplification ``exp(a + ε_i)``, the
@@ -189,8 +196,9 @@ def pooled_item_variance(v_item: ArrayLike, v_poisson: ArrayLike, h: ArrayLike,
     return max(num / den, 0.0) if den > 0 else prior
 
 
-def ratio_mean_cluster_var(a: ArrayLike, n: ArrayLike, a2: ArrayLike, an: ArrayLike,
-                           n2: ArrayLike, g: ArrayLike) -> tuple[Floats, Floats]:
+def ratio_mean_cluster_var(
+    a: ArrayLike, n: ArrayLike, a2: ArrayLike, an: ArrayLike, n2: ArrayLike, g: ArrayLike
+) -> tuple[Floats, Floats]:
     """Mean per entry ``θ̂ = Σ_j a_j / Σ_j n_j`` over clusters ``j`` and its cluster-robust
     variance, from the running moments ``a = Σa_j``, ``n = Σn_j``, ``a2 = Σa_j²``,
     ``an = Σa_j n_j``, ``n2 = Σn_j²`` and the number of clusters ``g``::

@@ -74,11 +74,17 @@ class UndisclosedIntervention(Detector):
                         case = self._cases.setdefault(key, _Case(w.jurisdiction, ts))
                         case.placements[iv] = case.placements.get(iv, 0) + 1
                         if len(case.examples) < self.max_examples:
-                            case.examples.append({"ranking_event_id": r.event_id,
-                                                  "request": r.request, "item": it.item,
-                                                  "intervention": iv, "ts": ts,
-                                                  "score": it.score,
-                                                  "organic_score": it.organic_score})
+                            case.examples.append(
+                                {
+                                    "ranking_event_id": r.event_id,
+                                    "request": r.request,
+                                    "item": it.item,
+                                    "intervention": iv,
+                                    "ts": ts,
+                                    "score": it.score,
+                                    "organic_score": it.organic_score,
+                                }
+                            )
                         self._changed.add(key)
                         keys.append(key)
                 if keys:
@@ -103,8 +109,11 @@ class UndisclosedIntervention(Detector):
         cell = self.context.ledger.cell(platform, window_id, "window")
         m = measure(cell, ("actor", actor)) if cell is not None else None
         placements = sum(case.placements.values())
-        checked = [d.model_dump(mode="json") for d in self.context.config.disclosures
-                   if d.platform == platform]
+        checked = [
+            d.model_dump(mode="json")
+            for d in self.context.config.disclosures
+            if d.platform == platform
+        ]
         fields = {
             "rule": "logged intervention on a registered actor's item, no disclosure covers it",
             "interventions": dict(sorted(case.placements.items())),
@@ -112,16 +121,32 @@ class UndisclosedIntervention(Detector):
             "linked_exposures": case.exposures,
             "examples": case.examples,
             "disclosures_checked": checked,
-            "exposure_ratio": None if m is None else {
-                "ratio": m.ratio, "ci_low": m.ci_low, "ci_high": m.ci_high,
-                "n_ranked": m.n_ranked, "n_holdout": m.n_holdout,
-                "users_ranked": m.users_ranked, "users_holdout": m.users_holdout},
+            "exposure_ratio": None
+            if m is None
+            else {
+                "ratio": m.ratio,
+                "ci_low": m.ci_low,
+                "ci_high": m.ci_high,
+                "n_ranked": m.n_ranked,
+                "n_holdout": m.n_holdout,
+                "users_ranked": m.users_ranked,
+                "users_holdout": m.users_holdout,
+            },
         }
         return Finding.new(
-            detector=self.name, kind="undisclosed_intervention", platform=platform,
-            region=case.region, window_id=window_id, subject_kind="actor", subject=actor,
-            effect=m.ratio if m else None, ci_low=m.ci_low if m else None,
-            ci_high=m.ci_high if m else None, p_value=None, n_exposures=case.exposures,
+            detector=self.name,
+            kind="undisclosed_intervention",
+            platform=platform,
+            region=case.region,
+            window_id=window_id,
+            subject_kind="actor",
+            subject=actor,
+            effect=m.ratio if m else None,
+            ci_low=m.ci_low if m else None,
+            ci_high=m.ci_high if m else None,
+            p_value=None,
+            n_exposures=case.exposures,
             severity=severity.by_placements(placements),
             event_time=ms_to_datetime(case.first_ts),
-            evidence=evidence.build(self.name, fields))
+            evidence=evidence.build(self.name, fields),
+        )

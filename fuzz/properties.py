@@ -101,12 +101,14 @@ def check_decode_obj(topic: str, obj: Any) -> Any:
 def _expected_records(lines: Iterable[bytes]) -> int:
     """Records the reader must produce: every line except blank ones (as the reader reads:
     newline stripped, then blank if only ASCII whitespace)."""
-    return sum(1 for line in lines if line.rstrip(b"\r\n").strip()
-               or len(line.rstrip(b"\r\n")) > MAX_RECORD_BYTES)
+    return sum(
+        1
+        for line in lines
+        if line.rstrip(b"\r\n").strip() or len(line.rstrip(b"\r\n")) > MAX_RECORD_BYTES
+    )
 
 
-def check_files(directory: Path, lines: dict[str, list[bytes]], gz: dict[str, bool]
-                ) -> StreamStats:
+def check_files(directory: Path, lines: dict[str, list[bytes]], gz: dict[str, bool]) -> StreamStats:
     """Write one file per topic, replay them as ``amplimon replay`` does (read_file →
     merge_by_time → drive → Engine) and account for every line: accepted + duplicates +
     late + rejected + conflicting == lines per topic, and every late, rejected or
@@ -121,11 +123,15 @@ def check_files(directory: Path, lines: dict[str, list[bytes]], gz: dict[str, bo
     engine = Engine(_config(), out, now_ms=lambda: FAR_FUTURE_MS)
     stats = drive(engine, merge_by_time([read_file(p, t) for p, t in paths]))
     for topic, topic_lines in lines.items():
-        seen = (stats.accepted[topic] + stats.duplicates[topic] + stats.late[topic]
-                + stats.rejected[topic] + stats.conflicting[topic])
+        seen = (
+            stats.accepted[topic]
+            + stats.duplicates[topic]
+            + stats.late[topic]
+            + stats.rejected[topic]
+            + stats.conflicting[topic]
+        )
         assert seen == _expected_records(topic_lines), (topic, stats.as_dict())
-    dead = (sum(stats.late.values()) + sum(stats.rejected.values())
-            + sum(stats.conflicting.values()))
+    dead = sum(stats.late.values()) + sum(stats.rejected.values()) + sum(stats.conflicting.values())
     assert len(out.dead) == dead, (len(out.dead), stats.as_dict())
     for d in out.dead:
         check_reason(d.reason, ("exposure", "ranking"))
@@ -135,8 +141,9 @@ def check_files(directory: Path, lines: dict[str, list[bytes]], gz: dict[str, bo
 
 
 # -- the Kafka driver, without a broker ----------------------------------------------------
-def check_driver(batches: list[list[tuple[str, int, bytes | None, list[tuple[str, Any]]]]]
-                 ) -> EngineDriver:
+def check_driver(
+    batches: list[list[tuple[str, int, bytes | None, list[tuple[str, Any]]]]],
+) -> EngineDriver:
     """Feed batches of messages to an :class:`EngineDriver`, then end every partition: every
     message that is not an end marker is counted once and every rejection is a dead letter."""
     out = ListOutput()
@@ -145,7 +152,8 @@ def check_driver(batches: list[list[tuple[str, int, bytes | None, list[tuple[str
     # Only the partitions in use: an assigned partition without events holds the watermark
     # back, and the late and after-the-end paths would never be reached.
     partitions = sorted({(t, p) for batch in batches for t, p, _, _ in batch}) or [
-        ("in.exposure", 0)]
+        ("in.exposure", 0)
+    ]
     driver.assign(partitions)
     offsets = dict.fromkeys(partitions, 0)
     expected = 0
@@ -161,11 +169,13 @@ def check_driver(batches: list[list[tuple[str, int, bytes | None, list[tuple[str
         driver.advance()
     assert driver.closed
     s = engine.stats
-    counted = sum(sum(d.values()) for d in (s.accepted, s.duplicates, s.late, s.rejected,
-                                            s.conflicting))
+    counted = sum(
+        sum(d.values()) for d in (s.accepted, s.duplicates, s.late, s.rejected, s.conflicting)
+    )
     assert counted == expected, (expected, s.as_dict())
-    assert len(out.dead) == (sum(s.late.values()) + sum(s.rejected.values())
-                             + sum(s.conflicting.values()))
+    assert len(out.dead) == (
+        sum(s.late.values()) + sum(s.rejected.values()) + sum(s.conflicting.values())
+    )
     for d in out.dead:
         check_reason(d.reason, ("exposure", "ranking"))
         d.raw.encode("utf-8")
@@ -179,8 +189,9 @@ def write_csv_fixtures(directory: Path) -> None:
     (directory / "no-actor-column.csv").write_text("name,kind\nx,party\n")
     (directory / "huge-field.csv").write_text("actor\n" + "x" * 200_000 + "\n")
     (directory / "nul.csv").write_bytes(b"actor,name\nacc-\x009,x\n")
-    (directory / "good.csv").write_text("actor,name,kind,group,regions\n"
-                                        "acc-9,Nine,party,party-b,DE;FR\n")
+    (directory / "good.csv").write_text(
+        "actor,name,kind,group,regions\nacc-9,Nine,party,party-b,DE;FR\n"
+    )
 
 
 def _check_config(cfg: Config) -> None:

@@ -54,8 +54,12 @@ def _files(directory: Path) -> Callable[[Any], Any]:
     def check(case: tuple[list[bytes], list[bytes], bool, bool]) -> None:
         exp, rank, gz_exp, gz_rank = case
         with tempfile.TemporaryDirectory(dir=directory) as tmp:
-            props.check_files(Path(tmp), {"exposure": exp, "ranking": rank},
-                              {"exposure": gz_exp, "ranking": gz_rank})
+            props.check_files(
+                Path(tmp),
+                {"exposure": exp, "ranking": rank},
+                {"exposure": gz_exp, "ranking": gz_rank},
+            )
+
     return check
 
 
@@ -65,26 +69,50 @@ def targets(scratch: Path) -> dict[str, tuple[st.SearchStrategy[Any], Callable[[
 
     text_or_bytes = st.one_of(st.text(max_size=200), st.binary(max_size=200))
     return {
-        "decode.exposure": (strat.raw_records("exposure") | text_or_bytes,
-                            on("exposure", props.check_decode)),
-        "decode.ranking": (strat.raw_records("ranking") | text_or_bytes,
-                           on("ranking", props.check_decode)),
-        "decode_obj.exposure": (strat.record_objects("exposure", strat.python_values),
-                                on("exposure", props.check_decode_obj)),
-        "decode_obj.ranking": (strat.record_objects("ranking", strat.python_values),
-                               on("ranking", props.check_decode_obj)),
-        "file_lines": (st.tuples(strat.line_files("exposure"), strat.line_files("ranking"),
-                                 st.booleans(), st.booleans()), _files(scratch)),
+        "decode.exposure": (
+            strat.raw_records("exposure") | text_or_bytes,
+            on("exposure", props.check_decode),
+        ),
+        "decode.ranking": (
+            strat.raw_records("ranking") | text_or_bytes,
+            on("ranking", props.check_decode),
+        ),
+        "decode_obj.exposure": (
+            strat.record_objects("exposure", strat.python_values),
+            on("exposure", props.check_decode_obj),
+        ),
+        "decode_obj.ranking": (
+            strat.record_objects("ranking", strat.python_values),
+            on("ranking", props.check_decode_obj),
+        ),
+        "file_lines": (
+            st.tuples(
+                strat.line_files("exposure"),
+                strat.line_files("ranking"),
+                st.booleans(),
+                st.booleans(),
+            ),
+            _files(scratch),
+        ),
         "kafka_driver": (strat.kafka_batches(props.INPUTS), props.check_driver),
-        "config.mapping": (strat.config_objects(),
-                           lambda obj: props.check_config_obj(obj, base_dir=scratch)),
-        "config.yaml": (strat.config_texts(),
-                        lambda data: props.check_config_text(scratch / "fuzz.yaml", data)),
+        "config.mapping": (
+            strat.config_objects(),
+            lambda obj: props.check_config_obj(obj, base_dir=scratch),
+        ),
+        "config.yaml": (
+            strat.config_texts(),
+            lambda data: props.check_config_text(scratch / "fuzz.yaml", data),
+        ),
     }
 
 
-def search(strategy: st.SearchStrategy[Any], check: Callable[[Any], Any], examples: int,
-           seed_value: int, tally: Tally) -> None:
+def search(
+    strategy: st.SearchStrategy[Any],
+    check: Callable[[Any], Any],
+    examples: int,
+    seed_value: int,
+    tally: Tally,
+) -> None:
     """One hypothesis search; a failure is counted, and the first one kept (shrunk)."""
     last: list[Any] = [None]
 
@@ -93,18 +121,27 @@ def search(strategy: st.SearchStrategy[Any], check: Callable[[Any], Any], exampl
         last[0] = value  # hypothesis runs the shrunk failing example last
         check(value)
 
-    test = seed(seed_value)(settings(
-        max_examples=examples, deadline=None, database=None, print_blob=False,
-        suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
-        phases=[Phase.generate, Phase.shrink])(given(strategy)(body)))
+    test = seed(seed_value)(
+        settings(
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            print_blob=False,
+            suppress_health_check=list(HealthCheck),
+            report_multiple_bugs=False,
+            phases=[Phase.generate, Phase.shrink],
+        )(given(strategy)(body))
+    )
     try:
         test()
     except Exception as exc:  # noqa: BLE001 - every failure is a finding to record
         tally.failures += 1
         if tally.first_failure is None:
-            tally.first_failure = {"seed": str(seed_value),
-                                   "error": f"{type(exc).__name__}: {exc}"[:2000],
-                                   "input": repr(last[0])[:2000]}
+            tally.first_failure = {
+                "seed": str(seed_value),
+                "error": f"{type(exc).__name__}: {exc}"[:2000],
+                "input": repr(last[0])[:2000],
+            }
         print(f"  FAILURE (seed {seed_value}): {type(exc).__name__}: {exc}"[:500], flush=True)
 
 
@@ -152,13 +189,19 @@ def run(minutes: float, out: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to run")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/fuzz.json",
-                        help="where to write the figures (default: %(default)s)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "benchmarks/results/fuzz.json",
+        help="where to write the figures (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     result = run(args.minutes, args.out)
     print(json.dumps({k: (v["examples"], v["failures"]) for k, v in result["targets"].items()}))
-    print(f"{result['total_examples']} examples, {result['total_failures']} failures, "
-          f"{result['minutes']} min -> {args.out}")
+    print(
+        f"{result['total_examples']} examples, {result['total_failures']} failures, "
+        f"{result['minutes']} min -> {args.out}"
+    )
     return 1 if result["total_failures"] else 0
 
 

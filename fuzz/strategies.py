@@ -39,24 +39,83 @@ LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 # -- scalars -------------------------------------------------------------------------------
 HUGE_INTS = (2**31, 2**53 + 1, 2**63, 2**64, -(2**63) - 1, 10**30, -(10**30), 10**400)
 SPECIAL_TEXT = (
-    "", " ", "\x00", "a\x00b", "\ud800", "\udfff", "\udc00\ud800", "x\ud83d", "😀", "𝕏𝔸",
-    "\U0010ffff", "\u202eevil\u202c", "مرحبا", "שלום", "e\u0301\u0301\u0301", "\ufeff",
-    "a\u200db", "\u2028", "\x85", "\r\n", "\t", "x" * 513, "DE", "de-by", "ranked", "holdout",
-    "null", "NaN", '"', "\\", "{}", "[]", "DE\n", "de-by\n", " DE", "ＤＥ", "D\u0130",
+    "",
+    " ",
+    "\x00",
+    "a\x00b",
+    "\ud800",
+    "\udfff",
+    "\udc00\ud800",
+    "x\ud83d",
+    "😀",
+    "𝕏𝔸",
+    "\U0010ffff",
+    "\u202eevil\u202c",
+    "مرحبا",
+    "שלום",
+    "e\u0301\u0301\u0301",
+    "\ufeff",
+    "a\u200db",
+    "\u2028",
+    "\x85",
+    "\r\n",
+    "\t",
+    "x" * 513,
+    "DE",
+    "de-by",
+    "ranked",
+    "holdout",
+    "null",
+    "NaN",
+    '"',
+    "\\",
+    "{}",
+    "[]",
+    "DE\n",
+    "de-by\n",
+    " DE",
+    "ＤＥ",
+    "D\u0130",
 )
 TS_TEXT = (
-    "2026-05-01T00:00:00Z", "2026-05-01T02:00:00+02:00", "2026-05-01T00:00:00-23:59",
-    "2026-05-01T00:00:00+24:00", "2026-05-01T00:00:00+99:99", "2026-13-01T00:00:00Z",
-    "2026-02-30T00:00:00Z", "2026-05-01T24:00:00Z", "2026-05-01T23:59:60Z",
-    "0000-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59.999999999Z",
-    "9999-12-31T23:59:59-23:59", "99999-01-01T00:00:00Z", "-2026-05-01T00:00:00Z",
-    "2026-05-01", "2026-05-01T00:00:00", "2026-05-01 00:00:00Z", "2026-05-01t00:00:00z",
-    "2026-05-01T00:00:00.Z", "2026-05-01T00:00:00,5Z", "2026-05-01T00:00:00.1234567890123Z",
-    "２０２６-05-01T00:00:00Z", "1777593600000", "", "now", "1999-12-31T23:59:59.999Z",
+    "2026-05-01T00:00:00Z",
+    "2026-05-01T02:00:00+02:00",
+    "2026-05-01T00:00:00-23:59",
+    "2026-05-01T00:00:00+24:00",
+    "2026-05-01T00:00:00+99:99",
+    "2026-13-01T00:00:00Z",
+    "2026-02-30T00:00:00Z",
+    "2026-05-01T24:00:00Z",
+    "2026-05-01T23:59:60Z",
+    "0000-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59.999999999Z",
+    "9999-12-31T23:59:59-23:59",
+    "99999-01-01T00:00:00Z",
+    "-2026-05-01T00:00:00Z",
+    "2026-05-01",
+    "2026-05-01T00:00:00",
+    "2026-05-01 00:00:00Z",
+    "2026-05-01t00:00:00z",
+    "2026-05-01T00:00:00.Z",
+    "2026-05-01T00:00:00,5Z",
+    "2026-05-01T00:00:00.1234567890123Z",
+    "２０２６-05-01T00:00:00Z",
+    "1777593600000",
+    "",
+    "now",
+    "1999-12-31T23:59:59.999Z",
     "2100-01-01T00:00:00Z",
 )
-TS_BOUNDS = (946_684_800_000 - 1, 946_684_800_000, 4_102_444_800_000 - 1, 4_102_444_800_000,
-             0, -1, T0)
+TS_BOUNDS = (
+    946_684_800_000 - 1,
+    946_684_800_000,
+    4_102_444_800_000 - 1,
+    4_102_444_800_000,
+    0,
+    -1,
+    T0,
+)
 
 surrogates = st.characters(categories=["Cs"])
 hostile_text = st.one_of(
@@ -69,8 +128,13 @@ hostile_floats = st.floats() | st.sampled_from((1e308, -1e308, 5e-324, -0.0))
 _offsets = st.integers(-1439, 1439).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
 datetimes = st.datetimes(timezones=st.none() | _offsets)
 hostile_ts = st.one_of(
-    st.sampled_from(TS_TEXT), st.sampled_from(TS_BOUNDS), hostile_ints,
-    datetimes.map(lambda d: d.isoformat()), st.floats(), st.none(), st.booleans(),
+    st.sampled_from(TS_TEXT),
+    st.sampled_from(TS_BOUNDS),
+    hostile_ints,
+    datetimes.map(lambda d: d.isoformat()),
+    st.floats(),
+    st.none(),
+    st.booleans(),
 )
 
 # JSON-like values (what a JSON line can hold) and Python values a parsed row may hold.
@@ -78,21 +142,35 @@ json_scalars = st.none() | st.booleans() | hostile_ints | hostile_floats | hosti
 json_values = st.recursive(
     json_scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(hostile_text, inner, max_size=4),
-    max_leaves=12)
+    max_leaves=12,
+)
 python_scalars = json_scalars | st.one_of(
-    datetimes, st.dates(), st.times(), st.timedeltas(), st.binary(max_size=8),
-    st.decimals(allow_nan=True), st.just(decimal.Decimal("-Infinity")),
-    st.builds(object), st.just(float("nan")))
+    datetimes,
+    st.dates(),
+    st.times(),
+    st.timedeltas(),
+    st.binary(max_size=8),
+    st.decimals(allow_nan=True),
+    st.just(decimal.Decimal("-Infinity")),
+    st.builds(object),
+    st.just(float("nan")),
+)
 python_values = st.recursive(
     python_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
-    | st.dictionaries(hostile_text | st.integers() | st.none(), inner, max_size=4),
-    max_leaves=12)
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(hostile_text | st.integers() | st.none(), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 
 
 # -- records -------------------------------------------------------------------------------
-_FIELDS = {"exposure": tuple(exposure().keys()) + ("request", "label"),
-           "ranking": tuple(ranking().keys())}
+_FIELDS = {
+    "exposure": tuple(exposure().keys()) + ("request", "label"),
+    "ranking": tuple(ranking().keys()),
+}
 _SLOT_FIELDS = ("item", "actor", "position", "score", "organic_score", "interventions")
 
 
@@ -106,18 +184,29 @@ def valid_records(draw: st.DrawFn, topic: str, spread_ms: int = 2 * HOUR) -> dic
     ts = T0 + draw(st.integers(-spread_ms, spread_ms))
     arm = draw(st.sampled_from(("ranked", "holdout")))
     if topic == "exposure":
-        return exposure(event_id=event_id, ts=ts, user=user, arm=arm,
-                        actor=draw(st.sampled_from(("acc-1", "acc-2"))),
-                        position=draw(st.integers(1, 10)))
+        return exposure(
+            event_id=event_id,
+            ts=ts,
+            user=user,
+            arm=arm,
+            actor=draw(st.sampled_from(("acc-1", "acc-2"))),
+            position=draw(st.integers(1, 10)),
+        )
     n = draw(st.integers(1, 4))
-    return ranking([slot(item=f"i{i}", position=i + 1, score=draw(st.floats(-1e9, 1e9)))
-                    for i in range(n)], event_id=event_id, request=f"q{event_id}", ts=ts,
-                   user=user, arm=arm)
+    return ranking(
+        [slot(item=f"i{i}", position=i + 1, score=draw(st.floats(-1e9, 1e9))) for i in range(n)],
+        event_id=event_id,
+        request=f"q{event_id}",
+        ts=ts,
+        user=user,
+        arm=arm,
+    )
 
 
 @st.composite
-def record_objects(draw: st.DrawFn, topic: str, values: st.SearchStrategy[Any] = json_values
-                   ) -> Any:
+def record_objects(
+    draw: st.DrawFn, topic: str, values: st.SearchStrategy[Any] = json_values
+) -> Any:
     """A near-valid record: a valid one with 0-4 hostile edits (0 edits: valid)."""
     rec = draw(valid_records(topic))
     for _ in range(draw(st.integers(0, 4))):
@@ -127,8 +216,7 @@ def record_objects(draw: st.DrawFn, topic: str, values: st.SearchStrategy[Any] =
     return rec
 
 
-def _edit(draw: st.DrawFn, rec: dict[str, Any], topic: str, values: st.SearchStrategy[Any]
-          ) -> None:
+def _edit(draw: st.DrawFn, rec: dict[str, Any], topic: str, values: st.SearchStrategy[Any]) -> None:
     target: dict[str, Any] = rec
     fields: tuple[str, ...] = _FIELDS[topic]
     items = rec.get("items")
@@ -150,10 +238,15 @@ def _edit(draw: st.DrawFn, rec: dict[str, Any], topic: str, values: st.SearchStr
     elif action == "extra":
         target[draw(hostile_text)] = draw(values)
     elif topic == "ranking":  # items: empty, hostile entries, many entries
-        rec["items"] = draw(st.one_of(
-            st.just([]), st.lists(values, max_size=3),
-            st.integers(0, 40).map(lambda n: [slot(item=f"i{i}", position=i + 1)
-                                              for i in range(n)])))
+        rec["items"] = draw(
+            st.one_of(
+                st.just([]),
+                st.lists(values, max_size=3),
+                st.integers(0, 40).map(
+                    lambda n: [slot(item=f"i{i}", position=i + 1) for i in range(n)]
+                ),
+            )
+        )
 
 
 def _dumps(draw: st.DrawFn, obj: Any) -> bytes:
@@ -175,15 +268,31 @@ def spliced(draw: st.DrawFn, raw: bytes) -> bytes:
     for _ in range(draw(st.integers(1, 4))):
         at = draw(st.integers(0, len(data)))
         op = draw(st.sampled_from(("insert", "delete", "replace")))
-        chunk = draw(st.binary(min_size=1, max_size=4)
-                     | st.sampled_from((b"\\", b'"', b"\\ud800", b"\xed\xa0\x80", b"\xff",
-                                        b"\x00", b"{", b"[", b"]", b"}", b",", b"1e999")))
+        chunk = draw(
+            st.binary(min_size=1, max_size=4)
+            | st.sampled_from(
+                (
+                    b"\\",
+                    b'"',
+                    b"\\ud800",
+                    b"\xed\xa0\x80",
+                    b"\xff",
+                    b"\x00",
+                    b"{",
+                    b"[",
+                    b"]",
+                    b"}",
+                    b",",
+                    b"1e999",
+                )
+            )
+        )
         if op == "insert":
             data[at:at] = chunk
         elif op == "delete":
-            del data[at:at + len(chunk)]
+            del data[at : at + len(chunk)]
         else:
-            data[at:at + len(chunk)] = chunk
+            data[at : at + len(chunk)] = chunk
     return bytes(data)
 
 
@@ -221,10 +330,16 @@ def raw_records(topic: str) -> st.SearchStrategy[bytes]:
 def line_files(draw: st.DrawFn, topic: str) -> list[bytes]:
     """The lines of a JSONL file (no newline inside a line): hostile and valid records,
     exact duplicates, blank lines, CR/LF variants; the caller joins them."""
-    lines = draw(st.lists(st.one_of(raw_records(topic),
-                                    valid_records(topic).map(lambda r: json.dumps(r).encode()),
-                                    st.sampled_from((b"", b"   ", b"\r", b"\t\x0b\x0c"))),
-                          max_size=12))
+    lines = draw(
+        st.lists(
+            st.one_of(
+                raw_records(topic),
+                valid_records(topic).map(lambda r: json.dumps(r).encode()),
+                st.sampled_from((b"", b"   ", b"\r", b"\t\x0b\x0c")),
+            ),
+            max_size=12,
+        )
+    )
     lines = [line.replace(b"\n", b" ") for line in lines]
     if lines and draw(st.booleans()):  # re-sent records: duplicates by event_id
         lines += draw(st.lists(st.sampled_from(lines), max_size=3))
@@ -234,14 +349,16 @@ def line_files(draw: st.DrawFn, topic: str) -> list[bytes]:
 
 # -- Kafka ---------------------------------------------------------------------------------
 CONTROL = ("amplimon-control", b"end-of-stream")
-headers = st.lists(st.one_of(
-    st.tuples(hostile_text, st.none() | st.binary(max_size=16)),
-    st.just(CONTROL)), max_size=3)
+headers = st.lists(
+    st.one_of(st.tuples(hostile_text, st.none() | st.binary(max_size=16)), st.just(CONTROL)),
+    max_size=3,
+)
 
 
 @st.composite
-def kafka_batches(draw: st.DrawFn, inputs: dict[str, str]
-                  ) -> list[list[tuple[str, int, bytes | None, list[tuple[str, Any]]]]]:
+def kafka_batches(
+    draw: st.DrawFn, inputs: dict[str, str]
+) -> list[list[tuple[str, int, bytes | None, list[tuple[str, Any]]]]]:
     """Batches of (kafka topic, partition, value, headers); offsets are the caller's."""
     # One topic or both: with fewer partitions in play the watermark moves, so events can
     # turn late, and forged end markers can close the driver before more data arrives.
@@ -259,11 +376,32 @@ def kafka_batches(draw: st.DrawFn, inputs: dict[str, str]
 
 
 # -- configuration -------------------------------------------------------------------------
-DATE_VALUES = ("2026-05-04T00:00:00Z", "2026-05-04T00:00:00", "2026-05-04", "0001-01-01T00:00:00Z",
-               "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-23:00", "2026-13-01T00:00:00Z",
-               "yesterday", "", 0, -1, 10**20, 1e300)
-CSV_NAMES = ("missing.csv", "bad-utf8.csv", "no-actor-column.csv", "huge-field.csv",
-             "nul.csv", "good.csv", "a\x00b.csv", ".", "")
+DATE_VALUES = (
+    "2026-05-04T00:00:00Z",
+    "2026-05-04T00:00:00",
+    "2026-05-04",
+    "0001-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-23:00",
+    "2026-13-01T00:00:00Z",
+    "yesterday",
+    "",
+    0,
+    -1,
+    10**20,
+    1e300,
+)
+CSV_NAMES = (
+    "missing.csv",
+    "bad-utf8.csv",
+    "no-actor-column.csv",
+    "huge-field.csv",
+    "nul.csv",
+    "good.csv",
+    "a\x00b.csv",
+    ".",
+    "",
+)
 
 
 @st.composite
@@ -271,13 +409,20 @@ def config_objects(draw: st.DrawFn) -> Any:
     """A configuration mapping: the factory's valid one with 1-5 hostile edits, or any
     JSON-like value at all."""
     if draw(st.integers(0, 9)) == 0:
-        return draw(st.dictionaries(hostile_text | st.sampled_from(tuple(config_dict())),
-                                    json_values, max_size=5) | json_values)
+        return draw(
+            st.dictionaries(
+                hostile_text | st.sampled_from(tuple(config_dict())), json_values, max_size=5
+            )
+            | json_values
+        )
     cfg = config_dict()
     for _ in range(draw(st.integers(1, 5))):
         parent, key = draw(_location(cfg))
-        action = draw(st.sampled_from(("drop", "value", "text", "number", "date", "swap",
-                                       "dup", "extra", "csv")))
+        action = draw(
+            st.sampled_from(
+                ("drop", "value", "text", "number", "date", "swap", "dup", "extra", "csv")
+            )
+        )
         if action == "drop" and key is not None:
             del parent[key]
         elif action == "value" and key is not None:
@@ -315,14 +460,35 @@ def _location(draw: st.DrawFn, cfg: dict[str, Any]) -> tuple[Any, Any]:
 
 
 YAML_SNIPPETS = (
-    "a: 2026-13-01\n", "a: 2026-05-01T00:00:00+99:00\n", "a: 0000-01-01\n",
-    "a: !!python/object/apply:os.getcwd []\n", "a: !!binary ZZZ\n", "a: !!timestamp x\n",
-    "a: &x [*x]\n", "a: *undefined\n", "<<: 5\n", "? [a]\n: b\n", "a: !!float nan\n",
-    "a: .inf\n", "a: !!bool x\n", "a: !!int x\n", "a: !!float x\n", "a: !!int 0x\n",
-    "a: !!omap [1]\n", "a: !!set [1]\n", "a: !!str {a: 1}\n", "a: !!merge x\n",
-    "a: !!int " + "9" * 5000 + "\n", "a:\n\tb: 1\n", "%YAML 9.9\n---\na: 1\n",
-    "--- !!set\n? a\n", "[" * 1000,
-    "a: " + "[" * 1000 + "]" * 1000 + "\n", "a: 1\na: 2\n", "\ufeffa: 1\n", "a: \"\\ud800\"\n",
+    "a: 2026-13-01\n",
+    "a: 2026-05-01T00:00:00+99:00\n",
+    "a: 0000-01-01\n",
+    "a: !!python/object/apply:os.getcwd []\n",
+    "a: !!binary ZZZ\n",
+    "a: !!timestamp x\n",
+    "a: &x [*x]\n",
+    "a: *undefined\n",
+    "<<: 5\n",
+    "? [a]\n: b\n",
+    "a: !!float nan\n",
+    "a: .inf\n",
+    "a: !!bool x\n",
+    "a: !!int x\n",
+    "a: !!float x\n",
+    "a: !!int 0x\n",
+    "a: !!omap [1]\n",
+    "a: !!set [1]\n",
+    "a: !!str {a: 1}\n",
+    "a: !!merge x\n",
+    "a: !!int " + "9" * 5000 + "\n",
+    "a:\n\tb: 1\n",
+    "%YAML 9.9\n---\na: 1\n",
+    "--- !!set\n? a\n",
+    "[" * 1000,
+    "a: " + "[" * 1000 + "]" * 1000 + "\n",
+    "a: 1\na: 2\n",
+    "\ufeffa: 1\n",
+    'a: "\\ud800"\n',
 )
 
 
@@ -344,7 +510,33 @@ def config_texts(draw: st.DrawFn) -> bytes:
         text = yaml.safe_dump(config_dict())
     for _ in range(draw(st.integers(0, 3))):
         at = draw(st.integers(0, len(text)))
-        text = text[:at] + draw(st.sampled_from(
-            (":", "- ", "[", "{", "&a ", "*a", "!!", "\t", "\n", "'", '"', "%", "@", "|",
-             "#", "? ", "2026-13-01", "\ud800", "\x00"))) + text[at:]
+        text = (
+            text[:at]
+            + draw(
+                st.sampled_from(
+                    (
+                        ":",
+                        "- ",
+                        "[",
+                        "{",
+                        "&a ",
+                        "*a",
+                        "!!",
+                        "\t",
+                        "\n",
+                        "'",
+                        '"',
+                        "%",
+                        "@",
+                        "|",
+                        "#",
+                        "? ",
+                        "2026-13-01",
+                        "\ud800",
+                        "\x00",
+                    )
+                )
+            )
+            + text[at:]
+        )
     return text.encode("utf-8", "surrogatepass")

@@ -36,8 +36,14 @@ class Analysis:
     metrics).  Ticks must come in increasing order.
     """
 
-    def __init__(self, config: Config, output: Output, *, detectors: list[str] | None = None,
-                 on_tick: Callable[[Tick, Analysis], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        output: Output,
+        *,
+        detectors: list[str] | None = None,
+        on_tick: Callable[[Tick, Analysis], None] | None = None,
+    ) -> None:
         self.config = config
         self.output = output
         self.tick_ms = config.detection.tick_ms
@@ -58,8 +64,13 @@ class Analysis:
         self._last_index = idx
         if self._aliases:
             _resolve_aliases(closed, self._aliases)
-        tick = Tick(idx * self.tick_ms, (idx + 1) * self.tick_ms, closed.exposures,
-                    closed.rankings, closed.panel)
+        tick = Tick(
+            idx * self.tick_ms,
+            (idx + 1) * self.tick_ms,
+            closed.exposures,
+            closed.rankings,
+            closed.panel,
+        )
         self.ledger.observe(closed.exposures)
         findings: list[Finding] = []
         for det in self.detectors:

@@ -226,8 +226,16 @@ def _check_values(event: Event) -> None:
             if it.interventions:
                 parts.extend(it.interventions)
     else:  # region and arm are ASCII by their pattern and literal
-        parts = [event.event_id, event.platform, event.user, event.surface, event.item,
-                 event.actor, event.request or "", event.label or ""]
+        parts = [
+            event.event_id,
+            event.platform,
+            event.user,
+            event.surface,
+            event.item,
+            event.actor,
+            event.request or "",
+            event.label or "",
+        ]
     try:
         "".join(parts).encode("utf-8")
     except UnicodeEncodeError:
@@ -262,8 +270,9 @@ def _check_finite(event: Ranking) -> None:
         for name in ("score", "organic_score"):
             value = getattr(it, name)
             if value is not None and not math.isfinite(value):
-                raise ValueError(f"{name}: expected a finite number, got {value!r} - at "
-                                 f"`$.items[{i}].{name}`")
+                raise ValueError(
+                    f"{name}: expected a finite number, got {value!r} - at `$.items[{i}].{name}`"
+                )
 
 
 def event_key(topic: str, event: Event) -> tuple[str, str, str]:

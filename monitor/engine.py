@@ -63,11 +63,19 @@ def key_retention_ms(config: Config) -> int:
 class Engine:
     """Drive the detectors over one logical stream of exposure and ranking records."""
 
-    def __init__(self, config: Config, output: Output, *, detectors: list[str] | None = None,
-                 max_future_ms: int = DAY_MS, now_ms: Callable[[], int] | None = None,
-                 key_retention: int | None = None, auto_watermark: bool = True,
-                 on_tick: Callable[[Tick, Analysis], None] | None = None,
-                 pseudonymiser: Pseudonymiser | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        output: Output,
+        *,
+        detectors: list[str] | None = None,
+        max_future_ms: int = DAY_MS,
+        now_ms: Callable[[], int] | None = None,
+        key_retention: int | None = None,
+        auto_watermark: bool = True,
+        on_tick: Callable[[Tick, Analysis], None] | None = None,
+        pseudonymiser: Pseudonymiser | None = None,
+    ) -> None:
         self.config = config
         # A driver that keeps state across processes (worker, archive) passes the persistent
         # key; otherwise a per-process key still keeps raw user keys out of every output.
@@ -81,10 +89,14 @@ class Engine:
         self.analysis = Analysis(config, output, detectors=detectors, on_tick=on_tick)
         self.stats = StreamStats()
         self.ingest_unit = Ingest(
-            tick_ms=self.tick_ms, lateness_ms=self.lateness_ms,
-            pseudonymiser=self.pseudonymiser, dead=self._unit_dead,
-            future_limit_ms=self._now_ms() + max_future_ms, stats=self.stats,
-            key_retention_ms=key_retention or key_retention_ms(config))
+            tick_ms=self.tick_ms,
+            lateness_ms=self.lateness_ms,
+            pseudonymiser=self.pseudonymiser,
+            dead=self._unit_dead,
+            future_limit_ms=self._now_ms() + max_future_ms,
+            stats=self.stats,
+            key_retention_ms=key_retention or key_retention_ms(config),
+        )
 
     # -- input ----------------------------------------------------------------------------
     def ingest(self, topic: str, raw: bytes | str, *, source: str, location: str = "") -> None:
@@ -104,11 +116,24 @@ class Engine:
             self.push(topic, result, source=source, location=location)
 
     def reject(self, rejected: Rejected, *, source: str, location: str = "") -> None:
-        self.dead_letter(rejected.topic, "rejected", rejected.raw, rejected.reason,
-                         source=source, location=location)
+        self.dead_letter(
+            rejected.topic,
+            "rejected",
+            rejected.raw,
+            rejected.reason,
+            source=source,
+            location=location,
+        )
 
-    def push(self, topic: str, event: Event, *, source: str, location: str = "",
-             raw: bytes | str | None = None) -> None:
+    def push(
+        self,
+        topic: str,
+        event: Event,
+        *,
+        source: str,
+        location: str = "",
+        raw: bytes | str | None = None,
+    ) -> None:
         """Accept a validated event: dedup, lateness, then buffer it in its tick."""
         unit = self.ingest_unit
         unit.push(topic, event, source=source, location=location, raw=raw)
@@ -116,16 +141,25 @@ class Engine:
             for tick in unit.advance():
                 self._run(tick)
 
-    def _unit_dead(self, topic: str, counter: str, raw: str, reason: str, source: str,
-                   location: str) -> None:
+    def _unit_dead(
+        self, topic: str, counter: str, raw: str, reason: str, source: str, location: str
+    ) -> None:
         # already counted by the unit in the shared stats
         scrub = self.pseudonymiser
-        self.output.deadletters([DeadLetter(source=source, raw=scrub.scrub(raw),
-                                            reason=scrub.scrub_reason(reason),
-                                            location=location)])
+        self.output.deadletters(
+            [
+                DeadLetter(
+                    source=source,
+                    raw=scrub.scrub(raw),
+                    reason=scrub.scrub_reason(reason),
+                    location=location,
+                )
+            ]
+        )
 
-    def dead_letter(self, topic: str, counter: str, raw: str, reason: str, *, source: str,
-                    location: str = "") -> None:
+    def dead_letter(
+        self, topic: str, counter: str, raw: str, reason: str, *, source: str, location: str = ""
+    ) -> None:
         """A record that never reaches a tick, counted in ``stats.<counter>[topic]``
         (``rejected``, ``late`` or ``conflicting``); text and reason are scrubbed of user
         keys like every dead letter."""
@@ -139,8 +173,13 @@ class Engine:
         for tick in self.ingest_unit.advance_to(watermark_ms):
             self._run(tick)
 
-    def feed_tick(self, idx: int, exposures: list[Exposure], rankings: list[Ranking],
-                  panel: list[Exposure] | None = None) -> None:
+    def feed_tick(
+        self,
+        idx: int,
+        exposures: list[Exposure],
+        rankings: list[Ranking],
+        panel: list[Exposure] | None = None,
+    ) -> None:
         """A whole tick of validated, deduplicated events in canonical order (``ts``,
         ``platform``, ``event_id``) — the staged replay (:mod:`streams.staging`), which has
         already sorted the archive, removed duplicates and rejected far-future events.
@@ -164,8 +203,7 @@ class Engine:
         for e in panel:
             e.user = pseudonym(e.user)
         accepted = self.stats.accepted
-        for topic, events in (("exposure", exposures), ("ranking", rankings),
-                              ("panel", panel)):
+        for topic, events in (("exposure", exposures), ("ranking", rankings), ("panel", panel)):
             if events or topic in accepted:
                 accepted[topic] = accepted.get(topic, 0) + len(events)
         self._run(ClosedTick(idx, exposures, rankings, panel))
@@ -204,9 +242,15 @@ class Engine:
         for tick in self.ingest_unit.flush():
             self._run(tick)
         s = self.stats
-        self.analysis.finish({"accepted": s.accepted, "duplicates": s.duplicates,
-                              "late": s.late, "rejected": s.rejected,
-                              "conflicting": s.conflicting})
+        self.analysis.finish(
+            {
+                "accepted": s.accepted,
+                "duplicates": s.duplicates,
+                "late": s.late,
+                "rejected": s.rejected,
+                "conflicting": s.conflicting,
+            }
+        )
         for message in unseen_platforms(self.config, self.stats.platforms):
             warnings.warn(message, ConfigWarning, stacklevel=2)
         return self.stats
@@ -228,8 +272,12 @@ class Engine:
                 for (_p, topic, _e), (event, _s, _l) in bucket.events.items():
                     stats.accepted[topic] = stats.accepted.get(topic, 0) - 1
                     stats.platforms[event.platform] -= 1
-        state = {"ledger": self.ledger, "detectors": self.detectors, "stats": stats,
-                 "unit": unit.state(pending=pending)}
+        state = {
+            "ledger": self.ledger,
+            "detectors": self.detectors,
+            "stats": stats,
+            "unit": unit.state(pending=pending),
+        }
         buf = io.BytesIO()
         _StatePickler(buf, self.config).dump((self._fingerprint(), state))
         return buf.getvalue()
@@ -238,8 +286,10 @@ class Engine:
         """Replace this engine's state by a :meth:`snapshot` (same configuration only)."""
         fingerprint, state = _StateUnpickler(io.BytesIO(data), self.config).load()
         if fingerprint != self._fingerprint():
-            raise ValueError("engine state was saved with a different configuration, "
-                             "detector versions or pseudonymisation key")
+            raise ValueError(
+                "engine state was saved with a different configuration, "
+                "detector versions or pseudonymisation key"
+            )
         self.analysis.ledger = state["ledger"]
         self.analysis.detectors = state["detectors"]
         self.stats = state["stats"]
@@ -249,8 +299,13 @@ class Engine:
         self.ingest_unit.load_state(state["unit"])
 
     def _fingerprint(self) -> str:
-        text = self.config.model_dump_json() + "|" + ",".join(
-            f"{d.name}:{d.version}" for d in self.detectors) + "|" + self.pseudonymiser.key_id
+        text = (
+            self.config.model_dump_json()
+            + "|"
+            + ",".join(f"{d.name}:{d.version}" for d in self.detectors)
+            + "|"
+            + self.pseudonymiser.key_id
+        )
         return hashlib.sha256(text.encode()).hexdigest()
 
     @property

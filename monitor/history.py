@@ -31,11 +31,20 @@ from monitor.store import HISTORY_COLUMNS, Store
 
 __all__ = ["HistoryRecorder"]
 
-_TYPES = {"tick_end": pa.timestamp("ms", tz="UTC"), "ratio": pa.float64(),
-          "reach_ratio": pa.float64(), "effect": pa.float64(), "ci_low": pa.float64(),
-          "ci_high": pa.float64(), "p_value": pa.float64(), "n_exposures": pa.int64(),
-          "n_ranked": pa.int64(), "n_holdout": pa.int64(), "users_ranked": pa.int64(),
-          "users_holdout": pa.int64()}
+_TYPES = {
+    "tick_end": pa.timestamp("ms", tz="UTC"),
+    "ratio": pa.float64(),
+    "reach_ratio": pa.float64(),
+    "effect": pa.float64(),
+    "ci_low": pa.float64(),
+    "ci_high": pa.float64(),
+    "p_value": pa.float64(),
+    "n_exposures": pa.int64(),
+    "n_ranked": pa.int64(),
+    "n_holdout": pa.int64(),
+    "users_ranked": pa.int64(),
+    "users_holdout": pa.int64(),
+}
 _SCHEMA = pa.schema([(c, _TYPES.get(c, pa.string())) for c in HISTORY_COLUMNS])
 
 
@@ -92,12 +101,24 @@ class HistoryRecorder:
                 subjects = self._subjects[key[1]] = ledger.monitored_subjects(windows[key[1]])
             for subject in subjects:
                 m = measure(cell, subject)
-                self._add(tick_end=end, record="measurement", platform=m.platform,
-                          region=m.region, window_id=m.window_id, period=m.period,
-                          subject_kind=m.subject_kind, subject=m.subject, ratio=m.ratio,
-                          reach_ratio=m.reach_ratio, ci_low=m.ci_low, ci_high=m.ci_high,
-                          n_ranked=m.n_ranked, n_holdout=m.n_holdout,
-                          users_ranked=m.users_ranked, users_holdout=m.users_holdout)
+                self._add(
+                    tick_end=end,
+                    record="measurement",
+                    platform=m.platform,
+                    region=m.region,
+                    window_id=m.window_id,
+                    period=m.period,
+                    subject_kind=m.subject_kind,
+                    subject=m.subject,
+                    ratio=m.ratio,
+                    reach_ratio=m.reach_ratio,
+                    ci_low=m.ci_low,
+                    ci_high=m.ci_high,
+                    n_ranked=m.n_ranked,
+                    n_holdout=m.n_holdout,
+                    users_ranked=m.users_ranked,
+                    users_holdout=m.users_holdout,
+                )
         if len(self._cols["run_id"]) >= self.flush_rows:
             self.flush()
 
@@ -110,11 +131,24 @@ class HistoryRecorder:
 
     def _stamp_findings(self, end: Any) -> None:
         for f in self.pending:
-            self._add(tick_end=end, record="finding", platform=f.platform, region=f.region,
-                      window_id=f.window_id, subject_kind=f.subject_kind, subject=f.subject,
-                      detector=f.detector, kind=f.kind, finding_id=f.finding_id,
-                      effect=f.effect, ci_low=f.ci_low, ci_high=f.ci_high, p_value=f.p_value,
-                      severity=f.severity, n_exposures=f.n_exposures)
+            self._add(
+                tick_end=end,
+                record="finding",
+                platform=f.platform,
+                region=f.region,
+                window_id=f.window_id,
+                subject_kind=f.subject_kind,
+                subject=f.subject,
+                detector=f.detector,
+                kind=f.kind,
+                finding_id=f.finding_id,
+                effect=f.effect,
+                ci_low=f.ci_low,
+                ci_high=f.ci_high,
+                p_value=f.p_value,
+                severity=f.severity,
+                n_exposures=f.n_exposures,
+            )
         self.pending = []
 
     def _add(self, **values: Any) -> None:
@@ -125,7 +159,9 @@ class HistoryRecorder:
     def flush(self) -> None:
         n = len(self._cols["run_id"])
         if n:
-            batch = pa.table({c: pa.array(v, type=_SCHEMA.field(c).type)
-                              for c, v in self._cols.items()}, schema=_SCHEMA)
+            batch = pa.table(
+                {c: pa.array(v, type=_SCHEMA.field(c).type) for c, v in self._cols.items()},
+                schema=_SCHEMA,
+            )
             self.rows += self.store.add_history(batch)
             self._cols = {c: [] for c in HISTORY_COLUMNS}

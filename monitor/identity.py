@@ -163,8 +163,11 @@ def _cosmetic(target: _Target, observed: str) -> bool:
             left, right = op.src_pos - 1, op.src_pos
             if observed[op.dest_pos].isdigit() or left < 0 or target.size[left] < _LONG_RUN:
                 return False
-            if right < n and target.run[right] != target.run[left] and \
-                    0 < target.size[right] < _LONG_RUN:
+            if (
+                right < n
+                and target.run[right] != target.run[left]
+                and 0 < target.size[right] < _LONG_RUN
+            ):
                 return False
             continue
         q = op.src_pos
@@ -251,8 +254,9 @@ class IdentityIndex:
             if length not in self._by_length:
                 continue
             keys, targets = self._by_length[length]
-            for _, distance, i in process.extract(observed, keys, scorer=OSA.distance,
-                                                  score_cutoff=2, limit=None):
+            for _, distance, i in process.extract(
+                observed, keys, scorer=OSA.distance, score_cutoff=2, limit=None
+            ):
                 target = targets[i]
                 if not 0 < distance <= max_edits(length) or not _cosmetic(target, observed):
                     continue
@@ -265,8 +269,13 @@ class IdentityIndex:
         best.sort(key=lambda hit: self._order[hit[0]])
         return self._result(actor_id, best, "edit_distance", best_distance)
 
-    def _result(self, observed: str, hits: list[tuple[str, str]],
-                rule: Literal["normalisation", "edit_distance"], distance: int) -> NearMiss:
+    def _result(
+        self,
+        observed: str,
+        hits: list[tuple[str, str]],
+        rule: Literal["normalisation", "edit_distance"],
+        distance: int,
+    ) -> NearMiss:
         first: dict[str, str] = {}  # actor → the first of its ids/aliases that matched
         for registered, actor in hits:
             first.setdefault(actor, registered)
@@ -277,16 +286,31 @@ class IdentityIndex:
             why = reasons(observed, shown)
             detail = f"{observed!r} reads as {shown!r}: they differ only in {describe(why)}"
         else:
-            why = minimal_stages(lambda stages: OSA.distance(
-                key(observed, stages, fold_digits=False),
-                key(shown, stages, fold_digits=False)) <= distance)
+            why = minimal_stages(
+                lambda stages: (
+                    OSA.distance(
+                        key(observed, stages, fold_digits=False),
+                        key(shown, stages, fold_digits=False),
+                    )
+                    <= distance
+                )
+            )
             plural = "s" if distance > 1 else ""
             aside = f" once differences in {describe(why)} are set aside" if why else ""
             detail = f"{observed!r} is {distance} edit{plural} from {shown!r}{aside}"
         if len(candidates) > 1:
-            detail += (f"; ambiguous: it resembles {len(candidates)} registered actors "
-                       f"({', '.join(map(repr, candidates))}) equally")
-        return NearMiss(observed=observed, actor=None if len(candidates) > 1 else candidates[0],
-                        candidates=candidates, matched=matched, rule=rule, distance=distance,
-                        reasons=why, characters=_characters(observed, shown), detail=detail)
-
+            detail += (
+                f"; ambiguous: it resembles {len(candidates)} registered actors "
+                f"({', '.join(map(repr, candidates))}) equally"
+            )
+        return NearMiss(
+            observed=observed,
+            actor=None if len(candidates) > 1 else candidates[0],
+            candidates=candidates,
+            matched=matched,
+            rule=rule,
+            distance=distance,
+            reasons=why,
+            characters=_characters(observed, shown),
+            detail=detail,
+        )

@@ -90,15 +90,26 @@ class StreamStats:
 
     @property
     def records(self) -> int:
-        return sum(sum(d.values()) for d in (self.accepted, self.duplicates, self.late,
-                                              self.rejected, self.conflicting))
+        return sum(
+            sum(d.values())
+            for d in (self.accepted, self.duplicates, self.late, self.rejected, self.conflicting)
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "duplicates": self.duplicates, "late": self.late,
-                "rejected": self.rejected, "conflicting": self.conflicting,
-                "held": self.held, "uncorroborated": self.uncorroborated,
-                "out_of_order": self.out_of_order, "platforms": self.platforms,
-                "ticks": self.ticks, "first_ts": self.first_ts, "last_ts": self.last_ts}
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "late": self.late,
+            "rejected": self.rejected,
+            "conflicting": self.conflicting,
+            "held": self.held,
+            "uncorroborated": self.uncorroborated,
+            "out_of_order": self.out_of_order,
+            "platforms": self.platforms,
+            "ticks": self.ticks,
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+        }
 
     def add(self, other: StreamStats) -> None:
         """Fold ``other`` (another unit's counters) into these."""
@@ -129,8 +140,9 @@ class ClosedTick:
 
 def key_digest(platform: str, topic: str, event_id: str) -> tuple[int, int]:
     """128-bit digest of an idempotency key as two unsigned 64-bit halves."""
-    d = hashlib.blake2b("\x1f".join((platform, topic, event_id)).encode("utf-8", "replace"),
-                        digest_size=16).digest()
+    d = hashlib.blake2b(
+        "\x1f".join((platform, topic, event_id)).encode("utf-8", "replace"), digest_size=16
+    ).digest()
     return int.from_bytes(d[:8], "little"), int.from_bytes(d[8:], "little")
 
 
@@ -254,8 +266,9 @@ class Frontier:
         for i in range(len(ahead) - k + 1):
             if ahead[i + k - 1] - ahead[i] <= guard:
                 end = bisect.bisect_right(ahead, ahead[i] + guard)
-                self.value = max(self.value if self.value is not None else ahead[end - 1],
-                                 ahead[end - 1])
+                self.value = max(
+                    self.value if self.value is not None else ahead[end - 1], ahead[end - 1]
+                )
                 del ahead[:end]
                 while ahead and ahead[0] <= self.value + guard:
                     self.value = max(self.value, ahead.pop(0))
@@ -288,8 +301,10 @@ class IngestState(msgspec.Struct, kw_only=True):
 
 
 _DECODE_EVENT: Final[dict[str, msgspec.json.Decoder[Any]]] = {
-    "exposure": msgspec.json.Decoder(Exposure), "ranking": msgspec.json.Decoder(Ranking),
-    "panel": msgspec.json.Decoder(Exposure)}
+    "exposure": msgspec.json.Decoder(Exposure),
+    "ranking": msgspec.json.Decoder(Ranking),
+    "panel": msgspec.json.Decoder(Exposure),
+}
 
 DeadLetterFn = Callable[[str, str, str, str, str, str], None]
 # (topic, counter, raw text, reason, source, location)
@@ -302,10 +317,19 @@ class Ingest:
     not reach a tick; ``counter`` is the :class:`StreamStats` field it was counted in.
     """
 
-    def __init__(self, *, tick_ms: int, lateness_ms: int, pseudonymiser: Pseudonymiser,
-                 dead: DeadLetterFn, future_limit_ms: int, guard_ms: int = 3_600_000,
-                 corroborate: int = 3, key_retention_ms: int = 7 * 86_400_000,
-                 stats: StreamStats | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        tick_ms: int,
+        lateness_ms: int,
+        pseudonymiser: Pseudonymiser,
+        dead: DeadLetterFn,
+        future_limit_ms: int,
+        guard_ms: int = 3_600_000,
+        corroborate: int = 3,
+        key_retention_ms: int = 7 * 86_400_000,
+        stats: StreamStats | None = None,
+    ) -> None:
         if corroborate < 1:
             raise ValueError(f"corroborate must be >= 1, got {corroborate}")
         self.tick_ms = tick_ms
@@ -324,13 +348,26 @@ class Ingest:
         self.closed_idx = _NEVER  # ticks with index < this are closed
 
     # -- input ----------------------------------------------------------------------------
-    def push(self, topic: str, event: Event, *, source: str, location: str = "",
-             raw: bytes | str | None = None) -> None:
+    def push(
+        self,
+        topic: str,
+        event: Event,
+        *,
+        source: str,
+        location: str = "",
+        raw: bytes | str | None = None,
+    ) -> None:
         ts: int = event.ts  # type: ignore[assignment]
         if ts > self.future_limit_ms:
-            self._dead(topic, "rejected", event, raw,
-                       f"{topic}.ts: more than a day after the current wall-clock time",
-                       source, location)
+            self._dead(
+                topic,
+                "rejected",
+                event,
+                raw,
+                f"{topic}.ts: more than a day after the current wall-clock time",
+                source,
+                location,
+            )
             return
         key = (event.platform, topic, event.event_id)
         idx = ts // self.tick_ms
@@ -343,10 +380,16 @@ class Ingest:
             # its tick is closed: a re-send of a counted event, or late
             stored = self.keys.get(*key_digest(*key))
             if stored is None:
-                self._dead(topic, "late", event, raw,
-                           f"{topic}.ts: arrived after its tick closed (later than the "
-                           f"lateness allowance of {self.lateness_ms // 60_000} min)",
-                           source, location)
+                self._dead(
+                    topic,
+                    "late",
+                    event,
+                    raw,
+                    f"{topic}.ts: arrived after its tick closed (later than the "
+                    f"lateness allowance of {self.lateness_ms // 60_000} min)",
+                    source,
+                    location,
+                )
             else:
                 self._seen_closed(topic, event, stored, raw, source, location)
             return
@@ -360,27 +403,50 @@ class Ingest:
         platforms[event.platform] = platforms.get(event.platform, 0) + 1
         self._observe_time(ts)
 
-    def _seen_closed(self, topic: str, event: Event, stored: int, raw: bytes | str | None,
-                     source: str, location: str) -> None:
+    def _seen_closed(
+        self,
+        topic: str,
+        event: Event,
+        stored: int,
+        raw: bytes | str | None,
+        source: str,
+        location: str,
+    ) -> None:
         """A copy of a key already settled in a closed tick (``stored``: its content)."""
         if stored == content_digest(event):
             _inc(self.stats.duplicates, topic)
         elif stored == _CONFLICTED:
-            self._dead(topic, "conflicting", event, raw, _conflict_reason(topic, event),
-                       source, location)
+            self._dead(
+                topic, "conflicting", event, raw, _conflict_reason(topic, event), source, location
+            )
         else:
-            self._dead(topic, "conflicting", event, raw,
-                       f"{topic}.event_id: conflicting duplicate: this copy of "
-                       f"{event.event_id!r} differs from one already counted in a closed tick",
-                       source, location)
+            self._dead(
+                topic,
+                "conflicting",
+                event,
+                raw,
+                f"{topic}.event_id: conflicting duplicate: this copy of "
+                f"{event.event_id!r} differs from one already counted in a closed tick",
+                source,
+                location,
+            )
 
-    def _again_open(self, topic: str, key: tuple[str, str, str], idx: int, event: Event,
-                    raw: bytes | str | None, source: str, location: str) -> None:
+    def _again_open(
+        self,
+        topic: str,
+        key: tuple[str, str, str],
+        idx: int,
+        event: Event,
+        raw: bytes | str | None,
+        source: str,
+        location: str,
+    ) -> None:
         """A second copy of a key whose tick is still open."""
         bucket = self.open[idx]
         if key in bucket.conflicted:
-            self._dead(topic, "conflicting", event, raw, _conflict_reason(topic, event),
-                       source, location)
+            self._dead(
+                topic, "conflicting", event, raw, _conflict_reason(topic, event), source, location
+            )
             return
         first, first_source, first_location = bucket.events[key]
         if first == event:  # msgspec structs compare field by field
@@ -391,13 +457,29 @@ class Ingest:
         bucket.conflicted.add(key)
         _inc(self.stats.accepted, topic, -1)
         self.stats.platforms[first.platform] -= 1
-        self._dead(topic, "conflicting", first, None, _conflict_reason(topic, first),
-                   first_source, first_location)
-        self._dead(topic, "conflicting", event, raw, _conflict_reason(topic, event),
-                   source, location)
+        self._dead(
+            topic,
+            "conflicting",
+            first,
+            None,
+            _conflict_reason(topic, first),
+            first_source,
+            first_location,
+        )
+        self._dead(
+            topic, "conflicting", event, raw, _conflict_reason(topic, event), source, location
+        )
 
-    def _dead(self, topic: str, counter: str, event: Event, raw: bytes | str | None,
-              reason: str, source: str, location: str) -> None:
+    def _dead(
+        self,
+        topic: str,
+        counter: str,
+        event: Event,
+        raw: bytes | str | None,
+        reason: str,
+        source: str,
+        location: str,
+    ) -> None:
         text = raw if raw is not None else _ENCODE(event)
         if isinstance(text, bytes):
             text = text.decode("utf-8", "replace")
@@ -476,15 +558,24 @@ class Ingest:
     def state(self, *, pending: bool = True) -> IngestState:
         """The unit's state; with ``pending=False`` without the open ticks (a driver that
         can read their events again from its source)."""
-        st = IngestState(frontier=self.front.value, ahead=list(self.front.ahead),
-                         closed_idx=self.closed_idx, future_limit_ms=self.future_limit_ms,
-                         keys=self.keys.to_bytes())
+        st = IngestState(
+            frontier=self.front.value,
+            ahead=list(self.front.ahead),
+            closed_idx=self.closed_idx,
+            future_limit_ms=self.future_limit_ms,
+            keys=self.keys.to_bytes(),
+        )
         if pending:
-            st.open = {idx: [_OpenEvent(k[1], _ENCODE(ev), src, loc)
-                             for k, (ev, src, loc) in b.events.items()]
-                       for idx, b in self.open.items()}
-            st.conflicted = {idx: sorted(b.conflicted) for idx, b in self.open.items()
-                             if b.conflicted}
+            st.open = {
+                idx: [
+                    _OpenEvent(k[1], _ENCODE(ev), src, loc)
+                    for k, (ev, src, loc) in b.events.items()
+                ]
+                for idx, b in self.open.items()
+            }
+            st.conflicted = {
+                idx: sorted(b.conflicted) for idx, b in self.open.items() if b.conflicted
+            }
         return st
 
     def load_state(self, st: IngestState) -> None:
@@ -513,5 +604,7 @@ class Ingest:
 
 
 def _conflict_reason(topic: str, event: Event) -> str:
-    return (f"{topic}.event_id: conflicting duplicate: copies of {event.event_id!r} differ; "
-            "none is counted")
+    return (
+        f"{topic}.event_id: conflicting duplicate: copies of {event.event_id!r} differ; "
+        "none is counted"
+    )

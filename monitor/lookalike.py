@@ -84,17 +84,26 @@ from typing import Final, Literal
 
 __all__ = ["STAGES", "Stage", "describe", "key", "minimal_stages", "prototypes", "reasons"]
 
-Stage = Literal["compatibility", "invisible", "whitespace", "diacritics", "confusable",
-                "punctuation", "case"]
-STAGES: Final[tuple[Stage, ...]] = ("compatibility", "invisible", "whitespace", "diacritics",
-                                    "confusable", "punctuation", "case")
+Stage = Literal[
+    "compatibility", "invisible", "whitespace", "diacritics", "confusable", "punctuation", "case"
+]
+STAGES: Final[tuple[Stage, ...]] = (
+    "compatibility",
+    "invisible",
+    "whitespace",
+    "diacritics",
+    "confusable",
+    "punctuation",
+    "case",
+)
 
 # Default-ignorable characters (UAX #44 Default_Ignorable_Code_Point) that are not Cc/Cf and
 # render as nothing, plus the braille blank, which renders as a space.
 _BLANKS: Final = frozenset(
     "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0"
     + "".join(map(chr, range(0xFE00, 0xFE10)))
-    + "".join(map(chr, range(0xE0100, 0xE01F0))))
+    + "".join(map(chr, range(0xE0100, 0xE01F0)))
+)
 _DIGITS: Final = frozenset("0123456789")
 _MAX_ROUNDS: Final = 8
 
@@ -144,8 +153,11 @@ def prototypes(table: Mapping[str, Iterable[str]]) -> dict[str, str]:
         if len(members) < 2:
             continue
         centres = [c for c in members if len(single[c] & members) == len(members) - 1]
-        centre = (min(centres, key=ord) if len(members) > 2 and centres else
-                  min(members, key=lambda c: (not c.isascii(), ord(c))))
+        centre = (
+            min(centres, key=ord)
+            if len(members) > 2 and centres
+            else min(members, key=lambda c: (not c.isascii(), ord(c)))
+        )
         for char in members:
             if char != centre:
                 out[char] = centre
@@ -155,8 +167,9 @@ def prototypes(table: Mapping[str, Iterable[str]]) -> dict[str, str]:
 @functools.cache
 def _table() -> dict[str, str]:
     """The bundled confusables table as character → prototype (read once)."""
-    raw = json.loads((files("confusable_homoglyphs") / "confusables.json")
-                     .read_text(encoding="utf-8"))
+    raw = json.loads(
+        (files("confusable_homoglyphs") / "confusables.json").read_text(encoding="utf-8")
+    )
 
     def clean(text: str) -> str:
         # the package copies the left-to-right marks that confusables.txt's comments put
@@ -184,13 +197,20 @@ def _step(text: str, stages: frozenset[Stage], fold_digits: bool) -> str:
     if "whitespace" in stages:
         text = "".join(c for c in text if not _space(c))
     if "diacritics" in stages:
-        text = "".join(c for c in unicodedata.normalize("NFD", text)
-                       if unicodedata.category(c) not in ("Mn", "Me"))
+        text = "".join(
+            c
+            for c in unicodedata.normalize("NFD", text)
+            if unicodedata.category(c) not in ("Mn", "Me")
+        )
     if "confusable" in stages:
         table = _table()
-        text = unicodedata.normalize("NFD", "".join(
-            c if not fold_digits and c in _DIGITS else table.get(c, c)
-            for c in unicodedata.normalize("NFD", text)))
+        text = unicodedata.normalize(
+            "NFD",
+            "".join(
+                c if not fold_digits and c in _DIGITS else table.get(c, c)
+                for c in unicodedata.normalize("NFD", text)
+            ),
+        )
     if "punctuation" in stages:
         text = "".join(c for c in text if unicodedata.category(c)[0] not in "PS")
     if "case" in stages:
@@ -235,8 +255,15 @@ def key(text: str, stages: Collection[Stage] = STAGES, *, fold_digits: bool = Tr
     return text
 
 
-_DROP_ORDER: Final[tuple[Stage, ...]] = ("confusable", "compatibility", "diacritics", "punctuation",
-                                         "whitespace", "invisible", "case")
+_DROP_ORDER: Final[tuple[Stage, ...]] = (
+    "confusable",
+    "compatibility",
+    "diacritics",
+    "punctuation",
+    "whitespace",
+    "invisible",
+    "case",
+)
 
 
 def minimal_stages(holds: Callable[[frozenset[Stage]], bool]) -> tuple[Stage, ...]:

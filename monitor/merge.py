@@ -80,19 +80,21 @@ class Merger:
         old = self.progress.get(p.unit)
         if old is not None:
             # progress only moves forward (a restarted unit may repeat older news)
-            p = UnitProgress(unit=p.unit, units=p.units,
-                             closed_until=max(old.closed_until, p.closed_until),
-                             finished=old.finished or p.finished,
-                             idle=p.idle and not (old.finished or p.finished),
-                             counts=p.counts or old.counts)
+            p = UnitProgress(
+                unit=p.unit,
+                units=p.units,
+                closed_until=max(old.closed_until, p.closed_until),
+                finished=old.finished or p.finished,
+                idle=p.idle and not (old.finished or p.finished),
+                counts=p.counts or old.counts,
+            )
         self.progress[p.unit] = p
 
     def frontier(self) -> int | None:
         """Ticks before this are closed in every unit (None: not every unit heard yet)."""
         if self.units is None or len(self.progress) < self.units:
             return None
-        waiting = [p.closed_until for p in self.progress.values()
-                   if not (p.finished or p.idle)]
+        waiting = [p.closed_until for p in self.progress.values() if not (p.finished or p.idle)]
         if not waiting:
             if all(p.finished for p in self.progress.values()):
                 return _ALL_DONE
@@ -128,8 +130,11 @@ class Merger:
 
     @property
     def finished(self) -> bool:
-        return (self.units is not None and len(self.progress) == self.units
-                and all(p.finished for p in self.progress.values()))
+        return (
+            self.units is not None
+            and len(self.progress) == self.units
+            and all(p.finished for p in self.progress.values())
+        )
 
     def close(self) -> None:
         """Every unit has finished: run what is left, then finish every analysis."""
@@ -137,8 +142,13 @@ class Merger:
             return
         self.run_complete()
         c = self.counts()
-        ingest = {"accepted": c.accepted, "duplicates": c.duplicates, "late": c.late,
-                  "rejected": c.rejected, "conflicting": c.conflicting}
+        ingest = {
+            "accepted": c.accepted,
+            "duplicates": c.duplicates,
+            "late": c.late,
+            "rejected": c.rejected,
+            "conflicting": c.conflicting,
+        }
         for platform in sorted(self.analyses):
             self.analyses[platform].finish(ingest)
         self.closed = True

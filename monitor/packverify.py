@@ -39,8 +39,16 @@ from typing import Any, Final, Literal
 
 from monitor.signing import ALGORITHM, PublicKey, SigningKeyError
 
-__all__ = ["FORMAT", "FORMAT_V1", "LIMITS", "Limits", "Status", "Trusted", "VerifyResult",
-           "verify_pack"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_V1",
+    "LIMITS",
+    "Limits",
+    "Status",
+    "Trusted",
+    "VerifyResult",
+    "verify_pack",
+]
 
 FORMAT: Final = "amplimon-evidence-pack/2"  # signed
 FORMAT_V1: Final = "amplimon-evidence-pack/1"  # unsigned (before signatures)
@@ -104,17 +112,21 @@ def _mib(n: float) -> str:
 def _check_directory(zf: zipfile.ZipFile, limits: Limits) -> list[zipfile.ZipInfo]:
     infos = zf.infolist()
     if len(infos) > limits.entries:
-        raise _invalid(f"too many entries ({len(infos):,}; a pack has at most "
-                       f"{limits.entries:,})")
+        raise _invalid(f"too many entries ({len(infos):,}; a pack has at most {limits.entries:,})")
     total = 0
     for info in infos:
         if info.file_size > limits.file_bytes:
-            raise _invalid(f"{info.filename}: {_mib(info.file_size)} uncompressed, over the "
-                           f"{_mib(limits.file_bytes)} a pack file may have")
+            raise _invalid(
+                f"{info.filename}: {_mib(info.file_size)} uncompressed, over the "
+                f"{_mib(limits.file_bytes)} a pack file may have"
+            )
         if info.file_size > limits.ratio_from and (
-                info.file_size > limits.ratio * max(info.compress_size, 1)):
-            raise _invalid(f"{info.filename}: compression ratio "
-                           f"{info.file_size / max(info.compress_size, 1):,.0f}:1 (a zip bomb?)")
+            info.file_size > limits.ratio * max(info.compress_size, 1)
+        ):
+            raise _invalid(
+                f"{info.filename}: compression ratio "
+                f"{info.file_size / max(info.compress_size, 1):,.0f}:1 (a zip bomb?)"
+            )
         total += info.file_size
         if total > limits.total_bytes:
             raise _invalid(f"over {_mib(limits.total_bytes)} uncompressed in all")
@@ -131,15 +143,20 @@ def _layout(infos: list[zipfile.ZipInfo]) -> dict[str, zipfile.ZipInfo]:
     roots = {PurePosixPath(n).parts[0] for n in names if n}
     for n in names:
         parts = PurePosixPath(n).parts
-        if (n.startswith("/") or "\\" in n or ".." in parts or len(parts) < 2
-                or len(roots) != 1 or any(ord(c) < 32 for c in n)):
+        if (
+            n.startswith("/")
+            or "\\" in n
+            or ".." in parts
+            or len(parts) < 2
+            or len(roots) != 1
+            or any(ord(c) < 32 for c in n)
+        ):
             raise _invalid(f"{n!r}: unexpected path in the archive")
     root = roots.pop() if roots else ""
-    return {i.filename[len(root) + 1:]: i for i in infos}
+    return {i.filename[len(root) + 1 :]: i for i in infos}
 
 
-def _read(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Limits,
-          sink: Any = None) -> bytes:
+def _read(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Limits, sink: Any = None) -> bytes:
     """The entry's bytes (or, with ``sink``, fed to it chunk by chunk), never more than its
     declared size nor the per-file bound."""
     cap = min(info.file_size, limits.file_bytes)
@@ -153,10 +170,17 @@ def _read(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Limits,
                 if n > cap:
                     raise _invalid(f"{info.filename}: inflates past its declared size")
                 write(chunk)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
-            RuntimeError) as err:
-        raise _tampered(f"{info.filename}: corrupt entry in the archive "
-                        f"({' '.join(str(err).split())[:80]})") from None
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        NotImplementedError,
+        RuntimeError,
+    ) as err:
+        raise _tampered(
+            f"{info.filename}: corrupt entry in the archive ({' '.join(str(err).split())[:80]})"
+        ) from None
     return out.getvalue()
 
 
@@ -178,17 +202,21 @@ def _manifest(raw: bytes) -> dict[str, Any]:
     return manifest
 
 
-def _signature(raw: bytes | None, manifest: dict[str, Any], raw_manifest: bytes,
-               trusted: Sequence[Trusted]) -> tuple[str, str, str]:
+def _signature(
+    raw: bytes | None, manifest: dict[str, Any], raw_manifest: bytes, trusted: Sequence[Trusted]
+) -> tuple[str, str, str]:
     """(signer, fingerprint, signed_at) of a good signature by a trusted key; else refused."""
     if manifest["format"] == FORMAT_V1 or raw is None:
-        raise _tampered("not signed: anyone could have written this pack (packs are signed "
-                        "since amplimon-evidence-pack/2)")
+        raise _tampered(
+            "not signed: anyone could have written this pack (packs are signed "
+            "since amplimon-evidence-pack/2)"
+        )
     try:
         sig = json.loads(raw)
         if sig.get("algorithm") != ALGORITHM:
-            raise _tampered(f"signature.json: unsupported algorithm "
-                            f"{str(sig.get('algorithm'))[:30]!r}")
+            raise _tampered(
+                f"signature.json: unsupported algorithm {str(sig.get('algorithm'))[:30]!r}"
+            )
         key = PublicKey.from_base64(str(sig["public_key"]), "signature.json")
         signature = base64.b64decode(str(sig["signature"]), validate=True)
     except (ValueError, KeyError, TypeError, AttributeError, SigningKeyError):
@@ -199,23 +227,35 @@ def _signature(raw: bytes | None, manifest: dict[str, Any], raw_manifest: bytes,
     signed_at = str(manifest.get("created_at", ""))[:40]
     facts = {"signer": signer, "key_fingerprint": key.fingerprint, "signed_at": signed_at}
     if not key.verify(signature, raw_manifest):
-        raise _tampered("signature does not match manifest.json (the manifest was changed "
-                        "after signing)", **facts)
+        raise _tampered(
+            "signature does not match manifest.json (the manifest was changed after signing)",
+            **facts,
+        )
     if signer_info.get("key_fingerprint") != key.fingerprint:
         raise _tampered("manifest.json names another signing key than the signature's", **facts)
-    if not any(t == key.fingerprint if isinstance(t, str) else t.raw == key.raw
-               for t in trusted):
-        hint = ("no trusted key is configured here" if not trusted else
-                "trusted here: " + ", ".join(t if isinstance(t, str) else t.fingerprint
-                                             for t in trusted))
-        raise _tampered(f"signed by an untrusted key {key.fingerprint} ({hint}); compare it "
-                        "with the key the commission publishes and pass that key with "
-                        "--pubkey", **facts)
+    if not any(t == key.fingerprint if isinstance(t, str) else t.raw == key.raw for t in trusted):
+        hint = (
+            "no trusted key is configured here"
+            if not trusted
+            else "trusted here: "
+            + ", ".join(t if isinstance(t, str) else t.fingerprint for t in trusted)
+        )
+        raise _tampered(
+            f"signed by an untrusted key {key.fingerprint} ({hint}); compare it "
+            "with the key the commission publishes and pass that key with "
+            "--pubkey",
+            **facts,
+        )
     return signer, key.fingerprint, signed_at
 
 
-def verify_pack(source: str | Path | bytes, expect_manifest_sha256: str | None = None, *,
-                trusted: Sequence[Trusted] = (), limits: Limits = LIMITS) -> VerifyResult:
+def verify_pack(
+    source: str | Path | bytes,
+    expect_manifest_sha256: str | None = None,
+    *,
+    trusted: Sequence[Trusted] = (),
+    limits: Limits = LIMITS,
+) -> VerifyResult:
     """Check a pack against ``trusted`` keys (public keys, or their ``SHA256:…``
     fingerprints; see module docstring).  Never raises."""
     try:
@@ -224,8 +264,9 @@ def verify_pack(source: str | Path | bytes, expect_manifest_sha256: str | None =
         return VerifyResult(False, refused.status, refused.reason, **refused.facts)
 
 
-def _verify(source: str | Path | bytes, expect: str | None, trusted: Sequence[Trusted],
-            limits: Limits) -> VerifyResult:
+def _verify(
+    source: str | Path | bytes, expect: str | None, trusted: Sequence[Trusted], limits: Limits
+) -> VerifyResult:
     stream: io.BytesIO | str | Path
     if isinstance(source, bytes):
         size, stream = len(source), io.BytesIO(source)
@@ -236,8 +277,9 @@ def _verify(source: str | Path | bytes, expect: str | None, trusted: Sequence[Tr
             raise _invalid(f"cannot read the pack ({err.strerror or err})") from None
         stream = source
     if size > limits.archive_bytes:
-        raise _invalid(f"{_mib(size)} on disk, over the {_mib(limits.archive_bytes)} a pack "
-                       "may have")
+        raise _invalid(
+            f"{_mib(size)} on disk, over the {_mib(limits.archive_bytes)} a pack may have"
+        )
     try:
         zf = zipfile.ZipFile(stream)
     except (zipfile.BadZipFile, EOFError, ValueError, OSError, NotImplementedError):
@@ -250,8 +292,10 @@ def _verify(source: str | Path | bytes, expect: str | None, trusted: Sequence[Tr
         manifest = _manifest(raw_manifest)
         digest = hashlib.sha256(raw_manifest).hexdigest()
         if expect and digest != expect.strip().lower():
-            raise _tampered(f"manifest.json: SHA-256 {digest[:16]}… differs from the expected "
-                            f"{expect.strip()[:16]}…")
+            raise _tampered(
+                f"manifest.json: SHA-256 {digest[:16]}… differs from the expected "
+                f"{expect.strip()[:16]}…"
+            )
         listed: dict[str, dict[str, Any]] = {}
         for f in manifest["files"]:
             if f["path"] in listed or f["path"] in UNLISTED:
@@ -275,11 +319,18 @@ def _verify(source: str | Path | bytes, expect: str | None, trusted: Sequence[Tr
                 raise _tampered("finding.json is not valid JSON") from None
             if not isinstance(record, dict) or record.get("finding_id") != fid:
                 raise _tampered("finding.json: finding id differs from the manifest")
-        raw_sig = (_read(zf, inner["signature.json"], limits) if "signature.json" in inner
-                   else None)
+        raw_sig = _read(zf, inner["signature.json"], limits) if "signature.json" in inner else None
         signer, fp, signed_at = _signature(raw_sig, manifest, raw_manifest, trusted)
     who = f"{signer} " if signer else ""
     return VerifyResult(
-        True, "valid", f"valid: {len(listed)} files for finding {fid}, signed by {who}"
-        f"(key {fp}) at {signed_at}; manifest SHA-256 {digest}", fid, digest,
-        tuple(sorted(listed)), signer, fp, signed_at)
+        True,
+        "valid",
+        f"valid: {len(listed)} files for finding {fid}, signed by {who}"
+        f"(key {fp}) at {signed_at}; manifest SHA-256 {digest}",
+        fid,
+        digest,
+        tuple(sorted(listed)),
+        signer,
+        fp,
+        signed_at,
+    )

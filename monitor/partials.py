@@ -88,19 +88,16 @@ def split_by_platform(unit: int, tick: ClosedTick) -> Iterable[TickPartial]:
     for e in tick.exposures:
         part = parts.get(e.platform)
         if part is None:
-            part = parts[e.platform] = TickPartial(platform=e.platform, unit=unit,
-                                                   index=tick.index)
+            part = parts[e.platform] = TickPartial(platform=e.platform, unit=unit, index=tick.index)
         part.exposures.append(e)
     for r in tick.rankings:
         part = parts.get(r.platform)
         if part is None:
-            part = parts[r.platform] = TickPartial(platform=r.platform, unit=unit,
-                                                   index=tick.index)
+            part = parts[r.platform] = TickPartial(platform=r.platform, unit=unit, index=tick.index)
         part.rankings.append(r)
     for e in tick.panel:
         part = parts.get(e.platform)
         if part is None:
-            part = parts[e.platform] = TickPartial(platform=e.platform, unit=unit,
-                                                   index=tick.index)
+            part = parts[e.platform] = TickPartial(platform=e.platform, unit=unit, index=tick.index)
         part.panel.append(e)
     return [parts[p] for p in sorted(parts)]

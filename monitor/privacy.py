@@ -44,8 +44,7 @@ _USER_KEY: Final = "user"
 _CACHE_MAX: Final = 200_000
 # "user": "…" (closed or cut off by truncation) or "user": <any other token>
 _USER_MEMBER = re.compile(r'("user"\s*:\s*)("(?:[^"\\]|\\.)*"?|[^\s,}\]]+)', re.S)
-_REASON = re.compile(r"^(?P<field>(?:exposure|ranking)\.user): (?P<rest>.*?)(?:, got .*)?$",
-                     re.S)
+_REASON = re.compile(r"^(?P<field>(?:exposure|ranking)\.user): (?P<rest>.*?)(?:, got .*)?$", re.S)
 
 
 class PseudonymKeyError(AmplimonError, ValueError):
@@ -59,8 +58,9 @@ class Pseudonymiser:
 
     def __init__(self, key: bytes, source: str = "") -> None:
         if len(key) < _MIN_KEY_BYTES:
-            raise PseudonymKeyError(f"pseudonymisation key too short: {len(key)} bytes, "
-                            f"need at least {_MIN_KEY_BYTES}")
+            raise PseudonymKeyError(
+                f"pseudonymisation key too short: {len(key)} bytes, need at least {_MIN_KEY_BYTES}"
+            )
         self._key = bytes(key)
         self.key_id = hmac.digest(self._key, _ID_LABEL, "sha256")[:4].hex()
         self.source = source  # where the key came from (for the worker's start-up line)
@@ -120,8 +120,9 @@ class Pseudonymiser:
 
     def _walk(self, obj: Any) -> Any:
         if isinstance(obj, dict):
-            return {k: (self._token(v) if k == _USER_KEY else self._walk(v))
-                    for k, v in obj.items()}
+            return {
+                k: (self._token(v) if k == _USER_KEY else self._walk(v)) for k, v in obj.items()
+            }
         if isinstance(obj, list):
             return [self._walk(v) for v in obj]
         return obj
@@ -141,8 +142,9 @@ class Pseudonymiser:
         return f'{m.group(1)}"{self._token(value)}"'
 
 
-def load_key(key: str | None, key_file: str | Path | None,
-             data_dir: str | Path) -> tuple[bytes, str]:
+def load_key(
+    key: str | None, key_file: str | Path | None, data_dir: str | Path
+) -> tuple[bytes, str]:
     """The key and where it came from: ``key`` text, else ``key_file``'s contents, else
     ``<data_dir>/pseudonym.key`` (created with 32 random bytes, hex, mode 0600, when it does
     not exist)."""
@@ -171,18 +173,24 @@ def _read(path: Path) -> bytes:
         mode = path.stat().st_mode
         data = path.read_bytes().strip()
     except OSError as err:
-        raise PseudonymKeyError(f"cannot read pseudonymisation key file {path}: "
-                        f"{err.strerror or err}") from None
+        raise PseudonymKeyError(
+            f"cannot read pseudonymisation key file {path}: {err.strerror or err}"
+        ) from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("pseudonymisation key file %s is readable by other users "
-                    "(mode %o); chmod 600 it", path, stat.S_IMODE(mode))
+        log.warning(
+            "pseudonymisation key file %s is readable by other users (mode %o); chmod 600 it",
+            path,
+            stat.S_IMODE(mode),
+        )
     return _checked(data, str(path))
 
 
 def _checked(data: bytes, where: str) -> bytes:
     if len(data) < _MIN_KEY_BYTES:
-        raise PseudonymKeyError(f"pseudonymisation key in {where} is too short: {len(data)} bytes, "
-                        f"need at least {_MIN_KEY_BYTES} (e.g. `openssl rand -hex 32`)")
+        raise PseudonymKeyError(
+            f"pseudonymisation key in {where} is too short: {len(data)} bytes, "
+            f"need at least {_MIN_KEY_BYTES} (e.g. `openssl rand -hex 32`)"
+        )
     return data
 
 
@@ -201,8 +209,9 @@ def _create(path: Path) -> bool:
         except FileExistsError:
             return False
     except OSError as err:
-        raise PseudonymKeyError(f"cannot create pseudonymisation key file {path}: "
-                                f"{err.strerror or err}") from None
+        raise PseudonymKeyError(
+            f"cannot create pseudonymisation key file {path}: {err.strerror or err}"
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)
     log.info("created a new pseudonymisation key in %s", path)

@@ -60,8 +60,14 @@ class NoProgress:
 class LogProgress:
     """A line on ``stream`` at most every ``every`` seconds (and one when a phase ends)."""
 
-    def __init__(self, command: str, *, every: float = 5.0, stream: IO[str] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        command: str,
+        *,
+        every: float = 5.0,
+        stream: IO[str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.command = command
         self.every = every
         self.stream = stream if stream is not None else sys.stderr
@@ -101,8 +107,10 @@ class LogProgress:
         if unit == "bytes" and total:
             parts[0] += f" {min(done / total, 1):.0%} of {_amount(total, unit)}"
         elif total:
-            parts[0] += (f" {_amount(done, unit)} of {_amount(total, unit)} {unit} "
-                         f"({min(done / total, 1):.0%})")
+            parts[0] += (
+                f" {_amount(done, unit)} of {_amount(total, unit)} {unit} "
+                f"({min(done / total, 1):.0%})"
+            )
         else:
             parts[0] += f" {_amount(done, unit)} {unit}"
         if unit != "bytes" and elapsed > 0:
@@ -120,9 +128,14 @@ class RichProgress:
         from rich import progress as rp
 
         self._bar = rp.Progress(
-            rp.TextColumn(f"[bold]{command}" + " {task.description}"), rp.BarColumn(),
-            rp.TaskProgressColumn(), rp.MofNCompleteColumn(), rp.TimeElapsedColumn(),
-            rp.TimeRemainingColumn(), transient=True)
+            rp.TextColumn(f"[bold]{command}" + " {task.description}"),
+            rp.BarColumn(),
+            rp.TaskProgressColumn(),
+            rp.MofNCompleteColumn(),
+            rp.TimeElapsedColumn(),
+            rp.TimeRemainingColumn(),
+            transient=True,
+        )
         self._task: Any = None
         self._bar.start()
 

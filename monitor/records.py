@@ -40,8 +40,15 @@ def ms_to_datetime(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
 
 
-def finding_id(detector: str, platform: str, region: str, window_id: str,
-               surface: str | None, subject_kind: str, subject: str) -> str:
+def finding_id(
+    detector: str,
+    platform: str,
+    region: str,
+    window_id: str,
+    surface: str | None,
+    subject_kind: str,
+    subject: str,
+) -> str:
     """Stable id: same detector, platform, region, window, surface and subject → same id.
 
     ``sha256("detector|platform|region|window|surface|subject_kind|subject")[:20]``.
@@ -74,14 +81,33 @@ class Finding(msgspec.Struct, kw_only=True):
     status: str = "new"
 
     @classmethod
-    def new(cls, *, detector: str, kind: str, platform: str, region: str, window_id: str,
-            subject_kind: str, subject: str, surface: str | None = None,
-            **values: Any) -> Finding:
+    def new(
+        cls,
+        *,
+        detector: str,
+        kind: str,
+        platform: str,
+        region: str,
+        window_id: str,
+        subject_kind: str,
+        subject: str,
+        surface: str | None = None,
+        **values: Any,
+    ) -> Finding:
         fid = finding_id(detector, platform, region, window_id, surface, subject_kind, subject)
         values.setdefault("detected_at", utc_now())
-        return cls(finding_id=fid, detector=detector, kind=kind, platform=platform,
-                   region=region, window_id=window_id, surface=surface,
-                   subject_kind=subject_kind, subject=subject, **values)
+        return cls(
+            finding_id=fid,
+            detector=detector,
+            kind=kind,
+            platform=platform,
+            region=region,
+            window_id=window_id,
+            surface=surface,
+            subject_kind=subject_kind,
+            subject=subject,
+            **values,
+        )
 
 
 class Measurement(msgspec.Struct, kw_only=True):
@@ -166,16 +192,20 @@ class DeadLetter(msgspec.Struct, kw_only=True):
         if len(data) > RAW_LIMIT:
             self.raw = data[:RAW_LIMIT].decode("utf-8", "ignore")
         if len(self.reason) > REASON_LIMIT:
-            self.reason = self.reason[:REASON_LIMIT - 1] + "…"
+            self.reason = self.reason[: REASON_LIMIT - 1] + "…"
 
     @property
     def truncated(self) -> bool:
         """Whether ``raw`` holds only the beginning of the record."""
         return self.raw_bytes is not None and self.raw_bytes > len(
-            self.raw.encode("utf-8", "replace"))
+            self.raw.encode("utf-8", "replace")
+        )
 
     @property
     def dl_id(self) -> str:
-        key = f"{self.source}|{self.location}|{self.reason}" if self.location else (
-            f"{self.source}|{self.raw_sha256}|{self.reason}")
+        key = (
+            f"{self.source}|{self.location}|{self.reason}"
+            if self.location
+            else (f"{self.source}|{self.raw_sha256}|{self.reason}")
+        )
         return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:24]

@@ -74,19 +74,29 @@ def drive(engine: Engine, records: Iterable[Record], *, progress: Any = None) ->
     return engine.close()
 
 
-def drive_staged(engine: Engine, files: Sequence[tuple[Path, str]], *, workers: int = 1,
-                 work_dir: str | Path | None = None, progress: Progress | None = None
-                 ) -> StreamStats:
+def drive_staged(
+    engine: Engine,
+    files: Sequence[tuple[Path, str]],
+    *,
+    workers: int = 1,
+    work_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> StreamStats:
     """Stage ``files`` (order-independent, exact duplicates, sorted) and run ``engine``."""
     progress = progress or NoProgress()
     total_bytes = sum(p.stat().st_size for p, _ in files)
     progress.phase("decoding", total_bytes, "bytes")
-    with stage(files, workers=workers, workdir=work_dir,
-               progress=lambda f: progress.update(f * total_bytes)) as staged:
+    with stage(
+        files,
+        workers=workers,
+        workdir=work_dir,
+        progress=lambda f: progress.update(f * total_bytes),
+    ) as staged:
         staged.prepare(engine.future_limit_ms)
         for d in staged.dead():
-            engine.dead_letter(d.topic, d.counter, d.raw, d.reason, source=d.source,
-                               location=d.location)
+            engine.dead_letter(
+                d.topic, d.counter, d.raw, d.reason, source=d.source, location=d.location
+            )
         s = staged.stats
         for topic, n in s.duplicates.items():
             if n or topic in engine.stats.duplicates:
@@ -120,19 +130,32 @@ def open_store(db: str | Path, existing: Existing) -> Store:
         if any(held.values()):
             store.close()
             what = ", ".join(f"{n:,} {t}" for t, n in held.items() if n)
-            raise StoreError(f"{path} already holds results ({what}); pass --append to add "
-                             "this run to them or --replace to start a new database")
+            raise StoreError(
+                f"{path} already holds results ({what}); pass --append to add "
+                "this run to them or --replace to start a new database"
+            )
     return store
 
 
-def replay(config: Config, db: str | Path, exposure: Sequence[str | Path],
-           ranking: Sequence[str | Path], *, panel: Sequence[str | Path] = (),
-           detectors: list[str] | None = None,
-           show_progress: bool | None = None, config_text: str = "",
-           output: Output | None = None, pseudonymiser: Pseudonymiser | None = None,
-           history: bool = False, workers: int | None = None, arrival_order: bool = False,
-           existing: Existing = "refuse", work_dir: str | Path | None = None,
-           command: str | None = None) -> ReplayResult:
+def replay(
+    config: Config,
+    db: str | Path,
+    exposure: Sequence[str | Path],
+    ranking: Sequence[str | Path],
+    *,
+    panel: Sequence[str | Path] = (),
+    detectors: list[str] | None = None,
+    show_progress: bool | None = None,
+    config_text: str = "",
+    output: Output | None = None,
+    pseudonymiser: Pseudonymiser | None = None,
+    history: bool = False,
+    workers: int | None = None,
+    arrival_order: bool = False,
+    existing: Existing = "refuse",
+    work_dir: str | Path | None = None,
+    command: str | None = None,
+) -> ReplayResult:
     """Run every detector over the files and write the store; see the module docstring.
 
     ``history`` adds the ``history`` table (every tick's statistics per subject);
@@ -149,9 +172,13 @@ def replay(config: Config, db: str | Path, exposure: Sequence[str | Path],
         sink = StoreOutput(store)
         recorder = HistoryRecorder(store, run_id) if history else None
         out: Output = output or sink
-        engine = Engine(config, recorder.wrap(out) if recorder else out, detectors=detectors,
-                        on_tick=recorder.on_tick if recorder else None,
-                        pseudonymiser=pseudonymiser)
+        engine = Engine(
+            config,
+            recorder.wrap(out) if recorder else out,
+            detectors=detectors,
+            on_tick=recorder.on_tick if recorder else None,
+            pseudonymiser=pseudonymiser,
+        )
         progress = progress_for(command.split()[0], show_progress)
         try:
             if arrival_order:
@@ -165,8 +192,13 @@ def replay(config: Config, db: str | Path, exposure: Sequence[str | Path],
 
                 stats = drive(engine, merge_by_time(sources), progress=advance)
             else:
-                stats = drive_staged(engine, paths, workers=workers or default_workers(),
-                                     work_dir=work_dir, progress=progress)
+                stats = drive_staged(
+                    engine,
+                    paths,
+                    workers=workers or default_workers(),
+                    work_dir=work_dir,
+                    progress=progress,
+                )
         finally:
             progress.close()
         sink.flush()
@@ -181,8 +213,9 @@ def replay(config: Config, db: str | Path, exposure: Sequence[str | Path],
         if recorder is not None:
             details["history_rows"] = written["history"] = recorder.close(engine)
         store.record_run(run_id, command, started, details)
-        return ReplayResult(stats=stats, written=written, findings=store.count("findings"),
-                            run_id=run_id)
+        return ReplayResult(
+            stats=stats, written=written, findings=store.count("findings"), run_id=run_id
+        )
     finally:
         store.close()
 

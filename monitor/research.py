@@ -20,9 +20,24 @@ from monitor.store import Store, StoreError
 
 __all__ = ["DiffEntry", "RunDiff", "diff_runs", "export_parquet"]
 
-_COLUMNS = ("finding_id", "detector", "kind", "platform", "region", "window_id", "surface",
-            "subject_kind", "subject", "effect", "ci_low", "ci_high", "p_value", "n_exposures",
-            "severity", "event_time")
+_COLUMNS = (
+    "finding_id",
+    "detector",
+    "kind",
+    "platform",
+    "region",
+    "window_id",
+    "surface",
+    "subject_kind",
+    "subject",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "n_exposures",
+    "severity",
+    "event_time",
+)
 _SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 _STATUS_ORDER = {"new": 0, "gone": 1, "changed": 2, "unchanged": 3}
 
@@ -45,12 +60,20 @@ class DiffEntry:
 
     def as_json(self) -> dict[str, Any]:
         r = self.row
-        return {"status": self.status, "finding_id": self.finding_id,
-                "detector": r["detector"], "kind": r["kind"], "platform": r["platform"],
-                "region": r["region"], "window_id": r["window_id"],
-                "subject_kind": r["subject_kind"], "subject": r["subject"],
-                "a": _jsonable(self.a), "b": _jsonable(self.b),
-                "changes": {k: [_plain(x), _plain(y)] for k, (x, y) in self.changes.items()}}
+        return {
+            "status": self.status,
+            "finding_id": self.finding_id,
+            "detector": r["detector"],
+            "kind": r["kind"],
+            "platform": r["platform"],
+            "region": r["region"],
+            "window_id": r["window_id"],
+            "subject_kind": r["subject_kind"],
+            "subject": r["subject"],
+            "a": _jsonable(self.a),
+            "b": _jsonable(self.b),
+            "changes": {k: [_plain(x), _plain(y)] for k, (x, y) in self.changes.items()},
+        }
 
 
 @dataclass
@@ -67,8 +90,12 @@ class RunDiff:
         return {s: self.count(s) for s in _STATUS_ORDER}
 
     def as_json(self) -> dict[str, Any]:
-        return {"a": self.a, "b": self.b, "summary": self.summary,
-                "findings": [e.as_json() for e in self.entries]}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "summary": self.summary,
+            "findings": [e.as_json() for e in self.entries],
+        }
 
 
 def _plain(v: Any) -> Any:
@@ -108,9 +135,14 @@ def _p_changed(x: float | None, y: float | None, decades: float) -> bool:
     return abs(lx - ly) > decades
 
 
-def diff_runs(a: str | Path, b: str | Path, *, effect_tolerance: float = 0.01,
-              p_decades: float = 1.0, time_tolerance: dt.timedelta = dt.timedelta(0)
-              ) -> RunDiff:
+def diff_runs(
+    a: str | Path,
+    b: str | Path,
+    *,
+    effect_tolerance: float = 0.01,
+    p_decades: float = 1.0,
+    time_tolerance: dt.timedelta = dt.timedelta(0),
+) -> RunDiff:
     """Compare the findings of two stores (module docstring).
 
     Args:
@@ -138,13 +170,20 @@ def diff_runs(a: str | Path, b: str | Path, *, effect_tolerance: float = 0.01,
         if _p_changed(ra["p_value"], rb["p_value"], p_decades):
             changes["p_value"] = (ra["p_value"], rb["p_value"])
         ta, tb = ra["event_time"], rb["event_time"]
-        if (ta is None) != (tb is None) or (ta is not None and tb is not None
-                                            and abs(tb - ta) > time_tolerance):
+        if (ta is None) != (tb is None) or (
+            ta is not None and tb is not None and abs(tb - ta) > time_tolerance
+        ):
             changes["event_time"] = (ta, tb)
         entries.append(DiffEntry("changed" if changes else "unchanged", fid, ra, rb, changes))
-    entries.sort(key=lambda e: (_STATUS_ORDER[e.status],
-                                _SEVERITY_ORDER.get(e.row["severity"], 9), e.row["detector"],
-                                e.row["window_id"], e.row["subject"]))
+    entries.sort(
+        key=lambda e: (
+            _STATUS_ORDER[e.status],
+            _SEVERITY_ORDER.get(e.row["severity"], 9),
+            e.row["detector"],
+            e.row["window_id"],
+            e.row["subject"],
+        )
+    )
     return RunDiff(str(a), str(b), entries)
 
 
@@ -164,13 +203,19 @@ def export_parquet(db: str | Path, out_dir: str | Path) -> dict[str, int]:
     written: dict[str, int] = {}
     with Store(path, read_only=True) as store:
         for table in store.tables():
-            cols = store.query("SELECT column_name, data_type FROM information_schema.columns "
-                               "WHERE table_schema = 'main' AND table_name = ? "
-                               "ORDER BY ordinal_position", [table])
-            select = ", ".join(f'"{c}"::VARCHAR AS "{c}"' if t == "JSON" else f'"{c}"'
-                               for c, t in cols)
+            cols = store.query(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'main' AND table_name = ? "
+                "ORDER BY ordinal_position",
+                [table],
+            )
+            select = ", ".join(
+                f'"{c}"::VARCHAR AS "{c}"' if t == "JSON" else f'"{c}"' for c, t in cols
+            )
             target = str(out / f"{table}.parquet").replace("'", "''")
-            store.con.execute(f"COPY (SELECT {select} FROM \"{table}\") TO '{target}' "  # noqa: S608
-                              "(FORMAT PARQUET, COMPRESSION ZSTD)")
+            store.con.execute(
+                f"COPY (SELECT {select} FROM \"{table}\") TO '{target}' "  # noqa: S608
+                "(FORMAT PARQUET, COMPRESSION ZSTD)"
+            )
             written[table] = int(store.query(f'SELECT count(*) FROM "{table}"')[0][0])  # noqa: S608
     return written

@@ -61,8 +61,16 @@ from monitor.records import utc_now
 from monitor.store import Store, StoreError, StoreLocked, connect, error_line, insert_run
 from streams.snapshot import default_snapshot_dir, publish_snapshot
 
-__all__ = ["RULES", "ArchiveCount", "PurgeReport", "RetentionError", "Rule", "TableCount",
-           "parse_cut", "purge"]
+__all__ = [
+    "RULES",
+    "ArchiveCount",
+    "PurgeReport",
+    "RetentionError",
+    "Rule",
+    "TableCount",
+    "parse_cut",
+    "purge",
+]
 
 
 class RetentionError(StoreError):
@@ -90,9 +98,9 @@ RULES: tuple[Rule, ...] = (
 @dataclass(frozen=True)
 class TableCount:
     table: str
-    rule: str     # e.g. "received_at < cut", or why the table is kept
+    rule: str  # e.g. "received_at < cut", or why the table is kept
     deleted: int  # rows deleted (dry run: that would be)
-    kept: int     # rows left
+    kept: int  # rows left
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,7 @@ class ArchiveCount:
     root: Path
     partitions_deleted: int  # date partitions whose every file goes
     files_deleted: int
-    files_rewritten: int     # files of the cut's day, rewritten without the older rows
+    files_rewritten: int  # files of the cut's day, rewritten without the older rows
     rows_deleted: int
 
 
@@ -111,8 +119,8 @@ class PurgeReport:
     dry_run: bool
     tables: tuple[TableCount, ...]
     archive: ArchiveCount | None
-    run_id: str | None        # the ``runs`` row recording the purge (None: dry run)
-    snapshot: Path | None     # snapshot directory republished, if any
+    run_id: str | None  # the ``runs`` row recording the purge (None: dry run)
+    snapshot: Path | None  # snapshot directory republished, if any
 
     def deleted(self, table: str) -> int:
         return next((t.deleted for t in self.tables if t.table == table), 0)
@@ -133,10 +141,15 @@ def parse_cut(text: str) -> dt.datetime:
             return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
         except ValueError as err:
             raise ValueError(f"{text!r} is not a valid date ({err})") from None
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?"
-                        r"([Zz]|[+-]\d{2}:\d{2})?", value):
-        raise ValueError(f"{text!r} is not an ISO date (2026-05-01) or an RFC 3339 date-time "
-                         "(2026-05-01T12:00:00Z)")
+    if not re.fullmatch(
+        r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?"
+        r"([Zz]|[+-]\d{2}:\d{2})?",
+        value,
+    ):
+        raise ValueError(
+            f"{text!r} is not an ISO date (2026-05-01) or an RFC 3339 date-time "
+            "(2026-05-01T12:00:00Z)"
+        )
     try:
         parsed = dt.datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError as err:
@@ -163,7 +176,7 @@ def _partitions(root: Path) -> list[tuple[Path, dt.date]]:
     for platform in _subdirs(root, "platform"):
         for topic in _subdirs(platform, "topic"):
             for folder in _subdirs(topic, "date"):
-                day = folder.name[len("date="):]
+                day = folder.name[len("date=") :]
                 if re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
                     with contextlib.suppress(ValueError):
                         found.append((folder, dt.date.fromisoformat(day)))
@@ -177,8 +190,11 @@ def _plan_archive(root: Path, cut: dt.datetime) -> tuple[list[_FileStep], int]:
     for folder, day in _partitions(root):
         if day > cut_day or (day == cut_day and cut.time() == dt.time()):
             continue
-        here = [_inspect(p, cut, whole=day < cut_day) for p in sorted(folder.glob("part-*.parquet"))
-                if p.is_file() and not p.is_symlink()]
+        here = [
+            _inspect(p, cut, whole=day < cut_day)
+            for p in sorted(folder.glob("part-*.parquet"))
+            if p.is_file() and not p.is_symlink()
+        ]
         steps += [s for s in here if s.drop]
         emptied += bool(here) and all(s.drop == s.rows for s in here)
     return steps, emptied
@@ -193,8 +209,7 @@ def _inspect(path: Path, cut: dt.datetime, *, whole: bool) -> _FileStep:
             return _FileStep(path, rows, rows)
         ts = pq.ParquetFile(path).read(columns=["ts"]).column("ts")
     except (OSError, KeyError, ValueError) as err:  # pyarrow's errors subclass these
-        raise RetentionError(f"{path}: not a readable archive file ({error_line(err)})"
-                             ) from None
+        raise RetentionError(f"{path}: not a readable archive file ({error_line(err)})") from None
     return _FileStep(path, len(ts), int(pc.sum(pc.less(ts, _ceil_ms(cut))).as_py() or 0))
 
 
@@ -204,8 +219,9 @@ def _apply_archive(root: Path, steps: list[_FileStep], cut: dt.datetime) -> None
             step.path.unlink(missing_ok=True)
             continue
         table = pq.ParquetFile(step.path).read()
-        kept = table.filter(pc.fill_null(pc.greater_equal(table.column("ts"), _ceil_ms(cut)),
-                                         True))  # as _inspect counts: null is not before
+        kept = table.filter(
+            pc.fill_null(pc.greater_equal(table.column("ts"), _ceil_ms(cut)), True)
+        )  # as _inspect counts: null is not before
         tmp = step.path.with_name(f".{step.path.name}.purge-{os.getpid()}.tmp")
         try:
             pq.write_table(kept, tmp)
@@ -239,26 +255,33 @@ def _connect(db: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
         return connect(str(db), read_only=read_only)
     except StoreLocked as err:
         holder = f" (PID {err.pid}, the sink?)" if err.pid is not None else " (the sink?)"
-        raise RetentionError(f"{db} is in use by another process{holder}; stop it or "
-                             "purge later") from None
+        raise RetentionError(
+            f"{db} is in use by another process{holder}; stop it or purge later"
+        ) from None
     except StoreError as err:
         raise RetentionError(str(err)) from None
 
 
-def _count(con: duckdb.DuckDBPyConnection, rule: Rule, cut: dt.datetime, purge: bool
-           ) -> TableCount:
+def _count(con: duckdb.DuckDBPyConnection, rule: Rule, cut: dt.datetime, purge: bool) -> TableCount:
     old, total = con.execute(
         f"SELECT count(*) FILTER (WHERE {rule.column} < ?), count(*) FROM {rule.table}",  # noqa: S608  # fixed names
-        [cut]).fetchone() or (0, 0)
+        [cut],
+    ).fetchone() or (0, 0)
     if not purge:
         return TableCount(rule.table, "kept (--findings to purge)", 0, total)
     return TableCount(rule.table, f"{rule.column} < cut", old, total - old)
 
 
 # -- purge -----------------------------------------------------------------------------------
-def purge(db_path: str | Path, before: dt.datetime, *, archive: str | Path | None = None,
-          findings: bool = False, dry_run: bool = False,
-          snapshot: str | Path | None = None) -> PurgeReport:
+def purge(
+    db_path: str | Path,
+    before: dt.datetime,
+    *,
+    archive: str | Path | None = None,
+    findings: bool = False,
+    dry_run: bool = False,
+    snapshot: str | Path | None = None,
+) -> PurgeReport:
     """Delete what is older than ``before`` (timezone-aware) by the rules of the module
     docstring; ``archive``: also purge that raw-event archive directory; ``findings``: also
     delete findings whose ``event_time`` is before the cut; ``dry_run``: count, change
@@ -275,23 +298,35 @@ def purge(db_path: str | Path, before: dt.datetime, *, archive: str | Path | Non
     con = _connect(db, read_only=dry_run)
     try:
         steps, emptied = _plan_archive(root, cut) if root is not None else ([], 0)
-        arch = None if root is None else ArchiveCount(
-            root, emptied, sum(s.drop == s.rows for s in steps),
-            sum(s.drop < s.rows for s in steps), sum(s.drop for s in steps))
-        present = {r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
-        ).fetchall()}
+        arch = (
+            None
+            if root is None
+            else ArchiveCount(
+                root,
+                emptied,
+                sum(s.drop == s.rows for s in steps),
+                sum(s.drop < s.rows for s in steps),
+                sum(s.drop for s in steps),
+            )
+        )
+        present = {
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            ).fetchall()
+        }
         rules = [r for r in RULES if r.table in present]
-        run_id = None if dry_run or "runs" not in present else (
-            f"purge-{started:%Y%m%dT%H%M%S%fZ}")
+        run_id = None if dry_run or "runs" not in present else (f"purge-{started:%Y%m%dT%H%M%S%fZ}")
         try:
             con.begin()
             counts = tuple(_count(con, r, cut, findings or not r.opt_in) for r in rules)
             if not dry_run:
                 for rule, count in zip(rules, counts, strict=True):
                     if count.deleted:
-                        con.execute(f"DELETE FROM {rule.table} WHERE {rule.column} < ?",  # noqa: S608
-                                    [cut])
+                        con.execute(
+                            f"DELETE FROM {rule.table} WHERE {rule.column} < ?",  # noqa: S608
+                            [cut],
+                        )
                 if root is not None:
                     _apply_archive(root, steps, cut)
                 if run_id is not None:
@@ -300,17 +335,22 @@ def purge(db_path: str | Path, before: dt.datetime, *, archive: str | Path | Non
         except (duckdb.Error, OSError) as err:
             with contextlib.suppress(duckdb.Error):
                 con.rollback()
-            where = (f"{root}: archive partly purged" if isinstance(err, OSError)
-                     else f"{db}: purge failed")
-            raise RetentionError(f"{where}, database unchanged ({error_line(err)}); "
-                                 "purge again") from None
+            where = (
+                f"{root}: archive partly purged"
+                if isinstance(err, OSError)
+                else f"{db}: purge failed"
+            )
+            raise RetentionError(
+                f"{where}, database unchanged ({error_line(err)}); purge again"
+            ) from None
         counts += _runs(con, present)
         if not dry_run:
             _compact(con, db)
     finally:
         con.close()
-    return PurgeReport(str(db), cut, dry_run, counts, arch, run_id,
-                       None if dry_run else _republish(db, snapshot))
+    return PurgeReport(
+        str(db), cut, dry_run, counts, arch, run_id, None if dry_run else _republish(db, snapshot)
+    )
 
 
 def _compact(con: duckdb.DuckDBPyConnection, db: Path) -> None:
@@ -335,9 +375,10 @@ def _compact(con: duckdb.DuckDBPyConnection, db: Path) -> None:
         shutil.copymode(target, tmp)
         os.replace(tmp, target)
     except (duckdb.Error, OSError) as err:
-        raise RetentionError(f"{db}: rows deleted, but rewriting the file failed, so their "
-                             f"bytes may remain in it ({error_line(err)}); purge again"
-                             ) from None
+        raise RetentionError(
+            f"{db}: rows deleted, but rewriting the file failed, so their "
+            f"bytes may remain in it ({error_line(err)}); purge again"
+        ) from None
     finally:
         for path in leftovers:
             with contextlib.suppress(OSError):
@@ -351,16 +392,28 @@ def _runs(con: duckdb.DuckDBPyConnection, present: set[str]) -> tuple[TableCount
     return (TableCount("runs", "kept (audit trail)", 0, int(total[0]) if total else 0),)
 
 
-def _record(con: duckdb.DuckDBPyConnection, run_id: str, started: dt.datetime,
-            cut: dt.datetime, findings: bool, counts: tuple[TableCount, ...],
-            arch: ArchiveCount | None) -> None:
+def _record(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    started: dt.datetime,
+    cut: dt.datetime,
+    findings: bool,
+    counts: tuple[TableCount, ...],
+    arch: ArchiveCount | None,
+) -> None:
     info: dict[str, Any] = {
-        "before": cut.isoformat(), "findings": findings,
+        "before": cut.isoformat(),
+        "findings": findings,
         "deleted": {c.table: c.deleted for c in counts},
-        "archive": None if arch is None else {
-            "root": str(arch.root), "partitions_deleted": arch.partitions_deleted,
-            "files_deleted": arch.files_deleted, "files_rewritten": arch.files_rewritten,
-            "rows_deleted": arch.rows_deleted},
+        "archive": None
+        if arch is None
+        else {
+            "root": str(arch.root),
+            "partitions_deleted": arch.partitions_deleted,
+            "files_deleted": arch.files_deleted,
+            "files_rewritten": arch.files_rewritten,
+            "rows_deleted": arch.rows_deleted,
+        },
     }
     insert_run(con, run_id, "purge", started, info)
 

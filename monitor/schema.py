@@ -36,8 +36,19 @@ import duckdb
 
 from monitor.errors import AmplimonError
 
-__all__ = ["HISTORY_SCHEMA", "LATEST", "MIGRATIONS", "SCHEMA", "TRIAGE_SCHEMA", "VERSION_TABLE",
-           "Migration", "SchemaError", "check_readable", "migrate", "schema_version"]
+__all__ = [
+    "HISTORY_SCHEMA",
+    "LATEST",
+    "MIGRATIONS",
+    "SCHEMA",
+    "TRIAGE_SCHEMA",
+    "VERSION_TABLE",
+    "Migration",
+    "SchemaError",
+    "check_readable",
+    "migrate",
+    "schema_version",
+]
 
 VERSION_TABLE: Final = "schema_version"
 
@@ -160,30 +171,45 @@ CREATE TABLE IF NOT EXISTS triage (
 """
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (
-    Migration(1, "contract tables: findings, amplification, deadletter, runs",
-              _CONTRACT_TABLES, readers_need=True),
-    Migration(2, "detectability: minimum detectable effects", _DETECTABILITY,
-              readers_need=True),
+    Migration(
+        1,
+        "contract tables: findings, amplification, deadletter, runs",
+        _CONTRACT_TABLES,
+        readers_need=True,
+    ),
+    Migration(2, "detectability: minimum detectable effects", _DETECTABILITY, readers_need=True),
     # Rows written before version 3 hold the whole record: their size and hash are exact.
-    Migration(3, "deadletter.raw_bytes, raw_sha256: size and SHA-256 of the whole record "
-                 "(raw is bounded)", """
+    Migration(
+        3,
+        "deadletter.raw_bytes, raw_sha256: size and SHA-256 of the whole record (raw is bounded)",
+        """
         ALTER TABLE deadletter ADD COLUMN IF NOT EXISTS raw_bytes BIGINT;
         ALTER TABLE deadletter ADD COLUMN IF NOT EXISTS raw_sha256 VARCHAR;
         UPDATE deadletter SET raw_bytes = strlen(raw), raw_sha256 = sha256(raw)
             WHERE raw IS NOT NULL AND raw_bytes IS NULL;
-        """, readers_need=False),
-    Migration(4, "triage: analysts' status changes (who, when, note) behind findings.status",
-              _TRIAGE, readers_need=False),
+        """,
+        readers_need=False,
+    ),
+    Migration(
+        4,
+        "triage: analysts' status changes (who, when, note) behind findings.status",
+        _TRIAGE,
+        readers_need=False,
+    ),
 )
 LATEST: Final = MIGRATIONS[-1].version
 TRIAGE_SCHEMA: Final = _TRIAGE
 
 # The schema of a new database: every migration's result.  (Kept as one text so that the
 # snapshot reader and the dashboard can create the tables, empty, in one statement.)
-SCHEMA: Final = _CONTRACT_TABLES.replace(
-    "    location    VARCHAR\n",
-    "    location    VARCHAR,\n    raw_bytes   BIGINT,\n    raw_sha256  VARCHAR\n"
-) + _DETECTABILITY + _TRIAGE
+SCHEMA: Final = (
+    _CONTRACT_TABLES.replace(
+        "    location    VARCHAR\n",
+        "    location    VARCHAR,\n    raw_bytes   BIGINT,\n    raw_sha256  VARCHAR\n",
+    )
+    + _DETECTABILITY
+    + _TRIAGE
+)
 
 # Research replay (``--history``): every tick's statistics per subject — the measurement row
 # of each cell the tick touched, and each finding update — stamped with the tick's end.
@@ -227,8 +253,9 @@ CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute("SELECT table_name FROM information_schema.tables "
-                       "WHERE table_schema = 'main'").fetchall()
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+    ).fetchall()
     return {r[0] for r in rows}
 
 
@@ -258,8 +285,9 @@ def _expected() -> dict[str, dict[str, str]]:
 def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for table, column, kind in con.execute(
-            "SELECT table_name, column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position").fetchall():
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"
+    ).fetchall():
         out.setdefault(table, {})[column] = kind
     return out
 
@@ -270,22 +298,29 @@ def _check_shape(con: duckdb.DuckDBPyConnection, path: str) -> None:
     for table, columns in _expected().items():
         have = found.get(table)
         if have is None:
-            raise SchemaError(f"{path}: table {table} is missing: not an amplimon database "
-                              "of a known schema")
+            raise SchemaError(
+                f"{path}: table {table} is missing: not an amplimon database of a known schema"
+            )
         for column, kind in columns.items():
             if column not in have:
-                raise SchemaError(f"{path}: table {table} has no column {column}: not an "
-                                  "amplimon database of a known schema")
+                raise SchemaError(
+                    f"{path}: table {table} has no column {column}: not an "
+                    "amplimon database of a known schema"
+                )
             if have[column] != kind:
-                raise SchemaError(f"{path}: column {table}.{column} is {have[column]}, "
-                                  f"expected {kind}: not an amplimon database of a known "
-                                  "schema")
+                raise SchemaError(
+                    f"{path}: column {table}.{column} is {have[column]}, "
+                    f"expected {kind}: not an amplimon database of a known "
+                    "schema"
+                )
 
 
 def _newer(path: str, version: int) -> SchemaError:
-    return SchemaError(f"{path}: schema version {version} is newer than this amplimon knows "
-                       f"(up to {LATEST}); it was written by a later release — upgrade "
-                       "amplimon to open it")
+    return SchemaError(
+        f"{path}: schema version {version} is newer than this amplimon knows "
+        f"(up to {LATEST}); it was written by a later release — upgrade "
+        "amplimon to open it"
+    )
 
 
 def migrate(con: duckdb.DuckDBPyConnection, path: str) -> list[int]:
@@ -294,8 +329,9 @@ def migrate(con: duckdb.DuckDBPyConnection, path: str) -> list[int]:
     try:
         con.begin()
     except duckdb.Error as err:
-        raise SchemaError(f"{path}: cannot open the database for writing "
-                          f"({_first_line(err)})") from None
+        raise SchemaError(
+            f"{path}: cannot open the database for writing ({_first_line(err)})"
+        ) from None
     version = 0
     try:
         version = schema_version(con)
@@ -310,17 +346,21 @@ def migrate(con: duckdb.DuckDBPyConnection, path: str) -> list[int]:
         if pending:
             con.execute(_VERSION_DDL)
             for m in pending:
-                con.execute(f"INSERT INTO {VERSION_TABLE} VALUES (?, ?, now())",  # noqa: S608
-                            [m.version, m.description])
+                con.execute(
+                    f"INSERT INTO {VERSION_TABLE} VALUES (?, ?, now())",  # noqa: S608
+                    [m.version, m.description],
+                )
         _check_shape(con, path)
         con.commit()
     except BaseException as err:
         with contextlib.suppress(duckdb.Error):  # a failed commit has rolled back already
             con.rollback()
         if isinstance(err, duckdb.Error):
-            raise SchemaError(f"{path}: cannot migrate the database from schema version "
-                              f"{version} to {LATEST}, nothing was changed "
-                              f"({_first_line(err)})") from None
+            raise SchemaError(
+                f"{path}: cannot migrate the database from schema version "
+                f"{version} to {LATEST}, nothing was changed "
+                f"({_first_line(err)})"
+            ) from None
         raise
     return [m.version for m in pending]
 
@@ -333,9 +373,11 @@ def check_readable(con: duckdb.DuckDBPyConnection, path: str) -> int:
         raise _newer(path, version)
     needed = [m.version for m in MIGRATIONS if m.version > version and m.readers_need]
     if needed:
-        raise SchemaError(f"{path}: schema version {version} is older than this amplimon "
-                          f"reads (it needs version {max(needed)}); any amplimon command "
-                          "that writes to it migrates it first")
+        raise SchemaError(
+            f"{path}: schema version {version} is older than this amplimon "
+            f"reads (it needs version {max(needed)}); any amplimon command "
+            "that writes to it migrates it first"
+        )
     if version == LATEST:
         _check_shape(con, path)
     return version

@@ -53,11 +53,15 @@ class Sealer:
             raise SealError("not sealed amplimon state")
         version = blob[len(_MAGIC)]
         if version != _VERSION:
-            raise SealError(f"sealed state of version {version}; this release reads "
-                            f"version {_VERSION}")
-        tag, payload = blob[head:head + _TAG], blob[head + _TAG:]
-        if not hmac.compare_digest(tag, hmac.digest(self._key, bytes([version]) + payload,
-                                                    "sha256")):
-            raise SealError("sealed state fails its HMAC: written by someone else, altered, "
-                            "or sealed under another key")
+            raise SealError(
+                f"sealed state of version {version}; this release reads version {_VERSION}"
+            )
+        tag, payload = blob[head : head + _TAG], blob[head + _TAG :]
+        if not hmac.compare_digest(
+            tag, hmac.digest(self._key, bytes([version]) + payload, "sha256")
+        ):
+            raise SealError(
+                "sealed state fails its HMAC: written by someone else, altered, "
+                "or sealed under another key"
+            )
         return payload

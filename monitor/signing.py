@@ -49,9 +49,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from monitor.errors import AmplimonError
 
-__all__ = ["ALGORITHM", "KEY_FILE_NAME", "PublicKey", "SigningKey", "SigningKeyError",
-           "existing_signing_key", "fingerprint", "load_public_keys", "load_signing_key",
-           "signing_key_from", "trusted_keys"]
+__all__ = [
+    "ALGORITHM",
+    "KEY_FILE_NAME",
+    "PublicKey",
+    "SigningKey",
+    "SigningKeyError",
+    "existing_signing_key",
+    "fingerprint",
+    "load_public_keys",
+    "load_signing_key",
+    "signing_key_from",
+    "trusted_keys",
+]
 
 log = logging.getLogger("amplimon.signing")
 
@@ -84,8 +94,9 @@ class PublicKey:
 
     def pem(self) -> str:
         key = Ed25519PublicKey.from_public_bytes(self.raw)
-        return key.public_bytes(serialization.Encoding.PEM,
-                                serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        return key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
 
     def verify(self, signature: bytes, data: bytes) -> bool:
         """True if ``signature`` is this key's Ed25519 signature of ``data``."""
@@ -113,8 +124,9 @@ class SigningKey:
 
     def __init__(self, key: Ed25519PrivateKey, *, signer: str = "", source: str = "") -> None:
         self._key = key
-        raw = key.public_key().public_bytes(serialization.Encoding.Raw,
-                                            serialization.PublicFormat.Raw)
+        raw = key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
         self.public = PublicKey(raw, source)
         self.signer = " ".join((signer or _DEFAULT_SIGNER).split())[:200]
         self.source = source
@@ -138,8 +150,10 @@ def _parse_private(data: bytes, where: str) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise SigningKeyError(f"signing key in {where}: not an unencrypted PEM private key "
-                              "(make one with `openssl genpkey -algorithm ed25519`)") from None
+        raise SigningKeyError(
+            f"signing key in {where}: not an unencrypted PEM private key "
+            "(make one with `openssl genpkey -algorithm ed25519`)"
+        ) from None
     if not isinstance(key, Ed25519PrivateKey):
         raise SigningKeyError(f"signing key in {where}: not an Ed25519 key")
     return key
@@ -152,11 +166,15 @@ def _read(path: Path) -> bytes:
             raise SigningKeyError(f"signing key file {path}: too large for a key")
         data = path.read_bytes()
     except OSError as err:
-        raise SigningKeyError(f"cannot read signing key file {path}: "
-                              f"{err.strerror or err}") from None
+        raise SigningKeyError(
+            f"cannot read signing key file {path}: {err.strerror or err}"
+        ) from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("signing key file %s is readable by other users (mode %o); chmod 600 it",
-                    path, stat.S_IMODE(mode))
+        log.warning(
+            "signing key file %s is readable by other users (mode %o); chmod 600 it",
+            path,
+            stat.S_IMODE(mode),
+        )
     return data
 
 
@@ -165,8 +183,8 @@ def _create(path: Path) -> bool:
     link fails if another process got there first (theirs is used then), and nobody ever
     reads a half-written key."""
     pem = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption())
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,27 +196,36 @@ def _create(path: Path) -> bool:
         except FileExistsError:
             return False
     except OSError as err:
-        raise SigningKeyError(f"cannot create signing key file {path}: "
-                              f"{err.strerror or err}") from None
+        raise SigningKeyError(
+            f"cannot create signing key file {path}: {err.strerror or err}"
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)
     log.info("created a new signing key in %s", path)
     return True
 
 
-def load_signing_key(key: str | None, key_file: str | Path | None, data_dir: str | Path, *,
-                     signer: str = "", create: bool = True) -> SigningKey:
+def load_signing_key(
+    key: str | None,
+    key_file: str | Path | None,
+    data_dir: str | Path,
+    *,
+    signer: str = "",
+    create: bool = True,
+) -> SigningKey:
     """The deployment's key: ``key`` (PEM text), else ``key_file``, else
     ``<data_dir>/signing.key`` (created when absent and ``create``)."""
     if key:
-        return SigningKey(_parse_private(key.strip().encode(), "AMPLIMON_SIGNING_KEY"),
-                          signer=signer, source="AMPLIMON_SIGNING_KEY")
+        return SigningKey(
+            _parse_private(key.strip().encode(), "AMPLIMON_SIGNING_KEY"),
+            signer=signer,
+            source="AMPLIMON_SIGNING_KEY",
+        )
     if key_file:
         path = Path(key_file)
         if not path.is_file():
             raise SigningKeyError(f"signing key file {path} does not exist")
-        return SigningKey(_parse_private(_read(path), str(path)), signer=signer,
-                          source=str(path))
+        return SigningKey(_parse_private(_read(path), str(path)), signer=signer, source=str(path))
     path = Path(data_dir) / KEY_FILE_NAME
     if not path.exists():
         if not create:
@@ -217,8 +244,13 @@ def _secret(settings: Any, name: str) -> str | None:
 
 def signing_key_from(settings: Any, *, create: bool = True) -> SigningKey:
     """:func:`load_signing_key` from a :class:`monitor.settings.Settings`."""
-    return load_signing_key(_secret(settings, "signing_key"), settings.signing_key_file,
-                            settings.data_dir, signer=settings.signer or "", create=create)
+    return load_signing_key(
+        _secret(settings, "signing_key"),
+        settings.signing_key_file,
+        settings.data_dir,
+        signer=settings.signer or "",
+        create=create,
+    )
 
 
 def existing_signing_key(settings: Any) -> SigningKey | None:
@@ -233,15 +265,18 @@ def _public_from_pem(data: bytes, where: str) -> list[PublicKey]:
     blocks = [b for b in data.split(b"-----END PUBLIC KEY-----") if b"-----BEGIN" in b]
     keys = []
     for block in blocks:
-        pem = block[block.index(b"-----BEGIN"):] + b"-----END PUBLIC KEY-----\n"
+        pem = block[block.index(b"-----BEGIN") :] + b"-----END PUBLIC KEY-----\n"
         try:
             key = serialization.load_pem_public_key(pem)
         except (ValueError, TypeError, UnsupportedAlgorithm):
             raise SigningKeyError(f"{where}: not a PEM public key") from None
         if not isinstance(key, Ed25519PublicKey):
             raise SigningKeyError(f"{where}: not an Ed25519 public key")
-        keys.append(PublicKey(key.public_bytes(serialization.Encoding.Raw,
-                                               serialization.PublicFormat.Raw), where))
+        keys.append(
+            PublicKey(
+                key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw), where
+            )
+        )
     if not keys:
         raise SigningKeyError(f"{where}: no PEM public key in it")
     return keys

@@ -40,8 +40,17 @@ from monitor.errors import AmplimonError
 from monitor.records import DeadLetter, Detectability, Finding, Measurement
 from monitor.schema import HISTORY_SCHEMA, SCHEMA, SchemaError, check_readable, migrate
 
-__all__ = ["HISTORY_COLUMNS", "HISTORY_SCHEMA", "SCHEMA", "Store", "StoreError", "StoreLocked",
-           "connect", "error_line", "insert_run"]
+__all__ = [
+    "HISTORY_COLUMNS",
+    "HISTORY_SCHEMA",
+    "SCHEMA",
+    "Store",
+    "StoreError",
+    "StoreLocked",
+    "connect",
+    "error_line",
+    "insert_run",
+]
 
 
 class StoreError(AmplimonError, RuntimeError):
@@ -57,10 +66,32 @@ class StoreLocked(StoreError):
         super().__init__(f"{path} is in use by another process{holder}; stop it first")
 
 
-HISTORY_COLUMNS = ("run_id", "tick_end", "record", "platform", "region", "window_id", "period",
-                   "subject_kind", "subject", "detector", "kind", "finding_id", "ratio",
-                   "reach_ratio", "effect", "ci_low", "ci_high", "p_value", "severity",
-                   "n_exposures", "n_ranked", "n_holdout", "users_ranked", "users_holdout")
+HISTORY_COLUMNS = (
+    "run_id",
+    "tick_end",
+    "record",
+    "platform",
+    "region",
+    "window_id",
+    "period",
+    "subject_kind",
+    "subject",
+    "detector",
+    "kind",
+    "finding_id",
+    "ratio",
+    "reach_ratio",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "severity",
+    "n_exposures",
+    "n_ranked",
+    "n_holdout",
+    "users_ranked",
+    "users_holdout",
+)
 
 _FINDING_COLS = [f for f in Finding.__struct_fields__]
 _MEASUREMENT_COLS = [f for f in Measurement.__struct_fields__]
@@ -76,8 +107,9 @@ def _enc_hook(obj: Any) -> Any:
 _JSON = msgspec.json.Encoder(enc_hook=_enc_hook, order="sorted")
 
 
-def _table(rows: Sequence[msgspec.Struct], cols: list[str],
-           json_cols: tuple[str, ...] = ()) -> pa.Table:
+def _table(
+    rows: Sequence[msgspec.Struct], cols: list[str], json_cols: tuple[str, ...] = ()
+) -> pa.Table:
     data: dict[str, list[Any]] = {c: [] for c in cols}
     for row in rows:
         for c in cols:
@@ -110,14 +142,23 @@ def connect(path: str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
 _INSERT_RUN = "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?::JSON)"
 
 
-def _run_row(run_id: str, command: str, started_at: dt.datetime,
-             info: dict[str, Any]) -> list[Any]:
-    return [run_id, command, started_at, dt.datetime.now(dt.UTC),
-            msgspec.json.encode(info).decode()]
+def _run_row(run_id: str, command: str, started_at: dt.datetime, info: dict[str, Any]) -> list[Any]:
+    return [
+        run_id,
+        command,
+        started_at,
+        dt.datetime.now(dt.UTC),
+        msgspec.json.encode(info).decode(),
+    ]
 
 
-def insert_run(con: duckdb.DuckDBPyConnection, run_id: str, command: str,
-               started_at: dt.datetime, info: dict[str, Any]) -> None:
+def insert_run(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    command: str,
+    started_at: dt.datetime,
+    info: dict[str, Any],
+) -> None:
     """One row of ``runs`` (finished now) on a connection inside the caller's transaction;
     a run id written again replaces its row.  :meth:`Store.record_run` is the same row."""
     con.execute(_INSERT_RUN, _run_row(run_id, command, started_at, info))
@@ -146,8 +187,11 @@ class Store:
                 self.migrated = migrate(self.con, self.path)
         except (SchemaError, duckdb.Error) as err:
             self.con.close()
-            message = str(err) if isinstance(err, SchemaError) else (
-                f"{self.path}: cannot open database ({error_line(err)})")
+            message = (
+                str(err)
+                if isinstance(err, SchemaError)
+                else (f"{self.path}: cannot open database ({error_line(err)})")
+            )
             raise StoreError(message) from None
 
     def close(self) -> None:
@@ -166,8 +210,9 @@ class Store:
             self.con.commit()
         except duckdb.Error as err:
             self._rollback()
-            raise StoreError(f"{self.path}: write failed, nothing of it was stored "
-                             f"({error_line(err)})") from None
+            raise StoreError(
+                f"{self.path}: write failed, nothing of it was stored ({error_line(err)})"
+            ) from None
         except BaseException:
             self._rollback()
             raise
@@ -191,7 +236,8 @@ class Store:
             return 0
         batch = _table(rows, _FINDING_COLS, json_cols=("evidence",))
         now = dt.datetime.now(dt.UTC)
-        self._run("""
+        self._run(
+            """
             INSERT INTO findings
             SELECT finding_id, detector, kind, platform, region, window_id, surface,
                    subject_kind, subject, effect, ci_low, ci_high, p_value, n_exposures,
@@ -203,51 +249,72 @@ class Store:
                 severity = excluded.severity, evidence = excluded.evidence,
                 event_time = least(findings.event_time, excluded.event_time),
                 updated_at = excluded.updated_at
-        """, [now], batch=batch)
+        """,
+            [now],
+            batch=batch,
+        )
         return len(rows)
 
     def upsert_measurements(self, rows: Iterable[Measurement]) -> int:
-        latest = _latest({(m.platform, m.region, m.window_id, m.period, m.subject_kind,
-                           m.subject): m for m in rows})
+        latest = _latest(
+            {
+                (m.platform, m.region, m.window_id, m.period, m.subject_kind, m.subject): m
+                for m in rows
+            }
+        )
         if not latest:
             return 0
         batch = _table(latest, _MEASUREMENT_COLS)
         cols = ", ".join(_MEASUREMENT_COLS)
-        self._run(f"INSERT OR REPLACE INTO amplification ({cols}) SELECT {cols} FROM batch",  # noqa: S608
-                  batch=batch)
+        self._run(
+            f"INSERT OR REPLACE INTO amplification ({cols}) SELECT {cols} FROM batch",  # noqa: S608
+            batch=batch,
+        )
         return len(latest)
 
     def upsert_detectability(self, rows: Iterable[Detectability]) -> int:
-        latest = _latest({(d.detector, d.platform, d.region, d.window_id, d.subject_kind,
-                           d.subject): d for d in rows})
+        latest = _latest(
+            {
+                (d.detector, d.platform, d.region, d.window_id, d.subject_kind, d.subject): d
+                for d in rows
+            }
+        )
         if not latest:
             return 0
         batch = _table(latest, _DETECTABILITY_COLS)
         cols = ", ".join(_DETECTABILITY_COLS)
-        self._run(f"INSERT OR REPLACE INTO detectability ({cols}) SELECT {cols} FROM batch",  # noqa: S608
-                  batch=batch)
+        self._run(
+            f"INSERT OR REPLACE INTO detectability ({cols}) SELECT {cols} FROM batch",  # noqa: S608
+            batch=batch,
+        )
         return len(latest)
 
     def add_deadletters(self, rows: Iterable[DeadLetter]) -> int:
         unique = _latest({d.dl_id: d for d in rows})
         if not unique:
             return 0
-        batch = pa.table({
-            "dl_id": [d.dl_id for d in unique],
-            "source": [d.source for d in unique],
-            "raw": [d.raw for d in unique],
-            "reason": [d.reason for d in unique],
-            "received_at": [d.received_at for d in unique],
-            "location": [d.location for d in unique],
-            "raw_bytes": pa.array([d.raw_bytes for d in unique], pa.int64()),
-            "raw_sha256": pa.array([d.raw_sha256 for d in unique], pa.string()),
-        })
-        self._run("INSERT OR IGNORE INTO deadletter SELECT dl_id, source, raw, reason, "
-                  "received_at, location, raw_bytes, raw_sha256 FROM batch", batch=batch)
+        batch = pa.table(
+            {
+                "dl_id": [d.dl_id for d in unique],
+                "source": [d.source for d in unique],
+                "raw": [d.raw for d in unique],
+                "reason": [d.reason for d in unique],
+                "received_at": [d.received_at for d in unique],
+                "location": [d.location for d in unique],
+                "raw_bytes": pa.array([d.raw_bytes for d in unique], pa.int64()),
+                "raw_sha256": pa.array([d.raw_sha256 for d in unique], pa.string()),
+            }
+        )
+        self._run(
+            "INSERT OR IGNORE INTO deadletter SELECT dl_id, source, raw, reason, "
+            "received_at, location, raw_bytes, raw_sha256 FROM batch",
+            batch=batch,
+        )
         return len(unique)
 
-    def record_run(self, run_id: str, command: str, started_at: dt.datetime,
-                   info: dict[str, Any]) -> None:
+    def record_run(
+        self, run_id: str, command: str, started_at: dt.datetime, info: dict[str, Any]
+    ) -> None:
         self._run(_INSERT_RUN, _run_row(run_id, command, started_at, info))
 
     def reset_history(self) -> None:
@@ -261,18 +328,23 @@ class Store:
             return 0
         self._run(HISTORY_SCHEMA)
         cols = ", ".join(HISTORY_COLUMNS)
-        self._run(f"INSERT INTO history ({cols}) SELECT {cols} FROM batch",  # noqa: S608
-                  batch=batch)
+        self._run(
+            f"INSERT INTO history ({cols}) SELECT {cols} FROM batch",  # noqa: S608
+            batch=batch,
+        )
         return batch.num_rows
 
     def tables(self) -> list[str]:
         """Names of the tables in the database (main schema)."""
-        rows = self.query("SELECT table_name FROM information_schema.tables "
-                          "WHERE table_schema = 'main' ORDER BY table_name")
+        rows = self.query(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'main' ORDER BY table_name"
+        )
         return [r[0] for r in rows]
 
-    def _run(self, sql: str, params: list[Any] | None = None, batch: pa.Table | None = None
-             ) -> None:
+    def _run(
+        self, sql: str, params: list[Any] | None = None, batch: pa.Table | None = None
+    ) -> None:
         if not self._in_transaction:
             with self.transaction():
                 self._run(sql, params, batch)
@@ -289,8 +361,9 @@ class Store:
                     with contextlib.suppress(duckdb.Error):
                         self.con.unregister("batch")
         except duckdb.Error as err:
-            raise StoreError(f"{self.path}: write failed, nothing of it was stored "
-                             f"({error_line(err)})") from None
+            raise StoreError(
+                f"{self.path}: write failed, nothing of it was stored ({error_line(err)})"
+            ) from None
 
     # -- reads ----------------------------------------------------------------------------
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:

@@ -35,5 +35,4 @@ def spell_format_chars(text: str) -> str:
     tabs are its own)."""
     if text.isascii():
         return text
-    return "".join(f"⟨U+{ord(ch):04X}⟩" if unicodedata.category(ch) == "Cf" else ch
-                   for ch in text)
+    return "".join(f"⟨U+{ord(ch):04X}⟩" if unicodedata.category(ch) == "Cf" else ch for ch in text)

@@ -45,8 +45,15 @@ import duckdb
 from monitor.schema import TRIAGE_SCHEMA
 from monitor.store import StoreError
 
-__all__ = ["TriageEntry", "TriageInbox", "apply_entries", "last_applied",
-           "read_outbox", "state_candidates", "sync"]
+__all__ = [
+    "TriageEntry",
+    "TriageInbox",
+    "apply_entries",
+    "last_applied",
+    "read_outbox",
+    "state_candidates",
+    "sync",
+]
 
 log = logging.getLogger("amplimon.triage")
 
@@ -66,29 +73,36 @@ class TriageEntry:
     note: str
 
 
-def read_outbox(state: str | Path, after: int = 0, limit: int = 10_000
-                ) -> tuple[str, list[TriageEntry]]:
+def read_outbox(
+    state: str | Path, after: int = 0, limit: int = 10_000
+) -> tuple[str, list[TriageEntry]]:
     """(state id, the outbox rows with ``seq > after``), read from the dashboard's SQLite
     file opened read-only (never written, never created)."""
     uri = f"{Path(state).resolve().as_uri()}?mode=ro"
     con = sqlite3.connect(uri, uri=True, timeout=5)
     try:
-        state_id = str(con.execute("SELECT value FROM meta WHERE key = 'state_id'")
-                       .fetchone()[0])
+        state_id = str(con.execute("SELECT value FROM meta WHERE key = 'state_id'").fetchone()[0])
         rows = con.execute(
             "SELECT seq, finding_id, who, at, action, from_status, to_status, note "
-            "FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
+            "FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after, limit),
+        ).fetchall()
     finally:
         con.close()
-    return state_id, [TriageEntry(state_id, int(r[0]), r[1], r[2], dt.datetime.fromisoformat(
-        r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+    return state_id, [
+        TriageEntry(
+            state_id, int(r[0]), r[1], r[2], dt.datetime.fromisoformat(r[3]), r[4], r[5], r[6], r[7]
+        )
+        for r in rows
+    ]
 
 
 def last_applied(con: duckdb.DuckDBPyConnection, state_id: str) -> int:
     """The highest outbox ``seq`` of ``state_id`` already in ``triage`` (0 if none)."""
     con.execute(TRIAGE_SCHEMA)
-    row = con.execute("SELECT coalesce(max(seq), 0) FROM triage WHERE state_id = ?",
-                      [state_id]).fetchone()
+    row = con.execute(
+        "SELECT coalesce(max(seq), 0) FROM triage WHERE state_id = ?", [state_id]
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -99,13 +113,26 @@ def apply_entries(con: duckdb.DuckDBPyConnection, entries: Sequence[TriageEntry]
     now = dt.datetime.now(dt.UTC)
     inserted = 0
     for e in entries:
-        before = con.execute("SELECT count(*) FROM triage WHERE state_id = ? AND seq = ?",
-                             [e.state_id, e.seq]).fetchone()
+        before = con.execute(
+            "SELECT count(*) FROM triage WHERE state_id = ? AND seq = ?", [e.state_id, e.seq]
+        ).fetchone()
         if before and before[0]:
             continue
-        con.execute("INSERT INTO triage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [e.state_id, e.seq, e.finding_id, e.who, e.at, e.action, e.from_status,
-                     e.to_status, e.note, now])
+        con.execute(
+            "INSERT INTO triage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                e.state_id,
+                e.seq,
+                e.finding_id,
+                e.who,
+                e.at,
+                e.action,
+                e.from_status,
+                e.to_status,
+                e.note,
+                now,
+            ],
+        )
         inserted += 1
     con.execute("""
         UPDATE findings SET status = latest.to_status
@@ -138,8 +165,9 @@ def _state_id(state: str | Path) -> str:
     return read_outbox(state, after=2**62, limit=1)[0]
 
 
-def state_candidates(db: str | Path, snapshot_dir: str | Path | None = None,
-                     env: dict[str, str] | None = None) -> list[Path]:
+def state_candidates(
+    db: str | Path, snapshot_dir: str | Path | None = None, env: dict[str, str] | None = None
+) -> list[Path]:
     """Where the dashboard's state file is: ``$AMPLIMON_DASHBOARD_STATE``, else the defaults
     of ``amplimon dashboard --data DB`` and ``--data SNAPSHOT_DIR``
     (``<data>.dashboard.sqlite``)."""
@@ -182,8 +210,11 @@ class TriageInbox:
             except (sqlite3.Error, OSError, TypeError, StoreError) as err:
                 if str(state) not in self._warned:
                     self._warned.add(str(state))
-                    log.warning("cannot read the dashboard's triage outbox %s (%s); retrying",
-                                state, " ".join(str(err).split()))
+                    log.warning(
+                        "cannot read the dashboard's triage outbox %s (%s); retrying",
+                        state,
+                        " ".join(str(err).split()),
+                    )
                 continue
             self._warned.discard(str(state))
             if n:

@@ -55,9 +55,17 @@ class UnitEngine:
 
     auto_watermark = False
 
-    def __init__(self, config: Config, output: Output, *, unit: int, units: int,
-                 pseudonymiser: Pseudonymiser, max_future_ms: int = DAY_MS,
-                 now_ms: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        output: Output,
+        *,
+        unit: int,
+        units: int,
+        pseudonymiser: Pseudonymiser,
+        max_future_ms: int = DAY_MS,
+        now_ms: Callable[[], int] | None = None,
+    ) -> None:
         self.config = config
         self.output = output  # dead letters only
         self.unit, self.units = unit, units
@@ -67,17 +75,29 @@ class UnitEngine:
         now = now_ms or (lambda: int(utc_now().timestamp() * 1000))
         self.stats = StreamStats()
         self.ingest_unit = Ingest(
-            tick_ms=self.tick_ms, lateness_ms=self.lateness_ms, pseudonymiser=pseudonymiser,
-            dead=self._dead, future_limit_ms=now() + max_future_ms, stats=self.stats,
-            key_retention_ms=key_retention_ms(config))
+            tick_ms=self.tick_ms,
+            lateness_ms=self.lateness_ms,
+            pseudonymiser=pseudonymiser,
+            dead=self._dead,
+            future_limit_ms=now() + max_future_ms,
+            stats=self.stats,
+            key_retention_ms=key_retention_ms(config),
+        )
         self.outbox: list[Message] = []
         self.finished = False
         self._sealer = Sealer(pseudonymiser.derive_key("unit-state"))
         self._reported: tuple[int, bool, bool] | None = None
 
     # -- input ----------------------------------------------------------------------------
-    def push(self, topic: str, event: Event, *, source: str, location: str = "",
-             raw: bytes | str | None = None) -> None:
+    def push(
+        self,
+        topic: str,
+        event: Event,
+        *,
+        source: str,
+        location: str = "",
+        raw: bytes | str | None = None,
+    ) -> None:
         self.ingest_unit.push(topic, event, source=source, location=location, raw=raw)
 
     def reject(self, rejected: Rejected, *, source: str, location: str = "") -> None:
@@ -85,12 +105,20 @@ class UnitEngine:
         counts[rejected.topic] = counts.get(rejected.topic, 0) + 1
         self._dead(rejected.topic, "rejected", rejected.raw, rejected.reason, source, location)
 
-    def _dead(self, topic: str, counter: str, raw: str, reason: str, source: str,
-              location: str) -> None:
+    def _dead(
+        self, topic: str, counter: str, raw: str, reason: str, source: str, location: str
+    ) -> None:
         scrub = self.pseudonymiser
-        self.output.deadletters([DeadLetter(source=source, raw=scrub.scrub(raw),
-                                            reason=scrub.scrub_reason(reason),
-                                            location=location)])
+        self.output.deadletters(
+            [
+                DeadLetter(
+                    source=source,
+                    raw=scrub.scrub(raw),
+                    reason=scrub.scrub_reason(reason),
+                    location=location,
+                )
+            ]
+        )
 
     # -- time -----------------------------------------------------------------------------
     def advance_to(self, watermark_ms: int) -> None:
@@ -118,16 +146,28 @@ class UnitEngine:
         if now == self._reported:
             return
         self._reported = now
-        self.outbox.append(UnitProgress(unit=self.unit, units=self.units,
-                                        closed_until=now[0], finished=now[1], idle=now[2],
-                                        counts=self.counts()))
+        self.outbox.append(
+            UnitProgress(
+                unit=self.unit,
+                units=self.units,
+                closed_until=now[0],
+                finished=now[1],
+                idle=now[2],
+                counts=self.counts(),
+            )
+        )
 
     def counts(self) -> UnitCounts:
         s = self.stats
-        return UnitCounts(accepted=dict(s.accepted), duplicates=dict(s.duplicates),
-                          late=dict(s.late), rejected=dict(s.rejected),
-                          conflicting=dict(s.conflicting), held=s.held,
-                          uncorroborated=s.uncorroborated)
+        return UnitCounts(
+            accepted=dict(s.accepted),
+            duplicates=dict(s.duplicates),
+            late=dict(s.late),
+            rejected=dict(s.rejected),
+            conflicting=dict(s.conflicting),
+            held=s.held,
+            uncorroborated=s.uncorroborated,
+        )
 
     def drain(self) -> list[Message]:
         out, self.outbox = self.outbox, []
@@ -138,8 +178,11 @@ class UnitEngine:
 
     # -- state ----------------------------------------------------------------------------
     def _fingerprint(self) -> str:
-        text = (self.config.model_dump_json() + f"|unit {self.unit} of {self.units}|"
-                + self.pseudonymiser.key_id)
+        text = (
+            self.config.model_dump_json()
+            + f"|unit {self.unit} of {self.units}|"
+            + self.pseudonymiser.key_id
+        )
         return hashlib.sha256(text.encode()).hexdigest()
 
     def snapshot(self, *, pending: bool = False) -> bytes:
@@ -152,9 +195,15 @@ class UnitEngine:
                 for (_p, topic, _e), (event, _s, _l) in bucket.events.items():
                     counts.accepted[topic] = counts.accepted.get(topic, 0) - 1
                     platforms[event.platform] -= 1
-        state = UnitState(version=_STATE_VERSION, fingerprint=self._fingerprint(),
-                          unit=self.unit, ingest=unit.state(pending=pending), counts=counts,
-                          platforms=platforms, out_of_order=self.stats.out_of_order)
+        state = UnitState(
+            version=_STATE_VERSION,
+            fingerprint=self._fingerprint(),
+            unit=self.unit,
+            ingest=unit.state(pending=pending),
+            counts=counts,
+            platforms=platforms,
+            out_of_order=self.stats.out_of_order,
+        )
         return self._sealer.seal(msgspec.msgpack.encode(state))
 
     def restore(self, data: bytes) -> None:
@@ -164,8 +213,10 @@ class UnitEngine:
         if state.version != _STATE_VERSION:
             raise ValueError(f"unit state version {state.version}, expected {_STATE_VERSION}")
         if state.fingerprint != self._fingerprint():
-            raise ValueError(f"unit {self.unit} state was saved with another configuration, "
-                             "unit count or pseudonymisation key")
+            raise ValueError(
+                f"unit {self.unit} state was saved with another configuration, "
+                "unit count or pseudonymisation key"
+            )
         c, s = state.counts, self.stats
         s.accepted, s.duplicates, s.late = dict(c.accepted), dict(c.duplicates), dict(c.late)
         s.rejected, s.conflicting = dict(c.rejected), dict(c.conflicting)
@@ -188,5 +239,9 @@ class UnitEngine:
         return self.ingest_unit.watermark
 
     def describe(self) -> dict[str, Any]:
-        return {"unit": self.unit, "closed_until_ms": self.closed_until_ms,
-                "pending_events": self.ingest_unit.pending_events, "finished": self.finished}
+        return {
+            "unit": self.unit,
+            "closed_until_ms": self.closed_until_ms,
+            "pending_events": self.ingest_unit.pending_events,
+            "finished": self.finished,
+        }

@@ -25,27 +25,51 @@ from monitor.contract import Exposure, Ranking
 
 __all__ = ["EVENT_SCHEMAS", "ShardWriter"]
 
-_ITEM = pa.struct([("item", pa.string()), ("actor", pa.string()), ("position", pa.int64()),
-                   ("score", pa.float64()), ("organic_score", pa.float64()),
-                   ("interventions", pa.list_(pa.string()))])
-_COMMON = [("event_id", pa.string()), ("platform", pa.string()), ("ts", pa.int64()),
-           ("user", pa.string()), ("region", pa.string()), ("surface", pa.string()),
-           ("arm", pa.string())]
+_ITEM = pa.struct(
+    [
+        ("item", pa.string()),
+        ("actor", pa.string()),
+        ("position", pa.int64()),
+        ("score", pa.float64()),
+        ("organic_score", pa.float64()),
+        ("interventions", pa.list_(pa.string())),
+    ]
+)
+_COMMON = [
+    ("event_id", pa.string()),
+    ("platform", pa.string()),
+    ("ts", pa.int64()),
+    ("user", pa.string()),
+    ("region", pa.string()),
+    ("surface", pa.string()),
+    ("arm", pa.string()),
+]
 EVENT_SCHEMAS: Final = {
-    "exposure": pa.schema([*_COMMON, ("item", pa.string()), ("actor", pa.string()),
-                           ("position", pa.int64()), ("request", pa.string()),
-                           ("label", pa.string())]),
+    "exposure": pa.schema(
+        [
+            *_COMMON,
+            ("item", pa.string()),
+            ("actor", pa.string()),
+            ("position", pa.int64()),
+            ("request", pa.string()),
+            ("label", pa.string()),
+        ]
+    ),
     "ranking": pa.schema([*_COMMON, ("request", pa.string()), ("items", pa.list_(_ITEM))]),
 }
 EVENT_SCHEMAS["panel"] = EVENT_SCHEMAS["exposure"]
 _DUCK_TYPES: Final = {
-    "exposure": ("STRUCT(event_id VARCHAR, platform VARCHAR, ts BIGINT, \"user\" VARCHAR, "
-                 "region VARCHAR, surface VARCHAR, arm VARCHAR, item VARCHAR, actor VARCHAR, "
-                 "position BIGINT, request VARCHAR, label VARCHAR)"),
-    "ranking": ("STRUCT(event_id VARCHAR, platform VARCHAR, ts BIGINT, \"user\" VARCHAR, "
-                "region VARCHAR, surface VARCHAR, arm VARCHAR, request VARCHAR, "
-                "items STRUCT(item VARCHAR, actor VARCHAR, position BIGINT, score DOUBLE, "
-                "organic_score DOUBLE, interventions VARCHAR[])[])"),
+    "exposure": (
+        'STRUCT(event_id VARCHAR, platform VARCHAR, ts BIGINT, "user" VARCHAR, '
+        "region VARCHAR, surface VARCHAR, arm VARCHAR, item VARCHAR, actor VARCHAR, "
+        "position BIGINT, request VARCHAR, label VARCHAR)"
+    ),
+    "ranking": (
+        'STRUCT(event_id VARCHAR, platform VARCHAR, ts BIGINT, "user" VARCHAR, '
+        "region VARCHAR, surface VARCHAR, arm VARCHAR, request VARCHAR, "
+        "items STRUCT(item VARCHAR, actor VARCHAR, position BIGINT, score DOUBLE, "
+        "organic_score DOUBLE, interventions VARCHAR[])[])"
+    ),
 }
 _DUCK_TYPES["panel"] = _DUCK_TYPES["exposure"]
 _BATCH: Final = 65_536
@@ -63,8 +87,7 @@ class _StagedRanking(msgspec.Struct):
     e: Ranking
 
 
-_WRAP: Final = {"exposure": _StagedExposure, "ranking": _StagedRanking,
-                 "panel": _StagedExposure}
+_WRAP: Final = {"exposure": _StagedExposure, "ranking": _StagedRanking, "panel": _StagedExposure}
 _ENCODE = msgspec.json.Encoder().encode
 
 
@@ -76,15 +99,17 @@ class ShardWriter:
     """Accepted events of one topic → Parquet shards ``<prefix>-<k>.parquet`` with the
     columns of :data:`EVENT_SCHEMAS` plus ``src`` (input file index) and ``line``."""
 
-    def __init__(self, directory: Path, prefix: str, topic: str,
-                 con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(
+        self, directory: Path, prefix: str, topic: str, con: duckdb.DuckDBPyConnection
+    ) -> None:
         self.directory = directory
         self.prefix = prefix
         self.topic = topic
         self.con = con
         self._wrap = _WRAP[topic]
-        self._columns = ("{src: 'INTEGER', line: 'BIGINT', e: '"
-                         + _DUCK_TYPES[topic].replace("'", "''") + "'}")
+        self._columns = (
+            "{src: 'INTEGER', line: 'BIGINT', e: '" + _DUCK_TYPES[topic].replace("'", "''") + "'}"
+        )
         self._pending: list[msgspec.Struct] = []
         self._parts = 0
         self.rows = 0
@@ -103,7 +128,8 @@ class ShardWriter:
         self.con.execute(
             f"COPY (SELECT src, line, unnest(e) FROM read_json({_quote(tmp)}, "
             f"format='array', columns={self._columns})) TO {_quote(out)} "
-            "(FORMAT parquet, COMPRESSION lz4)")
+            "(FORMAT parquet, COMPRESSION lz4)"
+        )
         tmp.unlink()
         self.rows += len(self._pending)
         self._parts += 1

@@ -103,9 +103,13 @@ def location(path: Path, n: int) -> str:
     return f"{path.name}:row{n}" if _kind(path) == "parquet" else f"{path.name}:{n}"
 
 
-def iter_records(path: Path, topic: str, *, share: tuple[int, int] = (0, 1),
-                 position: Callable[[int], None] | None = None
-                 ) -> Iterator[tuple[int, Event | Rejected, bytes]]:
+def iter_records(
+    path: Path,
+    topic: str,
+    *,
+    share: tuple[int, int] = (0, 1),
+    position: Callable[[int], None] | None = None,
+) -> Iterator[tuple[int, Event | Rejected, bytes]]:
     """``(n, decoded or rejected, raw)`` for the records of one file, in file order.
 
     ``n`` is the 1-based line (JSON Lines) or row (Parquet) number.  ``raw`` is the line's
@@ -148,9 +152,9 @@ def read_raw(path: Path, topic: str, numbers: set[int]) -> dict[int, str]:
     return out
 
 
-def _jsonl_records(p: Path, topic: str, share: tuple[int, int],
-                   position: Callable[[int], None] | None
-                   ) -> Iterator[tuple[int, Event | Rejected, bytes]]:
+def _jsonl_records(
+    p: Path, topic: str, share: tuple[int, int], position: Callable[[int], None] | None
+) -> Iterator[tuple[int, Event | Rejected, bytes]]:
     w, k = share
     try:
         with p.open("rb") as raw_fh:
@@ -162,8 +166,15 @@ def _jsonl_records(p: Path, topic: str, share: tuple[int, int],
                 if position is not None and lineno % 65_536 <= k:
                     position(raw_fh.tell())
                 if len(line) > MAX_RECORD_BYTES:
-                    yield lineno, Rejected(topic, line[:4096].decode("utf-8", "replace"),
-                                           f"{topic}: record larger than 1 MiB (cut)"), b""
+                    yield (
+                        lineno,
+                        Rejected(
+                            topic,
+                            line[:4096].decode("utf-8", "replace"),
+                            f"{topic}: record larger than 1 MiB (cut)",
+                        ),
+                        b"",
+                    )
                     continue
                 if not line.strip():
                     continue
@@ -193,8 +204,9 @@ def _lines(reader: io.BufferedReader[Any]) -> Iterator[bytes]:
         yield line.rstrip(b"\r\n")
 
 
-def _parquet_records(p: Path, topic: str, share: tuple[int, int]
-                     ) -> Iterator[tuple[int, Event | Rejected, bytes]]:
+def _parquet_records(
+    p: Path, topic: str, share: tuple[int, int]
+) -> Iterator[tuple[int, Event | Rejected, bytes]]:
     w, k = share
     try:
         pf = pq.ParquetFile(p)
@@ -249,8 +261,11 @@ def _row_or_rejection(batch: pa.RecordBatch, i: int, topic: str) -> dict[str, An
     if not bad:
         return obj
     raw = msgspec.json.encode(obj, order="sorted", enc_hook=str).decode("utf-8", "replace")
-    return Rejected(topic, raw, f"{topic}.{bad[0]}: value out of range for its type "
-                                f"({batch.schema.field(bad[0]).type})")
+    return Rejected(
+        topic,
+        raw,
+        f"{topic}.{bad[0]}: value out of range for its type ({batch.schema.field(bad[0]).type})",
+    )
 
 
 def _drop_nulls(obj: dict[str, Any]) -> dict[str, Any]:
@@ -258,13 +273,16 @@ def _drop_nulls(obj: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in obj.items() if v is not None}
     items = out.get("items")
     if isinstance(items, list):
-        out["items"] = [{k: v for k, v in it.items() if v is not None}
-                        if isinstance(it, dict) else it for it in items]
+        out["items"] = [
+            {k: v for k, v in it.items() if v is not None} if isinstance(it, dict) else it
+            for it in items
+        ]
     return out
 
 
-def _timed(records: Iterable[Record], file_no: int, guard_ms: int
-           ) -> Iterator[tuple[int, int, int, Record]]:
+def _timed(
+    records: Iterable[Record], file_no: int, guard_ms: int
+) -> Iterator[tuple[int, int, int, Record]]:
     """Each record with its file's merge key: the file's corroborated frontier
     (:class:`monitor.ingest.Frontier`), so one far-ahead record cannot make the merge drain
     every other file before the rest of its own."""
@@ -280,8 +298,9 @@ def _timed(records: Iterable[Record], file_no: int, guard_ms: int
         yield (last, file_no, seq, rec)
 
 
-def merge_by_time(sources: Sequence[Iterable[Record]], *, guard_ms: int = 3_600_000
-                  ) -> Iterator[Record]:
+def merge_by_time(
+    sources: Sequence[Iterable[Record]], *, guard_ms: int = 3_600_000
+) -> Iterator[Record]:
     """Merge per-file record streams by event time (stable; rejections keep their place):
     the arrival order of files read side by side, as partitions of a topic arrive.
 

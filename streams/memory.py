@@ -40,12 +40,15 @@ class ListOutput:
 
     @property
     def latest_measurements(self) -> dict[tuple[str, ...], Measurement]:
-        return {(m.platform, m.region, m.window_id, m.period, m.subject_kind, m.subject): m
-                for m in self.measurement_rows}
+        return {
+            (m.platform, m.region, m.window_id, m.period, m.subject_kind, m.subject): m
+            for m in self.measurement_rows
+        }
 
 
-def records_from_dicts(topic: str, rows: Iterable[Mapping[str, Any]], source: str = "memory"
-                       ) -> Iterator[Record]:
+def records_from_dicts(
+    topic: str, rows: Iterable[Mapping[str, Any]], source: str = "memory"
+) -> Iterator[Record]:
     """Validate parsed records (e.g. the simulator's) as a record stream."""
     for i, row in enumerate(rows, start=1):
         yield Record(topic, decode_obj(topic, dict(row)), source, f"{source}:{i}")

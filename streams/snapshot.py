@@ -37,8 +37,15 @@ import pyarrow.parquet as pq
 from monitor.records import utc_now
 from monitor.store import SCHEMA, Store, StoreError
 
-__all__ = ["SNAPSHOT_TABLES", "SnapshotPublisher", "default_snapshot_dir", "publish_snapshot",
-           "read_snapshot", "read_table_file", "remove_partial_files"]
+__all__ = [
+    "SNAPSHOT_TABLES",
+    "SnapshotPublisher",
+    "default_snapshot_dir",
+    "publish_snapshot",
+    "read_snapshot",
+    "read_table_file",
+    "remove_partial_files",
+]
 
 SNAPSHOT_TABLES = ("findings", "amplification", "deadletter", "detectability", "runs")
 
@@ -51,8 +58,9 @@ def _arrow(con: duckdb.DuckDBPyConnection, table: str) -> pa.Table:
     return con.sql(f"SELECT * FROM {table}").to_arrow_table()  # noqa: S608  # fixed names
 
 
-def publish_snapshot(store: Store, directory: str | Path,
-                     tables: Iterable[str] = SNAPSHOT_TABLES) -> dict[str, int]:
+def publish_snapshot(
+    store: Store, directory: str | Path, tables: Iterable[str] = SNAPSHOT_TABLES
+) -> dict[str, int]:
     """Write ``tables`` of ``store`` atomically into ``directory``; returns row counts."""
     out = Path(directory)
     names = list(tables)
@@ -77,11 +85,13 @@ def publish_snapshot(store: Store, directory: str | Path,
             os.replace(tmp, final)
     except OSError as err:
         why = err.strerror or " ".join(str(err).split()) or type(err).__name__
-        raise StoreError(f"{out}: cannot publish the snapshot ({why}); the previous snapshot "
-                         "is unchanged") from None
+        raise StoreError(
+            f"{out}: cannot publish the snapshot ({why}); the previous snapshot is unchanged"
+        ) from None
     except duckdb.Error as err:
-        raise StoreError(f"{store.path}: cannot read the tables to publish "
-                         f"({str(err).strip().splitlines()[0]})") from None
+        raise StoreError(
+            f"{store.path}: cannot read the tables to publish ({str(err).strip().splitlines()[0]})"
+        ) from None
     finally:
         for tmp, _ in written:
             with contextlib.suppress(FileNotFoundError):
@@ -138,8 +148,7 @@ def read_snapshot(directory: str | Path) -> duckdb.DuckDBPyConnection:
 class SnapshotPublisher:
     """Rate-limited :func:`publish_snapshot` of the tables changed since the last one."""
 
-    def __init__(self, store: Store, directory: str | Path, *, min_interval: float = 1.0
-                 ) -> None:
+    def __init__(self, store: Store, directory: str | Path, *, min_interval: float = 1.0) -> None:
         self.store = store
         self.directory = Path(directory)
         self.min_interval = min_interval

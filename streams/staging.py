@@ -57,14 +57,20 @@ __all__ = ["StagedArchive", "StagingStats", "stage"]
 
 TOPICS: Final = ("exposure", "ranking", "panel")
 _BATCH: Final = 32_768  # records per Parquet write and per read-back batch
-_DEAD_SCHEMA: Final = pa.schema([
-    ("topic", pa.string()), ("src", pa.int32()), ("line", pa.int64()), ("raw", pa.string()),
-    ("reason", pa.string()),
-])
+_DEAD_SCHEMA: Final = pa.schema(
+    [
+        ("topic", pa.string()),
+        ("src", pa.int32()),
+        ("line", pa.int64()),
+        ("raw", pa.string()),
+        ("reason", pa.string()),
+    ]
+)
 _DECODERS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
     "exposure": msgspec.json.Decoder(list[Exposure]),
     "ranking": msgspec.json.Decoder(list[Ranking]),
-    "panel": msgspec.json.Decoder(list[Exposure])}
+    "panel": msgspec.json.Decoder(list[Exposure]),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +122,10 @@ class _DeadWriter:
         if not self.rows:
             return
         cols = list(zip(*self.rows, strict=True))
-        table = pa.Table.from_arrays([pa.array(list(v), type=f.type) for v, f in
-                                      zip(cols, _DEAD_SCHEMA, strict=True)], schema=_DEAD_SCHEMA)
+        table = pa.Table.from_arrays(
+            [pa.array(list(v), type=f.type) for v, f in zip(cols, _DEAD_SCHEMA, strict=True)],
+            schema=_DEAD_SCHEMA,
+        )
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, _DEAD_SCHEMA, compression="lz4")
         self._writer.write_table(table)
@@ -130,8 +138,13 @@ class _DeadWriter:
             self._writer.close()
 
 
-def _decode_share(files: Sequence[SourceFile], workdir: Path, w: int, n: int,
-                  progress: Callable[[int, int, int], None] | None = None) -> None:
+def _decode_share(
+    files: Sequence[SourceFile],
+    workdir: Path,
+    w: int,
+    n: int,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> None:
     """Pass 1 for worker ``w`` of ``n``: decode its share of every file into shards.
 
     Raises :class:`SourceError` for a file that cannot be read (the whole run stops: an
@@ -158,8 +171,9 @@ def _decode_share(files: Sequence[SourceFile], workdir: Path, w: int, n: int,
         dead.close()
 
 
-def _worker_main(files: Sequence[SourceFile], workdir: str, w: int, n: int, shared: Any,
-                 results: Any) -> None:
+def _worker_main(
+    files: Sequence[SourceFile], workdir: str, w: int, n: int, shared: Any, results: Any
+) -> None:
     """Process entry point: puts ``None`` or the one-line error (errors as data)."""
 
     def report(worker: int, src: int, pos: int) -> None:
@@ -180,8 +194,9 @@ class StagedArchive:
     Use as a context manager; the working directory is removed on exit.
     """
 
-    def __init__(self, files: Sequence[SourceFile], workdir: Path, *, memory_limit: str,
-                 threads: int) -> None:
+    def __init__(
+        self, files: Sequence[SourceFile], workdir: Path, *, memory_limit: str, threads: int
+    ) -> None:
         self.files = list(files)
         self.workdir = workdir
         self.stats = StagingStats()
@@ -212,12 +227,14 @@ class StagedArchive:
         for t in TOPICS:
             shards = self._shards(t)
             if shards:
-                con.execute(f"CREATE OR REPLACE VIEW {t} AS SELECT * FROM "
-                            f"read_parquet({_sql_list(shards)})")
+                con.execute(
+                    f"CREATE OR REPLACE VIEW {t} AS SELECT * FROM read_parquet({_sql_list(shards)})"
+                )
             else:
-                empty = pa.table({f.name: pa.array([], f.type) for f in EVENT_SCHEMAS[t]}
-                                 | {"src": pa.array([], pa.int32()),
-                                    "line": pa.array([], pa.int64())})
+                empty = pa.table(
+                    {f.name: pa.array([], f.type) for f in EVENT_SCHEMAS[t]}
+                    | {"src": pa.array([], pa.int32()), "line": pa.array([], pa.int64())}
+                )
                 con.register(f"{t}_empty", empty)
                 con.execute(f"CREATE OR REPLACE TABLE {t} AS SELECT * FROM {t}_empty")
                 con.unregister(f"{t}_empty")
@@ -241,18 +258,22 @@ class StagedArchive:
                         PARTITION BY e.platform, e.event_id ORDER BY e.src, e.line) AS r
                     FROM {t} e JOIN {t}_groups g USING (platform, event_id))
                 WHERE k > 1 OR r > 1""")
-            con.execute(f"""CREATE OR REPLACE TABLE {t}_future AS
+            con.execute(
+                f"""CREATE OR REPLACE TABLE {t}_future AS
                 SELECT platform, event_id, arg_min(src, (src, line)) AS src,
                        arg_min(line, (src, line)) AS line
                 FROM {t} ANTI JOIN {t}_conflicts USING (platform, event_id)
                 WHERE ts > $limit
-                GROUP BY platform, event_id""", {"limit": int(future_limit_ms)})
+                GROUP BY platform, event_id""",
+                {"limit": int(future_limit_ms)},
+            )
             (future,) = con.execute(f"SELECT count(*) FROM {t}_future").fetchall()[0]
             self.stats.future[t] = int(future)
             (decoded,) = con.execute(f"SELECT count(*) FROM {t}").fetchall()[0]
             self.stats.decoded[t] = int(decoded)
-            self.stats.events[t] = (int(decoded) - self.stats.duplicates[t]
-                                    - self.stats.conflicting[t] - int(future))
+            self.stats.events[t] = (
+                int(decoded) - self.stats.duplicates[t] - self.stats.conflicting[t] - int(future)
+            )
         self._future_limit = int(future_limit_ms)
         self._prepared = True
 
@@ -269,26 +290,36 @@ class StagedArchive:
             rows = con.execute(f"""SELECT topic, src, line, raw, reason
                 FROM read_parquet({_sql_list(dead_shards)}) ORDER BY src, line""").fetchall()
             for topic, src, line, raw, reason in rows:
-                yield DeadRecord(topic, names[src], self.files[src].location(line), raw,
-                                 reason, "rejected")
+                yield DeadRecord(
+                    topic, names[src], self.files[src].location(line), raw, reason, "rejected"
+                )
         for t in TOPICS:
             conflicts = con.execute(f"""SELECT e.src, e.line, c.n, c.k, e.event_id
                 FROM {t} e JOIN {t}_conflicts c USING (platform, event_id)
                 ORDER BY e.src, e.line""").fetchall()
-            future = con.execute(f"SELECT src, line FROM {t}_future ORDER BY src, line"
-                                 ).fetchall()
-            raw = self._raw_text({(src, line) for src, line, *_ in conflicts}
-                                 | {(src, line) for src, line in future})
+            future = con.execute(f"SELECT src, line FROM {t}_future ORDER BY src, line").fetchall()
+            raw = self._raw_text(
+                {(src, line) for src, line, *_ in conflicts} | {(src, line) for src, line in future}
+            )
             for src, line, n, k, event_id in conflicts:
                 yield DeadRecord(
-                    t, names[src], self.files[src].location(line), raw[(src, line)],
+                    t,
+                    names[src],
+                    self.files[src].location(line),
+                    raw[(src, line)],
                     f"{t}.event_id: conflicting duplicate: {k} different records in {n} "
-                    f"copies share {event_id!r}; none is counted", "conflicting")
+                    f"copies share {event_id!r}; none is counted",
+                    "conflicting",
+                )
             for src, line in future:
-                yield DeadRecord(t, names[src], self.files[src].location(line),
-                                 raw[(src, line)],
-                                 f"{t}.ts: more than a day after the current wall-clock time",
-                                 "rejected")
+                yield DeadRecord(
+                    t,
+                    names[src],
+                    self.files[src].location(line),
+                    raw[(src, line)],
+                    f"{t}.ts: more than a day after the current wall-clock time",
+                    "rejected",
+                )
 
     def _raw_text(self, wanted: set[tuple[int, int]]) -> dict[tuple[int, int], str]:
         out: dict[tuple[int, int], str] = {}
@@ -299,8 +330,9 @@ class StagedArchive:
                 out[(src, n)] = text
         return out
 
-    def ticks(self, tick_ms: int, *, partition: tuple[int, int] | None = None
-              ) -> Iterator[ClosedTick]:
+    def ticks(
+        self, tick_ms: int, *, partition: tuple[int, int] | None = None
+    ) -> Iterator[ClosedTick]:
         """Closed ticks (exposures, rankings, panel records) in event-time order.
 
         Within a tick, events are in canonical order ``(ts, platform, event_id)``.
@@ -319,15 +351,18 @@ class StagedArchive:
                     heads[i] = next(streams[i], None)
             yield ClosedTick(idx, out[0], out[1], out[2])
 
-    def _topic_ticks(self, t: str, tick_ms: int, partition: tuple[int, int] | None
-                     ) -> Iterator[tuple[int, list[Any]]]:
+    def _topic_ticks(
+        self, t: str, tick_ms: int, partition: tuple[int, int] | None
+    ) -> Iterator[tuple[int, list[Any]]]:
         p, n = partition or (0, 1)
         cur = self.con.cursor()
-        reader = cur.sql(f"""SELECT ts, to_json({_content(t)}) AS canon
+        reader = cur.sql(
+            f"""SELECT ts, to_json({_content(t)}) AS canon
             FROM {t} ANTI JOIN {t}_drop USING (src, line)
             WHERE ts <= $limit AND hash(user) % $n = $p
             ORDER BY ts, platform, event_id""",
-            params={"limit": self._future_limit, "n": n, "p": p}).to_arrow_reader(_BATCH)
+            params={"limit": self._future_limit, "n": n, "p": p},
+        ).to_arrow_reader(_BATCH)
         decode = _DECODERS[t].decode
         current: int | None = None
         bucket: list[Any] = []
@@ -360,9 +395,14 @@ def _sql_list(paths: Sequence[str]) -> str:
     return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
-def stage(files: Sequence[tuple[Path, str]], *, workers: int = 1,
-          workdir: str | Path | None = None, memory_limit: str = "1GB",
-          progress: Callable[[float], None] | None = None) -> StagedArchive:
+def stage(
+    files: Sequence[tuple[Path, str]],
+    *,
+    workers: int = 1,
+    workdir: str | Path | None = None,
+    memory_limit: str = "1GB",
+    progress: Callable[[float], None] | None = None,
+) -> StagedArchive:
     """Pass 1 over ``files`` (``(path, topic)`` pairs) with ``workers`` processes.
 
     The shards go to a new private directory under ``workdir`` (default: the system's
@@ -395,8 +435,12 @@ def stage(files: Sequence[tuple[Path, str]], *, workers: int = 1,
         raise
 
 
-def _run_workers(sources: Sequence[SourceFile], base: Path, workers: int,
-                 progress: Callable[[float], None] | None) -> None:
+def _run_workers(
+    sources: Sequence[SourceFile],
+    base: Path,
+    workers: int,
+    progress: Callable[[float], None] | None,
+) -> None:
     # fork: the children start with this process's modules (no re-import of ``__main__``,
     # which spawn and forkserver would run again, and no second start-up of numpy & co.);
     # they only decode and write their own shard files.
@@ -404,9 +448,12 @@ def _run_workers(sources: Sequence[SourceFile], base: Path, workers: int,
     shared = ctx.Array("q", workers * len(sources), lock=False)
     results = ctx.SimpleQueue()
     total = sum(s.path.stat().st_size or 1 for s in sources) * workers
-    procs = [ctx.Process(target=_worker_main, args=(sources, str(base), w, workers, shared,
-                                                    results), daemon=True)
-             for w in range(workers)]
+    procs = [
+        ctx.Process(
+            target=_worker_main, args=(sources, str(base), w, workers, shared, results), daemon=True
+        )
+        for w in range(workers)
+    ]
     for p in procs:
         p.start()
     errors: list[str] = []

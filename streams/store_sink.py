@@ -22,8 +22,7 @@ class StoreOutput:
         self._measurements: dict[tuple[str, ...], Measurement] = {}
         self._dead: list[DeadLetter] = []
         self._detectability: list[Detectability] = []
-        self.written = {"findings": 0, "amplification": 0, "deadletter": 0,
-                        "detectability": 0}
+        self.written = {"findings": 0, "amplification": 0, "deadletter": 0, "detectability": 0}
 
     def findings(self, rows: list[Finding]) -> None:
         for f in rows:
@@ -35,8 +34,9 @@ class StoreOutput:
 
     def measurements(self, rows: list[Measurement]) -> None:
         for m in rows:
-            self._measurements[(m.platform, m.region, m.window_id, m.period, m.subject_kind,
-                                m.subject)] = m
+            self._measurements[
+                (m.platform, m.region, m.window_id, m.period, m.subject_kind, m.subject)
+            ] = m
         self._maybe_flush()
 
     def deadletters(self, rows: list[DeadLetter]) -> None:

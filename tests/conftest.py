@@ -11,8 +11,9 @@ from tests.evidence_support import RealRun, real_run
 
 
 @pytest.fixture(autouse=True)
-def _own_data_dir(tmp_path_factory: pytest.TempPathFactory,
-                  monkeypatch: pytest.MonkeyPatch) -> Path:
+def _own_data_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     data = tmp_path_factory.mktemp("amplimon-data")
     monkeypatch.setenv("AMPLIMON_DATA_DIR", str(data))
     return data

@@ -43,11 +43,16 @@ def duckdb_texts(db: Path) -> list[str]:
     try:
         cols = con.execute(
             "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE data_type IN ('VARCHAR', 'JSON')").fetchall()
+            "WHERE data_type IN ('VARCHAR', 'JSON')"
+        ).fetchall()
         out: list[str] = []
         for table, col in cols:
-            out += [str(v) for (v,) in con.execute(
-                f'SELECT "{col}" FROM "{table}" WHERE "{col}" IS NOT NULL').fetchall()]
+            out += [
+                str(v)
+                for (v,) in con.execute(
+                    f'SELECT "{col}" FROM "{table}" WHERE "{col}" IS NOT NULL'
+                ).fetchall()
+            ]
         return out
     finally:
         con.close()

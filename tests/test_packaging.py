@@ -42,13 +42,15 @@ def test_every_declared_dependency_is_locked_and_its_lower_bound_is_the_tested_r
         assert name in locked, f"{req.name} is declared but not in requirements.lock"
         version = locked[name]
         assert req.specifier.contains(version, prereleases=True), (
-            f"{req.name}: locked {version} is outside {req.specifier}")
+            f"{req.name}: locked {version} is outside {req.specifier}"
+        )
         lower = [Version(s.version) for s in req.specifier if s.operator == ">="]
         assert lower, f"{req.name}: no lower bound"
         # the bound names the locked release line: a bound older than what the lock tests
         # would claim support nobody has checked
         assert lower[0].release[:2] == version.release[:2], (
-            f"{req.name}: lower bound {lower[0]} but the tested release is {version}")
+            f"{req.name}: lower bound {lower[0]} but the tested release is {version}"
+        )
 
 
 def test_runtime_lock_is_the_same_resolution_as_the_full_lock() -> None:

@@ -44,8 +44,7 @@ def _sidebar_filters(options: dict[str, list[str]]) -> Filters:
                 st.session_state[key] = _DEFAULT_STATUS
             current = [v for v in st.session_state.get(key, []) if v in options[facet]]
             st.session_state[key] = current
-            chosen[facet] = tuple(st.multiselect(label, options[facet], key=key,
-                                                 placeholder="All"))
+            chosen[facet] = tuple(st.multiselect(label, options[facet], key=key, placeholder="All"))
     return Filters(**chosen)
 
 
@@ -59,8 +58,10 @@ def _live(filters: Filters) -> None:
     just_in: set[str] = st.session_state.setdefault("just_in", set())
     just_in |= fresh
     if fresh:
-        st.toast(f"{len(fresh)} new alert{'s' if len(fresh) > 1 else ''}",
-                 icon=":material/notifications_active:")
+        st.toast(
+            f"{len(fresh)} new alert{'s' if len(fresh) > 1 else ''}",
+            icon=":material/notifications_active:",
+        )
     shown = alerts.sort_alerts(alerts.apply_filters(view, filters))
     ui.data_note(snap)
     counts = alerts.severity_counts(shown)
@@ -81,14 +82,24 @@ def _live(filters: Filters) -> None:
     for row in shown.head(limit).to_dict("records"):
         _alert(row, config, just_in)
     if len(shown) > limit:
-        st.button(f"Show {min(_PAGE, len(shown) - limit)} more", key="more_alerts",
-                  on_click=_more, args=(limit + _PAGE,))
+        st.button(
+            f"Show {min(_PAGE, len(shown) - limit)} more",
+            key="more_alerts",
+            on_click=_more,
+            args=(limit + _PAGE,),
+        )
     with st.expander("Table view"):
         table = _table(shown, config)
         st.dataframe(table, hide_index=True, width="stretch")
-        st.download_button("Download as CSV", data=to_csv(table), file_name="alerts.csv",
-                           mime="text/csv", key="alerts_csv", on_click="ignore",
-                           help="Text a spreadsheet would run as a formula is prefixed with '")
+        st.download_button(
+            "Download as CSV",
+            data=to_csv(table),
+            file_name="alerts.csv",
+            mime="text/csv",
+            key="alerts_csv",
+            on_click="ignore",
+            help="Text a spreadsheet would run as a formula is prefixed with '",
+        )
 
 
 def _more(limit: int) -> None:
@@ -106,27 +117,49 @@ def _alert(row: dict[str, Any], config: Config | None, just_in: set[str]) -> Non
             badges.append(":orange-badge[updated since triage]")
         text.markdown(" ".join(badges) + f" **{md(explain.headline(row, config))}**")
         text.caption(md(explain.sentence(row, config)))
-        text.caption(md(f"{row['detector']} · window {row['window_id']} · crossed "
-                        f"{explain.fmt_time(row['event_time'])} · detected "
-                        f"{explain.fmt_time(row['detected_at'])}"))
+        text.caption(
+            md(
+                f"{row['detector']} · window {row['window_id']} · crossed "
+                f"{explain.fmt_time(row['event_time'])} · detected "
+                f"{explain.fmt_time(row['detected_at'])}"
+            )
+        )
         # A link, not a button: navigation happens in the browser, so a click can't be lost
         # to the auto-refresh rerunning this fragment, and the URL can be shared.
-        button.page_link(ui.FINDING_PAGE, label="Open", icon=":material/open_in_new:",
-                         query_params={"id": fid}, width="stretch")
+        button.page_link(
+            ui.FINDING_PAGE,
+            label="Open",
+            icon=":material/open_in_new:",
+            query_params={"id": fid},
+            width="stretch",
+        )
 
 
 def _table(shown: pd.DataFrame, config: Config | None) -> pd.DataFrame:
-    return pd.DataFrame({
-        "severity": shown["severity"], "status": shown["status_shown"],
-        "subject": [explain.subject_label(k, s, config)
-                    for k, s in zip(shown["subject_kind"], shown["subject"], strict=True)],
-        "kind": shown["kind"], "platform": shown["platform"], "region": shown["region"],
-        "window": shown["window_id"], "detector": shown["detector"], "effect": shown["effect"],
-        "effect measures": shown["detector"].map(explain.effect_label),
-        "ci_low": shown["ci_low"], "ci_high": shown["ci_high"],
-        "p-value": [explain.fmt_p(None if pd.isna(p) else float(p)) for p in shown["p_value"]],
-        "exposures": shown["n_exposures"], "crossed (UTC)": shown["event_time"],
-        "detected (UTC)": shown["detected_at"], "finding_id": shown["finding_id"]})
+    return pd.DataFrame(
+        {
+            "severity": shown["severity"],
+            "status": shown["status_shown"],
+            "subject": [
+                explain.subject_label(k, s, config)
+                for k, s in zip(shown["subject_kind"], shown["subject"], strict=True)
+            ],
+            "kind": shown["kind"],
+            "platform": shown["platform"],
+            "region": shown["region"],
+            "window": shown["window_id"],
+            "detector": shown["detector"],
+            "effect": shown["effect"],
+            "effect measures": shown["detector"].map(explain.effect_label),
+            "ci_low": shown["ci_low"],
+            "ci_high": shown["ci_high"],
+            "p-value": [explain.fmt_p(None if pd.isna(p) else float(p)) for p in shown["p_value"]],
+            "exposures": shown["n_exposures"],
+            "crossed (UTC)": shown["event_time"],
+            "detected (UTC)": shown["detected_at"],
+            "finding_id": shown["finding_id"],
+        }
+    )
 
 
 def _timeline_png(rows: list[dict[str, Any]], shown: pd.DataFrame) -> bytes:
@@ -135,8 +168,9 @@ def _timeline_png(rows: list[dict[str, Any]], shown: pd.DataFrame) -> bytes:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _render_timeline(rows: list[dict[str, Any]], markers: pd.DataFrame,
-                     now: dt.datetime | None) -> bytes:
+def _render_timeline(
+    rows: list[dict[str, Any]], markers: pd.DataFrame, now: dt.datetime | None
+) -> bytes:
     return charts.png(charts.timeline(rows, markers, now), dpi=100)
 
 

@@ -18,8 +18,11 @@ def render() -> None:
     st.title("Data health")
     s = ui.settings()
     snap = ui.snapshot()
-    kind = ("Parquet snapshot directory" if isinstance(ui.source(), SnapshotDirSource)
-            else "DuckDB file (read-only, opened per refresh)")
+    kind = (
+        "Parquet snapshot directory"
+        if isinstance(ui.source(), SnapshotDirSource)
+        else "DuckDB file (read-only, opened per refresh)"
+    )
     st.markdown(f"**Source** {md(s.data)} — {kind}")
     ui.data_note(snap)
     cols = st.columns(4)
@@ -39,9 +42,12 @@ def render() -> None:
     _live(snap)
     st.subheader("Runs")
     if snap.runs.empty:
-        st.caption("No finished run recorded yet: the live sink records its run in `runs` "
-                   "when it stops; see above." if snap.live else
-                   "No run recorded in this data.")
+        st.caption(
+            "No finished run recorded yet: the live sink records its run in `runs` "
+            "when it stops; see above."
+            if snap.live
+            else "No run recorded in this data."
+        )
     else:
         st.dataframe(pd.DataFrame(snap.runs), hide_index=True, width="stretch")
 
@@ -60,9 +66,12 @@ def _live(snap: Snapshot) -> None:
     age = max(0.0, (dt.datetime.now(dt.UTC) - at).total_seconds())
     raw_tables = snap.live.get("tables")
     tables: dict[str, object] = raw_tables if isinstance(raw_tables, dict) else {}
-    counts = ", ".join(f"{md(k)} {int(v):,}" for k, v in sorted(tables.items())
-                       if isinstance(v, int))
-    st.markdown(f"Live sink publishing: latest snapshot at **{at:%Y-%m-%d %H:%M:%S} UTC** "
-                f"({age:,.0f} s ago)" + (f" — {counts} rows" if counts else "") + ".")
+    counts = ", ".join(
+        f"{md(k)} {int(v):,}" for k, v in sorted(tables.items()) if isinstance(v, int)
+    )
+    st.markdown(
+        f"Live sink publishing: latest snapshot at **{at:%Y-%m-%d %H:%M:%S} UTC** "
+        f"({age:,.0f} s ago)" + (f" — {counts} rows" if counts else "") + "."
+    )
     if age > 120:
         st.warning("No snapshot for over two minutes: is the sink running?")

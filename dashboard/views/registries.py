@@ -26,8 +26,12 @@ def render() -> None:
     else:
         st.caption(f"In force: {md(cfg.origin)}")
     tabs = st.tabs(["Actors", "Groups", "Disclosures", "Windows"])
-    frames = (registries.actors_frame(cfg.config), registries.groups_frame(cfg.config),
-              registries.disclosures_frame(cfg.config), registries.windows_frame(cfg.config))
+    frames = (
+        registries.actors_frame(cfg.config),
+        registries.groups_frame(cfg.config),
+        registries.disclosures_frame(cfg.config),
+        registries.windows_frame(cfg.config),
+    )
     for tab, frame in zip(tabs, frames, strict=True):
         with tab:
             st.dataframe(frame, hide_index=True, width="stretch")
@@ -41,9 +45,11 @@ def render() -> None:
 
 def _upload(who: str) -> None:
     st.subheader("Upload a new configuration")
-    st.caption("The YAML of contract §2 (windows, actors, disclosures). It is validated like "
-               "`amplimon replay` validates --config; the dashboard uses it at once. Restart "
-               "the pipeline with it for the detectors to use it too.")
+    st.caption(
+        "The YAML of contract §2 (windows, actors, disclosures). It is validated like "
+        "`amplimon replay` validates --config; the dashboard uses it at once. Restart "
+        "the pipeline with it for the detectors to use it too."
+    )
     n = st.session_state.setdefault("upload_n", 0)
     up = st.file_uploader("Configuration YAML", type=["yaml", "yml"], key=f"registry_upload_{n}")
     if up is not None:
@@ -53,10 +59,11 @@ def _upload(who: str) -> None:
             st.error(md(err))
         else:
             c = upload.config
-            st.success(f"{md(upload.filename)} is valid: {len(c.windows)} windows, "
-                       f"{len(c.actors)} actors, {len(c.disclosures)} disclosures.")
-            if st.button("Activate this configuration", key="activate_registry",
-                         type="primary"):
+            st.success(
+                f"{md(upload.filename)} is valid: {len(c.windows)} windows, "
+                f"{len(c.actors)} actors, {len(c.disclosures)} disclosures."
+            )
+            if st.button("Activate this configuration", key="activate_registry", type="primary"):
                 ui.state().add_registry(who, upload.filename, upload.sha256, upload.text)
                 st.session_state["upload_n"] = n + 1
                 st.session_state["registry_flash"] = f"Activated {md(upload.filename)}."

@@ -37,8 +37,12 @@ def render() -> None:
             if pw != pw2:
                 st.error("The passwords differ.")
             else:
-                _do(lambda: auth.add_user(name.strip(), role or "viewer", pw,
-                                          created_by=me.username), f"Added {name.strip()}.")
+                _do(
+                    lambda: auth.add_user(
+                        name.strip(), role or "viewer", pw, created_by=me.username
+                    ),
+                    f"Added {name.strip()}.",
+                )
     with right:
         st.subheader("Change a user")
         names = [str(u["user"]) for u in users]
@@ -51,15 +55,19 @@ def render() -> None:
             if target == me.username and new_role != "admin":
                 st.error("You cannot remove your own admin role.")
             else:
-                _do(lambda: auth.set_role(target, new_role or "viewer"),
-                    f"{target} is now {new_role}.")
+                _do(
+                    lambda: auth.set_role(target, new_role or "viewer"),
+                    f"{target} is now {new_role}.",
+                )
         disabled = next(bool(u["disabled"]) for u in users if u["user"] == target)
         if c[1].button("Enable" if disabled else "Disable", key="toggle_user"):
             if target == me.username:
                 st.error("You cannot disable yourself.")
             else:
-                _do(lambda: auth.set_disabled(target, not disabled),
-                    f"{target} {'enabled' if disabled else 'disabled'}.")
+                _do(
+                    lambda: auth.set_disabled(target, not disabled),
+                    f"{target} {'enabled' if disabled else 'disabled'}.",
+                )
         if c[2].button("Unlock", key="unlock_user"):
             _do(lambda: auth.unlock(target), f"{target} unlocked.")
         with st.form("reset_password"):

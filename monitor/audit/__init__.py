@@ -11,5 +11,13 @@ from monitor.audit._html import render_html
 from monitor.audit._pdf import PdfError, find_chromium, write_pdf
 from monitor.audit._run import AuditResult, run_audit
 
-__all__ = ["AuditData", "AuditResult", "PdfError", "find_chromium", "load_audit",
-           "render_html", "run_audit", "write_pdf"]
+__all__ = [
+    "AuditData",
+    "AuditResult",
+    "PdfError",
+    "find_chromium",
+    "load_audit",
+    "render_html",
+    "run_audit",
+    "write_pdf",
+]

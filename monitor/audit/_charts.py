@@ -42,7 +42,7 @@ def svg(fig: Figure) -> str:
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": prefix}):
         fig.savefig(buf, format="svg", metadata={"Date": None})
     text = buf.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     text = re.sub(r'\bid="', f'id="{prefix}', text)
     text = text.replace("url(#", f"url(#{prefix}").replace('href="#', f'href="#{prefix}')
     return spell_format_chars(text)  # labels hold platform text: no hidden bidi overrides
@@ -55,8 +55,9 @@ def _finite(v: Any) -> bool:
 def _log_axis(ax: Any, values: Sequence[Any], axis: str = "x") -> None:
     vals = [v for v in values if _finite(v)] + [1.0]
     lo, hi = min(vals), max(vals)
-    set_scale, set_lim = ((ax.set_xscale, ax.set_xlim) if axis == "x"
-                          else (ax.set_yscale, ax.set_ylim))
+    set_scale, set_lim = (
+        (ax.set_xscale, ax.set_xlim) if axis == "x" else (ax.set_yscale, ax.set_ylim)
+    )
     set_scale("log")
     set_lim(lo / 1.2, hi * 1.2)
     target = ax.xaxis if axis == "x" else ax.yaxis
@@ -86,9 +87,16 @@ def forest(rows: Sequence[dict[str, Any]], title: str) -> Figure:
             lo = lo if _finite(lo) else r
             hi = hi if _finite(hi) else r
             ax.plot([lo, hi], [y + dy, y + dy], color=colour, lw=1.6)
-            ax.plot([r], [y + dy], "o", color=colour, ms=4.5,
-                    label=period if i == 0 or not ax.get_legend_handles_labels()[1].count(
-                        period) else None)
+            ax.plot(
+                [r],
+                [y + dy],
+                "o",
+                color=colour,
+                ms=4.5,
+                label=period
+                if i == 0 or not ax.get_legend_handles_labels()[1].count(period)
+                else None,
+            )
             values += [r, lo, hi]
     ax.axvline(1.0, color=GREY, lw=1, ls="--")
     ax.set_yticks(range(n))
@@ -100,8 +108,9 @@ def forest(rows: Sequence[dict[str, Any]], title: str) -> Figure:
             tick.set_fontweight("bold")
     _log_axis(ax, values)
     ax.set_ylim(-0.6, n - 0.4)
-    ax.set_xlabel("exposures per active user, ranked ÷ holdout (log scale; 1 = no amplification)",
-                  fontsize=8)
+    ax.set_xlabel(
+        "exposures per active user, ranked ÷ holdout (log scale; 1 = no amplification)", fontsize=8
+    )
     fig.suptitle(title, fontsize=9, x=0.01, ha="left")
     handles, names = ax.get_legend_handles_labels()
     uniq = dict(zip(names, handles, strict=True))
@@ -113,12 +122,21 @@ def forest(rows: Sequence[dict[str, Any]], title: str) -> Figure:
     return fig
 
 
-def _margins(fig: Figure, left_in: float = 0.6, bottom_in: float = 0.5, top_in: float = 0.35,
-             right_in: float = 0.2) -> None:
+def _margins(
+    fig: Figure,
+    left_in: float = 0.6,
+    bottom_in: float = 0.5,
+    top_in: float = 0.35,
+    right_in: float = 0.2,
+) -> None:
     """Fixed margins in inches (a tight bounding box would draw every figure twice)."""
     w, h = fig.get_size_inches()
-    fig.subplots_adjust(left=min(left_in / w, 0.6), right=1 - right_in / w,
-                        bottom=min(bottom_in / h, 0.45), top=1 - min(top_in / h, 0.3))
+    fig.subplots_adjust(
+        left=min(left_in / w, 0.6),
+        right=1 - right_in / w,
+        bottom=min(bottom_in / h, 0.45),
+        top=1 - min(top_in / h, 0.3),
+    )
 
 
 def _naive(t: dt.datetime) -> dt.datetime:
@@ -133,8 +151,12 @@ def _time_axis(ax: Any) -> None:
 
 
 @_PLAIN_TEXT
-def trajectory(measurements: Sequence[dict[str, Any]], updates: Sequence[dict[str, Any]],
-               crossed: dt.datetime | None, title: str) -> Figure:
+def trajectory(
+    measurements: Sequence[dict[str, Any]],
+    updates: Sequence[dict[str, Any]],
+    crossed: dt.datetime | None,
+    title: str,
+) -> Figure:
     """What was known when: the subject's cumulative ranked÷holdout ratio (95 % CI band) tick
     by tick in the baseline and the window, and the finding's effect after it crossed."""
     fig = Figure(figsize=(7.2, 2.5))
@@ -173,8 +195,16 @@ def trajectory(measurements: Sequence[dict[str, Any]], updates: Sequence[dict[st
         _time_axis(bx)
         bx.legend(fontsize=6.5, frameon=False, loc="best")
     else:
-        bx.text(0.5, 0.5, "no effect estimate", ha="center", va="center", fontsize=8,
-                color=GREY, transform=bx.transAxes)
+        bx.text(
+            0.5,
+            0.5,
+            "no effect estimate",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color=GREY,
+            transform=bx.transAxes,
+        )
         bx.set_axis_off()
     bx.set_title("finding's effect since it crossed", fontsize=8, loc="left")
     fig.suptitle(title, fontsize=9, x=0.01, ha="left")
@@ -184,8 +214,7 @@ def trajectory(measurements: Sequence[dict[str, Any]], updates: Sequence[dict[st
 
 
 @_PLAIN_TEXT
-def effect_point(effect: float | None, lo: float | None, hi: float | None,
-                 label: str) -> Figure:
+def effect_point(effect: float | None, lo: float | None, hi: float | None, label: str) -> Figure:
     """One effect with its confidence interval against 1 (no effect)."""
     fig = Figure(figsize=(7.2, 1.1))
     ax = fig.add_subplot()
@@ -210,7 +239,8 @@ def share_by_region(evidence: dict[str, Any], title: str) -> Figure:
     regions = evidence.get("by_region") or {}
     names = list(regions) + ["all"]
     shares = [regions[r]["holdout_share"] for r in regions] + [
-        evidence.get("observed_holdout_share")]
+        evidence.get("observed_holdout_share")
+    ]
     fig = Figure(figsize=(7.2, 0.9 + 0.32 * len(names)))
     ax = fig.add_subplot()
     y = list(range(len(names)))[::-1]
@@ -246,24 +276,37 @@ def bars(labels: Sequence[str], values: Sequence[float], title: str, xlabel: str
     ax.set_xlim(0, max([*values, 1]) * 1.18)
     ax.tick_params(labelsize=7)
     ax.set_title(title, fontsize=9, loc="left")
-    _margins(fig, left_in=0.1 + 0.065 * max((len(x) for x in labels), default=5),
-             bottom_in=0.45)
+    _margins(fig, left_in=0.1 + 0.065 * max((len(x) for x in labels), default=5), bottom_in=0.45)
     return fig
 
 
 @_PLAIN_TEXT
-def gaps(spans: Sequence[tuple[dt.datetime, dt.datetime]],
-         periods: Sequence[tuple[str, dt.datetime, dt.datetime]], title: str) -> Figure:
+def gaps(
+    spans: Sequence[tuple[dt.datetime, dt.datetime]],
+    periods: Sequence[tuple[str, dt.datetime, dt.datetime]],
+    title: str,
+) -> Figure:
     """Silent stretches of the event stream (red) on the monitored periods."""
     fig = Figure(figsize=(7.2, 1.3))
     ax = fig.add_subplot()
     for name, a, b in periods:
         colour = BASELINE if name == "baseline" else WINDOW
-        ax.barh(1, mdates.date2num(_naive(b)) - mdates.date2num(_naive(a)),
-                left=mdates.date2num(_naive(a)), color=colour, height=0.5, label=name)
+        ax.barh(
+            1,
+            mdates.date2num(_naive(b)) - mdates.date2num(_naive(a)),
+            left=mdates.date2num(_naive(a)),
+            color=colour,
+            height=0.5,
+            label=name,
+        )
     for a, b in spans:
-        ax.barh(0, mdates.date2num(_naive(b)) - mdates.date2num(_naive(a)),
-                left=mdates.date2num(_naive(a)), color=RED, height=0.5)
+        ax.barh(
+            0,
+            mdates.date2num(_naive(b)) - mdates.date2num(_naive(a)),
+            left=mdates.date2num(_naive(a)),
+            color=RED,
+            height=0.5,
+        )
     ax.set_yticks([0, 1])
     ax.set_yticklabels(["no events", "monitored"], fontsize=8)
     ax.xaxis_date()

@@ -28,11 +28,20 @@ class AuditResult:
     pdf_engine: str | None = None
 
 
-def run_audit(config_path: Path, exposure: Sequence[Path], ranking: Sequence[Path],
-              out: Path, *, panel: Sequence[Path] = (), pdf: Path | None = None,
-              db: Path | None = None,
-              detectors: list[str] | None = None, show_progress: bool | None = None,
-              title: str | None = None, pdf_engine: str = "auto") -> AuditResult:
+def run_audit(
+    config_path: Path,
+    exposure: Sequence[Path],
+    ranking: Sequence[Path],
+    out: Path,
+    *,
+    panel: Sequence[Path] = (),
+    pdf: Path | None = None,
+    db: Path | None = None,
+    detectors: list[str] | None = None,
+    show_progress: bool | None = None,
+    title: str | None = None,
+    pdf_engine: str = "auto",
+) -> AuditResult:
     """Replay the streams through every registered detector (with history), render the
     self-contained report to ``out`` and, if asked, a PDF.  ``db`` keeps the store (default:
     a temporary one, removed afterwards)."""
@@ -43,10 +52,17 @@ def run_audit(config_path: Path, exposure: Sequence[Path], ranking: Sequence[Pat
     with tempfile.TemporaryDirectory(prefix="amplimon-audit-") as tmp:
         store = db if db is not None else Path(tmp) / "audit.duckdb"
         try:
-            result = history_replay(config, store, exposure, ranking, panel=panel,
-                                    detectors=detectors,
-                                    show_progress=show, config_text=text,
-                                    command="audit")
+            result = history_replay(
+                config,
+                store,
+                exposure,
+                ranking,
+                panel=panel,
+                detectors=detectors,
+                show_progress=show,
+                config_text=text,
+                command="audit",
+            )
         except ConfigError as err:
             raise ConfigError(f"{config_path.name}: {err}") from None
         data = load_audit(store, config)
@@ -55,11 +71,11 @@ def run_audit(config_path: Path, exposure: Sequence[Path], ranking: Sequence[Pat
         html = _render(data, title, show)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(html, encoding="utf-8")
-        audit = AuditResult(data=data, replay=result, html_path=out,
-                            html_bytes=out.stat().st_size)
+        audit = AuditResult(data=data, replay=result, html_path=out, html_bytes=out.stat().st_size)
         if pdf is not None:
-            audit.pdf_engine = write_pdf(data, out, pdf, engine=pdf_engine,
-                                         title=title or "amplimon self-audit")
+            audit.pdf_engine = write_pdf(
+                data, out, pdf, engine=pdf_engine, title=title or "amplimon self-audit"
+            )
             audit.pdf_path = pdf
     return audit
 
@@ -69,7 +85,12 @@ def _render(data: AuditData, title: str | None, show: bool) -> str:
         return render_html(data, title=title)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    with Progress(TextColumn("[bold]report"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("findings drawn"), transient=True) as bar:
+    with Progress(
+        TextColumn("[bold]report"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("findings drawn"),
+        transient=True,
+    ) as bar:
         task = bar.add_task("report", total=len(data.findings))
         return render_html(data, title=title, progress=lambda: bar.advance(task))

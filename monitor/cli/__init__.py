@@ -38,10 +38,13 @@ from monitor.errors import AmplimonError
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(name="amplimon", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False,
-                  help="Election-period algorithmic amplification monitor.")
-
+app = typer.Typer(
+    name="amplimon",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Election-period algorithmic amplification monitor.",
+)
 
 
 def _version(value: bool) -> None:
@@ -55,15 +58,32 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    show_version: Annotated[bool, typer.Option(
-        "--version", help="print the installed version and exit", is_eager=True,
-        callback=_version)] = False,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="print the installed version and exit",
+            is_eager=True,
+            callback=_version,
+        ),
+    ] = False,
 ) -> None:
     """Election-period algorithmic amplification monitor."""
 
 
-for _module in (_replay, _detectors, _simulate, _findings, _demo, _dashboard, _evidence,
-                _live, _audit, _research, _purge):
+for _module in (
+    _replay,
+    _detectors,
+    _simulate,
+    _findings,
+    _demo,
+    _dashboard,
+    _evidence,
+    _live,
+    _audit,
+    _research,
+    _purge,
+):
     _module.register(app)
 
 
@@ -76,8 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         shown = warnings.showwarning
 
-        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                 file: TextIO | None = None, line: str | None = None) -> None:
+        def show(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: TextIO | None = None,
+            line: str | None = None,
+        ) -> None:
             if issubclass(category, ConfigWarning):
                 print(f"amplimon: warning: {_one_line(str(message))}", file=sys.stderr)
             else:

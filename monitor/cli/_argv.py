@@ -28,8 +28,9 @@ def spread_values(command: Any, args: Sequence[str]) -> list[str]:
     params = getattr(cmd, "params", [])
     if any(isinstance(p, TyperArgument) for p in params):
         return args
-    repeatable = {name for p in params if isinstance(p, TyperOption) and p.multiple
-                  for name in p.opts}
+    repeatable = {
+        name for p in params if isinstance(p, TyperOption) and p.multiple for name in p.opts
+    }
     out, option, values = args[:i], None, 0
     for k, word in enumerate(args[i:], start=i):
         if word == "--":

@@ -33,22 +33,56 @@ def _state_path(data: Path | None, state: Path | None) -> Path:
 
 
 def cmd_dashboard(
-    data: Annotated[Path, typer.Option(
-        "--data", help="DuckDB file, or the live sink's Parquet snapshot directory",
-        envvar=ENV["data"], show_envvar=True)],
-    port: Annotated[int, typer.Option("--port", help="HTTP port", min=1, max=65535,
-                                      envvar=env_name("dashboard_port"), show_envvar=True)
-                    ] = 8501,
-    config: Annotated[Path | None, typer.Option(
-        "--config", "-c", help="configuration YAML: windows, actor registry, disclosures",
-        envvar=env_name("config"), show_envvar=True)] = None,
-    state: Annotated[Path | None, typer.Option(
-        "--state", help="dashboard state (users, sessions, audit log); default "
-                        "<data>.dashboard.sqlite", envvar=ENV["state"], show_envvar=True)] = None,
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            help="DuckDB file, or the live sink's Parquet snapshot directory",
+            envvar=ENV["data"],
+            show_envvar=True,
+        ),
+    ],
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port",
+            help="HTTP port",
+            min=1,
+            max=65535,
+            envvar=env_name("dashboard_port"),
+            show_envvar=True,
+        ),
+    ] = 8501,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="configuration YAML: windows, actor registry, disclosures",
+            envvar=env_name("config"),
+            show_envvar=True,
+        ),
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            help="dashboard state (users, sessions, audit log); default <data>.dashboard.sqlite",
+            envvar=ENV["state"],
+            show_envvar=True,
+        ),
+    ] = None,
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
-    refresh: Annotated[float, typer.Option("--refresh", help="seconds between live refreshes",
-                                           min=0.5, envvar=ENV["refresh"], show_envvar=True)
-                       ] = 5.0,
+    refresh: Annotated[
+        float,
+        typer.Option(
+            "--refresh",
+            help="seconds between live refreshes",
+            min=0.5,
+            envvar=ENV["refresh"],
+            show_envvar=True,
+        ),
+    ] = 5.0,
 ) -> None:
     """Serve the analysts' dashboard (Streamlit) over a DuckDB file or a snapshot directory."""
     if not data.exists() and data.suffix.lower() in {".duckdb", ".db"}:
@@ -66,11 +100,19 @@ def cmd_dashboard(
     except (StateError, OSError) as err:
         raise _fail(str(err)) from None
     if not any(u["role"] == "admin" for u in users):
-        typer.echo(f"amplimon: no admin yet — create one with: amplimon users add NAME "
-                   f"--role admin --state {state_path}", err=True)
+        typer.echo(
+            f"amplimon: no admin yet — create one with: amplimon users add NAME "
+            f"--role admin --state {state_path}",
+            err=True,
+        )
     env = dict(os.environ)
-    env.update({ENV["data"]: str(data.resolve()), ENV["state"]: str(state_path.resolve()),
-                ENV["refresh"]: str(refresh)})
+    env.update(
+        {
+            ENV["data"]: str(data.resolve()),
+            ENV["state"]: str(state_path.resolve()),
+            ENV["refresh"]: str(refresh),
+        }
+    )
     if config is not None:
         env[ENV["config"]] = str(config.resolve())
     else:
@@ -78,16 +120,38 @@ def cmd_dashboard(
     import dashboard
 
     app = Path(dashboard.__file__).resolve().parent / "app.py"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(port),
-           "--server.address", host, "--server.headless", "true",
-           "--server.fileWatcherType", "none", "--server.runOnSave", "false",
-           "--server.maxUploadSize", "5", "--browser.gatherUsageStats", "false",
-           "--client.toolbarMode", "minimal", "--theme.primaryColor", "#1F5FA8",
-           # tables' built-in CSV export would write platform text raw (formulas); the
-           # dashboard offers its own, neutralised downloads (dashboard/csvsafe.py)
-           "--client.disableDataExport", "true"]
-    typer.echo(f"amplimon dashboard on http://{host}:{port} (data {data}, state {state_path})",
-               err=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.port",
+        str(port),
+        "--server.address",
+        host,
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--server.runOnSave",
+        "false",
+        "--server.maxUploadSize",
+        "5",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+        "--theme.primaryColor",
+        "#1F5FA8",
+        # tables' built-in CSV export would write platform text raw (formulas); the
+        # dashboard offers its own, neutralised downloads (dashboard/csvsafe.py)
+        "--client.disableDataExport",
+        "true",
+    ]
+    typer.echo(
+        f"amplimon dashboard on http://{host}:{port} (data {data}, state {state_path})", err=True
+    )
     sys.stderr.flush()
     if os.name == "posix":  # become the server: signals (Ctrl-C, SIGTERM) reach it directly
         os.execve(sys.executable, cmd, env)  # noqa: S606 - fixed argv, no shell
@@ -112,13 +176,23 @@ def _password(password_stdin: bool) -> str:
 def cmd_users_add(
     name: Annotated[str, typer.Argument(help="user name")],
     role: Annotated[str, typer.Option("--role", "-r", help="viewer, analyst or admin")],
-    data: Annotated[Path | None, typer.Option("--data", help="the dashboard's --data path",
-                                              envvar=ENV["data"], show_envvar=True)] = None,
-    state: Annotated[Path | None, typer.Option("--state", help="dashboard state file",
-                                               envvar=ENV["state"], show_envvar=True)] = None,
-    password_stdin: Annotated[bool, typer.Option(
-        "--password-stdin", help=f"read the password from stdin (else ${_PASSWORD_ENV}, else "
-                                 "a prompt)")] = False,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="the dashboard's --data path", envvar=ENV["data"], show_envvar=True
+        ),
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option("--state", help="dashboard state file", envvar=ENV["state"], show_envvar=True),
+    ] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help=f"read the password from stdin (else ${_PASSWORD_ENV}, else a prompt)",
+        ),
+    ] = False,
 ) -> None:
     """Create a dashboard user (bcrypt-hashed password)."""
     from dashboard.auth import Auth, AuthError, check_role, check_username
@@ -152,8 +226,9 @@ def cmd_users_list(
     except StateError as err:
         raise _fail(str(err)) from None
     for u in users:
-        flags = ", ".join(f for f, on in (("disabled", u["disabled"]), ("locked", u["locked"]))
-                          if on)
+        flags = ", ".join(
+            f for f, on in (("disabled", u["disabled"]), ("locked", u["locked"])) if on
+        )
         typer.echo(f"{u['user']}\t{u['role']}\t{flags}")
 
 

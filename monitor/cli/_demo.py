@@ -25,8 +25,9 @@ from monitor.settings import env_name, load_settings
 __all__ = ["dashboard_port", "register", "run_offline"]
 
 
-def run_offline(out: Path, scenario_name: str = "default", seed: int = 1, *,
-                keep: bool = True) -> Path:
+def run_offline(
+    out: Path, scenario_name: str = "default", seed: int = 1, *, keep: bool = True
+) -> Path:
     """Simulate, replay, print; returns the DuckDB path (``keep``: ``out`` stays after)."""
     from monitor.config import load_config
     from monitor.replay import replay
@@ -38,12 +39,19 @@ def run_offline(out: Path, scenario_name: str = "default", seed: int = 1, *,
     console.print("[bold]2/3[/] replaying the streams through every detector")
     db = out / "amplimon.duckdb"
     db.unlink(missing_ok=True)
-    result = replay(load_config(paths["config"]), db, [paths["exposure"]], [paths["ranking"]],
-                    config_text=Path(paths["config"]).read_text(encoding="utf-8"))
+    result = replay(
+        load_config(paths["config"]),
+        db,
+        [paths["exposure"]],
+        [paths["ranking"]],
+        config_text=Path(paths["config"]).read_text(encoding="utf-8"),
+    )
     s = result.stats
-    console.print(f"    {s.records:,} records: {sum(s.accepted.values()):,} accepted, "
-                  f"{sum(s.duplicates.values()):,} duplicates, {sum(s.late.values()):,} late, "
-                  f"{sum(s.rejected.values()):,} dead letters")
+    console.print(
+        f"    {s.records:,} records: {sum(s.accepted.values()):,} accepted, "
+        f"{sum(s.duplicates.values()):,} duplicates, {sum(s.late.values()):,} late, "
+        f"{sum(s.rejected.values()):,} dead letters"
+    )
     console.print("[bold]3/3[/] findings")
     print_findings(db, console)
     if keep:
@@ -60,8 +68,11 @@ def dashboard_port(requested: int | None) -> tuple[int, str | None]:
     one."""
     if requested is not None:
         if not port_free(requested):
-            raise typer.BadParameter(f"port {requested} is in use; choose another, or leave "
-                                     "--port out to take a free one", param_hint="--port")
+            raise typer.BadParameter(
+                f"port {requested} is in use; choose another, or leave "
+                "--port out to take a free one",
+                param_hint="--port",
+            )
         return requested, None
     preferred = load_settings().dashboard_port
     port = free_port_from(preferred)
@@ -69,18 +80,27 @@ def dashboard_port(requested: int | None) -> tuple[int, str | None]:
 
 
 def cmd_demo(
-    offline: Annotated[bool, typer.Option("--offline", help="simulate + replay + print, "
-                                          "no broker or dashboard")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="simulate + replay + print, no broker or dashboard")
+    ] = False,
     out: Annotated[Path | None, typer.Option("--out", help="working directory")] = None,
     scenario_name: Annotated[str, typer.Option("--scenario")] = "default",
     seed: Annotated[int, typer.Option("--seed")] = 1,
     speed: Annotated[float, typer.Option("--speed", help="live: × real time", min=1)] = 1000,
-    port: Annotated[int | None, typer.Option(
-        "--port", min=1, max=65535,
-        help=f"live: dashboard port (default: ${env_name('dashboard_port')} or 8501, or the "
-             "next free port if that one is taken)")] = None,
-    duration: Annotated[float | None, typer.Option(
-        "--duration", help="live: stop after this many seconds (default: Ctrl-C)")] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            min=1,
+            max=65535,
+            help=f"live: dashboard port (default: ${env_name('dashboard_port')} or 8501, or the "
+            "next free port if that one is taken)",
+        ),
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", help="live: stop after this many seconds (default: Ctrl-C)"),
+    ] = None,
 ) -> None:
     """Run amplimon on a simulated election (live by default; --offline for replay only)."""
     chosen, why = (None, None) if offline else dashboard_port(port)
@@ -93,8 +113,9 @@ def cmd_demo(
         from monitor.cli import _live_demo  # the live pipeline is imported only when used
 
         assert chosen is not None
-        _live_demo.run(work, scenario_name, seed, speed=speed, port=chosen, duration=duration,
-                       port_note=why)
+        _live_demo.run(
+            work, scenario_name, seed, speed=speed, port=chosen, duration=duration, port_note=why
+        )
     finally:
         if out is None:  # a temporary folder: streams, database, logs go with it
             shutil.rmtree(work, ignore_errors=True)

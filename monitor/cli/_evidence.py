@@ -40,13 +40,24 @@ def _trusted(pubkeys: list[str] | None) -> list[Trusted]:
 
 def cmd_verify(
     pack: Annotated[Path, typer.Argument(help="evidence pack (.zip)", metavar="PACK.zip")],
-    pubkey: Annotated[list[str] | None, typer.Option(
-        "--pubkey", metavar="KEY", help="the commission's public key (PEM file, or its "
-        "SHA256:… fingerprint); repeatable. Default: the keys in $AMPLIMON_TRUSTED_KEYS and "
-        "this deployment's own key")] = None,
-    expect: Annotated[str | None, typer.Option(
-        "--expect", metavar="SHA256", help="the manifest SHA-256 recorded when the pack was "
-                                           "exported")] = None,
+    pubkey: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pubkey",
+            metavar="KEY",
+            help="the commission's public key (PEM file, or its "
+            "SHA256:… fingerprint); repeatable. Default: the keys in $AMPLIMON_TRUSTED_KEYS and "
+            "this deployment's own key",
+        ),
+    ] = None,
+    expect: Annotated[
+        str | None,
+        typer.Option(
+            "--expect",
+            metavar="SHA256",
+            help="the manifest SHA-256 recorded when the pack was exported",
+        ),
+    ] = None,
 ) -> None:
     """Check an evidence pack: its signature, signer and every file's SHA-256.
 
@@ -66,9 +77,12 @@ def cmd_verify(
 
 
 def cmd_keys_export(
-    out: Annotated[Path | None, typer.Option(
-        "--out", "-o", metavar="FILE", help="write the public key here (default: stdout)")
-                   ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", metavar="FILE", help="write the public key here (default: stdout)"
+        ),
+    ] = None,
 ) -> None:
     """Print this deployment's public signing key (PEM) and its fingerprint.
 
@@ -90,23 +104,45 @@ def cmd_keys_export(
             out.write_text(pem, encoding="ascii")
         except OSError as err:
             raise _fail(f"{out}: cannot write ({err.strerror or err})") from None
-    typer.echo(f"public key of {key.signer!r}: {key.public.fingerprint} (private key in "
-               f"{key.source})", err=True)
+    typer.echo(
+        f"public key of {key.signer!r}: {key.public.fingerprint} (private key in {key.source})",
+        err=True,
+    )
 
 
 def cmd_pack(
-    db: Annotated[Path, typer.Option("--db", help="DuckDB store, or the sink's snapshot "
-                                     "directory", envvar=env_name("db"), show_envvar=True)],
+    db: Annotated[
+        Path,
+        typer.Option(
+            "--db",
+            help="DuckDB store, or the sink's snapshot directory",
+            envvar=env_name("db"),
+            show_envvar=True,
+        ),
+    ],
     finding: Annotated[str, typer.Option("--finding", metavar="ID", help="finding id")],
     out: Annotated[Path, typer.Option("--out", "-o", metavar="P.zip", help="pack to write")],
-    config: Annotated[Path | None, typer.Option(
-        "--config", "-c", help="configuration YAML (included in the pack)",
-        envvar=env_name("config"), show_envvar=True)] = None,
-    state: Annotated[Path | None, typer.Option(
-        "--state", help="the dashboard's state file, for the triage history (default "
-                        "<db>.dashboard.sqlite, if it exists)")] = None,
-    by: Annotated[str, typer.Option("--by", help="who makes the pack (recorded in it)")
-                  ] = "amplimon pack",
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="configuration YAML (included in the pack)",
+            envvar=env_name("config"),
+            show_envvar=True,
+        ),
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            help="the dashboard's state file, for the triage history (default "
+            "<db>.dashboard.sqlite, if it exists)",
+        ),
+    ] = None,
+    by: Annotated[
+        str, typer.Option("--by", help="who makes the pack (recorded in it)")
+    ] = "amplimon pack",
 ) -> None:
     """Write the signed evidence pack of one finding: the same pack the dashboard makes."""
     from dashboard import pack as packs
@@ -142,9 +178,16 @@ def cmd_pack(
     if rows.empty:
         raise _fail(f"{db}: no finding {finding!r}")
     row = rows.iloc[0].to_dict()
-    built = packs.build_pack(row, snap.amplification, cfg, key=key, config_text=text,
-                             runs=snap.runs, history=store.history(finding) if store else (),
-                             created_by=by)
+    built = packs.build_pack(
+        row,
+        snap.amplification,
+        cfg,
+        key=key,
+        config_text=text,
+        runs=snap.runs,
+        history=store.history(finding) if store else (),
+        created_by=by,
+    )
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -155,15 +198,19 @@ def cmd_pack(
         raise _fail(f"{out}: cannot write ({err.strerror or err})") from None
     if store is not None:
         store.record_export(finding, by, built.manifest_sha256, len(built.data))
-    typer.echo(f"wrote {out}: {len(built.files)} files, {len(built.data):,} bytes, signed by "
-               f"{key.signer!r} (key {key.public.fingerprint}); manifest SHA-256 "
-               f"{built.manifest_sha256}", err=True)
+    typer.echo(
+        f"wrote {out}: {len(built.files)} files, {len(built.data):,} bytes, signed by "
+        f"{key.signer!r} (key {key.public.fingerprint}); manifest SHA-256 "
+        f"{built.manifest_sha256}",
+        err=True,
+    )
 
 
 def register(app: typer.Typer) -> None:
     app.command("verify")(cmd_verify)
     app.command("pack")(cmd_pack)
-    keys = typer.Typer(name="keys", help="The deployment's evidence-signing key.",
-                       no_args_is_help=True)
+    keys = typer.Typer(
+        name="keys", help="The deployment's evidence-signing key.", no_args_is_help=True
+    )
     keys.command("export")(cmd_keys_export)
     app.add_typer(keys)

@@ -25,8 +25,9 @@ _QUERY = """
     LIMIT ?"""
 
 
-def print_findings(db: Path | str, console: Console | None = None, limit: int = 200,
-                   evidence: bool = False) -> int:
+def print_findings(
+    db: Path | str, console: Console | None = None, limit: int = 200, evidence: bool = False
+) -> int:
     """Print the findings table (severity, then event time) and how many of how many it
     shows; returns the number of rows shown.  ``evidence``: add a column with each
     finding's decoded evidence (schema version and time-series points, or legacy /
@@ -39,25 +40,45 @@ def print_findings(db: Path | str, console: Console | None = None, limit: int = 
         console.print(f"no findings in {db}")
         return 0
     table = Table(title=f"amplimon findings — {db}", show_lines=False)
-    cols = ["severity", "kind", "detector", "subject", "where", "effect (95% CI)", "p", "n",
-            "crossed at", *(["evidence"] if evidence else [])]
+    cols = [
+        "severity",
+        "kind",
+        "detector",
+        "subject",
+        "where",
+        "effect (95% CI)",
+        "p",
+        "n",
+        "crossed at",
+        *(["evidence"] if evidence else []),
+    ]
     for col in cols:  # on a narrow terminal values wrap; none is cut off
         table.add_column(col, overflow="fold")
-    for (sev, kind, det, platform, region, window, sk, subject, eff, lo, hi, p, n, t,
-         ev) in rows:
-        effect = "—" if eff is None else (
-            f"{eff:.2f}" + ("" if lo is None or hi is None else f" ({lo:.2f}–{hi:.2f})"))
-        cells = [sev, kind, det, f"{sk} {subject}", f"{platform} {region} {window}",
-                 effect, _p(p), "—" if n is None else f"{n:,}",
-                 t.strftime("%Y-%m-%d %H:%M") if t else "—"]
+    for sev, kind, det, platform, region, window, sk, subject, eff, lo, hi, p, n, t, ev in rows:
+        effect = (
+            "—"
+            if eff is None
+            else (f"{eff:.2f}" + ("" if lo is None or hi is None else f" ({lo:.2f}–{hi:.2f})"))
+        )
+        cells = [
+            sev,
+            kind,
+            det,
+            f"{sk} {subject}",
+            f"{platform} {region} {window}",
+            effect,
+            _p(p),
+            "—" if n is None else f"{n:,}",
+            t.strftime("%Y-%m-%d %H:%M") if t else "—",
+        ]
         if evidence:
-            cells.append(_evidence(decode(ev, detector=det, finding_kind=kind,
-                                          subject=subject)))
+            cells.append(_evidence(decode(ev, detector=det, finding_kind=kind, subject=subject)))
         table.add_row(*cells)
     console.print(table)
     if len(rows) < total:
-        console.print(f"{len(rows)} of {total} findings, most severe first "
-                      f"(--limit {total} to see all)")
+        console.print(
+            f"{len(rows)} of {total} findings, most severe first (--limit {total} to see all)"
+        )
     else:
         console.print(f"{total} finding{'s' if total != 1 else ''}, most severe first")
     return len(rows)
@@ -71,7 +92,7 @@ def wide_console() -> Console:
 
 
 def _evidence(d: Decoded) -> str:
-    """"v1, series 41" — the evidence's schema version and its time series' points;
+    """ "v1, series 41" — the evidence's schema version and its time series' points;
     "legacy" (written before the schema) or "unreadable" (details on the finding page)."""
     if d.evidence is None:
         return "unreadable"
@@ -87,13 +108,18 @@ def _p(p: float | None) -> str:
 
 
 def cmd_findings(
-    db: Annotated[Path, typer.Option("--db", help="DuckDB file", envvar=env_name("db"),
-                                     show_envvar=True)],
-    limit: Annotated[int, typer.Option("--limit", help="at most this many rows", min=1)
-                     ] = 200,
-    evidence: Annotated[bool, typer.Option(
-        "--evidence", help="add each finding's evidence: schema version and time-series "
-                           "points (legacy: written before the schema)")] = False,
+    db: Annotated[
+        Path, typer.Option("--db", help="DuckDB file", envvar=env_name("db"), show_envvar=True)
+    ],
+    limit: Annotated[int, typer.Option("--limit", help="at most this many rows", min=1)] = 200,
+    evidence: Annotated[
+        bool,
+        typer.Option(
+            "--evidence",
+            help="add each finding's evidence: schema version and time-series "
+            "points (legacy: written before the schema)",
+        ),
+    ] = False,
 ) -> None:
     """Print the findings, most severe first."""
     print_findings(existing_duckdb(db), limit=limit, evidence=evidence)

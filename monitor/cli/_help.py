@@ -22,8 +22,13 @@ from typer.core import TyperArgument, TyperOption
 
 __all__ = ["plain_help"]
 
-_NAMES: dict[Any, str] = {str: "TEXT", int: "INTEGER", float: "FLOAT", Path: "PATH",
-                          dt.datetime: "DATETIME"}
+_NAMES: dict[Any, str] = {
+    str: "TEXT",
+    int: "INTEGER",
+    float: "FLOAT",
+    Path: "PATH",
+    dt.datetime: "DATETIME",
+}
 
 
 class _Argument(TyperArgument):

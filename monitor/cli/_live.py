@@ -29,17 +29,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _opt(field: str, help_text: str, *names: str) -> Any:
-    return typer.Option(*(names or (f"--{field.replace('_', '-')}",)), help=help_text,
-                        envvar=env_name(field), show_envvar=True)
+    return typer.Option(
+        *(names or (f"--{field.replace('_', '-')}",)),
+        help=help_text,
+        envvar=env_name(field),
+        show_envvar=True,
+    )
 
 
 Broker = Annotated[str | None, _opt("broker", "Kafka bootstrap servers HOST:PORT[,…]")]
 Partitions = Annotated[int | None, _opt("partitions", "partitions per topic")]
 GroupId = Annotated[str | None, _opt("group_id", "consumer group (and checkpoint name)")]
-MetricsPort = Annotated[int | None, _opt("metrics_port",
-                                         "Prometheus metrics on this port (0 = off)")]
-SessionTimeout = Annotated[float, typer.Option(
-    "--session-timeout", help="consumer-group session timeout, seconds")]
+MetricsPort = Annotated[
+    int | None, _opt("metrics_port", "Prometheus metrics on this port (0 = off)")
+]
+SessionTimeout = Annotated[
+    float, typer.Option("--session-timeout", help="consumer-group session timeout, seconds")
+]
 
 
 def _pipeline_errors(func: F) -> F:
@@ -64,8 +70,11 @@ def _pipeline_errors(func: F) -> F:
 
 
 def _logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     if not verbose:  # the clients' connection chatter is not for operators
         for name in ("kafka", "aiokafka"):
             logging.getLogger(name).setLevel(logging.ERROR)
@@ -98,8 +107,9 @@ def cmd_broker(
 
     stop = threading.Event()
     with _stop_on_signals(stop), EmbeddedBroker(port, log_file=log_file) as broker:
-        typer.echo(f"broker ready on {broker.bootstrap} (memory storage; Ctrl-C stops it)",
-                   err=True)
+        typer.echo(
+            f"broker ready on {broker.bootstrap} (memory storage; Ctrl-C stops it)", err=True
+        )
         while not stop.wait(0.5):
             if broker.process is None or broker.process.poll() is not None:
                 typer.echo("amplimon: broker exited", err=True)
@@ -125,22 +135,32 @@ def cmd_topics_create(broker: Broker = None, partitions: Partitions = None) -> N
 # -- produce ---------------------------------------------------------------------------------
 @_pipeline_errors
 def cmd_produce(
-    files: Annotated[list[Path], typer.Argument(help="archived streams (.jsonl[.gz], "
-                                                     ".parquet), merged in event time")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="archived streams (.jsonl[.gz], .parquet), merged in event time"),
+    ],
     broker: Broker = None,
-    topic: Annotated[str | None, typer.Option(
-        "--topic", help="exposure or ranking for every file (default: from each file name)")
+    topic: Annotated[
+        str | None,
+        typer.Option(
+            "--topic", help="exposure or ranking for every file (default: from each file name)"
+        ),
     ] = None,
-    speed: Annotated[float | None, typer.Option(
-        "--speed", help="X × real time (event time → wall clock)")] = None,
-    max_speed: Annotated[bool, typer.Option("--max", help="as fast as possible (default)")
-                         ] = False,
-    end_of_stream: Annotated[bool, typer.Option(
-        "--end-of-stream/--no-end-of-stream",
-        help="finally mark every partition ended (the worker then finishes the detectors)")
+    speed: Annotated[
+        float | None, typer.Option("--speed", help="X × real time (event time → wall clock)")
+    ] = None,
+    max_speed: Annotated[bool, typer.Option("--max", help="as fast as possible (default)")] = False,
+    end_of_stream: Annotated[
+        bool,
+        typer.Option(
+            "--end-of-stream/--no-end-of-stream",
+            help="finally mark every partition ended (the worker then finishes the detectors)",
+        ),
     ] = False,
-    progress: Annotated[bool | None, typer.Option(
-        "--progress/--no-progress", help="progress bar (default: on a terminal)")] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="progress bar (default: on a terminal)"),
+    ] = None,
 ) -> None:
     """Send archived streams to the exposure/ranking topics (key = user), like a platform."""
     from streams.kafka.producer import guess_topic, produce
@@ -162,20 +182,38 @@ def cmd_produce(
     else:
         result = produce(settings, pairs, speed=speed, end_of_stream=end_of_stream)
     behind = f", at most {result.max_behind_s:.1f} s behind schedule" if speed else ""
-    typer.echo(f"sent {result.sent['exposure']:,} exposure and {result.sent['ranking']:,} "
-               f"ranking records to {settings.broker} in {result.seconds:.1f} s{behind}",
-               err=True)
+    typer.echo(
+        f"sent {result.sent['exposure']:,} exposure and {result.sent['ranking']:,} "
+        f"ranking records to {settings.broker} in {result.seconds:.1f} s{behind}",
+        err=True,
+    )
 
 
-def _produce_with_bar(settings: Settings, pairs: list[tuple[Path, str]], speed: float | None,
-                      end_of_stream: bool, produce: Callable[..., Any]) -> Any:
+def _produce_with_bar(
+    settings: Settings,
+    pairs: list[tuple[Path, str]],
+    speed: float | None,
+    end_of_stream: bool,
+    produce: Callable[..., Any],
+) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("[bold]produce"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("records"), TimeElapsedColumn(), transient=True) as bar:
+    with Progress(
+        TextColumn("[bold]produce"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("records"),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as bar:
         task = bar.add_task("produce", total=None)
-        return produce(settings, pairs, speed=speed, end_of_stream=end_of_stream,
-                       progress=lambda k: bar.advance(task, k))
+        return produce(
+            settings,
+            pairs,
+            speed=speed,
+            end_of_stream=end_of_stream,
+            progress=lambda k: bar.advance(task, k),
+        )
 
 
 # -- worker ----------------------------------------------------------------------------------
@@ -184,8 +222,10 @@ def cmd_worker(
     config: Annotated[Path, _opt("config", "configuration YAML", "--config", "-c")],
     broker: Broker = None,
     group_id: GroupId = None,
-    reset_state: Annotated[bool, typer.Option(
-        "--reset-state", help="forget the checkpoint and rebuild from the topics")] = False,
+    reset_state: Annotated[
+        bool,
+        typer.Option("--reset-state", help="forget the checkpoint and rebuild from the topics"),
+    ] = False,
     session_timeout: SessionTimeout = 10.0,
     metrics_port: MetricsPort = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -203,8 +243,7 @@ def cmd_worker(
     _logging(verbose)
     settings = load_settings(broker=broker, group_id=group_id, metrics_port=metrics_port)
     cfg = load_config(config)
-    options = WorkerOptions(reset_state=reset_state,
-                            session_timeout_ms=int(session_timeout * 1000))
+    options = WorkerOptions(reset_state=reset_state, session_timeout_ms=int(session_timeout * 1000))
 
     def status(s: dict[str, Any]) -> None:
         typer.echo("worker: " + ", ".join(f"{k} {v}" for k, v in s.items()), err=True)
@@ -215,8 +254,14 @@ def cmd_worker(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         typer.echo(f"worker: group {settings.group_id} on {settings.broker}", err=True)
-        return await run_worker(settings, cfg, options=options, stop=stop, on_status=status,
-                                announce=lambda text: typer.echo(f"worker: {text}", err=True))
+        return await run_worker(
+            settings,
+            cfg,
+            options=options,
+            stop=stop,
+            on_status=status,
+            announce=lambda text: typer.echo(f"worker: {text}", err=True),
+        )
 
     result = asyncio.run(main())
     typer.echo(f"worker stopped: {result}", err=True)
@@ -248,14 +293,22 @@ def cmd_merge(
     stop = threading.Event()
 
     def status(s: MergeStats) -> None:
-        typer.echo(f"merge: {s.messages:,} messages, {s.ticks:,} ticks, {s.sent:,} rows "
-                   f"sent, {s.stale} stale dropped, finished partitions {s.finished}", err=True)
+        typer.echo(
+            f"merge: {s.messages:,} messages, {s.ticks:,} ticks, {s.sent:,} rows "
+            f"sent, {s.stale} stale dropped, finished partitions {s.finished}",
+            err=True,
+        )
 
     with _stop_on_signals(stop):
         typer.echo(f"merge: group {settings.group_id}-merge on {settings.broker}", err=True)
-        stats = run_merge(settings, cfg, stop=stop, on_status=status,
-                          options=MergeOptions(session_timeout_ms=int(session_timeout * 1000)),
-                          announce=lambda text: typer.echo(f"merge: {text}", err=True))
+        stats = run_merge(
+            settings,
+            cfg,
+            stop=stop,
+            on_status=status,
+            options=MergeOptions(session_timeout_ms=int(session_timeout * 1000)),
+            announce=lambda text: typer.echo(f"merge: {text}", err=True),
+        )
     status(stats)
 
 
@@ -265,8 +318,9 @@ def cmd_sink(
     db: Annotated[Path, _opt("db", "DuckDB file to write", "--db")],
     broker: Broker = None,
     group_id: GroupId = None,
-    snapshot_dir: Annotated[Path | None, _opt(
-        "snapshot_dir", "Parquet snapshots for readers (default: <db>.snapshot)")] = None,
+    snapshot_dir: Annotated[
+        Path | None, _opt("snapshot_dir", "Parquet snapshots for readers (default: <db>.snapshot)")
+    ] = None,
     session_timeout: SessionTimeout = 10.0,
     metrics_port: MetricsPort = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -283,15 +337,24 @@ def cmd_sink(
     stop = threading.Event()
 
     def status(s: SinkStats) -> None:
-        typer.echo(f"sink: {s.messages:,} messages, written {s.written}, "
-                   f"{s.snapshots} snapshots", err=True)
+        typer.echo(
+            f"sink: {s.messages:,} messages, written {s.written}, {s.snapshots} snapshots", err=True
+        )
 
     with _stop_on_signals(stop):
-        typer.echo(f"sink: {db} (snapshots in "
-                   f"{snapshot_dir or settings.snapshot_dir or str(db) + '.snapshot'})",
-                   err=True)
-        stats = run_sink(settings, db, snapshot_dir=snapshot_dir, stop=stop, on_status=status,
-                         options=SinkOptions(session_timeout_ms=int(session_timeout * 1000)))
+        typer.echo(
+            f"sink: {db} (snapshots in "
+            f"{snapshot_dir or settings.snapshot_dir or str(db) + '.snapshot'})",
+            err=True,
+        )
+        stats = run_sink(
+            settings,
+            db,
+            snapshot_dir=snapshot_dir,
+            stop=stop,
+            on_status=status,
+            options=SinkOptions(session_timeout_ms=int(session_timeout * 1000)),
+        )
     status(stats)
 
 
@@ -301,8 +364,9 @@ def cmd_archive(
     out: Annotated[Path, typer.Option("--out", help="archive directory")],
     broker: Broker = None,
     group_id: GroupId = None,
-    flush_seconds: Annotated[float, typer.Option(
-        "--flush-seconds", help="write files at least this often")] = 60.0,
+    flush_seconds: Annotated[
+        float, typer.Option("--flush-seconds", help="write files at least this often")
+    ] = 60.0,
     session_timeout: SessionTimeout = 10.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
@@ -317,12 +381,20 @@ def cmd_archive(
     stop = threading.Event()
 
     def flushed(s: ArchiveStats) -> None:
-        typer.echo(f"archive: {s.archived} events in {s.files} files "
-                   f"({s.skipped} skipped)", err=True)
+        typer.echo(
+            f"archive: {s.archived} events in {s.files} files ({s.skipped} skipped)", err=True
+        )
 
     with _stop_on_signals(stop):
-        stats = run_archive(settings, out, stop=stop, on_flush=flushed, options=ArchiveOptions(
-            flush_seconds=flush_seconds, session_timeout_ms=int(session_timeout * 1000)))
+        stats = run_archive(
+            settings,
+            out,
+            stop=stop,
+            on_flush=flushed,
+            options=ArchiveOptions(
+                flush_seconds=flush_seconds, session_timeout_ms=int(session_timeout * 1000)
+            ),
+        )
     flushed(stats)
 
 
@@ -333,8 +405,13 @@ def _help(func: Callable[..., Any]) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    for name, func in (("broker", cmd_broker), ("produce", cmd_produce),
-                       ("worker", cmd_worker), ("merge", cmd_merge), ("sink", cmd_sink),
-                       ("archive", cmd_archive)):
+    for name, func in (
+        ("broker", cmd_broker),
+        ("produce", cmd_produce),
+        ("worker", cmd_worker),
+        ("merge", cmd_merge),
+        ("sink", cmd_sink),
+        ("archive", cmd_archive),
+    ):
         app.command(name, help=_help(func))(func)
     app.add_typer(topics_app, name="topics")

@@ -28,8 +28,9 @@ DEMO_USER, DEMO_PASSWORD = "commission", "demo-password"
 _DASHBOARD_START_S = 90.0  # Streamlit's start on a busy two-core machine takes ~5-15 s
 
 
-def simulate_recent(work: Path, scenario_name: str, seed: int, now: dt.datetime | None = None
-                    ) -> dict[str, Path]:
+def simulate_recent(
+    work: Path, scenario_name: str, seed: int, now: dt.datetime | None = None
+) -> dict[str, Path]:
     """Write the scenario's streams, configuration and truth under ``work / "stream"``, its
     timeline shifted to end five minutes before ``now`` (default: the wall clock) — the
     engine refuses future events.  The shift keeps the clock's microseconds, so the
@@ -55,17 +56,41 @@ def _ts_ms(ts: object) -> int:
 
 
 def _add_user(state: Path) -> None:
-    subprocess.run([sys.executable, "-m", "monitor", "users", "add", DEMO_USER, "--role", "admin",  # noqa: S603
-                    "--state", str(state), "--password-stdin"], input=DEMO_PASSWORD + "\n",
-                   text=True, check=True, capture_output=True)
+    subprocess.run(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "users",
+            "add",
+            DEMO_USER,
+            "--role",
+            "admin",
+            "--state",
+            str(state),
+            "--password-stdin",
+        ],
+        input=DEMO_PASSWORD + "\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
 
 
 class _Stopped(Exception):
     """Raised inside the producer's send callback to end production early."""
 
 
-def run(work: Path, scenario_name: str = "demo", seed: int = 1, *, speed: float = 1000.0,
-        port: int = 8501, duration: float | None = None, port_note: str | None = None) -> None:
+def run(
+    work: Path,
+    scenario_name: str = "demo",
+    seed: int = 1,
+    *,
+    speed: float = 1000.0,
+    port: int = 8501,
+    duration: float | None = None,
+    port_note: str | None = None,
+) -> None:
     """Run the live demo in ``work`` until interrupted (or ``duration`` seconds).
 
     The dashboard's URL and login are printed once it answers on ``port``; if it exits
@@ -97,34 +122,59 @@ def run(work: Path, scenario_name: str = "demo", seed: int = 1, *, speed: float 
         stack.start()
         state = work / "dashboard.sqlite"
         _add_user(state)
-        dashboard = Service("dashboard", ["dashboard", "--data", str(stack.snapshot_dir),
-                                          "--config", str(paths["config"]), "--state",
-                                          str(state), "--port", str(port)],
-                            work / "dashboard.log", stack.env()).start()
+        dashboard = Service(
+            "dashboard",
+            [
+                "dashboard",
+                "--data",
+                str(stack.snapshot_dir),
+                "--config",
+                str(paths["config"]),
+                "--state",
+                str(state),
+                "--port",
+                str(port),
+            ],
+            work / "dashboard.log",
+            stack.env(),
+        ).start()
         url = f"http://127.0.0.1:{port}"
-        if not wait_until_serving(f"{url}/_stcore/health", lambda: dashboard.running
-                                  and not stop.is_set(), _DASHBOARD_START_S):
+        if not wait_until_serving(
+            f"{url}/_stcore/health",
+            lambda: dashboard.running and not stop.is_set(),
+            _DASHBOARD_START_S,
+        ):
             if stop.is_set():
                 return
             lines = [line for line in dashboard.log_text().splitlines() if line.strip()]
             detail = lines[-1].strip() if lines else "no output"
-            typer.echo(f"amplimon: the dashboard did not start on port {port} ({detail}); "
-                       f"log: {work / 'dashboard.log'}", err=True)
+            typer.echo(
+                f"amplimon: the dashboard did not start on port {port} ({detail}); "
+                f"log: {work / 'dashboard.log'}",
+                err=True,
+            )
             raise typer.Exit(2)
         note = f" ({port_note})" if port_note else ""
-        console.print(f"[bold green]dashboard:[/] {url}{note}  "
-                      f"(login {DEMO_USER} / {DEMO_PASSWORD})")
-        console.print(f"producing the simulated streams at {speed:g}× real time; "
-                      "Ctrl-C stops everything")
+        console.print(
+            f"[bold green]dashboard:[/] {url}{note}  (login {DEMO_USER} / {DEMO_PASSWORD})"
+        )
+        console.print(
+            f"producing the simulated streams at {speed:g}× real time; Ctrl-C stops everything"
+        )
+
         def _abort_when_stopping(rec: object, t: float) -> None:
             if stop.is_set():
                 raise _Stopped
 
         def _produce() -> None:
             try:
-                produce(stack.settings, [(paths["exposure"], "exposure"),
-                                         (paths["ranking"], "ranking")],
-                        speed=speed, end_of_stream=True, on_send=_abort_when_stopping)
+                produce(
+                    stack.settings,
+                    [(paths["exposure"], "exposure"), (paths["ranking"], "ranking")],
+                    speed=speed,
+                    end_of_stream=True,
+                    on_send=_abort_when_stopping,
+                )
             except _Stopped:
                 pass
 

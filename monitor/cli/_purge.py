@@ -25,25 +25,52 @@ def _cut(value: str) -> str:
 
 
 def cmd_purge(
-    before: Annotated[str, typer.Option(
-        "--before", metavar="DATE", callback=_cut,
-        help="delete what is older than this: an ISO date (00:00 UTC) or an RFC 3339 "
-             "date-time with offset, e.g. 2026-06-01 or 2026-06-01T12:00:00+02:00")],
-    db: Annotated[Path | None, typer.Option(
-        "--db", help="DuckDB file (default: amplimon.duckdb)", envvar=env_name("db"),
-        show_envvar=True)] = None,
-    archive: Annotated[Path | None, typer.Option(
-        "--archive", help="also purge this raw-event archive (amplimon archive --out DIR)",
-        file_okay=False)] = None,
-    findings: Annotated[bool, typer.Option(
-        "--findings/--keep-findings",
-        help="also delete findings whose event_time is before DATE")] = False,
-    snapshot_dir: Annotated[Path | None, typer.Option(
-        "--snapshot-dir", help="the sink's snapshot directory, republished if it exists "
-                               "(default: <db>.snapshot)",
-        envvar=env_name("snapshot_dir"), show_envvar=True)] = None,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="count what would be deleted; change nothing")] = False,
+    before: Annotated[
+        str,
+        typer.Option(
+            "--before",
+            metavar="DATE",
+            callback=_cut,
+            help="delete what is older than this: an ISO date (00:00 UTC) or an RFC 3339 "
+            "date-time with offset, e.g. 2026-06-01 or 2026-06-01T12:00:00+02:00",
+        ),
+    ],
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db",
+            help="DuckDB file (default: amplimon.duckdb)",
+            envvar=env_name("db"),
+            show_envvar=True,
+        ),
+    ] = None,
+    archive: Annotated[
+        Path | None,
+        typer.Option(
+            "--archive",
+            help="also purge this raw-event archive (amplimon archive --out DIR)",
+            file_okay=False,
+        ),
+    ] = None,
+    findings: Annotated[
+        bool,
+        typer.Option(
+            "--findings/--keep-findings",
+            help="also delete findings whose event_time is before DATE",
+        ),
+    ] = False,
+    snapshot_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--snapshot-dir",
+            help="the sink's snapshot directory, republished if it exists (default: <db>.snapshot)",
+            envvar=env_name("snapshot_dir"),
+            show_envvar=True,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="count what would be deleted; change nothing")
+    ] = False,
 ) -> None:
     """Delete stored data older than DATE: one transaction, recorded in runs.
 
@@ -62,8 +89,14 @@ def cmd_purge(
                    rewritten keeping ts >= DATE
     """
     path = existing_duckdb(db or Path(load_settings().db))
-    report = purge(path, parse_cut(before), archive=archive, findings=findings,
-                   dry_run=dry_run, snapshot=snapshot_dir)
+    report = purge(
+        path,
+        parse_cut(before),
+        archive=archive,
+        findings=findings,
+        dry_run=dry_run,
+        snapshot=snapshot_dir,
+    )
     print_report(report)
 
 
@@ -71,16 +104,22 @@ def print_report(report: PurgeReport) -> None:
     """The report as a table: rows (files) deleted and kept per table (archive)."""
     verb = "would delete" if report.dry_run else "deleted"
     archive = "" if report.archive is None else f" and {report.archive.root}"
-    table = Table(title=f"amplimon purge — {report.db}{archive}, before "
-                        f"{report.before.isoformat()}" + (" (dry run)" if report.dry_run else ""))
+    table = Table(
+        title=f"amplimon purge — {report.db}{archive}, before "
+        f"{report.before.isoformat()}" + (" (dry run)" if report.dry_run else "")
+    )
     for col in ("table", "rule", verb, "kept"):
         table.add_column(col, justify="right" if col in (verb, "kept") else "left")
     for t in report.tables:
         table.add_row(t.table, t.rule, f"{t.deleted:,}", f"{t.kept:,}")
     if (a := report.archive) is not None:
         table.add_row("archive rows", "ts < cut", f"{a.rows_deleted:,}", "")
-        table.add_row("archive files", "all rows < cut", f"{a.files_deleted:,}",
-                      f"{a.files_rewritten:,} rewritten")
+        table.add_row(
+            "archive files",
+            "all rows < cut",
+            f"{a.files_deleted:,}",
+            f"{a.files_rewritten:,} rewritten",
+        )
         table.add_row("archive partitions", "all files deleted", f"{a.partitions_deleted:,}", "")
     console = wide_console()
     console.print(table)

@@ -22,11 +22,14 @@ def cmd_simulate(
     from streams.simulator import FORMATS, SCENARIOS, scenario, write_simulation
 
     if scenario_name not in SCENARIOS:
-        raise typer.BadParameter(f"unknown scenario {scenario_name!r}; known: "
-                                 f"{', '.join(SCENARIOS)}", param_hint="--scenario")
+        raise typer.BadParameter(
+            f"unknown scenario {scenario_name!r}; known: {', '.join(SCENARIOS)}",
+            param_hint="--scenario",
+        )
     if fmt not in FORMATS:
-        raise typer.BadParameter(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}",
-                                 param_hint="--format")
+        raise typer.BadParameter(
+            f"unknown format {fmt!r}; known: {', '.join(FORMATS)}", param_hint="--format"
+        )
     try:
         params = scenario(scenario_name, seed=seed, scale=scale)
     except ValueError as err:
@@ -34,15 +37,25 @@ def cmd_simulate(
     paths = write_simulation(out, params, fmt=fmt)
     for p in paths.values():
         typer.echo(str(p))
-    typer.echo("next, replay it through every detector:\n  " + replay_command(paths, out),
-               err=True)
+    typer.echo("next, replay it through every detector:\n  " + replay_command(paths, out), err=True)
 
 
 def replay_command(paths: dict[str, Path], out: Path) -> str:
     """The ``amplimon replay`` command line for a written simulation (shell-quoted)."""
-    return shlex.join(["amplimon", "replay", "--config", str(paths["config"]),
-                       "--db", str(out / "amplimon.duckdb"),
-                       "--exposure", str(paths["exposure"]), "--ranking", str(paths["ranking"])])
+    return shlex.join(
+        [
+            "amplimon",
+            "replay",
+            "--config",
+            str(paths["config"]),
+            "--db",
+            str(out / "amplimon.duckdb"),
+            "--exposure",
+            str(paths["exposure"]),
+            "--ranking",
+            str(paths["ranking"]),
+        ]
+    )
 
 
 def register(app: typer.Typer) -> None:

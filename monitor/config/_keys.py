@@ -68,8 +68,12 @@ def fields_at(root: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
             tp = typing.get_args(tp)[0]
         elif origin is dict:
             tp = typing.get_args(tp)[1]
-        elif isinstance(tp, type) and issubclass(tp, BaseModel) and isinstance(part, str) \
-                and part in tp.model_fields:
+        elif (
+            isinstance(tp, type)
+            and issubclass(tp, BaseModel)
+            and isinstance(part, str)
+            and part in tp.model_fields
+        ):
             tp = tp.model_fields[part].annotation
         else:
             return []

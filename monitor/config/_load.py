@@ -43,8 +43,11 @@ def _one_line(source: str, err: ValidationError) -> str:
     errors = err.errors()
     # a typo explains the rest (a misspelt "start" is also a missing one): name it first
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = tuple(p for p in first["loc"]
-                if not (isinstance(p, str) and p.startswith(("function-", "model-"))))
+    loc = tuple(
+        p
+        for p in first["loc"]
+        if not (isinstance(p, str) and p.startswith(("function-", "model-")))
+    )
     where = _loc(loc)
     located = (first.get("ctx") or {}).get("error")
     if isinstance(located, Located):
@@ -83,8 +86,11 @@ def parse_config(data: Any, source: str = "config", base_dir: Path | None = None
     for message in found[:_MAX_WARNINGS]:
         warnings.warn(f"{source}: {message}", ConfigWarning, stacklevel=2)
     if len(found) > _MAX_WARNINGS:
-        warnings.warn(f"{source}: {len(found) - _MAX_WARNINGS} more warnings like these",
-                      ConfigWarning, stacklevel=2)
+        warnings.warn(
+            f"{source}: {len(found) - _MAX_WARNINGS} more warnings like these",
+            ConfigWarning,
+            stacklevel=2,
+        )
     return config
 
 
@@ -102,8 +108,10 @@ def _check_size(data: Any, source: str) -> None:
         value = stack.pop()
         seen += 1
         if seen > _MAX_VALUES:
-            raise ConfigError(f"{source}: too large (more than {_MAX_VALUES:,} values once "
-                              "YAML aliases are expanded)")
+            raise ConfigError(
+                f"{source}: too large (more than {_MAX_VALUES:,} values once "
+                "YAML aliases are expanded)"
+            )
         if isinstance(value, Mapping):
             stack.extend(value.values())
         elif isinstance(value, list | tuple):

@@ -136,8 +136,10 @@ class Window(Period):
             try:
                 self.start - (self.end - self.start)
             except OverflowError:
-                raise ValueError("default baseline (same length before start) is out of "
-                                 "range; give baseline explicitly") from None
+                raise ValueError(
+                    "default baseline (same length before start) is out of "
+                    "range; give baseline explicitly"
+                ) from None
         return self
 
     @property
@@ -272,8 +274,15 @@ class Disclosure(_Model):
         """Does it apply in ``region``?  Empty ``regions`` = all regions."""
         return not self.regions or any(covers(r, region) for r in self.regions)
 
-    def covers(self, platform: str, intervention: str, actor: str, group: str | None,
-               region: str, ts_ms: int) -> bool:
+    def covers(
+        self,
+        platform: str,
+        intervention: str,
+        actor: str,
+        group: str | None,
+        region: str,
+        ts_ms: int,
+    ) -> bool:
         """Does this disclosure cover an intervention on ``actor``'s item at ``ts_ms``?
 
         Empty ``actors`` and ``groups`` = all actors; empty ``regions`` = all regions;
@@ -326,8 +335,7 @@ class Detection(_Model):
         self.check_sections()
         return self
 
-    def check_sections(self, detectors: Mapping[str, frozenset[str] | None] | None = None
-                       ) -> None:
+    def check_sections(self, detectors: Mapping[str, frozenset[str] | None] | None = None) -> None:
         """Every extra key names a detector (of ``detectors``, default: the declared ones)
         and holds a mapping of that detector's keyword arguments; raises :class:`Located`
         (a ``ValueError``) naming the first unknown key and the nearest known one.
@@ -350,8 +358,9 @@ class Detection(_Model):
                 continue
             for name in value:
                 if name not in parameters:
-                    raise Located(f"{key}.{printable(name)}",
-                                  unknown(name, parameters, f"parameter of {key}"))
+                    raise Located(
+                        f"{key}.{printable(name)}", unknown(name, parameters, f"parameter of {key}")
+                    )
 
     @model_validator(mode="after")
     def _serialisable(self) -> Detection:
@@ -409,13 +418,17 @@ class Config(_Model):
             for alias in a.aliases:
                 if alias in actors:
                     j = actors[alias]
-                    raise Located(f"actors[{i}].aliases", f"alias {alias!r} of {a.actor!r} is "
-                                  f"the id of actors[{j}]")
+                    raise Located(
+                        f"actors[{i}].aliases",
+                        f"alias {alias!r} of {a.actor!r} is the id of actors[{j}]",
+                    )
                 if alias in aliases:
                     j = aliases[alias]
-                    raise Located(f"actors[{i}].aliases",
-                                  f"alias {alias!r} of {a.actor!r} is also an alias of "
-                                  f"actors[{j}] ({self.actors[j].actor!r})")
+                    raise Located(
+                        f"actors[{i}].aliases",
+                        f"alias {alias!r} of {a.actor!r} is also an alias of "
+                        f"actors[{j}] ({self.actors[j].actor!r})",
+                    )
                 aliases[alias] = i
         return self
 
@@ -425,8 +438,10 @@ class Config(_Model):
         boost it declares undisclosed, or disclose nothing)."""
         groups = {a.group for a in self.actors if a.group}
         for i, d in enumerate(self.disclosures):
-            for field, names, known in (("actors", d.actors, self.registry.keys()),
-                                        ("groups", d.groups, groups)):
+            for field, names, known in (
+                ("actors", d.actors, self.registry.keys()),
+                ("groups", d.groups, groups),
+            ):
                 for name in names:
                     if name not in known:
                         owner = self.aliases.get(name) if field == "actors" else None
@@ -435,8 +450,10 @@ class Config(_Model):
                             hint = f" (it is an alias of {owner!r}; name the actor id)"
                         else:
                             hint = f"; did you mean {near!r}?" if near else ""
-                        raise Located(f"disclosures[{i}].{field}",
-                                      f"{field[:-1]} {name!r} is not in the actor registry{hint}")
+                        raise Located(
+                            f"disclosures[{i}].{field}",
+                            f"{field[:-1]} {name!r} is not in the actor registry{hint}",
+                        )
         return self
 
     @cached_property
@@ -462,8 +479,12 @@ class Config(_Model):
     def windows_covering(self, region: str) -> list[Window]:
         return [w for w in self.windows if covers(w.jurisdiction, region)]
 
-    def disclosures_for(self, platform: str, intervention: str, actor: str, region: str,
-                        ts_ms: int) -> list[Disclosure]:
+    def disclosures_for(
+        self, platform: str, intervention: str, actor: str, region: str, ts_ms: int
+    ) -> list[Disclosure]:
         group = self.registry[actor].group if actor in self.registry else None
-        return [d for d in self.disclosures
-                if d.covers(platform, intervention, actor, group, region, ts_ms)]
+        return [
+            d
+            for d in self.disclosures
+            if d.covers(platform, intervention, actor, group, region, ts_ms)
+        ]

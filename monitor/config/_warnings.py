@@ -37,8 +37,10 @@ def window_warnings(config: Config) -> list[str]:
         reach: Window | None = None
         for w in ws:
             if reach is not None and w.start < reach.end:
-                out.append(f"windows[{index[w.id]}] ({w.id}) overlaps windows"
-                           f"[{index[reach.id]}] ({reach.id}), both in {j}")
+                out.append(
+                    f"windows[{index[w.id]}] ({w.id}) overlaps windows"
+                    f"[{index[reach.id]}] ({reach.id}), both in {j}"
+                )
             if reach is None or w.end > reach.end:
                 reach = w
     # related jurisdictions of J: J itself, its country, and (for a country) its subdivisions
@@ -54,12 +56,15 @@ def window_warnings(config: Config) -> list[str]:
         j = w.jurisdiction
         related = [subtree[j]] if len(j) == 2 else [exact[j], exact.get(j[:2])]
         for tree_or_exact in related:
-            other = (None if tree_or_exact is None
-                     else tree_or_exact.overlapping(base.start, base.end))
+            other = (
+                None if tree_or_exact is None else tree_or_exact.overlapping(base.start, base.end)
+            )
             if other is not None and other.id != w.id:
-                out.append(f"windows[{i}] ({w.id}): default baseline {_short(base.start)} "
-                           f"to {_short(base.end)} overlaps window {other.id!r}; give "
-                           "baseline explicitly")
+                out.append(
+                    f"windows[{i}] ({w.id}): default baseline {_short(base.start)} "
+                    f"to {_short(base.end)} overlaps window {other.id!r}; give "
+                    "baseline explicitly"
+                )
                 break
     return out
 
@@ -78,20 +83,28 @@ def registry_warnings(config: Config) -> list[str]:
     by_key: dict[str, list[tuple[int, str, str]]] = {}
     for i, a in enumerate(config.actors):
         for name in (a.actor, *a.aliases):
-            where = (f"actors[{i}] ({printable(name)})" if name == a.actor
-                     else f"actors[{i}] alias {printable(name)}")
+            where = (
+                f"actors[{i}] ({printable(name)})"
+                if name == a.actor
+                else f"actors[{i}] alias {printable(name)}"
+            )
             k = key(name)
             if k:
                 by_key.setdefault(k, []).append((i, a.actor, where))
             else:
-                out.append((i, f"{where} has no letter or digit: look-alikes of it cannot be "
-                               "recognised"))
+                out.append(
+                    (i, f"{where} has no letter or digit: look-alikes of it cannot be recognised")
+                )
     for members in by_key.values():
         if len({actor for _, actor, _ in members}) > 1:
-            out.append((members[0][0],
-                        f"{' and '.join(where for _, _, where in members)} read alike "
-                        "(ignoring case, spacing, punctuation and look-alike characters): an "
-                        "unregistered id that resembles them is reported as ambiguous"))
+            out.append(
+                (
+                    members[0][0],
+                    f"{' and '.join(where for _, _, where in members)} read alike "
+                    "(ignoring case, spacing, punctuation and look-alike characters): an "
+                    "unregistered id that resembles them is reported as ambiguous",
+                )
+            )
     return [message for _, message in sorted(out, key=lambda item: item[0])]
 
 
@@ -128,6 +141,8 @@ def unseen_platforms(config: Config, seen: Iterable[str]) -> list[str]:
             continue
         near = nearest(pid, seen)
         hint = f"did you mean {near!r}?" if near else f"seen: {', '.join(seen[:10])}"
-        out.append(f"platforms.{printable(pid)}: no event of this platform in the data "
-                   f"({hint}); its holdout_share was not checked")
+        out.append(
+            f"platforms.{printable(pid)}: no event of this platform in the data "
+            f"({hint}); its holdout_share was not checked"
+        )
     return out

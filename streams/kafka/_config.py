@@ -17,8 +17,14 @@ from typing import Any
 from monitor.settings import Settings
 from streams.kafka._errors import PipelineError
 
-__all__ = ["EPOCH_HEADER", "ConfigurationError", "Topics", "aiokafka_options",
-           "kafka_python_options", "sasl_password"]
+__all__ = [
+    "EPOCH_HEADER",
+    "ConfigurationError",
+    "Topics",
+    "aiokafka_options",
+    "kafka_python_options",
+    "sasl_password",
+]
 
 # Header on every message of the partials topic: the cluster id of the broker the sending
 # worker's session verified.  Stage two drops a message whose epoch is not its own broker's:
@@ -47,10 +53,17 @@ class Topics:
 
     @classmethod
     def from_settings(cls, s: Settings) -> Topics:
-        return cls(exposure=s.topic_exposure, ranking=s.topic_ranking,
-                   findings=s.topic_findings, deadletter=s.topic_deadletter,
-                   measurements=s.topic_measurements, detectability=s.topic_detectability,
-                   state=s.topic_state, partials=s.topic_partials, panel=s.topic_panel)
+        return cls(
+            exposure=s.topic_exposure,
+            ranking=s.topic_ranking,
+            findings=s.topic_findings,
+            deadletter=s.topic_deadletter,
+            measurements=s.topic_measurements,
+            detectability=s.topic_detectability,
+            state=s.topic_state,
+            partials=s.topic_partials,
+            panel=s.topic_panel,
+        )
 
     @property
     def inputs(self) -> dict[str, str]:
@@ -60,8 +73,12 @@ class Topics:
     @property
     def outputs(self) -> dict[str, str]:
         """Kafka topic → store table the sink writes."""
-        return {self.findings: "findings", self.measurements: "amplification",
-                self.deadletter: "deadletter", self.detectability: "detectability"}
+        return {
+            self.findings: "findings",
+            self.measurements: "amplification",
+            self.deadletter: "deadletter",
+            self.detectability: "detectability",
+        }
 
 
 def _servers(s: Settings) -> list[str]:
@@ -78,8 +95,9 @@ def sasl_password(s: Settings) -> str | None:
     try:
         text = Path(s.sasl_password_file).read_text(encoding="utf-8")
     except OSError as err:
-        raise ConfigurationError(f"cannot read the SASL password file {s.sasl_password_file}: "
-                                 f"{err.strerror or err}") from None
+        raise ConfigurationError(
+            f"cannot read the SASL password file {s.sasl_password_file}: {err.strerror or err}"
+        ) from None
     return text.splitlines()[0].strip() if text.strip() else ""
 
 
@@ -87,29 +105,36 @@ def _sasl(s: Settings) -> dict[str, Any]:
     if not s.security_protocol.startswith("SASL"):
         return {}
     password = sasl_password(s)
-    return {"sasl_mechanism": s.sasl_mechanism or "PLAIN",
-            "sasl_plain_username": s.sasl_username, "sasl_plain_password": password}
+    return {
+        "sasl_mechanism": s.sasl_mechanism or "PLAIN",
+        "sasl_plain_username": s.sasl_username,
+        "sasl_plain_password": password,
+    }
 
 
 def kafka_python_options(s: Settings) -> dict[str, Any]:
     """Connection options for any kafka-python client (producer, consumer, admin)."""
-    opts: dict[str, Any] = {"bootstrap_servers": _servers(s),
-                            "security_protocol": s.security_protocol}
+    opts: dict[str, Any] = {
+        "bootstrap_servers": _servers(s),
+        "security_protocol": s.security_protocol,
+    }
     if s.security_protocol in ("SSL", "SASL_SSL"):
-        opts.update(ssl_cafile=s.ssl_cafile, ssl_certfile=s.ssl_certfile,
-                    ssl_keyfile=s.ssl_keyfile)
+        opts.update(ssl_cafile=s.ssl_cafile, ssl_certfile=s.ssl_certfile, ssl_keyfile=s.ssl_keyfile)
     opts.update(_sasl(s))
     return opts
 
 
 def aiokafka_options(s: Settings) -> dict[str, Any]:
     """The same options for aiokafka (TLS as an ``ssl.SSLContext``)."""
-    opts: dict[str, Any] = {"bootstrap_servers": _servers(s),
-                            "security_protocol": s.security_protocol}
+    opts: dict[str, Any] = {
+        "bootstrap_servers": _servers(s),
+        "security_protocol": s.security_protocol,
+    }
     if s.security_protocol in ("SSL", "SASL_SSL"):
         from aiokafka.helpers import create_ssl_context
 
-        opts["ssl_context"] = create_ssl_context(cafile=s.ssl_cafile, certfile=s.ssl_certfile,
-                                                 keyfile=s.ssl_keyfile)
+        opts["ssl_context"] = create_ssl_context(
+            cafile=s.ssl_cafile, certfile=s.ssl_certfile, keyfile=s.ssl_keyfile
+        )
     opts.update(_sasl(s))
     return opts

@@ -52,18 +52,51 @@ log = logging.getLogger("amplimon.archive")
 _STR, _INT, _F64 = pa.string(), pa.int64(), pa.float64()
 _TIME = pa.timestamp("ms", tz="UTC")
 SCHEMAS = {
-    "exposure": pa.schema([
-        ("event_id", _STR), ("platform", _STR), ("ts", _INT), ("user", _STR),
-        ("region", _STR), ("surface", _STR), ("arm", _STR), ("request", _STR),
-        ("item", _STR), ("actor", _STR), ("position", _INT), ("label", _STR),
-        ("event_time", _TIME)]),
-    "ranking": pa.schema([
-        ("event_id", _STR), ("platform", _STR), ("ts", _INT), ("user", _STR),
-        ("region", _STR), ("surface", _STR), ("arm", _STR), ("request", _STR),
-        ("items", pa.list_(pa.struct([
-            ("item", _STR), ("actor", _STR), ("position", _INT), ("score", _F64),
-            ("organic_score", _F64), ("interventions", pa.list_(_STR))]))),
-        ("event_time", _TIME)]),
+    "exposure": pa.schema(
+        [
+            ("event_id", _STR),
+            ("platform", _STR),
+            ("ts", _INT),
+            ("user", _STR),
+            ("region", _STR),
+            ("surface", _STR),
+            ("arm", _STR),
+            ("request", _STR),
+            ("item", _STR),
+            ("actor", _STR),
+            ("position", _INT),
+            ("label", _STR),
+            ("event_time", _TIME),
+        ]
+    ),
+    "ranking": pa.schema(
+        [
+            ("event_id", _STR),
+            ("platform", _STR),
+            ("ts", _INT),
+            ("user", _STR),
+            ("region", _STR),
+            ("surface", _STR),
+            ("arm", _STR),
+            ("request", _STR),
+            (
+                "items",
+                pa.list_(
+                    pa.struct(
+                        [
+                            ("item", _STR),
+                            ("actor", _STR),
+                            ("position", _INT),
+                            ("score", _F64),
+                            ("organic_score", _F64),
+                            ("interventions", pa.list_(_STR)),
+                        ]
+                    )
+                ),
+            ),
+            ("event_time", _TIME),
+        ]
+    ),
 }
 
 
@@ -90,8 +123,9 @@ def _part(value: str) -> str:
 class Archiver:
     """Buffers decoded events per (platform, topic, date) and writes them as Parquet."""
 
-    def __init__(self, out: str | Path, inputs: dict[str, str],
-                 pseudonymiser: Pseudonymiser) -> None:
+    def __init__(
+        self, out: str | Path, inputs: dict[str, str], pseudonymiser: Pseudonymiser
+    ) -> None:
         self.out = Path(out)
         self.inputs = inputs
         self.pseudonymise = pseudonymiser
@@ -139,9 +173,14 @@ class Archiver:
         return written
 
 
-def run_archive(settings: Settings, out: str | Path, *, options: ArchiveOptions | None = None,
-                stop: threading.Event | None = None,
-                on_flush: Callable[[ArchiveStats], None] | None = None) -> ArchiveStats:
+def run_archive(
+    settings: Settings,
+    out: str | Path,
+    *,
+    options: ArchiveOptions | None = None,
+    stop: threading.Event | None = None,
+    on_flush: Callable[[ArchiveStats], None] | None = None,
+) -> ArchiveStats:
     """Consume the input topics until ``stop`` is set, flushing by size and time."""
     from kafka import KafkaConsumer
 
@@ -150,10 +189,15 @@ def run_archive(settings: Settings, out: str | Path, *, options: ArchiveOptions 
     topics = Topics.from_settings(settings)
     archiver = Archiver(out, topics.inputs, load_pseudonymiser(settings))
     consumer = KafkaConsumer(
-        *topics.inputs, **kafka_python_options(settings),
-        group_id=f"{settings.group_id}-archive", enable_auto_commit=False,
-        auto_offset_reset="earliest", session_timeout_ms=opts.session_timeout_ms,
-        heartbeat_interval_ms=opts.heartbeat_ms, max_poll_records=10_000)
+        *topics.inputs,
+        **kafka_python_options(settings),
+        group_id=f"{settings.group_id}-archive",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=opts.session_timeout_ms,
+        heartbeat_interval_ms=opts.heartbeat_ms,
+        max_poll_records=10_000,
+    )
     heartbeat = Heartbeat(settings.heartbeat_file)  # the container healthcheck reads it
     try:
         last_flush = time.monotonic()
@@ -162,8 +206,9 @@ def run_archive(settings: Settings, out: str | Path, *, options: ArchiveOptions 
             polled = consumer.poll(timeout_ms=opts.poll_ms)
             for batch in polled.values():
                 for r in batch:
-                    archiver.add(Message(r.topic, r.partition, r.offset, r.value,
-                                         tuple(r.headers or ())))
+                    archiver.add(
+                        Message(r.topic, r.partition, r.offset, r.value, tuple(r.headers or ()))
+                    )
             due = time.monotonic() - last_flush >= opts.flush_seconds
             if archiver.buffered >= opts.flush_rows or (due and archiver.buffered):
                 archiver.flush()

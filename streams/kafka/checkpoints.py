@@ -63,8 +63,12 @@ class CheckpointStore:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         tp = TopicPartition(self.topic, 0)
-        consumer = AIOKafkaConsumer(**self.options, enable_auto_commit=False, group_id=None,
-                                    max_partition_fetch_bytes=4 * _CHUNK)
+        consumer = AIOKafkaConsumer(
+            **self.options,
+            enable_auto_commit=False,
+            group_id=None,
+            max_partition_fetch_bytes=4 * _CHUNK,
+        )
         await consumer.start()
         latest: dict[str, tuple[bytes | None, dict[str, bytes], int]] = {}
         prefix = f"{self.name}/"
@@ -84,8 +88,9 @@ class CheckpointStore:
             await consumer.stop()
         return latest
 
-    def _manifest(self, latest: dict[str, tuple[bytes | None, dict[str, bytes], int]]
-                  ) -> dict[str, Any] | None:
+    def _manifest(
+        self, latest: dict[str, tuple[bytes | None, dict[str, bytes], int]]
+    ) -> dict[str, Any] | None:
         value, _, offset = latest.get(f"{self.name}/manifest", (None, {}, -1))
         if not value:
             self.generation, self.offset = 0, None
@@ -104,8 +109,10 @@ class CheckpointStore:
         for i in range(manifest["chunks"]):
             value, headers, _ = latest.get(f"{self.name}/{manifest['slot']}/{i}", (None, {}, -1))
             if value is None or headers.get("generation") != str(self.generation).encode():
-                raise CheckpointError(f"checkpoint {self.name} generation {self.generation}: "
-                                      f"chunk {i} missing in {self.topic}")
+                raise CheckpointError(
+                    f"checkpoint {self.name} generation {self.generation}: "
+                    f"chunk {i} missing in {self.topic}"
+                )
             parts.append(value)
         data = b"".join(parts)
         if hashlib.sha256(data).hexdigest() != manifest["sha256"]:
@@ -124,36 +131,56 @@ class CheckpointStore:
             previous = self.offset
             self._manifest(await self._read())
             if previous is not None and (self.offset is None or self.offset < previous):
-                raise BrokerDataLost(f"checkpoint topic {self.topic} lost the manifest at "
-                                     f"offset {previous}")
+                raise BrokerDataLost(
+                    f"checkpoint topic {self.topic} lost the manifest at offset {previous}"
+                )
             self._unsure = False
         data = zlib.compress(checkpoint, 1)
         generation = self.generation + 1  # counted only once the manifest is acknowledged
         slot = generation % 2
         header = [("generation", str(generation).encode())]
-        chunks = [data[i:i + _CHUNK] for i in range(0, len(data), _CHUNK)] or [b""]
-        manifest = {"generation": generation, "slot": slot, "chunks": len(chunks),
-                    "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        chunks = [data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK)] or [b""]
+        manifest = {
+            "generation": generation,
+            "slot": slot,
+            "chunks": len(chunks),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+        }
         self._unsure = True
         futures = []
         try:
             for i, chunk in enumerate(chunks):
-                futures.append(await producer.send(
-                    self.topic, key=f"{self.name}/{slot}/{i}".encode(), value=chunk,
-                    partition=0, headers=header))
+                futures.append(
+                    await producer.send(
+                        self.topic,
+                        key=f"{self.name}/{slot}/{i}".encode(),
+                        value=chunk,
+                        partition=0,
+                        headers=header,
+                    )
+                )
             for fut in futures:
                 await fut
         except BaseException:
             for fut in futures:  # the others fail later, when nobody waits for them
                 fut.add_done_callback(lambda f: f.cancelled() or f.exception())
             raise
-        meta = await (await producer.send(self.topic, key=f"{self.name}/manifest".encode(),
-                                          value=json.dumps(manifest).encode(), partition=0))
+        meta = await (
+            await producer.send(
+                self.topic,
+                key=f"{self.name}/manifest".encode(),
+                value=json.dumps(manifest).encode(),
+                partition=0,
+            )
+        )
         previous, self.offset, self.generation = self.offset, meta.offset, generation
         self._unsure = False
         if previous is not None and meta.offset <= previous:
-            raise BrokerDataLost(f"checkpoint topic {self.topic} starts again at offset "
-                                 f"{meta.offset} (the last checkpoint was at {previous})")
+            raise BrokerDataLost(
+                f"checkpoint topic {self.topic} starts again at offset "
+                f"{meta.offset} (the last checkpoint was at {previous})"
+            )
 
     async def verify(self) -> bool:
         """Whether the last manifest this store wrote or loaded is still on the broker."""
@@ -162,8 +189,12 @@ class CheckpointStore:
         if self.offset is None:
             return True
         tp = TopicPartition(self.topic, 0)
-        consumer = AIOKafkaConsumer(**self.options, enable_auto_commit=False, group_id=None,
-                                    max_partition_fetch_bytes=4 * _CHUNK)
+        consumer = AIOKafkaConsumer(
+            **self.options,
+            enable_auto_commit=False,
+            group_id=None,
+            max_partition_fetch_bytes=4 * _CHUNK,
+        )
         await consumer.start()
         try:
             consumer.assign([tp])
@@ -178,12 +209,17 @@ class CheckpointStore:
         if first.offset != self.offset:
             return False  # gone: compaction keeps the latest manifest, and that was ours
         try:
-            return bool(first.key == f"{self.name}/manifest".encode()
-                        and json.loads(first.value)["generation"] == self.generation)
+            return bool(
+                first.key == f"{self.name}/manifest".encode()
+                and json.loads(first.value)["generation"] == self.generation
+            )
         except (ValueError, TypeError, KeyError):
             return False
 
     async def clear(self, producer: Any) -> None:
         """Forget the checkpoint (``amplimon worker --reset-state``)."""
-        await (await producer.send(self.topic, key=f"{self.name}/manifest".encode(),
-                                   value=None, partition=0))
+        await (
+            await producer.send(
+                self.topic, key=f"{self.name}/manifest".encode(), value=None, partition=0
+            )
+        )

@@ -89,8 +89,15 @@ class DrivenEngine(Protocol):
     lateness_ms: int
     ingest_unit: Ingest
 
-    def push(self, topic: str, event: Event, *, source: str, location: str = "",
-             raw: bytes | str | None = None) -> None: ...
+    def push(
+        self,
+        topic: str,
+        event: Event,
+        *,
+        source: str,
+        location: str = "",
+        raw: bytes | str | None = None,
+    ) -> None: ...
     def reject(self, rejected: Rejected, *, source: str, location: str = "") -> None: ...
     def advance_to(self, watermark_ms: int) -> None: ...
     def close(self) -> StreamStats: ...
@@ -155,8 +162,11 @@ class DeadLetterNames:
         if self.muted:
             return
         for row in rows:
-            digest = hashlib.sha256("\x1f".join((row.source, row.reason, row.raw_sha256 or "")
-                                                ).encode("utf-8", "replace")).hexdigest()[:20]
+            digest = hashlib.sha256(
+                "\x1f".join((row.source, row.reason, row.raw_sha256 or "")).encode(
+                    "utf-8", "replace"
+                )
+            ).hexdigest()[:20]
             n = self.counts.pop(digest, 0) + 1
             self.counts[digest] = n  # re-inserted: the dict's order is least recently seen
             if len(self.counts) > self.limit:
@@ -254,9 +264,15 @@ class EngineDriver:
                 self.stats.replayed += 1
             if self.closed:
                 self.stats.after_close += 1
-                engine.reject(Rejected(topic, raw.decode("utf-8", "replace"),
-                                       f"{topic}: arrived after the end-of-stream marker"),
-                              source=m.topic, location=location)
+                engine.reject(
+                    Rejected(
+                        topic,
+                        raw.decode("utf-8", "replace"),
+                        f"{topic}: arrived after the end-of-stream marker",
+                    ),
+                    source=m.topic,
+                    location=location,
+                )
                 continue
             open_tick = ts >= engine.closed_until_ms
             if ts <= engine.future_limit_ms:
@@ -264,8 +280,7 @@ class EngineDriver:
             s = engine.stats
             dropped = _dropped(s, topic)
             if seen:  # a duplicate or rejection was counted (and sent) before the restart
-                counted = (dict(s.duplicates), dict(s.late), dict(s.rejected),
-                           dict(s.conflicting))
+                counted = (dict(s.duplicates), dict(s.late), dict(s.rejected), dict(s.conflicting))
                 self.dead_letters.muted = True
                 try:
                     engine.push(topic, result, source=m.topic, location=location, raw=raw)
@@ -290,16 +305,18 @@ class EngineDriver:
         now = self.clock()
         idle_s = self.idle_ms / 1000
         lag = set(lagging)
-        holding = [tp for tp in self._assigned - self._finished
-                   if tp in lag or now - self._last_msg.get(tp, self._assigned_at) < idle_s]
+        holding = [
+            tp
+            for tp in self._assigned - self._finished
+            if tp in lag or now - self._last_msg.get(tp, self._assigned_at) < idle_s
+        ]
         self.idle = not holding
         if not holding:
             return  # everything idle: keep open ticks open until data (or the end) arrives
         fronts = [self._fronts[tp].value if tp in self._fronts else None for tp in holding]
         if any(f is None for f in fronts):
             return  # a partition has not established its event time yet
-        self.engine.advance_to(min(f for f in fronts if f is not None)
-                               - self.engine.lateness_ms)
+        self.engine.advance_to(min(f for f in fronts if f is not None) - self.engine.lateness_ms)
 
     def _front(self, tp: TP) -> Frontier:
         front = self._fronts.get(tp)
@@ -325,13 +342,19 @@ class EngineDriver:
         start = self.replay_from()
         return Checkpoint(
             engine=self.engine.snapshot(pending=False),
-            position={_tp_key(tp): max(o, self._seen_before.get(tp, 0))
-                      for tp, o in self._position.items()},
+            position={
+                _tp_key(tp): max(o, self._seen_before.get(tp, 0))
+                for tp, o in self._position.items()
+            },
             replay_from={_tp_key(tp): o for tp, o in start.items()},
-            part_max={_tp_key(tp): f.value for tp, f in self._fronts.items()
-                      if f.value is not None},
-            finished=sorted(_tp_key(tp) for tp in self._finished), closed=self.closed,
-            saved_at_ms=int(time.time() * 1000), dead_letters=dict(self.dead_letters.counts))
+            part_max={
+                _tp_key(tp): f.value for tp, f in self._fronts.items() if f.value is not None
+            },
+            finished=sorted(_tp_key(tp) for tp in self._finished),
+            closed=self.closed,
+            saved_at_ms=int(time.time() * 1000),
+            dead_letters=dict(self.dead_letters.counts),
+        )
 
     def restore(self, cp: Checkpoint) -> None:
         """Resume from ``cp``: read each partition again from its ``replay_from``.

@@ -88,8 +88,7 @@ class MergeState:
     @property
     def results(self) -> Output:
         """Where analyses write: the Kafka output, counted by the metrics if any."""
-        return self.output if self.metrics is None else MetricsOutput(self.output,
-                                                                      self.metrics)
+        return self.output if self.metrics is None else MetricsOutput(self.output, self.metrics)
 
     def handle(self, partition: int, value: bytes | None) -> int:
         """One message of the partials topic; returns how many ticks ran."""
@@ -97,8 +96,11 @@ class MergeState:
             message = decode(value or b"")
         except (msgspec.DecodeError, msgspec.ValidationError) as err:
             self.undecodable += 1
-            log.warning("partials partition %d: not a partial or progress message (%s)",
-                        partition, " ".join(str(err).split()))
+            log.warning(
+                "partials partition %d: not a partial or progress message (%s)",
+                partition,
+                " ".join(str(err).split()),
+            )
             return 0
         merger = self.merger(partition)
         if merger.closed:
@@ -116,7 +118,8 @@ class MergeState:
         if merger is None:
             merger = self.mergers[partition] = Merger(
                 lambda _platform: Analysis(self.config, self.results, detectors=self.detectors),
-                late=self._late)
+                late=self._late,
+            )
         return merger
 
     def restart(self, partitions: Iterable[int]) -> None:
@@ -129,11 +132,17 @@ class MergeState:
         rows = []
         for topic, events in (("exposure", part.exposures), ("ranking", part.rankings)):
             for e in events:
-                rows.append(DeadLetter(
-                    source="merge", raw=msgspec.json.encode(e).decode(),
-                    reason=(f"{topic}.ts: arrived after its tick was merged (unit "
-                            f"{part.unit} had fallen silent and stage two went on)"),
-                    location=f"{part.platform}:{part.index}:{e.event_id}"))
+                rows.append(
+                    DeadLetter(
+                        source="merge",
+                        raw=msgspec.json.encode(e).decode(),
+                        reason=(
+                            f"{topic}.ts: arrived after its tick was merged (unit "
+                            f"{part.unit} had fallen silent and stage two went on)"
+                        ),
+                        location=f"{part.platform}:{part.index}:{e.event_id}",
+                    )
+                )
         if rows:
             self.results.deadletters(rows)
 
@@ -158,10 +167,15 @@ class MergeStats:
     finished: list[int] = field(default_factory=list)
 
 
-def run_merge(settings: Settings, config: Config, *, options: MergeOptions | None = None,
-              stop: threading.Event | None = None,
-              announce: Callable[[str], None] = log.info,
-              on_status: Callable[[MergeStats], None] | None = None) -> MergeStats:
+def run_merge(
+    settings: Settings,
+    config: Config,
+    *,
+    options: MergeOptions | None = None,
+    stop: threading.Event | None = None,
+    announce: Callable[[str], None] = log.info,
+    on_status: Callable[[MergeStats], None] | None = None,
+) -> MergeStats:
     """Consume the partials topic until ``stop`` is set; see the module docstring."""
     from kafka.errors import KafkaError
 
@@ -179,16 +193,17 @@ def run_merge(settings: Settings, config: Config, *, options: MergeOptions | Non
         while not stop.is_set():
             state = MergeState(config, KafkaOutput(topics), metrics=metrics)
             try:
-                _session(settings, topics, state, stats, opts, stop, announce, on_status,
-                         heartbeat)
+                _session(settings, topics, state, stats, opts, stop, announce, on_status, heartbeat)
                 errors = 0
             except KafkaError as err:
                 errors += 1
                 if errors > opts.retries:
                     raise MergeError(f"Kafka: {type(err).__name__}: {err}") from None
-                announce(f"Kafka error ({type(err).__name__}); reconnecting in "
-                         f"{opts.reconnect_s:g} s; stage two is rebuilt from the partials "
-                         "topic")
+                announce(
+                    f"Kafka error ({type(err).__name__}); reconnecting in "
+                    f"{opts.reconnect_s:g} s; stage two is rebuilt from the partials "
+                    "topic"
+                )
                 stop.wait(opts.reconnect_s)
     finally:
         if server is not None:
@@ -196,20 +211,37 @@ def run_merge(settings: Settings, config: Config, *, options: MergeOptions | Non
     return stats
 
 
-def _session(settings: Settings, topics: Topics, state: MergeState, stats: MergeStats,
-             opts: MergeOptions, stop: threading.Event, announce: Callable[[str], None],
-             on_status: Callable[[MergeStats], None] | None, heartbeat: Heartbeat) -> None:
+def _session(
+    settings: Settings,
+    topics: Topics,
+    state: MergeState,
+    stats: MergeStats,
+    opts: MergeOptions,
+    stop: threading.Event,
+    announce: Callable[[str], None],
+    on_status: Callable[[MergeStats], None] | None,
+    heartbeat: Heartbeat,
+) -> None:
     from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 
     client = kafka_python_options(settings)
-    consumer = KafkaConsumer(**client, group_id=f"{settings.group_id}-merge",
-                             enable_auto_commit=False, auto_offset_reset="earliest",
-                             max_partition_fetch_bytes=8 * 1024 * 1024,
-                             session_timeout_ms=opts.session_timeout_ms,
-                             heartbeat_interval_ms=max(1000, opts.session_timeout_ms // 5))
+    consumer = KafkaConsumer(
+        **client,
+        group_id=f"{settings.group_id}-merge",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        session_timeout_ms=opts.session_timeout_ms,
+        heartbeat_interval_ms=max(1000, opts.session_timeout_ms // 5),
+    )
     # not idempotent: Tansu answers InitProducerId with UnknownError; rows are upserts
-    producer = KafkaProducer(**client, acks="all", linger_ms=5, enable_idempotence=False,
-                             max_request_size=2 * 1024 * 1024)
+    producer = KafkaProducer(
+        **client,
+        acks="all",
+        linger_ms=5,
+        enable_idempotence=False,
+        max_request_size=2 * 1024 * 1024,
+    )
 
     class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         def on_partitions_revoked(self, revoked: Any) -> None:
@@ -243,8 +275,7 @@ def _session(settings: Settings, topics: Topics, state: MergeState, stats: Merge
                     state.metrics.records.labels(tp.topic).inc(len(records))
             stats.messages += n
             pending = state.output.drain()
-            futures = [producer.send(topic, key=key, value=value)
-                       for topic, key, value in pending]
+            futures = [producer.send(topic, key=key, value=value) for topic, key, value in pending]
             if futures:
                 producer.flush()
                 for f in futures:  # acknowledged before the offsets that produced them

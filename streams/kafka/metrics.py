@@ -78,28 +78,41 @@ class WorkerMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry or CollectorRegistry()
-        self.records = Counter("amplimon_records", "Input records read by the worker",
-                               ["topic"], registry=r)
-        self.lag = Gauge("amplimon_consumer_lag_records", "Records not yet read",
-                         ["component", "topic", "partition"], registry=r)
-        self.watermark = Gauge("amplimon_watermark_seconds",
-                               "Event time up to which ticks are closed (epoch seconds)",
-                               registry=r)
+        self.records = Counter(
+            "amplimon_records", "Input records read by the worker", ["topic"], registry=r
+        )
+        self.lag = Gauge(
+            "amplimon_consumer_lag_records",
+            "Records not yet read",
+            ["component", "topic", "partition"],
+            registry=r,
+        )
+        self.watermark = Gauge(
+            "amplimon_watermark_seconds",
+            "Event time up to which ticks are closed (epoch seconds)",
+            registry=r,
+        )
         self._watermark_ms: list[float] = [0.0]
-        delay = Gauge("amplimon_watermark_delay_seconds",
-                      "Wall clock minus the watermark", registry=r)
-        delay.set_function(lambda: time.time() - self._watermark_ms[0] / 1000
-                           if self._watermark_ms[0] else -1.0)
-        self.deadletters = Counter("amplimon_deadletters", "Dead letters sent",
-                                   ["topic", "reason"], registry=r)
-        self.finding_updates = Counter("amplimon_finding_updates", "Finding versions sent",
-                                       ["kind", "severity"], registry=r)
+        delay = Gauge(
+            "amplimon_watermark_delay_seconds", "Wall clock minus the watermark", registry=r
+        )
+        delay.set_function(
+            lambda: time.time() - self._watermark_ms[0] / 1000 if self._watermark_ms[0] else -1.0
+        )
+        self.deadletters = Counter(
+            "amplimon_deadletters", "Dead letters sent", ["topic", "reason"], registry=r
+        )
+        self.finding_updates = Counter(
+            "amplimon_finding_updates", "Finding versions sent", ["kind", "severity"], registry=r
+        )
         self.checkpoints = Counter("amplimon_checkpoints", "Checkpoints saved", registry=r)
-        self.checkpoint_bytes = Gauge("amplimon_checkpoint_bytes",
-                                      "Size of the last checkpoint", registry=r)
+        self.checkpoint_bytes = Gauge(
+            "amplimon_checkpoint_bytes", "Size of the last checkpoint", registry=r
+        )
         self._checkpointed: list[float] = [0.0]
-        age = Gauge("amplimon_checkpoint_age_seconds", "Seconds since the last checkpoint",
-                    registry=r)
+        age = Gauge(
+            "amplimon_checkpoint_age_seconds", "Seconds since the last checkpoint", registry=r
+        )
         age.set_function(lambda: _age(self._checkpointed))
 
     # -- hooks ---------------------------------------------------------------------------
@@ -155,17 +168,23 @@ class SinkMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry or CollectorRegistry()
-        self.messages = Counter("amplimon_sink_messages", "Output messages written",
-                                ["table"], registry=r)
-        self.undecodable = Counter("amplimon_sink_undecodable",
-                                   "Output messages that could not be decoded", registry=r)
-        self.lag = Gauge("amplimon_consumer_lag_records", "Records not yet read",
-                         ["component", "topic", "partition"], registry=r)
-        self.findings = Gauge("amplimon_findings", "Findings in the store",
-                              ["kind", "severity"], registry=r)
+        self.messages = Counter(
+            "amplimon_sink_messages", "Output messages written", ["table"], registry=r
+        )
+        self.undecodable = Counter(
+            "amplimon_sink_undecodable", "Output messages that could not be decoded", registry=r
+        )
+        self.lag = Gauge(
+            "amplimon_consumer_lag_records",
+            "Records not yet read",
+            ["component", "topic", "partition"],
+            registry=r,
+        )
+        self.findings = Gauge(
+            "amplimon_findings", "Findings in the store", ["kind", "severity"], registry=r
+        )
         self._published: list[float] = [0.0]
-        age = Gauge("amplimon_snapshot_age_seconds", "Seconds since the last snapshot",
-                    registry=r)
+        age = Gauge("amplimon_snapshot_age_seconds", "Seconds since the last snapshot", registry=r)
         age.set_function(lambda: _age(self._published))
 
     # -- hooks ---------------------------------------------------------------------------

@@ -31,8 +31,15 @@ import msgspec
 from monitor.records import DeadLetter, Detectability, Finding, Measurement
 from streams.kafka._config import Topics
 
-__all__ = ["MAX_MESSAGE_BYTES", "MAX_UNPACKED_BYTES", "PACKED", "KafkaOutput", "OutputTooLarge",
-           "decode_row", "encode_row"]
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "MAX_UNPACKED_BYTES",
+    "PACKED",
+    "KafkaOutput",
+    "OutputTooLarge",
+    "decode_row",
+    "encode_row",
+]
 
 log = logging.getLogger("amplimon.worker")
 
@@ -57,6 +64,8 @@ _SORTED = msgspec.json.Encoder(enc_hook=_enc_hook, order="sorted")
 class OutputTooLarge(ValueError):
     """A row that no encoding fits in a Kafka message (impossible for the engine's rows:
     their ids are bounded by the contract)."""
+
+
 _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "findings": msgspec.json.Decoder(Finding),
     "amplification": msgspec.json.Decoder(Measurement),
@@ -71,11 +80,16 @@ def _key(row: Row) -> str:
     if isinstance(row, DeadLetter):
         return row.dl_id
     if isinstance(row, Measurement):
-        parts = (row.platform, row.region, row.window_id, row.period, row.subject_kind,
-                 row.subject)
+        parts = (row.platform, row.region, row.window_id, row.period, row.subject_kind, row.subject)
     else:
-        parts = (row.detector, row.platform, row.region, row.window_id, row.subject_kind,
-                 row.subject)
+        parts = (
+            row.detector,
+            row.platform,
+            row.region,
+            row.window_id,
+            row.subject_kind,
+            row.subject,
+        )
     return "|".join(parts)
 
 
@@ -91,17 +105,26 @@ def encode_row(row: Row) -> tuple[bytes, bytes]:
         return key, packed
     if isinstance(row, Finding) and "omitted" not in row.evidence:
         return encode_row(_without_evidence(row, len(value), len(packed)))
-    raise OutputTooLarge(f"{type(row).__name__} {key[:80]!r}: {len(value):,} bytes of JSON, "
-                         f"{len(packed):,} compressed, more than a Kafka message")
+    raise OutputTooLarge(
+        f"{type(row).__name__} {key[:80]!r}: {len(value):,} bytes of JSON, "
+        f"{len(packed):,} compressed, more than a Kafka message"
+    )
 
 
 def _without_evidence(f: Finding, size: int, packed: int) -> Finding:
     evidence = _SORTED.encode(f.evidence)
-    log.warning("finding %s: evidence of %d bytes does not fit in a Kafka message (%d bytes "
-                "compressed): sent without it (its size and SHA-256 kept)", f.finding_id,
-                len(evidence), packed)
-    omitted = {"bytes": len(evidence), "sha256": hashlib.sha256(evidence).hexdigest(),
-               "reason": f"the finding's JSON ({size:,} bytes) does not fit in a Kafka message"}
+    log.warning(
+        "finding %s: evidence of %d bytes does not fit in a Kafka message (%d bytes "
+        "compressed): sent without it (its size and SHA-256 kept)",
+        f.finding_id,
+        len(evidence),
+        packed,
+    )
+    omitted = {
+        "bytes": len(evidence),
+        "sha256": hashlib.sha256(evidence).hexdigest(),
+        "reason": f"the finding's JSON ({size:,} bytes) does not fit in a Kafka message",
+    }
     return msgspec.structs.replace(f, evidence={"omitted": omitted})
 
 
@@ -110,12 +133,13 @@ def decode_row(table: str, value: bytes) -> Row:
     if value.startswith(PACKED):
         unpack = zlib.decompressobj()
         try:
-            value = unpack.decompress(value[len(PACKED):], MAX_UNPACKED_BYTES)
+            value = unpack.decompress(value[len(PACKED) :], MAX_UNPACKED_BYTES)
         except zlib.error as err:
             raise msgspec.DecodeError(f"corrupt compressed message ({err})") from None
         if unpack.unconsumed_tail:
-            raise msgspec.DecodeError(f"compressed message larger than "
-                                      f"{MAX_UNPACKED_BYTES:,} bytes")
+            raise msgspec.DecodeError(
+                f"compressed message larger than {MAX_UNPACKED_BYTES:,} bytes"
+            )
     return _DECODERS[table].decode(value)  # type: ignore[no-any-return]
 
 

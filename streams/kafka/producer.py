@@ -32,8 +32,15 @@ from monitor.settings import Settings
 from streams.files import Record, check_readable, merge_by_time, read_file
 from streams.kafka._config import Topics, kafka_python_options
 
-__all__ = ["CONTROL_HEADER", "END_OF_STREAM", "ProduceResult", "guess_topic", "produce",
-           "send_end_of_stream", "send_event"]
+__all__ = [
+    "CONTROL_HEADER",
+    "END_OF_STREAM",
+    "ProduceResult",
+    "guess_topic",
+    "produce",
+    "send_end_of_stream",
+    "send_event",
+]
 
 CONTROL_HEADER: Final = "amplimon-control"
 END_OF_STREAM: Final = b"end-of-stream"
@@ -75,17 +82,25 @@ def _value(rec: Record) -> bytes:
 def make_producer(settings: Settings, **overrides: Any) -> Any:
     from kafka import KafkaProducer
 
-    options: dict[str, Any] = {"linger_ms": 5, "batch_size": 256 * 1024,
-                               "max_request_size": 2 * 1024 * 1024}
+    options: dict[str, Any] = {
+        "linger_ms": 5,
+        "batch_size": 256 * 1024,
+        "max_request_size": 2 * 1024 * 1024,
+    }
     options.update(overrides)
     return KafkaProducer(**kafka_python_options(settings), **options)
 
 
-def produce(settings: Settings, files: Sequence[tuple[str | Path, str]], *,
-            speed: float | None = None, end_of_stream: bool = False,
-            progress: Callable[[int], None] | None = None,
-            on_send: Callable[[Record, float], None] | None = None,
-            producer: Any = None) -> ProduceResult:
+def produce(
+    settings: Settings,
+    files: Sequence[tuple[str | Path, str]],
+    *,
+    speed: float | None = None,
+    end_of_stream: bool = False,
+    progress: Callable[[int], None] | None = None,
+    on_send: Callable[[Record, float], None] | None = None,
+    producer: Any = None,
+) -> ProduceResult:
     """Send ``files`` (path, ``exposure``/``ranking``) to Kafka; see the module docstring."""
     if speed is not None and not speed > 0:
         raise ValueError(f"speed must be > 0, got {speed}")
@@ -117,8 +132,9 @@ def produce(settings: Settings, files: Sequence[tuple[str | Path, str]], *,
     return result
 
 
-def _paced(records: Iterable[Record], speed: float | None, result: ProduceResult
-           ) -> Iterable[Record]:
+def _paced(
+    records: Iterable[Record], speed: float | None, result: ProduceResult
+) -> Iterable[Record]:
     """Hold each record until its event time, scaled by ``speed``, has come."""
     if speed is None:
         yield from records
@@ -143,6 +159,7 @@ def send_end_of_stream(producer: Any, topics: Iterable[str]) -> None:
     """The end-of-stream marker on every partition of ``topics`` (see module docstring)."""
     for topic in topics:
         for partition in sorted(producer.partitions_for(topic) or ()):
-            producer.send(topic, value=b"", partition=partition,
-                          headers=[(CONTROL_HEADER, END_OF_STREAM)])
+            producer.send(
+                topic, value=b"", partition=partition, headers=[(CONTROL_HEADER, END_OF_STREAM)]
+            )
     producer.flush()

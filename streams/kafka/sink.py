@@ -92,14 +92,26 @@ class SinkStats:
     messages: int = 0
     batches: int = 0
     undecodable: int = 0
-    written: dict[str, int] = field(default_factory=lambda: {
-        "findings": 0, "amplification": 0, "deadletter": 0, "detectability": 0})
+    written: dict[str, int] = field(
+        default_factory=lambda: {
+            "findings": 0,
+            "amplification": 0,
+            "deadletter": 0,
+            "detectability": 0,
+        }
+    )
     snapshots: int = 0
 
 
-def run_sink(settings: Settings, db: str | Path, *, snapshot_dir: str | Path | None = None,
-             options: SinkOptions | None = None, stop: threading.Event | None = None,
-             on_status: Callable[[SinkStats], None] | None = None) -> SinkStats:
+def run_sink(
+    settings: Settings,
+    db: str | Path,
+    *,
+    snapshot_dir: str | Path | None = None,
+    options: SinkOptions | None = None,
+    stop: threading.Event | None = None,
+    on_status: Callable[[SinkStats], None] | None = None,
+) -> SinkStats:
     """Consume until ``stop`` is set; see the module docstring."""
     opts = options or SinkOptions()
     stop = stop or threading.Event()
@@ -111,15 +123,20 @@ def run_sink(settings: Settings, db: str | Path, *, snapshot_dir: str | Path | N
     server = None
     try:
         publisher = SnapshotPublisher(store, directory, min_interval=opts.snapshot_interval_s)
-        sink = _Sink(settings, opts, topics.outputs, store, publisher, stats, stop, on_status,
-                     metrics)
+        sink = _Sink(
+            settings, opts, topics.outputs, store, publisher, stats, stop, on_status, metrics
+        )
         server = serve(metrics.registry, settings.metrics_port)
         sink.triage = TriageInbox(state_candidates(db, directory))  # the dashboard's outbox
         started = utc_now()
         with quiet_client_repeats():
             sink.run()
-        store.record_run(f"sink-{started:%Y%m%dT%H%M%S}", "sink", started,
-                         {"stats": msgspec.to_builtins(stats.__dict__)})
+        store.record_run(
+            f"sink-{started:%Y%m%dT%H%M%S}",
+            "sink",
+            started,
+            {"stats": msgspec.to_builtins(stats.__dict__)},
+        )
         publisher.mark(["runs"])
         if publisher.maybe_publish(force=True):
             stats.snapshots += 1
@@ -134,10 +151,18 @@ def run_sink(settings: Settings, db: str | Path, *, snapshot_dir: str | Path | N
 class _Sink:
     """The loop of :func:`run_sink`, in sessions: one consumer per stretch of broker uptime."""
 
-    def __init__(self, settings: Settings, opts: SinkOptions, tables: dict[str, str],
-                 store: Store, publisher: SnapshotPublisher, stats: SinkStats,
-                 stop: threading.Event, on_status: Callable[[SinkStats], None] | None,
-                 metrics: SinkMetrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        opts: SinkOptions,
+        tables: dict[str, str],
+        store: Store,
+        publisher: SnapshotPublisher,
+        stats: SinkStats,
+        stop: threading.Event,
+        on_status: Callable[[SinkStats], None] | None,
+        metrics: SinkMetrics,
+    ) -> None:
         self.settings, self.opts, self.tables = settings, opts, tables
         self.store, self.publisher, self.stats = store, publisher, stats
         self.metrics = metrics
@@ -151,12 +176,13 @@ class _Sink:
     def run(self) -> None:
         state = probe_broker(self.options)
         if not state.reachable:
-            raise SinkError(f"cannot reach the broker at {self.settings.broker} "
-                            f"({state.error})")
+            raise SinkError(f"cannot reach the broker at {self.settings.broker} ({state.error})")
         missing = sorted(set(self.tables) - state.topics)
         if missing:
-            raise SinkError(f"missing topics {', '.join(missing)} on {self.settings.broker}; "
-                            "run `amplimon topics create`")
+            raise SinkError(
+                f"missing topics {', '.join(missing)} on {self.settings.broker}; "
+                "run `amplimon topics create`"
+            )
         self.watch.cluster_id = state.cluster_id
         broker = self.settings.broker
         errors = 0
@@ -170,29 +196,49 @@ class _Sink:
                 errors = 1 if time.monotonic() - started > 60 else errors + 1
                 if errors > self.opts.retries:
                     raise SinkError(f"Kafka: {detail}")
-                log.warning("Kafka error from broker %s (%s): reconnecting in %g s (%d of %d)",
-                            broker, detail, self.opts.probe_s, errors, self.opts.retries)
+                log.warning(
+                    "Kafka error from broker %s (%s): reconnecting in %g s (%d of %d)",
+                    broker,
+                    detail,
+                    self.opts.probe_s,
+                    errors,
+                    self.opts.retries,
+                )
                 self.stop.wait(self.opts.probe_s)
                 continue
             if kind == "unreachable":
-                log.warning("broker %s unreachable (%s): retrying every %g s; rows written "
-                            "so far are kept, the uncommitted batch is read again", broker,
-                            detail, self.opts.probe_s)
-            back = wait_for_broker(self.options, self.tables, stopped=self.stop.is_set,
-                                   every=self.opts.probe_s, announce=log.warning,
-                                   beat=self.heartbeat.beat)
+                log.warning(
+                    "broker %s unreachable (%s): retrying every %g s; rows written "
+                    "so far are kept, the uncommitted batch is read again",
+                    broker,
+                    detail,
+                    self.opts.probe_s,
+                )
+            back = wait_for_broker(
+                self.options,
+                self.tables,
+                stopped=self.stop.is_set,
+                every=self.opts.probe_s,
+                announce=log.warning,
+                beat=self.heartbeat.beat,
+            )
             if back is None:
                 return
             known = self.watch.cluster_id
             if kind == "lost" or (known and back.cluster_id != known):
-                log.warning("broker %s came back without its data (%s): reading the "
-                            "recreated output topics from the beginning; the worker writes "
-                            "its results again and the upserts keep the store exact", broker,
-                            detail if kind == "lost" else
-                            f"its cluster id changed from {known} to {back.cluster_id}")
+                log.warning(
+                    "broker %s came back without its data (%s): reading the "
+                    "recreated output topics from the beginning; the worker writes "
+                    "its results again and the upserts keep the store exact",
+                    broker,
+                    detail
+                    if kind == "lost"
+                    else f"its cluster id changed from {known} to {back.cluster_id}",
+                )
             else:
-                log.warning("broker %s came back with its data: resuming from the committed "
-                            "offsets", broker)
+                log.warning(
+                    "broker %s came back with its data: resuming from the committed offsets", broker
+                )
             self.watch.cluster_id = back.cluster_id
 
     def _consumer(self) -> Any:
@@ -200,11 +246,17 @@ class _Sink:
 
         o = self.opts
         return KafkaConsumer(
-            *self.tables, **self.options, group_id=f"{self.settings.group_id}-sink",
-            enable_auto_commit=False, auto_offset_reset="earliest",
-            allow_auto_create_topics=False, max_poll_records=o.batch,
-            session_timeout_ms=o.session_timeout_ms, heartbeat_interval_ms=o.heartbeat_ms,
-            max_partition_fetch_bytes=8 << 20)
+            *self.tables,
+            **self.options,
+            group_id=f"{self.settings.group_id}-sink",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            allow_auto_create_topics=False,
+            max_poll_records=o.batch,
+            session_timeout_ms=o.session_timeout_ms,
+            heartbeat_interval_ms=o.heartbeat_ms,
+            max_partition_fetch_bytes=8 << 20,
+        )
 
     def _session(self) -> tuple[str, str] | None:
         """Consume until stopped (None) or the broker fails: (kind, why), kind one of
@@ -226,15 +278,19 @@ class _Sink:
                     # after the transaction: at-least-once
                     consumer.commit(timeout_ms=opts.commit_timeout_ms)
                     self.publisher.mark(changed)
-                    self.metrics.wrote((self.tables[r.topic] for r in records),
-                                       stats.undecodable - undecodable)
+                    self.metrics.wrote(
+                        (self.tables[r.topic] for r in records), stats.undecodable - undecodable
+                    )
                     self.metrics.lags(_lags(consumer))
                 if self.triage is not None and self.triage.poll(self.store):
                     self.publisher.mark(["findings"])  # analysts' triage: findings.status
                 if self.publisher.maybe_publish():
                     stats.snapshots += 1
-                    self.metrics.published(self.store.query(
-                        "SELECT kind, severity, count(*) FROM findings GROUP BY ALL"))
+                    self.metrics.published(
+                        self.store.query(
+                            "SELECT kind, severity, count(*) FROM findings GROUP BY ALL"
+                        )
+                    )
                 now = time.monotonic()
                 if self.on_status is not None and now - self.last_status >= opts.status_every_s:
                     self.on_status(stats)
@@ -247,7 +303,9 @@ class _Sink:
             return None
         except KafkaError as err:
             return self.watch.probe() or (
-                "error", f"{type(err).__name__}: {' '.join(str(err).split())}")
+                "error",
+                f"{type(err).__name__}: {' '.join(str(err).split())}",
+            )
         finally:
             if consumer is not None:
                 with contextlib.suppress(KafkaError, OSError):
@@ -264,8 +322,7 @@ def _lags(consumer: Any) -> dict[tuple[str, int], int]:
     return out
 
 
-def _write(store: Store, tables: dict[str, str], records: list[Any], stats: SinkStats
-           ) -> set[str]:
+def _write(store: Store, tables: dict[str, str], records: list[Any], stats: SinkStats) -> set[str]:
     rows: dict[str, list[Any]] = {t: [] for t in tables.values()}
     for rec in records:
         table = tables[rec.topic]
@@ -273,8 +330,13 @@ def _write(store: Store, tables: dict[str, str], records: list[Any], stats: Sink
             rows[table].append(decode_row(table, rec.value))
         except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as err:
             stats.undecodable += 1
-            log.warning("skipping undecodable message %s/%d@%d: %s", rec.topic,
-                        rec.partition, rec.offset, err)
+            log.warning(
+                "skipping undecodable message %s/%d@%d: %s",
+                rec.topic,
+                rec.partition,
+                rec.offset,
+                err,
+            )
     with store.transaction():
         _upsert(store, rows, stats)
     stats.messages += len(records)

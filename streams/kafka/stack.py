@@ -38,11 +38,13 @@ from streams.snapshot import default_snapshot_dir
 
 __all__ = ["LiveStack", "Service"]
 
+
 class Service:
     """One ``python -m monitor <args>`` child process."""
 
-    def __init__(self, name: str, args: list[str], log_path: Path,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, name: str, args: list[str], log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.args = args
         self.log_path = log_path
@@ -55,9 +57,14 @@ class Service:
         self._log = self.log_path.open("ab")
         env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(  # noqa: S603  # our own interpreter and module
-            [sys.executable, "-m", "monitor", *self.args], stdout=self._log,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True, preexec_fn=die_with_parent)  # noqa: PLW1509
+            [sys.executable, "-m", "monitor", *self.args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )  # noqa: PLW1509
         return self
 
     @property
@@ -110,12 +117,23 @@ class LiveStack:
     of starting the embedded one.
     """
 
-    def __init__(self, config: str | Path, db: str | Path, work_dir: str | Path, *,
-                 settings: Settings | None = None, bootstrap: str | None = None,
-                 port: int | None = None, snapshot_dir: str | Path | None = None,
-                 checkpoint_seconds: float = 2.0, fast_rebalance: bool = True, workers: int = 1,
-                 worker_args: tuple[str, ...] = (), sink_args: tuple[str, ...] = (),
-                 merge_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        config: str | Path,
+        db: str | Path,
+        work_dir: str | Path,
+        *,
+        settings: Settings | None = None,
+        bootstrap: str | None = None,
+        port: int | None = None,
+        snapshot_dir: str | Path | None = None,
+        checkpoint_seconds: float = 2.0,
+        fast_rebalance: bool = True,
+        workers: int = 1,
+        worker_args: tuple[str, ...] = (),
+        sink_args: tuple[str, ...] = (),
+        merge_args: tuple[str, ...] = (),
+    ) -> None:
         self.config = Path(config)
         self.db = Path(db)
         self.work_dir = Path(work_dir)
@@ -141,9 +159,12 @@ class LiveStack:
     @property
     def settings(self) -> Settings:
         update: dict[str, Any] = {
-            "broker": self.bootstrap, "config": str(self.config), "db": str(self.db),
+            "broker": self.bootstrap,
+            "config": str(self.config),
+            "db": str(self.db),
             "snapshot_dir": str(self.snapshot_dir),
-            "checkpoint_seconds": self.checkpoint_seconds}
+            "checkpoint_seconds": self.checkpoint_seconds,
+        }
         if "data_dir" not in self.base_settings.model_fields_set:
             update["data_dir"] = str(self.work_dir)  # the pseudonymisation key lives there
         return self.base_settings.model_copy(update=update)
@@ -151,8 +172,11 @@ class LiveStack:
     def env(self) -> dict[str, str]:
         """The settings as the ``AMPLIMON_*`` variables the children read."""
         values = self.settings.model_dump()
-        return {env_name(k): str(v.get_secret_value() if isinstance(v, SecretStr) else v)
-                for k, v in values.items() if v is not None}
+        return {
+            env_name(k): str(v.get_secret_value() if isinstance(v, SecretStr) else v)
+            for k, v in values.items()
+            if v is not None
+        }
 
     def _timeouts(self) -> list[str]:
         return ["--session-timeout", "6"] if self.fast_rebalance else []
@@ -178,8 +202,7 @@ class LiveStack:
         """Another stage-one worker (``worker``, ``worker-2``, … unless named)."""
         if name is None:  # the first name free (never used, or its process has ended)
             names = ("worker" if i == 1 else f"worker-{i}" for i in range(1, 1000))
-            name = next(n for n in names
-                        if n not in self.services or not self.services[n].running)
+            name = next(n for n in names if n not in self.services or not self.services[n].running)
         return self._start(name, ["worker", *self._timeouts(), *self.worker_args, *extra])
 
     def start_merge(self, *extra: str) -> Service:
@@ -196,8 +219,9 @@ class LiveStack:
         self.services[name] = service.start()
         return service
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str,
-                 interval: float = 0.2) -> None:
+    def wait_for(
+        self, predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.2
+    ) -> None:
         """Poll ``predicate`` until true; raises TimeoutError naming ``what`` and the logs."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -207,16 +231,16 @@ class LiveStack:
                 if s.killed:
                     continue  # stopped on purpose (a fault test)
                 if s.process is not None and s.process.poll() not in (None, 0):
-                    raise RuntimeError(f"{s.name} exited with {s.process.returncode}:\n"
-                                       f"{s.log_text()[-3000:]}")
+                    raise RuntimeError(
+                        f"{s.name} exited with {s.process.returncode}:\n{s.log_text()[-3000:]}"
+                    )
             time.sleep(interval)
         logs = "\n".join(f"--- {s.name}\n{s.log_text()[-2000:]}" for s in self.services.values())
         raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}")
 
     def stop(self, grace: float = 15.0) -> None:
         # workers first, then stage two, then the sink: each one's last outputs reach the next
-        order = sorted(self.services, key=lambda n: (not n.startswith("worker"),
-                                                     n != "merge", n))
+        order = sorted(self.services, key=lambda n: (not n.startswith("worker"), n != "merge", n))
         for name in order:
             self.services[name].stop(grace)
         if self.broker is not None:
@@ -227,6 +251,10 @@ class LiveStack:
     def __enter__(self) -> LiveStack:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()

@@ -38,8 +38,10 @@ def topic_plan(settings: Settings, partitions: int | None = None) -> dict[str, i
     """Topic name → partition count."""
     t = Topics.from_settings(settings)
     n = partitions or settings.partitions
-    plan = dict.fromkeys((t.exposure, t.ranking, t.panel, t.findings, t.measurements,
-                          t.deadletter, t.detectability), n)
+    plan = dict.fromkeys(
+        (t.exposure, t.ranking, t.panel, t.findings, t.measurements, t.deadletter, t.detectability),
+        n,
+    )
     plan[t.state] = 1
     plan[t.partials] = settings.partials_partitions
     return plan
@@ -96,11 +98,15 @@ def group_lag(settings: Settings, group: str, names: Iterable[str]) -> int:
     """Messages of ``names`` not yet committed by consumer group ``group`` (monitoring)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(**kafka_python_options(settings), group_id=group,
-                             enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        **kafka_python_options(settings), group_id=group, enable_auto_commit=False
+    )
     try:
-        tps = [TopicPartition(t, p) for t in names
-               for p in sorted(consumer.partitions_for_topic(t) or ())]
+        tps = [
+            TopicPartition(t, p)
+            for t in names
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
         ends = _log_ends(consumer, tps)
         return sum(max(0, ends[tp] - (consumer.committed(tp) or 0)) for tp in tps)
     finally:

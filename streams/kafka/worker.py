@@ -149,19 +149,29 @@ class _Pipeline:
     # messages not acknowledged when the broker went away, sent first once it is back
     held_first: list[tuple[str, bytes, bytes, int | None]] = field(default_factory=list)
     held_then: list[tuple[str, bytes, bytes, int | None]] = field(default_factory=list)
-    stats: dict[str, int] = field(default_factory=lambda: {
-        "messages": 0, "partials": 0, "progress": 0, "units_held": 0})
+    stats: dict[str, int] = field(
+        default_factory=lambda: {"messages": 0, "partials": 0, "progress": 0, "units_held": 0}
+    )
 
     def unit_of(self, partition: int) -> _Unit | None:
         return self.units.get(partition)
 
     def new_unit(self, index: int) -> _Unit:
-        engine = UnitEngine(self.config, MetricsOutput(self.output, self.metrics), unit=index,
-                            units=self.units_total, pseudonymiser=self.pseudonymiser)
-        driver = EngineDriver(engine, self.topics.inputs,
-                              idle_ms=int(self.settings.idle_partition_seconds * 1000))
-        store = CheckpointStore(aiokafka_options(self.settings), self.topics.state,
-                                f"{self.settings.group_id}/unit-{index}")
+        engine = UnitEngine(
+            self.config,
+            MetricsOutput(self.output, self.metrics),
+            unit=index,
+            units=self.units_total,
+            pseudonymiser=self.pseudonymiser,
+        )
+        driver = EngineDriver(
+            engine, self.topics.inputs, idle_ms=int(self.settings.idle_partition_seconds * 1000)
+        )
+        store = CheckpointStore(
+            aiokafka_options(self.settings),
+            self.topics.state,
+            f"{self.settings.group_id}/unit-{index}",
+        )
         return _Unit(index, engine, driver, store)
 
 
@@ -193,40 +203,66 @@ class _Context:
         return [*t.inputs, *t.outputs, t.state, t.partials]
 
 
-async def run_worker(settings: Settings, config: Config, *, options: WorkerOptions | None = None,
-                     stop: asyncio.Event | None = None,
-                     on_status: Callable[[dict[str, Any]], None] | None = None,
-                     announce: Callable[[str], None] = log.info) -> dict[str, Any]:
+async def run_worker(
+    settings: Settings,
+    config: Config,
+    *,
+    options: WorkerOptions | None = None,
+    stop: asyncio.Event | None = None,
+    on_status: Callable[[dict[str, Any]], None] | None = None,
+    announce: Callable[[str], None] = log.info,
+) -> dict[str, Any]:
     """Run until ``stop`` is set (then checkpoint and leave the group); returns counters."""
     with quiet_client_repeats():
-        return await _run(settings, config, options or WorkerOptions(), stop, on_status,
-                          announce)
+        return await _run(settings, config, options or WorkerOptions(), stop, on_status, announce)
 
 
-async def _run(settings: Settings, config: Config, opts: WorkerOptions,
-               stop: asyncio.Event | None, on_status: Callable[[dict[str, Any]], None] | None,
-               announce: Callable[[str], None]) -> dict[str, Any]:
+async def _run(
+    settings: Settings,
+    config: Config,
+    opts: WorkerOptions,
+    stop: asyncio.Event | None,
+    on_status: Callable[[dict[str, Any]], None] | None,
+    announce: Callable[[str], None],
+) -> dict[str, Any]:
     topics = Topics.from_settings(settings)
     probe_options = kafka_python_options(settings)
     state = await asyncio.to_thread(probe_broker, probe_options)
     if not state.reachable:
         raise WorkerError(f"cannot reach the broker at {settings.broker} ({state.error})")
-    ctx = _Context(settings=settings, opts=opts, topics=topics,
-                   client=aiokafka_options(settings),
-                   watch=BrokerWatch(probe_options, state.cluster_id, misses=opts.probe_misses),
-                   stop=stop or asyncio.Event(), announce=announce, on_status=on_status,
-                   heartbeat=Heartbeat(settings.heartbeat_file), clear_state=opts.reset_state)
+    ctx = _Context(
+        settings=settings,
+        opts=opts,
+        topics=topics,
+        client=aiokafka_options(settings),
+        watch=BrokerWatch(probe_options, state.cluster_id, misses=opts.probe_misses),
+        stop=stop or asyncio.Event(),
+        announce=announce,
+        on_status=on_status,
+        heartbeat=Heartbeat(settings.heartbeat_file),
+        clear_state=opts.reset_state,
+    )
     missing = [n for n in ctx.wanted_topics if n not in state.topics]
     if missing:
-        raise WorkerError(f"missing topics {', '.join(missing)} on {settings.broker}; "
-                          "run `amplimon topics create`")
+        raise WorkerError(
+            f"missing topics {', '.join(missing)} on {settings.broker}; "
+            "run `amplimon topics create`"
+        )
     pseudonymiser = load_pseudonymiser(settings)
-    announce(f"pseudonymising user keys with key {pseudonymiser.key_id} "
-             f"from {pseudonymiser.source}")
+    announce(
+        f"pseudonymising user keys with key {pseudonymiser.key_id} from {pseudonymiser.source}"
+    )
 
     def build() -> _Pipeline:
-        return _Pipeline(config, settings, topics, pseudonymiser, ctx.metrics,
-                         KafkaOutput(topics), Sealer(pseudonymiser.derive_key("checkpoint")))
+        return _Pipeline(
+            config,
+            settings,
+            topics,
+            pseudonymiser,
+            ctx.metrics,
+            KafkaOutput(topics),
+            Sealer(pseudonymiser.derive_key("checkpoint")),
+        )
 
     pipeline = build()
     metrics_server = serve(ctx.metrics.registry, settings.metrics_port)
@@ -245,8 +281,10 @@ async def _run(settings: Settings, config: Config, opts: WorkerOptions,
                 errors = 1 if time.monotonic() - started > 60 else errors + 1
                 if errors > opts.retries:
                     raise WorkerError(f"Kafka: {outcome.detail}")
-                announce(f"Kafka error from broker {settings.broker} ({outcome.detail}): "
-                         f"reconnecting in {opts.probe_s:g} s ({errors} of {opts.retries})")
+                announce(
+                    f"Kafka error from broker {settings.broker} ({outcome.detail}): "
+                    f"reconnecting in {opts.probe_s:g} s ({errors} of {opts.retries})"
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ctx.stop.wait(), opts.probe_s)
                 continue
@@ -263,19 +301,28 @@ async def _run(settings: Settings, config: Config, opts: WorkerOptions,
     return {**pipeline.stats, **pipeline.output.counts}
 
 
-async def _recover(ctx: _Context, pipeline: _Pipeline, outcome: _Outcome,
-                   build: Callable[[], _Pipeline]) -> tuple[_Pipeline, bool]:
+async def _recover(
+    ctx: _Context, pipeline: _Pipeline, outcome: _Outcome, build: Callable[[], _Pipeline]
+) -> tuple[_Pipeline, bool]:
     """After an outage: wait for the broker and its topics, then keep or rebuild the state.
     Returns the pipeline to go on with and False if the worker was stopped meanwhile."""
     broker = ctx.settings.broker
     lost = outcome.detail if outcome.kind == "lost" else ""
     while True:
         state = await asyncio.to_thread(
-            wait_for_broker, ctx.watch.options, ctx.wanted_topics, stopped=ctx.stop.is_set,
-            every=ctx.opts.probe_s, announce=ctx.announce, beat=ctx.heartbeat.beat)
+            wait_for_broker,
+            ctx.watch.options,
+            ctx.wanted_topics,
+            stopped=ctx.stop.is_set,
+            every=ctx.opts.probe_s,
+            announce=ctx.announce,
+            beat=ctx.heartbeat.beat,
+        )
         if state is None:
-            ctx.announce(f"stopped while broker {broker} was unreachable: no final "
-                         "checkpoint, the last one stands")
+            ctx.announce(
+                f"stopped while broker {broker} was unreachable: no final "
+                "checkpoint, the last one stands"
+            )
             return pipeline, False
         try:
             lost = lost or await _lost_data(ctx, pipeline, state)
@@ -287,12 +334,13 @@ async def _recover(ctx: _Context, pipeline: _Pipeline, outcome: _Outcome,
             break
     ctx.watch.cluster_id = state.cluster_id
     if not lost:
-        ctx.announce(f"broker {broker} came back with its data: resuming where the units "
-                     "left off")
+        ctx.announce(f"broker {broker} came back with its data: resuming where the units left off")
         return pipeline, True
-    ctx.announce(f"broker {broker} came back without its data ({lost}): the topics were "
-                 "recreated empty; starting over with new units from the beginning of "
-                 "the input topics (re-produce the stream)")
+    ctx.announce(
+        f"broker {broker} came back without its data ({lost}): the topics were "
+        "recreated empty; starting over with new units from the beginning of "
+        "the input topics (re-produce the stream)"
+    )
     ctx.clear_state = True  # a checkpoint saved on the new broker by the old units goes
     return build(), True
 
@@ -308,8 +356,10 @@ async def _lost_data(ctx: _Context, pipeline: _Pipeline, state: BrokerState) -> 
         return f"its cluster id changed from {known} to {state.cluster_id}"
     for unit in pipeline.units.values():
         if not await unit.store.verify():
-            return (f"unit {unit.index}'s checkpoint generation {unit.store.generation} is "
-                    f"no longer at offset {unit.store.offset} of {ctx.topics.state}")
+            return (
+                f"unit {unit.index}'s checkpoint generation {unit.store.generation} is "
+                f"no longer at offset {unit.store.offset} of {ctx.topics.state}"
+            )
     return ""
 
 
@@ -321,24 +371,33 @@ async def _session(ctx: _Context, p: _Pipeline) -> _Outcome:
     opts, client = ctx.opts, ctx.client
     # Not idempotent: Tansu answers aiokafka's InitProducerId with UnknownError, and a retried
     # duplicate is harmless here (partials are stored by key, every output row is an upsert).
-    producer = AIOKafkaProducer(**client, acks="all", linger_ms=2,
-                                request_timeout_ms=int(_REQUEST_TIMEOUT_S * 1000),
-                                max_batch_size=512 * 1024, max_request_size=2 * 1024 * 1024)
+    producer = AIOKafkaProducer(
+        **client,
+        acks="all",
+        linger_ms=2,
+        request_timeout_ms=int(_REQUEST_TIMEOUT_S * 1000),
+        max_batch_size=512 * 1024,
+        max_request_size=2 * 1024 * 1024,
+    )
     # The range assignor gives a worker partition i of both input topics together (topics
     # with equal partition counts): a unit is never split between workers.
     consumer = AIOKafkaConsumer(
-        **client, group_id=ctx.settings.group_id, enable_auto_commit=False,
-        auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
-        session_timeout_ms=opts.session_timeout_ms, heartbeat_interval_ms=opts.heartbeat_ms,
+        **client,
+        group_id=ctx.settings.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        session_timeout_ms=opts.session_timeout_ms,
+        heartbeat_interval_ms=opts.heartbeat_ms,
         rebalance_timeout_ms=opts.session_timeout_ms,
-        partition_assignment_strategy=(RangePartitionAssignor,))
+        partition_assignment_strategy=(RangePartitionAssignor,),
+    )
     stopped = False
     try:
         await producer.start()
         p.epoch = (ctx.watch.cluster_id or "").encode()
         p.partials_partitions = len(await producer.partitions_for(ctx.topics.partials))
-        consumer.subscribe(list(ctx.topics.inputs),
-                           listener=_rebalance(ctx, p, consumer, producer))
+        consumer.subscribe(list(ctx.topics.inputs), listener=_rebalance(ctx, p, consumer, producer))
         await consumer.start()
         loop = asyncio.create_task(_loop(ctx, p, consumer, producer))
         watch = asyncio.create_task(_watch(ctx))
@@ -376,9 +435,11 @@ async def _session(ctx: _Context, p: _Pipeline) -> _Outcome:
 def _said(ctx: _Context, outcome: _Outcome) -> _Outcome:
     """Report an outage the moment it is seen (closing the clients may take a while)."""
     if outcome.kind == "unreachable":
-        ctx.announce(f"broker {ctx.settings.broker} unreachable ({outcome.detail}): "
-                     f"retrying every {ctx.opts.probe_s:g} s; the units' state is kept in "
-                     "memory")
+        ctx.announce(
+            f"broker {ctx.settings.broker} unreachable ({outcome.detail}): "
+            f"retrying every {ctx.opts.probe_s:g} s; the units' state is kept in "
+            "memory"
+        )
     return outcome
 
 
@@ -395,10 +456,14 @@ async def _load_unit(ctx: _Context, p: _Pipeline, index: int, producer: Any) -> 
     try:
         unit.driver.restore(Checkpoint.decode(p.sealer.open(saved)))
     except (ValueError, SealError, msgspec.MsgspecError, KeyError) as err:
-        raise WorkerError(f"cannot resume unit {index} from its checkpoint ({err}); start "
-                          "with --reset-state to rebuild the state from the topics") from None
-    ctx.announce(f"unit {index}: restored checkpoint generation {unit.store.generation} "
-                 f"({len(saved):,} bytes)")
+        raise WorkerError(
+            f"cannot resume unit {index} from its checkpoint ({err}); start "
+            "with --reset-state to rebuild the state from the topics"
+        ) from None
+    ctx.announce(
+        f"unit {index}: restored checkpoint generation {unit.store.generation} "
+        f"({len(saved):,} bytes)"
+    )
     return unit
 
 
@@ -429,7 +494,8 @@ def _rebalance(ctx: _Context, p: _Pipeline, consumer: Any, producer: Any) -> Any
                 ctx.problem.append(
                     "the input topics have different partition counts "
                     f"({', '.join(f'{t}: {n}' for t, n in counts.items())}); partition i of "
-                    "each must hold the same users")
+                    "each must hold the same users"
+                )
                 return
             p.units_total = next(iter(counts.values()))
             by_unit: dict[int, set[str]] = {}
@@ -437,8 +503,10 @@ def _rebalance(ctx: _Context, p: _Pipeline, consumer: Any, producer: Any) -> Any
                 by_unit.setdefault(tp.partition, set()).add(tp.topic)
             split = [i for i, ts in by_unit.items() if ts != set(topics.inputs)]
             if split:
-                ctx.problem.append(f"units {split} arrived without both input topics: the "
-                                   "group must use the range assignor")
+                ctx.problem.append(
+                    f"units {split} arrived without both input topics: the "
+                    "group must use the range assignor"
+                )
                 return
             for index in sorted(by_unit):
                 if index not in p.units:
@@ -491,7 +559,8 @@ async def _loop(ctx: _Context, p: _Pipeline, consumer: Any, producer: Any) -> No
         for records in batch.values():
             for r in records:
                 by_unit.setdefault(r.partition, []).append(
-                    Message(r.topic, r.partition, r.offset, r.value, tuple(r.headers or ())))
+                    Message(r.topic, r.partition, r.offset, r.value, tuple(r.headers or ()))
+                )
         lags = await _lags(consumer)
         lagging = [tp for tp, n in lags.items() if n > 0]
         for index, unit in list(p.units.items()):
@@ -509,8 +578,9 @@ async def _loop(ctx: _Context, p: _Pipeline, consumer: Any, producer: Any) -> No
         await _send(producer, p)
         now = time.monotonic()
         for unit in list(p.units.values()):
-            if unit.dirty and (now - unit.last_checkpoint >= ctx.settings.checkpoint_seconds
-                               or unit.driver.closed):
+            if unit.dirty and (
+                now - unit.last_checkpoint >= ctx.settings.checkpoint_seconds or unit.driver.closed
+            ):
                 await _checkpoint(consumer, producer, p, unit)
         if ctx.on_status is not None and now - last_status >= opts.status_every_s:
             ctx.on_status(_status(p))
@@ -555,8 +625,9 @@ async def _send(producer: Any, p: _Pipeline) -> None:
         for message in unit.engine.drain():
             data = encode_message(message)
             if isinstance(message, TickPartial):
-                first.append((topic, message.platform.encode(), data,
-                              partial_partition(message.platform, n)))
+                first.append(
+                    (topic, message.platform.encode(), data, partial_partition(message.platform, n))
+                )
                 p.stats["partials"] += 1
             elif isinstance(message, UnitProgress):
                 then.extend((topic, b"", data, part) for part in range(n))
@@ -569,8 +640,9 @@ async def _send(producer: Any, p: _Pipeline) -> None:
         try:
             for t, key, value, part in group:
                 headers = epoch if t == topic else None
-                futures.append(await producer.send(t, key=key, value=value, partition=part,
-                                                   headers=headers))
+                futures.append(
+                    await producer.send(t, key=key, value=value, partition=part, headers=headers)
+                )
             await asyncio.gather(*futures)
         except BaseException:
             if group is first:
@@ -615,11 +687,18 @@ def _status(p: _Pipeline) -> dict[str, Any]:
         late += sum(s.late.values())
         rejected += sum(s.rejected.values())
     closed = [u.engine.closed_until_ms for u in p.units.values()]
-    return {"units": sorted(p.units), "messages": p.stats["messages"], "accepted": accepted,
-            "duplicates": duplicates, "late": late, "rejected": rejected,
-            "partials": p.stats["partials"], "watermark_ms": min(closed, default=None),
-            "finished": all(u.driver.closed for u in p.units.values()) and bool(p.units),
-            **p.output.counts}
+    return {
+        "units": sorted(p.units),
+        "messages": p.stats["messages"],
+        "accepted": accepted,
+        "duplicates": duplicates,
+        "late": late,
+        "rejected": rejected,
+        "partials": p.stats["partials"],
+        "watermark_ms": min(closed, default=None),
+        "finished": all(u.driver.closed for u in p.units.values()) and bool(p.units),
+        **p.output.counts,
+    }
 
 
 def _kafka_error() -> type[Exception]:

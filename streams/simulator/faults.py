@@ -18,10 +18,25 @@ _MS_PER_MINUTE: Final = 60_000
 
 #: Malformation kinds per topic (``empty_items`` only exists for rankings).
 MALFORMED_KINDS: Final = {
-    "exposure": ("truncated_json", "not_json", "missing_field", "wrong_type", "bad_timestamp",
-                 "unknown_arm", "position_zero"),
-    "ranking": ("truncated_json", "not_json", "missing_field", "wrong_type", "bad_timestamp",
-                "unknown_arm", "position_zero", "empty_items"),
+    "exposure": (
+        "truncated_json",
+        "not_json",
+        "missing_field",
+        "wrong_type",
+        "bad_timestamp",
+        "unknown_arm",
+        "position_zero",
+    ),
+    "ranking": (
+        "truncated_json",
+        "not_json",
+        "missing_field",
+        "wrong_type",
+        "bad_timestamp",
+        "unknown_arm",
+        "position_zero",
+        "empty_items",
+    ),
 }
 _NOT_JSON: Final = (
     "<html><head><title>502 Bad Gateway</title></head></html>",
@@ -29,8 +44,10 @@ _NOT_JSON: Final = (
     "event_id,platform,ts,user",
 )
 _BAD_TS: Final = ("2026-13-45T25:61:00Z", "yesterday", "2026-05-01T12:00:00", "")
-_MISSING: Final = {"exposure": ("user", "actor", "ts", "event_id"),
-                   "ranking": ("request", "items", "user", "event_id")}
+_MISSING: Final = {
+    "exposure": ("user", "actor", "ts", "event_id"),
+    "ranking": ("request", "items", "user", "event_id"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +68,13 @@ class Arrival:
     n_out_of_order: int
 
 
-def arrange(rng: np.random.Generator, t_ms: np.ndarray, duplicate_share: float,
-            late_share: float, max_late_minutes: float) -> Arrival:
+def arrange(
+    rng: np.random.Generator,
+    t_ms: np.ndarray,
+    duplicate_share: float,
+    late_share: float,
+    max_late_minutes: float,
+) -> Arrival:
     """Plant late deliveries and duplicates and return the delivery order.
 
     A record is delivered at ``ts + delay``; ``late_share`` of records get a delay uniform in
@@ -77,9 +99,14 @@ def arrange(rng: np.random.Generator, t_ms: np.ndarray, duplicate_share: float,
     return Arrival(source[order], duplicate[order], int(late.sum()), n_out)
 
 
-def malformed_lines(rng: np.random.Generator, topic: str, samples: list[dict[str, Any]],
-                    per_kind: int, n_records: int,
-                    platform: str) -> tuple[list[str], list[str], list[int]]:
+def malformed_lines(
+    rng: np.random.Generator,
+    topic: str,
+    samples: list[dict[str, Any]],
+    per_kind: int,
+    n_records: int,
+    platform: str,
+) -> tuple[list[str], list[str], list[int]]:
     """Raw malformed lines for one topic: ``per_kind`` of each kind in ``MALFORMED_KINDS``.
 
     Each is derived from a valid sample record with a fresh ``event_id``
@@ -151,13 +178,20 @@ def select(cols: Any, keep: np.ndarray) -> Any:
         if not key.startswith("e_") and key != "ptr":
             extra[key] = extra[key][keep]
     return dataclasses.replace(
-        cols, event_id=cols.event_id[keep], platform=cols.platform[keep],
-        t_ms=cols.t_ms[keep], user=cols.user[keep], holdout=cols.holdout[keep],
-        request=cols.request[keep], extra=extra)
+        cols,
+        event_id=cols.event_id[keep],
+        platform=cols.platform[keep],
+        t_ms=cols.t_ms[keep],
+        user=cols.user[keep],
+        holdout=cols.holdout[keep],
+        request=cols.request[keep],
+        extra=extra,
+    )
 
 
-def drop_logs(params: Any, exp: Any, rank: Any, n_users: int,
-              seed_stream: Any) -> tuple[Any, Any, dict[str, Any]]:
+def drop_logs(
+    params: Any, exp: Any, rank: Any, n_users: int, seed_stream: Any
+) -> tuple[Any, Any, dict[str, Any]]:
     """Apply the log faults of ``params`` (``holdout_log_drop``, ``ranking_log_drop``,
     ``log_outages``) to the faulty platforms: the events are simply never logged.
 
@@ -166,9 +200,13 @@ def drop_logs(params: Any, exp: Any, rank: Any, n_users: int,
     """
     faulty = params.log_fault_platforms or params.platforms
     origin = int(params.start.timestamp() * 1000)
-    outages = [(origin + int(a.total_seconds() * 1000 * params.time_scale),
-                origin + int(b.total_seconds() * 1000 * params.time_scale))
-               for a, b in params.log_outages]
+    outages = [
+        (
+            origin + int(a.total_seconds() * 1000 * params.time_scale),
+            origin + int(b.total_seconds() * 1000 * params.time_scale),
+        )
+        for a, b in params.log_outages
+    ]
     keep_exp = np.ones(len(exp), dtype=bool)
     keep_rank = np.ones(len(rank), dtype=bool)
     dropped_users: dict[str, int] = {}
@@ -187,10 +225,13 @@ def drop_logs(params: Any, exp: Any, rank: Any, n_users: int,
             gone_r |= on_r & (rank.t_ms >= a) & (rank.t_ms < b)
         keep_exp &= ~gone_e
         keep_rank &= ~gone_r
-    counts = {"platforms": list(faulty), "holdout_users_dropped": dropped_users,
-              "exposures_dropped": int((~keep_exp).sum()),
-              "rankings_dropped": int((~keep_rank).sum()),
-              "outages": [[dt_iso(a), dt_iso(b)] for a, b in outages]}
+    counts = {
+        "platforms": list(faulty),
+        "holdout_users_dropped": dropped_users,
+        "exposures_dropped": int((~keep_exp).sum()),
+        "rankings_dropped": int((~keep_rank).sum()),
+        "outages": [[dt_iso(a), dt_iso(b)] for a, b in outages],
+    }
     return select(exp, keep_exp), select(rank, keep_rank), counts
 
 

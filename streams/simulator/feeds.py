@@ -96,38 +96,70 @@ def ragged_arange(counts: np.ndarray) -> np.ndarray:
     return np.arange(total) - np.repeat(starts, counts)
 
 
-def serve(params: SimParams, name: str, platform: int, user_region: np.ndarray,
-          holdout: np.ndarray, follows: Follows, items: Items, sessions: Sessions,
-          timeline: Timeline) -> Feed:
+def serve(
+    params: SimParams,
+    name: str,
+    platform: int,
+    user_region: np.ndarray,
+    holdout: np.ndarray,
+    follows: Follows,
+    items: Items,
+    sessions: Sessions,
+    timeline: Timeline,
+) -> Feed:
     """Serve every session of one platform (in chunks, to bound memory)."""
     rng = stream(params.seed, 5, platform)
     ivs = [iv for iv in timeline.interventions if iv.ranks and iv.spec.platform == name]
-    n_accounts = 1 + max([int(follows.actor.max(initial=0)), int(items.actor.max(initial=0)),
-                          *(int(iv.members.max()) for iv in ivs)])
+    n_accounts = 1 + max(
+        [
+            int(follows.actor.max(initial=0)),
+            int(items.actor.max(initial=0)),
+            *(int(iv.members.max()) for iv in ivs),
+        ]
+    )
     member_masks = []
     for iv in ivs:
         mask = np.zeros(n_accounts, dtype=bool)
         mask[iv.members] = True
         member_masks.append(mask)
     shares = np.array([w for _, w in params.surface_shares], dtype=float)
-    surface = (stream(params.seed, 9, platform).choice(shares.size, size=sessions.user.size,
-                                                       p=shares / shares.sum())
-               if shares.size else np.zeros(sessions.user.size, dtype=np.int64))
+    surface = (
+        stream(params.seed, 9, platform).choice(
+            shares.size, size=sessions.user.size, p=shares / shares.sum()
+        )
+        if shares.size
+        else np.zeros(sessions.user.size, dtype=np.int64)
+    )
     parts = [
-        _serve_chunk(params, rng, user_region, holdout, follows, items,
-                     sessions.user[s:s + _CHUNK], sessions.t_ms[s:s + _CHUNK],
-                     surface[s:s + _CHUNK], timeline, ivs, member_masks)
+        _serve_chunk(
+            params,
+            rng,
+            user_region,
+            holdout,
+            follows,
+            items,
+            sessions.user[s : s + _CHUNK],
+            sessions.t_ms[s : s + _CHUNK],
+            surface[s : s + _CHUNK],
+            timeline,
+            ivs,
+            member_masks,
+        )
         for s in range(0, max(sessions.user.size, 1), _CHUNK)  # ≥ 1 chunk: typed empties
     ]
     if not params.informative_scores:
-        noise = np.round(stream(params.seed, 11, platform).normal(
-            0.0, 1.0, sum(p["entry_score"].size for p in parts)), 4)
+        noise = np.round(
+            stream(params.seed, 11, platform).normal(
+                0.0, 1.0, sum(p["entry_score"].size for p in parts)
+            ),
+            4,
+        )
         at = 0
         for p in parts:
             ranked = ~np.isnan(p["entry_organic"])
             n = p["entry_score"].size
-            p["entry_score"] = np.where(ranked, noise[at:at + n], p["entry_score"])
-            p["entry_organic"] = np.where(ranked, noise[at:at + n], p["entry_organic"])
+            p["entry_score"] = np.where(ranked, noise[at : at + n], p["entry_score"])
+            p["entry_organic"] = np.where(ranked, noise[at : at + n], p["entry_organic"])
             at += n
     if not params.log_interventions:
         for p in parts:
@@ -135,11 +167,20 @@ def serve(params: SimParams, name: str, platform: int, user_region: np.ndarray,
     return _concat(parts, len(timeline.interventions))
 
 
-def _serve_chunk(params: SimParams, rng: np.random.Generator, user_region: np.ndarray,
-                 holdout: np.ndarray, follows: Follows, items: Items, su: np.ndarray,
-                 st: np.ndarray, ss: np.ndarray, timeline: Timeline,
-                 ivs: list[ResolvedIntervention],
-                 member_masks: list[np.ndarray]) -> dict[str, np.ndarray]:
+def _serve_chunk(
+    params: SimParams,
+    rng: np.random.Generator,
+    user_region: np.ndarray,
+    holdout: np.ndarray,
+    follows: Follows,
+    items: Items,
+    su: np.ndarray,
+    st: np.ndarray,
+    ss: np.ndarray,
+    timeline: Timeline,
+    ivs: list[ResolvedIntervention],
+    member_masks: list[np.ndarray],
+) -> dict[str, np.ndarray]:
     k = params.slate_size
     # Follow edges of each session's user that exist at the session time.
     deg = follows.ptr[su + 1] - follows.ptr[su]
@@ -161,8 +202,7 @@ def _serve_chunk(params: SimParams, rng: np.random.Generator, user_region: np.nd
     actor = items.actor[item]
     pre = items.log_quality[item] + follows.affinity[pair_e][ent_pair]
     if params.model_update_scale != 1.0:
-        pre = np.where(st[ent_s] >= timeline.model_update_ms, params.model_update_scale * pre,
-                       pre)
+        pre = np.where(st[ent_s] >= timeline.model_update_ms, params.model_update_scale * pre, pre)
     boost_organic = np.zeros(item.size)
     boost_hidden = np.zeros(item.size)
     logged = np.zeros(item.size, dtype=np.int64)
@@ -171,8 +211,13 @@ def _serve_chunk(params: SimParams, rng: np.random.Generator, user_region: np.nd
     for iv, mask in zip(ivs, member_masks, strict=True):
         if not st.size or st[0] >= iv.interval.end_ms or st[-1] < iv.interval.start_ms:
             continue
-        on_session = (iv.region_mask[user_region[su]] & (st >= iv.interval.start_ms)
-                      & (st < iv.interval.end_ms) & ~holdout[su] & iv.surface_mask[ss])
+        on_session = (
+            iv.region_mask[user_region[su]]
+            & (st >= iv.interval.start_ms)
+            & (st < iv.interval.end_ms)
+            & ~holdout[su]
+            & iv.surface_mask[ss]
+        )
         hit = np.flatnonzero(mask[actor])
         hit = hit[on_session[ent_s[hit]]]
         hits.append((iv.index, hit))
@@ -228,14 +273,23 @@ def _serve_chunk(params: SimParams, rng: np.random.Generator, user_region: np.nd
     slate_of_session = np.cumsum(has) - 1
     x_rank = rank[exposed]
     return {
-        "slate_t": st[has], "slate_user": su[has], "slate_holdout": holdout[su[has]],
-        "slate_len": slate_len[has], "slate_surface": ss[has],
-        "iv_seen": iv_seen, "iv_counterfactual": iv_cf,
-        "entry_item": item[keep], "entry_position": rank + 1, "entry_score": out_score,
-        "entry_organic": out_organic, "entry_logged": logged[keep],
+        "slate_t": st[has],
+        "slate_user": su[has],
+        "slate_holdout": holdout[su[has]],
+        "slate_len": slate_len[has],
+        "slate_surface": ss[has],
+        "iv_seen": iv_seen,
+        "iv_counterfactual": iv_cf,
+        "entry_item": item[keep],
+        "entry_position": rank + 1,
+        "entry_score": out_score,
+        "entry_organic": out_organic,
+        "entry_logged": logged[keep],
         "exp_slate": slate_of_session[ent_s[x_keep]],
         "exp_t": st[ent_s[x_keep]] + x_rank * SLOT_GAP_MS,
-        "exp_item": item[x_keep], "exp_position": x_rank + 1, "exp_label": label,
+        "exp_item": item[x_keep],
+        "exp_position": x_rank + 1,
+        "exp_label": label,
         "exp_applied": applied[x_keep],
     }
 
@@ -251,8 +305,11 @@ def _order_by_session_then_key(session: np.ndarray, key: np.ndarray) -> np.ndarr
     if n >= 1 << _INDEX_BITS or session.size and int(session.max()) >= 1 << _SESSION_BITS:
         return np.lexsort((-key, session))
     q = np.rint((_KEY_BOUND - np.clip(key, -_KEY_BOUND, _KEY_BOUND)) * _KEY_SCALE)
-    packed = ((session.astype(np.int64) << (_KEY_BITS + _INDEX_BITS))
-              | (q.astype(np.int64) << _INDEX_BITS) | np.arange(n, dtype=np.int64))
+    packed = (
+        (session.astype(np.int64) << (_KEY_BITS + _INDEX_BITS))
+        | (q.astype(np.int64) << _INDEX_BITS)
+        | np.arange(n, dtype=np.int64)
+    )
     return np.sort(packed) & ((1 << _INDEX_BITS) - 1)
 
 
@@ -264,11 +321,23 @@ def _concat(parts: list[dict[str, np.ndarray]], n_interventions: int) -> Feed:
     exp_slate = np.concatenate([p["exp_slate"] + o for p, o in zip(parts, offsets, strict=True)])
     slate_len = cat("slate_len")
     ptr = np.concatenate([[0], np.cumsum(slate_len)])
-    return Feed(cat("slate_t"), cat("slate_user"), cat("slate_holdout").astype(bool), ptr,
-                cat("entry_item"), cat("entry_position"), cat("entry_score"),
-                cat("entry_organic"), cat("entry_logged"), exp_slate, cat("exp_t"),
-                cat("exp_item"), cat("exp_position"), cat("exp_label"), cat("exp_applied"),
-                cat("slate_surface"),
-                sum((p["iv_seen"] for p in parts), np.zeros(n_interventions, dtype=np.int64)),
-                sum((p["iv_counterfactual"] for p in parts),
-                    np.zeros(n_interventions, dtype=np.int64)))
+    return Feed(
+        cat("slate_t"),
+        cat("slate_user"),
+        cat("slate_holdout").astype(bool),
+        ptr,
+        cat("entry_item"),
+        cat("entry_position"),
+        cat("entry_score"),
+        cat("entry_organic"),
+        cat("entry_logged"),
+        exp_slate,
+        cat("exp_t"),
+        cat("exp_item"),
+        cat("exp_position"),
+        cat("exp_label"),
+        cat("exp_applied"),
+        cat("slate_surface"),
+        sum((p["iv_seen"] for p in parts), np.zeros(n_interventions, dtype=np.int64)),
+        sum((p["iv_counterfactual"] for p in parts), np.zeros(n_interventions, dtype=np.int64)),
+    )

@@ -71,10 +71,12 @@ class WindowSpec:
 
 _DAY = dt.timedelta(days=1)
 DEFAULT_WINDOWS: Final = (
-    WindowSpec("de-bundestag-sim", "DE", "Bundestag election (simulated)", 0 * _DAY, 2 * _DAY,
-               4 * _DAY),
-    WindowSpec("at-nationalrat-sim", "AT", "Nationalrat election (simulated)", 1 * _DAY,
-               3 * _DAY, 5 * _DAY),
+    WindowSpec(
+        "de-bundestag-sim", "DE", "Bundestag election (simulated)", 0 * _DAY, 2 * _DAY, 4 * _DAY
+    ),
+    WindowSpec(
+        "at-nationalrat-sim", "AT", "Nationalrat election (simulated)", 1 * _DAY, 3 * _DAY, 5 * _DAY
+    ),
 )
 
 
@@ -147,8 +149,9 @@ class Intervention:
 
     def __post_init__(self) -> None:
         if self.kind not in INTERVENTION_KINDS:
-            raise ValueError(f"intervention kind: expected one of {INTERVENTION_KINDS}, "
-                             f"got {self.kind!r}")
+            raise ValueError(
+                f"intervention kind: expected one of {INTERVENTION_KINDS}, got {self.kind!r}"
+            )
         if not self.multiplier > 0:
             raise ValueError(f"intervention multiplier: expected > 0, got {self.multiplier!r}")
         if not 0.0 <= self.unlabelled_share <= 1.0:
@@ -292,7 +295,11 @@ class SimParams:
     cross_jurisdiction_weight: float = 0.05
     affinity_sd: float = 0.3
     posts_per_day: tuple[tuple[str, float], ...] = (
-        ("party", 10.0), ("candidate", 12.0), ("media", 20.0), ("background", 5.0))
+        ("party", 10.0),
+        ("candidate", 12.0),
+        ("media", 20.0),
+        ("background", 5.0),
+    )
     rate_sd: float = 0.3
     account_quality_sd: float = 0.3
     quality_sd: float = 0.3
@@ -336,14 +343,26 @@ class SimParams:
             raise ValueError("windows: expected at least one window")
         if len(self.regions) != len(self.region_weights) or min(self.region_weights) < 0:
             raise ValueError("region_weights: expected one non-negative weight per region")
-        for name in ("holdout_share", "duplicate_share", "late_share", "holdout_log_drop",
-                     "ranking_log_drop"):
+        for name in (
+            "holdout_share",
+            "duplicate_share",
+            "late_share",
+            "holdout_log_drop",
+            "ranking_log_drop",
+        ):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name}: expected a share in [0, 1)")
         if not 0.0 < self.holdout_share:
             raise ValueError("holdout_share: expected > 0")
-        positive = ("time_scale", "n_users", "follows_per_user", "sessions_per_day",
-                    "pool_hours", "slate_size", "mean_seen")
+        positive = (
+            "time_scale",
+            "n_users",
+            "follows_per_user",
+            "sessions_per_day",
+            "pool_hours",
+            "slate_size",
+            "mean_seen",
+        )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: expected > 0, got {getattr(self, name)!r}")
@@ -359,8 +378,9 @@ class SimParams:
             raise ValueError("malformed_per_kind: expected >= 0")
         kinds = {k for k, _ in self.posts_per_day}
         if kinds != {"party", "candidate", "media", "background"}:
-            raise ValueError("posts_per_day: expected rates for party, candidate, media, "
-                             "background")
+            raise ValueError(
+                "posts_per_day: expected rates for party, candidate, media, background"
+            )
         ids = [iv.id for iv in self.interventions]
         if len(set(ids)) != len(ids):
             raise ValueError("interventions: ids must be distinct")
@@ -369,8 +389,10 @@ class SimParams:
         for a, b in self.log_outages:
             if not dt.timedelta(0) <= a < b:
                 raise ValueError("log_outages: expected (start, end) offsets, 0 <= start < end")
-        if self.surface_shares and (min(w for _, w in self.surface_shares) < 0
-                                    or not sum(w for _, w in self.surface_shares) > 0):
+        if self.surface_shares and (
+            min(w for _, w in self.surface_shares) < 0
+            or not sum(w for _, w in self.surface_shares) > 0
+        ):
             raise ValueError("surface_shares: expected non-negative weights with a positive sum")
         if len({s for s, _ in self.surface_shares}) != len(self.surface_shares):
             raise ValueError("surface_shares: surfaces must be distinct")
@@ -379,6 +401,7 @@ class SimParams:
         if self.item_adjustment_sd < 0 or not self.model_update_scale > 0:
             raise ValueError("item_adjustment_sd: expected >= 0; model_update_scale: > 0")
         from .adversary import ADVERSARIES  # the names live with their code
+
         bad = sorted(set(self.adversaries) - set(ADVERSARIES))
         if bad:
             raise ValueError(f"adversaries: unknown {bad}; expected some of {ADVERSARIES}")

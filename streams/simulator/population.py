@@ -78,8 +78,11 @@ class Accounts:
         """The registered actors as contract §2 ``actors`` entries."""
         rows: list[dict[str, object]] = []
         for i in np.flatnonzero(self.registered):
-            row: dict[str, object] = {"actor": self.ids[i], "name": self.names[i],
-                                      "kind": self.kinds[i]}
+            row: dict[str, object] = {
+                "actor": self.ids[i],
+                "name": self.names[i],
+                "kind": self.kinds[i],
+            }
             if self.groups[i] is not None:
                 row["group"] = self.groups[i]
             row["regions"] = list(self.regions[i])
@@ -117,10 +120,16 @@ def registry(params: SimParams) -> Accounts:
             group = f"{j}-party-{x}"
             add(f"{j}-{x}-party", f"Party {x.upper()} ({jur})", "party", group, (jur,))
             for c in range(1, params.candidates_per_party + 1):
-                where: tuple[str, ...] = ((subs[(c // 2 - 1) % len(subs)],)
-                                          if subs and c % 2 == 0 else (jur,))
-                add(f"{j}-{x}-cand-{c}", f"Candidate {x.upper()}{c} ({jur})", "candidate", group,
-                    where)
+                where: tuple[str, ...] = (
+                    (subs[(c // 2 - 1) % len(subs)],) if subs and c % 2 == 0 else (jur,)
+                )
+                add(
+                    f"{j}-{x}-cand-{c}",
+                    f"Candidate {x.upper()}{c} ({jur})",
+                    "candidate",
+                    group,
+                    where,
+                )
         for m in range(1, params.media_per_jurisdiction + 1):
             where = tuple(params.jurisdictions) if jn == 0 and m == 2 else (jur,)
             add(f"{j}-media-{m}", f"Media {m} ({jur})", "media", None, where)
@@ -180,8 +189,9 @@ def follow_log_weights(params: SimParams, accounts: Accounts) -> np.ndarray:
     bg_rank = np.arange(1, n_bg + 1)
     logw[:, ~accounts.registered] = -params.popularity_exponent * np.log(bg_rank)
     for a in np.flatnonzero(accounts.registered):
-        base = np.log(params.political_weight) + (np.log(2.0) if accounts.kinds[a] == "party"
-                                                  else 0.0)
+        base = np.log(params.political_weight) + (
+            np.log(2.0) if accounts.kinds[a] == "party" else 0.0
+        )
         for r, region in enumerate(params.regions):
             country = region.split("-")[0]
             if any(covers(ar, region) for ar in accounts.regions[a]):
@@ -194,8 +204,13 @@ def follow_log_weights(params: SimParams, accounts: Accounts) -> np.ndarray:
     return logw
 
 
-def draw_follows(params: SimParams, accounts: Accounts, users: Users, platform: int,
-                 growth: list[tuple[np.ndarray, float, int]]) -> Follows:
+def draw_follows(
+    params: SimParams,
+    accounts: Accounts,
+    users: Users,
+    platform: int,
+    growth: list[tuple[np.ndarray, float, int]],
+) -> Follows:
     """Draw the follow graph of one platform.
 
     Each user follows ``max(5, Poisson(follows_per_user))`` distinct accounts sampled without
@@ -240,5 +255,6 @@ def draw_follows(params: SimParams, accounts: Accounts, users: Users, platform: 
     affinity = rng.normal(0.0, params.affinity_sd, user.size)
     by_user = np.argsort(user, kind="stable")
     ptr = np.concatenate([[0], np.cumsum(np.bincount(user, minlength=users.n))])
-    return Follows(user[by_user], actor[by_user], affinity[by_user], since[by_user],
-                   until[by_user], ptr)
+    return Follows(
+        user[by_user], actor[by_user], affinity[by_user], since[by_user], until[by_user], ptr
+    )

@@ -26,9 +26,15 @@ _MAX_GRID_CELLS: Final = 4_000_000
 Surge = tuple[np.ndarray, float, int, int]
 
 
-def diurnal_poisson(rng: np.random.Generator, rates_per_day: np.ndarray, t0: int, t1: int,
-                    amplitude: float, peak_hour: float,
-                    surges: list[Surge] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def diurnal_poisson(
+    rng: np.random.Generator,
+    rates_per_day: np.ndarray,
+    t0: int,
+    t1: int,
+    amplitude: float,
+    peak_hour: float,
+    surges: list[Surge] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Event times of one diurnal Poisson process per owner, by thinning.
 
     Args:
@@ -111,8 +117,9 @@ class Items:
         return pos
 
 
-def draw_items(params: SimParams, accounts: Accounts, timeline: Timeline, platform: int,
-               name: str) -> Items:
+def draw_items(
+    params: SimParams, accounts: Accounts, timeline: Timeline, platform: int, name: str
+) -> Items:
     """Draw every account's items from the warm-up start to the end of the run."""
     rng = stream(params.seed, 3, platform)
     kinds = np.array(accounts.kinds)
@@ -123,18 +130,28 @@ def draw_items(params: SimParams, accounts: Accounts, timeline: Timeline, platfo
     surges: list[Surge] = [
         (iv.members, iv.spec.multiplier, iv.interval.start_ms, iv.interval.end_ms)
         for iv in timeline.interventions
-        if iv.spec.kind == "posting_surge" and iv.spec.platform == name]
-    actor, t = diurnal_poisson(rng, rates, timeline.warmup_ms, timeline.end_ms,
-                               params.diurnal_amplitude, params.diurnal_peak_hour, surges)
+        if iv.spec.kind == "posting_surge" and iv.spec.platform == name
+    ]
+    actor, t = diurnal_poisson(
+        rng,
+        rates,
+        timeline.warmup_ms,
+        timeline.end_ms,
+        params.diurnal_amplitude,
+        params.diurnal_peak_hour,
+        surges,
+    )
     if params.quality_df:
         df = params.quality_df
         spread = rng.standard_t(df, actor.size) * params.quality_sd * np.sqrt((df - 2) / df)
     else:
         spread = rng.normal(0.0, params.quality_sd, actor.size)
     log_q = mean_q[actor] + spread
-    adjustment = (stream(params.seed, 10, platform).normal(0.0, params.item_adjustment_sd,
-                                                          actor.size)
-                  if params.item_adjustment_sd else np.zeros(actor.size))
+    adjustment = (
+        stream(params.seed, 10, platform).normal(0.0, params.item_adjustment_sd, actor.size)
+        if params.item_adjustment_sd
+        else np.zeros(actor.size)
+    )
     ids = np.array([f"{name}-it-{i:07d}" for i in range(1, actor.size + 1)], dtype=object)
     t0 = timeline.warmup_ms
     key = (actor.astype(np.int64) << 40) + (t - t0)
@@ -142,11 +159,22 @@ def draw_items(params: SimParams, accounts: Accounts, timeline: Timeline, platfo
     span = timeline.end_ms - t0
     bucket = max(_MIN_BUCKET_MS, -(-span * accounts.n // _MAX_GRID_CELLS))
     n_buckets = span // bucket + 2
-    edges = ((np.arange(accounts.n, dtype=np.int64)[:, None] << 40)
-             + np.arange(n_buckets, dtype=np.int64)[None, :] * bucket)
+    edges = (np.arange(accounts.n, dtype=np.int64)[:, None] << 40) + np.arange(
+        n_buckets, dtype=np.int64
+    )[None, :] * bucket
     grid = np.searchsorted(key[by_actor], edges.ravel()).reshape(edges.shape)
-    return Items(ids, actor, t, log_q, adjustment, by_actor, (t - t0)[by_actor], t0,
-                 grid.astype(np.int32), int(bucket))
+    return Items(
+        ids,
+        actor,
+        t,
+        log_q,
+        adjustment,
+        by_actor,
+        (t - t0)[by_actor],
+        t0,
+        grid.astype(np.int32),
+        int(bucket),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,12 +185,17 @@ class Sessions:
     t_ms: np.ndarray
 
 
-def draw_sessions(params: SimParams, n_users: int, timeline: Timeline,
-                  platform: int) -> Sessions:
+def draw_sessions(params: SimParams, n_users: int, timeline: Timeline, platform: int) -> Sessions:
     """Draw sessions: per-user lognormal rate around ``sessions_per_day``, diurnal."""
     rng = stream(params.seed, 4, platform)
     sd = params.rate_sd
     rates = params.sessions_per_day * np.exp(rng.normal(-sd * sd / 2, sd, n_users))
-    user, t = diurnal_poisson(rng, rates, timeline.start_ms, timeline.end_ms,
-                              params.diurnal_amplitude, params.diurnal_peak_hour)
+    user, t = diurnal_poisson(
+        rng,
+        rates,
+        timeline.start_ms,
+        timeline.end_ms,
+        params.diurnal_amplitude,
+        params.diurnal_peak_hour,
+    )
     return Sessions(user, t)

@@ -57,8 +57,7 @@ def _ids(prefix: str, n: int) -> np.ndarray:
     return np.array([template % i for i in range(1, n + 1)], dtype=object)
 
 
-def platform_columns(name: str, platform: int, feed: Feed,
-                     items: Items) -> tuple[Columns, Columns]:
+def platform_columns(name: str, platform: int, feed: Feed, items: Items) -> tuple[Columns, Columns]:
     """Exposure and ranking columns of one platform, with ids assigned in time order."""
     n_slates = feed.slate_t.size
     request = _ids(f"{name}-rq-", n_slates)
@@ -67,20 +66,38 @@ def platform_columns(name: str, platform: int, feed: Feed,
     n_exp = order.size
     exposures = Columns(
         event_id=_ids(f"{name}-ex-", n_exp),
-        platform=np.full(n_exp, platform), t_ms=feed.exp_t[order],
-        user=feed.slate_user[slate], holdout=feed.slate_holdout[slate], request=request[slate],
-        extra={"item": items.ids[feed.exp_item[order]],
-               "actor": items.actor[feed.exp_item[order]],
-               "position": feed.exp_position[order], "label": feed.exp_label[order],
-               "applied": feed.exp_applied[order], "surface": feed.slate_surface[slate]})
+        platform=np.full(n_exp, platform),
+        t_ms=feed.exp_t[order],
+        user=feed.slate_user[slate],
+        holdout=feed.slate_holdout[slate],
+        request=request[slate],
+        extra={
+            "item": items.ids[feed.exp_item[order]],
+            "actor": items.actor[feed.exp_item[order]],
+            "position": feed.exp_position[order],
+            "label": feed.exp_label[order],
+            "applied": feed.exp_applied[order],
+            "surface": feed.slate_surface[slate],
+        },
+    )
     rankings = Columns(
         event_id=_ids(f"{name}-rk-", n_slates),
-        platform=np.full(n_slates, platform), t_ms=feed.slate_t, user=feed.slate_user,
-        holdout=feed.slate_holdout, request=request,
-        extra={"ptr": feed.slate_ptr, "e_item": items.ids[feed.entry_item],
-               "e_actor": items.actor[feed.entry_item], "e_position": feed.entry_position,
-               "e_score": feed.entry_score, "e_organic": feed.entry_organic,
-               "e_logged": feed.entry_logged, "surface": feed.slate_surface})
+        platform=np.full(n_slates, platform),
+        t_ms=feed.slate_t,
+        user=feed.slate_user,
+        holdout=feed.slate_holdout,
+        request=request,
+        extra={
+            "ptr": feed.slate_ptr,
+            "e_item": items.ids[feed.entry_item],
+            "e_actor": items.actor[feed.entry_item],
+            "e_position": feed.entry_position,
+            "e_score": feed.entry_score,
+            "e_organic": feed.entry_organic,
+            "e_logged": feed.entry_logged,
+            "surface": feed.slate_surface,
+        },
+    )
     return exposures, rankings
 
 
@@ -121,9 +138,10 @@ def rfc3339(local_ms: np.ndarray, suffix: str) -> list[str]:
     span = np.arange(first, int(minute.max()) + 1).astype("datetime64[m]")
     prefix = [p + ":" for p in np.datetime_as_string(span, unit="m").tolist()]
     seconds = _seconds()
-    return [prefix[m] + seconds[r] + suffix
-            for m, r in zip((minute - first).tolist(), (local_ms % 60_000).tolist(),
-                            strict=True)]
+    return [
+        prefix[m] + seconds[r] + suffix
+        for m, r in zip((minute - first).tolist(), (local_ms % 60_000).tolist(), strict=True)
+    ]
 
 
 def format_ts(rng: np.random.Generator, t_ms: np.ndarray, ts_format: str) -> list[str | int]:
@@ -145,10 +163,18 @@ def format_ts(rng: np.random.Generator, t_ms: np.ndarray, ts_format: str) -> lis
     return out.tolist()
 
 
-def exposure_records(cols: Columns, order: np.ndarray, ts: list[str | int],
-                     platforms: tuple[str, ...], user_ids: tuple[str, ...],
-                     regions: tuple[str, ...], user_region: np.ndarray, actor_ids: tuple[str, ...],
-                     labels: tuple[str, ...], surfaces: tuple[str, ...]) -> list[dict[str, Any]]:
+def exposure_records(
+    cols: Columns,
+    order: np.ndarray,
+    ts: list[str | int],
+    platforms: tuple[str, ...],
+    user_ids: tuple[str, ...],
+    regions: tuple[str, ...],
+    user_region: np.ndarray,
+    actor_ids: tuple[str, ...],
+    labels: tuple[str, ...],
+    surfaces: tuple[str, ...],
+) -> list[dict[str, Any]]:
     """Exposure dicts for source rows ``order`` (duplicates appear as repeated rows);
     ``labels[i]`` is the label text of intervention ``i``, ``surfaces[j]`` of surface ``j``."""
     x = cols.extra
@@ -160,12 +186,33 @@ def exposure_records(cols: Columns, order: np.ndarray, ts: list[str | int],
     actor = np.asarray(actor_ids, dtype=object)[x["actor"][order]].tolist()
     ts_rows = [ts[i] for i in order.tolist()]
     records = [
-        {"event_id": e, "platform": p, "ts": t, "user": u, "region": r, "surface": sf,
-         "arm": a, "request": q, "item": it, "actor": ac, "position": pos}
+        {
+            "event_id": e,
+            "platform": p,
+            "ts": t,
+            "user": u,
+            "region": r,
+            "surface": sf,
+            "arm": a,
+            "request": q,
+            "item": it,
+            "actor": ac,
+            "position": pos,
+        }
         for e, p, t, u, r, sf, a, q, it, ac, pos in zip(
-            cols.event_id[order].tolist(), plat, ts_rows, users, region, surface, arm,
-            cols.request[order].tolist(), x["item"][order].tolist(), actor,
-            x["position"][order].tolist(), strict=True)
+            cols.event_id[order].tolist(),
+            plat,
+            ts_rows,
+            users,
+            region,
+            surface,
+            arm,
+            cols.request[order].tolist(),
+            x["item"][order].tolist(),
+            actor,
+            x["position"][order].tolist(),
+            strict=True,
+        )
     ]
     label = x["label"][order]
     for k in np.flatnonzero(label >= 0).tolist():
@@ -173,11 +220,19 @@ def exposure_records(cols: Columns, order: np.ndarray, ts: list[str | int],
     return records
 
 
-def ranking_records(cols: Columns, order: np.ndarray, ts: list[str | int],
-                    platforms: tuple[str, ...], user_ids: tuple[str, ...],
-                    regions: tuple[str, ...], user_region: np.ndarray, actor_ids: tuple[str, ...],
-                    intervention_ids: tuple[str, ...], surfaces: tuple[str, ...],
-                    duplicate: np.ndarray) -> list[dict[str, Any]]:
+def ranking_records(
+    cols: Columns,
+    order: np.ndarray,
+    ts: list[str | int],
+    platforms: tuple[str, ...],
+    user_ids: tuple[str, ...],
+    regions: tuple[str, ...],
+    user_region: np.ndarray,
+    actor_ids: tuple[str, ...],
+    intervention_ids: tuple[str, ...],
+    surfaces: tuple[str, ...],
+    duplicate: np.ndarray,
+) -> list[dict[str, Any]]:
     """Ranking dicts for source rows ``order``; a duplicate gets its own copy of the items."""
     x = cols.extra
     organic = x["e_organic"]
@@ -188,12 +243,23 @@ def ranking_records(cols: Columns, order: np.ndarray, ts: list[str | int],
     for mask in np.unique(x["e_logged"]).tolist():
         names[mask] = [iv for b, iv in enumerate(intervention_ids) if mask >> b & 1]
     flat = [
-        {"item": it, "actor": ac, "position": pos, "score": sc, "organic_score": og,
-         "interventions": list(names[lg])}
+        {
+            "item": it,
+            "actor": ac,
+            "position": pos,
+            "score": sc,
+            "organic_score": og,
+            "interventions": list(names[lg]),
+        }
         for it, ac, pos, sc, og, lg in zip(
-            x["e_item"].tolist(), np.asarray(actor_ids, dtype=object)[x["e_actor"]].tolist(),
-            x["e_position"].tolist(), x["e_score"].tolist(), organic_list,
-            x["e_logged"].tolist(), strict=True)
+            x["e_item"].tolist(),
+            np.asarray(actor_ids, dtype=object)[x["e_actor"]].tolist(),
+            x["e_position"].tolist(),
+            x["e_score"].tolist(),
+            organic_list,
+            x["e_logged"].tolist(),
+            strict=True,
+        )
     ]
     ptr = x["ptr"]
     lo, hi = ptr[order].tolist(), ptr[order + 1].tolist()
@@ -205,11 +271,33 @@ def ranking_records(cols: Columns, order: np.ndarray, ts: list[str | int],
     surface = np.asarray(surfaces, dtype=object)[x["surface"][order]].tolist()
     records = []
     for e, p, t, u, r, sf, a, q, a0, a1, dup in zip(
-            cols.event_id[order].tolist(), plat, ts_rows, users, region, surface, arm,
-            cols.request[order].tolist(), lo, hi, duplicate.tolist(), strict=True):
+        cols.event_id[order].tolist(),
+        plat,
+        ts_rows,
+        users,
+        region,
+        surface,
+        arm,
+        cols.request[order].tolist(),
+        lo,
+        hi,
+        duplicate.tolist(),
+        strict=True,
+    ):
         entries = flat[a0:a1]
         if dup:
             entries = [{**d, "interventions": list(d["interventions"])} for d in entries]
-        records.append({"event_id": e, "platform": p, "ts": t, "user": u, "region": r,
-                        "surface": sf, "arm": a, "request": q, "items": entries})
+        records.append(
+            {
+                "event_id": e,
+                "platform": p,
+                "ts": t,
+                "user": u,
+                "region": r,
+                "surface": sf,
+                "arm": a,
+                "request": q,
+                "items": entries,
+            }
+        )
     return records

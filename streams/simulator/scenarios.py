@@ -23,8 +23,13 @@ _NULL_BACKGROUND: Final = (
     Intervention("disclosed_boost", "de-media-1", 1.5, id="civic-info-de", label="promoted"),
 )
 _LOGS: Final = {"declare_holdout_share": True, "n_users": 16_000, "time_scale": 0.15}
-_FAULTS: Final = {"duplicate_share": 0.005, "late_share": 0.02, "max_late_minutes": 5.0,
-                  "malformed_per_kind": 2, "ts_format": "mixed"}
+_FAULTS: Final = {
+    "duplicate_share": 0.005,
+    "late_share": 0.02,
+    "max_late_minutes": 5.0,
+    "malformed_per_kind": 2,
+    "ts_format": "mixed",
+}
 
 
 def _mix() -> tuple[Intervention, ...]:
@@ -34,8 +39,14 @@ def _mix() -> tuple[Intervention, ...]:
         Intervention("hidden_boost", "de-a-cand-1", 1.5),
         Intervention("hidden_suppression", "de-b-cand-1", 0.6),
         Intervention("organic_logged_boost", "at-a-cand-2", 1.5),
-        Intervention("unlabelled_disclosed_boost", "at-media-1", 1.5, id="civic-info-at",
-                     label="promoted", unlabelled_share=0.3),
+        Intervention(
+            "unlabelled_disclosed_boost",
+            "at-media-1",
+            1.5,
+            id="civic-info-at",
+            label="promoted",
+            unlabelled_share=0.3,
+        ),
         Intervention("undeclared_intervention", "de-c-cand-1", 1.3, id="reach-test-7"),
         Intervention("group_boost", "at-party-b", 1.3),
         Intervention("popularity_change", "de-b-cand-3", 2.0),
@@ -77,62 +88,99 @@ _PRESETS: Final[dict[str, Callable[[], dict[str, Any]]]] = {
     # Calibration nulls that stress the statistics (benchmarks/bench_calibration.py).
     "null_few_users": lambda: {"interventions": _NULL_BACKGROUND, "n_users": 800},
     "null_few_sessions": lambda: {"interventions": _NULL_BACKGROUND, "sessions_per_day": 0.5},
-    "null_heavy_tails": lambda: {"interventions": _NULL_BACKGROUND, "quality_df": 3.0,
-                                 "quality_sd": 0.6},
-    "null_item_adjustments": lambda: {"interventions": _NULL_BACKGROUND,
-                                      "item_adjustment_sd": 0.3},
+    "null_heavy_tails": lambda: {
+        "interventions": _NULL_BACKGROUND,
+        "quality_df": 3.0,
+        "quality_sd": 0.6,
+    },
+    "null_item_adjustments": lambda: {"interventions": _NULL_BACKGROUND, "item_adjustment_sd": 0.3},
     # A new ranking model for every account at the DE window start (day 2): scores x1.3.
-    "null_model_update": lambda: {"interventions": _NULL_BACKGROUND,
-                                  "model_update_scale": 1.3},
+    "null_model_update": lambda: {"interventions": _NULL_BACKGROUND, "model_update_scale": 1.3},
     "null_surfaces": lambda: {"interventions": _NULL_BACKGROUND, "surface_shares": _SURFACES},
     # The ranking log carries no information: the holdout arm alone must find the boosts.
-    "uninformative_scores": lambda: {"interventions": _uninformative(),
-                                     "informative_scores": False, "log_interventions": False},
+    "uninformative_scores": lambda: {
+        "interventions": _uninformative(),
+        "informative_scores": False,
+        "log_interventions": False,
+    },
     "surface_and_region": lambda: {"interventions": _scoped(), "surface_shares": _SURFACES},
     # A hidden boost starting 18 hours into the DE window (onset estimation).
-    "late_onset": _single(Intervention("hidden_boost", "de-a-cand-1", 2.5,
-                                       start=dt.timedelta(hours=18))),
+    "late_onset": _single(
+        Intervention("hidden_boost", "de-a-cand-1", 2.5, start=dt.timedelta(hours=18))
+    ),
     "default": lambda: {"interventions": _mix(), **_FAULTS},
     "hidden_boost": _single(Intervention("hidden_boost", "de-a-cand-1", 1.5)),
     "suppression": _single(Intervention("hidden_suppression", "de-a-cand-1", 0.6)),
     "organic_logged_boost": _single(Intervention("organic_logged_boost", "de-a-cand-1", 1.5)),
     "group_boost": _single(Intervention("group_boost", "de-party-b", 1.3)),
-    "missing_label": _single(Intervention("unlabelled_disclosed_boost", "de-media-2", 1.5,
-                                          id="civic-info-de-2", unlabelled_share=0.3)),
-    "undisclosed": _single(Intervention("undeclared_intervention", "de-a-cand-1", 1.3,
-                                        id="reach-test-7")),
+    "missing_label": _single(
+        Intervention(
+            "unlabelled_disclosed_boost",
+            "de-media-2",
+            1.5,
+            id="civic-info-de-2",
+            unlabelled_share=0.3,
+        )
+    ),
+    "undisclosed": _single(
+        Intervention("undeclared_intervention", "de-a-cand-1", 1.3, id="reach-test-7")
+    ),
     # Log integrity: the platform declares its holdout share; one fails to log a fifth of
     # its holdout users (must be flagged), the other is honest (must not be).
     # Shorter periods (0.3 days) and more users: enough users for the holdout-share test.
-    "holdout_underlogging": lambda: {"interventions": _NULL_BACKGROUND, **_LOGS,
-                                     "holdout_log_drop": 0.2},
+    "holdout_underlogging": lambda: {
+        "interventions": _NULL_BACKGROUND,
+        **_LOGS,
+        "holdout_log_drop": 0.2,
+    },
     "honest_logs": lambda: {"interventions": _NULL_BACKGROUND, **_LOGS},
     # A platform's pre-election self-audit: every planted case, data faults, and a fifth of
     # the holdout arm's users missing from the logs.
-    "self_audit": lambda: {"interventions": _mix(), **_FAULTS, **_LOGS,
-                           "holdout_log_drop": 0.2},
+    "self_audit": lambda: {"interventions": _mix(), **_FAULTS, **_LOGS, "holdout_log_drop": 0.2},
     # A platform that lies in its logs (streams/simulator/adversary.py), one way each, on the
     # null background; the configuration declares no holdout share (the monitor estimates
     # it).  honest_panel: the same platform, honest, with a panel of 300 users.
-    "alias_disguise": lambda: {"interventions": (
-        *_NULL_BACKGROUND, Intervention("hidden_boost", "de-a-cand-1", 1.5)),
-        "adversaries": ("alias_disguise",)},
-    "holdout_deletion": lambda: {"interventions": _NULL_BACKGROUND,
-                                 "adversaries": ("holdout_deletion",)},
-    "holdout_thinning": lambda: {"interventions": _NULL_BACKGROUND, "n_users": 8000,
-                                 "adversaries": ("holdout_thinning",), "adversary_share": 0.5},
-    "holdout_move": lambda: {"interventions": _NULL_BACKGROUND,
-                             "adversaries": ("holdout_move",)},
+    "alias_disguise": lambda: {
+        "interventions": (*_NULL_BACKGROUND, Intervention("hidden_boost", "de-a-cand-1", 1.5)),
+        "adversaries": ("alias_disguise",),
+    },
+    "holdout_deletion": lambda: {
+        "interventions": _NULL_BACKGROUND,
+        "adversaries": ("holdout_deletion",),
+    },
+    "holdout_thinning": lambda: {
+        "interventions": _NULL_BACKGROUND,
+        "n_users": 8000,
+        "adversaries": ("holdout_thinning",),
+        "adversary_share": 0.5,
+    },
+    "holdout_move": lambda: {"interventions": _NULL_BACKGROUND, "adversaries": ("holdout_move",)},
     "stripped_interventions": lambda: {
-        "interventions": (*_NULL_BACKGROUND, Intervention(
-            "unlabelled_disclosed_boost", "de-media-2", 1.5, id="civic-info-de-2",
-            unlabelled_share=0.3)), "adversaries": ("strip_interventions",)},
-    "conflicting_duplicates": lambda: {"interventions": _NULL_BACKGROUND,
-                                       "adversaries": ("conflicting_duplicates",)},
-    "falsified_log": lambda: {"interventions": _NULL_BACKGROUND, "panel_users": 300,
-                              "adversaries": ("falsified_log",)},
-    "label_without_intervention": lambda: {"interventions": _NULL_BACKGROUND,
-                                           "adversaries": ("label_without_intervention",)},
+        "interventions": (
+            *_NULL_BACKGROUND,
+            Intervention(
+                "unlabelled_disclosed_boost",
+                "de-media-2",
+                1.5,
+                id="civic-info-de-2",
+                unlabelled_share=0.3,
+            ),
+        ),
+        "adversaries": ("strip_interventions",),
+    },
+    "conflicting_duplicates": lambda: {
+        "interventions": _NULL_BACKGROUND,
+        "adversaries": ("conflicting_duplicates",),
+    },
+    "falsified_log": lambda: {
+        "interventions": _NULL_BACKGROUND,
+        "panel_users": 300,
+        "adversaries": ("falsified_log",),
+    },
+    "label_without_intervention": lambda: {
+        "interventions": _NULL_BACKGROUND,
+        "adversaries": ("label_without_intervention",),
+    },
     "honest_panel": lambda: {"interventions": _NULL_BACKGROUND, "panel_users": 300},
     # Half the timeline (1-day periods) and fewer users: quick to stream in a live demo.
     "demo": lambda: {"interventions": _mix(), **_FAULTS, "n_users": 3000, "time_scale": 0.5},

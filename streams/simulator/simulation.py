@@ -62,8 +62,7 @@ class Simulation:
 
     def records(self, topic: str) -> list[dict[str, Any]]:
         """``exposures``, ``rankings`` or ``panel`` by topic name."""
-        return {"exposure": self.exposures, "ranking": self.rankings,
-                "panel": self.panel}[topic]
+        return {"exposure": self.exposures, "ranking": self.rankings, "panel": self.panel}[topic]
 
 
 @contextlib.contextmanager
@@ -98,9 +97,11 @@ def _simulate(params: SimParams) -> Simulation:
     iv_cf = np.zeros(len(timeline.interventions), dtype=np.int64)
     for p, name in enumerate(params.platforms):
         holdout = stream(params.seed, 6, p).random(users.n) < params.holdout_share
-        growth = [(iv.members, iv.spec.multiplier, iv.interval.start_ms)
-                  for iv in timeline.interventions
-                  if iv.spec.kind == "popularity_change" and iv.spec.platform == name]
+        growth = [
+            (iv.members, iv.spec.multiplier, iv.interval.start_ms)
+            for iv in timeline.interventions
+            if iv.spec.kind == "popularity_change" and iv.spec.platform == name
+        ]
         follows = draw_follows(params, accounts, users, p, growth)
         items = draw_items(params, accounts, timeline, p, name)
         sessions = draw_sessions(params, users.n, timeline, p)
@@ -113,42 +114,64 @@ def _simulate(params: SimParams) -> Simulation:
     exp, rank = concat(exp_parts), concat(rank_parts)
     log_faults = None
     if params.has_log_faults:
-        exp, rank, log_faults = drop_logs(params, exp, rank, users.n,
-                                          lambda p: stream(params.seed, 8, p))
+        exp, rank, log_faults = drop_logs(
+            params, exp, rank, users.n, lambda p: stream(params.seed, 8, p)
+        )
 
     x = exp.extra
-    counts = amplification_rows(params, accounts, timeline, exp.platform, exp.t_ms, exp.user,
-                                users.region[exp.user], exp.holdout, x["actor"])
-    planted = intervention_truth(params, accounts, timeline, x["applied"],
-                                 x["label"] >= 0, iv_seen, iv_cf)
+    counts = amplification_rows(
+        params,
+        accounts,
+        timeline,
+        exp.platform,
+        exp.t_ms,
+        exp.user,
+        users.region[exp.user],
+        exp.holdout,
+        x["actor"],
+    )
+    planted = intervention_truth(
+        params, accounts, timeline, x["applied"], x["label"] >= 0, iv_seen, iv_cf
+    )
 
     rng = stream(params.seed, 7)
     shared = (params.platforms, users.ids, params.regions, users.region, accounts.ids)
-    faults: dict[str, Any] = {"duplicates": {}, "late": {}, "out_of_order": {},
-                              "malformed": {}}
+    faults: dict[str, Any] = {"duplicates": {}, "late": {}, "out_of_order": {}, "malformed": {}}
     out: dict[str, list[dict[str, Any]]] = {}
     malformed: list[tuple[str, str]] = []
     malformed_at: list[int] = []
     for topic, cols in (("exposure", exp), ("ranking", rank)):
         ts = format_ts(rng, cols.t_ms, params.ts_format)
-        arrival = arrange(rng, cols.t_ms, params.duplicate_share, params.late_share,
-                          params.max_late_minutes)
+        arrival = arrange(
+            rng, cols.t_ms, params.duplicate_share, params.late_share, params.max_late_minutes
+        )
         if topic == "exposure":
-            records = exposure_records(cols, arrival.source, ts, *shared,
-                                       tuple(iv.label for iv in params.interventions),
-                                       params.surface_names)
+            records = exposure_records(
+                cols,
+                arrival.source,
+                ts,
+                *shared,
+                tuple(iv.label for iv in params.interventions),
+                params.surface_names,
+            )
         else:
-            records = ranking_records(cols, arrival.source, ts, *shared,
-                                      tuple(iv.id for iv in params.interventions),
-                                      params.surface_names, arrival.duplicate)
+            records = ranking_records(
+                cols,
+                arrival.source,
+                ts,
+                *shared,
+                tuple(iv.id for iv in params.interventions),
+                params.surface_names,
+                arrival.duplicate,
+            )
         out[topic] = records
         faults["duplicates"][topic] = int(arrival.duplicate.sum())
         faults["late"][topic] = arrival.n_late
         faults["out_of_order"][topic] = arrival.n_out_of_order
         samples = [records[int(i)] for i in rng.integers(0, len(records), 16)] if records else []
-        kinds, lines, positions = malformed_lines(rng, topic, samples,
-                                                  params.malformed_per_kind, len(records),
-                                                  params.platforms[0])
+        kinds, lines, positions = malformed_lines(
+            rng, topic, samples, params.malformed_per_kind, len(records), params.platforms[0]
+        )
         malformed += [(topic, line) for line in lines]
         malformed_at += positions
         faults["malformed"][topic] = dict(Counter(kinds))
@@ -163,8 +186,15 @@ def _simulate(params: SimParams) -> Simulation:
         "users": _user_summary(params, users, exp),
         "amplification": counts,
     }
-    sim = Simulation(params, out["exposure"], out["ranking"], malformed, malformed_at,
-                     build_config(accounts, timeline, _declared(params)), truth)
+    sim = Simulation(
+        params,
+        out["exposure"],
+        out["ranking"],
+        malformed,
+        malformed_at,
+        build_config(accounts, timeline, _declared(params)),
+        truth,
+    )
     if params.adversaries or params.panel_users:
         adversary.apply(sim, stream(params.seed, 9))
     return sim
@@ -180,7 +210,9 @@ def _declared(params: SimParams) -> dict[str, dict[str, float]] | None:
 def _user_summary(params: SimParams, users: Users, exp: Columns) -> dict[str, Any]:
     """Users per region, and exposed users per arm (all platforms)."""
     per_region = np.bincount(users.region, minlength=len(params.regions))
-    return {"n": users.n,
-            "by_region": dict(zip(params.regions, per_region.tolist(), strict=True)),
-            "exposed_ranked": int(np.unique(exp.user[~exp.holdout]).size),
-            "exposed_holdout": int(np.unique(exp.user[exp.holdout]).size)}
+    return {
+        "n": users.n,
+        "by_region": dict(zip(params.regions, per_region.tolist(), strict=True)),
+        "exposed_ranked": int(np.unique(exp.user[~exp.holdout]).size),
+        "exposed_holdout": int(np.unique(exp.user[exp.holdout]).size),
+    }

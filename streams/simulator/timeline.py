@@ -132,8 +132,13 @@ class Timeline:
     model_update_ms: int
 
 
-def _when(value: dt.datetime | dt.timedelta | None, default: dt.datetime,
-          anchor: dt.datetime | None, scale: float, what: str) -> dt.datetime:
+def _when(
+    value: dt.datetime | dt.timedelta | None,
+    default: dt.datetime,
+    anchor: dt.datetime | None,
+    scale: float,
+    what: str,
+) -> dt.datetime:
     if isinstance(value, dt.datetime):
         return value
     if anchor is None:
@@ -162,28 +167,55 @@ def resolve(params: SimParams, accounts: Accounts) -> Timeline:
         members = accounts.members(iv.target)
         target_kind = "actor" if iv.target in accounts.ids else "group"
         target_regions = accounts.regions[int(members[0])]
-        window = next((w for w in windows if any(
-            covers(r, w.jurisdiction) or covers(w.jurisdiction, r) for r in target_regions)),
-            None)
+        window = next(
+            (
+                w
+                for w in windows
+                if any(
+                    covers(r, w.jurisdiction) or covers(w.jurisdiction, r) for r in target_regions
+                )
+            ),
+            None,
+        )
         regions = iv.regions or ((window.jurisdiction,) if window else target_regions)
         if iv.platform not in params.platforms:
             raise ValueError(f"intervention {iv.id!r}: unknown platform {iv.platform!r}")
         anchor = window.periods["window"].start if window else None
         start = _when(iv.start, anchor or origin, anchor, scale, f"intervention {iv.id!r} start")
-        stop = _when(iv.end, window.periods["window"].end if window else end, anchor, scale,
-                     f"intervention {iv.id!r} end")
+        stop = _when(
+            iv.end,
+            window.periods["window"].end if window else end,
+            anchor,
+            scale,
+            f"intervention {iv.id!r} end",
+        )
         if stop <= start:
             raise ValueError(f"intervention {iv.id!r}: end is not after start")
         region_mask = np.array([any(covers(r, ur) for r in regions) for ur in params.regions])
         unknown = set(iv.surfaces) - set(params.surface_names)
         if unknown:
             raise ValueError(f"intervention {iv.id!r}: unknown surface(s) {sorted(unknown)}")
-        surface_mask = np.array([not iv.surfaces or s in iv.surfaces
-                                 for s in params.surface_names])
-        resolved.append(ResolvedIntervention(i, iv, members, tuple(regions), region_mask,
-                                             Interval(start, stop), window, target_kind,
-                                             surface_mask))
+        surface_mask = np.array([not iv.surfaces or s in iv.surfaces for s in params.surface_names])
+        resolved.append(
+            ResolvedIntervention(
+                i,
+                iv,
+                members,
+                tuple(regions),
+                region_mask,
+                Interval(start, stop),
+                window,
+                target_kind,
+                surface_mask,
+            )
+        )
     warmup = origin - dt.timedelta(hours=params.warmup_hours)
-    return Timeline(to_ms(warmup), to_ms(origin), to_ms(end), tuple(windows), tuple(resolved),
-                    int(params.pool_hours * _MS_PER_HOUR),
-                    to_ms(origin + params.model_update_at * scale))
+    return Timeline(
+        to_ms(warmup),
+        to_ms(origin),
+        to_ms(end),
+        tuple(windows),
+        tuple(resolved),
+        int(params.pool_hours * _MS_PER_HOUR),
+        to_ms(origin + params.model_update_at * scale),
+    )

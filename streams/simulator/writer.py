@@ -20,22 +20,43 @@ __all__ = ["FORMATS", "write_simulation"]
 
 FORMATS: Final = ("jsonl.gz", "jsonl", "parquet")
 
-_COMMON: Final = [("event_id", pa.string()), ("platform", pa.string()), ("ts", pa.string()),
-                  ("user", pa.string()), ("region", pa.string()), ("surface", pa.string()),
-                  ("arm", pa.string()), ("request", pa.string())]
-_ITEM: Final = pa.struct([("item", pa.string()), ("actor", pa.string()),
-                          ("position", pa.int64()), ("score", pa.float64()),
-                          ("organic_score", pa.float64()),
-                          ("interventions", pa.list_(pa.string()))])
+_COMMON: Final = [
+    ("event_id", pa.string()),
+    ("platform", pa.string()),
+    ("ts", pa.string()),
+    ("user", pa.string()),
+    ("region", pa.string()),
+    ("surface", pa.string()),
+    ("arm", pa.string()),
+    ("request", pa.string()),
+]
+_ITEM: Final = pa.struct(
+    [
+        ("item", pa.string()),
+        ("actor", pa.string()),
+        ("position", pa.int64()),
+        ("score", pa.float64()),
+        ("organic_score", pa.float64()),
+        ("interventions", pa.list_(pa.string())),
+    ]
+)
 SCHEMAS: Final = {
-    "exposure": pa.schema(_COMMON + [("item", pa.string()), ("actor", pa.string()),
-                                     ("position", pa.int64()), ("label", pa.string())]),
+    "exposure": pa.schema(
+        _COMMON
+        + [
+            ("item", pa.string()),
+            ("actor", pa.string()),
+            ("position", pa.int64()),
+            ("label", pa.string()),
+        ]
+    ),
     "ranking": pa.schema(_COMMON + [("items", pa.list_(_ITEM))]),
 }
 
 
-def write_simulation(out_dir: str | Path, params: SimParams | Simulation,
-                     fmt: str = "jsonl.gz") -> dict[str, Path]:
+def write_simulation(
+    out_dir: str | Path, params: SimParams | Simulation, fmt: str = "jsonl.gz"
+) -> dict[str, Path]:
     """Simulate (unless given a finished :class:`Simulation`) and write the run.
 
     Files: ``exposure.<ext>`` and ``ranking.<ext>`` in arrival order (duplicates included;
@@ -83,8 +104,11 @@ def write_simulation(out_dir: str | Path, params: SimParams | Simulation,
 
 def _jsonl_chunks(topic: str, sim: Simulation) -> list[bytes]:
     records = sim.records(topic)
-    bad = sorted((at, line) for (t, line), at in zip(sim.malformed, sim.malformed_at, strict=True)
-                 if t == topic)
+    bad = sorted(
+        (at, line)
+        for (t, line), at in zip(sim.malformed, sim.malformed_at, strict=True)
+        if t == topic
+    )
     encoder = msgspec.json.Encoder()
     chunks, start = [], 0
     for at, line in bad:
@@ -100,8 +124,10 @@ def _write_jsonl(path: Path, topic: str, sim: Simulation, gz: bool) -> None:
     if not gz:
         path.write_bytes(b"".join(chunks))
         return
-    with path.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
-                                               compresslevel=6, mtime=0) as f:
+    with (
+        path.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as f,
+    ):
         for chunk in chunks:
             f.write(chunk)
 
@@ -119,9 +145,9 @@ def _ts_text(values: list[Any]) -> list[str]:
 
 def _write_parquet(path: Path, topic: str, records: list[dict[str, Any]]) -> None:
     schema = SCHEMAS[topic]
-    columns: dict[str, list[Any]] = {name: [r.get(name) for r in records]
-                                     for name in schema.names}
+    columns: dict[str, list[Any]] = {name: [r.get(name) for r in records] for name in schema.names}
     columns["ts"] = _ts_text(columns["ts"])
-    table = pa.table({n: pa.array(columns[n], type=schema.field(n).type) for n in schema.names},
-                     schema=schema)
+    table = pa.table(
+        {n: pa.array(columns[n], type=schema.field(n).type) for n in schema.names}, schema=schema
+    )
     pq.write_table(table, path, compression="zstd")

@@ -41,8 +41,13 @@ class Dash:
         return at.switch_page("routes/finding.py").run()
 
 
-def serve(data: Path, config_yaml: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-          ids: dict[str, str]) -> Dash:
+def serve(
+    data: Path,
+    config_yaml: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    ids: dict[str, str],
+) -> Dash:
     """The dashboard's environment over the store ``data``: the configuration, a state file
     with the test users, the settings the app reads."""
     config = tmp_path / "amplimon.yaml"
@@ -59,12 +64,20 @@ def serve(data: Path, config_yaml: str, tmp_path: Path, monkeypatch: pytest.Monk
 @pytest.fixture
 def dash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Dash:
     findings = F.default_findings()
-    dead = [DeadLetter(source="exposure.jsonl", raw='{"event_id": 1', reason="invalid JSON",
-                       location=f"exposure.jsonl:{i}",
-                       received_at=F.T0 + dt.timedelta(minutes=i)) for i in range(3)]
+    dead = [
+        DeadLetter(
+            source="exposure.jsonl",
+            raw='{"event_id": 1',
+            reason="invalid JSON",
+            location=f"exposure.jsonl:{i}",
+            received_at=F.T0 + dt.timedelta(minutes=i),
+        )
+        for i in range(3)
+    ]
     data = F.write_db(tmp_path / "out.duckdb", findings, F.default_measurements(), dead)
-    return serve(data, F.CONFIG_YAML, tmp_path, monkeypatch,
-                 {f.subject: f.finding_id for f in findings})
+    return serve(
+        data, F.CONFIG_YAML, tmp_path, monkeypatch, {f.subject: f.finding_id for f in findings}
+    )
 
 
 @pytest.fixture
@@ -86,5 +99,8 @@ def unmd(text: str) -> str:
 
 def open_ids(at: AppTest) -> list[str]:
     """Finding ids of the alerts listed, in order (from their "Open" links)."""
-    return [link.proto.query_string.removeprefix("id=") for link in at.page_link
-            if link.proto.page == "finding"]
+    return [
+        link.proto.query_string.removeprefix("id=")
+        for link in at.page_link
+        if link.proto.page == "finding"
+    ]

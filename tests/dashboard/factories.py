@@ -43,20 +43,42 @@ disclosures:
 """
 
 
-def finding(subject: str = "acc-1", *, detector: str = "holdout_shift",
-            kind: str = "amplification", platform: str = "chirp", region: str = "DE",
-            window_id: str = "de-2026", subject_kind: str = "actor", effect: float | None = 1.9,
-            ci: tuple[float, float] | None = (1.5, 2.4), p_value: float | None = 0.001,
-            severity: str = "high", event_time: dt.datetime = T0,
-            detected_at: dt.datetime | None = None, evidence: dict[str, Any] | None = None,
-            n: int = 1200) -> Finding:
+def finding(
+    subject: str = "acc-1",
+    *,
+    detector: str = "holdout_shift",
+    kind: str = "amplification",
+    platform: str = "chirp",
+    region: str = "DE",
+    window_id: str = "de-2026",
+    subject_kind: str = "actor",
+    effect: float | None = 1.9,
+    ci: tuple[float, float] | None = (1.5, 2.4),
+    p_value: float | None = 0.001,
+    severity: str = "high",
+    event_time: dt.datetime = T0,
+    detected_at: dt.datetime | None = None,
+    evidence: dict[str, Any] | None = None,
+    n: int = 1200,
+) -> Finding:
     return Finding.new(
-        detector=detector, kind=kind, platform=platform, region=region, window_id=window_id,
-        subject_kind=subject_kind, subject=subject, effect=effect,
-        ci_low=ci[0] if ci else None, ci_high=ci[1] if ci else None, p_value=p_value,
-        n_exposures=n, severity=severity, event_time=event_time,
+        detector=detector,
+        kind=kind,
+        platform=platform,
+        region=region,
+        window_id=window_id,
+        subject_kind=subject_kind,
+        subject=subject,
+        effect=effect,
+        ci_low=ci[0] if ci else None,
+        ci_high=ci[1] if ci else None,
+        p_value=p_value,
+        n_exposures=n,
+        severity=severity,
+        event_time=event_time,
         detected_at=detected_at or event_time + dt.timedelta(minutes=5),
-        evidence=evidence if evidence is not None else default_evidence(detector, kind))
+        evidence=evidence if evidence is not None else default_evidence(detector, kind),
+    )
 
 
 def series_evidence() -> dict[str, Any]:
@@ -75,37 +97,85 @@ def default_evidence(detector: str, kind: str) -> dict[str, Any]:
     return {}
 
 
-def measurements(subject: str = "acc-1", *, window_id: str = "de-2026", region: str = "DE",
-                 subject_kind: str = "actor", platform: str = "chirp",
-                 ratio: float = 1.9) -> list[Measurement]:
-    return [Measurement(platform=platform, region=region, window_id=window_id, period=period,
-                        subject_kind=subject_kind, subject=subject, ratio=r, ci_low=r * 0.8,
-                        ci_high=r * 1.25, reach_ratio=r * 0.9, n_ranked=900, n_holdout=120,
-                        users_ranked=1000, users_holdout=250)
-            for period, r in (("baseline", 1.05), ("window", ratio))]
+def measurements(
+    subject: str = "acc-1",
+    *,
+    window_id: str = "de-2026",
+    region: str = "DE",
+    subject_kind: str = "actor",
+    platform: str = "chirp",
+    ratio: float = 1.9,
+) -> list[Measurement]:
+    return [
+        Measurement(
+            platform=platform,
+            region=region,
+            window_id=window_id,
+            period=period,
+            subject_kind=subject_kind,
+            subject=subject,
+            ratio=r,
+            ci_low=r * 0.8,
+            ci_high=r * 1.25,
+            reach_ratio=r * 0.9,
+            n_ranked=900,
+            n_holdout=120,
+            users_ranked=1000,
+            users_holdout=250,
+        )
+        for period, r in (("baseline", 1.05), ("window", ratio))
+    ]
 
 
 def default_findings() -> list[Finding]:
     return [
         finding("acc-1", severity="high"),
-        finding("acc-2", kind="suppression", effect=0.55, ci=(0.4, 0.7), severity="critical",
-                event_time=T0 + dt.timedelta(hours=3)),
-        finding("acc-3", detector="missing_label", kind="missing_label", region="AT",
-                window_id="at-2026", effect=None, ci=None, severity="medium",
-                event_time=T0 + dt.timedelta(days=1)),
-        finding("party-a", subject_kind="group", detector="holdout_shift", effect=1.3,
-                ci=(1.1, 1.5), severity="low", event_time=T0 + dt.timedelta(hours=1)),
+        finding(
+            "acc-2",
+            kind="suppression",
+            effect=0.55,
+            ci=(0.4, 0.7),
+            severity="critical",
+            event_time=T0 + dt.timedelta(hours=3),
+        ),
+        finding(
+            "acc-3",
+            detector="missing_label",
+            kind="missing_label",
+            region="AT",
+            window_id="at-2026",
+            effect=None,
+            ci=None,
+            severity="medium",
+            event_time=T0 + dt.timedelta(days=1),
+        ),
+        finding(
+            "party-a",
+            subject_kind="group",
+            detector="holdout_shift",
+            effect=1.3,
+            ci=(1.1, 1.5),
+            severity="low",
+            event_time=T0 + dt.timedelta(hours=1),
+        ),
     ]
 
 
 def default_measurements() -> list[Measurement]:
-    return [*measurements("acc-1"), *measurements("acc-2", ratio=0.55),
-            *measurements("party-a", subject_kind="group", ratio=1.3),
-            *measurements("acc-3", window_id="at-2026", region="AT", ratio=1.5)]
+    return [
+        *measurements("acc-1"),
+        *measurements("acc-2", ratio=0.55),
+        *measurements("party-a", subject_kind="group", ratio=1.3),
+        *measurements("acc-3", window_id="at-2026", region="AT", ratio=1.5),
+    ]
 
 
-def write_db(path: Path, findings: list[Finding], rows: list[Measurement] | None = None,
-             dead: list[DeadLetter] | None = None) -> Path:
+def write_db(
+    path: Path,
+    findings: list[Finding],
+    rows: list[Measurement] | None = None,
+    dead: list[DeadLetter] | None = None,
+) -> Path:
     with Store(path) as store:
         store.upsert_findings(findings)
         store.upsert_measurements(rows or [])
@@ -113,9 +183,12 @@ def write_db(path: Path, findings: list[Finding], rows: list[Measurement] | None
     return path
 
 
-def write_snapshot(directory: Path, findings: list[Finding],
-                   rows: list[Measurement] | None = None,
-                   dead: list[DeadLetter] | None = None) -> Path:
+def write_snapshot(
+    directory: Path,
+    findings: list[Finding],
+    rows: list[Measurement] | None = None,
+    dead: list[DeadLetter] | None = None,
+) -> Path:
     """Atomic Parquet snapshots, published as the live sink publishes them."""
     with Store() as store:
         store.upsert_findings(findings)
@@ -135,7 +208,8 @@ def users(state_path: Path, rounds: int = 4) -> Auth:
 def read_status(db: Path, finding_id: str) -> str:
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return con.execute("SELECT status FROM findings WHERE finding_id = ?",
-                           [finding_id]).fetchone()[0]
+        return con.execute(
+            "SELECT status FROM findings WHERE finding_id = ?", [finding_id]
+        ).fetchone()[0]
     finally:
         con.close()

@@ -17,9 +17,17 @@ from tests.dashboard import factories as F
 
 @pytest.fixture
 def view(tmp_path: Path) -> pd.DataFrame:
-    findings = [*F.default_findings(),
-                F.finding("acc-1", platform="yap", region="DE-BY", severity="critical",
-                          detector="rank_uplift", event_time=F.T0 + dt.timedelta(hours=5))]
+    findings = [
+        *F.default_findings(),
+        F.finding(
+            "acc-1",
+            platform="yap",
+            region="DE-BY",
+            severity="critical",
+            detector="rank_uplift",
+            event_time=F.T0 + dt.timedelta(hours=5),
+        ),
+    ]
     snap = open_source(F.write_db(tmp_path / "o.duckdb", findings)).load()
     return triage.with_triage(snap.findings, {})
 
@@ -40,18 +48,21 @@ def test_options(view: pd.DataFrame, config) -> None:  # noqa: ANN001
     assert opts["status"][0] == "new"
 
 
-@pytest.mark.parametrize(("filters", "subjects"), [
-    (Filters(), {"acc-1", "acc-2", "acc-3", "party-a"}),
-    (Filters(window=("at-2026",)), {"acc-3"}),
-    (Filters(jurisdiction=("DE",)), {"acc-1", "acc-2", "party-a"}),  # DE covers DE-BY
-    (Filters(jurisdiction=("DE-BY",)), {"acc-1"}),
-    (Filters(platform=("yap",)), {"acc-1"}),
-    (Filters(detector=("missing_label",)), {"acc-3"}),
-    (Filters(kind=("suppression",)), {"acc-2"}),
-    (Filters(severity=("critical",)), {"acc-1", "acc-2"}),
-    (Filters(status=("dismissed",)), set()),
-    (Filters(kind=("amplification",), severity=("low",)), {"party-a"}),
-])
+@pytest.mark.parametrize(
+    ("filters", "subjects"),
+    [
+        (Filters(), {"acc-1", "acc-2", "acc-3", "party-a"}),
+        (Filters(window=("at-2026",)), {"acc-3"}),
+        (Filters(jurisdiction=("DE",)), {"acc-1", "acc-2", "party-a"}),  # DE covers DE-BY
+        (Filters(jurisdiction=("DE-BY",)), {"acc-1"}),
+        (Filters(platform=("yap",)), {"acc-1"}),
+        (Filters(detector=("missing_label",)), {"acc-3"}),
+        (Filters(kind=("suppression",)), {"acc-2"}),
+        (Filters(severity=("critical",)), {"acc-1", "acc-2"}),
+        (Filters(status=("dismissed",)), set()),
+        (Filters(kind=("amplification",), severity=("low",)), {"party-a"}),
+    ],
+)
 def test_filters(view: pd.DataFrame, filters: Filters, subjects: set[str]) -> None:
     assert set(alerts.apply_filters(view, filters)["subject"]) == subjects
 
@@ -66,8 +77,12 @@ def test_sorted_by_severity_then_recency(view: pd.DataFrame) -> None:
 
 def test_counts_and_new(view: pd.DataFrame) -> None:
     assert alerts.severity_counts(view) == {"critical": 2, "high": 1, "medium": 1, "low": 1}
-    assert alerts.severity_counts(view.iloc[:0]) == {"critical": 0, "high": 0, "medium": 0,
-                                                      "low": 0}
+    assert alerts.severity_counts(view.iloc[:0]) == {
+        "critical": 0,
+        "high": 0,
+        "medium": 0,
+        "low": 0,
+    }
     assert alerts.new_since(["a", "b"], None) == set()
     assert alerts.new_since(["a", "b", "c"], {"a", "b"}) == {"c"}
 

@@ -54,13 +54,17 @@ def test_expired_session_returns_to_sign_in(dash: Dash) -> None:
     assert any("session expired" in i.value for i in at.info)
 
 
-@pytest.mark.parametrize(("role", "triage", "export", "upload", "users"), [
-    ("viewer", False, False, False, False),
-    ("analyst", True, True, False, False),
-    ("admin", True, True, True, True),
-])
-def test_what_each_role_is_offered(dash: Dash, role: str, triage: bool, export: bool,
-                                   upload: bool, users: bool) -> None:
+@pytest.mark.parametrize(
+    ("role", "triage", "export", "upload", "users"),
+    [
+        ("viewer", False, False, False, False),
+        ("analyst", True, True, False, False),
+        ("admin", True, True, True, True),
+    ],
+)
+def test_what_each_role_is_offered(
+    dash: Dash, role: str, triage: bool, export: bool, upload: bool, users: bool
+) -> None:
     at = dash.open(role, "acc-1")
     assert not at.exception
     assert any(str(b.key).startswith("triage-") for b in at.button) is triage

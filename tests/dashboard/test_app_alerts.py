@@ -20,25 +20,37 @@ def test_alerts_sorted_with_counts_and_timeline(dash: Dash) -> None:
     assert not at.exception
     assert open_ids(at) == [dash.ids[s] for s in ORDER]
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics == {"Critical": "1", "High": "1", "Medium": "1", "Low": "1",
-                       "Shown / all": "4 / 4"}
+    assert metrics == {
+        "Critical": "1",
+        "High": "1",
+        "Medium": "1",
+        "Low": "1",
+        "Shown / all": "4 / 4",
+    }
     assert at.image, "the windows timeline is drawn"
     first = unmd(at.markdown[0].value)
     assert first.startswith(":red-badge[CRITICAL] :violet-badge[new]")
     assert "Candidate John Roe — suppression 0.55×" in first
-    assert any(unmd(c.value).startswith("Candidate John Roe's exposure in the ranked feed relative "
-                                  "to the holdout fell to 0.55×") for c in at.caption)
+    assert any(
+        unmd(c.value).startswith(
+            "Candidate John Roe's exposure in the ranked feed relative to the holdout fell to 0.55×"
+        )
+        for c in at.caption
+    )
     assert "JUST IN" not in " ".join(m.value for m in at.markdown)  # none on first look
 
 
-@pytest.mark.parametrize(("facet", "value", "subjects"), [
-    ("window", ["at-2026"], ["acc-3"]),
-    ("jurisdiction", ["DE"], ["acc-2", "acc-1", "party-a"]),
-    ("platform", ["chirp"], ORDER),
-    ("detector", ["missing_label"], ["acc-3"]),
-    ("kind", ["amplification", "suppression"], ["acc-2", "acc-1", "party-a"]),
-    ("severity", ["critical", "low"], ["acc-2", "party-a"]),
-])
+@pytest.mark.parametrize(
+    ("facet", "value", "subjects"),
+    [
+        ("window", ["at-2026"], ["acc-3"]),
+        ("jurisdiction", ["DE"], ["acc-2", "acc-1", "party-a"]),
+        ("platform", ["chirp"], ORDER),
+        ("detector", ["missing_label"], ["acc-3"]),
+        ("kind", ["amplification", "suppression"], ["acc-2", "acc-1", "party-a"]),
+        ("severity", ["critical", "low"], ["acc-2", "party-a"]),
+    ],
+)
 def test_each_filter(dash: Dash, facet: str, value: list[str], subjects: list[str]) -> None:
     at = dash.app("viewer")
     at.sidebar.multiselect(key=f"f_{facet}").set_value(value).run()
@@ -49,8 +61,15 @@ def test_each_filter(dash: Dash, facet: str, value: list[str], subjects: list[st
 
 
 def test_status_filter_defaults_to_open_and_follows_triage(dash: Dash) -> None:
-    triage.apply(StateStore(dash.state), User("analyst", "analyst"), dash.ids["acc-1"],
-                 "dismiss", status="new", base_status="new", note="organic")
+    triage.apply(
+        StateStore(dash.state),
+        User("analyst", "analyst"),
+        dash.ids["acc-1"],
+        "dismiss",
+        status="new",
+        base_status="new",
+        note="organic",
+    )
     at = dash.app("viewer")
     assert at.sidebar.multiselect(key="f_status").value == ["new", "acknowledged", "escalated"]
     assert dash.ids["acc-1"] not in open_ids(at)
@@ -79,8 +98,14 @@ def test_a_new_finding_appears_marked_new(dash: Dash) -> None:
 
 
 def test_updated_since_triage_is_flagged(dash: Dash) -> None:
-    triage.apply(StateStore(dash.state), User("analyst", "analyst"), dash.ids["acc-1"],
-                 "acknowledge", status="new", base_status="new")
+    triage.apply(
+        StateStore(dash.state),
+        User("analyst", "analyst"),
+        dash.ids["acc-1"],
+        "acknowledge",
+        status="new",
+        base_status="new",
+    )
     F.write_db(dash.data, [F.finding("acc-1", effect=2.6, severity="critical")])
     at = dash.app("viewer")
     row = next(m.value for m in at.markdown if "Jane Doe" in m.value)
@@ -88,8 +113,10 @@ def test_updated_since_triage_is_flagged(dash: Dash) -> None:
 
 
 def test_show_more_and_table_view(dash: Dash) -> None:
-    many = [F.finding(f"x-{i}", severity="low", event_time=F.T0 + dt.timedelta(minutes=i))
-            for i in range(52)]
+    many = [
+        F.finding(f"x-{i}", severity="low", event_time=F.T0 + dt.timedelta(minutes=i))
+        for i in range(52)
+    ]
     F.write_db(dash.data, many)
     at = dash.app("viewer")
     assert len(open_ids(at)) == 50 and at.metric[-1].value == "56 / 56"
@@ -122,8 +149,7 @@ def test_snapshot_directory_and_empty_data(dash: Dash, monkeypatch: pytest.Monke
 def test_invalid_config_is_reported_not_fatal(dash: Dash) -> None:
     dash.config.write_text("windows: []\n")
     at = dash.app("viewer")
-    assert unmd(at.warning[0].value).startswith("Configuration not used: amplimon.yaml: "
-                                                "windows:")
+    assert unmd(at.warning[0].value).startswith("Configuration not used: amplimon.yaml: windows:")
     assert open_ids(at)[0] == dash.ids["acc-2"]
     assert "Account acc-2" in unmd(at.markdown[0].value)  # no registry: ids, not names
 
@@ -135,8 +161,12 @@ def test_a_locked_database_shows_the_last_data_calmly(dash: Dash) -> None:
     from tests.dashboard.test_data import HOLDER
 
     at = dash.app("viewer")
-    writer = subprocess.Popen([sys.executable, "-c", HOLDER, str(dash.data)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(dash.data)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
         at.run()

@@ -27,11 +27,14 @@ def actions(at) -> list[str]:  # noqa: ANN001
 def test_detail_shows_sentence_numbers_charts(dash: Dash) -> None:
     at = dash.open("viewer", "acc-1")
     assert not at.exception
-    assert [unmd(h.value) for h in at.header] == ["Candidate Jane Doe — amplification 1.90× on "
-                                                  "chirp in DE"]
-    assert unmd(at.info[0].value).startswith("Candidate Jane Doe's exposure in the ranked feed "
-                                       "relative to the holdout rose to 1.90× (95 % CI "
-                                       "1.50–2.40) of its baseline level")
+    assert [unmd(h.value) for h in at.header] == [
+        "Candidate Jane Doe — amplification 1.90× on chirp in DE"
+    ]
+    assert unmd(at.info[0].value).startswith(
+        "Candidate Jane Doe's exposure in the ranked feed "
+        "relative to the holdout rose to 1.90× (95 % CI "
+        "1.50–2.40) of its baseline level"
+    )
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Effect"] == "1.90×" and metrics["p-value"] == "0.001"
     assert metrics["Crossed (UTC)"] == "4 May 12:00"
@@ -49,8 +52,9 @@ def test_detail_of_a_logged_fact_and_the_selector(dash: Dash) -> None:
     at = dash.open("viewer", "acc-3")
     assert len(at.image) == 3  # per-period bars (no series), statistic summary, CI
     at.selectbox[0].set_value(dash.ids["party-a"]).run()
-    assert unmd(at.header[0].value) == ("All 2 accounts of group party-a — amplification 1.30× "
-                                        "on chirp in DE")
+    assert unmd(at.header[0].value) == (
+        "All 2 accounts of group party-a — amplification 1.30× on chirp in DE"
+    )
     assert at.query_params["id"] == dash.ids["party-a"]
 
 
@@ -70,16 +74,21 @@ def test_viewer_cannot_triage_even_by_calling_the_logic(dash: Dash) -> None:
     at = dash.open("viewer", "acc-1")
     assert actions(at) == [] and not at.text_area
     with pytest.raises(triage.TriageError):
-        triage.apply(StateStore(dash.state), User("viewer", "viewer"), dash.ids["acc-1"],
-                     "acknowledge", status="new", base_status="new")
+        triage.apply(
+            StateStore(dash.state),
+            User("viewer", "viewer"),
+            dash.ids["acc-1"],
+            "acknowledge",
+            status="new",
+            base_status="new",
+        )
 
 
 def test_analyst_full_triage_cycle(dash: Dash) -> None:
     at = dash.open("analyst", "acc-1")
     assert actions(at) == ["Acknowledge", "Escalate", "Dismiss", "Resolve"]
     at = record(at, "acknowledge", "checking the holdout arm")
-    assert at.success[0].value == ("Status: new → acknowledged (recorded in the store of "
-                                   "record).")
+    assert at.success[0].value == ("Status: new → acknowledged (recorded in the store of record).")
     assert F.read_status(dash.data, dash.ids["acc-1"]) == "acknowledged"  # DuckDB, contract §3
     assert ":blue-badge[acknowledged]" in at.markdown[0].value
     at = record(at, "escalate", "sent to legal")
@@ -90,14 +99,19 @@ def test_analyst_full_triage_cycle(dash: Dash) -> None:
     at = record(at, "reopen", "new data")
     at = record(at, "resolve", "platform disclosed it")
     history = next(d.value for d in at.dataframe if "change" in d.value.columns)
-    assert list(history["change"]) == ["acknowledged → resolved", "dismissed → acknowledged",
-                                       "escalated → dismissed", "acknowledged → escalated",
-                                       "new → acknowledged"]
+    assert list(history["change"]) == [
+        "acknowledged → resolved",
+        "dismissed → acknowledged",
+        "escalated → dismissed",
+        "acknowledged → escalated",
+        "new → acknowledged",
+    ]
     assert list(history["who"]) == ["analyst"] * 5
     assert history["note"].iloc[-1] == "checking the holdout arm"
     assert F.read_status(dash.data, dash.ids["acc-1"]) == "resolved"
-    assert any("In the store of record (findings.status): resolved" in unmd(c.value)
-               for c in at.caption)
+    assert any(
+        "In the store of record (findings.status): resolved" in unmd(c.value) for c in at.caption
+    )
     import duckdb
 
     con = duckdb.connect(str(dash.data), read_only=True)
@@ -105,28 +119,43 @@ def test_analyst_full_triage_cycle(dash: Dash) -> None:
         rows = con.execute("SELECT who, to_status, note FROM triage ORDER BY seq").fetchall()
     finally:
         con.close()
-    assert rows == [("analyst", "acknowledged", "checking the holdout arm"),
-                    ("analyst", "escalated", "sent to legal"),
-                    ("analyst", "dismissed", "posting surge explains it"),
-                    ("analyst", "acknowledged", "new data"),
-                    ("analyst", "resolved", "platform disclosed it")]
+    assert rows == [
+        ("analyst", "acknowledged", "checking the holdout arm"),
+        ("analyst", "escalated", "sent to legal"),
+        ("analyst", "dismissed", "posting surge explains it"),
+        ("analyst", "acknowledged", "new data"),
+        ("analyst", "resolved", "platform disclosed it"),
+    ]
 
 
 def test_concurrent_triage_is_refused(dash: Dash) -> None:
     at = dash.open("analyst", "acc-2")
-    triage.apply(StateStore(dash.state), User("admin", "admin"), dash.ids["acc-2"],
-                 "escalate", status="new", base_status="new", note="urgent")
+    triage.apply(
+        StateStore(dash.state),
+        User("admin", "admin"),
+        dash.ids["acc-2"],
+        "escalate",
+        status="new",
+        base_status="new",
+        note="urgent",
+    )
     at = record(at, "resolve")  # offered both before and after the other change
     assert unmd(at.error[0].value).startswith("the status changed to escalated by admin at")
     assert actions(at) == ["Dismiss", "Resolve"]  # now the current status's actions
-    assert [e.to_status for e in StateStore(dash.state).history(dash.ids["acc-2"])] == [
-        "escalated"]
+    assert [e.to_status for e in StateStore(dash.state).history(dash.ids["acc-2"])] == ["escalated"]
 
 
 def test_a_vanished_action_registers_no_click(dash: Dash) -> None:
     at = dash.open("analyst", "acc-2")
-    triage.apply(StateStore(dash.state), User("admin", "admin"), dash.ids["acc-2"],
-                 "resolve", status="new", base_status="new", note="done")
+    triage.apply(
+        StateStore(dash.state),
+        User("admin", "admin"),
+        dash.ids["acc-2"],
+        "resolve",
+        status="new",
+        base_status="new",
+        note="done",
+    )
     at = record(at, "acknowledge", "me too")
     assert not at.error and actions(at) == ["Reopen"]
     assert len(StateStore(dash.state).history(dash.ids["acc-2"])) == 1
@@ -146,7 +175,8 @@ def test_evidence_pack_prepared_downloaded_and_logged(dash: Dash) -> None:
     assert result.ok and result.finding_id == fid
     exports = StateStore(dash.state).exports(fid)
     assert [(e["who"], e["manifest_sha256"]) for e in exports] == [
-        ("analyst", built.manifest_sha256)]
+        ("analyst", built.manifest_sha256)
+    ]
     assert any(built.manifest_sha256 in c.value for c in at.caption)
     export_log = next(d.value for d in at.dataframe if "manifest_sha256" in d.value.columns)
     assert len(export_log) == 1
@@ -166,25 +196,46 @@ def test_cli_pack_is_the_pack_the_dashboard_makes(dash: Dash, tmp_path, capsys) 
     at.button(key="prepare_pack").click().run()
     _, built = at.session_state["pack"]
     out = tmp_path / "p.zip"
-    assert main(["pack", "--db", str(dash.data), "--config", str(dash.config), "--finding",
-                 dash.ids["acc-1"], "--out", str(out), "--state", str(dash.state)]) == 0
+    assert (
+        main(
+            [
+                "pack",
+                "--db",
+                str(dash.data),
+                "--config",
+                str(dash.config),
+                "--finding",
+                dash.ids["acc-1"],
+                "--out",
+                str(out),
+                "--state",
+                str(dash.state),
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().err.startswith(f"wrote {out}: ")
 
     def digests(data: bytes) -> dict[str, str]:
         zf = zipfile.ZipFile(io.BytesIO(data))
-        return {i.filename.split("/", 1)[1]: hashlib.sha256(zf.read(i)).hexdigest()
-                for i in zf.infolist()}
+        return {
+            i.filename.split("/", 1)[1]: hashlib.sha256(zf.read(i)).hexdigest()
+            for i in zf.infolist()
+        }
 
     web, cli = digests(built.data), digests(out.read_bytes())
     assert set(web) == set(cli)
     differ = {p for p in web if web[p] != cli[p]}
     assert differ == {"README.txt", "manifest.json", "signature.json"}  # time and author
-    finding = json.loads(zipfile.ZipFile(out).read(
-        f"amplimon-evidence-{dash.ids['acc-1']}/finding.json"))
+    finding = json.loads(
+        zipfile.ZipFile(out).read(f"amplimon-evidence-{dash.ids['acc-1']}/finding.json")
+    )
     assert finding["status_shown"] == "acknowledged"
     assert main(["verify", str(out)]) == 0  # the deployment's own key is trusted here
     assert [e["who"] for e in StateStore(dash.state).exports(dash.ids["acc-1"])] == [
-        "analyst", "amplimon pack"]
+        "analyst",
+        "amplimon pack",
+    ]
     assert main(["pack", "--db", str(dash.data), "--finding", "nope", "--out", str(out)]) == 2
     assert capsys.readouterr().err.endswith(f"{dash.data}: no finding 'nope'\n")
 
@@ -199,11 +250,18 @@ def real_dash(real, tmp_path, monkeypatch: pytest.MonkeyPatch) -> Dash:  # noqa:
     del old["kind"], old["version"]
     old["series"] = [{"t": p["t"], "period": p["period"]} for p in old["series"]["points"]]
     legacy = msgspec.structs.replace(f, finding_id="legacy-finding", evidence=old)
-    data = F.write_db(tmp_path / "real.duckdb", [*real.findings, legacy],
-                      list(real.measurements))
-    return serve(data, real.config_yaml, tmp_path, monkeypatch, {
-        "holdout_shift": f.finding_id, "score_shift": real.finding("score_shift").finding_id,
-        "legacy": legacy.finding_id})
+    data = F.write_db(tmp_path / "real.duckdb", [*real.findings, legacy], list(real.measurements))
+    return serve(
+        data,
+        real.config_yaml,
+        tmp_path,
+        monkeypatch,
+        {
+            "holdout_shift": f.finding_id,
+            "score_shift": real.finding("score_shift").finding_id,
+            "legacy": legacy.finding_id,
+        },
+    )
 
 
 def _page(dash: Dash, name: str) -> AppTest:

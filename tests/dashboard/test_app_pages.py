@@ -61,8 +61,9 @@ def test_admin_uploads_a_registry(dash: Dash) -> None:
     assert not any(b.key == "activate_registry" for b in at.button)
     good = F.CONFIG_YAML.replace("name: Jane Doe", "name: Jane Q. Doe")
     at.file_uploader[0].set_value(("registry.yaml", good.encode(), "application/yaml")).run()
-    assert unmd(at.success[0].value) == ("registry.yaml is valid: 2 windows, 4 actors, "
-                                         "1 disclosures.")
+    assert unmd(at.success[0].value) == (
+        "registry.yaml is valid: 2 windows, 4 actors, 1 disclosures."
+    )
     at.button(key="activate_registry").click().run()
     assert unmd(at.success[0].value) == "Activated registry.yaml."
     assert unmd(at.caption[0].value).startswith("In force: registry.yaml uploaded by admin at")
@@ -76,8 +77,12 @@ def test_admin_uploads_a_registry(dash: Dash) -> None:
 def test_health_page(dash: Dash) -> None:
     at = page(dash, "viewer", "health")
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics == {"Findings": "4", "Measurements": "8", "Detectability rows": "0",
-                       "Dead letters": "3"}
+    assert metrics == {
+        "Findings": "4",
+        "Measurements": "8",
+        "Detectability rows": "0",
+        "Dead letters": "3",
+    }
     counts = at.dataframe[0].value
     assert list(counts["reason"]) == ["invalid JSON"] and list(counts["n"]) == [3]
     assert len(at.dataframe[1].value) == 3
@@ -139,8 +144,9 @@ def test_non_admins_see_no_users_page(dash: Dash, role: str) -> None:
 
 
 def test_health_page_shows_the_live_run(dash: Dash, tmp_path, monkeypatch) -> None:  # noqa: ANN001
-    snap = F.write_snapshot(tmp_path / "live.snapshot", F.default_findings(),
-                            F.default_measurements())
+    snap = F.write_snapshot(
+        tmp_path / "live.snapshot", F.default_findings(), F.default_measurements()
+    )
     monkeypatch.setenv("AMPLIMON_DASHBOARD_DATA", str(snap))
     at = page(dash, "viewer", "health")
     assert [s.value for s in at.subheader][:2] == ["Rejected records by reason", "Live run"]

@@ -31,9 +31,14 @@ def clock() -> Clock:
 
 @pytest.fixture
 def auth(tmp_path: Path, clock: Clock) -> Auth:
-    a = Auth(StateStore(tmp_path / "state.sqlite", clock=clock), max_attempts=3,
-             lockout=dt.timedelta(minutes=15), idle=dt.timedelta(minutes=30),
-             max_age=dt.timedelta(hours=12), dummy_rounds=4)
+    a = Auth(
+        StateStore(tmp_path / "state.sqlite", clock=clock),
+        max_attempts=3,
+        lockout=dt.timedelta(minutes=15),
+        idle=dt.timedelta(minutes=30),
+        max_age=dt.timedelta(hours=12),
+        dummy_rounds=4,
+    )
     a.add_user("ana", "analyst", "correct horse", rounds=4)
     return a
 
@@ -53,15 +58,17 @@ def test_password_is_stored_as_bcrypt_hash(auth: Auth) -> None:
     assert pw_hash.startswith(b"$2b$04$") and b"correct horse" not in pw_hash
 
 
-@pytest.mark.parametrize(("name", "role", "password", "message"), [
-    ("ana", "viewer", "long enough", "already exists"),
-    ("bad name", "viewer", "long enough", "user name"),
-    ("bob", "root", "long enough", "role must be one of"),
-    ("bob", "viewer", "short", "at least 8"),
-    ("bob", "viewer", "é" * 40, "at most 72 bytes"),
-])
-def test_add_user_rejects(auth: Auth, name: str, role: str, password: str,
-                          message: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "role", "password", "message"),
+    [
+        ("ana", "viewer", "long enough", "already exists"),
+        ("bad name", "viewer", "long enough", "user name"),
+        ("bob", "root", "long enough", "role must be one of"),
+        ("bob", "viewer", "short", "at least 8"),
+        ("bob", "viewer", "é" * 40, "at most 72 bytes"),
+    ],
+)
+def test_add_user_rejects(auth: Auth, name: str, role: str, password: str, message: str) -> None:
     with pytest.raises(AuthError, match=message):
         auth.add_user(name, role, password, rounds=4)
 
@@ -167,11 +174,17 @@ def test_lockout_is_per_client_so_nobody_locks_staff_out_from_elsewhere(auth: Au
 
 
 def test_a_client_guessing_many_names_is_locked(tmp_path: Path, clock: Clock) -> None:
-    a = Auth(StateStore(tmp_path / "s.sqlite", clock=clock), max_attempts=3,
-             client_max_attempts=5, dummy_rounds=4)
+    a = Auth(
+        StateStore(tmp_path / "s.sqlite", clock=clock),
+        max_attempts=3,
+        client_max_attempts=5,
+        dummy_rounds=4,
+    )
     a.add_user("ana", "analyst", "correct horse", rounds=4)
-    messages = [a.login(name, "guess", client="198.51.100.1").message
-                for name in ("bob", "carl", "dora", "eve", "fay")]
+    messages = [
+        a.login(name, "guess", client="198.51.100.1").message
+        for name in ("bob", "carl", "dora", "eve", "fay")
+    ]
     assert messages[:4] == ["Wrong user name or password."] * 4
     assert "locked for 15 minutes" in messages[4]
     assert "try again in" in a.login("ana", "correct horse", client="198.51.100.1").message
@@ -197,8 +210,9 @@ def test_concurrent_guesses_are_counted_before_any_is_checked(auth: Auth) -> Non
 
     auth._check = counting  # type: ignore[method-assign]
     with ThreadPoolExecutor(16) as pool:
-        messages = list(pool.map(lambda _: auth.login("ana", "wrong", client="203.0.113.9").message,
-                                 range(60)))
+        messages = list(
+            pool.map(lambda _: auth.login("ana", "wrong", client="203.0.113.9").message, range(60))
+        )
     assert checked == 3
     assert sum("try again in" in m for m in messages) == 57
 
@@ -227,9 +241,16 @@ def test_concurrent_guesses_from_processes(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]
     path = tmp_path / "s.sqlite"
     Auth(StateStore(path)).add_user("ana", "analyst", "correct horse", rounds=4)
-    procs = [subprocess.Popen([sys.executable, "-c", GUESSER, str(path)], cwd=root,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(10)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", GUESSER, str(path)],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(10)
+    ]
     messages = []
     for p in procs:
         out, err = p.communicate(timeout=120)
@@ -238,5 +259,8 @@ def test_concurrent_guesses_from_processes(tmp_path: Path) -> None:
     assert len(messages) == 60
     checked = [m for m in messages if "try again in" not in m]  # the refusals skip bcrypt
     assert len(checked) == 3
-    assert sorted(checked) == ["Too many failed sign-ins: locked for 15 minutes.",
-                               "Wrong user name or password.", "Wrong user name or password."]
+    assert sorted(checked) == [
+        "Too many failed sign-ins: locked for 15 minutes.",
+        "Wrong user name or password.",
+        "Wrong user name or password.",
+    ]

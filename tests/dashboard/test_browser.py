@@ -56,12 +56,17 @@ def wait_until(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-HOSTILE = F.finding(H.BIDI, platform=H.PLATFORM, severity="low",
-                    event_time=F.T0 + dt.timedelta(hours=2),
-                    evidence={**F.series_evidence(), "note": H.HTML,
-                              "disclosures_checked": [{"platform": H.PLATFORM,
-                                                       "intervention": H.LINK,
-                                                       "label": H.IMAGE}]})
+HOSTILE = F.finding(
+    H.BIDI,
+    platform=H.PLATFORM,
+    severity="low",
+    event_time=F.T0 + dt.timedelta(hours=2),
+    evidence={
+        **F.series_evidence(),
+        "note": H.HTML,
+        "disclosures_checked": [{"platform": H.PLATFORM, "intervention": H.LINK, "label": H.IMAGE}],
+    },
+)
 
 
 def requested(browser) -> list[str]:  # noqa: ANN001
@@ -95,8 +100,9 @@ class Writer(threading.Thread):
         base = F.default_findings() + [HOSTILE]
         while not self.stop.is_set():
             self.writes += 1
-            rows = [msgspec.structs.replace(f, n_exposures=f.n_exposures + self.writes)
-                    for f in base]
+            rows = [
+                msgspec.structs.replace(f, n_exposures=f.n_exposures + self.writes) for f in base
+            ]
             if self.add_late.is_set():
                 rows.append(self.late)
             F.write_snapshot(self.directory, rows, F.default_measurements())
@@ -108,8 +114,12 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path, Writer]]:
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.fail("Chromium is missing: run `make browser` (apt chromium chromium-driver)")
     snap = tmp_path / "snapshots"
-    late = F.finding("acc-4", severity="critical", event_time=F.T0 + dt.timedelta(hours=8),
-                     detected_at=dt.datetime.now(dt.UTC))
+    late = F.finding(
+        "acc-4",
+        severity="critical",
+        event_time=F.T0 + dt.timedelta(hours=8),
+        detected_at=dt.datetime.now(dt.UTC),
+    )
     writer = Writer(snap, late)
     F.write_snapshot(snap, F.default_findings() + [HOSTILE], F.default_measurements())
     config = tmp_path / "amplimon.yaml"
@@ -120,9 +130,28 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path, Writer]]:
     log = (tmp_path / "server.log").open("w")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "dashboard", "--data", str(snap), "--config",
-         str(config), "--state", str(state), "--port", str(port), "--refresh", "1"],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "dashboard",
+            "--data",
+            str(snap),
+            "--config",
+            str(config),
+            "--state",
+            str(state),
+            "--port",
+            str(port),
+            "--refresh",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
@@ -159,14 +188,24 @@ def browser(tmp_path: Path):  # noqa: ANN201
     downloads.mkdir()
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--window-size=1400,1000",
-                 f"--user-data-dir={tmp_path / 'chrome-profile'}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path / 'chrome-profile'}",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    options.add_experimental_option("prefs", {
-        "download.default_directory": str(downloads), "download.prompt_for_download": False})
+    options.add_experimental_option(
+        "prefs",
+        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+    )
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.downloads = downloads
     driver.requests = []  # every URL the page asked for (network log), gathered as it goes
@@ -188,9 +227,16 @@ def test_analyst_flow_in_chromium(server, browser) -> None:  # noqa: ANN001
 
     url, state_path, writer = server
     # the alerts fragment re-renders every second: an element found may be replaced at once
-    wait = WebDriverWait(browser, WAIT, poll_frequency=0.1, ignored_exceptions=(
-        NoSuchElementException, StaleElementReferenceException,
-        ElementClickInterceptedException))
+    wait = WebDriverWait(
+        browser,
+        WAIT,
+        poll_frequency=0.1,
+        ignored_exceptions=(
+            NoSuchElementException,
+            StaleElementReferenceException,
+            ElementClickInterceptedException,
+        ),
+    )
 
     def css(selector: str):  # noqa: ANN202
         return wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, selector)))
@@ -199,15 +245,19 @@ def test_analyst_flow_in_chromium(server, browser) -> None:  # noqa: ANN001
         wait.until(lambda d: d.find_element(By.CSS_SELECTOR, selector).click() or True)
 
     def text_of(selector: str, *parts: str) -> None:
-        wait.until(lambda d: all(p in d.find_element(By.CSS_SELECTOR, selector).text
-                                 for p in parts))
+        wait.until(
+            lambda d: all(p in d.find_element(By.CSS_SELECTOR, selector).text for p in parts)
+        )
 
     def present(selector: str):  # noqa: ANN202
         return wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, selector)))
 
     def text_appears(text: str) -> None:
-        wait.until(ec.presence_of_element_located(
-            (By.XPATH, f"//*[contains(normalize-space(.), {text!r})]")))
+        wait.until(
+            ec.presence_of_element_located(
+                (By.XPATH, f"//*[contains(normalize-space(.), {text!r})]")
+            )
+        )
 
     browser.get(url)
     css("input[aria-label='User name']").send_keys("analyst")
@@ -236,35 +286,50 @@ def test_analyst_flow_in_chromium(server, browser) -> None:  # noqa: ANN001
         assert button.text == action
         assert browser.execute_script(
             "const b = arguments[0]; return [...b.querySelectorAll('*'), b].every("
-            "e => e.scrollWidth <= e.clientWidth + 1)", button), f"{action} is cut off"
+            "e => e.scrollWidth <= e.clientWidth + 1)",
+            button,
+        ), f"{action} is cut off"
     note = css("textarea[aria-label='Note (required to dismiss or reopen)']")
     note.send_keys("Checked the holdout arm; forwarding to the enforcement unit.")
     click(".st-key-triage-acknowledge button")
     text_appears("Status: new → acknowledged (the store of record applies it within seconds).")
-    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "textarea[aria-label='Note (required "
-               "to dismiss or reopen)']").get_property("value") == "")  # a fresh, empty note
+    wait.until(
+        lambda d: (
+            d.find_element(
+                By.CSS_SELECTOR, "textarea[aria-label='Note (required to dismiss or reopen)']"
+            ).get_property("value")
+            == ""
+        )
+    )  # a fresh, empty note
     history = StateStore(state_path).history(late)
     assert [(e.who, e.to_status, e.note) for e in history] == [
-        ("analyst", "acknowledged", "Checked the holdout arm; forwarding to the enforcement "
-                                    "unit.")]
+        ("analyst", "acknowledged", "Checked the holdout arm; forwarding to the enforcement unit.")
+    ]
 
     # build, download and verify the evidence pack
     click(".st-key-prepare_pack button")
     click(".st-key-download_pack button")
 
     def downloaded() -> list[Path]:
-        return [p for p in browser.downloads.glob("*.zip")
-                if not p.name.endswith(".crdownload")]
+        return [p for p in browser.downloads.glob("*.zip") if not p.name.endswith(".crdownload")]
 
-    wait_until(lambda: bool(downloaded()) and downloaded()[0].stat().st_size > 0, WAIT,
-               "the evidence pack download")
+    wait_until(
+        lambda: bool(downloaded()) and downloaded()[0].stat().st_size > 0,
+        WAIT,
+        "the evidence pack download",
+    )
     zip_path = downloaded()[0]
-    wait_until(lambda: not list(browser.downloads.glob("*.crdownload")), WAIT,
-               "the download to finish")
+    wait_until(
+        lambda: not list(browser.downloads.glob("*.crdownload")), WAIT, "the download to finish"
+    )
     (digest,) = [e["manifest_sha256"] for e in StateStore(state_path).exports(late)]
-    done = subprocess.run([sys.executable, "-m", "monitor", "verify", str(zip_path),
-                           "--expect", digest], capture_output=True, text=True, timeout=120,
-                          cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "verify", str(zip_path), "--expect", digest],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{zip_path.name}: valid: ")
 
@@ -279,8 +344,7 @@ def test_analyst_flow_in_chromium(server, browser) -> None:  # noqa: ANN001
     click(f".st-key-alert-{HOSTILE.finding_id} a")
     text_appears("Verify evidence here")
     main = present("main")
-    wait.until(lambda d: H.LINK in main.text.replace("\u2060", "")
-               and "⟨U+202E⟩" in main.text)
+    wait.until(lambda d: H.LINK in main.text.replace("\u2060", "") and "⟨U+202E⟩" in main.text)
     assert "\u202e" not in main.text
     for link in main.find_elements(By.CSS_SELECTOR, "a[href]"):
         assert not leaves_localhost(link.get_attribute("href")), link.get_attribute("href")

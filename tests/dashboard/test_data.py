@@ -17,8 +17,12 @@ from tests.dashboard import factories as F
 
 
 def test_duckdb_file_is_read_and_closed(tmp_path: Path) -> None:
-    db = F.write_db(tmp_path / "out.duckdb", F.default_findings(), F.default_measurements(),
-                    [DeadLetter(source="x.jsonl", raw="{", reason="invalid JSON", location="1")])
+    db = F.write_db(
+        tmp_path / "out.duckdb",
+        F.default_findings(),
+        F.default_measurements(),
+        [DeadLetter(source="x.jsonl", raw="{", reason="invalid JSON", location="1")],
+    )
     source = open_source(db)
     assert isinstance(source, DuckDBFileSource)
     snap = source.load()
@@ -30,8 +34,9 @@ def test_duckdb_file_is_read_and_closed(tmp_path: Path) -> None:
     assert len(source.load().findings) == 5
 
 
-def test_unchanged_files_are_not_read_again(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unchanged_files_are_not_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = F.write_db(tmp_path / "out.duckdb", F.default_findings())
     source = open_source(db)
     first = source.load()
@@ -41,8 +46,9 @@ def test_unchanged_files_are_not_read_again(tmp_path: Path,
 
 
 def test_snapshot_directory(tmp_path: Path) -> None:
-    snap_dir = F.write_snapshot(tmp_path / "snap", F.default_findings()[:2],
-                                F.default_measurements())
+    snap_dir = F.write_snapshot(
+        tmp_path / "snap", F.default_findings()[:2], F.default_measurements()
+    )
     source = open_source(snap_dir)
     assert isinstance(source, SnapshotDirSource)
     assert len(source.load().findings) == 2
@@ -62,11 +68,23 @@ def test_missing_source_waits_without_error(tmp_path: Path) -> None:
 def test_old_snapshot_without_extension_columns_is_conformed(tmp_path: Path) -> None:
     (tmp_path / "snap").mkdir()
     f = F.finding()
-    pq.write_table(pa.table({"finding_id": [f.finding_id], "detector": [f.detector],
-                             "kind": [f.kind], "platform": ["chirp"], "region": ["DE"],
-                             "window_id": ["de-2026"], "subject_kind": ["actor"],
-                             "subject": ["acc-1"], "severity": ["high"], "status": ["new"]}),
-                   tmp_path / "snap" / "findings.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "finding_id": [f.finding_id],
+                "detector": [f.detector],
+                "kind": [f.kind],
+                "platform": ["chirp"],
+                "region": ["DE"],
+                "window_id": ["de-2026"],
+                "subject_kind": ["actor"],
+                "subject": ["acc-1"],
+                "severity": ["high"],
+                "status": ["new"],
+            }
+        ),
+        tmp_path / "snap" / "findings.parquet",
+    )
     snap = open_source(tmp_path / "snap").load()
     assert len(snap.findings) == 1 and "updated_at" in snap.findings
     assert snap.amplification.empty
@@ -86,8 +104,12 @@ def test_locked_database_keeps_last_good_data(tmp_path: Path) -> None:
     source = open_source(db)
     source.retries = (0.01,)
     assert len(source.load().findings) == 4
-    writer = subprocess.Popen([sys.executable, "-c", HOLDER, str(db)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
         snap = source.load()  # the writer changed the file and holds it: must not raise
@@ -108,8 +130,12 @@ def test_locked_database_keeps_last_good_data(tmp_path: Path) -> None:
 def test_a_held_database_falls_back_to_the_sinks_snapshot(tmp_path: Path) -> None:
     db = F.write_db(tmp_path / "out.duckdb", F.default_findings()[:1])
     F.write_snapshot(tmp_path / "out.duckdb.snapshot", F.default_findings())
-    writer = subprocess.Popen([sys.executable, "-c", HOLDER, str(db)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
         snap = open_source(db).load()

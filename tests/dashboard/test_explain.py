@@ -30,23 +30,38 @@ def row(finding) -> dict:  # noqa: ANN001
 
 def test_sentence_amplification(config) -> None:  # noqa: ANN001
     text = explain.sentence(row(F.finding(detector="ranked_vs_holdout")), config)
-    assert text == ("Candidate Jane Doe's exposure in the ranked feed rose to 1.90× (95 % CI "
-                    "1.50–2.40) of the holdout on chirp in DE from 4 May 12:00 UTC, with no "
-                    "disclosure covering it.")
+    assert text == (
+        "Candidate Jane Doe's exposure in the ranked feed rose to 1.90× (95 % CI "
+        "1.50–2.40) of the holdout on chirp in DE from 4 May 12:00 UTC, with no "
+        "disclosure covering it."
+    )
     assert explain.sentence(row(F.finding()), config).startswith(
         "Candidate Jane Doe's exposure in the ranked feed relative to the holdout rose to "
-        "1.90× (95 % CI 1.50–2.40) of its baseline level on chirp in DE")
+        "1.90× (95 % CI 1.50–2.40) of its baseline level on chirp in DE"
+    )
     assert "fell to 0.55×" in explain.sentence(row(F.default_findings()[1]), config)
 
 
-@pytest.mark.parametrize(("detector", "start"), [
-    ("rank_uplift", "Candidate Jane Doe's items got 1.90× (95 % CI 1.50–2.40) the ranking "
-                    "weight their organic scores justify"),
-    ("score_shift", "The ranking weight of Candidate Jane Doe's items rose to 1.90× (95 % CI "
-                    "1.50–2.40) of its level before the window opened"),
-])
-def test_sentence_says_what_each_detector_measures(config, detector: str,  # noqa: ANN001
-                                                   start: str) -> None:
+@pytest.mark.parametrize(
+    ("detector", "start"),
+    [
+        (
+            "rank_uplift",
+            "Candidate Jane Doe's items got 1.90× (95 % CI 1.50–2.40) the ranking "
+            "weight their organic scores justify",
+        ),
+        (
+            "score_shift",
+            "The ranking weight of Candidate Jane Doe's items rose to 1.90× (95 % CI "
+            "1.50–2.40) of its level before the window opened",
+        ),
+    ],
+)
+def test_sentence_says_what_each_detector_measures(
+    config,
+    detector: str,  # noqa: ANN001
+    start: str,
+) -> None:
     assert explain.sentence(row(F.finding(detector=detector)), config).startswith(start)
 
 
@@ -54,17 +69,25 @@ def test_sentence_other_kinds(config) -> None:  # noqa: ANN001
     label = E.decode_finding(F.default_findings()[2]).evidence
     assert isinstance(label, E.MissingLabelEvidence)  # real missing_label output
     missing = explain.sentence(row(F.default_findings()[2]), config)
-    assert missing.startswith(f"{label.unlabelled_share:.0%} of {label.exposures:,} exposures "
-                              "of Media Daily News' disclosed")
+    assert missing.startswith(
+        f"{label.unlabelled_share:.0%} of {label.exposures:,} exposures "
+        "of Media Daily News' disclosed"
+    )
     lo, hi = label.unlabelled_share_ci95
     assert f"label 'promoted' (95 % CI {lo:.0%}–{hi:.0%})" in missing
-    undisclosed = F.finding(kind="undisclosed_intervention", detector="undisclosed_intervention",
-                            p_value=None)
+    undisclosed = F.finding(
+        kind="undisclosed_intervention", detector="undisclosed_intervention", p_value=None
+    )
     ev = E.decode_finding(undisclosed).evidence
     assert isinstance(ev, E.UndisclosedEvidence)
     text = explain.sentence(row(undisclosed), config)
-    assert text.startswith(f"Platform chirp applied reach-test-7 to Candidate Jane Doe's items "
-                           f"{ev.placements:,} times in DE") and "no disclosure covers it" in text
+    assert (
+        text.startswith(
+            f"Platform chirp applied reach-test-7 to Candidate Jane Doe's items "
+            f"{ev.placements:,} times in DE"
+        )
+        and "no disclosure covers it" in text
+    )
     other = explain.sentence(row(F.finding("acc-77", kind="odd_thing", effect=None)), None)
     assert other.startswith("The holdout_shift detector flagged odd thing of account acc-77")
 
@@ -76,26 +99,35 @@ def test_labels_and_numbers(config) -> None:  # noqa: ANN001
     assert explain.subject_label("group", "party-a", None) == "group party-a (all its accounts)"
     assert explain.subject_label("actor", "acc-4", config) == "Party account Party A"
     assert explain.headline(row(F.finding()), config) == (
-        "Candidate Jane Doe — amplification 1.90× on chirp in DE")
+        "Candidate Jane Doe — amplification 1.90× on chirp in DE"
+    )
     numbers = dict(explain.numbers(row(F.finding())))
     assert numbers["95 % confidence interval"] == "1.50 – 2.40"
     assert numbers["p-value (always-valid, adjusted)"] == "0.001"
     assert numbers["Effect (ranked ÷ holdout exposure ratio, window ÷ baseline)"] == "1.90×"
     tiny = dict(explain.numbers(row(F.finding(p_value=1e-300))))
     assert tiny["p-value (always-valid, adjusted)"] == "<1e-12"  # as the CLI, never "0"
-    assert dict(explain.numbers(row(F.finding(p_value=0.0))))[
-        "p-value (always-valid, adjusted)"] == "<1e-12"
+    assert (
+        dict(explain.numbers(row(F.finding(p_value=0.0))))["p-value (always-valid, adjusted)"]
+        == "<1e-12"
+    )
     assert explain.fmt_time(None) == "—"
     assert explain.evidence_of({"evidence": "not json"}) == {}
 
 
 def test_chart_frames_from_evidence_and_amplification(tmp_path: Path, config) -> None:  # noqa: ANN001
-    snap = open_source(F.write_db(tmp_path / "o.duckdb", F.default_findings(),
-                                  F.default_measurements())).load()
+    snap = open_source(
+        F.write_db(tmp_path / "o.duckdb", F.default_findings(), F.default_measurements())
+    ).load()
     first = snap.findings[snap.findings["subject"] == "acc-1"].iloc[0].to_dict()
     frames = chartdata.chart_frames(first, snap.amplification, config)
-    assert set(frames) == {"exposure_over_time", "exposure_per_period", "sequential_statistic",
-                           "effect_ci", "disclosures_checked"}
+    assert set(frames) == {
+        "exposure_over_time",
+        "exposure_per_period",
+        "sequential_statistic",
+        "effect_ci",
+        "disclosures_checked",
+    }
     series = frames["exposure_over_time"]  # the real holdout_shift series
     assert list(series.columns) == chartdata.SERIES_COLUMNS
     assert series["is_onset"].sum() == 1 and series["is_crossing"].sum() == 1
@@ -111,19 +143,22 @@ def test_chart_frames_from_evidence_and_amplification(tmp_path: Path, config) ->
     # they are not drawn on one axis, where they would read as a contradiction
     assert list(frames["effect_ci"]["estimate"]) == ["finding effect (holdout_shift)"]
     assert list(frames["effect_ci"]["measures"]) == [
-        "ranked ÷ holdout exposure ratio, window ÷ baseline"]
+        "ranked ÷ holdout exposure ratio, window ÷ baseline"
+    ]
     undisclosed = {**first, "detector": "undisclosed_intervention"}
     frames_u = chartdata.chart_frames(undisclosed, snap.amplification, config)
     assert list(frames_u["effect_ci"]["estimate"]) == [
-        "finding effect (undisclosed_intervention)", "baseline ratio (DE)", "window ratio (DE)"]
+        "finding effect (undisclosed_intervention)",
+        "baseline ratio (DE)",
+        "window ratio (DE)",
+    ]
     assert not frames["disclosures_checked"]["names_subject"].any()
     label = snap.findings[snap.findings["kind"] == "missing_label"].iloc[0].to_dict()
     typed = E.decode_finding(label).evidence
     assert isinstance(typed, E.MissingLabelEvidence) and typed.test is not None
     frames = chartdata.chart_frames(label, snap.amplification, config)
     seq = frames["sequential_statistic"]
-    assert seq["t"].isna().all() and seq["statistic"].iloc[0] == pytest.approx(
-        typed.test.log_e_max)
+    assert seq["t"].isna().all() and seq["statistic"].iloc[0] == pytest.approx(typed.test.log_e_max)
     assert "unlabelled share" in set(frames["effect_ci"]["estimate"])
 
 
@@ -134,26 +169,42 @@ def test_series_and_statistic_from_typed_evidence_only(real) -> None:  # noqa: A
     assert s["log_e"].notna().any() and s["is_crossing"].sum() == 1
     assert chartdata.series(None) is None and chartdata.sequential(None) is None
     # the keys an earlier chartdata guessed no longer make a chart
-    guessed = {"evidence": '{"series": [{"t": 1, "ranked": 2, "holdout": 1}]}',
-               "detector": "holdout_shift", "kind": "amplification"}
+    guessed = {
+        "evidence": '{"series": [{"t": 1, "ranked": 2, "holdout": 1}]}',
+        "detector": "holdout_shift",
+        "kind": "amplification",
+    }
     assert chartdata.series(explain.typed_evidence(guessed).evidence) is None
 
 
 def test_every_chart_renders_png_and_svg(tmp_path: Path, config) -> None:  # noqa: ANN001
-    snap = open_source(F.write_db(tmp_path / "o.duckdb", F.default_findings(),
-                                  F.default_measurements())).load()
+    snap = open_source(
+        F.write_db(tmp_path / "o.duckdb", F.default_findings(), F.default_measurements())
+    ).load()
     first = snap.findings[snap.findings["subject"] == "acc-1"].iloc[0].to_dict()
     frames = chartdata.chart_frames(first, snap.amplification, config)
-    figs = [charts.exposure_over_time(frames["exposure_over_time"]),
-            charts.exposure_per_period(frames["exposure_per_period"]),
-            charts.sequential_statistic(frames["sequential_statistic"]),
-            charts.effect_ci(frames["effect_ci"]),
-            charts.timeline([{"window_id": "w", "name": "W", "jurisdiction": "DE",
-                              "start": F.T0, "end": F.T0 + dt.timedelta(days=1),
-                              "baseline_start": F.T0 - dt.timedelta(days=1),
-                              "baseline_end": F.T0}], snap.findings, F.T0),
-            charts.forest(overview.forest_rows(snap.amplification, config,
-                                               overview.OverviewFilters()))]
+    figs = [
+        charts.exposure_over_time(frames["exposure_over_time"]),
+        charts.exposure_per_period(frames["exposure_per_period"]),
+        charts.sequential_statistic(frames["sequential_statistic"]),
+        charts.effect_ci(frames["effect_ci"]),
+        charts.timeline(
+            [
+                {
+                    "window_id": "w",
+                    "name": "W",
+                    "jurisdiction": "DE",
+                    "start": F.T0,
+                    "end": F.T0 + dt.timedelta(days=1),
+                    "baseline_start": F.T0 - dt.timedelta(days=1),
+                    "baseline_end": F.T0,
+                }
+            ],
+            snap.findings,
+            F.T0,
+        ),
+        charts.forest(overview.forest_rows(snap.amplification, config, overview.OverviewFilters())),
+    ]
     assert charts.png(figs[0]).startswith(b"\x89PNG")
     assert b"<svg" in charts.svg(figs[-1])
     for fig in figs[1:-1]:
@@ -161,15 +212,21 @@ def test_every_chart_renders_png_and_svg(tmp_path: Path, config) -> None:  # noq
 
 
 def test_forest_rows_filters_labels_and_disclosure(tmp_path: Path, config) -> None:  # noqa: ANN001
-    amp = open_source(F.write_db(tmp_path / "o.duckdb", [], F.default_measurements())
-                      ).load().amplification
+    amp = (
+        open_source(F.write_db(tmp_path / "o.duckdb", [], F.default_measurements()))
+        .load()
+        .amplification
+    )
     rows = overview.forest_rows(amp, config, overview.OverviewFilters())
     assert set(rows["subject"]) == {"acc-1", "acc-2", "acc-3", "party-a"}
     media = rows[rows["subject"] == "acc-3"]
     assert media["disclosed"].all() and (rows[rows["subject"] != "acc-3"]["disclosed"] == 0).all()
     assert rows["label"].iloc[0].startswith("Candidate Jane Doe")  # most amplified first
-    only = overview.forest_rows(amp, config, overview.OverviewFilters(
-        window="de-2026", period=("window",), subject_kind=("group",)))
+    only = overview.forest_rows(
+        amp,
+        config,
+        overview.OverviewFilters(window="de-2026", period=("window",), subject_kind=("group",)),
+    )
     assert list(only["subject"]) == ["party-a"] and list(only["period"]) == ["window"]
     assert only["amplification_pct"].iloc[0] == pytest.approx((1.3 * 0.9 - 1) * 100)
     assert overview.forest_rows(amp, None, overview.OverviewFilters(region=("FR",))).empty

@@ -25,19 +25,42 @@ from tests.dashboard.conftest import Dash, unmd
 _MD = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 # what remark-gfm turns into links in plain text (mdast-util-gfm-autolink-literal)
 _AUTOLINK_LITERAL = re.compile(r"(?i)(https?://|www\.)|[\w.+-]@[\w-]+\.")
-_TEXT_ELEMENTS = ("markdown", "caption", "header", "subheader", "title", "info", "warning",
-                  "error", "success")
+_TEXT_ELEMENTS = (
+    "markdown",
+    "caption",
+    "header",
+    "subheader",
+    "title",
+    "info",
+    "warning",
+    "error",
+    "success",
+)
 
 
 def hostile_findings() -> list[F.Finding]:
     out = []
     for i, text in enumerate(H.EVERY):
         evidence = {**F.series_evidence(), "note": text, "label": H.FORMULA}
-        evidence["disclosures_checked"] = [{"platform": H.PLATFORM, "intervention": text,
-                                            "label": H.HTML, "actors": [text], "groups": [],
-                                            "regions": ["DE"]}]
-        out.append(F.finding(text, platform=H.PLATFORM, severity="high", evidence=evidence,
-                             detector="holdout_shift" if i % 2 else "rank_uplift"))
+        evidence["disclosures_checked"] = [
+            {
+                "platform": H.PLATFORM,
+                "intervention": text,
+                "label": H.HTML,
+                "actors": [text],
+                "groups": [],
+                "regions": ["DE"],
+            }
+        ]
+        out.append(
+            F.finding(
+                text,
+                platform=H.PLATFORM,
+                severity="high",
+                evidence=evidence,
+                detector="holdout_shift" if i % 2 else "rank_uplift",
+            )
+        )
     return out
 
 
@@ -62,13 +85,20 @@ def assert_inert(at) -> None:  # noqa: ANN001
     for source in text_elements(at):
         for token in _MD.parse(source):
             kinds = {t.type for t in [token, *(token.children or [])]}
-            assert not kinds & {"link_open", "image", "html_inline", "html_block",
-                                "autolink"}, source
+            assert not kinds & {"link_open", "image", "html_inline", "html_block", "autolink"}, (
+                source
+            )
             for child in token.children or []:  # GFM autolink literals, found in the text
                 if child.type == "text":
                     assert not _AUTOLINK_LITERAL.search(child.content), source
-        for directive in (":red[ALERT]", ":material/warning:", "$\\frac", "<script", "<img",
-                          "www.evil"):
+        for directive in (
+            ":red[ALERT]",
+            ":material/warning:",
+            "$\\frac",
+            "<script",
+            "<img",
+            "www.evil",
+        ):
             assert not re.search(r"(?<!\\)" + re.escape(directive), source), source
 
 
@@ -103,8 +133,10 @@ def test_a_hostile_deep_link_is_text(dash: Dash) -> None:
     assert unmd(at.warning[0].value) == f"Finding {H.LINK} is not in the data."
 
 
-@pytest.mark.parametrize("value", ["=1+2", "+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1",
-                                   "  =1", "\u200b=HYPERLINK(\"x\")", H.FORMULA])
+@pytest.mark.parametrize(
+    "value",
+    ["=1+2", "+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1", "  =1", '\u200b=HYPERLINK("x")', H.FORMULA],
+)
 def test_csv_neutralises_formulas(value: str) -> None:
     assert neutralise(value) == "'" + value
     frame = pd.DataFrame({"note": [value], "n": [-3]})
@@ -126,8 +158,11 @@ def test_pack_csvs_are_neutralised(hostile: Dash, tmp_path: Path) -> None:
     at.button(key="prepare_pack").click().run()
     _, built = at.session_state["pack"]
     zf = zipfile.ZipFile(io.BytesIO(built.data))
-    csvs = {i.filename.split("/", 1)[1]: zf.read(i).decode() for i in zf.infolist()
-            if i.filename.endswith(".csv")}
+    csvs = {
+        i.filename.split("/", 1)[1]: zf.read(i).decode()
+        for i in zf.infolist()
+        if i.filename.endswith(".csv")
+    }
     assert "'=HYPERLINK" in csvs["triage/history.csv"]
     for name, text in csvs.items():
         for line in text.splitlines():

@@ -25,20 +25,37 @@ TRUST = [KEY.public]
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> pack.Pack:
     tmp = tmp_path_factory.mktemp("pack")
-    snap = open_source(F.write_db(tmp / "o.duckdb", F.default_findings(),
-                                  F.default_measurements())).load()
+    snap = open_source(
+        F.write_db(tmp / "o.duckdb", F.default_findings(), F.default_measurements())
+    ).load()
     state = StateStore(tmp / "s.sqlite")
     fid = F.finding().finding_id
-    triage.apply(state, User("ana", "analyst"), fid, "acknowledge", status="new",
-                 base_status="new", note="checked")
+    triage.apply(
+        state,
+        User("ana", "analyst"),
+        fid,
+        "acknowledge",
+        status="new",
+        base_status="new",
+        note="checked",
+    )
     row = triage.with_triage(snap.findings, state.latest_statuses())
     row = row[row["finding_id"] == fid].iloc[0].to_dict()
-    return pack.build_pack(row, snap.amplification, None, key=KEY, config_text=F.CONFIG_YAML,
-                           runs=snap.runs, history=state.history(fid), created_by="ana")
+    return pack.build_pack(
+        row,
+        snap.amplification,
+        None,
+        key=KEY,
+        config_text=F.CONFIG_YAML,
+        runs=snap.runs,
+        history=state.history(fid),
+        created_by="ana",
+    )
 
 
-def rewrite(data: bytes, change: dict[str, bytes | None], add: dict[str, bytes] | None = None
-            ) -> bytes:
+def rewrite(
+    data: bytes, change: dict[str, bytes | None], add: dict[str, bytes] | None = None
+) -> bytes:
     """Copy a pack, replacing (or, with None, dropping) entries by their inner path."""
     src = zipfile.ZipFile(io.BytesIO(data))
     out = io.BytesIO()
@@ -58,11 +75,22 @@ def rewrite(data: bytes, change: dict[str, bytes | None], add: dict[str, bytes] 
 
 def test_contents(built: pack.Pack) -> None:
     files = set(built.files)
-    assert {"README.txt", "finding.json", "evidence.json", "manifest.json", "versions.json",
-            "config/amplimon.yaml", "triage/history.csv"} <= files
+    assert {
+        "README.txt",
+        "finding.json",
+        "evidence.json",
+        "manifest.json",
+        "versions.json",
+        "config/amplimon.yaml",
+        "triage/history.csv",
+    } <= files
     for chart in ("exposure_over_time", "sequential_statistic", "effect_ci"):
-        assert {f"data/{chart}.csv", f"data/{chart}.parquet", f"charts/{chart}.png",
-                f"charts/{chart}.svg"} <= files
+        assert {
+            f"data/{chart}.csv",
+            f"data/{chart}.parquet",
+            f"charts/{chart}.png",
+            f"charts/{chart}.svg",
+        } <= files
     assert "data/disclosures_checked.csv" in files
     zf = zipfile.ZipFile(io.BytesIO(built.data))
     root = f"amplimon-evidence-{F.finding().finding_id}/"
@@ -76,9 +104,11 @@ def test_contents(built: pack.Pack) -> None:
     assert hashlib.sha256(manifest).hexdigest() == built.manifest_sha256
     listed = {f["path"] for f in json.loads(manifest)["files"]}
     assert listed == files - {"manifest.json", "signature.json"}
-    assert json.loads(manifest)["signer"] == {"name": "Electoral Commission (test)",
-                                              "key_fingerprint": KEY.public.fingerprint,
-                                              "algorithm": "Ed25519"}
+    assert json.loads(manifest)["signer"] == {
+        "name": "Electoral Commission (test)",
+        "key_fingerprint": KEY.public.fingerprint,
+        "algorithm": "Ed25519",
+    }
     readme = zf.read(root + "README.txt").decode()
     assert "amplimon verify THIS.zip --pubkey COMMISSION-PUBLIC-KEY.pem" in readme
 
@@ -123,21 +153,32 @@ def forge(data: bytes, key: SigningKey | None) -> bytes:
     if key is None:
         change["signature.json"] = None
     else:
-        change["signature.json"] = json.dumps({
-            "algorithm": "Ed25519", "public_key": base64.b64encode(key.public.raw).decode(),
-            "key_fingerprint": key.public.fingerprint,
-            "signature": base64.b64encode(key.sign(raw)).decode()}).encode()
+        change["signature.json"] = json.dumps(
+            {
+                "algorithm": "Ed25519",
+                "public_key": base64.b64encode(key.public.raw).decode(),
+                "key_fingerprint": key.public.fingerprint,
+                "signature": base64.b64encode(key.sign(raw)).decode(),
+            }
+        ).encode()
     return rewrite(data, change)
 
 
-@pytest.mark.parametrize(("forger_key", "reason"), [
-    (None, "not signed: anyone could have written this pack"),
-    (SigningKey.generate("Electoral Commission (test)"), "signed by an untrusted key"),
-])
+@pytest.mark.parametrize(
+    ("forger_key", "reason"),
+    [
+        (None, "not signed: anyone could have written this pack"),
+        (SigningKey.generate("Electoral Commission (test)"), "signed by an untrusted key"),
+    ],
+)
 def test_a_forged_pack_fails_verify_with_no_extra_argument(
-        built: pack.Pack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str], forger_key: SigningKey | None,
-        reason: str) -> None:
+    built: pack.Pack,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    forger_key: SigningKey | None,
+    reason: str,
+) -> None:
     """The deployment's trusted keys are configured; the officer types no option."""
     trusted = tmp_path / "commission.pem"
     trusted.write_text(KEY.public.pem())
@@ -164,24 +205,33 @@ def test_a_tampered_signature_or_manifest_fails(built: pack.Pack) -> None:
     result = pack.verify_pack(rewrite(built.data, {"manifest.json": bumped}), trusted=TRUST)
     assert result.status == "tampered" and "signature does not match" in result.reason
     sig = json.loads(zf.read(f"{root}/signature.json"))
-    sig["signature"] = sig["signature"][:-4] + ("AAA=" if sig["signature"][-4:] != "AAA="
-                                                else "BBB=")
-    result = pack.verify_pack(rewrite(built.data, {"signature.json": json.dumps(sig).encode()}),
-                              trusted=TRUST)
+    sig["signature"] = sig["signature"][:-4] + (
+        "AAA=" if sig["signature"][-4:] != "AAA=" else "BBB="
+    )
+    result = pack.verify_pack(
+        rewrite(built.data, {"signature.json": json.dumps(sig).encode()}), trusted=TRUST
+    )
     assert result.status == "tampered" and "signature" in result.reason
 
 
-@pytest.mark.parametrize(("change", "add", "reason"), [
-    ({"evidence.json": b"{}"}, None, "evidence.json: SHA-256 does not match"),
-    ({"charts/effect_ci.png": None}, None, "charts/effect_ci.png: listed in the manifest but "
-                                           "missing"),
-    ({}, {"extra.txt": b"hi"}, "extra.txt: not listed in the manifest"),
-    ({"manifest.json": None}, None, "manifest.json is missing"),
-    ({"manifest.json": b"not json"}, None, "manifest.json is not a valid manifest"),
-    ({"manifest.json": b'{"format": "x", "files": []}'}, None, "unknown format"),
-])
-def test_verify_detects_tampering(built: pack.Pack, change: dict, add: dict | None,
-                                  reason: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "add", "reason"),
+    [
+        ({"evidence.json": b"{}"}, None, "evidence.json: SHA-256 does not match"),
+        (
+            {"charts/effect_ci.png": None},
+            None,
+            "charts/effect_ci.png: listed in the manifest but missing",
+        ),
+        ({}, {"extra.txt": b"hi"}, "extra.txt: not listed in the manifest"),
+        ({"manifest.json": None}, None, "manifest.json is missing"),
+        ({"manifest.json": b"not json"}, None, "manifest.json is not a valid manifest"),
+        ({"manifest.json": b'{"format": "x", "files": []}'}, None, "unknown format"),
+    ],
+)
+def test_verify_detects_tampering(
+    built: pack.Pack, change: dict, add: dict | None, reason: str
+) -> None:
     result = pack.verify_pack(rewrite(built.data, change, add), trusted=TRUST)
     assert not result.ok and reason in result.reason
 
@@ -195,8 +245,9 @@ def test_verify_detects_rewritten_manifest_with_expected_digest(built: pack.Pack
     for f in manifest["files"]:
         if f["path"] == "evidence.json":
             f["sha256"] = hashlib.sha256(forged).hexdigest()
-    data = rewrite(built.data, {"evidence.json": forged,
-                                "manifest.json": json.dumps(manifest).encode()})
+    data = rewrite(
+        built.data, {"evidence.json": forged, "manifest.json": json.dumps(manifest).encode()}
+    )
     result = pack.verify_pack(data, built.manifest_sha256, trusted=TRUST)
     assert not result.ok and "differs from the expected" in result.reason
 
@@ -209,14 +260,12 @@ def test_verify_rejects_odd_archives() -> None:
     assert "unexpected path" in pack.verify_pack(out.getvalue()).reason
 
 
-def test_cli_verify(built: pack.Pack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                    ) -> None:
+def test_cli_verify(built: pack.Pack, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = tmp_path / "good.zip"
     good.write_bytes(built.data)
     pub = tmp_path / "commission.pem"
     pub.write_text(KEY.public.pem())
-    assert main(["verify", str(good), "--pubkey", str(pub), "--expect",
-                 built.manifest_sha256]) == 0
+    assert main(["verify", str(good), "--pubkey", str(pub), "--expect", built.manifest_sha256]) == 0
     assert capsys.readouterr().out.startswith("good.zip: valid: ")
     assert main(["verify", str(good), "--pubkey", KEY.public.fingerprint]) == 0
     capsys.readouterr()
@@ -226,15 +275,18 @@ def test_cli_verify(built: pack.Pack, tmp_path: Path, capsys: pytest.CaptureFixt
     bad.write_bytes(rewrite(built.data, {"finding.json": b"{}"}))
     assert main(["verify", str(bad), "--pubkey", str(pub)]) == 1
     err = capsys.readouterr().err
-    assert err == ("amplimon: bad.zip: tampered: finding.json: SHA-256 does not match the "
-                   "manifest (file changed)\n")
+    assert err == (
+        "amplimon: bad.zip: tampered: finding.json: SHA-256 does not match the "
+        "manifest (file changed)\n"
+    )
     assert main(["verify", str(tmp_path / "missing.zip")]) == 2
     assert capsys.readouterr().err == f"amplimon: {tmp_path / 'missing.zip'}: no such file\n"
     text = tmp_path / "notes.zip"
     text.write_text("not a zip")
     assert main(["verify", str(text), "--pubkey", str(pub)]) == 2
-    assert capsys.readouterr().err == ("amplimon: notes.zip: not a valid evidence pack: not a "
-                                       "ZIP archive\n")
+    assert capsys.readouterr().err == (
+        "amplimon: notes.zip: not a valid evidence pack: not a ZIP archive\n"
+    )
     assert main(["verify", str(good), "--pubkey", str(text)]) == 2
     assert capsys.readouterr().err == f"amplimon: {text}: no PEM public key in it\n"
 
@@ -244,8 +296,9 @@ def zip_bomb(entries: int = 1, size: int = 4 << 30) -> bytes:
     without ever holding them (DEFLATE streamed into the ZIP: ~1,000:1 for zeros)."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("amplimon-evidence-x/manifest.json",
-                    json.dumps({"format": pack.FORMAT, "files": []}))
+        zf.writestr(
+            "amplimon-evidence-x/manifest.json", json.dumps({"format": pack.FORMAT, "files": []})
+        )
         for i in range(entries):
             with zf.open(f"amplimon-evidence-x/data/{i}.csv", "w", force_zip64=True) as fh:
                 chunk = bytes(16 << 20)
@@ -254,9 +307,9 @@ def zip_bomb(entries: int = 1, size: int = 4 << 30) -> bytes:
     return out.getvalue()
 
 
-def test_verify_refuses_a_zip_bomb_quickly_with_exit_2(tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]
-                                                        ) -> None:
+def test_verify_refuses_a_zip_bomb_quickly_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bomb = tmp_path / "bomb.zip"
     bomb.write_bytes(zip_bomb(size=256 << 20))  # 256 MiB of zeros, ~250 KB on disk
     assert bomb.stat().st_size < 1 << 20
@@ -265,8 +318,9 @@ def test_verify_refuses_a_zip_bomb_quickly_with_exit_2(tmp_path: Path,
     assert "uncompressed, over the 64 MiB" in result.reason
     assert main(["verify", str(bomb)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("amplimon: bomb.zip: not a valid evidence pack: ") and err.count(
-        "\n") == 1
+    assert (
+        err.startswith("amplimon: bomb.zip: not a valid evidence pack: ") and err.count("\n") == 1
+    )
 
 
 def test_verify_bounds_ratio_total_entries_and_lying_headers() -> None:
@@ -281,18 +335,24 @@ def test_verify_bounds_ratio_total_entries_and_lying_headers() -> None:
     with zipfile.ZipFile(many, "w") as zf:
         for i in range(30):
             zf.writestr(f"p/{i}.txt", b"x")
-    assert "too many entries" in pack.verify_pack(many.getvalue(),
-                                                  limits=Limits(entries=20)).reason
+    assert "too many entries" in pack.verify_pack(many.getvalue(), limits=Limits(entries=20)).reason
     # a header that understates its entry's size: reading stops at the declared size
     liar = io.BytesIO()
     with zipfile.ZipFile(liar, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("p/manifest.json", json.dumps({"format": pack.FORMAT, "files": [
-            {"path": "a.csv", "sha256": "0" * 64, "bytes": 10}]}))
+        zf.writestr(
+            "p/manifest.json",
+            json.dumps(
+                {
+                    "format": pack.FORMAT,
+                    "files": [{"path": "a.csv", "sha256": "0" * 64, "bytes": 10}],
+                }
+            ),
+        )
         zf.writestr("p/a.csv", b"a" * 100_000)
     raw = bytearray(liar.getvalue())
     cd = raw.rfind(b"PK\x01\x02")  # central directory entry of a.csv: size at offset 24
-    raw[cd + 24:cd + 28] = (10).to_bytes(4, "little")
+    raw[cd + 24 : cd + 28] = (10).to_bytes(4, "little")
     lh = raw.find(b"PK\x03\x04", 10)  # its local header: size at offset 22
-    raw[lh + 22:lh + 26] = (10).to_bytes(4, "little")
+    raw[lh + 22 : lh + 26] = (10).to_bytes(4, "little")
     result = pack.verify_pack(bytes(raw))
     assert not result.ok and result.status in ("invalid", "tampered")

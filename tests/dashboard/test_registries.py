@@ -11,8 +11,9 @@ from monitor.config import ConfigError, load_config
 from tests.dashboard import factories as F
 
 BAD = {
-    "windows-order.yaml": F.CONFIG_YAML.replace("end: 2026-05-07T00:00:00Z",
-                                                "end: 2026-05-02T00:00:00Z"),
+    "windows-order.yaml": F.CONFIG_YAML.replace(
+        "end: 2026-05-07T00:00:00Z", "end: 2026-05-02T00:00:00Z"
+    ),
     "kind.yaml": F.CONFIG_YAML.replace("kind: media", "kind: pundit"),
     "syntax.yaml": "windows: [\n",
     "empty.yml": "",
@@ -54,6 +55,10 @@ def test_frames(tmp_path: Path) -> None:
     assert disc.iloc[0]["intervention"] == "civic-info-1" and disc.iloc[0]["groups"] == ""
     windows = registries.windows_frame(cfg)
     assert windows.iloc[1]["baseline start"] == "2026-05-02T00:00:00+00:00"
-    for frame in (registries.actors_frame(None), registries.disclosures_frame(None),
-                  registries.groups_frame(None), registries.windows_frame(None)):
+    for frame in (
+        registries.actors_frame(None),
+        registries.disclosures_frame(None),
+        registries.groups_frame(None),
+        registries.windows_frame(None),
+    ):
         assert frame.empty and len(frame.columns) >= 3

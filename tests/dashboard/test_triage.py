@@ -16,13 +16,16 @@ from tests.dashboard import factories as F
 ANALYST, VIEWER = User("ana", "analyst"), User("vic", "viewer")
 
 
-@pytest.mark.parametrize(("status", "actions"), [
-    ("new", ["acknowledge", "escalate", "dismiss", "resolve"]),
-    ("acknowledged", ["escalate", "dismiss", "resolve"]),
-    ("escalated", ["dismiss", "resolve"]),
-    ("dismissed", ["reopen"]),
-    ("resolved", ["reopen"]),
-])
+@pytest.mark.parametrize(
+    ("status", "actions"),
+    [
+        ("new", ["acknowledge", "escalate", "dismiss", "resolve"]),
+        ("acknowledged", ["escalate", "dismiss", "resolve"]),
+        ("escalated", ["dismiss", "resolve"]),
+        ("dismissed", ["reopen"]),
+        ("resolved", ["reopen"]),
+    ],
+)
 def test_allowed_actions(status: str, actions: list[str]) -> None:
     assert [a.name for a in triage.allowed_actions(status)] == actions
 
@@ -43,14 +46,17 @@ def test_check_refuses() -> None:
 
 def test_apply_appends_history_and_detects_conflicts(tmp_path: Path) -> None:
     state = StateStore(tmp_path / "s.sqlite")
-    triage.apply(state, ANALYST, "f1", "acknowledge", status="new", base_status="new",
-                 note="looking")
+    triage.apply(
+        state, ANALYST, "f1", "acknowledge", status="new", base_status="new", note="looking"
+    )
     triage.apply(state, ANALYST, "f1", "escalate", status="acknowledged", base_status="new")
     with pytest.raises(Conflict, match="changed to escalated by ana"):
         triage.apply(state, ANALYST, "f1", "acknowledge", status="new", base_status="new")
     history = state.history("f1")
     assert [(e.from_status, e.to_status, e.note) for e in history] == [
-        ("new", "acknowledged", "looking"), ("acknowledged", "escalated", "")]
+        ("new", "acknowledged", "looking"),
+        ("acknowledged", "escalated", ""),
+    ]
     assert state.latest_statuses()["f1"].to_status == "escalated"
 
 
@@ -58,8 +64,7 @@ def test_triage_survives_the_sink_updating_the_finding(tmp_path: Path) -> None:
     db = F.write_db(tmp_path / "out.duckdb", [F.finding(effect=1.6)])
     state = StateStore(tmp_path / "s.sqlite")
     fid = F.finding().finding_id
-    triage.apply(state, ANALYST, fid, "acknowledge", status="new", base_status="new",
-                 note="seen")
+    triage.apply(state, ANALYST, fid, "acknowledge", status="new", base_status="new", note="seen")
     with Store(db) as store:  # the sink raises the estimate and the severity
         store.upsert_findings([F.finding(effect=2.4, severity="critical")])
     view = triage.with_triage(open_source(db).load().findings, state.latest_statuses())

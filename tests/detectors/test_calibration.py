@@ -36,17 +36,32 @@ from streams.simulator import scenario, simulate
 from tests.factories import now_far
 
 ALARMS = {"amplification", "suppression", "undisclosed_intervention", "missing_label"}
-SUITE = ("null", "null_few_users", "null_few_sessions", "null_heavy_tails",
-         "null_item_adjustments", "null_model_update", "null_surfaces")
+SUITE = (
+    "null",
+    "null_few_users",
+    "null_few_sessions",
+    "null_heavy_tails",
+    "null_item_adjustments",
+    "null_model_update",
+    "null_surfaces",
+)
 
 
-def replay_sim(name: str, seed: int, **overrides: Any
-               ) -> tuple[dict[str, Any], list[Finding], Engine]:
+def replay_sim(
+    name: str, seed: int, **overrides: Any
+) -> tuple[dict[str, Any], list[Finding], Engine]:
     sim = simulate(scenario(name, seed=seed, **overrides))
     out = ListOutput()
     engine = Engine(parse_config(sim.config), out, now_ms=now_far)
-    drive(engine, merge_by_time([records_from_dicts("exposure", sim.exposures),
-                                 records_from_dicts("ranking", sim.rankings)]))
+    drive(
+        engine,
+        merge_by_time(
+            [
+                records_from_dicts("exposure", sim.exposures),
+                records_from_dicts("ranking", sim.rankings),
+            ]
+        ),
+    )
     return sim.truth, list(out.latest_findings.values()), engine
 
 
@@ -72,26 +87,37 @@ def test_null_suite_false_alarms_and_ville_per_test() -> None:
         for a in (0.5, 0.2, 0.1):
             share = float((arr >= math.log(1 / a)).mean())
             bound = stats.binom.ppf(0.99, arr.size, a) / arr.size
-            print(f"  {det:14s} {arr.size:5d} tests: P(max E >= {1 / a:g}) = {share:.4f} "
-                  f"(Ville: <= {a}; 99% bound {bound:.4f})")
+            print(
+                f"  {det:14s} {arr.size:5d} tests: P(max E >= {1 / a:g}) = {share:.4f} "
+                f"(Ville: <= {a}; 99% bound {bound:.4f})"
+            )
             assert share <= bound, (det, a)
 
 
 @pytest.mark.slow
 def test_scores_without_information_holdout_alone_finds_and_covers() -> None:
     truth, findings, _ = replay_sim("uninformative_scores", 90_010)
-    planted = {iv["target"]: iv for iv in truth["interventions"]
-               if iv["kind"] in ("hidden_boost", "hidden_suppression", "group_boost")}
-    whole = [f for f in findings if f.kind in ("amplification", "suppression")
-             and f.surface is None and f.region in ("DE", "AT")]
+    planted = {
+        iv["target"]: iv
+        for iv in truth["interventions"]
+        if iv["kind"] in ("hidden_boost", "hidden_suppression", "group_boost")
+    }
+    whole = [
+        f
+        for f in findings
+        if f.kind in ("amplification", "suppression")
+        and f.surface is None
+        and f.region in ("DE", "AT")
+    ]
     found = {f.subject: f for f in whole if f.detector == "holdout_shift"}
     print({t: (iv["exposure_effect"], t in found) for t, iv in planted.items()})
     # the strongest planted boosts are found by the holdout arm alone (the score detectors
     # raise nothing: scores that carry no information move no exposure)
     assert {"de-a-cand-1", "de-b-cand-1", "at-media-2"} <= set(found)
     assert not [f for f in findings if f.detector != "holdout_shift" and f.kind in ALARMS]
-    accepted = set(planted) | {a["subject"] for iv in truth["interventions"]
-                               for a in iv["also_acceptable"]}
+    accepted = set(planted) | {
+        a["subject"] for iv in truth["interventions"] for a in iv["also_acceptable"]
+    }
     assert not [f.subject for f in findings if f.kind in ALARMS and f.subject not in accepted]
     for subject, f in found.items():
         if subject in planted:

@@ -25,14 +25,22 @@ def _ms(iso: str) -> int:
     return int(dt.datetime.fromisoformat(iso).timestamp() * 1000)
 
 
-DISCLOSE_ACC2 = [{"platform": "chirp", "intervention": "civic-1", "label": "promoted",
-                  "actors": ["acc-2"], "regions": ["DE"]}]
+DISCLOSE_ACC2 = [
+    {
+        "platform": "chirp",
+        "intervention": "civic-1",
+        "label": "promoted",
+        "actors": ["acc-2"],
+        "regions": ["DE"],
+    }
+]
 
 
 @pytest.fixture(scope="module")
 def planted():
-    plan = Plan(hidden={"acc-1": 3.0, "acc-4": 1 / 3}, posting={"acc-3": 3.0},
-                disclosed={"acc-2": 2.0})
+    plan = Plan(
+        hidden={"acc-1": 3.0, "acc-4": 1 / 3}, posting={"acc-3": 3.0}, disclosed={"acc-2": 2.0}
+    )
     ex, rk = platform_stream(11, plan, reach=60, with_rankings=False)
     return run(config(disclosures=DISCLOSE_ACC2), ex, rk, detectors=["holdout_shift"])
 
@@ -80,8 +88,7 @@ def test_planted_amplification_and_suppression_are_found(planted) -> None:
         assert sum(p.exposures_per_user_ranked is not None for p in window[:12]) >= 6
         assert series.crossing == f.event_time
         assert any(p.t == series.crossing for p in series.points)
-        assert series.onset is not None and series.onset.isoformat() == onset.replace(
-            "Z", "+00:00")
+        assert series.onset is not None and series.onset.isoformat() == onset.replace("Z", "+00:00")
         assert len(series.points) <= evidence.MAX_POINTS
 
 
@@ -111,8 +118,7 @@ def test_unplanted_subjects_stay_quiet(planted) -> None:
 def test_detectability_for_every_subject(planted) -> None:
     eng, out = planted
     rows = [r for r in out.detectability_rows if r.detector == "holdout_shift"]
-    assert {r.subject for r in rows} == {f"acc-{k}" for k in range(1, 7)} | {"party-a",
-                                                                               "party-b"}
+    assert {r.subject for r in rows} == {f"acc-{k}" for k in range(1, 7)} | {"party-a", "party-b"}
     for r in rows:
         assert r.mde_up is not None and r.mde_up > 1.0
         assert r.mde_down == pytest.approx(1 / r.mde_up)
@@ -139,9 +145,17 @@ def test_without_a_baseline_nothing_is_tested() -> None:
     assert len(rows) == 8 and all(r.mde_up is None and not r.flagged for r in rows)
 
 
-@pytest.mark.parametrize("params", [{"tau_scale": 0}, {"margin": 0.9}, {"min_items": 0},
-                                    {"scope_share": 1.0}, {"look_hours": 24},
-                                    {"nonsense": 1}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"tau_scale": 0},
+        {"margin": 0.9},
+        {"min_items": 0},
+        {"scope_share": 1.0},
+        {"look_hours": 24},
+        {"nonsense": 1},
+    ],
+)
 def test_bad_parameters_are_config_errors(params) -> None:
     with pytest.raises(ConfigError, match="detection.holdout_shift"):
         run(config(detection={"holdout_shift": params}), [], [])
@@ -172,19 +186,32 @@ def test_paired_user_variance_is_the_delta_method_over_users() -> None:
         phi = y / y.sum() - w / w.sum() - x / x.sum() + b / b.sum()
         direct += float((phi * phi).sum()) * n_users / (n_users - 1)
         one = np.ones(1)
-        arms.append(PairedSums(x=one * x.sum(), y=one * y.sum(), xx=one * (x * x).sum(),
-                               yy=one * (y * y).sum(), xy=one * (x * y).sum(),
-                               xb=one * (x * b).sum(), xw=one * (x * w).sum(),
-                               yb=one * (y * b).sum(), yw=one * (y * w).sum(), b=one * b.sum(),
-                               w=one * w.sum(), bb=one * (b * b).sum(), ww=one * (w * w).sum(),
-                               bw=one * (b * w).sum(), users=one * n_users))
+        arms.append(
+            PairedSums(
+                x=one * x.sum(),
+                y=one * y.sum(),
+                xx=one * (x * x).sum(),
+                yy=one * (y * y).sum(),
+                xy=one * (x * y).sum(),
+                xb=one * (x * b).sum(),
+                xw=one * (x * w).sum(),
+                yb=one * (y * b).sum(),
+                yw=one * (y * w).sum(),
+                b=one * b.sum(),
+                w=one * w.sum(),
+                bb=one * (b * b).sum(),
+                ww=one * (w * w).sum(),
+                bw=one * (b * w).sum(),
+                users=one * n_users,
+            )
+        )
     assert paired_user_var(arms[0], arms[1])[0] == pytest.approx(direct, rel=1e-9)
 
 
 def test_paired_variance_matches_a_bootstrap_over_users() -> None:
     rng = np.random.default_rng(8)
     n = 600
-    rate = rng.gamma(0.7, 1.0, n)          # persistent users: pairing helps
+    rate = rng.gamma(0.7, 1.0, n)  # persistent users: pairing helps
     b, w = rng.poisson(rate * 30), rng.poisson(rate * 30)
     x, y = rng.binomial(b, 0.05), rng.binomial(w, 0.05)
 
@@ -200,9 +227,9 @@ def test_hour_weights_match_the_baseline_to_the_window_hours() -> None:
     cfg = config(days=1)
     w = cfg.windows[0]
     info = WindowInfo.of(cfg, w, window_subjects(cfg, w))
-    wts = hour_weights(info, info.w0, info.w0 + 3 * 3_600_000)   # 00:00-03:00 UTC
+    wts = hour_weights(info, info.w0, info.w0 + 3 * 3_600_000)  # 00:00-03:00 UTC
     assert wts[:3] == pytest.approx([1.0, 1.0, 1.0]) and wts[3:].sum() == 0
-    half = hour_weights(info, info.w0, info.w0 + 90 * 60_000)   # 1.5 hours
+    half = hour_weights(info, info.w0, info.w0 + 90 * 60_000)  # 1.5 hours
     assert half[:2] == pytest.approx([1.0, 0.5])
     full = hour_weights(info, info.w0, info.w1)
     assert full == pytest.approx(np.ones(24))
@@ -228,17 +255,16 @@ def test_sums_of_user_partitions_add_up_to_the_whole() -> None:
     for idx in sorted(ticks):
         tick = ticks[idx]
         whole.merge(one.reduce(tick))
-        sums = [p.reduce([e for e in tick if hash(e.user) % 3 == j])
-                for j, p in enumerate(parts)]
-        for s in reversed(sums):   # any order
+        sums = [p.reduce([e for e in tick if hash(e.user) % 3 == j]) for j, p in enumerate(parts)]
+        for s in reversed(sums):  # any order
             split.merge(s)
     for key, cell in whole.cells.items():
         other = split.cells[key]
         for arm in (0, 1):
             ids = cell.index.names
             order = [other.index.ids[a] for a in ids]
-            assert np.array_equal(cell.base[arm][:len(ids)], other.base[arm][order])
-            assert np.array_equal(cell.win[arm][:len(ids)], other.win[arm][order])
+            assert np.array_equal(cell.base[arm][: len(ids)], other.base[arm][order])
+            assert np.array_equal(cell.win[arm][: len(ids)], other.win[arm][order])
             assert np.array_equal(cell.traffic_win[arm], other.traffic_win[arm])
             assert np.array_equal(cell.active_win[arm], other.active_win[arm])
         for period in ("B", "W"):

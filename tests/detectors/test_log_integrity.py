@@ -43,8 +43,10 @@ def run(sim: Simulation, alpha: float | None = None, **params: Any) -> ListOutpu
     cfg["detection"] = detection
     out = ListOutput()
     engine = Engine(parse_config(cfg), out, detectors=["log_integrity"], now_ms=lambda: FAR)
-    streams = [records_from_dicts("exposure", sim.exposures),
-               records_from_dicts("ranking", sim.rankings)]
+    streams = [
+        records_from_dicts("exposure", sim.exposures),
+        records_from_dicts("ranking", sim.rankings),
+    ]
     if sim.panel:
         streams.append(records_from_dicts("panel", sim.panel))
     drive(engine, merge_by_time(streams))
@@ -58,8 +60,16 @@ def by_subject(out: ListOutput) -> dict[tuple[str, str, str], Any]:
 # ------------------------------------------------------------------------ the e-process itself
 
 
-def _reject_rate(p: float, share: float, tol: float, alpha: float, rng: np.random.Generator,
-                 runs: int = 2000, users: int = 3000, every: int = 25) -> float:
+def _reject_rate(
+    p: float,
+    share: float,
+    tol: float,
+    alpha: float,
+    rng: np.random.Generator,
+    runs: int = 2000,
+    users: int = 3000,
+    every: int = 25,
+) -> float:
     lo, hi = share * (1 - tol), share * (1 + tol)
     a, b = beta_prior(share, 0.15)
     looks = np.arange(every, users + 1, every)
@@ -85,6 +95,7 @@ def test_srm_e_process_detects_a_fifth_of_the_holdout_missing() -> None:
 
 def test_srm_log_e_matches_a_direct_integral() -> None:
     from scipy import integrate
+
     share, lo, hi, k, n = 0.2, 0.198, 0.202, 150, 1000
     a, b = beta_prior(share, 0.15)
     dens = stats.beta(a, b).pdf
@@ -92,12 +103,15 @@ def test_srm_log_e_matches_a_direct_integral() -> None:
     def lr(q: float, null: float) -> float:
         return math.exp(k * math.log(q / null) + (n - k) * math.log((1 - q) / (1 - null)))
 
-    low = integrate.quad(lambda q: dens(q) * lr(q, lo), 0, lo, limit=200)[0] / \
-        stats.beta(a, b).cdf(lo)
-    high = integrate.quad(lambda q: dens(q) * lr(q, hi), hi, 1, limit=200)[0] / \
-        stats.beta(a, b).sf(hi)
-    assert float(srm_log_e(k, n, lo, hi, a, b)) == pytest.approx(math.log((low + high) / 2),
-                                                                  rel=1e-6)
+    low = integrate.quad(lambda q: dens(q) * lr(q, lo), 0, lo, limit=200)[0] / stats.beta(a, b).cdf(
+        lo
+    )
+    high = integrate.quad(lambda q: dens(q) * lr(q, hi), hi, 1, limit=200)[0] / stats.beta(a, b).sf(
+        hi
+    )
+    assert float(srm_log_e(k, n, lo, hi, a, b)) == pytest.approx(
+        math.log((low + high) / 2), rel=1e-6
+    )
 
 
 # ----------------------------------------------------------------- the detector, end to end
@@ -112,14 +126,22 @@ def test_registered_with_a_share_of_the_alpha_budget() -> None:
 @pytest.fixture(scope="module")
 def two_platforms() -> Simulation:
     """chirp drops a fifth of its holdout users' logs; echo logs everything."""
-    return simulate(scenario("holdout_underlogging", seed=3, platforms=("chirp", "echo"),
-                             log_fault_platforms=("chirp",)))
+    return simulate(
+        scenario(
+            "holdout_underlogging",
+            seed=3,
+            platforms=("chirp", "echo"),
+            log_fault_platforms=("chirp",),
+        )
+    )
 
 
 def test_underlogged_holdout_flagged_and_honest_platform_not(two_platforms: Simulation) -> None:
     sim = two_platforms
-    assert sim.config["platforms"] == {"chirp": {"holdout_share": 0.2},
-                                       "echo": {"holdout_share": 0.2}}
+    assert sim.config["platforms"] == {
+        "chirp": {"holdout_share": 0.2},
+        "echo": {"holdout_share": 0.2},
+    }
     dropped = sim.truth["faults"]["log"]["holdout_users_dropped"]
     assert dropped["chirp"] > 0 and "echo" not in dropped
     out = run(sim, alpha=realistic_alpha())
@@ -138,9 +160,10 @@ def test_underlogged_holdout_flagged_and_honest_platform_not(two_platforms: Simu
     mde = {(d.platform, d.window_id): d for d in out.detectability_rows}
     assert {p for p, _ in mde} == {"chirp", "echo"}
     assert all(0.8 < d.mde_down < 1 < d.mde_up < 1.25 for d in mde.values())
-    assert all(d.flagged == (d.platform == "chirp" and
-                             ("chirp", d.window_id, "holdout_share") in found)
-               for d in mde.values())
+    assert all(
+        d.flagged == (d.platform == "chirp" and ("chirp", d.window_id, "holdout_share") in found)
+        for d in mde.values()
+    )
 
 
 def test_calibration_honest_platforms_raise_no_log_integrity_finding() -> None:
@@ -149,20 +172,24 @@ def test_calibration_honest_platforms_raise_no_log_integrity_finding() -> None:
     <= 0.05, so <= 0.1 per run (2 windows); the rules raise none on honest logs."""
     runs, false_runs = 30, 0
     for seed in range(100, 100 + runs):
-        sim = simulate(scenario("honest_logs", seed=seed, n_users=700, time_scale=0.15,
-                                panel_users=40))
+        sim = simulate(
+            scenario("honest_logs", seed=seed, n_users=700, time_scale=0.15, panel_users=40)
+        )
         out = run(sim, alpha=0.05)
         false_runs += bool(out.latest_findings)
     bound = stats.binom.ppf(0.999, runs, 0.1)
-    print(f"log_integrity calibration: {false_runs}/{runs} honest runs with a finding "
-          f"(bound {bound:.0f})")
+    print(
+        f"log_integrity calibration: {false_runs}/{runs} honest runs with a finding "
+        f"(bound {bound:.0f})"
+    )
     assert false_runs <= bound
     assert false_runs <= 3  # the test is conservative; in practice none
 
 
 def test_exposures_without_a_logged_slate_flagged() -> None:
-    sim = simulate(scenario("honest_logs", seed=4, n_users=1500, time_scale=0.15,
-                            ranking_log_drop=0.05))
+    sim = simulate(
+        scenario("honest_logs", seed=4, n_users=1500, time_scale=0.15, ranking_log_drop=0.05)
+    )
     assert sim.truth["faults"]["log"]["rankings_dropped"] > 0
     found = by_subject(run(sim, alpha=realistic_alpha()))
     links = [f for (_, _, s), f in found.items() if s == "exposure_links"]
@@ -177,8 +204,15 @@ def test_exposures_without_a_logged_slate_flagged() -> None:
 
 def test_outage_flagged_as_event_gap_with_its_times() -> None:
     # Offsets are stretched by time_scale: 2.4–2.8 days → 0.36–0.42 days after start.
-    sim = simulate(scenario("honest_logs", seed=5, n_users=1500, time_scale=0.15,
-                            log_outages=((dt.timedelta(days=2.4), dt.timedelta(days=2.8)),)))
+    sim = simulate(
+        scenario(
+            "honest_logs",
+            seed=5,
+            n_users=1500,
+            time_scale=0.15,
+            log_outages=((dt.timedelta(days=2.4), dt.timedelta(days=2.8)),),
+        )
+    )
     found = by_subject(run(sim, alpha=0.05))
     gaps = {k: f for k, f in found.items() if k[2] == "event_gaps"}
     assert gaps, found.keys()
@@ -198,8 +232,15 @@ def test_undeclared_share_is_estimated_in_the_baseline() -> None:
     """Without a declared share the baseline's share is the reference: an arm under-logged
     alike in both periods is consistent with it (only a declared share reveals that), and
     the minimum detectable change is reported."""
-    sim = simulate(scenario("holdout_underlogging", seed=6, n_users=1500, time_scale=0.15,
-                            declare_holdout_share=False))
+    sim = simulate(
+        scenario(
+            "holdout_underlogging",
+            seed=6,
+            n_users=1500,
+            time_scale=0.15,
+            declare_holdout_share=False,
+        )
+    )
     assert "platforms" not in sim.config
     out = run(sim, alpha=0.05)
     assert not [f for f in out.latest_findings.values() if f.subject == "holdout_share"]
@@ -207,22 +248,36 @@ def test_undeclared_share_is_estimated_in_the_baseline() -> None:
     assert rows and all(d.mde_down is None or d.mde_down < 1 for d in rows)
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"srm_tolerance": 1.5}, "srm_tolerance"), ({"link_tolerance": 0}, "link_tolerance"),
-    ({"max_gap_ticks": 0}, "max_gap_ticks"), ({"bogus": 1}, "bogus"),
-    ({"min_baseline_users": 0}, "min_baseline_users"), ({"panel_tolerance": 1}, "panel_tol"),
-    ({"panel_match_seconds": 3600}, "at most one tick"),
-    ({"switch_tolerance": -0.1}, "switch_tolerance")])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"srm_tolerance": 1.5}, "srm_tolerance"),
+        ({"link_tolerance": 0}, "link_tolerance"),
+        ({"max_gap_ticks": 0}, "max_gap_ticks"),
+        ({"bogus": 1}, "bogus"),
+        ({"min_baseline_users": 0}, "min_baseline_users"),
+        ({"panel_tolerance": 1}, "panel_tol"),
+        ({"panel_match_seconds": 3600}, "at most one tick"),
+        ({"switch_tolerance": -0.1}, "switch_tolerance"),
+    ],
+)
 def test_bad_parameters_are_config_errors(params: dict[str, Any], message: str) -> None:
     from tests.factories import config_dict
+
     with pytest.raises(ConfigError, match=message):  # an unknown one already when read
         cfg = parse_config(config_dict(detection={"alpha": 0.05, "log_integrity": params}))
         Engine(cfg, ListOutput(), detectors=["log_integrity"])
 
 
-@given(st.lists(st.tuples(st.text(min_size=1, max_size=6), st.integers(1, 1_000_000)),
-                min_size=1, max_size=12, unique_by=lambda t: t[0]),
-       st.text(min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.tuples(st.text(min_size=1, max_size=6), st.integers(1, 1_000_000)),
+        min_size=1,
+        max_size=12,
+        unique_by=lambda t: t[0],
+    ),
+    st.text(min_size=1, max_size=6),
+)
 def test_compact_slate_answers_like_a_dict(slots, probe):
     """The compact slate string gives the same positions as {item: position}, for any ids
     (separator characters included: those slates stay dicts)."""

@@ -18,14 +18,14 @@ def test_design_effect_is_the_user_clustered_variance_over_the_binomial() -> Non
     rng = np.random.default_rng(1)
     t = _Trials(region="DE")
     n_u = rng.integers(1, 30, 300)
-    p_u = np.where(rng.random(300) < 0.05, 0.9, 0.01)   # a few users' apps drop labels
+    p_u = np.where(rng.random(300) < 0.05, 0.9, 0.01)  # a few users' apps drop labels
     k_u = rng.binomial(n_u, p_u)
     for u, (n, k) in enumerate(zip(n_u, k_u, strict=True)):
         for j in range(n):
             t.add(f"u{u}", j < k)
     n, k, g = n_u.sum(), k_u.sum(), 300
     p = k / n
-    direct = ((k_u - p * n_u) ** 2).sum() / n ** 2 * g / (g - 1)
+    direct = ((k_u - p * n_u) ** 2).sum() / n**2 * g / (g - 1)
     assert t.n == n and t.unlabelled == k
     assert t.design_effect == pytest.approx(direct / (p * (1 - p) / n), rel=1e-9)
     assert t.design_effect > 3
@@ -62,16 +62,24 @@ def test_clustered_unlabelled_exposures_are_not_an_alarm_at_the_tolerance() -> N
 
 
 def test_effective_counts_extend_the_integer_e_value() -> None:
-    assert label_share_log_e(12.0, 400.0, 0.01) == pytest.approx(
-        label_share_log_e(12, 400, 0.01))
+    assert label_share_log_e(12.0, 400.0, 0.01) == pytest.approx(label_share_log_e(12, 400, 0.01))
     assert label_share_log_e(6.0, 200.0, 0.01) < label_share_log_e(12.0, 400.0, 0.01)
 
 
 def _detector(min_users: int = 5) -> MissingLabel:
-    cfg = synth.config(disclosures=[{
-        "platform": "p", "intervention": "civic-1", "label": "Sponsored",
-        "start": "2026-05-01T00:00:00Z", "end": "2026-05-10T00:00:00Z",
-        "actors": ["acc-1"], "regions": ["DE"]}])
+    cfg = synth.config(
+        disclosures=[
+            {
+                "platform": "p",
+                "intervention": "civic-1",
+                "label": "Sponsored",
+                "start": "2026-05-01T00:00:00Z",
+                "end": "2026-05-10T00:00:00Z",
+                "actors": ["acc-1"],
+                "regions": ["DE"],
+            }
+        ]
+    )
     return MissingLabel(DetectorContext(cfg, ExposureLedger(cfg), 0.05), min_users=min_users)
 
 

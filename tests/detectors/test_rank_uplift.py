@@ -10,14 +10,25 @@ import pytest
 from monitor.config import ConfigError
 from tests.detectors.synth import Plan, alarms, config, platform_stream, run
 
-DISCLOSE_ACC2 = [{"platform": "chirp", "intervention": "civic-1", "label": "promoted",
-                  "actors": ["acc-2"], "regions": ["DE"]}]
+DISCLOSE_ACC2 = [
+    {
+        "platform": "chirp",
+        "intervention": "civic-1",
+        "label": "promoted",
+        "actors": ["acc-2"],
+        "regions": ["DE"],
+    }
+]
 
 
 @pytest.fixture(scope="module")
 def planted():
-    plan = Plan(hidden={"acc-1": 1.5, "acc-4": 0.6}, disclosed={"acc-2": 2.0},
-                organic_logged={"acc-3": 1.5}, platform_shift=0.4)
+    plan = Plan(
+        hidden={"acc-1": 1.5, "acc-4": 0.6},
+        disclosed={"acc-2": 2.0},
+        organic_logged={"acc-3": 1.5},
+        platform_shift=0.4,
+    )
     ex, rk = platform_stream(21, plan, reach=6)
     return run(config(disclosures=DISCLOSE_ACC2), ex, rk, detectors=["rank_uplift"])
 
@@ -91,8 +102,12 @@ def test_per_item_legitimate_adjustments_are_not_uplift() -> None:
     # the slate-only variance would have been several times smaller
     s = panel.sums
     theta = s["u"] / s["n"]
-    slate_only = ((s["s_a2"] - 2 * theta * s["s_an"] + theta ** 2 * s["s_n2"]) / s["n"] ** 2
-                  * s["s_g"] / (s["s_g"] - 1))
+    slate_only = (
+        (s["s_a2"] - 2 * theta * s["s_an"] + theta**2 * s["s_n2"])
+        / s["n"] ** 2
+        * s["s_g"]
+        / (s["s_g"] - 1)
+    )
     assert np.nanmedian(panel.variance[:6] / slate_only[:6]) > 3
 
 
@@ -115,8 +130,17 @@ def test_null_platform_is_quiet_and_detectability_is_reported() -> None:
     assert all(r.mde_up is not None and 1 < r.mde_up < 1.5 for r in rows)
 
 
-@pytest.mark.parametrize("params", [{"tau": -1}, {"margin": 0.5}, {"score_resolution": 0},
-                                    {"min_slates": 1}, {"min_items": 1}, {"min_sd": 0.05}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"tau": -1},
+        {"margin": 0.5},
+        {"score_resolution": 0},
+        {"min_slates": 1},
+        {"min_items": 1},
+        {"min_sd": 0.05},
+    ],
+)
 def test_bad_parameters_are_config_errors(params) -> None:
     with pytest.raises(ConfigError, match="detection.rank_uplift"):
         run(config(detection={"rank_uplift": params}), [], [])
@@ -137,15 +161,24 @@ def test_two_way_cluster_variance_against_direct_sums() -> None:
         a = np.bincount(ids, weights=u)
         m = np.bincount(ids).astype(float)
         g = int((m > 0).sum())
-        return float(((a - theta * m) ** 2).sum()) / n ** 2 * g / (g - 1)
+        return float(((a - theta * m) ** 2).sum()) / n**2 * g / (g - 1)
 
-    direct = cluster(item) + cluster(slate) - float(((u - theta) ** 2).sum()) / n ** 2
+    direct = cluster(item) + cluster(slate) - float(((u - theta) ** 2).sum()) / n**2
     a_i, n_i = np.bincount(item, weights=u), np.bincount(item).astype(float)
     a_s, n_s = np.bincount(slate, weights=u), np.bincount(slate).astype(float)
     one = np.ones(1)
     got = two_way_cluster_var(
-        one * theta, one * n, one * (u * u).sum(), one * u.sum(),
-        one * (a_s ** 2).sum(), one * (a_s * n_s).sum(), one * (n_s ** 2).sum(),
-        one * (n_s > 0).sum(), one * (a_i ** 2).sum(), one * (a_i * n_i).sum(),
-        one * (n_i ** 2).sum(), one * (n_i > 0).sum())
+        one * theta,
+        one * n,
+        one * (u * u).sum(),
+        one * u.sum(),
+        one * (a_s**2).sum(),
+        one * (a_s * n_s).sum(),
+        one * (n_s**2).sum(),
+        one * (n_s > 0).sum(),
+        one * (a_i**2).sum(),
+        one * (a_i * n_i).sum(),
+        one * (n_i**2).sum(),
+        one * (n_i > 0).sum(),
+    )
     assert got[0] == pytest.approx(direct, rel=1e-9)

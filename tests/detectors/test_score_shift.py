@@ -8,14 +8,26 @@ import pytest
 from monitor.config import ConfigError
 from tests.detectors.synth import Plan, alarms, config, platform_stream, run
 
-DISCLOSE_ACC2 = [{"platform": "chirp", "intervention": "civic-1", "label": "promoted",
-                  "actors": ["acc-2"], "regions": ["DE"]}]
+DISCLOSE_ACC2 = [
+    {
+        "platform": "chirp",
+        "intervention": "civic-1",
+        "label": "promoted",
+        "actors": ["acc-2"],
+        "regions": ["DE"],
+    }
+]
 
 
 @pytest.fixture(scope="module")
 def planted():
-    plan = Plan(organic_logged={"acc-1": 1.5}, hidden={"acc-4": 0.6}, disclosed={"acc-2": 2.0},
-                platform_shift=0.3, posting={"acc-3": 3.0})
+    plan = Plan(
+        organic_logged={"acc-1": 1.5},
+        hidden={"acc-4": 0.6},
+        disclosed={"acc-2": 2.0},
+        platform_shift=0.3,
+        posting={"acc-3": 3.0},
+    )
     ex, rk = platform_stream(31, plan, reach=20, items_per_day=24)
     # a small platform: fewer reference items than the default minimum of 30
     cfg = config(disclosures=DISCLOSE_ACC2, detection={"score_shift": {"min_reference": 10}})
@@ -54,8 +66,7 @@ def test_null_stream_is_quiet_with_detectability() -> None:
     assert sum(r.mde_up is not None for r in rows) >= 6
 
 
-@pytest.mark.parametrize("params", [{"horizon_hours": 0}, {"min_entries": 1},
-                                    {"prior_items": -1}])
+@pytest.mark.parametrize("params", [{"horizon_hours": 0}, {"min_entries": 1}, {"prior_items": -1}])
 def test_bad_parameters_are_config_errors(params) -> None:
     with pytest.raises(ConfigError, match="detection.score_shift"):
         run(config(detection={"score_shift": params}), [], [])
@@ -64,10 +75,12 @@ def test_bad_parameters_are_config_errors(params) -> None:
 def test_a_new_ranking_model_is_one_platform_change_not_amplification() -> None:
     """Every score ×1.3 from the window start (selection too): accounts at the top and the
     bottom of the score range move most; all of it is the platform's, reported once."""
-    ex, rk = platform_stream(33, Plan(platform_scale=1.3), reach=30, quality_sd=0.6,
-                            items_per_day=48)
-    _, out = run(config(detection={"score_shift": {"min_reference": 10}}), ex, rk,
-                 detectors=["score_shift"])
+    ex, rk = platform_stream(
+        33, Plan(platform_scale=1.3), reach=30, quality_sd=0.6, items_per_day=48
+    )
+    _, out = run(
+        config(detection={"score_shift": {"min_reference": 10}}), ex, rk, detectors=["score_shift"]
+    )
     assert not alarms(out)
     changes = [f for f in out.latest_findings.values() if f.kind == "platform_change"]
     assert len(changes) == 1
@@ -84,9 +97,9 @@ def test_between_item_variance_is_not_the_biased_median_rule() -> None:
 
     rng = np.random.default_rng(2)
     n = 4000
-    v = rng.gamma(2.0, 0.02, n)              # heterogeneous within-item variances
+    v = rng.gamma(2.0, 0.02, n)  # heterogeneous within-item variances
     delta = rng.normal(0, np.sqrt(v + 0.01))  # between-item variance 0.01
-    old = max(0.0, float(np.median(delta ** 2 - v)) / 0.4549)
+    old = max(0.0, float(np.median(delta**2 - v)) / 0.4549)
     new = item_variance(delta, v, np.ones(n), n_params=0)
-    assert old < 0.005      # biased low: σ² − 1.2·median(v) territory
+    assert old < 0.005  # biased low: σ² − 1.2·median(v) territory
     assert new == pytest.approx(0.01, rel=0.15)

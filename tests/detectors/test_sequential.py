@@ -23,16 +23,18 @@ from detectors.sequential import (
 def _one_sided_by_quadrature(x: float, v: float, tau: float) -> float:
     """``E⁺ = ∫_0^∞ 2 N(θ; 0, τ²) · exp((θ x − θ²/2) / V) dθ`` by numerical quadrature
     (half-normal prior on the effect θ, Gaussian likelihood ratio of θ against 0)."""
+
     def f(theta: float) -> float:
-        return 2 * stats.norm.pdf(theta, 0, tau) * math.exp((theta * x - theta ** 2 / 2) / v)
+        return 2 * stats.norm.pdf(theta, 0, tau) * math.exp((theta * x - theta**2 / 2) / v)
 
     val, _ = integrate.quad(f, 0, np.inf, limit=200)
     return val
 
 
-@pytest.mark.parametrize(("x", "v", "tau"), [(0.0, 0.04, 0.3), (0.3, 0.01, 0.3),
-                                              (-0.2, 0.02, 0.5), (0.05, 0.001, 0.1),
-                                              (0.6, 0.05, 1.0)])
+@pytest.mark.parametrize(
+    ("x", "v", "tau"),
+    [(0.0, 0.04, 0.3), (0.3, 0.01, 0.3), (-0.2, 0.02, 0.5), (0.05, 0.001, 0.1), (0.6, 0.05, 1.0)],
+)
 def test_one_sided_mixture_matches_numeric_integration(x: float, v: float, tau: float) -> None:
     expected = _one_sided_by_quadrature(x, v, tau)
     got = float(np.exp(one_sided_log_e(x, v, tau)))
@@ -55,8 +57,12 @@ def test_two_sided_is_average_of_directions_with_margin() -> None:
 def test_e_process_has_expectation_at_most_one_under_null() -> None:
     """E[E⁺] = 1 at θ = δ (martingale) for a single look: integrate over x ~ N(δ, V)."""
     v, tau = 0.02, 0.3
-    val, _ = integrate.quad(lambda x: stats.norm.pdf(x, 0, math.sqrt(v))
-                            * float(np.exp(one_sided_log_e(x, v, tau))), -2, 2, limit=200)
+    val, _ = integrate.quad(
+        lambda x: stats.norm.pdf(x, 0, math.sqrt(v)) * float(np.exp(one_sided_log_e(x, v, tau))),
+        -2,
+        2,
+        limit=200,
+    )
     assert val == pytest.approx(1.0, rel=1e-6)
 
 
@@ -90,8 +96,9 @@ def test_margin_makes_small_effects_null() -> None:
     x = rng.standard_normal((n_streams, n_obs)) + delta  # exactly on the null boundary
     n = np.arange(1, n_obs + 1)
     est = np.cumsum(x, axis=1) / n
-    log_e, _ = mixture_log_e(est.ravel(), np.broadcast_to(1.0 / n, est.shape).ravel(), tau,
-                             margin=delta)
+    log_e, _ = mixture_log_e(
+        est.ravel(), np.broadcast_to(1.0 / n, est.shape).ravel(), tau, margin=delta
+    )
     sup = log_e.reshape(est.shape).max(axis=1)
     assert (sup >= math.log(1 / alpha)).sum() <= stats.binom.ppf(0.999, n_streams, alpha)
 
@@ -100,8 +107,7 @@ def test_confidence_sequence_radius_solves_boundary_and_covers() -> None:
     v, tau, alpha = 0.01, 0.3, 0.05
     r = float(cs_radius(v, tau, alpha))
     # the two-sided mixture (no margin) equals 1/α at θ̂ − θ = ±r
-    two_sided = (math.sqrt(v / (v + tau ** 2))
-                 * math.exp(tau ** 2 * r ** 2 / (2 * v * (v + tau ** 2))))
+    two_sided = math.sqrt(v / (v + tau**2)) * math.exp(tau**2 * r**2 / (2 * v * (v + tau**2)))
     assert two_sided == pytest.approx(1 / alpha)
     # time-uniform coverage on Gaussian streams
     rng = np.random.default_rng(11)
@@ -119,8 +125,7 @@ def test_mde_is_the_crossing_point() -> None:
     thr = log_threshold(20, 0.03)
     got = mde_log(var, 0.3, 0.05, thr)
     for v, g in zip(var, got, strict=True):
-        root = optimize.brentq(lambda t, v=v: mixture_log_e(t, v, 0.3, 0.05)[0][0] - thr,
-                               0.05, 10)
+        root = optimize.brentq(lambda t, v=v: mixture_log_e(t, v, 0.3, 0.05)[0][0] - thr, 0.05, 10)
         assert g == pytest.approx(root, abs=1e-6)
     assert np.isinf(mde_log([np.nan], 0.3, 0.0, thr)[0])
 
@@ -135,8 +140,9 @@ def test_adjusted_p_and_threshold() -> None:
 
 def test_panel_records_first_crossing_and_latest_cs() -> None:
     panel = SequentialPanel(n=2, tau=0.3, margin=0.0, log_thresh=math.log(100), alpha_cs=0.01)
-    new = panel.update(np.array([0.0, 0.5]), np.array([0.01, 0.001]), 1000, 1,
-                       snapshot=lambda i: {"i": i})
+    new = panel.update(
+        np.array([0.0, 0.5]), np.array([0.01, 0.001]), 1000, 1, snapshot=lambda i: {"i": i}
+    )
     assert new.tolist() == [1]
     assert panel.crossed.tolist() == [False, True]
     assert panel.at_cross == {1: {"i": 1}}
@@ -175,7 +181,7 @@ def test_central_guard_floors_tiny_variances_and_counts_the_looks() -> None:
     for t in range(3):
         panel.update(est, np.array([1e-12, 1e-12]), t, t, floor=np.array([0.01, np.nan]))
     assert panel.guarded.tolist() == [3, 3]
-    assert panel.log_e[0] < 0.1                      # the model floor: no evidence
-    assert panel.log_e[1] < 0.1                      # MIN_VARIANCE: ±0.1 % is no evidence
+    assert panel.log_e[0] < 0.1  # the model floor: no evidence
+    assert panel.log_e[1] < 0.1  # MIN_VARIANCE: ±0.1 % is no evidence
     unguarded, _ = mixture_log_e(est, np.full(2, 1e-12), 0.3)
     assert unguarded[1] > panel.log_thresh > panel.log_e[1]

@@ -27,7 +27,7 @@ def _clustered_arm(rng: np.random.Generator, n_users: int, mean: float) -> np.nd
 def test_ratio_ci_matches_bootstrap_over_users() -> None:
     rng = np.random.default_rng(5)
     xr, xh = _clustered_arm(rng, 600, 3.0), _clustered_arm(rng, 200, 2.0)
-    est = ratio_ci(xr.sum(), (xr ** 2).sum(), xr.size, xh.sum(), (xh ** 2).sum(), xh.size)
+    est = ratio_ci(xr.sum(), (xr**2).sum(), xr.size, xh.sum(), (xh**2).sum(), xh.size)
     boots = []
     for _ in range(3000):
         br = rng.choice(xr, xr.size)
@@ -45,7 +45,7 @@ def test_vectorised_user_variance_equals_scalar_version() -> None:
     rows = []
     for _ in range(5):
         xr, xh = _clustered_arm(rng, 300, 2.0), _clustered_arm(rng, 100, 2.0)
-        rows.append((xr.sum(), (xr ** 2).sum(), xr.size, xh.sum(), (xh ** 2).sum(), xh.size))
+        rows.append((xr.sum(), (xr**2).sum(), xr.size, xh.sum(), (xh**2).sum(), xh.size))
     arr = np.array(rows, dtype=float).T
     log_r, var = log_ratio_user_var(*arr)
     for j, row in enumerate(rows):
@@ -80,7 +80,7 @@ def test_item_cluster_variance_matches_direct_sum_and_bootstrap() -> None:
 def test_herfindahl_is_unbiased_for_poisson_counts() -> None:
     rng = np.random.default_rng(2)
     p = rng.dirichlet(np.ones(15))
-    true_h = float((p ** 2).sum())
+    true_h = float((p**2).sum())
     vals = []
     for _ in range(2000):
         c = rng.poisson(200 * p)
@@ -93,13 +93,15 @@ def _period(rng: np.random.Generator, sigma: float) -> tuple[float, ...]:
     """One subject-period: items with random exposure potential and lognormal amplification."""
     g = int(rng.integers(8, 40))
     pot = rng.gamma(2.0, 10.0, g)
-    eff = np.exp(rng.normal(-sigma ** 2 / 2, sigma, g))
+    eff = np.exp(rng.normal(-(sigma**2) / 2, sigma, g))
     h = rng.poisson(pot)
     r = rng.poisson(4 * pot * eff)
-    return (math.log(r.sum() / h.sum()),
-            float(item_cluster_var(r.sum(), h.sum(), (r * r).sum(), (r * h).sum(),
-                                   (h * h).sum(), g)),
-            1 / r.sum() + 1 / h.sum(), float(herfindahl((r * r).sum(), r.sum())))
+    return (
+        math.log(r.sum() / h.sum()),
+        float(item_cluster_var(r.sum(), h.sum(), (r * r).sum(), (r * h).sum(), (h * h).sum(), g)),
+        1 / r.sum() + 1 / h.sum(),
+        float(herfindahl((r * r).sum(), r.sum())),
+    )
 
 
 def test_pooled_item_variance_calibrates_period_differences() -> None:
@@ -108,8 +110,13 @@ def test_pooled_item_variance_calibrates_period_differences() -> None:
     rng = np.random.default_rng(4)
     sigma = 0.5
     learn = [_period(rng, sigma) for _ in range(80)]
-    s2 = pooled_item_variance([x[1] for x in learn], [x[2] for x in learn],
-                              [x[3] for x in learn], prior=10.0, prior_weight=0.0)
+    s2 = pooled_item_variance(
+        [x[1] for x in learn],
+        [x[2] for x in learn],
+        [x[3] for x in learn],
+        prior=10.0,
+        prior_weight=0.0,
+    )
     z_model, z_pois = [], []
     for _ in range(400):
         (l1, _, p1, h1), (l2, _, p2, h2) = _period(rng, sigma), _period(rng, sigma)
@@ -125,8 +132,7 @@ def test_label_share_log_e_matches_quadrature() -> None:
     from scipy import integrate
 
     k, n, eps = 7, 40, 0.05
-    val, _ = integrate.quad(lambda q: (q / eps) ** k * ((1 - q) / (1 - eps)) ** (n - k),
-                            eps, 1)
+    val, _ = integrate.quad(lambda q: (q / eps) ** k * ((1 - q) / (1 - eps)) ** (n - k), eps, 1)
     assert label_share_log_e(k, n, eps) == pytest.approx(math.log(val / (1 - eps)), rel=1e-6)
 
 
@@ -135,10 +141,12 @@ def test_cluster_mean_variance_matches_direct_sum_and_bootstrap() -> None:
     g = 300
     n_j = rng.integers(1, 8, g).astype(float)
     effect = rng.normal(0.1, 0.3, g)  # cluster-level random effect: entries correlated
-    a_j = np.array([np.sum(e + rng.normal(0, 0.1, int(k))) for e, k in zip(effect, n_j,
-                                                                           strict=True)])
-    theta, var = ratio_mean_cluster_var(a_j.sum(), n_j.sum(), (a_j ** 2).sum(),
-                                        (a_j * n_j).sum(), (n_j ** 2).sum(), g)
+    a_j = np.array(
+        [np.sum(e + rng.normal(0, 0.1, int(k))) for e, k in zip(effect, n_j, strict=True)]
+    )
+    theta, var = ratio_mean_cluster_var(
+        a_j.sum(), n_j.sum(), (a_j**2).sum(), (a_j * n_j).sum(), (n_j**2).sum(), g
+    )
     t = a_j.sum() / n_j.sum()
     direct = g / (g - 1) * np.sum((a_j - t * n_j) ** 2) / n_j.sum() ** 2
     assert theta == pytest.approx(t) and var == pytest.approx(direct)
@@ -181,8 +189,13 @@ def test_errors_in_variables_slope_recovers_a_platform_change() -> None:
     naive = np.polyfit(x, d, 1)[0]
     assert naive < 0.15
     assert ref.gamma == pytest.approx(0.3, abs=0.04)
-    assert ref.c == pytest.approx(0.1 + 0.3 * float(np.average(x_true, weights=1 / (v + vx)))
-                                  - 0.3 * ref.xbar + 0.3 * ref.xbar, abs=0.02)
+    assert ref.c == pytest.approx(
+        0.1
+        + 0.3 * float(np.average(x_true, weights=1 / (v + vx)))
+        - 0.3 * ref.xbar
+        + 0.3 * ref.xbar,
+        abs=0.02,
+    )
 
 
 def test_common_shift_is_a_huber_m_estimate() -> None:
@@ -193,7 +206,7 @@ def test_common_shift_is_a_huber_m_estimate() -> None:
     rng = np.random.default_rng(7)
     v = rng.uniform(0.01, 0.2, 200)
     d = 0.05 + rng.normal(0, np.sqrt(v))
-    d[:15] += 2.0   # boosted accounts
+    d[:15] += 2.0  # boosted accounts
     c, var_c = common_shift(d, v, huber_k=2.0)
 
     def loss(m: float) -> float:
@@ -211,10 +224,10 @@ def test_item_variance_median_equation_resists_outliers() -> None:
     rng = np.random.default_rng(9)
     u, k = rng.uniform(0.01, 0.03, 40), rng.uniform(0.05, 0.2, 40)
     r = rng.normal(0, np.sqrt(u + 0.3 * k))
-    r[:10] += 2.5    # a quarter of the accounts boosted
+    r[:10] += 2.5  # a quarter of the accounts boosted
     robust = item_variance(r, u, k, n_params=0, median=True)
     truncated = item_variance(r, u, k, n_params=0)
-    assert robust < truncated / 4   # 1.7 vs 14 (truth 0.3): bounded by the quarter boosted
+    assert robust < truncated / 4  # 1.7 vs 14 (truth 0.3): bounded by the quarter boosted
     r[:10] -= 2.5
     assert 0.1 < item_variance(r, u, k, n_params=0, median=True) < 1.0
 
@@ -233,10 +246,12 @@ def test_elasticity_is_the_binomial_maximum_likelihood() -> None:
     r = rng.poisson(20 * np.exp(0.8 * x - 0.1 * x * x))
     acc = ItemExposure()
     items = [f"i{j}" for j in range(n)]
-    for j in range(n):   # 6 scored entries per item, exactly at x (no measurement noise)
+    for j in range(n):  # 6 scored entries per item, exactly at x (no measurement noise)
         acc.add_scores([items[j]] * 6, np.full(6, x[j]))
-    acc.add_exposures([items[j] for j in range(n) for _ in range(r[j] + h[j])],
-                      np.array([k >= r[j] for j in range(n) for k in range(r[j] + h[j])]))
+    acc.add_exposures(
+        [items[j] for j in range(n) for _ in range(r[j] + h[j])],
+        np.array([k >= r[j] for j in range(n) for k in range(r[j] + h[j])]),
+    )
     el = fit_elasticity(acc)
     use = r + h >= 10
     xc = x[use] - x[use].mean()
@@ -269,17 +284,23 @@ def test_confidence_sequence_by_inversion_excludes_zero_exactly_when_crossed() -
 def test_scope_plan_splits_the_budget_over_every_added_test() -> None:
     from detectors._scopes import WHOLE, plan_scopes
 
-    volume = {("surface", "feed"): 900.0, ("surface", "search"): 100.0,
-              ("region", "DE-BY"): 600.0, ("region", "DE-BE"): 400.0}
+    volume = {
+        ("surface", "feed"): 900.0,
+        ("surface", "search"): 100.0,
+        ("region", "DE-BY"): 600.0,
+        ("region", "DE-BE"): 400.0,
+    }
     plan = plan_scopes(volume, "DE", max_scopes=8, scope_share=0.5)
     assert plan.scopes[0] == WHOLE and plan.shares[0] == 0.5
     assert set(plan.scopes[1:]) == set(volume) and sum(plan.shares) == pytest.approx(1.0)
-    one_surface = plan_scopes({("surface", "feed"): 1.0, ("region", "DE-BY"): 1.0}, "DE",
-                              max_scopes=8, scope_share=0.5)
+    one_surface = plan_scopes(
+        {("surface", "feed"): 1.0, ("region", "DE-BY"): 1.0}, "DE", max_scopes=8, scope_share=0.5
+    )
     assert one_surface.scopes == (WHOLE,) and one_surface.shares == (1.0,)
     # country-level events count as their own group: DE-BY is then a proper subset
-    mixed = plan_scopes({("region", "DE"): 5.0, ("region", "DE-BY"): 5.0}, "DE",
-                        max_scopes=8, scope_share=0.5)
+    mixed = plan_scopes(
+        {("region", "DE"): 5.0, ("region", "DE-BY"): 5.0}, "DE", max_scopes=8, scope_share=0.5
+    )
     assert mixed.scopes == (WHOLE, ("region", "DE-BY"))
     capped = plan_scopes(volume, "DE", max_scopes=2, scope_share=0.4)
     assert capped.scopes[1:] == (("surface", "feed"), ("region", "DE-BY"))

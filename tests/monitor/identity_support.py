@@ -18,19 +18,19 @@ Disguise = Callable[[str, random.Random], str]
 # Latin letter → look-alikes from other scripts whose capitals also look like the Latin
 # capital (so that upper-casing after substituting keeps the disguise a look-alike).
 HOMOGLYPHS: dict[str, tuple[str, ...]] = {
-    "a": ("\u0430", "\u03b1"),              # Cyrillic а, Greek α
-    "c": ("\u0441", "\u2ca5"),              # Cyrillic с, Coptic ⲥ
-    "e": ("\u0435",),                       # Cyrillic е
-    "i": ("\u0456", "\u03b9"),              # Cyrillic і, Greek ι
-    "j": ("\u0458",),                       # Cyrillic ј
-    "o": ("\u043e", "\u03bf", "0"),         # Cyrillic о, Greek ο, digit zero
-    "p": ("\u0440", "\u03c1"),              # Cyrillic р, Greek ρ
-    "s": ("\u0455",),                       # Cyrillic ѕ
-    "x": ("\u0445", "\u2179"),              # Cyrillic х, small roman numeral ten ⅹ
-    "y": ("\u0443",),                       # Cyrillic у
-    "l": ("1", "I", "\u04cf"),              # digit one, capital I, Cyrillic palochka ӏ
+    "a": ("\u0430", "\u03b1"),  # Cyrillic а, Greek α
+    "c": ("\u0441", "\u2ca5"),  # Cyrillic с, Coptic ⲥ
+    "e": ("\u0435",),  # Cyrillic е
+    "i": ("\u0456", "\u03b9"),  # Cyrillic і, Greek ι
+    "j": ("\u0458",),  # Cyrillic ј
+    "o": ("\u043e", "\u03bf", "0"),  # Cyrillic о, Greek ο, digit zero
+    "p": ("\u0440", "\u03c1"),  # Cyrillic р, Greek ρ
+    "s": ("\u0455",),  # Cyrillic ѕ
+    "x": ("\u0445", "\u2179"),  # Cyrillic х, small roman numeral ten ⅹ
+    "y": ("\u0443",),  # Cyrillic у
+    "l": ("1", "I", "\u04cf"),  # digit one, capital I, Cyrillic palochka ӏ
     "1": ("l", "I"),
-    "0": ("O", "o", "\u041e"),              # Latin O/o, Cyrillic О
+    "0": ("O", "o", "\u041e"),  # Latin O/o, Cyrillic О
 }
 INVISIBLE = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u200e", "\u200f")
 MARKS = ("\u0301", "\u0300", "\u0308", "\u0327", "\u0323", "\u030c")
@@ -51,7 +51,7 @@ def upper(text: str, rng: random.Random) -> str:
 
 def upper_one(text: str, rng: random.Random) -> str:
     i = rng.randrange(len(text))
-    return text[:i] + text[i].upper() + text[i + 1:]
+    return text[:i] + text[i].upper() + text[i + 1 :]
 
 
 def edge_space(text: str, rng: random.Random) -> str:
@@ -81,21 +81,22 @@ def homoglyph(text: str, rng: random.Random) -> str:
     if not spots:
         return text
     i = rng.choice(spots)
-    return text[:i] + rng.choice(HOMOGLYPHS[text[i]]) + text[i + 1:]
+    return text[:i] + rng.choice(HOMOGLYPHS[text[i]]) + text[i + 1 :]
 
 
 def fullwidth(text: str, rng: random.Random) -> str:
     def wide(c: str) -> str:
         return chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c
+
     if rng.random() < 0.5:
         return "".join(map(wide, text))
     i = rng.randrange(len(text))
-    return text[:i] + wide(text[i]) + text[i + 1:]
+    return text[:i] + wide(text[i]) + text[i + 1 :]
 
 
 def combining(text: str, rng: random.Random) -> str:
     i = rng.randrange(len(text))
-    return text[:i + 1] + rng.choice(MARKS) + text[i + 1:]
+    return text[: i + 1] + rng.choice(MARKS) + text[i + 1 :]
 
 
 def rtl_override(text: str, rng: random.Random) -> str:
@@ -105,9 +106,16 @@ def rtl_override(text: str, rng: random.Random) -> str:
 
 
 DISGUISES: dict[str, Disguise] = {
-    "upper": upper, "upper_one": upper_one, "edge_space": edge_space, "nbsp": nbsp,
-    "invisible": invisible, "at_prefix": at_prefix, "separators": separators,
-    "homoglyph": homoglyph, "fullwidth": fullwidth, "combining": combining,
+    "upper": upper,
+    "upper_one": upper_one,
+    "edge_space": edge_space,
+    "nbsp": nbsp,
+    "invisible": invisible,
+    "at_prefix": at_prefix,
+    "separators": separators,
+    "homoglyph": homoglyph,
+    "fullwidth": fullwidth,
+    "combining": combining,
     "rtl_override": rtl_override,
 }
 
@@ -127,8 +135,9 @@ _VOWELS = "aeiou"
 
 def pseudo_name(rng: random.Random, syllables: tuple[int, int] = (2, 4)) -> str:
     """A pronounceable made-up name (about 90**3 of three syllables): a large name space."""
-    return "".join(rng.choice(_CONSONANTS) + rng.choice(_VOWELS)
-                   for _ in range(rng.randint(*syllables)))
+    return "".join(
+        rng.choice(_CONSONANTS) + rng.choice(_VOWELS) for _ in range(rng.randint(*syllables))
+    )
 
 
 class _Names:
@@ -143,8 +152,7 @@ class _Names:
         self.w_last = [1 / r for r in range(1, last + 1)]
 
     def pick(self, rng: random.Random) -> tuple[str, str]:
-        return (rng.choices(self.first, self.w_first)[0],
-                rng.choices(self.last, self.w_last)[0])
+        return (rng.choices(self.first, self.w_first)[0], rng.choices(self.last, self.w_last)[0])
 
 
 _NAMES = _Names()
@@ -191,12 +199,21 @@ def simulator_like(rng: random.Random) -> str:
     """The simulator's shapes: ``de-c-cand-3``, ``fr-media-4``, ``bg-0042``."""
     j = rng.choice(("de", "fr", "at", "pl", "it"))
     x = rng.choice(string.ascii_lowercase[:8])
-    return rng.choice((f"{j}-{x}-cand-{rng.randint(1, 40)}", f"{j}-{x}-party",
-                       f"{j}-media-{rng.randint(1, 20)}", f"bg-{rng.randint(1, 9999):04d}"))
+    return rng.choice(
+        (
+            f"{j}-{x}-cand-{rng.randint(1, 40)}",
+            f"{j}-{x}-party",
+            f"{j}-media-{rng.randint(1, 20)}",
+            f"bg-{rng.randint(1, 9999):04d}",
+        )
+    )
 
 
 UNRELATED: dict[str, Callable[[random.Random], str]] = {
-    "handle": handle, "namesake": namesake, "uniform": uniform, "numbered": numbered,
+    "handle": handle,
+    "namesake": namesake,
+    "uniform": uniform,
+    "numbered": numbered,
     "simulator": simulator_like,
 }
 
@@ -210,8 +227,7 @@ def registry_ids(rng: random.Random, n: int) -> list[str]:
     return list(out)
 
 
-def false_positives(seed: int, n_registry: int, n_unrelated: int
-                    ) -> dict[str, dict[str, int]]:
+def false_positives(seed: int, n_registry: int, n_unrelated: int) -> dict[str, dict[str, int]]:
     """Per unrelated shape: how many of ``n_unrelated`` fresh ids (none registered) are
     reported as near misses of a registry of ``n_registry`` mixed ids, by rule."""
     from monitor.identity import IdentityIndex

@@ -24,8 +24,7 @@ def demo_stream() -> dict[str, Any]:
     sim = simulate(scenario("demo", seed=2, scale=0.25))
     lists = {"exposure": sim.exposures, "ranking": sim.rankings}
     merged = merge_by_time([records_from_dicts(t, lists[t], source=t) for t in lists])
-    records = [(r.topic, lists[r.topic][int(r.location.rsplit(":", 1)[1]) - 1])
-               for r in merged]
+    records = [(r.topic, lists[r.topic][int(r.location.rsplit(":", 1)[1]) - 1]) for r in merged]
     return {"config": parse_config(sim.config), "records": records}
 
 
@@ -44,13 +43,23 @@ def single(config: Any, records: list[tuple[str, dict]]) -> tuple[ListOutput, St
 def summary(out: ListOutput) -> dict[str, Any]:
     latest = out.latest_findings
     return {
-        "findings": {fid: (f.kind, f.subject, round(f.effect or 0, 9), f.p_value,
-                           f.n_exposures, f.event_time) for fid, f in latest.items()},
-        "measurements": {k: (m.ratio, m.n_ranked, m.n_holdout, m.users_ranked,
-                             m.users_holdout) for k, m in out.latest_measurements.items()},
-        "detectability": sorted(((d.detector, d.platform, d.window_id, d.subject),
-                                 (d.mde_up, d.mde_down, d.flagged))
-                                for d in out.detectability_rows),
+        "findings": {
+            fid: (
+                f.kind,
+                f.subject,
+                round(f.effect or 0, 9),
+                f.p_value,
+                f.n_exposures,
+                f.event_time,
+            )
+            for fid, f in latest.items()
+        },
+        "measurements": {
+            k: (m.ratio, m.n_ranked, m.n_holdout, m.users_ranked, m.users_holdout)
+            for k, m in out.latest_measurements.items()
+        },
+        "detectability": sorted(
+            ((d.detector, d.platform, d.window_id, d.subject), (d.mde_up, d.mde_down, d.flagged))
+            for d in out.detectability_rows
+        ),
     }
-
-

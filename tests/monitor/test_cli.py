@@ -40,9 +40,19 @@ def test_missing_required_option(capsys, cfg_file: Path) -> None:
 
 
 def test_missing_input_file(capsys, cfg_file: Path, tmp_path: Path) -> None:
-    one_line_exit_2(capsys, ["replay", "--config", str(cfg_file), "--db",
-                             str(tmp_path / "o.duckdb"), "--exposure", str(tmp_path / "no.jsonl")],
-                    "no.jsonl: no such file")
+    one_line_exit_2(
+        capsys,
+        [
+            "replay",
+            "--config",
+            str(cfg_file),
+            "--db",
+            str(tmp_path / "o.duckdb"),
+            "--exposure",
+            str(tmp_path / "no.jsonl"),
+        ],
+        "no.jsonl: no such file",
+    )
 
 
 def test_invalid_config(capsys, tmp_path: Path) -> None:
@@ -52,9 +62,19 @@ def test_invalid_config(capsys, tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(d), encoding="utf-8")
     src = tmp_path / "e.jsonl"
     src.write_text("")
-    one_line_exit_2(capsys, ["replay", "--config", str(path), "--db", str(tmp_path / "o.duckdb"),
-                             "--exposure", str(src)],
-                    "amplimon.yaml: windows[0]: end is before start")
+    one_line_exit_2(
+        capsys,
+        [
+            "replay",
+            "--config",
+            str(path),
+            "--db",
+            str(tmp_path / "o.duckdb"),
+            "--exposure",
+            str(src),
+        ],
+        "amplimon.yaml: windows[0]: end is before start",
+    )
 
 
 def test_invalid_detector_params(capsys, tmp_path: Path) -> None:
@@ -64,15 +84,39 @@ def test_invalid_detector_params(capsys, tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(d), encoding="utf-8")
     src = tmp_path / "e.jsonl"
     src.write_text("")
-    one_line_exit_2(capsys, ["replay", "--config", str(path), "--db", str(tmp_path / "o.duckdb"),
-                             "--exposure", str(src)],
-                    "amplimon.yaml: detection.missing_label: tolerance")
+    one_line_exit_2(
+        capsys,
+        [
+            "replay",
+            "--config",
+            str(path),
+            "--db",
+            str(tmp_path / "o.duckdb"),
+            "--exposure",
+            str(src),
+        ],
+        "amplimon.yaml: detection.missing_label: tolerance",
+    )
 
 
 def test_console_script_runs_as_module(cfg_file: Path, tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "monitor", "replay", "--config", str(cfg_file),
-                           "--db", str(tmp_path / "o.duckdb"), "--exposure", "nope.jsonl"],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "replay",
+            "--config",
+            str(cfg_file),
+            "--db",
+            str(tmp_path / "o.duckdb"),
+            "--exposure",
+            "nope.jsonl",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "amplimon: nope.jsonl: no such file"
 
@@ -122,8 +166,21 @@ def test_several_files_after_one_option_as_in_the_contract(tmp_path: Path, capsy
     for k in range(3):
         files.append(tmp_path / f"e{k}.jsonl")
         files[-1].write_text(json.dumps(exposure(ts=T0 + k * HOUR)) + "\n", encoding="utf-8")
-    assert main(["replay", "--config", str(cfg), "--db", str(tmp_path / "o.duckdb"),
-                 "--exposure", *map(str, files[:2]), f"--exposure={files[2]}"]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                "--config",
+                str(cfg),
+                "--db",
+                str(tmp_path / "o.duckdb"),
+                "--exposure",
+                *map(str, files[:2]),
+                f"--exposure={files[2]}",
+            ]
+        )
+        == 0
+    )
     assert "replayed 3 records: accepted 3" in capsys.readouterr().err
 
 
@@ -132,12 +189,28 @@ def test_several_files_after_one_option_as_in_the_contract(tmp_path: Path, capsy
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small simulated election replayed with the very command `simulate` suggests."""
     out = tmp_path_factory.mktemp("sim")
-    proc = subprocess.run([sys.executable, "-m", "monitor", "simulate", "--out", str(out),
-                           "--scenario", "undisclosed", "--scale", "0.2"],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "simulate",
+            "--out",
+            str(out),
+            "--scenario",
+            "undisclosed",
+            "--scale",
+            "0.2",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     suggested = proc.stderr.strip().splitlines()[-1].strip()
-    assert suggested == (f"amplimon replay --config {out}/amplimon.yaml --db {out}/amplimon.duckdb"
-                         f" --exposure {out}/exposure.jsonl.gz --ranking {out}/ranking.jsonl.gz")
+    assert suggested == (
+        f"amplimon replay --config {out}/amplimon.yaml --db {out}/amplimon.duckdb"
+        f" --exposure {out}/exposure.jsonl.gz --ranking {out}/ranking.jsonl.gz"
+    )
     argv = shlex.split(suggested)
     assert argv[0] == "amplimon"
     assert main(argv[1:]) == 0
@@ -165,17 +238,25 @@ def test_findings_of_a_file_that_is_not_duckdb(simulated: Path, capsys) -> None:
     truth = simulated.parent / "truth.json"
     one_line_exit_2(capsys, ["findings", "--db", str(truth)], f"{truth}: not a DuckDB file")
     one_line_exit_2(capsys, ["diff", str(simulated), str(truth)], f"{truth}: not a DuckDB file")
-    one_line_exit_2(capsys, ["export", "--db", str(truth), "--parquet",
-                             str(simulated.parent / "x")], f"{truth}: not a DuckDB file")
-    one_line_exit_2(capsys, ["purge", "--before", "2026-01-01", "--db", str(truth)],
-                    f"{truth}: not a DuckDB file")
+    one_line_exit_2(
+        capsys,
+        ["export", "--db", str(truth), "--parquet", str(simulated.parent / "x")],
+        f"{truth}: not a DuckDB file",
+    )
+    one_line_exit_2(
+        capsys,
+        ["purge", "--before", "2026-01-01", "--db", str(truth)],
+        f"{truth}: not a DuckDB file",
+    )
     assert json.loads(truth.read_text(encoding="utf-8"))  # untouched
 
 
 def test_diff_of_identical_runs_says_so(simulated: Path, capsys) -> None:
     assert main(["diff", str(simulated), str(simulated)]) == 0
-    assert capsys.readouterr().out == ("no differences: A and B have the same 2 findings "
-                                       "(within --effect-tol 0.01, --time-tol 0 min)\n")
+    assert capsys.readouterr().out == (
+        "no differences: A and B have the same 2 findings "
+        "(within --effect-tol 0.01, --time-tol 0 min)\n"
+    )
 
 
 # -- detectors: weights and the alpha they yield -------------------------------------------
@@ -188,8 +269,9 @@ def test_detectors_show_weights_and_shares_that_add_up(tmp_path: Path, capsys) -
     weights = {n: REGISTRY[n].budget_weight for n in default_names() if REGISTRY[n].budget_weight}
     total = sum(weights.values())
     for name, w in weights.items():
-        assert re.search(rf"│ {name}\s+│[^│]+│ {w:g}\s+│ {w / total:.3f}\s+│ {0.01 * w / total:.3g}",
-                         out), name
+        assert re.search(
+            rf"│ {name}\s+│[^│]+│ {w:g}\s+│ {w / total:.3f}\s+│ {0.01 * w / total:.3g}", out
+        ), name
     assert re.search(r"│ total\s+│\s+│ [\d.]+\s+│ 1\.000\s+│ 0\.01 ", out)
     cfg = tmp_path / "amplimon.yaml"
     cfg.write_text(yaml.safe_dump(config_dict()), encoding="utf-8")  # alpha 0.05

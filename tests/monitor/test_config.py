@@ -25,9 +25,18 @@ def test_explicit_baseline_kept() -> None:
     assert w.baseline_period.start == dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 
 
-@pytest.mark.parametrize(("a", "b", "expected"), [
-    ("DE", "DE-BY", True), ("DE", "DE", True), ("DE-BY", "DE", False), ("DE", "DEU", False),
-    ("US-PA", "US-PA", True), ("US", "US-PA", True), ("AT", "DE-BY", False)])
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("DE", "DE-BY", True),
+        ("DE", "DE", True),
+        ("DE-BY", "DE", False),
+        ("DE", "DEU", False),
+        ("US-PA", "US-PA", True),
+        ("US", "US-PA", True),
+        ("AT", "DE-BY", False),
+    ],
+)
 def test_country_covers_subdivisions(a: str, b: str, expected: bool) -> None:
     assert covers(a, b) is expected
 
@@ -49,23 +58,44 @@ def test_disclosure_coverage() -> None:
     assert not cfg.disclosures_for("chirp", "civic-1", "acc-2", "DE-BY", ts - 2 * 86_400_000)
 
 
-@pytest.mark.parametrize(("mutate", "message"), [
-    (lambda d: d["windows"][0].update(end="2026-05-01T00:00:00Z"),
-     "amplimon.yaml: windows[0]: end is before start"),
-    (lambda d: d["windows"][0].update(start="2026-05-04T00:00:00"),
-     "amplimon.yaml: windows[0].start: timestamp needs a time zone"),
-    (lambda d: d["actors"][1].update(kind="pope"), "amplimon.yaml: actors[1].kind: Input should be"),
-    (lambda d: d.update(windows=[]), "amplimon.yaml: windows:"),
-    (lambda d: d["detection"].update(alpha=1.5), "amplimon.yaml: detection.alpha:"),
-    (lambda d: d.update(surprise=1), "amplimon.yaml: surprise: unknown key (known: actors, "
-     "actors_file, detection, disclosures, platforms, windows)"),
-    (lambda d: d["windows"].append(dict(d["windows"][0])),
-     "amplimon.yaml: windows[1]: duplicate window id 'de-2026'"),
-    (lambda d: d["windows"][0].update(jurisdiction="Germany"), "amplimon.yaml: windows[0].jurisdiction"),
-    (lambda d: d["windows"][0].update(baseline={"start": "2026-05-05T00:00:00Z",
-                                                 "end": "2026-05-06T00:00:00Z"}),
-     "amplimon.yaml: windows[0]: baseline must end before the window starts"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (
+            lambda d: d["windows"][0].update(end="2026-05-01T00:00:00Z"),
+            "amplimon.yaml: windows[0]: end is before start",
+        ),
+        (
+            lambda d: d["windows"][0].update(start="2026-05-04T00:00:00"),
+            "amplimon.yaml: windows[0].start: timestamp needs a time zone",
+        ),
+        (
+            lambda d: d["actors"][1].update(kind="pope"),
+            "amplimon.yaml: actors[1].kind: Input should be",
+        ),
+        (lambda d: d.update(windows=[]), "amplimon.yaml: windows:"),
+        (lambda d: d["detection"].update(alpha=1.5), "amplimon.yaml: detection.alpha:"),
+        (
+            lambda d: d.update(surprise=1),
+            "amplimon.yaml: surprise: unknown key (known: actors, "
+            "actors_file, detection, disclosures, platforms, windows)",
+        ),
+        (
+            lambda d: d["windows"].append(dict(d["windows"][0])),
+            "amplimon.yaml: windows[1]: duplicate window id 'de-2026'",
+        ),
+        (
+            lambda d: d["windows"][0].update(jurisdiction="Germany"),
+            "amplimon.yaml: windows[0].jurisdiction",
+        ),
+        (
+            lambda d: d["windows"][0].update(
+                baseline={"start": "2026-05-05T00:00:00Z", "end": "2026-05-06T00:00:00Z"}
+            ),
+            "amplimon.yaml: windows[0]: baseline must end before the window starts",
+        ),
+    ],
+)
 def test_invalid_config_is_one_line(mutate, message: str) -> None:
     d = config_dict()
     mutate(d)
@@ -77,7 +107,8 @@ def test_invalid_config_is_one_line(mutate, message: str) -> None:
 
 def test_load_yaml_and_actors_file(tmp_path: Path) -> None:
     (tmp_path / "actors.csv").write_text(
-        "actor,name,kind,group,regions\nacc-9,Nine,party,party-b,DE;AT\n", encoding="utf-8")
+        "actor,name,kind,group,regions\nacc-9,Nine,party,party-b,DE;AT\n", encoding="utf-8"
+    )
     d = config_dict(actors_file="actors.csv")
     path = tmp_path / "amplimon.yaml"
     path.write_text(yaml.safe_dump(d), encoding="utf-8")
@@ -98,22 +129,28 @@ def test_unreadable_and_broken_yaml(tmp_path: Path) -> None:
 
 
 # -- times: the engine's millisecond resolution (issue 11 item 3) -----------------------------
-def _with_times(window: tuple[str, str], baseline: tuple[str, str], disclosure: tuple[str, str]
-                ) -> dict:
+def _with_times(
+    window: tuple[str, str], baseline: tuple[str, str], disclosure: tuple[str, str]
+) -> dict:
     d = config_dict()
-    d["windows"][0].update(start=window[0], end=window[1],
-                           baseline={"start": baseline[0], "end": baseline[1]})
+    d["windows"][0].update(
+        start=window[0], end=window[1], baseline={"start": baseline[0], "end": baseline[1]}
+    )
     d["disclosures"][0].update(start=disclosure[0], end=disclosure[1])
     return d
 
 
 def test_microsecond_times_are_read_as_their_millisecond_rounding() -> None:
-    micro = _with_times(("2026-05-04T00:00:00.000499Z", "2026-05-07T00:00:00.0005Z"),
-                        ("2026-05-01T01:59:59.999600+02:00", "2026-05-03T23:59:59.999999Z"),
-                        ("2026-05-04T00:00:00.000869Z", "2026-05-06T12:00:00.123456Z"))
-    milli = _with_times(("2026-05-04T00:00:00Z", "2026-05-07T00:00:00.001Z"),
-                        ("2026-05-01T00:00:00Z", "2026-05-04T00:00:00Z"),
-                        ("2026-05-04T00:00:00.001Z", "2026-05-06T12:00:00.123Z"))
+    micro = _with_times(
+        ("2026-05-04T00:00:00.000499Z", "2026-05-07T00:00:00.0005Z"),
+        ("2026-05-01T01:59:59.999600+02:00", "2026-05-03T23:59:59.999999Z"),
+        ("2026-05-04T00:00:00.000869Z", "2026-05-06T12:00:00.123456Z"),
+    )
+    milli = _with_times(
+        ("2026-05-04T00:00:00Z", "2026-05-07T00:00:00.001Z"),
+        ("2026-05-01T00:00:00Z", "2026-05-04T00:00:00Z"),
+        ("2026-05-04T00:00:00.001Z", "2026-05-06T12:00:00.123Z"),
+    )
     a, b = parse_config(micro), parse_config(milli)
     assert a == b  # the same configuration: every detector sees the same thing
     w, d = a.windows[0], a.disclosures[0]

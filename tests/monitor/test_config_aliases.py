@@ -22,8 +22,9 @@ def actors(*entries: dict) -> dict:
 
 
 def test_aliases_are_read_and_stripped_like_ids() -> None:
-    cfg = parse_config(actors({"actor": " acc-1 ", "aliases": [" jane.doe ", "\u00a0JD-2026"]},
-                              {"actor": "acc-2"}))
+    cfg = parse_config(
+        actors({"actor": " acc-1 ", "aliases": [" jane.doe ", "\u00a0JD-2026"]}, {"actor": "acc-2"})
+    )
     assert cfg.registry["acc-1"].aliases == ("jane.doe", "JD-2026")
     assert cfg.registry["acc-2"].aliases == ()
     assert cfg.aliases == {"jane.doe": "acc-1", "JD-2026": "acc-1"}
@@ -33,8 +34,10 @@ def test_aliases_from_the_actors_file(tmp_path: Path) -> None:
     (tmp_path / "actors.csv").write_text(
         "actor,name,kind,group,regions,aliases\n"
         "acc-9,Nine,party,party-b,DE;AT,nine-official; 99001\n"
-        "acc-10,Ten,candidate,party-b,DE,\"ten,ten-2026\"\n"
-        "acc-11,Eleven,media,,DE,\n", encoding="utf-8")
+        'acc-10,Ten,candidate,party-b,DE,"ten,ten-2026"\n'
+        "acc-11,Eleven,media,,DE,\n",
+        encoding="utf-8",
+    )
     cfg = parse_config(config_dict(actors_file="actors.csv"), base_dir=tmp_path)
     assert cfg.registry["acc-9"].aliases == ("nine-official", "99001")
     assert cfg.registry["acc-10"].aliases == ("ten", "ten-2026")
@@ -42,21 +45,41 @@ def test_aliases_from_the_actors_file(tmp_path: Path) -> None:
     assert cfg.aliases["99001"] == "acc-9"
 
 
-@pytest.mark.parametrize(("entries", "message"), [
-    ([{"actor": "a", "aliases": ["b", ""]}], "c.yaml: actors[0].aliases[1]: empty id"),
-    ([{"actor": "a", "aliases": ["b", "   "]}], "c.yaml: actors[0].aliases[1]: empty id"),
-    ([{"actor": "a", "aliases": [" a"]}], "c.yaml: actors[0].aliases[0]: 'a' is the actor's own id"),
-    ([{"actor": "a", "aliases": ["b", "b "]}], "c.yaml: actors[0].aliases[1]: 'b' is listed twice"),
-    ([{"actor": "a"}, {"actor": "b", "aliases": ["a"]}],
-     "c.yaml: actors[1].aliases: alias 'a' of 'b' is the id of actors[0]"),
-    ([{"actor": "a", "aliases": ["x"]}, {"actor": "b", "aliases": ["x"]}],
-     "c.yaml: actors[1].aliases: alias 'x' of 'b' is also an alias of actors[0] ('a')"),
-    ([{"actor": "a", "aliases": [12345]}],
-     "c.yaml: actors[0].aliases[0]: Input should be a valid string"),
-    ([{"actor": "a", "aliases": 5}], "c.yaml: actors[0].aliases: Input should be a valid tuple"),
-    ([{"actor": "a", "alias": ["b"]}],
-     "c.yaml: actors[0].alias: unknown key; did you mean 'aliases'?"),
-])
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        ([{"actor": "a", "aliases": ["b", ""]}], "c.yaml: actors[0].aliases[1]: empty id"),
+        ([{"actor": "a", "aliases": ["b", "   "]}], "c.yaml: actors[0].aliases[1]: empty id"),
+        (
+            [{"actor": "a", "aliases": [" a"]}],
+            "c.yaml: actors[0].aliases[0]: 'a' is the actor's own id",
+        ),
+        (
+            [{"actor": "a", "aliases": ["b", "b "]}],
+            "c.yaml: actors[0].aliases[1]: 'b' is listed twice",
+        ),
+        (
+            [{"actor": "a"}, {"actor": "b", "aliases": ["a"]}],
+            "c.yaml: actors[1].aliases: alias 'a' of 'b' is the id of actors[0]",
+        ),
+        (
+            [{"actor": "a", "aliases": ["x"]}, {"actor": "b", "aliases": ["x"]}],
+            "c.yaml: actors[1].aliases: alias 'x' of 'b' is also an alias of actors[0] ('a')",
+        ),
+        (
+            [{"actor": "a", "aliases": [12345]}],
+            "c.yaml: actors[0].aliases[0]: Input should be a valid string",
+        ),
+        (
+            [{"actor": "a", "aliases": 5}],
+            "c.yaml: actors[0].aliases: Input should be a valid tuple",
+        ),
+        (
+            [{"actor": "a", "alias": ["b"]}],
+            "c.yaml: actors[0].alias: unknown key; did you mean 'aliases'?",
+        ),
+    ],
+)
 def test_invalid_aliases_are_one_line(entries: list[dict], message: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_config(actors(*entries), source="c.yaml")
@@ -68,16 +91,25 @@ def test_a_disclosure_naming_an_alias_says_whose_it_is() -> None:
     d = config_dict()
     d["actors"][1]["aliases"] = ["john-roe"]
     d["disclosures"][0]["actors"] = ["john-roe"]
-    with pytest.raises(ConfigError, match=r"^c.yaml: disclosures\[0\]\.actors: actor 'john-roe' "
-                       r"is not in the actor registry \(it is an alias of 'acc-2'; name the "
-                       r"actor id\)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^c.yaml: disclosures\[0\]\.actors: actor 'john-roe' "
+        r"is not in the actor registry \(it is an alias of 'acc-2'; name the "
+        r"actor id\)$",
+    ):
         parse_config(d, source="c.yaml")
 
 
 def test_ids_that_read_alike_are_a_warning() -> None:
     with pytest.warns(ConfigWarning) as found:
-        parse_config(actors({"actor": "acc-7"}, {"actor": "ACC_7", "aliases": ["x-1"]},
-                            {"actor": "acc-8", "aliases": ["X1", "ACC 8"]}), source="c.yaml")
+        parse_config(
+            actors(
+                {"actor": "acc-7"},
+                {"actor": "ACC_7", "aliases": ["x-1"]},
+                {"actor": "acc-8", "aliases": ["X1", "ACC 8"]},
+            ),
+            source="c.yaml",
+        )
     assert [str(w.message) for w in found] == [
         "c.yaml: actors[0] (acc-7) and actors[1] (ACC_7) read alike (ignoring case, spacing, "
         "punctuation and look-alike characters): an unregistered id that resembles them is "
@@ -99,20 +131,30 @@ def test_one_character_apart_is_not_a_warning() -> None:
     # party-a/party-b, cand-1/cand-2: different actors, spelt differently
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        cfg = parse_config(actors({"actor": "party-a"}, {"actor": "party-b"},
-                                  {"actor": "de-a-cand-1"}, {"actor": "de-a-cand-2"}))
+        cfg = parse_config(
+            actors(
+                {"actor": "party-a"},
+                {"actor": "party-b"},
+                {"actor": "de-a-cand-1"},
+                {"actor": "de-a-cand-2"},
+            )
+        )
     assert registry_warnings(cfg) == []
     assert registry_warnings(config()) == []
 
 
 _IDS = st.text(st.characters(blacklist_categories=()), max_size=6)
-_ALIASES = st.one_of(st.none(), st.integers(), _IDS,
-                     st.lists(st.one_of(_IDS, st.integers(), st.none()), max_size=4))
+_ALIASES = st.one_of(
+    st.none(), st.integers(), _IDS, st.lists(st.one_of(_IDS, st.integers(), st.none()), max_size=4)
+)
 
 
 @settings(max_examples=200, deadline=None)
-@given(entries=st.lists(st.fixed_dictionaries({"actor": _IDS, "aliases": _ALIASES}),
-                        min_size=1, max_size=4))
+@given(
+    entries=st.lists(
+        st.fixed_dictionaries({"actor": _IDS, "aliases": _ALIASES}), min_size=1, max_size=4
+    )
+)
 def test_any_aliases_give_a_config_or_a_one_line_error(entries: list[dict]) -> None:
     # errors and warnings are one line naming the file (fuzz.properties); a valid registry
     # builds an identity index in which no registered id is a near miss of another

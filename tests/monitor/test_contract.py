@@ -24,16 +24,21 @@ def test_valid_exposure_normalises_ts_and_region() -> None:
     assert e.region == "DE-BY"
 
 
-@pytest.mark.parametrize("ts", ["2026-05-01T00:00:00Z", "2026-05-01T00:00:00+00:00",
-                                "2026-04-30T19:00:00-05:00", T0])
+@pytest.mark.parametrize(
+    "ts", ["2026-05-01T00:00:00Z", "2026-05-01T00:00:00+00:00", "2026-04-30T19:00:00-05:00", T0]
+)
 def test_timestamp_forms_agree(ts: object) -> None:
     e = decode("exposure", enc(exposure(ts=ts)))
     assert isinstance(e, Exposure) and e.ts == T0
 
 
 def test_valid_ranking_with_optional_fields() -> None:
-    r = decode("ranking", enc(ranking([slot(), slot(item="i2", position=2, organic_score=None,
-                                                interventions=["x"])])))
+    r = decode(
+        "ranking",
+        enc(
+            ranking([slot(), slot(item="i2", position=2, organic_score=None, interventions=["x"])])
+        ),
+    )
     assert isinstance(r, Ranking)
     assert r.items[1].interventions == ["x"]
     assert r.items[1].organic_score is None
@@ -46,25 +51,49 @@ def test_unknown_fields_are_tolerated() -> None:
 BREAKAGES = [
     ("exposure", b'{"event_id": "e1", "platform": "chir', "exposure: truncated JSON"),
     ("exposure", b"this is not json", "exposure: not valid JSON"),
-    ("exposure", enc({k: v for k, v in exposure().items() if k != "user"}),
-     "exposure.user: required field is missing"),
-    ("exposure", enc(exposure(position="3")), "exposure.position: expected integer, got \"3\""),
+    (
+        "exposure",
+        enc({k: v for k, v in exposure().items() if k != "user"}),
+        "exposure.user: required field is missing",
+    ),
+    ("exposure", enc(exposure(position="3")), 'exposure.position: expected integer, got "3"'),
     ("exposure", enc(exposure(ts="yesterday")), "exposure.ts: expected RFC 3339"),
-    ("exposure", enc(exposure(ts="2026-05-01T00:00:00")), "exposure.ts: RFC 3339 timestamp needs an offset"),
-    ("exposure", enc(exposure(arm="treatment")), "exposure.arm: expected one of 'ranked', 'holdout', got \"treatment\""),
+    (
+        "exposure",
+        enc(exposure(ts="2026-05-01T00:00:00")),
+        "exposure.ts: RFC 3339 timestamp needs an offset",
+    ),
+    (
+        "exposure",
+        enc(exposure(arm="treatment")),
+        "exposure.arm: expected one of 'ranked', 'holdout', got \"treatment\"",
+    ),
     ("exposure", enc(exposure(position=0)), "exposure.position: expected integer >= 1, got 0"),
     ("exposure", enc(exposure(user="")), "exposure.user: expected string of length >= 1"),
     ("exposure", enc(exposure(ts=12)), "exposure.ts: out of range"),
     ("exposure", b"[1, 2]", "exposure: expected a JSON object"),
     ("ranking", enc(ranking([])), "ranking.items: expected array of length >= 1, got []"),
-    ("ranking", enc(ranking([slot(score="high")])), "ranking.items[0].score: expected number, got \"high\""),
+    (
+        "ranking",
+        enc(ranking([slot(score="high")])),
+        'ranking.items[0].score: expected number, got "high"',
+    ),
     ("ranking", b'{"score": NaN}', "ranking: not valid JSON"),
-    ("ranking", enc(ranking([slot(score=7.5)])).replace(b"7.5", b"1e999"),
-     "ranking.items[0].score: number out of range"),
-    ("ranking", enc(ranking([slot(score=7.5)])).replace(b"7.5", b"Infinity"),
-     "ranking: not valid JSON"),
-    ("ranking", enc({k: v for k, v in ranking().items() if k != "request"}),
-     "ranking.request: required field is missing"),
+    (
+        "ranking",
+        enc(ranking([slot(score=7.5)])).replace(b"7.5", b"1e999"),
+        "ranking.items[0].score: number out of range",
+    ),
+    (
+        "ranking",
+        enc(ranking([slot(score=7.5)])).replace(b"7.5", b"Infinity"),
+        "ranking: not valid JSON",
+    ),
+    (
+        "ranking",
+        enc({k: v for k, v in ranking().items() if k != "request"}),
+        "ranking.request: required field is missing",
+    ),
 ]
 
 
@@ -101,9 +130,11 @@ def test_any_bytes_become_an_event_or_a_reason(raw: bytes, topic: str) -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=3),
-    max_leaves=10)
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
 
 
 @settings(max_examples=300, deadline=None)

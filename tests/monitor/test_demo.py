@@ -83,11 +83,17 @@ def test_live_demo_runs_and_stops_cleanly_on_sigint(tmp_path: Path, taken_port: 
     # The usual dashboard port is taken: the demo serves on another one and prints that one;
     # it works in a temporary folder, which is gone once it has stopped.
     env = {**os.environ, "TMPDIR": str(tmp_path), "AMPLIMON_DASHBOARD_PORT": str(taken_port)}
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "demo", "--speed", "3000"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "demo", "--speed", "3000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
-                              daemon=True)
+    reader = threading.Thread(
+        target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True
+    )
     reader.start()
     work = None
     try:
@@ -97,8 +103,11 @@ def test_live_demo_runs_and_stops_cleanly_on_sigint(tmp_path: Path, taken_port: 
         while time.monotonic() < deadline:
             work = next(tmp_path.glob("amplimon-demo-*"), work)
             ready = any("producing the simulated streams" in line for line in lines)
-            if ready and work is not None and (
-                    work / "amplimon.duckdb.snapshot" / "amplification.parquet").exists():
+            if (
+                ready
+                and work is not None
+                and (work / "amplimon.duckdb.snapshot" / "amplification.parquet").exists()
+            ):
                 break
             assert proc.poll() is None, "".join(lines)
             time.sleep(0.5)
@@ -117,8 +126,10 @@ def test_live_demo_runs_and_stops_cleanly_on_sigint(tmp_path: Path, taken_port: 
         except subprocess.TimeoutExpired:  # say what is still running, then fail
             alive = {pid: _cmdline(pid) for pid in [proc.pid, *children] if _alive(pid)}
             logs = {p.name: p.read_text(errors="replace")[-600:] for p in work.glob("*.log")}
-            pytest.fail(f"demo still running 90 s after SIGINT; alive: {alive}\n"
-                        f"output:\n{''.join(lines)[-2000:]}\nlogs: {logs}")
+            pytest.fail(
+                f"demo still running 90 s after SIGINT; alive: {alive}\n"
+                f"output:\n{''.join(lines)[-2000:]}\nlogs: {logs}"
+            )
         reader.join(timeout=10)
     finally:
         if proc.poll() is None:
@@ -132,19 +143,25 @@ def test_live_demo_runs_and_stops_cleanly_on_sigint(tmp_path: Path, taken_port: 
     assert f"removed the working folder {work}" in out
 
 
-def test_demo_refuses_an_explicit_port_that_is_taken(taken_port: int, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_refuses_an_explicit_port_that_is_taken(
+    taken_port: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     assert main(["demo", "--port", str(taken_port)]) == 2
     err = capsys.readouterr().err
-    assert err == (f"amplimon: Invalid value for --port: port {taken_port} is in use; choose "
-                   "another, or leave --port out to take a free one\n")
+    assert err == (
+        f"amplimon: Invalid value for --port: port {taken_port} is in use; choose "
+        "another, or leave --port out to take a free one\n"
+    )
     assert list(tmp_path.iterdir()) == []  # refused before anything was started or written
 
 
 def test_demo_takes_the_next_free_port_when_the_usual_one_is_taken(
-        taken_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    taken_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AMPLIMON_DASHBOARD_PORT", str(taken_port))
     port, why = dashboard_port(None)
     assert port != taken_port and why == f"port {taken_port} is in use"
@@ -155,8 +172,8 @@ def test_demo_takes_the_next_free_port_when_the_usual_one_is_taken(
 
 
 def test_offline_demo_prints_findings_and_removes_its_folder(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     assert main(["demo", "--offline", "--scenario", "undisclosed"]) == 0
     captured = capsys.readouterr()
@@ -172,9 +189,23 @@ def test_dashboard_stops_on_sigterm_and_frees_its_port(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "dashboard", "--data", str(db),
-                             "--port", str(port), "--state", str(tmp_path / "state.sqlite")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "dashboard",
+            "--data",
+            str(db),
+            "--port",
+            str(port),
+            "--state",
+            str(tmp_path / "state.sqlite"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while not _serving(port):
@@ -197,8 +228,7 @@ def test_readme_says_how_to_sign_in_to_the_demo_where_make_demo_is() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     block, after = quick.split("```bash\n", 1)[1].split("```", 1)
-    assert [line.split("#")[0].strip() for line in block.splitlines()] == ["make demo",
-                                                                            "make test"]
+    assert [line.split("#")[0].strip() for line in block.splitlines()] == ["make demo", "make test"]
     first_paragraph = after.strip().split("\n\n", 1)[0]
     assert "make demo" in first_paragraph
     assert f"`{DEMO_USER}`" in first_paragraph and f"`{DEMO_PASSWORD}`" in first_paragraph
@@ -207,9 +237,11 @@ def test_readme_says_how_to_sign_in_to_the_demo_where_make_demo_is() -> None:
 
 
 # -- the live demo's configuration (issue 11 item 3) ------------------------------------------
-_FINDING_COLUMNS = ("finding_id, detector, kind, platform, region, window_id, subject_kind, "
-                    "subject, effect, ci_low, ci_high, p_value, n_exposures, severity, "
-                    "event_time, evidence")
+_FINDING_COLUMNS = (
+    "finding_id, detector, kind, platform, region, window_id, subject_kind, "
+    "subject, effect, ci_low, ci_high, p_value, n_exposures, severity, "
+    "event_time, evidence"
+)
 _MICROS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 
@@ -221,10 +253,12 @@ def _replayed(config: Path, paths: dict[str, Path], db: Path) -> list[tuple]:
 
 def _ms_rounding(text: str) -> str:
     """Every RFC 3339 time with microseconds rewritten as its millisecond rounding (half up)."""
+
     def rounded(match: re.Match[str]) -> str:
         t = dt.datetime.fromisoformat(match.group(0).replace("Z", "+00:00"))
         t = t.replace(microsecond=0) + dt.timedelta(milliseconds=(t.microsecond + 500) // 1000)
         return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
     return _MICROS.sub(rounded, text)
 
 
@@ -240,13 +274,22 @@ def test_live_demo_config_raises_nothing_on_disclosed_labelled_accounts(tmp_path
     rows = _replayed(paths["config"], paths, tmp_path / "us.duckdb")
 
     truth = json.loads(paths["truth"].read_text(encoding="utf-8"))["interventions"]
-    labelled = {(iv["subject_kind"], iv["subject"]) for iv in truth
-                if iv["disclosed"] and iv["unlabelled_share"] == 0}
-    unlabelled = {(iv["subject_kind"], iv["subject"]) for iv in truth
-                  if iv["disclosed"] and iv["unlabelled_share"] > 0}
+    labelled = {
+        (iv["subject_kind"], iv["subject"])
+        for iv in truth
+        if iv["disclosed"] and iv["unlabelled_share"] == 0
+    }
+    unlabelled = {
+        (iv["subject_kind"], iv["subject"])
+        for iv in truth
+        if iv["disclosed"] and iv["unlabelled_share"] > 0
+    }
     assert labelled and unlabelled  # the scenario has both
-    wrong = [(r[1], r[2], r[7]) for r in rows if (r[6], r[7]) in labelled
-             or ((r[6], r[7]) in unlabelled and r[2] != "missing_label")]
+    wrong = [
+        (r[1], r[2], r[7])
+        for r in rows
+        if (r[6], r[7]) in labelled or ((r[6], r[7]) in unlabelled and r[2] != "missing_label")
+    ]
     assert wrong == []
     assert any(r[2] == "missing_label" and (r[6], r[7]) in unlabelled for r in rows)
 

@@ -43,25 +43,49 @@ def election_stream(seed: int, n_slates: int = 1500) -> list[tuple[str, dict]]:
                 ivs = ["civic-1"]
             items.append(slot(item=f"i{k}.{pos}", actor=actor, position=pos, interventions=ivs))
         rid = f"q{k}"
-        events.append(("ranking", ranking(items, event_id=f"r{k}", ts=ts, user=user, arm=arm,
-                                          request=rid)))
+        events.append(
+            ("ranking", ranking(items, event_id=f"r{k}", ts=ts, user=user, arm=arm, request=rid))
+        )
         for it in items:
-            label = "promoted" if it["interventions"] == ["civic-1"] and rng.random() < 0.4 else None
-            events.append(("exposure", exposure(event_id=f"x{k}.{it['position']}",
-                                                ts=ts + rng.randrange(0, 3 * MIN), user=user,
-                                                arm=arm, request=rid, item=it["item"],
-                                                actor=it["actor"], position=it["position"],
-                                                label=label)))
+            label = (
+                "promoted" if it["interventions"] == ["civic-1"] and rng.random() < 0.4 else None
+            )
+            events.append(
+                (
+                    "exposure",
+                    exposure(
+                        event_id=f"x{k}.{it['position']}",
+                        ts=ts + rng.randrange(0, 3 * MIN),
+                        user=user,
+                        arm=arm,
+                        request=rid,
+                        item=it["item"],
+                        actor=it["actor"],
+                        position=it["position"],
+                        label=label,
+                    ),
+                )
+            )
     events.sort(key=lambda e: e[1]["ts"])
     return events
 
 
 def summary(out: ListOutput) -> tuple[dict, dict]:
-    findings = {fid: (f.kind, f.subject, f.effect, f.p_value, f.n_exposures, f.event_time,
-                      msgspec.json.encode(f.evidence))
-                for fid, f in out.latest_findings.items()}
-    measures = {k: msgspec.structs.replace(m, computed_at=None) for k, m in
-                out.latest_measurements.items()}  # type: ignore[arg-type]
+    findings = {
+        fid: (
+            f.kind,
+            f.subject,
+            f.effect,
+            f.p_value,
+            f.n_exposures,
+            f.event_time,
+            msgspec.json.encode(f.evidence),
+        )
+        for fid, f in out.latest_findings.items()
+    }
+    measures = {
+        k: msgspec.structs.replace(m, computed_at=None) for k, m in out.latest_measurements.items()
+    }  # type: ignore[arg-type]
     return findings, measures
 
 
@@ -105,8 +129,10 @@ def test_event_beyond_lateness_is_dead_lettered_not_counted() -> None:
     # three records establish the frontier (a lone first record is not believed, see the
     # far-ahead tests below); the next moves it an hour on
     events = [("exposure", exposure(ts=base + k)) for k in range(3)]
-    events += [("exposure", exposure(ts=base + HOUR)),
-               ("exposure", exposure(ts=base + 5 * MIN, event_id="too-late"))]
+    events += [
+        ("exposure", exposure(ts=base + HOUR)),
+        ("exposure", exposure(ts=base + 5 * MIN, event_id="too-late")),
+    ]
     eng, out = run(events)
     assert eng.stats.late["exposure"] == 1
     assert eng.stats.accepted["exposure"] == 4
@@ -186,4 +212,5 @@ def test_external_watermark_mode() -> None:
 
 def _decoded(rec: dict):
     from monitor.contract import decode
+
     return decode("exposure", msgspec.json.encode(rec))

@@ -26,8 +26,9 @@ def sim() -> Any:
 
 
 def records(sim: Any) -> Any:
-    return merge_by_time([records_from_dicts("exposure", sim.exposures),
-                          records_from_dicts("ranking", sim.rankings)])
+    return merge_by_time(
+        [records_from_dicts("exposure", sim.exposures), records_from_dicts("ranking", sim.rankings)]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +48,28 @@ def recorded(sim: Any) -> dict[str, Any]:
 
 def test_findings_and_measurements_unchanged_by_recording(recorded: dict[str, Any]) -> None:
     store, plain = recorded["store"], recorded["plain"]
-    got = {r[0]: r[1:] for r in store.query(
-        "SELECT finding_id, kind, effect, ci_low, ci_high, p_value, n_exposures, severity "
-        "FROM findings")}
-    want = {f.finding_id: (f.kind, f.effect, f.ci_low, f.ci_high, f.p_value, f.n_exposures,
-                           f.severity) for f in plain.latest_findings.values()}
+    got = {
+        r[0]: r[1:]
+        for r in store.query(
+            "SELECT finding_id, kind, effect, ci_low, ci_high, p_value, n_exposures, severity "
+            "FROM findings"
+        )
+    }
+    want = {
+        f.finding_id: (f.kind, f.effect, f.ci_low, f.ci_high, f.p_value, f.n_exposures, f.severity)
+        for f in plain.latest_findings.values()
+    }
     assert got == want and got
-    amp = {tuple(r[:6]): r[6:] for r in store.query(
-        "SELECT platform, region, window_id, period, subject_kind, subject, ratio, n_ranked, "
-        "n_holdout FROM amplification")}
-    assert amp == {k: (m.ratio, m.n_ranked, m.n_holdout)
-                   for k, m in plain.latest_measurements.items()}
+    amp = {
+        tuple(r[:6]): r[6:]
+        for r in store.query(
+            "SELECT platform, region, window_id, period, subject_kind, subject, ratio, n_ranked, "
+            "n_holdout FROM amplification"
+        )
+    }
+    assert amp == {
+        k: (m.ratio, m.n_ranked, m.n_holdout) for k, m in plain.latest_measurements.items()
+    }
 
 
 def test_every_row_is_stamped_with_a_closed_tick(recorded: dict[str, Any]) -> None:
@@ -67,8 +79,9 @@ def test_every_row_is_stamped_with_a_closed_tick(recorded: dict[str, Any]) -> No
         SELECT count(*), count(*) FILTER (WHERE epoch_ms(tick_end) % {tick_ms} <> 0),
                count(DISTINCT run_id) FROM history""")[0]
     assert n == recorded["rows"] > 0 and bad == 0 and runs == 1
-    ticks = store.query("SELECT count(DISTINCT tick_end) FROM history "
-                        "WHERE record = 'measurement'")[0][0]
+    ticks = store.query(
+        "SELECT count(DISTINCT tick_end) FROM history WHERE record = 'measurement'"
+    )[0][0]
     assert 0 < ticks <= engine.stats.ticks
 
 

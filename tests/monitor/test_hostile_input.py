@@ -29,8 +29,11 @@ from monitor.store import Store
 from tests.factories import exposure, ranking, slot
 from tests.memory_support import peak_memory
 
-FAST = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FAST = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 MEMORY_LIMIT = 200 * 2**20  # generous: these inputs are at most ~10 MB of JSON
 
 
@@ -47,24 +50,39 @@ def rejected(result: Any, *fragments: str) -> str:
 
 # -- properties ----------------------------------------------------------------------------
 @FAST
-@given(st.sampled_from(["exposure", "ranking"]).flatmap(
-    lambda t: st.tuples(st.just(t), raw_records(t))))
+@given(
+    st.sampled_from(["exposure", "ranking"]).flatmap(
+        lambda t: st.tuples(st.just(t), raw_records(t))
+    )
+)
 def test_any_bytes_on_a_topic_become_an_event_or_a_one_line_reason(case: tuple[str, bytes]) -> None:
     check_decode(*case)
 
 
 @FAST
-@given(st.sampled_from(["exposure", "ranking"]).flatmap(lambda t: st.tuples(st.just(t), st.one_of(
-    st.text(st.characters() | surrogates, max_size=200),
-    raw_records(t).map(lambda b: b.decode("utf-8", "surrogateescape"))))))
+@given(
+    st.sampled_from(["exposure", "ranking"]).flatmap(
+        lambda t: st.tuples(
+            st.just(t),
+            st.one_of(
+                st.text(st.characters() | surrogates, max_size=200),
+                raw_records(t).map(lambda b: b.decode("utf-8", "surrogateescape")),
+            ),
+        )
+    )
+)
 def test_any_str_including_lone_surrogates_becomes_an_event_or_a_reason(
-        case: tuple[str, str]) -> None:
+    case: tuple[str, str],
+) -> None:
     check_decode(*case)
 
 
 @FAST
-@given(st.sampled_from(["exposure", "ranking"]).flatmap(
-    lambda t: st.tuples(st.just(t), record_objects(t, python_values))))
+@given(
+    st.sampled_from(["exposure", "ranking"]).flatmap(
+        lambda t: st.tuples(st.just(t), record_objects(t, python_values))
+    )
+)
 def test_any_parsed_object_becomes_an_event_or_a_one_line_reason(case: tuple[str, Any]) -> None:
     check_decode_obj(*case)
 
@@ -95,8 +113,9 @@ def nest_obj(kind: str) -> Any:
 @pytest.mark.parametrize(("opener", "closer"), [("[", "]"), ("{", "}"), ('{"a":', "}")])
 @pytest.mark.parametrize("closed", [True, False])
 @pytest.mark.parametrize("where", ["whole", "unknown", "items", "score", "interventions"])
-def test_deep_nesting_is_rejected_or_ignored_within_bounds(opener: str, closer: str,
-                                                           closed: bool, where: str) -> None:
+def test_deep_nesting_is_rejected_or_ignored_within_bounds(
+    opener: str, closer: str, closed: bool, where: str
+) -> None:
     inner = nest_text(opener, closer, closed)
     topic = "ranking"
     if where == "whole":
@@ -141,8 +160,9 @@ def test_regression_closed_object_nesting_used_to_raise_recursion_error() -> Non
 
 
 # -- non-finite and out-of-range numbers ---------------------------------------------------
-@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "nan",
-                                   "inf", "1e309", "-0e999999"])
+@pytest.mark.parametrize(
+    "token", ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "nan", "inf", "1e309", "-0e999999"]
+)
 @pytest.mark.parametrize("name", ["score", "organic_score"])
 def test_non_finite_scores_in_json(token: str, name: str) -> None:
     raw = enc(ranking([slot(**{name: 12345.5})])).replace(b"12345.5", token.encode())
@@ -168,14 +188,29 @@ def test_regression_nan_position_is_shown_as_nan_not_null() -> None:
 
 
 # -- timestamps ----------------------------------------------------------------------------
-HOSTILE_TS: list[Any] = [*TS_TEXT, *TS_BOUNDS, -(10**20), 10**30, 2**63, 2**64, -(2**63) - 1,
-                         10**400, 1.7775936e12, True, None, [], {}]
+HOSTILE_TS: list[Any] = [
+    *TS_TEXT,
+    *TS_BOUNDS,
+    -(10**20),
+    10**30,
+    2**63,
+    2**64,
+    -(2**63) - 1,
+    10**400,
+    1.7775936e12,
+    True,
+    None,
+    [],
+    {},
+]
 
 
 @pytest.mark.parametrize("ts", HOSTILE_TS, ids=repr)
 def test_hostile_timestamps_accepted_in_range_or_rejected_naming_ts(ts: Any) -> None:
-    for result in (check_decode("exposure", enc(exposure(ts=ts))),
-                   check_decode_obj("exposure", exposure(ts=ts))):
+    for result in (
+        check_decode("exposure", enc(exposure(ts=ts))),
+        check_decode_obj("exposure", exposure(ts=ts)),
+    ):
         if isinstance(result, Rejected):
             assert result.reason.startswith("exposure.ts: "), result.reason
 
@@ -187,8 +222,19 @@ def test_regression_huge_int_timestamp_in_a_parsed_row() -> None:
 
 
 # -- unicode in ids ------------------------------------------------------------------------
-UNICODE_IDS = ["𝕏😀", "\U0010ffff", "\u202eevil\u202c", "مرحبا", "a\x00b", "e\u0301\u0301",
-               "\ufeffbom", "a\u200db", "\u2028", "\x85", "x" * 512]
+UNICODE_IDS = [
+    "𝕏😀",
+    "\U0010ffff",
+    "\u202eevil\u202c",
+    "مرحبا",
+    "a\x00b",
+    "e\u0301\u0301",
+    "\ufeffbom",
+    "a\u200db",
+    "\u2028",
+    "\x85",
+    "x" * 512,
+]
 BAD_ESCAPES = ["\\ud800", "\\udfff", "\\udc00\\ud800", "x\\ud83d", "\\ud83d"]
 BAD_BYTES = [b"\xed\xa0\x80", b"\xff", b"\xc0\xaf", b"\xf4\x90\x80\x80", b"\xe2\x82"]
 
@@ -201,8 +247,9 @@ def test_unicode_ids_are_accepted_and_round_trip_through_duckdb(value: str) -> N
             event = check_decode("exposure", json.dumps(rec, ensure_ascii=False).encode())
             assert isinstance(event, Exposure) and getattr(event, name) == value
             assert check_decode_obj("exposure", rec) == event
-            store.add_deadletters([DeadLetter(source=getattr(event, name), raw=value,
-                                              reason=value, location=str(i))])
+            store.add_deadletters(
+                [DeadLetter(source=getattr(event, name), raw=value, reason=value, location=str(i))]
+            )
         rows = store.query("SELECT source, raw, reason FROM deadletter")
         assert rows == [(value,) * 3] * 6
 
@@ -239,17 +286,24 @@ def test_regression_lone_surrogates_in_parsed_rows_are_rejected(name: str) -> No
     # Accepted before: the id could then never be written to DuckDB or Kafka (not UTF-8).
     reason = rejected(check_decode_obj("exposure", exposure(**{name: "a\ud800"})))
     assert reason.startswith(f"exposure.{name}: not valid Unicode (lone surrogate)")
-    reason = rejected(check_decode_obj("ranking", ranking([slot(), slot(
-        position=2, interventions=["ok", "\udfff"])])))
+    reason = rejected(
+        check_decode_obj(
+            "ranking", ranking([slot(), slot(position=2, interventions=["ok", "\udfff"])])
+        )
+    )
     assert reason.startswith("ranking.items[1].interventions[1]: not valid Unicode")
 
 
-@pytest.mark.parametrize("obj", [
-    {1: 2, "a": 3},  # mixed keys: sorted JSON of the raw text failed with TypeError
-    exposure(position=object()),  # no JSON form: _show failed with TypeError
-    exposure(user=1, extra="\ud800"),  # raw text: UnicodeEncodeError
-    exposure(**{"\ud800": 1}),
-], ids=["mixed-keys", "object", "surrogate-elsewhere", "surrogate-key"])
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {1: 2, "a": 3},  # mixed keys: sorted JSON of the raw text failed with TypeError
+        exposure(position=object()),  # no JSON form: _show failed with TypeError
+        exposure(user=1, extra="\ud800"),  # raw text: UnicodeEncodeError
+        exposure(**{"\ud800": 1}),
+    ],
+    ids=["mixed-keys", "object", "surrogate-elsewhere", "surrogate-key"],
+)
 def test_regression_unencodable_parsed_rows_still_give_a_dead_letter(obj: Any) -> None:
     rejected(check_decode_obj("exposure", obj))
 
@@ -263,8 +317,10 @@ def test_str_input_with_lone_surrogates_is_rejected_with_clean_raw_text() -> Non
 @pytest.mark.parametrize("region", ["DE\n", "de-by\n", " DE", "DE ", "ＤＥ", "D\u0130", "DE-\n"])
 def test_regression_region_with_trailing_newline_or_lookalikes_is_rejected(region: str) -> None:
     # "DE\n" used to pass the region pattern ($ matches before a final newline).
-    for result in (check_decode("exposure", enc(exposure(region=region))),
-                   check_decode_obj("exposure", exposure(region=region))):
+    for result in (
+        check_decode("exposure", enc(exposure(region=region))),
+        check_decode_obj("exposure", exposure(region=region)),
+    ):
         rejected(result, "exposure.region: expected string matching regex")
 
 
@@ -278,8 +334,11 @@ def huge_slate() -> dict[str, Any]:
 def test_slate_of_100000_items_is_rejected_by_the_length_limit(via: str) -> None:
     obj = huge_slate()
     raw = enc(obj) if via == "json" else None
-    check: Callable[[], Any] = ((lambda: check_decode("ranking", raw)) if raw is not None
-                                else (lambda: check_decode_obj("ranking", obj)))
+    check: Callable[[], Any] = (
+        (lambda: check_decode("ranking", raw))
+        if raw is not None
+        else (lambda: check_decode_obj("ranking", obj))
+    )
     with peak_memory(MEMORY_LIMIT):
         result = check()
     rejected(result, "ranking.items: expected array of length <= 10000")
@@ -290,6 +349,9 @@ def test_slate_of_100000_items_is_rejected_by_the_length_limit(via: str) -> None
 def test_exposure_with_10000_unknown_fields_is_accepted(via: str) -> None:
     obj = exposure(**{f"x{i}": [i, {"k": "v" * (i % 7)}] for i in range(10_000)})
     with peak_memory(MEMORY_LIMIT):
-        result = (check_decode("exposure", enc(obj)) if via == "json"
-                  else check_decode_obj("exposure", obj))
+        result = (
+            check_decode("exposure", enc(obj))
+            if via == "json"
+            else check_decode_obj("exposure", obj)
+        )
     assert isinstance(result, Exposure)

@@ -18,8 +18,13 @@ from tests.factories import config_dict
 from tests.monitor.identity_support import DISGUISES, HOMOGLYPHS, disguise, false_positives
 
 ACTORS = [
-    {"actor": "acc-123", "name": "Jane Doe", "kind": "candidate", "group": "party-a",
-     "aliases": ["jane-doe-official", "9912834"]},
+    {
+        "actor": "acc-123",
+        "name": "Jane Doe",
+        "kind": "candidate",
+        "group": "party-a",
+        "aliases": ["jane-doe-official", "9912834"],
+    },
     {"actor": "party-a", "name": "Party A", "kind": "party", "group": "party-a"},
     {"actor": "party-b", "name": "Party B", "kind": "party", "group": "party-b"},
     {"actor": "de-a-cand-1", "kind": "candidate", "group": "party-a"},
@@ -57,31 +62,39 @@ def test_registered_ids_and_aliases_are_never_near_misses() -> None:
             assert IX.near_miss(name) is None, name
 
 
-@pytest.mark.parametrize(("observed", "actor", "matched", "reasons"), [
-    ("ACC-123", "acc-123", "acc-123", ("case",)),
-    ("acc-123 ", "acc-123", "acc-123", ("whitespace",)),                 # trailing space
-    (" acc-123", "acc-123", "acc-123", ("whitespace",)),                 # leading space
-    ("acc\u00a0123", "acc-123", "acc-123", ("whitespace", "punctuation")),  # NBSP for -
-    ("acc\u200b-123", "acc-123", "acc-123", ("invisible",)),             # zero-width space
-    ("ac\u200dc-123", "acc-123", "acc-123", ("invisible",)),             # zero-width joiner
-    ("acc\u00ad-123", "acc-123", "acc-123", ("invisible",)),             # soft hyphen
-    ("@acc-123", "acc-123", "acc-123", ("punctuation",)),
-    ("acc_123", "acc-123", "acc-123", ("punctuation",)),
-    ("\u0430cc-123", "acc-123", "acc-123", ("confusable",)),             # Cyrillic а
-    ("jane-d\u03bfe-official", "acc-123", "jane-doe-official", ("confusable",)),  # Greek ο
-    ("ＪＡＮＥ－ＤＯＥ－ＯＦＦＩＣＩＡＬ", "acc-123", "jane-doe-official",
-     ("compatibility", "case")),                                        # full-width
-    ("jane-doe-offic\u0131al", "acc-123", "jane-doe-official", ("confusable",)),  # dotless ı
-    ("jane-doe\u0301-official", "acc-123", "jane-doe-official", ("diacritics",)),  # combining
-    ("\u202ejane-doe-official\u202c", "acc-123", "jane-doe-official", ("invisible",)),  # RTL
-    ("99I2834", "acc-123", "9912834", ("confusable",)),                  # capital I for 1
-    ("PARTY-A ", "party-a", "party-a", ("whitespace", "case")),
-    ("de-a-cand-l", "de-a-cand-1", "de-a-cand-1", ("confusable",)),
-    ("m_garcia", "maria-garcia", "mgarcia", ("punctuation",)),
-    ("AB", "ab", "ab", ("case",)),  # short ids: normalisation applies, edit distance does not
-])
+@pytest.mark.parametrize(
+    ("observed", "actor", "matched", "reasons"),
+    [
+        ("ACC-123", "acc-123", "acc-123", ("case",)),
+        ("acc-123 ", "acc-123", "acc-123", ("whitespace",)),  # trailing space
+        (" acc-123", "acc-123", "acc-123", ("whitespace",)),  # leading space
+        ("acc\u00a0123", "acc-123", "acc-123", ("whitespace", "punctuation")),  # NBSP for -
+        ("acc\u200b-123", "acc-123", "acc-123", ("invisible",)),  # zero-width space
+        ("ac\u200dc-123", "acc-123", "acc-123", ("invisible",)),  # zero-width joiner
+        ("acc\u00ad-123", "acc-123", "acc-123", ("invisible",)),  # soft hyphen
+        ("@acc-123", "acc-123", "acc-123", ("punctuation",)),
+        ("acc_123", "acc-123", "acc-123", ("punctuation",)),
+        ("\u0430cc-123", "acc-123", "acc-123", ("confusable",)),  # Cyrillic а
+        ("jane-d\u03bfe-official", "acc-123", "jane-doe-official", ("confusable",)),  # Greek ο
+        (
+            "ＪＡＮＥ－ＤＯＥ－ＯＦＦＩＣＩＡＬ",
+            "acc-123",
+            "jane-doe-official",
+            ("compatibility", "case"),
+        ),  # full-width
+        ("jane-doe-offic\u0131al", "acc-123", "jane-doe-official", ("confusable",)),  # dotless ı
+        ("jane-doe\u0301-official", "acc-123", "jane-doe-official", ("diacritics",)),  # combining
+        ("\u202ejane-doe-official\u202c", "acc-123", "jane-doe-official", ("invisible",)),  # RTL
+        ("99I2834", "acc-123", "9912834", ("confusable",)),  # capital I for 1
+        ("PARTY-A ", "party-a", "party-a", ("whitespace", "case")),
+        ("de-a-cand-l", "de-a-cand-1", "de-a-cand-1", ("confusable",)),
+        ("m_garcia", "maria-garcia", "mgarcia", ("punctuation",)),
+        ("AB", "ab", "ab", ("case",)),  # short ids: normalisation applies, edit distance does not
+    ],
+)
 def test_hostile_spellings_are_near_misses_of_the_right_actor(
-        observed: str, actor: str, matched: str, reasons: tuple[str, ...]) -> None:
+    observed: str, actor: str, matched: str, reasons: tuple[str, ...]
+) -> None:
     assert IX.resolve(observed) is None
     hit = IX.near_miss(observed)
     assert hit is not None
@@ -100,32 +113,53 @@ def test_the_disguise_is_spelled_out() -> None:
     assert upper is not None and upper.characters == ()  # upper case is plain to see
 
 
-@pytest.mark.parametrize(("observed", "actor", "distance"), [
-    ("jane-doe-oficial", "acc-123", 1),       # a deletion inside a long word
-    ("jnae-doe-official", "acc-123", 1),      # a transposition
-    ("jane-doe-officiall", "acc-123", 1),     # a doubled letter at the end
-    ("jane-doe-offcal", "acc-123", 2),        # two edits: allowed from 12 characters on
-    ("maria-garcai", "maria-garcia", 1),
-    ("mgarcio", "maria-garcia", 1),           # a look-alike of an alias
-])
-def test_small_edits_inside_long_words_are_near_misses(observed: str, actor: str,
-                                                        distance: int) -> None:
+@pytest.mark.parametrize(
+    ("observed", "actor", "distance"),
+    [
+        ("jane-doe-oficial", "acc-123", 1),  # a deletion inside a long word
+        ("jnae-doe-official", "acc-123", 1),  # a transposition
+        ("jane-doe-officiall", "acc-123", 1),  # a doubled letter at the end
+        ("jane-doe-offcal", "acc-123", 2),  # two edits: allowed from 12 characters on
+        ("maria-garcai", "maria-garcia", 1),
+        ("mgarcio", "maria-garcia", 1),  # a look-alike of an alias
+    ],
+)
+def test_small_edits_inside_long_words_are_near_misses(
+    observed: str, actor: str, distance: int
+) -> None:
     hit = IX.near_miss(observed)
     assert hit is not None
     assert (hit.actor, hit.rule, hit.distance) == (actor, "edit_distance", distance)
     assert f"{distance} edit" in hit.detail
 
 
-@pytest.mark.parametrize("observed", [
-    "acc-124", "acc-1234", "acc-12", "9912835",   # a different number is a different account
-    "party-c", "party-x", "party-ab",             # a different label
-    "de-c-cand-1", "de-a-cand-2", "de-a-cand-11",  # the simulator's unregistered candidates
-    "csu-bayern",                                 # one letter, but in a three-letter token
-    "ac", "abc", "b",                             # short ids: no edit distance at all
-    "bg-0001", "jane-roe-official", "maria-garcia-fans", "xaria-garcia",  # other accounts
-    "garcia-maria",
-    "", "---", "\u200b",                          # nothing readable
-])
+@pytest.mark.parametrize(
+    "observed",
+    [
+        "acc-124",
+        "acc-1234",
+        "acc-12",
+        "9912835",  # a different number is a different account
+        "party-c",
+        "party-x",
+        "party-ab",  # a different label
+        "de-c-cand-1",
+        "de-a-cand-2",
+        "de-a-cand-11",  # the simulator's unregistered candidates
+        "csu-bayern",  # one letter, but in a three-letter token
+        "ac",
+        "abc",
+        "b",  # short ids: no edit distance at all
+        "bg-0001",
+        "jane-roe-official",
+        "maria-garcia-fans",
+        "xaria-garcia",  # other accounts
+        "garcia-maria",
+        "",
+        "---",
+        "\u200b",  # nothing readable
+    ],
+)
 def test_honest_unrelated_ids_are_not_near_misses(observed: str) -> None:
     assert IX.resolve(observed) is None
     assert IX.near_miss(observed) is None
@@ -135,19 +169,22 @@ def test_edit_bound_grows_with_length() -> None:
     assert [max_edits(n) for n in (0, 5, 6, 11, 12, 40)] == [0, 0, 1, 1, 2, 2]
     # (letters the confusable stage leaves alone: i, l, m, o are folded into other keys)
     ix = index([{"actor": "abcde"}, {"actor": "abcdefgh"}, {"actor": "bcdefghjkpqrs"}])
-    assert ix.near_miss("abcdx") is None                 # 5 characters: exact reading only
+    assert ix.near_miss("abcdx") is None  # 5 characters: exact reading only
     hit = ix.near_miss("abcdefgx")
-    assert hit is not None and hit.actor == "abcdefgh"   # 1 edit of 8
-    assert ix.near_miss("abcdefxy") is None              # 2 edits of 8
+    assert hit is not None and hit.actor == "abcdefgh"  # 1 edit of 8
+    assert ix.near_miss("abcdefxy") is None  # 2 edits of 8
     hit = ix.near_miss("bcdefghjkpqxy")
-    assert hit is not None and hit.distance == 2         # 2 edits of 13
-    assert ix.near_miss("bcdefghjkpxyz") is None         # 3 edits of 13
+    assert hit is not None and hit.distance == 2  # 2 edits of 13
+    assert ix.near_miss("bcdefghjkpxyz") is None  # 3 edits of 13
 
 
 def test_actors_that_read_alike_make_an_ambiguous_registry() -> None:
     actors = [{"actor": "acc-777"}, {"actor": "ACC_777"}, {"actor": "other"}]
-    with pytest.warns(ConfigWarning, match=r"actors\[0\] \(acc-777\) and actors\[1\] "
-                      r"\(ACC_777\) read alike"):
+    with pytest.warns(
+        ConfigWarning,
+        match=r"actors\[0\] \(acc-777\) and actors\[1\] "
+        r"\(ACC_777\) read alike",
+    ):
         cfg = parse_config(config_dict(actors=actors, disclosures=[]))
     hit = IdentityIndex.from_config(cfg).near_miss("acc 777")
     assert hit is not None and hit.ambiguous
@@ -189,11 +226,14 @@ def test_the_homoglyph_table_of_the_tests_is_right() -> None:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
-@given(registered=REGISTERED_ID,
-       names=st.lists(st.sampled_from(sorted(DISGUISES)), min_size=1, max_size=5),
-       seed=st.integers(0, 2**32 - 1))
-def test_any_composition_of_disguises_is_found(registered: str, names: list[str],
-                                               seed: int) -> None:
+@given(
+    registered=REGISTERED_ID,
+    names=st.lists(st.sampled_from(sorted(DISGUISES)), min_size=1, max_size=5),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_any_composition_of_disguises_is_found(
+    registered: str, names: list[str], seed: int
+) -> None:
     others = [o for o in OTHERS if key(o) != key(registered)]
     assume(len(others) == len(OTHERS))  # the generated id must not itself read as another
     ix = IdentityIndex([(registered, "target"), *((o, o) for o in others)])

@@ -24,8 +24,14 @@ KEY = Pseudonymiser(b"k" * 32)
 
 def unit(**kw) -> tuple[Ingest, list[tuple]]:
     dead: list[tuple] = []
-    u = Ingest(tick_ms=15 * MIN, lateness_ms=10 * MIN, pseudonymiser=KEY,
-               dead=lambda *a: dead.append(a), future_limit_ms=2**62, **kw)
+    u = Ingest(
+        tick_ms=15 * MIN,
+        lateness_ms=10 * MIN,
+        pseudonymiser=KEY,
+        dead=lambda *a: dead.append(a),
+        future_limit_ms=2**62,
+        **kw,
+    )
     return u, dead
 
 
@@ -57,9 +63,11 @@ def test_a_re_send_hours_later_is_a_duplicate_not_a_second_exposure() -> None:
 def test_conflicting_copies_in_an_open_tick_count_none_whatever_came_first() -> None:
     for order in ([0, 1, 2], [2, 1, 0], [1, 0, 2]):
         u, dead = unit()
-        copies = [dict(event_id="x", ts=T0, user="a", position=1),
-                  dict(event_id="x", ts=T0, user="a", position=4),
-                  dict(event_id="x", ts=T0, user="a", position=1)]
+        copies = [
+            dict(event_id="x", ts=T0, user="a", position=1),
+            dict(event_id="x", ts=T0, user="a", position=4),
+            dict(event_id="x", ts=T0, user="a", position=1),
+        ]
         for i in order:
             push(u, **copies[i])
         closed = u.flush()
@@ -111,8 +119,10 @@ def test_arrival_order_replay_holds_a_far_ahead_record_too(tmp_path) -> None:
     out = ListOutput()
     eng = Engine(config(), out, now_ms=now_far)
     rng = random.Random(4)
-    records = [exposure(event_id=f"e{i}", ts=T0 + i * 20_000 + rng.randrange(5_000),
-                        user=f"u{i % 50}") for i in range(600)]
+    records = [
+        exposure(event_id=f"e{i}", ts=T0 + i * 20_000 + rng.randrange(5_000), user=f"u{i % 50}")
+        for i in range(600)
+    ]
     records.insert(60, exposure(event_id="ahead", ts=T0 + 20 * HOUR))
     for r in records:
         eng.ingest("exposure", msgspec.json.encode(r), source="f")
@@ -133,8 +143,9 @@ def test_key_log_lookup_matches_a_dict_and_survives_serialisation() -> None:
             truth[(hi, lo)] = c
         log.add(keys, tick)
     assert len(log.runs) <= 8  # merged as it grows
-    copy = KeyLog.from_bytes(msgspec.msgpack.decode(msgspec.msgpack.encode(log.to_bytes()),
-                                                   type=list[tuple[bytes, int]]))
+    copy = KeyLog.from_bytes(
+        msgspec.msgpack.decode(msgspec.msgpack.encode(log.to_bytes()), type=list[tuple[bytes, int]])
+    )
     probes = list(truth)[:200] + [(1, 2), (3, 4)]
     his = np.array([p[0] for p in probes], dtype="<u8")
     los = np.array([p[1] for p in probes], dtype="<u8")
@@ -167,6 +178,11 @@ def test_unit_state_round_trips_as_msgpack(pending: bool) -> None:
 def test_key_digest_is_stable_across_processes() -> None:
     """A restarted worker must find the keys of its previous life: no per-process salt."""
     code = "from monitor.ingest import key_digest; print(*key_digest('chirp', 'exposure', 'e1'))"
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           check=True, env={**os.environ, "PYTHONHASHSEED": "12345"})
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
     assert tuple(map(int, other.stdout.split())) == key_digest("chirp", "exposure", "e1")

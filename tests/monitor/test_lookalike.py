@@ -13,44 +13,54 @@ from monitor.lookalike import STAGES, describe, key, minimal_stages, prototypes,
 ANY_TEXT = st.text(st.characters(blacklist_categories=()), max_size=24)
 
 
-@pytest.mark.parametrize(("disguised", "plain"), [
-    ("ACC-123", "acc-123"),
-    ("ＡＣＣ－１２３", "acc-123"),           # full-width
-    ("acc-123\u00a0", "acc-123"),          # no-break space
-    ("acc\u200b-123", "acc-123"),          # zero-width space
-    ("\u202eacc-123\u202c", "acc-123"),    # right-to-left override
-    ("@acc_123", "acc-123"),
-    ("\u0430cc-123", "acc-123"),           # Cyrillic а
-    ("acc-I23", "acc-123"),                # capital I for 1
-    ("paypaI", "paypal"),                  # capital I for l
-    ("JAIL", "jail"),                      # capital I for i
-    ("ВОВ", "bob"),                        # Cyrillic capitals Ve, O
-    ("𝐣𝐚𝐧𝐞", "jane"),                      # mathematical bold
-    ("ja\u0301ne", "jane"),                # combining acute
-    ("jane\ufe0f", "jane"),                # variation selector
-    ("ja\u3164ne", "jane"),                # Hangul filler (a letter that renders as nothing)
-    ("j\u0430n\u0435-d\u043e\u0435", "jane-doe"),
-])
+@pytest.mark.parametrize(
+    ("disguised", "plain"),
+    [
+        ("ACC-123", "acc-123"),
+        ("ＡＣＣ－１２３", "acc-123"),  # full-width
+        ("acc-123\u00a0", "acc-123"),  # no-break space
+        ("acc\u200b-123", "acc-123"),  # zero-width space
+        ("\u202eacc-123\u202c", "acc-123"),  # right-to-left override
+        ("@acc_123", "acc-123"),
+        ("\u0430cc-123", "acc-123"),  # Cyrillic а
+        ("acc-I23", "acc-123"),  # capital I for 1
+        ("paypaI", "paypal"),  # capital I for l
+        ("JAIL", "jail"),  # capital I for i
+        ("ВОВ", "bob"),  # Cyrillic capitals Ve, O
+        ("𝐣𝐚𝐧𝐞", "jane"),  # mathematical bold
+        ("ja\u0301ne", "jane"),  # combining acute
+        ("jane\ufe0f", "jane"),  # variation selector
+        ("ja\u3164ne", "jane"),  # Hangul filler (a letter that renders as nothing)
+        ("j\u0430n\u0435-d\u043e\u0435", "jane-doe"),
+    ],
+)
 def test_disguises_share_the_key(disguised: str, plain: str) -> None:
     assert key(disguised) == key(plain) != ""
 
 
-@pytest.mark.parametrize(("a", "b"), [
-    ("acc-123", "acc-124"), ("party-a", "party-b"), ("cdu", "csu"), ("jane", "june"),
-    ("acc-12", "acc-123"), ("rn", "n"),
-])
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("acc-123", "acc-124"),
+        ("party-a", "party-b"),
+        ("cdu", "csu"),
+        ("jane", "june"),
+        ("acc-12", "acc-123"),
+        ("rn", "n"),
+    ],
+)
 def test_different_ids_keep_different_keys(a: str, b: str) -> None:
     assert key(a) != key(b)
 
 
 def test_the_bundled_table_is_unicodes() -> None:
     # rows of confusables.txt (UTS #39): source → prototype, through the package's data
-    assert key("\u0430", ["confusable"]) == "a"     # CYRILLIC SMALL LETTER A
+    assert key("\u0430", ["confusable"]) == "a"  # CYRILLIC SMALL LETTER A
     assert key("0", ["confusable"]) == "O"
     assert key("1", ["confusable"]) == key("|", ["confusable"]) == "l"
     assert key("m", ["confusable"]) == "rn"
-    assert key("\u2013", ["confusable"]) == "-"     # EN DASH
-    assert key("\u03bf", ["confusable"]) == "o"     # GREEK SMALL LETTER OMICRON
+    assert key("\u2013", ["confusable"]) == "-"  # EN DASH
+    assert key("\u03bf", ["confusable"]) == "o"  # GREEK SMALL LETTER OMICRON
 
 
 def test_digits_can_be_kept_apart() -> None:
@@ -61,13 +71,25 @@ def test_digits_can_be_kept_apart() -> None:
 
 def test_prototypes_from_a_symmetric_table() -> None:
     table = {
-        "a": {"\u0430", "\u03b1"}, "\u0430": {"a"}, "\u03b1": {"a"},   # a star: a is the centre
-        "\u0561": {"\u0570"}, "\u0570": {"\u0561"},                    # a pair: lower code point
-        "x": {"\u0445"}, "\u0445": {"x"},                              # a pair with ASCII: x
-        "m": {"rn"}, "rn": {"m", "\U0001d426"}, "\U0001d426": {"rn"},  # a longer target
+        "a": {"\u0430", "\u03b1"},
+        "\u0430": {"a"},
+        "\u03b1": {"a"},  # a star: a is the centre
+        "\u0561": {"\u0570"},
+        "\u0570": {"\u0561"},  # a pair: lower code point
+        "x": {"\u0445"},
+        "\u0445": {"x"},  # a pair with ASCII: x
+        "m": {"rn"},
+        "rn": {"m", "\U0001d426"},
+        "\U0001d426": {"rn"},  # a longer target
     }
-    assert prototypes(table) == {"\u0430": "a", "\u03b1": "a", "\u0570": "\u0561",
-                                 "\u0445": "x", "m": "rn", "\U0001d426": "rn"}
+    assert prototypes(table) == {
+        "\u0430": "a",
+        "\u03b1": "a",
+        "\u0570": "\u0561",
+        "\u0445": "x",
+        "m": "rn",
+        "\U0001d426": "rn",
+    }
 
 
 @settings(max_examples=300, deadline=None)
@@ -87,22 +109,26 @@ def test_key_has_no_invisible_space_punctuation_or_capital(text: str) -> None:
         assert char.casefold() == char, repr(char)
 
 
-@pytest.mark.parametrize(("observed", "registered", "expected"), [
-    ("ACC-123", "acc-123", ("case",)),
-    ("acc-123 ", "acc-123", ("whitespace",)),
-    ("acc\u200b-123", "acc-123", ("invisible",)),
-    ("acc\u00ad-123", "acc-123", ("invisible",)),            # soft hyphen
-    ("@acc-123", "acc-123", ("punctuation",)),
-    ("acc\u2013123", "acc-123", ("punctuation",)),           # en dash: punctuation suffices
-    ("acc 123", "acc-123", ("whitespace", "punctuation")),
-    ("\u0430cc-123", "acc-123", ("confusable",)),
-    ("\u0391CC-123", "acc-123", ("confusable", "case")),     # Greek capital alpha
-    ("ＡＣＣ-123", "acc-123", ("compatibility", "case")),
-    ("ac\u0107-123", "acc-123", ("diacritics",)),
-    ("acc-123", "acc-123", ()),
-])
-def test_reasons_are_a_minimal_set_of_stages(observed: str, registered: str,
-                                             expected: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("observed", "registered", "expected"),
+    [
+        ("ACC-123", "acc-123", ("case",)),
+        ("acc-123 ", "acc-123", ("whitespace",)),
+        ("acc\u200b-123", "acc-123", ("invisible",)),
+        ("acc\u00ad-123", "acc-123", ("invisible",)),  # soft hyphen
+        ("@acc-123", "acc-123", ("punctuation",)),
+        ("acc\u2013123", "acc-123", ("punctuation",)),  # en dash: punctuation suffices
+        ("acc 123", "acc-123", ("whitespace", "punctuation")),
+        ("\u0430cc-123", "acc-123", ("confusable",)),
+        ("\u0391CC-123", "acc-123", ("confusable", "case")),  # Greek capital alpha
+        ("ＡＣＣ-123", "acc-123", ("compatibility", "case")),
+        ("ac\u0107-123", "acc-123", ("diacritics",)),
+        ("acc-123", "acc-123", ()),
+    ],
+)
+def test_reasons_are_a_minimal_set_of_stages(
+    observed: str, registered: str, expected: tuple[str, ...]
+) -> None:
     assert reasons(observed, registered) == expected
     if expected:  # minimal: without any one of them the two no longer read alike
         for stage in expected:
@@ -130,5 +156,7 @@ def test_minimal_stages_keeps_what_is_needed() -> None:
 def test_describe() -> None:
     assert describe(()) == ""
     assert describe(("case",)) == "letter case"
-    assert describe(("invisible", "whitespace", "case")) == \
-        "invisible characters, spaces and letter case"
+    assert (
+        describe(("invisible", "whitespace", "case"))
+        == "invisible characters, spaces and letter case"
+    )

@@ -33,19 +33,32 @@ def unit_of(record: dict, units: int) -> int:
     return zlib.crc32(str(record.get("user", "")).encode()) % units
 
 
-def unit_messages(config: Any, records: list[tuple[str, dict]], unit: int, units: int,
-                  dead: ListOutput) -> Iterator[bytes]:
+def unit_messages(
+    config: Any, records: list[tuple[str, dict]], unit: int, units: int, dead: ListOutput
+) -> Iterator[bytes]:
     """Stage one of one unit: its records in arrival order → encoded messages."""
     stats = StreamStats()
-    ing = Ingest(tick_ms=config.detection.tick_ms, lateness_ms=config.detection.lateness_ms,
-                 pseudonymiser=KEY, future_limit_ms=FAR_FUTURE_MS + 86_400_000,
-                 dead=lambda *a: None, stats=stats)
+    ing = Ingest(
+        tick_ms=config.detection.tick_ms,
+        lateness_ms=config.detection.lateness_ms,
+        pseudonymiser=KEY,
+        future_limit_ms=FAR_FUTURE_MS + 86_400_000,
+        dead=lambda *a: None,
+        stats=stats,
+    )
 
     def progress(finished: bool = False) -> bytes:
-        c = UnitCounts(**{k: dict(getattr(stats, k)) for k in
-                          ("accepted", "duplicates", "late", "rejected", "conflicting")})
-        return encode(UnitProgress(unit=unit, units=units, closed_until=ing.closed_idx,
-                                   finished=finished, counts=c))
+        c = UnitCounts(
+            **{
+                k: dict(getattr(stats, k))
+                for k in ("accepted", "duplicates", "late", "rejected", "conflicting")
+            }
+        )
+        return encode(
+            UnitProgress(
+                unit=unit, units=units, closed_until=ing.closed_idx, finished=finished, counts=c
+            )
+        )
 
     for topic, rec in records:
         if unit_of(rec, units) != unit:
@@ -67,8 +80,9 @@ def unit_messages(config: Any, records: list[tuple[str, dict]], unit: int, units
     yield progress(finished=True)
 
 
-def two_stages(config: Any, records: list[tuple[str, dict]], units: int, seed: int,
-               redeliver: float = 0.0) -> tuple[ListOutput, Merger]:
+def two_stages(
+    config: Any, records: list[tuple[str, dict]], units: int, seed: int, redeliver: float = 0.0
+) -> tuple[ListOutput, Merger]:
     out = ListOutput()
     queues = [list(unit_messages(config, records, u, units, out)) for u in range(units)]
     merger = Merger(lambda _platform: Analysis(config, out))
@@ -84,8 +98,7 @@ def two_stages(config: Any, records: list[tuple[str, dict]], units: int, seed: i
     return out, merger
 
 
-@pytest.mark.parametrize(("units", "seed", "redeliver"), [(1, 0, 0.0), (3, 1, 0.0),
-                                                          (4, 2, 0.3)])
+@pytest.mark.parametrize(("units", "seed", "redeliver"), [(1, 0, 0.0), (3, 1, 0.0), (4, 2, 0.3)])
 def test_two_stages_equal_one_engine(stream, units: int, seed: int, redeliver: float) -> None:
     one, stats = single(stream["config"], stream["records"])
     two, merger = two_stages(stream["config"], stream["records"], units, seed, redeliver)

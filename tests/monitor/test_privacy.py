@@ -120,30 +120,36 @@ def test_scrub_replaces_every_user_member_of_a_json_object() -> None:
     assert out == {"user": p("alice"), "meta": {"user": p("42")}, "items": [{"user": p("null")}]}
 
 
-@pytest.mark.parametrize("raw", [
-    '{"event_id": "e1", "user": "alice", "ts": ',          # truncated JSON
-    '{"event_id": "e1", "user": "alice',                    # cut inside the value
-    'garbage "user" : "alice" more garbage',                # not JSON at all
-    '{"user": "al\\"ice", "x": [' + "[" * 5000,             # escaped quote, deep nesting
-    '{"user": alice}',                                      # bare token
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"event_id": "e1", "user": "alice", "ts": ',  # truncated JSON
+        '{"event_id": "e1", "user": "alice',  # cut inside the value
+        'garbage "user" : "alice" more garbage',  # not JSON at all
+        '{"user": "al\\"ice", "x": [' + "[" * 5000,  # escaped quote, deep nesting
+        '{"user": alice}',  # bare token
+    ],
+)
 def test_scrub_replaces_users_in_broken_text(raw: str) -> None:
     p = Pseudonymiser(KEY)
     out = p.scrub(raw)
-    assert "alice" not in out and "al\\\"ice" not in out and '"u_' in out
+    assert "alice" not in out and 'al\\"ice' not in out and '"u_' in out
 
 
 def test_scrub_leaves_text_without_users_alone() -> None:
     assert Pseudonymiser(KEY).scrub('{"event_id": "x", "users": 3}') == (
-        '{"event_id": "x", "users": 3}')
+        '{"event_id": "x", "users": 3}'
+    )
 
 
 def test_reason_about_the_user_field_loses_the_value() -> None:
     p = Pseudonymiser(KEY)
-    assert p.scrub_reason('exposure.user: expected string, got 12345') == (
-        "exposure.user: expected string")
+    assert p.scrub_reason("exposure.user: expected string, got 12345") == (
+        "exposure.user: expected string"
+    )
     assert p.scrub_reason("exposure.position: expected integer >= 1, got 0") == (
-        "exposure.position: expected integer >= 1, got 0")
+        "exposure.position: expected integer >= 1, got 0"
+    )
 
 
 # -- the engine -------------------------------------------------------------------------------
@@ -154,12 +160,16 @@ def test_engine_hands_detectors_pseudonyms_and_scrubs_dead_letters(tmp_path: Pat
     out = ListOutput()
     p = Pseudonymiser(KEY)
     seen: list[str] = []
-    eng = Engine(config(), out, now_ms=lambda: 4_000_000_000_000, pseudonymiser=p,
-                 on_tick=lambda tick, _: seen.extend(e.user for e in tick.exposures))
+    eng = Engine(
+        config(),
+        out,
+        now_ms=lambda: 4_000_000_000_000,
+        pseudonymiser=p,
+        on_tick=lambda tick, _: seen.extend(e.user for e in tick.exposures),
+    )
     good = exposure(user="alice")
     eng.ingest("exposure", msgspec.json.encode(good), source="t")
-    eng.ingest("exposure", msgspec.json.encode({**exposure(user="bob"), "position": 0}),
-               source="t")
+    eng.ingest("exposure", msgspec.json.encode({**exposure(user="bob"), "position": 0}), source="t")
     eng.ingest("exposure", msgspec.json.encode({**exposure(), "user": 987654321}), source="t")
     eng.close()
     assert seen == [p("alice")]
@@ -192,12 +202,28 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_replay_cli_writes_no_raw_user_key_and_keeps_its_key_outside(
-        sim: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sim: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = tmp_path / "data"
     monkeypatch.setenv("AMPLIMON_DATA_DIR", str(data))
     db = tmp_path / "o.duckdb"
-    assert main(["replay", "--config", str(sim["config"]), "--db", str(db), "--exposure",
-                 str(sim["exposure"]), "--ranking", str(sim["ranking"]), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "replay",
+                "--config",
+                str(sim["config"]),
+                "--db",
+                str(db),
+                "--exposure",
+                str(sim["exposure"]),
+                "--ranking",
+                str(sim["ranking"]),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     users = raw_users([sim["exposure"], sim["ranking"]])
     assert len(users) > 400
     texts = duckdb_texts(db)
@@ -211,8 +237,9 @@ def test_replay_cli_writes_no_raw_user_key_and_keeps_its_key_outside(
     assert any(p(u) in t for t in dead for u in users)
 
 
-def test_audit_report_and_evidence_pack_hold_no_raw_user_key(sim: dict[str, Path],
-                                                             tmp_path: Path) -> None:
+def test_audit_report_and_evidence_pack_hold_no_raw_user_key(
+    sim: dict[str, Path], tmp_path: Path
+) -> None:
     import zipfile
     from io import BytesIO
 
@@ -223,8 +250,14 @@ def test_audit_report_and_evidence_pack_hold_no_raw_user_key(sim: dict[str, Path
     from monitor.signing import SigningKey
 
     db = tmp_path / "a.duckdb"
-    result = run_audit(sim["config"], [sim["exposure"]], [sim["ranking"]], tmp_path / "r.html",
-                       db=db, show_progress=False)
+    result = run_audit(
+        sim["config"],
+        [sim["exposure"]],
+        [sim["ranking"]],
+        tmp_path / "r.html",
+        db=db,
+        show_progress=False,
+    )
     users = raw_users([sim["exposure"], sim["ranking"]])
     html = result.html_path.read_text(encoding="utf-8")
     assert not leaks([html], users)
@@ -234,11 +267,19 @@ def test_audit_report_and_evidence_pack_hold_no_raw_user_key(sim: dict[str, Path
     config = load_config(sim["config"])
     key = SigningKey.generate()
     for row in snap.findings.to_dict("records")[:5]:
-        built = pack.build_pack(row, snap.amplification, config, key=key,
-                                config_text=sim["config"].read_text(encoding="utf-8"))
+        built = pack.build_pack(
+            row,
+            snap.amplification,
+            config,
+            key=key,
+            config_text=sim["config"].read_text(encoding="utf-8"),
+        )
         with zipfile.ZipFile(BytesIO(built.data)) as zf:
-            texts = [zf.read(n).decode("utf-8", "replace") for n in zf.namelist()
-                     if not n.endswith((".png", ".parquet"))]
+            texts = [
+                zf.read(n).decode("utf-8", "replace")
+                for n in zf.namelist()
+                if not n.endswith((".png", ".parquet"))
+            ]
         assert not leaks(texts, users)
 
 
@@ -247,6 +288,5 @@ def test_replay_library_default_key_is_per_process(sim: dict[str, Path], tmp_pat
     from monitor.config import load_config
 
     db = tmp_path / "lib.duckdb"
-    replay(load_config(sim["config"]), db, [sim["exposure"]], [sim["ranking"]],
-           show_progress=False)
+    replay(load_config(sim["config"]), db, [sim["exposure"]], [sim["ranking"]], show_progress=False)
     assert not leaks(duckdb_texts(db), raw_users([sim["exposure"], sim["ranking"]]))

@@ -24,8 +24,10 @@ def test_log_progress_prints_a_line_every_interval_with_rate_and_eta() -> None:
         p.update(step * 100)
     p.close()
     lines = out.getvalue().splitlines()
-    assert lines[0] == ("amplimon: replay: detecting 500 of 1,000 events (50%) · 100 events/s · "
-                        "0:00:05 elapsed · about 0:00:05 left")
+    assert lines[0] == (
+        "amplimon: replay: detecting 500 of 1,000 events (50%) · 100 events/s · "
+        "0:00:05 elapsed · about 0:00:05 left"
+    )
     assert lines[1].startswith("amplimon: replay: detecting 1,000 of 1,000 events (100%)")
     assert "left" not in lines[-1]  # the phase's closing line
     assert len(lines) == 3
@@ -42,7 +44,9 @@ def test_bytes_phase_and_short_phases_stay_quiet() -> None:
     p.update(10)
     p.close()
     lines = out.getvalue().splitlines()
-    assert lines[0] == "amplimon: audit: decoding 33% of 3.0 GB · 0:00:06 elapsed · about 0:00:12 left"
+    assert (
+        lines[0] == "amplimon: audit: decoding 33% of 3.0 GB · 0:00:06 elapsed · about 0:00:12 left"
+    )
     assert all("detecting" not in x for x in lines)
 
 

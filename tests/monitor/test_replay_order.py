@@ -33,8 +33,9 @@ KEY = Pseudonymiser(b"k" * 32)  # one key for every run: dead-letter text is com
 def sim(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("sim")
     paths = write_simulation(out, scenario("demo", seed=5, scale=0.25), fmt="jsonl")
-    lines = {t: Path(paths[t]).read_bytes().splitlines(keepends=True)
-             for t in ("exposure", "ranking")}
+    lines = {
+        t: Path(paths[t]).read_bytes().splitlines(keepends=True) for t in ("exposure", "ranking")
+    }
     return {"dir": out, "config": load_config(paths["config"]), "lines": lines}
 
 
@@ -64,10 +65,12 @@ def write(dir_: Path, name: str, lines: list[bytes], *, gz: bool = False) -> Pat
     return path
 
 
-def run(sim: dict[str, Any], exposure: list[Path], ranking: list[Path], db: Path,
-        **kw: Any) -> dict[str, Any]:
-    result = replay(sim["config"], db, exposure, ranking, show_progress=False,
-                    pseudonymiser=KEY, **kw)
+def run(
+    sim: dict[str, Any], exposure: list[Path], ranking: list[Path], db: Path, **kw: Any
+) -> dict[str, Any]:
+    result = replay(
+        sim["config"], db, exposure, ranking, show_progress=False, pseudonymiser=KEY, **kw
+    )
     with Store(db, read_only=True) as store:
         q = store.query
         tables = {
@@ -93,8 +96,12 @@ def assert_same(a: dict[str, Any], b: dict[str, Any]) -> None:
 @pytest.fixture(scope="module")
 def as_written(sim: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     d = tmp_path_factory.mktemp("written")
-    got = run(sim, [write(d, "e", sim["lines"]["exposure"])],
-              [write(d, "r", sim["lines"]["ranking"])], d / "db.duckdb")
+    got = run(
+        sim,
+        [write(d, "e", sim["lines"]["exposure"])],
+        [write(d, "r", sim["lines"]["ranking"])],
+        d / "db.duckdb",
+    )
     assert len(got["findings"]) >= 5, "the election must raise findings to compare"
     assert got["deadletter"], "and carry malformed lines"
     assert sum(got["stats"][1].values()) > 0, "and duplicates"
@@ -102,8 +109,12 @@ def as_written(sim: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def test_reversed_files_give_the_same_tables(sim, as_written, tmp_path: Path) -> None:
-    got = run(sim, [write(tmp_path, "e", sim["lines"]["exposure"][::-1])],
-              [write(tmp_path, "r", sim["lines"]["ranking"][::-1])], tmp_path / "db.duckdb")
+    got = run(
+        sim,
+        [write(tmp_path, "e", sim["lines"]["exposure"][::-1])],
+        [write(tmp_path, "r", sim["lines"]["ranking"][::-1])],
+        tmp_path / "db.duckdb",
+    )
     assert_same(as_written, got)
 
 
@@ -116,8 +127,9 @@ def test_shuffled_across_several_files_and_formats(sim, as_written, tmp_path: Pa
         parts: list[list[bytes]] = [[], [], []]
         for line in lines:
             parts[rng.randrange(3)].append(line)
-        files[topic] = [write(tmp_path, f"{topic}-{i}", part, gz=i == 1)
-                        for i, part in enumerate(parts)]
+        files[topic] = [
+            write(tmp_path, f"{topic}-{i}", part, gz=i == 1) for i, part in enumerate(parts)
+        ]
     got = run(sim, files["exposure"], files["ranking"], tmp_path / "db.duckdb", workers=3)
     assert_same(as_written, got)
 
@@ -128,12 +140,18 @@ def test_six_hour_blocks_sorted_by_user(sim, as_written, tmp_path: Path) -> None
     files = {}
     for topic in ("exposure", "ranking"):
         lines = sim["lines"][topic]
-        files[topic] = write(tmp_path, topic, sorted(
-            lines, key=lambda x: (ts_of(x) // (6 * HOUR), user_of(x), x)))
+        files[topic] = write(
+            tmp_path, topic, sorted(lines, key=lambda x: (ts_of(x) // (6 * HOUR), user_of(x), x))
+        )
     got = run(sim, [files["exposure"]], [files["ranking"]], tmp_path / "db.duckdb")
     assert_same(as_written, got)
-    live = run(sim, [files["exposure"]], [files["ranking"]], tmp_path / "arrival.duckdb",
-               arrival_order=True)
+    live = run(
+        sim,
+        [files["exposure"]],
+        [files["ranking"]],
+        tmp_path / "arrival.duckdb",
+        arrival_order=True,
+    )
     late = sum(live["stats"][2].values())
     assert late > 0.5 * sum(as_written["stats"][0].values()), "arrival order must show the loss"
 
@@ -150,8 +168,7 @@ def test_parquet_shuffled(sim, tmp_path: Path) -> None:
         rng.shuffle(perm)
         shuffled[topic] = tmp_path / f"{topic}-shuffled.parquet"
         pq.write_table(table.take(perm), shuffled[topic], row_group_size=5000)
-    b = run(sim, [shuffled["exposure"]], [shuffled["ranking"]], tmp_path / "b.duckdb",
-            workers=2)
+    b = run(sim, [shuffled["exposure"]], [shuffled["ranking"]], tmp_path / "b.duckdb", workers=2)
     assert a["findings"] and a["amplification"]
     assert_same(a, b)
 
@@ -168,12 +185,17 @@ def test_one_far_future_record_changes_nothing_else(sim, tmp_path: Path) -> None
     ex, rk = sim["lines"]["exposure"], sim["lines"]["ranking"]
     far = far_future_line(ex)
     at = len(ex) // 10
-    a = run(sim, [write(tmp_path, "e1", ex[:at] + [far] + ex[at:])],
-            [write(tmp_path, "r1", rk)], tmp_path / "a.duckdb")
+    a = run(
+        sim,
+        [write(tmp_path, "e1", ex[:at] + [far] + ex[at:])],
+        [write(tmp_path, "r1", rk)],
+        tmp_path / "a.duckdb",
+    )
     shuffled = list(ex) + [far]
     random.Random(8).shuffle(shuffled)
-    b = run(sim, [write(tmp_path, "e2", shuffled)], [write(tmp_path, "r2", rk)],
-            tmp_path / "b.duckdb")
+    b = run(
+        sim, [write(tmp_path, "e2", shuffled)], [write(tmp_path, "r2", rk)], tmp_path / "b.duckdb"
+    )
     assert_same(a, b)
     assert sum(a["stats"][2].values()) == 0  # nothing late
 
@@ -181,27 +203,39 @@ def test_one_far_future_record_changes_nothing_else(sim, tmp_path: Path) -> None
 def test_one_worker_and_many_give_the_same_tables(sim, as_written, tmp_path: Path) -> None:
     e = write(tmp_path, "e", sim["lines"]["exposure"])
     r = write(tmp_path, "r", sim["lines"]["ranking"])
-    assert_same(run(sim, [e], [r], tmp_path / "one.duckdb", workers=1),
-                run(sim, [e], [r], tmp_path / "four.duckdb", workers=4))
+    assert_same(
+        run(sim, [e], [r], tmp_path / "one.duckdb", workers=1),
+        run(sim, [e], [r], tmp_path / "four.duckdb", workers=4),
+    )
 
 
-def test_conflicting_duplicates_are_dead_letters_whatever_arrives_first(sim,
-                                                                       tmp_path: Path) -> None:
+def test_conflicting_duplicates_are_dead_letters_whatever_arrives_first(
+    sim, tmp_path: Path
+) -> None:
     ex = list(sim["lines"]["exposure"])
     i = next(k for k, x in enumerate(ex) if ts_of(x) > 0 and b'"arm":"ranked"' in x)
     original = json.loads(ex[i])
     altered = dict(original, position=original["position"] + 7)
     twin = json.dumps(altered).encode() + b"\n"
     same = json.dumps(original).encode() + b"\n"  # same content, other spelling: one event
-    first = run(sim, [write(tmp_path, "e1", ex + [twin, same])],
-                [write(tmp_path, "r1", sim["lines"]["ranking"])], tmp_path / "a.duckdb")
-    second = run(sim, [write(tmp_path, "e2", [twin] + ex[:i] + ex[i + 1:] + [ex[i], same])],
-                 [write(tmp_path, "r2", sim["lines"]["ranking"])], tmp_path / "b.duckdb")
+    first = run(
+        sim,
+        [write(tmp_path, "e1", ex + [twin, same])],
+        [write(tmp_path, "r1", sim["lines"]["ranking"])],
+        tmp_path / "a.duckdb",
+    )
+    second = run(
+        sim,
+        [write(tmp_path, "e2", [twin] + ex[:i] + ex[i + 1 :] + [ex[i], same])],
+        [write(tmp_path, "r2", sim["lines"]["ranking"])],
+        tmp_path / "b.duckdb",
+    )
     assert_same(first, second)
     conflicting = first["stats"][4]["exposure"]
     assert conflicting == 3  # the original, its re-spelling and the altered twin
-    dead = [(raw, reason) for raw, reason in first["deadletter"]
-            if "conflicting duplicate" in reason]
+    dead = [
+        (raw, reason) for raw, reason in first["deadletter"] if "conflicting duplicate" in reason
+    ]
     assert len(dead) == 3
     positions = sorted(json.loads(raw)["position"] for raw, _ in dead)
     assert positions == sorted([original["position"]] * 2 + [altered["position"]])
@@ -212,8 +246,18 @@ def test_replay_refuses_a_database_that_holds_results(sim, tmp_path: Path, capsy
     r = write(tmp_path, "r", sim["lines"]["ranking"])
     cfg = sim["dir"] / "amplimon.yaml"
     db = tmp_path / "out.duckdb"
-    args = ["replay", "--config", str(cfg), "--db", str(db), "--exposure", str(e),
-            "--ranking", str(r), "--no-progress"]
+    args = [
+        "replay",
+        "--config",
+        str(cfg),
+        "--db",
+        str(db),
+        "--exposure",
+        str(e),
+        "--ranking",
+        str(r),
+        "--no-progress",
+    ]
     assert main(args) == 0
     with Store(db, read_only=True) as store:
         fresh = store.count("findings"), store.count("runs")

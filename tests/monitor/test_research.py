@@ -66,30 +66,45 @@ def test_history_tells_what_was_known_when(example) -> None:
     for name in ("a", "b"):
         db = example["dir"] / f"{name}.duckdb"
         # the last measurement of every subject equals the amplification table
-        last = rows(db, """
+        last = rows(
+            db,
+            """
             SELECT h.platform, h.window_id, h.period, h.subject_kind, h.subject,
                    h.n_ranked, h.n_holdout, h.users_ranked, h.users_holdout, h.ratio
             FROM history h WHERE record = 'measurement'
             QUALIFY row_number() OVER (PARTITION BY platform, window_id, period, subject_kind,
-                                       subject ORDER BY tick_end DESC) = 1""")
-        table = rows(db, """SELECT platform, window_id, period, subject_kind, subject,
+                                       subject ORDER BY tick_end DESC) = 1""",
+        )
+        table = rows(
+            db,
+            """SELECT platform, window_id, period, subject_kind, subject,
                                    n_ranked, n_holdout, users_ranked, users_holdout, ratio
-                            FROM amplification""")
+                            FROM amplification""",
+        )
         assert sorted(last, key=str) == sorted(table, key=str)
         # counts only grow, tick after tick
-        assert rows(db, """
+        assert (
+            rows(
+                db,
+                """
             SELECT count(*) FROM (SELECT n_ranked - lag(n_ranked) OVER (
                 PARTITION BY platform, window_id, period, subject_kind, subject
                 ORDER BY tick_end) AS d FROM history WHERE record = 'measurement')
-            WHERE d < 0""")[0][0] == 0
+            WHERE d < 0""",
+            )[0][0]
+            == 0
+        )
         # every finding has its updates; the first at (or after) its first crossing, the
         # last with the final numbers
-        check = rows(db, """
+        check = rows(
+            db,
+            """
             SELECT f.finding_id, f.detector, f.event_time, f.effect, min(h.tick_end),
                    count(h.tick_end), arg_max(h.effect, h.tick_end)
             FROM findings f LEFT JOIN history h
               ON h.finding_id = f.finding_id AND h.record = 'finding'
-            GROUP BY f.finding_id, f.detector, f.event_time, f.effect""")
+            GROUP BY f.finding_id, f.detector, f.event_time, f.effect""",
+        )
         assert check
         for fid, detector, crossed, effect, first, n, last_effect in check:
             assert n > 0 and last_effect == effect, (fid, detector)
@@ -99,14 +114,18 @@ def test_history_tells_what_was_known_when(example) -> None:
 
 
 def test_a_stricter_threshold_is_crossed_later_in_the_history(example) -> None:
-    delayed = [f for f in example["diff"]["findings"]
-               if f["status"] == "changed" and "event_time" in f["changes"]]
+    delayed = [
+        f
+        for f in example["diff"]["findings"]
+        if f["status"] == "changed" and "event_time" in f["changes"]
+    ]
     for f in delayed[:5]:
         first = {}
         for name in ("a", "b"):
-            first[name] = rows(example["dir"] / f"{name}.duckdb",
-                               f"SELECT min(tick_end) FROM history WHERE finding_id = "
-                               f"'{f['finding_id']}'")[0][0]
+            first[name] = rows(
+                example["dir"] / f"{name}.duckdb",
+                f"SELECT min(tick_end) FROM history WHERE finding_id = '{f['finding_id']}'",
+            )[0][0]
         assert first["b"] > first["a"]
 
 
@@ -114,8 +133,9 @@ def test_export_writes_every_table(example) -> None:
     out = example["dir"] / "tables"
     db = example["dir"] / "b.duckdb"
     tables = [t for (t,) in rows(db, "SELECT table_name FROM information_schema.tables")]
-    assert {"findings", "amplification", "deadletter", "detectability", "runs",
-            "history"} <= set(tables)
+    assert {"findings", "amplification", "deadletter", "detectability", "runs", "history"} <= set(
+        tables
+    )
     for t in tables:
         table = pq.read_table(out / f"{t}.parquet")
         assert table.num_rows == rows(db, f"SELECT count(*) FROM {t}")[0][0], t
@@ -131,8 +151,10 @@ def test_diff_of_a_run_with_itself_is_unchanged(example) -> None:
 
 def test_diff_and_export_errors_are_one_line(example, tmp_path: Path, capsys) -> None:
     assert main(["diff", str(tmp_path / "nope.duckdb"), str(example["dir"] / "a.duckdb")]) == 2
-    assert main(["export", "--db", str(tmp_path / "nope.duckdb"), "--parquet",
-                 str(tmp_path / "x")]) == 2
+    assert (
+        main(["export", "--db", str(tmp_path / "nope.duckdb"), "--parquet", str(tmp_path / "x")])
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(e.startswith("amplimon: ") and "no such" in e for e in err)
 

@@ -28,8 +28,10 @@ from monitor.signing import (
 
 def test_default_key_is_created_once_0600_and_reused(tmp_path: Path) -> None:
     keys: list[SigningKey] = []
-    threads = [threading.Thread(target=lambda: keys.append(load_signing_key(None, None, tmp_path)))
-               for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: keys.append(load_signing_key(None, None, tmp_path)))
+        for _ in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -59,12 +61,16 @@ def test_key_from_env_text_and_from_file(tmp_path: Path, monkeypatch: pytest.Mon
         pickle.dumps(key)
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("not a key", "not an unencrypted PEM private key"),
-    (None, "does not exist"),
-])
-def test_bad_key_files_are_one_line_errors(tmp_path: Path, content: str | None,
-                                           message: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not a key", "not an unencrypted PEM private key"),
+        (None, "does not exist"),
+    ],
+)
+def test_bad_key_files_are_one_line_errors(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
     path = tmp_path / "k.pem"
     if content is not None:
         path.write_text(content)
@@ -76,9 +82,15 @@ def test_a_non_ed25519_key_is_refused(tmp_path: Path) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()).decode()
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
     with pytest.raises(SigningKeyError, match="not an Ed25519 key"):
         load_signing_key(pem, None, tmp_path)
 
@@ -102,8 +114,9 @@ def test_signatures_verify_only_for_their_data_and_key() -> None:
     assert not key.public.verify(b"short", b"manifest")
 
 
-def test_trusted_keys_from_file_dir_and_own_key(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trusted_keys_from_file_dir_and_own_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     a, b = SigningKey.generate(), SigningKey.generate()
     both = tmp_path / "both.pem"
     both.write_text(a.public.pem() + b.public.pem())
@@ -125,8 +138,9 @@ def test_trusted_keys_from_file_dir_and_own_key(tmp_path: Path,
         trusted_keys(load_settings())
 
 
-def test_keys_export(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keys_export(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AMPLIMON_SIGNER", "Electoral Commission")
     assert main(["keys", "export"]) == 0
     out, err = capsys.readouterr()
@@ -140,8 +154,9 @@ def test_keys_export(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     capsys.readouterr()
     monkeypatch.setenv("AMPLIMON_SIGNING_KEY_FILE", str(tmp_path / "missing.pem"))
     assert main(["keys", "export"]) == 2
-    assert capsys.readouterr().err == (f"amplimon: signing key file {tmp_path / 'missing.pem'} "
-                                       "does not exist\n")
+    assert capsys.readouterr().err == (
+        f"amplimon: signing key file {tmp_path / 'missing.pem'} does not exist\n"
+    )
 
 
 def load_public_keys_text(text: str) -> list[PublicKey]:

@@ -31,9 +31,16 @@ BATCH = 400
 
 def dead_letters(batch: int, n: int = BATCH, size: int = 300) -> list[DeadLetter]:
     """``n`` rows of about ``size`` bytes of text that does not compress."""
-    return [DeadLetter(source=f"batch-{batch}", raw=os.urandom(size // 2).hex(),
-                       reason="broken", location=f"{batch}:{i}", received_at=AT)
-            for i in range(n)]
+    return [
+        DeadLetter(
+            source=f"batch-{batch}",
+            raw=os.urandom(size // 2).hex(),
+            reason="broken",
+            location=f"{batch}:{i}",
+            received_at=AT,
+        )
+        for i in range(n)
+    ]
 
 
 def file_size_limit(limit: int) -> Callable[[], None]:
@@ -45,9 +52,15 @@ def file_size_limit(limit: int) -> Callable[[], None]:
 
 
 def run_child(code: str, *args: str, limit: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True,  # noqa: S603
-                          text=True, timeout=120, preexec_fn=file_size_limit(limit),  # noqa: PLW1509
-                          check=False, cwd=Path(__file__).parents[2])
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,  # noqa: S603
+        text=True,
+        timeout=120,
+        preexec_fn=file_size_limit(limit),  # noqa: PLW1509
+        check=False,
+        cwd=Path(__file__).parents[2],
+    )
 
 
 WRITER = f"""
@@ -87,8 +100,7 @@ def test_full_disk_fails_one_batch_whole_and_keeps_every_committed_one(tmp_path)
     with Store(db) as store:  # reopened without the limit: readable, nothing torn
         per_batch = dict(store.query("SELECT source, count(*) FROM deadletter GROUP BY 1"))
         store.add_deadletters(dead_letters(99))  # and writable again, with space
-    assert per_batch == {**{f"batch-{b}": BATCH for b in range(int(committed))},
-                         "batch-10000": 1}
+    assert per_batch == {**{f"batch-{b}": BATCH for b in range(int(committed))}, "batch-10000": 1}
 
 
 def test_full_disk_while_publishing_leaves_the_previous_snapshot(tmp_path):
@@ -98,11 +110,13 @@ def test_full_disk_while_publishing_leaves_the_previous_snapshot(tmp_path):
         publish_snapshot(store, snapshot)
         store.add_deadletters(dead_letters(1, n=1000, size=2000))  # ~2 MB of text
     before = {p.name: p.read_bytes() for p in snapshot.iterdir()}
-    code = ("import sys\nfrom monitor.store import Store, StoreError\n"
-            "from streams.snapshot import publish_snapshot\n"
-            "with Store(sys.argv[1]) as store:\n"
-            "    try:\n        publish_snapshot(store, sys.argv[2])\n"
-            "    except StoreError as err:\n        print(err)\n")
+    code = (
+        "import sys\nfrom monitor.store import Store, StoreError\n"
+        "from streams.snapshot import publish_snapshot\n"
+        "with Store(sys.argv[1]) as store:\n"
+        "    try:\n        publish_snapshot(store, sys.argv[2])\n"
+        "    except StoreError as err:\n        print(err)\n"
+    )
     done = run_child(code, str(db), str(snapshot), limit=256 << 10)
     assert done.returncode == 0, done.stderr
     message = done.stdout.strip()

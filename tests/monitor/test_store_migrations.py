@@ -41,16 +41,34 @@ def rows(con: Any, table: str, columns: list[str] | None = None) -> list[tuple[A
 
 
 def columns(con: Any, table: str) -> list[str]:
-    return [r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-        "ORDER BY ordinal_position", [table]).fetchall()]
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+    ]
 
 
 def finding(**kw: Any) -> Finding:
-    values = dict(detector="holdout_shift", kind="amplification", platform="chirp",
-                  region="DE", window_id="w", subject_kind="actor", subject="acc-1",
-                  effect=1.6, ci_low=1.2, ci_high=2.0, p_value=0.001, n_exposures=100,
-                  severity="high", event_time=T, evidence={"n": 1})
+    values = dict(
+        detector="holdout_shift",
+        kind="amplification",
+        platform="chirp",
+        region="DE",
+        window_id="w",
+        subject_kind="actor",
+        subject="acc-1",
+        effect=1.6,
+        ci_low=1.2,
+        ci_high=2.0,
+        p_value=0.001,
+        n_exposures=100,
+        severity="high",
+        event_time=T,
+        evidence={"n": 1},
+    )
     values.update(kw)
     return Finding.new(**values)
 
@@ -58,35 +76,80 @@ def finding(**kw: Any) -> Finding:
 def every_write(store: Store) -> None:
     """One write of each kind the store has (each its own transaction)."""
     store.upsert_findings([finding()])
-    store.upsert_measurements([Measurement(
-        platform="chirp", region="DE", window_id="w", period="window", subject_kind="actor",
-        subject="a", ratio=1.2, ci_low=1.0, ci_high=1.4, reach_ratio=1.1, n_ranked=10,
-        n_holdout=5, users_ranked=8, users_holdout=4)])
-    store.add_deadletters([DeadLetter(source="t", raw="x" * 100_000, reason="too big",
-                                      location="t:1")])
-    store.upsert_detectability([Detectability(
-        detector="holdout_shift", platform="chirp", region="DE", window_id="w",
-        subject_kind="actor", subject="a", mde_up=1.5, mde_down=0.7, n_exposures=10,
-        flagged=False)])
+    store.upsert_measurements(
+        [
+            Measurement(
+                platform="chirp",
+                region="DE",
+                window_id="w",
+                period="window",
+                subject_kind="actor",
+                subject="a",
+                ratio=1.2,
+                ci_low=1.0,
+                ci_high=1.4,
+                reach_ratio=1.1,
+                n_ranked=10,
+                n_holdout=5,
+                users_ranked=8,
+                users_holdout=4,
+            )
+        ]
+    )
+    store.add_deadletters(
+        [DeadLetter(source="t", raw="x" * 100_000, reason="too big", location="t:1")]
+    )
+    store.upsert_detectability(
+        [
+            Detectability(
+                detector="holdout_shift",
+                platform="chirp",
+                region="DE",
+                window_id="w",
+                subject_kind="actor",
+                subject="a",
+                mde_up=1.5,
+                mde_down=0.7,
+                n_exposures=10,
+                flagged=False,
+            )
+        ]
+    )
     store.record_run("r-new", "test", T, {"n": 1})
     history: dict[str, list[Any]] = {c: [None] for c in HISTORY_COLUMNS}
-    history.update(run_id=["r-new"], tick_end=[T], record=["finding"], platform=["chirp"],
-                   region=["DE"], window_id=["w"], subject_kind=["actor"], subject=["a"])
+    history.update(
+        run_id=["r-new"],
+        tick_end=[T],
+        record=["finding"],
+        platform=["chirp"],
+        region=["DE"],
+        window_id=["w"],
+        subject_kind=["actor"],
+        subject=["a"],
+    )
     store.add_history(pa.table(history))
 
 
 @pytest.mark.parametrize("fixture", sorted(EARLIER))
 def test_an_earlier_database_migrates_keeps_its_rows_and_takes_every_write(
-        tmp_path: Path, fixture: str) -> None:
+    tmp_path: Path, fixture: str
+) -> None:
     path = old_database(tmp_path, fixture)
     con = duckdb.connect(str(path))
-    before = {t: (columns(con, t), rows(con, t, columns(con, t)))
-              for t in ("findings", "amplification", "deadletter", "detectability", "runs",
-                        "history") if columns(con, t)}
+    before = {
+        t: (columns(con, t), rows(con, t, columns(con, t)))
+        for t in ("findings", "amplification", "deadletter", "detectability", "runs", "history")
+        if columns(con, t)
+    }
     assert schema_version(con) == EARLIER[fixture]
-    recorded = [v for (v,) in con.execute("SELECT version FROM schema_version ORDER BY 1")
-                .fetchall()] if "schema_version" in {r[0] for r in con.execute(
-                    "SELECT table_name FROM information_schema.tables").fetchall()} else []
+    recorded = (
+        [v for (v,) in con.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()]
+        if "schema_version"
+        in {
+            r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
+        else []
+    )
     con.close()
     assert all(r for _, r in before.values())  # the fixture holds rows of every table
 
@@ -103,28 +166,47 @@ def test_an_earlier_database_migrates_keeps_its_rows_and_takes_every_write(
         assert store.count("deadletter") == len(before["deadletter"][1]) + 1
         assert store.count("detectability") == len(before.get("detectability", ("", []))[1]) + 1
         # an update of a row the old release wrote keeps its triage status
-        row = dict(zip(columns(store.con, "findings"), store.query(
-            "SELECT * FROM findings WHERE finding_id = ?", [old_id])[0], strict=True))
-        store.upsert_findings([Finding(**{f: row[f] for f in Finding.__struct_fields__
-                                          if f != "evidence"}, evidence={"updated": True})])
-        assert store.query("SELECT status, evidence->>'$.updated' FROM findings "
-                           "WHERE finding_id = ?", [old_id]) == [(old_status, "true")]
+        row = dict(
+            zip(
+                columns(store.con, "findings"),
+                store.query("SELECT * FROM findings WHERE finding_id = ?", [old_id])[0],
+                strict=True,
+            )
+        )
+        store.upsert_findings(
+            [
+                Finding(
+                    **{f: row[f] for f in Finding.__struct_fields__ if f != "evidence"},
+                    evidence={"updated": True},
+                )
+            ]
+        )
+        assert store.query(
+            "SELECT status, evidence->>'$.updated' FROM findings WHERE finding_id = ?", [old_id]
+        ) == [(old_status, "true")]
     with Store(path) as store:  # opened again: nothing left to migrate
         assert store.migrated == []
         assert [v for (v,) in store.query("SELECT version FROM schema_version ORDER BY 1")] == [
-            *recorded, *(m.version for m in MIGRATIONS if m.version > EARLIER[fixture])]
+            *recorded,
+            *(m.version for m in MIGRATIONS if m.version > EARLIER[fixture]),
+        ]
 
 
 def test_the_migrations_of_an_empty_database_build_exactly_the_schema() -> None:
     """A new database gets SCHEMA in one step; an old one gets it migration by migration:
     both must end with the same tables, columns, types and keys."""
+
     def shape(con: Any) -> list[tuple[Any, ...]]:
-        cols = con.execute("SELECT table_name, column_name, data_type, is_nullable, "
-                           "column_default FROM information_schema.columns "
-                           "ORDER BY ALL").fetchall()
-        keys = con.execute("SELECT table_name, constraint_type, constraint_column_names::VARCHAR "
-                           "FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
-                           "ORDER BY ALL").fetchall()
+        cols = con.execute(
+            "SELECT table_name, column_name, data_type, is_nullable, "
+            "column_default FROM information_schema.columns "
+            "ORDER BY ALL"
+        ).fetchall()
+        keys = con.execute(
+            "SELECT table_name, constraint_type, constraint_column_names::VARCHAR "
+            "FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
+            "ORDER BY ALL"
+        ).fetchall()
         return cols + keys
 
     stepwise, direct = duckdb.connect(), duckdb.connect()
@@ -136,7 +218,8 @@ def test_the_migrations_of_an_empty_database_build_exactly_the_schema() -> None:
 
 
 def test_read_only_openers_read_what_they_can_and_refuse_the_rest_in_one_line(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     v2 = old_database(tmp_path, "store_v2_0a05fa5.sql")
     with Store(v2, read_only=True) as store:  # readers need nothing version 3 added
         assert store.query("SELECT count(*) FROM findings")[0][0] > 0
@@ -180,7 +263,20 @@ def test_a_failed_write_names_its_cause_not_the_aborted_transaction(tmp_path: Pa
     with Store(tmp_path / "s.duckdb") as store:
         store.con.execute("DROP TABLE detectability")
         with pytest.raises(StoreError) as err:
-            store.upsert_detectability([Detectability(
-                detector="d", platform="p", region="r", window_id="w", subject_kind="actor",
-                subject="s", mde_up=None, mde_down=None, n_exposures=0, flagged=False)])
+            store.upsert_detectability(
+                [
+                    Detectability(
+                        detector="d",
+                        platform="p",
+                        region="r",
+                        window_id="w",
+                        subject_kind="actor",
+                        subject="s",
+                        mde_up=None,
+                        mde_down=None,
+                        n_exposures=0,
+                        flagged=False,
+                    )
+                ]
+            )
     assert "detectability" in str(err.value) and "aborted" not in str(err.value)

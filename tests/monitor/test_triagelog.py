@@ -28,24 +28,32 @@ def test_inbox_applies_each_change_once_and_keeps_it(tmp_path: Path) -> None:
         store.upsert_findings(F.default_findings())
         inbox = TriageInbox([tmp_path / "s.sqlite", tmp_path / "absent.sqlite"])
         assert not inbox.poll(store, force=True)  # nothing to apply
-        triage.apply(state, ANA, fid, "acknowledge", status="new", base_status="new",
-                     note="seen")
+        triage.apply(state, ANA, fid, "acknowledge", status="new", base_status="new", note="seen")
         triage.apply(state, ANA, fid, "escalate", status="acknowledged", base_status="new")
         assert inbox.poll(store, force=True) and inbox.applied == 2
         assert not inbox.poll(store, force=True) and inbox.applied == 2  # exactly once
         assert status(store, fid) == "escalated"
-        rows = store.query("SELECT state_id, seq, who, action, to_status, note FROM triage "
-                           "ORDER BY seq")
-        assert rows == [(state.state_id, 1, "ana", "acknowledge", "acknowledged", "seen"),
-                        (state.state_id, 2, "ana", "escalate", "escalated", "")]
+        rows = store.query(
+            "SELECT state_id, seq, who, action, to_status, note FROM triage ORDER BY seq"
+        )
+        assert rows == [
+            (state.state_id, 1, "ana", "acknowledge", "acknowledged", "seen"),
+            (state.state_id, 2, "ana", "escalate", "escalated", ""),
+        ]
         store.upsert_findings([F.finding(effect=3.0, severity="critical")])  # the sink again
         assert status(store, fid) == "escalated"
         # a finding written again (replay --replace, purge): the next poll restores it
         store.query("DELETE FROM findings WHERE finding_id = ?", [fid])
         store.upsert_findings([F.finding()])
         assert status(store, fid) == "new"
-        triage.apply(state, ANA, F.finding("acc-2").finding_id, "acknowledge", status="new",
-                     base_status="new")
+        triage.apply(
+            state,
+            ANA,
+            F.finding("acc-2").finding_id,
+            "acknowledge",
+            status="new",
+            base_status="new",
+        )
         assert inbox.poll(store, force=True)
         assert status(store, fid) == "escalated"
 
@@ -55,14 +63,21 @@ def test_poll_is_rate_limited(tmp_path: Path) -> None:
     with Store() as store:
         inbox = TriageInbox([tmp_path / "s.sqlite"], every_s=3600)
         inbox.poll(store)
-        triage.apply(StateStore(tmp_path / "s.sqlite"), ANA, "f1", "acknowledge",
-                     status="new", base_status="new")
+        triage.apply(
+            StateStore(tmp_path / "s.sqlite"),
+            ANA,
+            "f1",
+            "acknowledge",
+            status="new",
+            base_status="new",
+        )
         assert not inbox.poll(store)  # within the interval: not even read
         assert inbox.poll(store, force=True)
 
 
-def test_an_unreadable_outbox_never_stops_the_sink(tmp_path: Path,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_an_unreadable_outbox_never_stops_the_sink(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     bad = tmp_path / "s.sqlite"
     bad.write_bytes(b"not a database at all" * 100)
     with Store() as store, caplog.at_level(logging.WARNING, "amplimon.triage"):
@@ -105,6 +120,9 @@ def test_sync_on_a_replay_file(tmp_path: Path) -> None:
 
 def test_state_candidates() -> None:
     assert state_candidates("x.duckdb", "x.duckdb.snapshot", env={}) == [
-        Path("x.duckdb.dashboard.sqlite"), Path("x.duckdb.snapshot.dashboard.sqlite")]
+        Path("x.duckdb.dashboard.sqlite"),
+        Path("x.duckdb.snapshot.dashboard.sqlite"),
+    ]
     assert state_candidates("x.duckdb", env={"AMPLIMON_DASHBOARD_STATE": "/s.sqlite"}) == [
-        Path("/s.sqlite")]
+        Path("/s.sqlite")
+    ]

@@ -28,8 +28,9 @@ EOS = (("amplimon-control", b"end-of-stream"),)
 
 def partition_logs(records: list[tuple[str, dict]], parts: int) -> dict[tuple[str, int], list]:
     """The records as Kafka would hold them: keyed by user, one log per partition."""
-    logs: dict[tuple[str, int], list] = {(f"in.{t}", p): [] for t in INPUTS.values()
-                                          for p in range(parts)}
+    logs: dict[tuple[str, int], list] = {
+        (f"in.{t}", p): [] for t in INPUTS.values() for p in range(parts)
+    }
     for topic, rec in records:
         p = zlib.crc32(str(rec.get("user", "")).encode()) % parts
         log = logs[(f"in.{topic}", p)]
@@ -41,8 +42,9 @@ def partition_logs(records: list[tuple[str, dict]], parts: int) -> dict[tuple[st
 
 class Unit:
     def __init__(self, config: Any, unit: int, units: int, dead: ListOutput) -> None:
-        self.engine = UnitEngine(config, dead, unit=unit, units=units, pseudonymiser=KEY,
-                                 now_ms=lambda: FAR_FUTURE_MS)
+        self.engine = UnitEngine(
+            config, dead, unit=unit, units=units, pseudonymiser=KEY, now_ms=lambda: FAR_FUTURE_MS
+        )
         self.driver = EngineDriver(self.engine, INPUTS, idle_ms=10**9, clock=lambda: 0.0)
         self.tps = [("in.exposure", unit), ("in.ranking", unit)]
         self.driver.assign(self.tps)
@@ -52,7 +54,7 @@ class Unit:
         d = self.driver
         for tp in self.tps:
             start = d._position.get(tp, d.start_offset(tp) or 0)
-            d.process(logs[tp][start:start + batch])
+            d.process(logs[tp][start : start + batch])
         d.advance()
         self.engine.report(idle=d.idle)
         return [encode(m) for m in self.engine.drain()]
@@ -61,8 +63,9 @@ class Unit:
         return self.driver.closed
 
 
-def run_two_stage(config: Any, records: list, units: int, seed: int,
-                  kill: int | None = None) -> tuple[ListOutput, Merger]:
+def run_two_stage(
+    config: Any, records: list, units: int, seed: int, kill: int | None = None
+) -> tuple[ListOutput, Merger]:
     out = ListOutput()
     logs = partition_logs(records, units)
     workers = [Unit(config, u, units, out) for u in range(units)]
@@ -89,11 +92,9 @@ def run_two_stage(config: Any, records: list, units: int, seed: int,
 
 
 @pytest.mark.parametrize(("units", "kill"), [(2, None), (3, 1)])
-def test_units_through_the_driver_equal_one_engine(stream, units: int, kill: int | None
-                                                   ) -> None:
+def test_units_through_the_driver_equal_one_engine(stream, units: int, kill: int | None) -> None:
     one, stats = single(stream["config"], stream["records"])
-    two, merger = run_two_stage(stream["config"], stream["records"], units, seed=units,
-                                kill=kill)
+    two, merger = run_two_stage(stream["config"], stream["records"], units, seed=units, kill=kill)
     assert summary(two) == summary(one)
     assert merger.counts().accepted == stats.accepted
 
@@ -101,8 +102,9 @@ def test_units_through_the_driver_equal_one_engine(stream, units: int, kill: int
 def test_a_forged_or_foreign_checkpoint_is_refused(stream) -> None:
     u = Unit(stream["config"], 0, 2, ListOutput())
     data = u.engine.snapshot()
-    other = UnitEngine(stream["config"], ListOutput(), unit=0, units=2,
-                       pseudonymiser=Pseudonymiser(b"x" * 32))
+    other = UnitEngine(
+        stream["config"], ListOutput(), unit=0, units=2, pseudonymiser=Pseudonymiser(b"x" * 32)
+    )
     with pytest.raises(SealError, match="HMAC"):
         other.restore(data)
     tampered = data[:-1] + bytes([data[-1] ^ 1])
@@ -149,10 +151,18 @@ def test_stage_two_rebuilt_from_its_input_gives_the_same_rows(stream) -> None:
             sent.extend(state.output.drain())
     assert state.merger(0).closed
     out = ListOutput()
-    tables = {topics.findings: "findings", topics.measurements: "amplification",
-              topics.detectability: "detectability", topics.deadletter: "deadletter"}
-    sinks = {"findings": out.findings, "amplification": out.measurements,
-             "detectability": out.detectability, "deadletter": out.deadletters}
+    tables = {
+        topics.findings: "findings",
+        topics.measurements: "amplification",
+        topics.detectability: "detectability",
+        topics.deadletter: "deadletter",
+    }
+    sinks = {
+        "findings": out.findings,
+        "amplification": out.measurements,
+        "detectability": out.detectability,
+        "deadletter": out.deadletters,
+    }
     for t, _key, value in sent:
         sinks[tables[t]]([decode_row(tables[t], value)])
     assert summary(out) == summary(one)
@@ -172,8 +182,10 @@ def test_stage_two_drops_progress_meant_for_a_replaced_broker(stream, epoch) -> 
 
     config, records = stream["config"], stream["records"]
     units = 3
-    stale = [encode(UnitProgress(unit=u, units=units, closed_until=10**6, idle=True))
-             for u in range(units)]
+    stale = [
+        encode(UnitProgress(unit=u, units=units, closed_until=10**6, idle=True))
+        for u in range(units)
+    ]
     old, new = ((EPOCH_HEADER, b"broker-1"),), ((EPOCH_HEADER, b"broker-2"),)
     state = MergeState(config, KafkaOutput(Topics()), epoch=epoch)
     for msg in stale:

@@ -30,23 +30,29 @@ def write_jsonl(path: Path, rows: list, gz: bool = False) -> Path:
 def test_jsonl_and_gzip_read_alike(tmp_path: Path) -> None:
     rows = [exposure(ts=T0 + i * MIN) for i in range(5)] + ["{broken"]
     a = [r.result for r in read_file(write_jsonl(tmp_path / "a.jsonl", rows), "exposure")]
-    b = [r.result for r in read_file(write_jsonl(tmp_path / "b.jsonl.gz", rows, gz=True),
-                                     "exposure")]
+    b = [
+        r.result for r in read_file(write_jsonl(tmp_path / "b.jsonl.gz", rows, gz=True), "exposure")
+    ]
     assert a == b
     assert isinstance(a[-1], Rejected)
     assert all(isinstance(x, Exposure) for x in a[:-1])
 
 
 def test_parquet_rows_with_items_structs(tmp_path: Path) -> None:
-    rows = [ranking([slot(), slot(item="i2", position=2, organic_score=None,
-                                  interventions=["x"])], ts=T0),
-            ranking([slot(position=0)], ts=T0 + MIN)]
+    rows = [
+        ranking(
+            [slot(), slot(item="i2", position=2, organic_score=None, interventions=["x"])], ts=T0
+        ),
+        ranking([slot(position=0)], ts=T0 + MIN),
+    ]
     path = tmp_path / "r.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
     out = list(read_file(path, "ranking"))
     assert isinstance(out[0].result, Ranking)
     assert out[0].result.items[1].interventions == ["x"]
-    assert out[0].result.items[0].interventions is None or out[0].result.items[0].interventions == []
+    assert (
+        out[0].result.items[0].interventions is None or out[0].result.items[0].interventions == []
+    )
     assert isinstance(out[1].result, Rejected)
     assert out[1].result.reason == "ranking.items[0].position: expected integer >= 1, got 0"
     assert out[1].location == "r.parquet:row2"
@@ -71,14 +77,18 @@ def test_overlong_line_rejected_and_reading_goes_on(tmp_path: Path) -> None:
     assert out[2].location == "big.jsonl:3"
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("missing.jsonl", None, "no such file"),
-    ("data.csv", b"a,b", "unknown format"),
-    ("fake.jsonl.gz", b"not gzip", "not a gzip file"),
-    ("fake.parquet", b"not parquet", "not a Parquet file"),
-])
-def test_unreadable_inputs_named(tmp_path: Path, name: str, content: bytes | None,
-                                 message: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.jsonl", None, "no such file"),
+        ("data.csv", b"a,b", "unknown format"),
+        ("fake.jsonl.gz", b"not gzip", "not a gzip file"),
+        ("fake.parquet", b"not parquet", "not a Parquet file"),
+    ],
+)
+def test_unreadable_inputs_named(
+    tmp_path: Path, name: str, content: bytes | None, message: str
+) -> None:
     path = tmp_path / name
     if content is not None:
         path.write_bytes(content)

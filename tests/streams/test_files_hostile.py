@@ -39,14 +39,19 @@ def results(path: Path, topic: str = "exposure") -> list:
 
 
 # -- the property --------------------------------------------------------------------------
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(line_files("exposure"), line_files("ranking"), st.booleans(), st.booleans())
-def test_every_line_of_hostile_files_is_accounted_for(exp: list[bytes], rank: list[bytes],
-                                                      gz_exp: bool, gz_rank: bool) -> None:
+def test_every_line_of_hostile_files_is_accounted_for(
+    exp: list[bytes], rank: list[bytes], gz_exp: bool, gz_rank: bool
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        check_files(Path(tmp), {"exposure": exp, "ranking": rank},
-                    {"exposure": gz_exp, "ranking": gz_rank})
+        check_files(
+            Path(tmp), {"exposure": exp, "ranking": rank}, {"exposure": gz_exp, "ranking": gz_rank}
+        )
 
 
 # -- over-long lines -----------------------------------------------------------------------
@@ -56,22 +61,31 @@ def test_lines_over_1_mib_are_dead_lettered_and_reading_goes_on(tmp_path: Path, 
     good = json.dumps(exposure(event_id="ok-1")).encode()
     exact = good[:-1] + b" " * (MAX_RECORD_BYTES - len(good)) + b"}"  # exactly 1 MiB: valid
     slate = json.dumps(ranking([slot(item=f"i{i}", position=i + 1) for i in range(100_000)]))
-    body = b"".join([
-        good + b"\n",
-        b"x" * (MAX_RECORD_BYTES + 1) + b"\n",  # one byte over
-        exact + b"\r\n",
-        slate.encode() + b"\n",  # a 100,000-item slate is ~9 MB: cut, not parsed
-        b"[" * (5 * MAX_RECORD_BYTES) + b"\n",  # 5 MiB of nesting
-        line(exposure(event_id="ok-2")),
-        b"y" * (3 * MAX_RECORD_BYTES),  # last line, no newline
-    ])
+    body = b"".join(
+        [
+            good + b"\n",
+            b"x" * (MAX_RECORD_BYTES + 1) + b"\n",  # one byte over
+            exact + b"\r\n",
+            slate.encode() + b"\n",  # a 100,000-item slate is ~9 MB: cut, not parsed
+            b"[" * (5 * MAX_RECORD_BYTES) + b"\n",  # 5 MiB of nesting
+            line(exposure(event_id="ok-2")),
+            b"y" * (3 * MAX_RECORD_BYTES),  # last line, no newline
+        ]
+    )
     path = tmp_path / ("big.jsonl.gz" if gz else "big.jsonl")
     path.write_bytes(gzip.compress(body, compresslevel=1) if gz else body)
     with peak_memory(MEMORY_LIMIT):
         got = results(path)
     kinds = [type(r).__name__ for r in got]
-    assert kinds == ["Exposure", "Rejected", "Exposure", "Rejected", "Rejected", "Exposure",
-                     "Rejected"]
+    assert kinds == [
+        "Exposure",
+        "Rejected",
+        "Exposure",
+        "Rejected",
+        "Rejected",
+        "Exposure",
+        "Rejected",
+    ]
     for r in got:
         if isinstance(r, Rejected):
             assert r.reason == "exposure: record larger than 1 MiB (cut)"
@@ -106,8 +120,9 @@ def test_regression_cut_line_ending_in_cr_is_not_taken_for_a_whole_record(tmp_pa
 
 def test_regression_invalid_utf8_line_is_a_dead_letter_not_a_crash(tmp_path: Path) -> None:
     path = tmp_path / "utf8.jsonl"
-    path.write_bytes(line(exposure(user="PLACEHOLDER")).replace(b"PLACEHOLDER", b"\xff\xfe")
-                     + line(exposure()))
+    path.write_bytes(
+        line(exposure(user="PLACEHOLDER")).replace(b"PLACEHOLDER", b"\xff\xfe") + line(exposure())
+    )
     got = results(path)
     assert [type(r) for r in got] == [Rejected, Exposure]
     assert got[0].reason == "exposure: not valid UTF-8 text"
@@ -121,16 +136,20 @@ def corrupt_gzip() -> bytes:
     return bytes(data)
 
 
-@pytest.mark.parametrize(("name", "content"), [
-    ("corrupt.jsonl.gz", corrupt_gzip()),  # regression: zlib.error escaped
-    ("truncated.jsonl.gz", gzip.compress(line(exposure()) * 200)[:-40]),
-    ("trailing.jsonl.gz", gzip.compress(line(exposure())) + b"garbage"),
-    ("random.jsonl.gz", b"\x1f\x8b" + bytes(range(256))),
-    ("garbage.parquet", b"PAR1" + bytes(range(256))),  # regression: ArrowInvalid escaped
-    ("truncated.parquet", b"PAR1" + b"\x00" * 8 + b"PAR1"),  # regression: "\n" in message
-])
-def test_unreadable_files_are_one_line_source_errors(tmp_path: Path, name: str,
-                                                     content: bytes) -> None:
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("corrupt.jsonl.gz", corrupt_gzip()),  # regression: zlib.error escaped
+        ("truncated.jsonl.gz", gzip.compress(line(exposure()) * 200)[:-40]),
+        ("trailing.jsonl.gz", gzip.compress(line(exposure())) + b"garbage"),
+        ("random.jsonl.gz", b"\x1f\x8b" + bytes(range(256))),
+        ("garbage.parquet", b"PAR1" + bytes(range(256))),  # regression: ArrowInvalid escaped
+        ("truncated.parquet", b"PAR1" + b"\x00" * 8 + b"PAR1"),  # regression: "\n" in message
+    ],
+)
+def test_unreadable_files_are_one_line_source_errors(
+    tmp_path: Path, name: str, content: bytes
+) -> None:
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(SourceError) as err:
@@ -140,27 +159,40 @@ def test_unreadable_files_are_one_line_source_errors(tmp_path: Path, name: str,
 
 # -- Parquet values a JSON line cannot carry -----------------------------------------------
 def test_parquet_non_finite_scores_and_odd_timestamps(tmp_path: Path) -> None:
-    rows = [ranking([slot(score=math.nan)]), ranking([slot(organic_score=math.inf)]),
-            ranking([slot(score=-math.inf, organic_score=None)]), ranking()]
+    rows = [
+        ranking([slot(score=math.nan)]),
+        ranking([slot(organic_score=math.inf)]),
+        ranking([slot(score=-math.inf, organic_score=None)]),
+        ranking(),
+    ]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "r.parquet")
     got = results(tmp_path / "r.parquet", "ranking")
     assert [r.reason if isinstance(r, Rejected) else "ok" for r in got] == [
         "ranking.items[0].score: expected a finite number, got nan",
         "ranking.items[0].organic_score: expected a finite number, got inf",
         "ranking.items[0].score: expected a finite number, got -inf",
-        "ok"]
+        "ok",
+    ]
 
 
 def test_regression_parquet_timestamp_beyond_year_9999_rejects_only_its_row(tmp_path: Path) -> None:
     # pyarrow's to_pylist raised OverflowError for the whole batch (and the replay died).
     n = 4
-    table = pa.table({
-        "event_id": [f"e{i}" for i in range(n)], "platform": ["chirp"] * n,
-        "ts": pa.array([T0, 10**15, T0 + 1, -(10**16)], type=pa.timestamp("ms", tz="UTC")),
-        "user": ["u1"] * n, "region": ["DE"] * n, "surface": ["feed"] * n,
-        "arm": ["ranked"] * n, "item": ["i1"] * n, "actor": ["acc-1"] * n, "position": [1] * n,
-        "x": pa.array([0, 0, 0, 2**31 - 1], type=pa.date32()),  # unknown column, also bad
-    })
+    table = pa.table(
+        {
+            "event_id": [f"e{i}" for i in range(n)],
+            "platform": ["chirp"] * n,
+            "ts": pa.array([T0, 10**15, T0 + 1, -(10**16)], type=pa.timestamp("ms", tz="UTC")),
+            "user": ["u1"] * n,
+            "region": ["DE"] * n,
+            "surface": ["feed"] * n,
+            "arm": ["ranked"] * n,
+            "item": ["i1"] * n,
+            "actor": ["acc-1"] * n,
+            "position": [1] * n,
+            "x": pa.array([0, 0, 0, 2**31 - 1], type=pa.date32()),  # unknown column, also bad
+        }
+    )
     pq.write_table(table, tmp_path / "ts.parquet")
     got = results(tmp_path / "ts.parquet")
     assert [type(r) for r in got] == [Exposure, Rejected, Exposure, Rejected]
@@ -176,13 +208,21 @@ def test_replay_of_hostile_files_writes_every_rejection_to_duckdb(tmp_path: Path
     exp = tmp_path / "exposure.jsonl.gz"
     rank = tmp_path / "ranking.jsonl"
     exp_lines = [line(exposure(ts=T0 + i * 60_000)) for i in range(20)]
-    exp_lines += [b"\xff\xfe\n", b"[" * 200_000 + b"\n", b'{"a":' * 50_000 + b"1" + b"}" * 50_000
-                  + b"\n", line(exposure(user="\u202e\U0001d54f\x00")), exp_lines[3],
-                  line(exposure(ts="2026-13-01T00:00:00Z")), line(exposure(ts=T0 - 86_400_000))]
+    exp_lines += [
+        b"\xff\xfe\n",
+        b"[" * 200_000 + b"\n",
+        b'{"a":' * 50_000 + b"1" + b"}" * 50_000 + b"\n",
+        line(exposure(user="\u202e\U0001d54f\x00")),
+        exp_lines[3],
+        line(exposure(ts="2026-13-01T00:00:00Z")),
+        line(exposure(ts=T0 - 86_400_000)),
+    ]
     exp.write_bytes(gzip.compress(b"".join(exp_lines)))
-    rank.write_bytes(line(ranking([slot(score=1.0)])) + b'{"items": [NaN]}\n'
-                     + line(ranking([slot(item=f"i{i}", position=i + 1)
-                                     for i in range(10_001)])))
+    rank.write_bytes(
+        line(ranking([slot(score=1.0)]))
+        + b'{"items": [NaN]}\n'
+        + line(ranking([slot(item=f"i{i}", position=i + 1) for i in range(10_001)]))
+    )
     # Order carries no meaning: the record a day older than the rest is an ordinary event
     # (staged replay sorts first) ...
     db = tmp_path / "out.duckdb"

@@ -60,8 +60,9 @@ def contract_problems(topic: str, rec: Any) -> list[str]:
     """Every violation of contract §1 field rules (empty list = valid)."""
     if not isinstance(rec, dict):
         return ["not an object"]
-    required = _COMMON + (("item", "actor", "position") if topic == "exposure"
-                          else ("request", "items"))
+    required = _COMMON + (
+        ("item", "actor", "position") if topic == "exposure" else ("request", "items")
+    )
     out = [f"missing {f}" for f in required if f not in rec]
     if out:
         return out
@@ -95,8 +96,9 @@ def contract_problems(topic: str, rec: Any) -> list[str]:
     if not isinstance(items, list) or not items:
         return [*out, "items not a non-empty array"]
     for it in items:
-        if not isinstance(it, dict) or not all(f in it for f in ("item", "actor", "position",
-                                                                  "score")):
+        if not isinstance(it, dict) or not all(
+            f in it for f in ("item", "actor", "position", "score")
+        ):
             out.append("bad item entry")
             continue
         if not (_is_str(it["item"]) and _is_str(it["actor"])):
@@ -147,23 +149,29 @@ def dedup(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def recount(config: dict[str, Any], exposures: list[dict[str, Any]],
-            platforms: list[str]) -> dict[tuple[str, ...], dict[str, int]]:
+def recount(
+    config: dict[str, Any], exposures: list[dict[str, Any]], platforms: list[str]
+) -> dict[tuple[str, ...], dict[str, int]]:
     """The amplification counts, re-derived from clean exposures and the config."""
     timed = [(ts_ms(e["ts"]), e) for e in exposures]
     out: dict[tuple[str, ...], dict[str, int]] = {}
     for platform in platforms:
         for w in config["windows"]:
             jur = w["jurisdiction"]
-            monitored = [a for a in config["actors"]
-                         if any(covers(r, jur) or covers(jur, r) for r in a["regions"])]
+            monitored = [
+                a
+                for a in config["actors"]
+                if any(covers(r, jur) or covers(jur, r) for r in a["regions"])
+            ]
             subjects: dict[tuple[str, str], set[str]] = defaultdict(set)
             for a in monitored:
                 subjects[("actor", a["actor"])].add(a["actor"])
                 if a.get("group"):
                     subjects[("group", a["group"])].add(a["actor"])
-            periods = {"baseline": (w["baseline"]["start"], w["baseline"]["end"]),
-                       "window": (w["start"], w["end"])}
+            periods = {
+                "baseline": (w["baseline"]["start"], w["baseline"]["end"]),
+                "window": (w["start"], w["end"]),
+            }
             for period, (start, end) in periods.items():
                 lo, hi = start.timestamp() * 1000, end.timestamp() * 1000
                 active: dict[str, set[str]] = defaultdict(set)
@@ -185,8 +193,11 @@ def recount(config: dict[str, Any], exposures: list[dict[str, Any]],
 
 def ratio_of_ratios(sim: Simulation, window_id: str, subject: str) -> float:
     """(ranked/holdout exposures per active user) in the window ÷ the same in the baseline."""
-    rows = {r["period"]: r for r in sim.truth["amplification"]
-            if r["window_id"] == window_id and r["subject"] == subject}
+    rows = {
+        r["period"]: r
+        for r in sim.truth["amplification"]
+        if r["window_id"] == window_id and r["subject"] == subject
+    }
     return rows["window"]["ratio"] / rows["baseline"]["ratio"]
 
 
@@ -259,11 +270,13 @@ def test_exposures_point_at_their_slate(small: Simulation) -> None:
     slates = {r["request"]: r for r in small.rankings}
     for e in small.exposures:
         slate = slates[e["request"]]
-        assert (slate["user"], slate["arm"], slate["region"]) == (e["user"], e["arm"],
-                                                                  e["region"])
+        assert (slate["user"], slate["arm"], slate["region"]) == (e["user"], e["arm"], e["region"])
         entry = slate["items"][e["position"] - 1]
-        assert (entry["item"], entry["actor"], entry["position"]) == (e["item"], e["actor"],
-                                                                      e["position"])
+        assert (entry["item"], entry["actor"], entry["position"]) == (
+            e["item"],
+            e["actor"],
+            e["position"],
+        )
 
 
 def test_planted_interventions_are_logged_as_specified(small: Simulation) -> None:
@@ -280,8 +293,7 @@ def test_planted_interventions_are_logged_as_specified(small: Simulation) -> Non
     assert max(gap[hidden]) == pytest.approx(math.log(1.5), abs=2e-4)
     assert logged[hidden] == set()
     assert max(gap[truth["hidden_suppression"]["target"]]) == 0.0
-    assert min(gap[truth["hidden_suppression"]["target"]]) == pytest.approx(math.log(0.6),
-                                                                            abs=2e-4)
+    assert min(gap[truth["hidden_suppression"]["target"]]) == pytest.approx(math.log(0.6), abs=2e-4)
     organic = truth["organic_logged_boost"]["target"]
     assert set(gap[organic]) == {0.0} and logged[organic] == set()
     undeclared = truth["undeclared_intervention"]
@@ -307,18 +319,24 @@ def test_planted_interventions_are_logged_as_specified(small: Simulation) -> Non
 def test_expected_findings_in_truth(small: Simulation) -> None:
     expected = {iv["kind"]: iv["expected_finding"] for iv in small.truth["interventions"]}
     assert expected == {
-        "posting_surge": "none", "disclosed_boost": "none", "hidden_boost": "amplification",
-        "hidden_suppression": "suppression", "organic_logged_boost": "amplification",
+        "posting_surge": "none",
+        "disclosed_boost": "none",
+        "hidden_boost": "amplification",
+        "hidden_suppression": "suppression",
+        "organic_logged_boost": "amplification",
         "unlabelled_disclosed_boost": "missing_label",
-        "undeclared_intervention": "undisclosed_intervention", "group_boost": "amplification",
-        "popularity_change": "none", "boost_outside_window": "none"}
-    outside = next(iv for iv in small.truth["interventions"]
-                   if iv["kind"] == "boost_outside_window")
+        "undeclared_intervention": "undisclosed_intervention",
+        "group_boost": "amplification",
+        "popularity_change": "none",
+        "boost_outside_window": "none",
+    }
+    outside = next(
+        iv for iv in small.truth["interventions"] if iv["kind"] == "boost_outside_window"
+    )
     assert outside["monitored_in"] == [] and outside["exposures_affected"] > 0
 
 
-def test_truth_counts_match_the_written_files(small: Simulation,
-                                              written: dict[str, Path]) -> None:
+def test_truth_counts_match_the_written_files(small: Simulation, written: dict[str, Path]) -> None:
     exposures, bad_exp = read_jsonl(written["exposure"])
     rankings, bad_rank = read_jsonl(written["ranking"])
     faults = small.truth["faults"]
@@ -330,8 +348,10 @@ def test_truth_counts_match_the_written_files(small: Simulation,
     assert len(clean) == small.truth["events"]["exposure"]
     config = yaml.safe_load(written["config"].read_text(encoding="utf-8"))
     mine = recount(config, clean, ["chirp"])
-    theirs = {(r["platform"], r["window_id"], r["period"], r["subject_kind"], r["subject"]): r
-              for r in small.truth["amplification"]}
+    theirs = {
+        (r["platform"], r["window_id"], r["period"], r["subject_kind"], r["subject"]): r
+        for r in small.truth["amplification"]
+    }
     assert mine.keys() == theirs.keys()
     for key, row in mine.items():
         assert {k: theirs[key][k] for k in row} == row, key
@@ -352,7 +372,8 @@ def test_duplicates_are_exact_and_lateness_is_bounded(small: Simulation) -> None
             latest = max(latest, t)
         assert 0 < worst <= small.params.max_late_minutes * 60_000
     kinds = {type(r["ts"]) for r in small.exposures} | {
-        r["ts"][-6:] for r in small.exposures if isinstance(r["ts"], str) and r["ts"][-1] != "Z"}
+        r["ts"][-6:] for r in small.exposures if isinstance(r["ts"], str) and r["ts"][-1] != "Z"
+    }
     assert {int, "+02:00", "+01:00", "-04:00"} <= kinds
 
 
@@ -366,8 +387,11 @@ def test_hidden_boost_raises_the_ratio_but_a_posting_surge_does_not() -> None:
     surged = ratio_of_ratios(sim, "de-bundestag-sim", "de-a-cand-2")
     assert 1.15 < boosted < 1.9
     assert 0.75 < surged < 1.3
-    rows = {(r["period"], r["subject"]): r for r in sim.truth["amplification"]
-            if r["window_id"] == "de-bundestag-sim"}
+    rows = {
+        (r["period"], r["subject"]): r
+        for r in sim.truth["amplification"]
+        if r["window_id"] == "de-bundestag-sim"
+    }
     # The surge is real: raw exposures rise in both arms.
     for arm in ("n_ranked", "n_holdout"):
         assert rows[("window", "de-a-cand-2")][arm] > 1.8 * rows[("baseline", "de-a-cand-2")][arm]
@@ -387,8 +411,13 @@ def test_config_round_trips_through_yaml(small: Simulation, written: dict[str, P
         assert w["start"].tzinfo is not None
     for d in config["disclosures"]:
         assert set(d["actors"]) <= ids and set(d["groups"]) <= groups
-    assert {a["kind"] for a in config["actors"]} <= {"candidate", "party", "official", "media",
-                                                     "other"}
+    assert {a["kind"] for a in config["actors"]} <= {
+        "candidate",
+        "party",
+        "official",
+        "media",
+        "other",
+    }
     assert json.loads(written["truth"].read_text(encoding="utf-8")) == small.truth
 
 
@@ -402,7 +431,8 @@ def test_parquet_has_the_same_rows(tmp_path: Path) -> None:
         for row, rec in zip(rows, records, strict=True):
             assert ts_ms(row["ts"]) == ts_ms(rec["ts"])
             assert {k: v for k, v in row.items() if k != "ts" and v is not None} == {
-                k: v for k, v in rec.items() if k != "ts" and v is not None}
+                k: v for k, v in rec.items() if k != "ts" and v is not None
+            }
 
 
 def test_scenarios_build_and_validate() -> None:
@@ -410,7 +440,8 @@ def test_scenarios_build_and_validate() -> None:
         params = scenario(name, seed=1)
         assert isinstance(params, SimParams) and params.seed == 1
     assert scenario("null").interventions and all(
-        iv.kind in ("posting_surge", "disclosed_boost") for iv in scenario("null").interventions)
+        iv.kind in ("posting_surge", "disclosed_boost") for iv in scenario("null").interventions
+    )
     assert scenario("default", scale=2.5).n_users == 10_000
     start = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
     sim = simulate(scenario("hidden_boost", n_users=60, start=start))
@@ -429,29 +460,57 @@ def test_scenarios_build_and_validate() -> None:
 
 
 def test_two_platforms_are_independent_streams() -> None:
-    sim = simulate(SimParams(n_users=150, platforms=("chirp", "yodel"),
-                             interventions=(Intervention("hidden_boost", "de-a-cand-1",
-                                                         platform="yodel"),)))
+    sim = simulate(
+        SimParams(
+            n_users=150,
+            platforms=("chirp", "yodel"),
+            interventions=(Intervention("hidden_boost", "de-a-cand-1", platform="yodel"),),
+        )
+    )
     by_platform = {p: [e for e in sim.exposures if e["platform"] == p] for p in ("chirp", "yodel")}
     assert all(by_platform.values())
     assert {r["platform"] for r in sim.truth["amplification"]} == {"chirp", "yodel"}
-    boosted = {it["actor"] for r in sim.rankings for it in r["items"]
-               if it["organic_score"] is not None and it["score"] != it["organic_score"]}
+    boosted = {
+        it["actor"]
+        for r in sim.rankings
+        for it in r["items"]
+        if it["organic_score"] is not None and it["score"] != it["organic_score"]
+    }
     assert boosted == {"de-a-cand-1"}
-    assert all(r["platform"] == "yodel" for r in sim.rankings for it in r["items"]
-               if it["organic_score"] is not None and it["score"] != it["organic_score"])
+    assert all(
+        r["platform"] == "yodel"
+        for r in sim.rankings
+        for it in r["items"]
+        if it["organic_score"] is not None and it["score"] != it["organic_score"]
+    )
 
 
 def test_command_line_writes_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--out", str(tmp_path), "--scenario", "undisclosed", "--seed", "2",
-                 "--format", "jsonl", "--scale", "0.03"]) == 0
+    assert (
+        main(
+            [
+                "--out",
+                str(tmp_path),
+                "--scenario",
+                "undisclosed",
+                "--seed",
+                "2",
+                "--format",
+                "jsonl",
+                "--scale",
+                "0.03",
+            ]
+        )
+        == 0
+    )
     assert "exposures" in capsys.readouterr().out
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["amplimon.yaml", "exposure.jsonl", "ranking.jsonl", "truth.json"]
     truth = json.loads((tmp_path / "truth.json").read_text(encoding="utf-8"))
     assert truth["params"]["seed"] == 2
-    assert any(iv["expected_finding"] == "undisclosed_intervention"
-               for iv in truth["interventions"])
+    assert any(
+        iv["expected_finding"] == "undisclosed_intervention" for iv in truth["interventions"]
+    )
 
 
 # ------------------------------------------------------------- statistics-stressing knobs
@@ -471,7 +530,8 @@ def test_exposure_effect_is_the_counterfactual_change_in_exposure() -> None:
     assert 0.6 <= down["exposure_effect"] < 0.8
     assert 1.0 < truth["group_boost"]["exposure_effect"] < 1.3
     assert boost["seen_entries"] == pytest.approx(
-        boost["exposure_effect"] * boost["seen_entries_counterfactual"])
+        boost["exposure_effect"] * boost["seen_entries_counterfactual"]
+    )
     for kind in ("posting_surge", "popularity_change"):
         assert truth[kind]["exposure_effect"] is None
     # the seen entries are the exposures the intervention touched (same sessions and items)
@@ -481,14 +541,15 @@ def test_exposure_effect_is_the_counterfactual_change_in_exposure() -> None:
 def test_uninformative_scores_and_unlogged_interventions() -> None:
     sim = simulate(scenario("uninformative_scores", seed=1, n_users=300))
     entries = _ranked_entries(sim)
-    assert entries and all(it["score"] == it["organic_score"] and not it["interventions"]
-                           for _, it in entries)
+    assert entries and all(
+        it["score"] == it["organic_score"] and not it["interventions"] for _, it in entries
+    )
     scores = [it["score"] for _, it in entries]
     assert abs(sum(scores) / len(scores)) < 0.1  # N(0, 1) noise, nothing else
-    boosted = {iv["target"] for iv in sim.truth["interventions"]
-               if iv["kind"] == "hidden_boost"}
-    assert all(iv["exposure_effect"] > 1.5 for iv in sim.truth["interventions"]
-               if iv["target"] in boosted)
+    boosted = {iv["target"] for iv in sim.truth["interventions"] if iv["kind"] == "hidden_boost"}
+    assert all(
+        iv["exposure_effect"] > 1.5 for iv in sim.truth["interventions"] if iv["target"] in boosted
+    )
 
 
 def test_surfaces_and_a_boost_confined_to_one_surface() -> None:
@@ -498,11 +559,18 @@ def test_surfaces_and_a_boost_confined_to_one_surface() -> None:
         shares[r["surface"]] += 1
     assert set(shares) == {"feed", "search", "trending"}
     assert shares["feed"] > shares["search"] > shares["trending"]
-    search_only = {s for r, it in _ranked_entries(sim) for s in [r["surface"]]
-                   if it["actor"] == "de-a-cand-1" and it["score"] != it["organic_score"]}
+    search_only = {
+        s
+        for r, it in _ranked_entries(sim)
+        for s in [r["surface"]]
+        if it["actor"] == "de-a-cand-1" and it["score"] != it["organic_score"]
+    }
     assert search_only == {"search"}
-    region_only = {r["region"] for r, it in _ranked_entries(sim)
-                   if it["actor"] == "de-b-cand-3" and it["score"] != it["organic_score"]}
+    region_only = {
+        r["region"]
+        for r, it in _ranked_entries(sim)
+        if it["actor"] == "de-b-cand-3" and it["score"] != it["organic_score"]
+    }
     assert region_only == {"DE-BE"}
     exposures_surfaces = {e["surface"] for e in sim.exposures}
     assert exposures_surfaces == {"feed", "search", "trending"}
@@ -510,8 +578,10 @@ def test_surfaces_and_a_boost_confined_to_one_surface() -> None:
 
 def test_model_update_scales_every_score_and_legit_adjustments_vary_by_item() -> None:
     update = simulate(scenario("null_model_update", seed=1, n_users=300))
-    at = update.truth["params"]["model_update_at"] * 1000 + dt.datetime(
-        2026, 5, 1, tzinfo=dt.UTC).timestamp() * 1000
+    at = (
+        update.truth["params"]["model_update_at"] * 1000
+        + dt.datetime(2026, 5, 1, tzinfo=dt.UTC).timestamp() * 1000
+    )
     spread = {True: [], False: []}
     for r, it in _ranked_entries(update):
         spread[ts_ms(r["ts"]) >= at].append(abs(it["organic_score"]))
@@ -534,8 +604,12 @@ def test_new_knobs_are_validated() -> None:
     with pytest.raises(ValueError, match="surface_shares"):
         SimParams(surface_shares=(("feed", -1.0),))
     with pytest.raises(ValueError, match="unknown surface"):
-        simulate(SimParams(n_users=10, interventions=(
-            Intervention("hidden_boost", "de-a-cand-1", surfaces=("search",)),)))
+        simulate(
+            SimParams(
+                n_users=10,
+                interventions=(Intervention("hidden_boost", "de-a-cand-1", surfaces=("search",)),),
+            )
+        )
 
 
 def test_adversaries_are_validated_deterministic_and_recorded() -> None:
@@ -543,8 +617,14 @@ def test_adversaries_are_validated_deterministic_and_recorded() -> None:
         SimParams(adversaries=("delete_everything",))
     with pytest.raises(ValueError, match="adversary_share"):
         SimParams(adversary_share=1.0)
-    params = scenario("falsified_log", seed=4, n_users=300, time_scale=0.15, panel_users=20,
-                      adversaries=("falsified_log", "holdout_move", "alias_disguise"))
+    params = scenario(
+        "falsified_log",
+        seed=4,
+        n_users=300,
+        time_scale=0.15,
+        panel_users=20,
+        adversaries=("falsified_log", "holdout_move", "alias_disguise"),
+    )
     a, b = simulate(params), simulate(params)
     assert a.exposures == b.exposures and a.panel == b.panel and a.truth == b.truth
     done = a.truth["adversary"]

@@ -25,15 +25,23 @@ def line(obj: Any) -> bytes:
     return json.dumps(obj).encode() + b"\n"
 
 
-def staged_view(files: list[tuple[Path, str]], workers: int = 1, tick_ms: int = 15 * MIN
-                ) -> dict[str, Any]:
+def staged_view(
+    files: list[tuple[Path, str]], workers: int = 1, tick_ms: int = 15 * MIN
+) -> dict[str, Any]:
     with stage(files, workers=workers) as s:
         s.prepare(FUTURE)
-        ticks = [(t.index, [e.event_id for e in t.exposures], [r.event_id for r in t.rankings])
-                 for t in s.ticks(tick_ms)]
+        ticks = [
+            (t.index, [e.event_id for e in t.exposures], [r.event_id for r in t.rankings])
+            for t in s.ticks(tick_ms)
+        ]
         dead = Counter((d.raw, d.reason, d.counter) for d in s.dead())
-        return {"ticks": ticks, "dead": dead, "dup": dict(s.stats.duplicates),
-                "conflicting": dict(s.stats.conflicting), "events": dict(s.stats.events)}
+        return {
+            "ticks": ticks,
+            "dead": dead,
+            "dup": dict(s.stats.duplicates),
+            "conflicting": dict(s.stats.conflicting),
+            "events": dict(s.stats.events),
+        }
 
 
 def records(rng: random.Random) -> list[bytes]:
@@ -41,8 +49,9 @@ def records(rng: random.Random) -> list[bytes]:
     malformed lines and a far-future event."""
     out: list[bytes] = []
     for i in range(60):
-        e = exposure(event_id=f"e{i}", user=f"u{i % 7}", ts=T0 + rng.randrange(6 * HOUR),
-                     item=f"i{i % 5}")
+        e = exposure(
+            event_id=f"e{i}", user=f"u{i % 7}", ts=T0 + rng.randrange(6 * HOUR), item=f"i{i % 5}"
+        )
         out.append(line(e))
         if i % 9 == 0:
             out.append(line(e))  # exact duplicate
@@ -51,8 +60,11 @@ def records(rng: random.Random) -> list[bytes]:
             out.append(line(respelt))  # same event, time spelt as RFC 3339
         if i % 17 == 0:
             out.append(line(dict(e, position=e["position"] + 3)))  # conflicting copy
-    out += [b'{"event_id": "bad", "platform": "chirp"}\n', b"not json\n",
-            line(exposure(event_id="far", ts=FUTURE + HOUR))]
+    out += [
+        b'{"event_id": "bad", "platform": "chirp"}\n',
+        b"not json\n",
+        line(exposure(event_id="far", ts=FUTURE + HOUR)),
+    ]
     return out
 
 
@@ -75,10 +87,10 @@ def archive() -> list[bytes]:
 @pytest.fixture(scope="module")
 def reference(archive: list[bytes], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     d = tmp_path_factory.mktemp("ref")
-    rk = [line(ranking(event_id=f"r{i}", ts=T0 + i * 7 * MIN, items=[slot()]))
-          for i in range(20)]
-    view = staged_view([(write(d / "e.jsonl", archive), "exposure"),
-                        (write(d / "r.jsonl", rk), "ranking")])
+    rk = [line(ranking(event_id=f"r{i}", ts=T0 + i * 7 * MIN, items=[slot()])) for i in range(20)]
+    view = staged_view(
+        [(write(d / "e.jsonl", archive), "exposure"), (write(d / "r.jsonl", rk), "ranking")]
+    )
     view["ranking_lines"] = rk
     return view
 
@@ -87,7 +99,8 @@ def test_counts_and_reasons(reference: dict[str, Any], archive: list[bytes]) -> 
     copies = {i: 1 + (i % 9 == 0) + (i % 13 == 0) for i in range(60)}  # same content
     conflicted = {i for i in range(60) if i % 17 == 0}  # i = 0, 17, 34, 51
     assert reference["dup"]["exposure"] == sum(
-        n - 1 for i, n in copies.items() if i not in conflicted)
+        n - 1 for i, n in copies.items() if i not in conflicted
+    )
     # every copy of a conflicting group, none counted
     assert reference["conflicting"]["exposure"] == sum(copies[i] + 1 for i in conflicted)
     reasons = Counter(r for (_, r, _), n in reference["dead"].items() for _ in range(n))
@@ -102,9 +115,14 @@ def test_counts_and_reasons(reference: dict[str, Any], archive: list[bytes]) -> 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), files=st.integers(1, 3), workers=st.integers(1, 3))
-def test_any_order_and_split_gives_the_same_stream(reference: dict[str, Any],
-                                                   archive: list[bytes], tmp_path_factory,
-                                                   seed: int, files: int, workers: int) -> None:
+def test_any_order_and_split_gives_the_same_stream(
+    reference: dict[str, Any],
+    archive: list[bytes],
+    tmp_path_factory,
+    seed: int,
+    files: int,
+    workers: int,
+) -> None:
     rng = random.Random(seed)
     d = tmp_path_factory.mktemp("perm")
     lines = list(archive)
@@ -122,13 +140,36 @@ def test_any_order_and_split_gives_the_same_stream(reference: dict[str, Any],
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.binary(max_size=200) | st.builds(
-    lambda d: json.dumps(d).encode(), st.dictionaries(
-        st.sampled_from(["event_id", "platform", "ts", "user", "region", "surface", "arm",
-                         "item", "actor", "position", "label"]),
-        st.one_of(st.text(max_size=5), st.integers(-5, 2**45), st.none()))), max_size=8))
-def test_staged_accept_reject_and_reason_equal_the_decoder(tmp_path_factory,
-                                                           lines: list[bytes]) -> None:
+@given(
+    st.lists(
+        st.binary(max_size=200)
+        | st.builds(
+            lambda d: json.dumps(d).encode(),
+            st.dictionaries(
+                st.sampled_from(
+                    [
+                        "event_id",
+                        "platform",
+                        "ts",
+                        "user",
+                        "region",
+                        "surface",
+                        "arm",
+                        "item",
+                        "actor",
+                        "position",
+                        "label",
+                    ]
+                ),
+                st.one_of(st.text(max_size=5), st.integers(-5, 2**45), st.none()),
+            ),
+        ),
+        max_size=8,
+    )
+)
+def test_staged_accept_reject_and_reason_equal_the_decoder(
+    tmp_path_factory, lines: list[bytes]
+) -> None:
     """Any line: staging accepts or rejects it with exactly the decoder's reason, and every
     line is accounted for (events + duplicates + conflicting + dead)."""
     d = tmp_path_factory.mktemp("any")

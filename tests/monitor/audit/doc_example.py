@@ -28,8 +28,9 @@ def offline_prefix() -> list[str]:
     return ["unshare", "--net"] if probe.returncode == 0 else []
 
 
-def run_worked_example(doc: str, cwd: Path, timeout: float = 300, *,
-                       offline: bool = False) -> subprocess.CompletedProcess:
+def run_worked_example(
+    doc: str, cwd: Path, timeout: float = 300, *, offline: bool = False
+) -> subprocess.CompletedProcess:
     """Run the block with bash (``set -euo pipefail``); with ``offline``, inside a network
     namespace when one can be made (``done.args[0] == "unshare"`` tells)."""
     script = "set -euo pipefail\n" + worked_example(doc) + "\n"
@@ -38,7 +39,14 @@ def run_worked_example(doc: str, cwd: Path, timeout: float = 300, *,
     env.pop("AMPLIMON_DB", None)
     env.pop("AMPLIMON_CONFIG", None)
     prefix = offline_prefix() if offline else []
-    done = subprocess.run([*prefix, "bash", "-c", script], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    done = subprocess.run(
+        [*prefix, "bash", "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     assert done.returncode == 0, f"{doc} example failed:\n{done.stdout}\n{done.stderr}"
     return done

@@ -36,25 +36,39 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     con = duckdb.connect(str(work / "audit.duckdb"), read_only=True)
     try:
         cols = [d[0] for d in con.execute("SELECT * FROM findings LIMIT 0").description]
-        findings = [dict(zip(cols, r, strict=True)) for r in
-                    con.execute("SELECT * FROM findings").fetchall()]
+        findings = [
+            dict(zip(cols, r, strict=True))
+            for r in con.execute("SELECT * FROM findings").fetchall()
+        ]
         amp = con.execute("""SELECT platform, window_id, subject, ratio, n_ranked, n_holdout
                              FROM amplification WHERE period = 'window'""").fetchall()
-        det = con.execute("SELECT detector, platform, window_id, subject_kind, subject, "
-                          "mde_up, mde_down, flagged FROM detectability").fetchall()
+        det = con.execute(
+            "SELECT detector, platform, window_id, subject_kind, subject, "
+            "mde_up, mde_down, flagged FROM detectability"
+        ).fetchall()
         dead = con.execute("SELECT count(*) FROM deadletter").fetchone()[0]
         info = json.loads(con.execute("SELECT info FROM runs").fetchone()[0])
         history = con.execute("SELECT count(*) FROM history").fetchone()[0]
     finally:
         con.close()
-    return {"dir": work, "out": done, "html": report, "findings": findings, "amp": amp,
-            "det": det, "dead": dead, "info": info, "history": history,
-            "truth": json.loads((work / "sim" / "truth.json").read_text())}
+    return {
+        "dir": work,
+        "out": done,
+        "html": report,
+        "findings": findings,
+        "amp": amp,
+        "det": det,
+        "dead": dead,
+        "info": info,
+        "history": history,
+        "truth": json.loads((work / "sim" / "truth.json").read_text()),
+    }
 
 
 def embedded(report: str) -> dict[str, Any]:
-    raw = re.search(r'<script type="application/json" id="amplimon-data">(.*?)</script>',
-                    report, re.S)
+    raw = re.search(
+        r'<script type="application/json" id="amplimon-data">(.*?)</script>', report, re.S
+    )
     assert raw
     return json.loads(raw.group(1).replace("<\\/", "</"))
 
@@ -91,14 +105,26 @@ def test_every_finding_present_with_the_stores_numbers(example: dict[str, Any]) 
     for f in data["findings"]:
         row = by_id[f["finding_id"]]
         assert f["evidence"] == json.loads(row["evidence"])
-        for col in ("effect", "ci_low", "ci_high", "p_value", "n_exposures", "severity", "kind",
-                    "detector", "subject"):
+        for col in (
+            "effect",
+            "ci_low",
+            "ci_high",
+            "p_value",
+            "n_exposures",
+            "severity",
+            "kind",
+            "detector",
+            "subject",
+        ):
             assert same(f[col], row[col]) if isinstance(row[col], float) else f[col] == row[col]
     # Severity counts in the summary cards equal the store's.
     for sev in ("critical", "high", "medium", "low"):
         n = sum(f["severity"] == sev for f in findings)
-        assert re.search(rf'<div class="n">{n}</div><div class="l"><span class="badge '
-                         rf'sev-{sev}">', report), sev
+        assert re.search(
+            rf'<div class="n">{n}</div><div class="l"><span class="badge '
+            rf'sev-{sev}">',
+            report,
+        ), sev
 
 
 def test_planted_cases_and_the_underlogged_holdout_are_in_the_report(example) -> None:
@@ -109,14 +135,18 @@ def test_planted_cases_and_the_underlogged_holdout_are_in_the_report(example) ->
     found = {(f["kind"], f["subject_kind"], f["subject"]) for f in findings}
     for iv in truth["interventions"]:
         ok = {(iv["expected_finding"], iv["subject_kind"], iv["subject"])} | {
-            (a["kind"], a["subject_kind"], a["subject"]) for a in iv["also_acceptable"]}
+            (a["kind"], a["subject_kind"], a["subject"]) for a in iv["also_acceptable"]
+        }
         if iv["expected_finding"] in ("undisclosed_intervention", "missing_label"):
             assert ok & found, iv["id"]
         for kind, _sk, subject in ok & found:
-            assert any(f["kind"] == kind and f["subject"] == subject and
-                       f'id="f-{f["finding_id"]}"' in report for f in findings)
-    srm = [f for f in findings
-           if f["kind"] == "log_integrity" and f["subject"] == "holdout_share"]
+            assert any(
+                f["kind"] == kind
+                and f["subject"] == subject
+                and f'id="f-{f["finding_id"]}"' in report
+                for f in findings
+            )
+    srm = [f for f in findings if f["kind"] == "log_integrity" and f["subject"] == "holdout_share"]
     assert srm and all(f["effect"] < 0.92 for f in srm)
     assert "under-represent the holdout" in report
     assert "findings" in example["out"].stderr + example["out"].stdout
@@ -124,11 +154,16 @@ def test_planted_cases_and_the_underlogged_holdout_are_in_the_report(example) ->
 
 def test_amplification_tables_and_forest_plots_match_the_store(example) -> None:
     report = example["html"]
-    rows = re.findall(r'<tr class="[^"]*" data-platform="([^"]+)" data-window="([^"]+)" '
-                      r'data-subject="([^"]+)" data-ratio="([^"]*)" data-n-ranked="([^"]*)" '
-                      r'data-n-holdout="([^"]*)"', report)
-    got = {(p, w, s): (float(r) if r not in ("", "None") else None, int(nr), int(nh))
-           for p, w, s, r, nr, nh in map(lambda t: tuple(html.unescape(x) for x in t), rows)}
+    rows = re.findall(
+        r'<tr class="[^"]*" data-platform="([^"]+)" data-window="([^"]+)" '
+        r'data-subject="([^"]+)" data-ratio="([^"]*)" data-n-ranked="([^"]*)" '
+        r'data-n-holdout="([^"]*)"',
+        report,
+    )
+    got = {
+        (p, w, s): (float(r) if r not in ("", "None") else None, int(nr), int(nh))
+        for p, w, s, r, nr, nh in map(lambda t: tuple(html.unescape(x) for x in t), rows)
+    }
     want = {(p, w, s): (r, nr, nh) for p, w, s, r, nr, nh in example["amp"]}
     assert got.keys() == want.keys()
     for key, (r, nr, nh) in want.items():
@@ -142,8 +177,11 @@ def test_amplification_tables_and_forest_plots_match_the_store(example) -> None:
 def test_mde_for_unflagged_actors_data_quality_and_methods(example) -> None:
     report, findings = example["html"], example["findings"]
     flagged = {(f["platform"], f["window_id"], f["subject"]) for f in findings}
-    expected = {(w, s) for _d, p, w, sk, s, *_ in example["det"]
-                if sk == "actor" and (p, w, s) not in flagged}
+    expected = {
+        (w, s)
+        for _d, p, w, sk, s, *_ in example["det"]
+        if sk == "actor" and (p, w, s) not in flagged
+    }
     listed = set(re.findall(r'data-actor="([^"]+)" data-window="([^"]+)"', report))
     assert expected and {(w, a) for a, w in listed} == expected
     # data quality: dead letters and stream counters are the run's
@@ -180,13 +218,23 @@ def test_pdf_written_by_the_example_without_network(example) -> None:
 def test_chromium_opens_the_report_and_screenshot_saved(example) -> None:
     chromium = find_chromium()
     if chromium is None:
-        pytest.fail("no Chromium: `make test` installs Debian chromium; a missing browser is a failure")
+        pytest.fail(
+            "no Chromium: `make test` installs Debian chromium; a missing browser is a failure"
+        )
     shot = example["dir"] / "report.png"
     with tempfile.TemporaryDirectory() as profile:
-        subprocess.run(chromium_command(chromium, profile, f"--screenshot={shot}",
-                                        "--window-size=1280,2000",
-                                        (example["dir"] / "report.html").as_uri()),
-                       capture_output=True, timeout=120, check=True)
+        subprocess.run(
+            chromium_command(
+                chromium,
+                profile,
+                f"--screenshot={shot}",
+                "--window-size=1280,2000",
+                (example["dir"] / "report.html").as_uri(),
+            ),
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000  # a rendered page, not blank
     shutil.copyfile(shot, screenshot_dir() / "report.png")
@@ -204,11 +252,30 @@ def test_matplotlib_pdf_engine_without_a_browser(example, tmp_path: Path) -> Non
 def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, capsys) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("windows: []\n")
-    args = ["audit", "--config", str(cfg), "--exposure", str(tmp_path / "none.jsonl"),
-            "--out", str(tmp_path / "r.html")]
+    args = [
+        "audit",
+        "--config",
+        str(cfg),
+        "--exposure",
+        str(tmp_path / "none.jsonl"),
+        "--out",
+        str(tmp_path / "r.html"),
+    ]
     assert main(args) == 2
     assert main(["audit", "--config", str(cfg), "--out", str(tmp_path / "r.html")]) == 2
-    assert main(["audit", "--config", str(cfg), "--exposure", str(cfg),
-                 "--out", str(tmp_path / "r.pdf")]) == 2
+    assert (
+        main(
+            [
+                "audit",
+                "--config",
+                str(cfg),
+                "--exposure",
+                str(cfg),
+                "--out",
+                str(tmp_path / "r.pdf"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("amplimon: ") for line in err)

@@ -26,16 +26,14 @@ def simulation(tmp_path_factory: pytest.TempPathFactory) -> Simulation:
 
     out = tmp_path_factory.mktemp("sim")
     paths = write_simulation(out, scenario("demo", seed=1, scale=0.25), fmt="jsonl.gz")
-    return Simulation(out, Path(paths["exposure"]), Path(paths["ranking"]),
-                      Path(paths["config"]))
+    return Simulation(out, Path(paths["exposure"]), Path(paths["ranking"]), Path(paths["config"]))
 
 
 @pytest.fixture(scope="session")
 def reference(simulation: Simulation, tmp_path_factory: pytest.TempPathFactory) -> Tables:
     """``amplimon replay`` of the simulation: what the live pipeline must reproduce."""
     db = tmp_path_factory.mktemp("ref") / "replay.duckdb"
-    replay(simulation.config, db, [simulation.exposure], [simulation.ranking],
-           show_progress=False)
+    replay(simulation.config, db, [simulation.exposure], [simulation.ranking], show_progress=False)
     with Store(db) as store:
         return read_tables(store.con)
 
@@ -56,11 +54,25 @@ def make_settings(broker: Any) -> Callable[..., Settings]:
         n = next(_names)
         prefix = f"t{n}"
         fields: dict[str, Any] = {
-            "broker": broker.bootstrap, "partitions": 3, "group_id": f"{prefix}-amplimon",
+            "broker": broker.bootstrap,
+            "partitions": 3,
+            "group_id": f"{prefix}-amplimon",
             "checkpoint_seconds": 1.0,
-            **{f"topic_{t}": f"{prefix}.{t}" for t in (
-                "exposure", "ranking", "findings", "deadletter", "measurements",
-                "detectability", "state", "partials", "panel")}}
+            **{
+                f"topic_{t}": f"{prefix}.{t}"
+                for t in (
+                    "exposure",
+                    "ranking",
+                    "findings",
+                    "deadletter",
+                    "measurements",
+                    "detectability",
+                    "state",
+                    "partials",
+                    "panel",
+                )
+            },
+        }
         fields.update(overrides)
         return Settings(**fields)
 
@@ -74,8 +86,11 @@ def loaded_inputs(broker: Any, simulation: Simulation) -> dict[str, str]:
     from streams.kafka.producer import make_producer, produce, send_end_of_stream
     from streams.kafka.topics import create_topics
 
-    topics = {"topic_exposure": "shared.exposure", "topic_ranking": "shared.ranking",
-              "topic_panel": "shared.panel"}
+    topics = {
+        "topic_exposure": "shared.exposure",
+        "topic_ranking": "shared.ranking",
+        "topic_panel": "shared.panel",
+    }
     settings = Settings(broker=broker.bootstrap, partitions=3, **topics)
     create_topics(settings)
     produce(settings, simulation.files)
@@ -83,7 +98,8 @@ def loaded_inputs(broker: Any, simulation: Simulation) -> dict[str, str]:
     for i, junk in enumerate(GARBAGE):
         producer.send((settings.topic_exposure, settings.topic_ranking)[i % 2], value=junk)
     producer.flush()
-    send_end_of_stream(producer, [settings.topic_exposure, settings.topic_ranking,
-                                  settings.topic_panel])
+    send_end_of_stream(
+        producer, [settings.topic_exposure, settings.topic_ranking, settings.topic_panel]
+    )
     producer.close()
     return topics

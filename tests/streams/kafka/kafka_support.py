@@ -48,8 +48,17 @@ def read_tables(con: Any) -> Tables:
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
     findings = {r["finding_id"]: r for r in rows("SELECT * FROM findings")}
-    amp = {(r["platform"], r["region"], r["window_id"], r["period"], r["subject_kind"],
-            r["subject"]): r for r in rows("SELECT * FROM amplification")}
+    amp = {
+        (
+            r["platform"],
+            r["region"],
+            r["window_id"],
+            r["period"],
+            r["subject_kind"],
+            r["subject"],
+        ): r
+        for r in rows("SELECT * FROM amplification")
+    }
     reasons = sorted(r["reason"] for r in rows("SELECT reason FROM deadletter"))
     n_det = con.execute("SELECT count(*) FROM detectability").fetchone()[0]
     return Tables(findings, amp, len(reasons), reasons, n_det)
@@ -68,8 +77,19 @@ def assert_same_results(got: Tables, want: Tables) -> None:
     assert sorted(got.findings) == sorted(want.findings)
     for fid, w in want.findings.items():
         g = got.findings[fid]
-        for col in ("kind", "detector", "platform", "region", "window_id", "surface",
-                    "subject_kind", "subject", "severity", "n_exposures", "event_time"):
+        for col in (
+            "kind",
+            "detector",
+            "platform",
+            "region",
+            "window_id",
+            "surface",
+            "subject_kind",
+            "subject",
+            "severity",
+            "n_exposures",
+            "event_time",
+        ):
             assert g[col] == w[col], (fid, col)
         for col in ("effect", "ci_low", "ci_high", "p_value"):
             assert close(g[col], w[col]), (fid, col, g[col], w[col])

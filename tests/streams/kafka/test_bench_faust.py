@@ -27,25 +27,36 @@ def bench() -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def loaded(bench: ModuleType, broker: Any, tmp_path_factory: pytest.TempPathFactory
-           ) -> tuple[str, dict[str, Any]]:
+def loaded(
+    bench: ModuleType, broker: Any, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, dict[str, Any]]:
     topic = f"bench-faust-test.{next(_topics)}"
     work = tmp_path_factory.mktemp("bench-faust")
     return topic, bench.load(broker.bootstrap, topic, RECORDS, PARTITIONS, work)
 
 
 def test_every_consumer_sees_exactly_the_records_produced(
-        bench: ModuleType, broker: Any, loaded: tuple[str, dict[str, Any]],
-        tmp_path: Path) -> None:
+    bench: ModuleType, broker: Any, loaded: tuple[str, dict[str, Any]], tmp_path: Path
+) -> None:
     topic, produced = loaded
     assert produced["records"] == RECORDS
 
-    result = bench.measure(broker.bootstrap, topic, RECORDS, PARTITIONS, tmp_path,
-                           timeout=60.0, session_timeout=SESSION_TIMEOUT)
+    result = bench.measure(
+        broker.bootstrap,
+        topic,
+        RECORDS,
+        PARTITIONS,
+        tmp_path,
+        timeout=60.0,
+        session_timeout=SESSION_TIMEOUT,
+    )
 
     consumers = result["consumers"]
-    assert tuple(consumers) == bench.KINDS == (
-        "aiokafka", "aiokafka_decode", "faust_agent", "faust_table")
+    assert (
+        tuple(consumers)
+        == bench.KINDS
+        == ("aiokafka", "aiokafka_decode", "faust_agent", "faust_table")
+    )
     for kind, c in consumers.items():
         assert c["kind"] == kind
         assert c["records"] == c["deliveries"] == RECORDS, kind
@@ -57,7 +68,8 @@ def test_every_consumer_sees_exactly_the_records_produced(
         ratio = result["ratios"][kind]
         assert ratio["rate"] == pytest.approx(c["rate"] / consumers["aiokafka"]["rate"])
         assert ratio["cpu_per_record"] == pytest.approx(
-            c["cpu_us_per_record"] / consumers["aiokafka"]["cpu_us_per_record"])
+            c["cpu_us_per_record"] / consumers["aiokafka"]["cpu_us_per_record"]
+        )
     # the reference reads bytes only; the others decode every record, with one verdict
     assert consumers["aiokafka"]["accepted"] == consumers["aiokafka"]["rejected"] == 0
     verdicts = {(c["accepted"], c["rejected"]) for k, c in consumers.items() if k != "aiokafka"}
@@ -71,10 +83,19 @@ def test_every_consumer_sees_exactly_the_records_produced(
 
 
 def test_a_consumer_that_cannot_see_every_record_fails_with_one_line(
-        bench: ModuleType, broker: Any, loaded: tuple[str, dict[str, Any]],
-        tmp_path: Path) -> None:
+    bench: ModuleType, broker: Any, loaded: tuple[str, dict[str, Any]], tmp_path: Path
+) -> None:
     topic, _ = loaded
-    with pytest.raises(bench.BenchError,
-                       match=rf"^aiokafka: saw {RECORDS} of {RECORDS + 5} records within 8 s$"):
-        bench.measure(broker.bootstrap, topic, RECORDS + 5, PARTITIONS, tmp_path,
-                      kinds=("aiokafka",), timeout=8.0, session_timeout=SESSION_TIMEOUT)
+    with pytest.raises(
+        bench.BenchError, match=rf"^aiokafka: saw {RECORDS} of {RECORDS + 5} records within 8 s$"
+    ):
+        bench.measure(
+            broker.bootstrap,
+            topic,
+            RECORDS + 5,
+            PARTITIONS,
+            tmp_path,
+            kinds=("aiokafka",),
+            timeout=8.0,
+            session_timeout=SESSION_TIMEOUT,
+        )

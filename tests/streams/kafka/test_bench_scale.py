@@ -26,9 +26,24 @@ def bench() -> ModuleType:
 @pytest.fixture(scope="module")
 def result(bench: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("scale")
-    rc = bench.main(["--scale", str(SCALE), "--partitions", str(PARTITIONS), "--workers", "1",
-                     "--e2e-workers", "2", "--timeout", "60", "--session-timeout", "3",
-                     "--out", str(out)])
+    rc = bench.main(
+        [
+            "--scale",
+            str(SCALE),
+            "--partitions",
+            str(PARTITIONS),
+            "--workers",
+            "1",
+            "--e2e-workers",
+            "2",
+            "--timeout",
+            "60",
+            "--session-timeout",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     return dict(json.loads((out / "scale.json").read_text(encoding="utf-8")))
 
@@ -48,7 +63,8 @@ def test_every_phase_reads_every_record_exactly_once(result: dict[str, Any]) -> 
     assert c["accepted"] + c["duplicates"] + c["late"] + c["rejected"] == records
     assert one["events"] == c["accepted"]  # every accepted event reaches stage two once
     assert result["stage_one"]["1"]["checkpoint_bytes"].keys() == {
-        f"unit-{i}" for i in range(PARTITIONS)}
+        f"unit-{i}" for i in range(PARTITIONS)
+    }
     s2 = result["stage_two"]
     assert s2["merged"]["messages"] == s2["partial_messages"] + s2["progress_messages"]
     assert s2["merged"]["ticks"] == s2["ticks"] == one["ticks"]
@@ -70,14 +86,17 @@ def test_the_json_holds_every_figure(result: dict[str, Any]) -> None:
     assert ref["kind"] == "aiokafka" and ref["rate"] > 0 and ref["cpu_us_per_record"] > 0
     for n, s1 in result["stage_one"].items():
         assert s1["seconds"] > 0 and s1["rate"] == pytest.approx(
-            result["input"]["records"] / s1["seconds"])
+            result["input"]["records"] / s1["seconds"]
+        )
         assert s1["cpu_us_per_record"] == pytest.approx(
-            1e6 * s1["cpu_s"] / result["input"]["records"])
+            1e6 * s1["cpu_s"] / result["input"]["records"]
+        )
         assert len(s1["peak_rss_mb"]) == int(n)
         assert all(10 < mb < 4000 for mb in s1["peak_rss_mb"].values())
         assert s1["ratios"]["rate"] == pytest.approx(s1["rate"] / ref["rate"])
         assert s1["vs_one_worker"]["cpu_per_record"] == pytest.approx(
-            s1["cpu_us_per_record"] / result["stage_one"]["1"]["cpu_us_per_record"])
+            s1["cpu_us_per_record"] / result["stage_one"]["1"]["cpu_us_per_record"]
+        )
         assert s1["rebalances"] >= 0
     s2 = result["stage_two"]
     assert s2["cpu_ms_per_tick"] == pytest.approx(1e3 * s2["cpu_s"] / s2["ticks"])
@@ -88,5 +107,6 @@ def test_the_json_holds_every_figure(result: dict[str, Any]) -> None:
     e2e = result["end_to_end"]["2"]
     assert {"worker", "worker-2", "merge", "sink", "broker"} <= e2e["cpu_s"].keys()
     assert e2e["cpu_us_per_record"]["total"] == pytest.approx(
-        1e6 * e2e["cpu_s_total"] / result["input"]["records"])
+        1e6 * e2e["cpu_s_total"] / result["input"]["records"]
+    )
     assert e2e["ratio_to_reference"] == pytest.approx(e2e["rate"] / ref["rate"])

@@ -19,8 +19,11 @@ from streams.memory import ListOutput
 from tests.factories import FAR_FUTURE_MS, T0, config, exposure, ranking, slot
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(kafka_batches(INPUTS))
 def test_any_messages_are_counted_once_and_rejections_are_dead_letters(batches: list) -> None:
     check_driver(batches)
@@ -29,8 +32,13 @@ def test_any_messages_are_counted_once_and_rejections_are_dead_letters(batches: 
 def driver() -> tuple[EngineDriver, ListOutput]:
     out = ListOutput()
     # one key for every driver: a checkpoint resumes only under the key it was made with
-    engine = Engine(config(), out, auto_watermark=False, now_ms=lambda: FAR_FUTURE_MS,
-                    pseudonymiser=Pseudonymiser(b"k" * 32))
+    engine = Engine(
+        config(),
+        out,
+        auto_watermark=False,
+        now_ms=lambda: FAR_FUTURE_MS,
+        pseudonymiser=Pseudonymiser(b"k" * 32),
+    )
     return EngineDriver(engine, INPUTS, idle_ms=3_600_000, clock=lambda: 0.0), out
 
 
@@ -38,15 +46,24 @@ def test_named_hostile_values_become_dead_letters() -> None:
     d, out = driver()
     d.assign([("in.exposure", 0), ("in.ranking", 0)])
     values = [
-        None, b"", b"\xff\xfe", b"\x00", b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+        None,
+        b"",
+        b"\xff\xfe",
+        b"\x00",
+        b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
         json.dumps(exposure(user="PLACEHOLDER")).encode().replace(b"PLACEHOLDER", b"\xed\xa0\x80"),
         json.dumps(exposure(ts=10**30)).encode(),
         b"\x00" * 10 + json.dumps(exposure()).encode(),
     ]
-    headers = [(), (("amplimon-control", None),), (("\ud800", b"\xff"),),
-               (("amplimon-control", b"end-of-stream"),)]  # value set: not an end marker
-    d.process([Message("in.exposure", 0, i, v, headers[i % len(headers)])
-               for i, v in enumerate(values)])
+    headers = [
+        (),
+        (("amplimon-control", None),),
+        (("\ud800", b"\xff"),),
+        (("amplimon-control", b"end-of-stream"),),
+    ]  # value set: not an end marker
+    d.process(
+        [Message("in.exposure", 0, i, v, headers[i % len(headers)]) for i, v in enumerate(values)]
+    )
     assert d.engine.stats.rejected["exposure"] == len(values)
     assert [r.reason for r in out.dead][:2] == ["exposure: empty message"] * 2
     for dead in out.dead:
@@ -60,8 +77,9 @@ def test_slate_of_100000_items_on_kafka_is_rejected() -> None:
     # Memory of this decode is bounded in tests/monitor/test_hostile_input.py.
     d, out = driver()
     d.assign([("in.ranking", 0)])
-    value = json.dumps(ranking([slot(item=f"i{i}", position=i + 1)
-                                for i in range(100_000)])).encode()
+    value = json.dumps(
+        ranking([slot(item=f"i{i}", position=i + 1) for i in range(100_000)])
+    ).encode()
     d.process([Message("in.ranking", 0, 0, value)])
     assert out.dead[0].reason.startswith("ranking.items: expected array of length <= 10000")
 
@@ -76,8 +94,7 @@ def test_valid_and_hostile_messages_interleaved_then_end_of_stream() -> None:
     msgs.append(Message("in.ranking", 0, 0, json.dumps(ranking()).encode()))
     d.process(msgs)
     d.advance()
-    d.process([Message(t, p, 100, None, (("amplimon-control", b"end-of-stream"),))
-               for t, p in tps])
+    d.process([Message(t, p, 100, None, (("amplimon-control", b"end-of-stream"),)) for t, p in tps])
     d.advance()
     s = d.engine.stats
     assert d.closed and s.accepted == {"exposure": 5, "ranking": 1}
@@ -90,13 +107,16 @@ def test_a_record_re_read_after_restarts_is_dead_lettered_once() -> None:
     rejected far-future record no longer pins the partition's replay offset (it used to:
     every restart read it again and stored it again as ``#2``, ``#3``)."""
     tp = ("in.exposure", 0)
-    values = [json.dumps(exposure(ts=FAR_FUTURE_MS + 3 * 86_400_000)).encode(), b"",
-              json.dumps(ranking()).encode(),
-              json.dumps(exposure(ts=T0)).encode(),
-              # two more records establish the partition's event time (a lone record is not
-              # believed) and move it 31 min on: T0's tick closes, theirs stays open
-              json.dumps(exposure(ts=T0 + 30 * 60_000)).encode(),
-              json.dumps(exposure(ts=T0 + 31 * 60_000)).encode()]
+    values = [
+        json.dumps(exposure(ts=FAR_FUTURE_MS + 3 * 86_400_000)).encode(),
+        b"",
+        json.dumps(ranking()).encode(),
+        json.dumps(exposure(ts=T0)).encode(),
+        # two more records establish the partition's event time (a lone record is not
+        # believed) and move it 31 min on: T0's tick closes, theirs stays open
+        json.dumps(exposure(ts=T0 + 30 * 60_000)).encode(),
+        json.dumps(exposure(ts=T0 + 31 * 60_000)).encode(),
+    ]
     log = [Message(*tp, i, v) for i, v in enumerate(values)]
     dead: list = []
     replay_from = []
@@ -106,7 +126,7 @@ def test_a_record_re_read_after_restarts_is_dead_lettered_once() -> None:
         d.assign([tp])
         if checkpoint is not None:
             d.restore(Checkpoint.decode(checkpoint.encode()))
-        d.process(log[d.start_offset(tp) or 0:])
+        d.process(log[d.start_offset(tp) or 0 :])
         d.advance()
         dead.extend(out.dead)
         checkpoint = d.checkpoint()

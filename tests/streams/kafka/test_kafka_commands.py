@@ -55,8 +55,10 @@ def test_create_topics_is_idempotent(make_settings):
 
 def test_cli_topics_create_and_one_line_errors(make_settings, simulation, capsys):
     settings = make_settings()
-    env = {"AMPLIMON_TOPIC_EXPOSURE": settings.topic_exposure,
-           "AMPLIMON_TOPIC_RANKING": settings.topic_ranking}
+    env = {
+        "AMPLIMON_TOPIC_EXPOSURE": settings.topic_exposure,
+        "AMPLIMON_TOPIC_RANKING": settings.topic_ranking,
+    }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -82,8 +84,12 @@ def test_cli_topics_create_and_one_line_errors(make_settings, simulation, capsys
 
 def test_broker_command_runs_until_sigterm():
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "broker", "--port", str(port)],
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "broker", "--port", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         wait_ready(f"127.0.0.1:{port}", timeout=30)
         proc.send_signal(signal.SIGTERM)

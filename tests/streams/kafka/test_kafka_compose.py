@@ -43,8 +43,12 @@ PENDING_ENV = {"AMPLIMON_SIGNING_KEY_FILE"}
 # Dockerfile), bash (the image's own scripts are bash); Caddy's binary and its default
 # config path /etc/caddy/Caddyfile (hub.docker.com/_/caddy), busybox wget (Alpine).
 IMAGE_FILES = {
-    "apache/kafka": {"/opt/kafka/bin/kafka-broker-api-versions.sh",
-                     "/opt/kafka/bin/kafka-acls.sh", "/opt/kafka/bin/kafka-configs.sh", "bash"},
+    "apache/kafka": {
+        "/opt/kafka/bin/kafka-broker-api-versions.sh",
+        "/opt/kafka/bin/kafka-acls.sh",
+        "/opt/kafka/bin/kafka-configs.sh",
+        "bash",
+    },
     "caddy": {"caddy", "/etc/caddy/Caddyfile", "wget"},
 }
 _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
@@ -52,12 +56,14 @@ _VAR = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg
 
 def dotenv_example() -> dict[str, str]:
     text = (ROOT / ".env.example").read_text(encoding="utf-8")
-    return dict(line.split("=", 1) for line in text.splitlines()
-                if line and not line.startswith("#"))
+    return dict(
+        line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
 
 
 def interpolate(text: str, env: dict[str, str]) -> str:
     """Compose's variable substitution: ``${V}``, ``${V:-default}``, ``${V:?error}``."""
+
     def value(m: re.Match[str]) -> str:
         name, op, arg = m.group("name"), m.group("op"), m.group("arg")
         if env.get(name):
@@ -84,10 +90,23 @@ def compose() -> dict[str, Any]:
 def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What `make secrets` makes, in a scratch deployment directory."""
     out = tmp_path_factory.mktemp("deploy")
-    run = subprocess.run([sys.executable, str(ROOT / "deploy" / "make_secrets.py"), "--dir",
-                          str(out), "init", "--kafka-host", "kafka.commission.example",
-                          "--dashboard-host", "dashboard.commission.example"],
-                         capture_output=True, text=True, timeout=60, check=False)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "deploy" / "make_secrets.py"),
+            "--dir",
+            str(out),
+            "init",
+            "--kafka-host",
+            "kafka.commission.example",
+            "--dashboard-host",
+            "dashboard.commission.example",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     return out
 
@@ -102,8 +121,9 @@ def test_every_image_is_built_here_or_pinned_by_version_and_digest(compose):
         if "build" in service:
             assert service["build"]["dockerfile"] == "deploy/Dockerfile", name
             continue
-        assert re.fullmatch(r"[a-z0-9./-]+:\d+(\.\d+)+(-[a-z]+)?@sha256:[0-9a-f]{64}",
-                            service["image"]), (name, service["image"])
+        assert re.fullmatch(
+            r"[a-z0-9./-]+:\d+(\.\d+)+(-[a-z]+)?@sha256:[0-9a-f]{64}", service["image"]
+        ), (name, service["image"])
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
     base = re.search(r"^FROM (\S+)", dockerfile, re.M)
     assert base and re.fullmatch(r"python:3\.11\.\d+-slim-\w+@sha256:[0-9a-f]{64}", base[1])
@@ -138,8 +158,9 @@ def test_every_amplimon_variable_is_one_the_code_reads(compose):
 def test_every_file_exists_or_is_made_by_make_secrets(compose, made):
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert re.search(r"^secrets: .*\n\t.*deploy/make_secrets.py init", makefile, re.M)
-    named = [entry["file"] for section in ("secrets", "configs")
-             for entry in compose[section].values()]
+    named = [
+        entry["file"] for section in ("secrets", "configs") for entry in compose[section].values()
+    ]
     for service in compose["services"].values():
         named += [v.split(":")[0] for v in service.get("volumes", []) if v.startswith(".")]
     for path in named:
@@ -173,10 +194,13 @@ def test_one_pseudonymisation_key_for_every_service_and_no_writes_under_app(comp
     keyed = {n for n, s in services.items() if "AMPLIMON_PSEUDONYM_KEY_FILE" in s["environment"]}
     assert keyed == {"worker", "archive"}
     assert {services[n]["environment"]["AMPLIMON_PSEUDONYM_KEY_FILE"] for n in keyed} == {
-        "/run/secrets/pseudonym_key"}
+        "/run/secrets/pseudonym_key"
+    }
     assert compose["secrets"]["pseudonym_key"]["file"] == "./deploy/secrets/pseudonym.key"
-    assert services["dashboard"]["environment"]["AMPLIMON_SIGNING_KEY_FILE"] == \
-        "/run/secrets/signing_key"
+    assert (
+        services["dashboard"]["environment"]["AMPLIMON_SIGNING_KEY_FILE"]
+        == "/run/secrets/signing_key"
+    )
     for name, service in services.items():
         env = service["environment"]
         assert env.get("AMPLIMON_DATA_DIR") == "/data", name  # the volume, not /app
@@ -189,8 +213,9 @@ def test_one_pseudonymisation_key_for_every_service_and_no_writes_under_app(comp
 
 
 # -- commands and healthchecks -------------------------------------------------------------------
-def _amplimon_command(args: list[str], env: dict[str, Any],
-                      monkeypatch: pytest.MonkeyPatch) -> None:
+def _amplimon_command(
+    args: list[str], env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Parse ``amplimon ARGS`` with the service's environment: subcommands and options must
     exist and every required value must be given (nothing runs)."""
     from monitor.cli import app
@@ -252,11 +277,14 @@ def test_dependencies_run_in_order(compose):
     services = compose["services"]
     assert services["kafka-init"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert services["kafka-init"]["network_mode"] == "service:kafka"  # reaches ADMIN on lo
-    assert services["topics"]["depends_on"]["kafka-init"]["condition"] == \
-        "service_completed_successfully"
+    assert (
+        services["topics"]["depends_on"]["kafka-init"]["condition"]
+        == "service_completed_successfully"
+    )
     for name in ("worker", "sink", "archive"):
-        assert services[name]["depends_on"]["topics"]["condition"] == \
-            "service_completed_successfully"
+        assert (
+            services[name]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+        )
     assert services["proxy"]["depends_on"]["dashboard"]["condition"] == "service_healthy"
 
 
@@ -269,8 +297,10 @@ def test_kafka_listens_sasl_ssl_by_name_with_an_authorizer(compose):
     kafka = compose["services"]["kafka"]
     env = kafka["environment"]
     protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
-    listeners, advertised = _listeners(env["KAFKA_LISTENERS"]), _listeners(
-        env["KAFKA_ADVERTISED_LISTENERS"])
+    listeners, advertised = (
+        _listeners(env["KAFKA_LISTENERS"]),
+        _listeners(env["KAFKA_ADVERTISED_LISTENERS"]),
+    )
     for name, protocol in protocols.items():
         if protocol == "PLAINTEXT":  # only on the container's loopback
             assert listeners[name].startswith("localhost:"), name
@@ -286,8 +316,10 @@ def test_kafka_listens_sasl_ssl_by_name_with_an_authorizer(compose):
         jaas = env[f"KAFKA_LISTENER_NAME_{name}_SCRAM___SHA___512_SASL_JAAS_CONFIG"]
         assert jaas.startswith("org.apache.kafka.common.security.scram.ScramLoginModule")
         assert "=" not in jaas  # the image's env-to-properties tool drops values with '='
-    assert env["KAFKA_AUTHORIZER_CLASS_NAME"] == \
-        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert (
+        env["KAFKA_AUTHORIZER_CLASS_NAME"]
+        == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    )
     assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
     assert env["KAFKA_SSL_KEYSTORE_TYPE"] == "PEM"
     assert env["KAFKA_SSL_KEYSTORE_LOCATION"] == "/run/secrets/kafka_keystore"
@@ -317,11 +349,20 @@ def fake_kafka_bin(tmp_path: Path) -> tuple[Path, Path]:
 def _run_init(bin_dir: Path, tmp_path: Path, platforms: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "amplimon.password").write_text("pw-amplimon\n")
     (tmp_path / "platforms").write_text(platforms)
-    env = {**os.environ, "KAFKA_BIN": str(bin_dir),
-           "AMPLIMON_PASSWORD_FILE": str(tmp_path / "amplimon.password"),
-           "PLATFORMS_FILE": str(tmp_path / "platforms")}
-    return subprocess.run(["bash", str(ROOT / "deploy" / "kafka" / "init-acls.sh")], env=env,
-                          capture_output=True, text=True, timeout=30, check=False)
+    env = {
+        **os.environ,
+        "KAFKA_BIN": str(bin_dir),
+        "AMPLIMON_PASSWORD_FILE": str(tmp_path / "amplimon.password"),
+        "PLATFORMS_FILE": str(tmp_path / "platforms"),
+    }
+    return subprocess.run(
+        ["bash", str(ROOT / "deploy" / "kafka" / "init-acls.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def test_the_acl_job_lets_a_platform_write_its_own_topics_only(fake_kafka_bin, tmp_path):
@@ -335,14 +376,18 @@ def test_the_acl_job_lets_a_platform_write_its_own_topics_only(fake_kafka_bin, t
     chirp = [c for c in acls if "User:chirp" in c]
     assert len(chirp) == 1
     assert re.findall(r"--operation (\w+)", chirp[0]) == ["Write", "Describe"]
-    assert re.findall(r"--topic (\S+)", chirp[0]) == ["amplimon.exposure.chirp",
-                                                      "amplimon.ranking.chirp"]
+    assert re.findall(r"--topic (\S+)", chirp[0]) == [
+        "amplimon.exposure.chirp",
+        "amplimon.ranking.chirp",
+    ]
     assert "prefixed" not in chirp[0] and "--group" not in chirp[0]
-    assert any("User:amplimon" in c and "--topic amplimon." in c and "prefixed" in c
-               for c in acls)
+    assert any("User:amplimon" in c and "--topic amplimon." in c and "prefixed" in c for c in acls)
     scram = [c for c in calls if c.startswith("kafka-configs.sh")]
     assert [re.search(r"--entity-name (\S+)", c)[1] for c in scram] == [
-        "amplimon", "chirp", "squawk"]
+        "amplimon",
+        "chirp",
+        "squawk",
+    ]
     assert "password=pw-chirp]" in scram[1]
     assert "kafka-init: done (2 platform principals)" in run.stdout
 
@@ -361,12 +406,14 @@ def test_make_secrets_makes_a_ca_certificates_and_keys_that_work(made, tmp_path)
     kafka.verify_directly_issued_by(ca)
     names = kafka.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert {"kafka", "localhost", "kafka.commission.example"} <= set(
-        names.get_values_for_type(x509.DNSName))
+        names.get_values_for_type(x509.DNSName)
+    )
     assert kafka.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=365)
     dashboard = x509.load_pem_x509_certificates((made / "certs" / "dashboard.crt").read_bytes())
     dashboard[0].verify_directly_issued_by(ca)
-    signing = serialization.load_pem_private_key((made / "secrets" / "signing.key").read_bytes(),
-                                                 None)
+    signing = serialization.load_pem_private_key(
+        (made / "secrets" / "signing.key").read_bytes(), None
+    )
     assert isinstance(signing, ed25519.Ed25519PrivateKey)
     key, _ = load_key(None, made / "secrets" / "pseudonym.key", tmp_path)
     assert len(key) >= 32
@@ -388,8 +435,10 @@ def test_make_secrets_makes_a_ca_certificates_and_keys_that_work(made, tmp_path)
 
         thread = threading.Thread(target=serve, daemon=True)
         thread.start()
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw_sock, \
-                client_ctx.wrap_socket(raw_sock, server_hostname="kafka") as tls:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw_sock,
+            client_ctx.wrap_socket(raw_sock, server_hostname="kafka") as tls,
+        ):
             assert tls.recv(2) == b"ok"
         thread.join(10)
 
@@ -399,18 +448,25 @@ def test_make_secrets_keeps_what_exists_and_adds_platforms(made, tmp_path):
     shutil.copytree(made, copy)
     before = {p.name: p.read_bytes() for p in (copy / "secrets").iterdir()}
     script = [sys.executable, str(ROOT / "deploy" / "make_secrets.py"), "--dir", str(copy)]
-    again = subprocess.run([*script, "init", "--kafka-host", "other.example"],
-                           capture_output=True, text=True, timeout=60, check=False)
+    again = subprocess.run(
+        [*script, "init", "--kafka-host", "other.example"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert again.returncode == 0 and "created" not in again.stdout
     assert {p.name: p.read_bytes() for p in (copy / "secrets").iterdir()} == before
-    added = subprocess.run([*script, "add-platform", "chirp"], capture_output=True, text=True,
-                           timeout=60, check=False)
+    added = subprocess.run(
+        [*script, "add-platform", "chirp"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert added.returncode == 0, added.stderr
     line = (copy / "secrets" / "kafka-platforms").read_text().splitlines()
     assert len(line) == 1 and line[0].split()[0] == "chirp" and line[0].split()[1] in added.stdout
     for bad in ("chirp", "Chirp!"):
-        refused = subprocess.run([*script, "add-platform", bad], capture_output=True,
-                                 text=True, timeout=60, check=False)
+        refused = subprocess.run(
+            [*script, "add-platform", bad], capture_output=True, text=True, timeout=60, check=False
+        )
         assert refused.returncode == 2 and refused.stderr.startswith("secrets: ")
         assert refused.stderr.count("\n") == 1
 

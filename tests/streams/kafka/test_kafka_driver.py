@@ -24,7 +24,8 @@ EOS = [("amplimon-control", b"end-of-stream")]
 def partitioned(simulation, partitions: int = 3) -> dict[tuple[str, int], list[Message]]:
     """The producer's view: records in event-time order, keyed by user onto partitions."""
     logs: dict[tuple[str, int], list[Message]] = {
-        (t, p): [] for t in INPUTS for p in range(partitions)}
+        (t, p): [] for t in INPUTS for p in range(partitions)
+    }
     sources = [read_file(p, t) for p, t in simulation.files]
     for rec in merge_by_time(sources):
         user = getattr(rec.result, "user", None)
@@ -39,8 +40,9 @@ def partitioned(simulation, partitions: int = 3) -> dict[tuple[str, int], list[M
 def new_driver(simulation) -> tuple[EngineDriver, ListOutput]:
     out = ListOutput()
     # one key for every driver: a checkpoint resumes only under the key it was made with
-    engine = Engine(simulation.config, out, auto_watermark=False,
-                    pseudonymiser=Pseudonymiser(b"k" * 32))
+    engine = Engine(
+        simulation.config, out, auto_watermark=False, pseudonymiser=Pseudonymiser(b"k" * 32)
+    )
     driver = EngineDriver(engine, INPUTS, idle_ms=3_600_000)
     return driver, out
 
@@ -53,9 +55,20 @@ def final_findings(updates: list[Finding]) -> dict[str, tuple]:
     for f in updates:
         latest[f.finding_id] = f
         first[f.finding_id] = min(first.get(f.finding_id, f.event_time), f.event_time)
-    return {fid: (f.kind, f.subject, _r(f.effect), _r(f.ci_low), _r(f.ci_high),
-                  _r(f.p_value), f.n_exposures, f.severity, first[fid])
-            for fid, f in latest.items()}
+    return {
+        fid: (
+            f.kind,
+            f.subject,
+            _r(f.effect),
+            _r(f.ci_low),
+            _r(f.ci_high),
+            _r(f.p_value),
+            f.n_exposures,
+            f.severity,
+            first[fid],
+        )
+        for fid, f in latest.items()
+    }
 
 
 def _r(x: float | None) -> float | None:
@@ -80,8 +93,14 @@ def counters(s: StreamStats) -> tuple:
     return s.accepted, s.duplicates, s.late, s.rejected
 
 
-def run(driver: EngineDriver, logs, rng: random.Random, *, stop_after: int | None = None,
-        start: dict | None = None) -> dict:
+def run(
+    driver: EngineDriver,
+    logs,
+    rng: random.Random,
+    *,
+    stop_after: int | None = None,
+    start: dict | None = None,
+) -> dict:
     """Deliver the partitions in random interleaving and batch sizes, as a consumer would."""
     pos = dict(start or {tp: 0 for tp in logs})
     driver.assign(logs)
@@ -92,7 +111,7 @@ def run(driver: EngineDriver, logs, rng: random.Random, *, stop_after: int | Non
         batch = []
         for tp in rng.sample(sorted(logs), k=rng.randint(1, len(logs))):
             k = rng.choice((1, 50, 500, 3000))
-            batch.extend(logs[tp][pos[tp]:pos[tp] + k])
+            batch.extend(logs[tp][pos[tp] : pos[tp] + k])
             pos[tp] = min(len(logs[tp]), pos[tp] + k)
         driver.process(batch)
         driver.advance()
@@ -103,8 +122,11 @@ def run(driver: EngineDriver, logs, rng: random.Random, *, stop_after: int | Non
 
 def test_partitions_at_different_paces_give_replays_findings(simulation, replayed, logs):
     want, ref, ref_stats = replayed
-    assert {k[0] for k in want.values()} >= {"amplification", "undisclosed_intervention",
-                                            "missing_label"}
+    assert {k[0] for k in want.values()} >= {
+        "amplification",
+        "undisclosed_intervention",
+        "missing_label",
+    }
     driver, out = new_driver(simulation)
     run(driver, logs, random.Random(7))
     assert driver.closed
@@ -136,15 +158,15 @@ def test_restart_from_checkpoint_loses_and_duplicates_nothing(simulation, replay
     assert len(dead) == len({d.dl_id for d in ref.dead}) == len(ref.dead)
     measured = {**out1.latest_measurements, **out2.latest_measurements}
     assert {k: (m.n_ranked, m.n_holdout) for k, m in measured.items()} == {
-        k: (m.n_ranked, m.n_holdout) for k, m in ref.latest_measurements.items()}
+        k: (m.n_ranked, m.n_holdout) for k, m in ref.latest_measurements.items()
+    }
     assert counters(restarted.engine.stats) == counters(ref_stats)
 
 
 def test_malformed_messages_become_dead_letters(simulation):
     driver, out = new_driver(simulation)
     driver.assign([("in.exposure", 0), ("in.ranking", 0)])
-    bad = [b"\xff\xfe not utf-8", b"[1, 2, 3]", b"", b"{" * 10_000, b'{"event_id": 1}',
-           b"null"]
+    bad = [b"\xff\xfe not utf-8", b"[1, 2, 3]", b"", b"{" * 10_000, b'{"event_id": 1}', b"null"]
     driver.process([Message("in.exposure", 0, i, v) for i, v in enumerate(bad)])
     driver.process([Message("in.ranking", 0, 0, b"", [("amplimon-control", b"other")])])
     assert len(out.dead) == len(bad) + 1

@@ -67,8 +67,7 @@ def produce_rest(settings: Settings, files: list[tuple[Path, str]], n: int) -> N
         records = merge_by_time([read_file(path, topic) for path, topic in files])
         for i, rec in enumerate(records):
             if i >= n:
-                send_event(producer, names[rec.topic], getattr(rec.result, "user", None),
-                           rec.raw)
+                send_event(producer, names[rec.topic], getattr(rec.result, "user", None), rec.raw)
         producer.flush()
         send_end_of_stream(producer, [*names.values(), settings.topic_panel])
     finally:
@@ -136,8 +135,14 @@ def brokers(tmp_path: Path) -> Iterator[list[EmbeddedBroker]]:
 
 def live_stack(simulation: Any, tmp_path: Path, broker: EmbeddedBroker) -> LiveStack:
     settings = Settings(broker=broker.bootstrap, partitions=3, group_id="faults")
-    return LiveStack(simulation.config_path, tmp_path / "live.duckdb", tmp_path,
-                     settings=settings, bootstrap=broker.bootstrap, checkpoint_seconds=0.5)
+    return LiveStack(
+        simulation.config_path,
+        tmp_path / "live.duckdb",
+        tmp_path,
+        settings=settings,
+        bootstrap=broker.bootstrap,
+        checkpoint_seconds=0.5,
+    )
 
 
 def test_broker_restarted_empty_on_the_same_port(simulation, reference, brokers, tmp_path):
@@ -151,24 +156,36 @@ def test_broker_restarted_empty_on_the_same_port(simulation, reference, brokers,
         settings = stack.settings
         stack.wait_for(logged(stack, "worker", "holding units"), 60, "the worker to join")
         produce_first(settings, simulation.files, 12_000)
-        stack.wait_for(lambda: end_offset(settings, settings.topic_state) > 2
-                       and end_offset(settings, settings.topic_findings) > 0
-                       and (snapshot_value(stack.snapshot_dir, "deadletter") or 0) > 0, 60,
-                       "a checkpoint, findings and the sink's first dead letters")
+        stack.wait_for(
+            lambda: (
+                end_offset(settings, settings.topic_state) > 2
+                and end_offset(settings, settings.topic_findings) > 0
+                and (snapshot_value(stack.snapshot_dir, "deadletter") or 0) > 0
+            ),
+            60,
+            "a checkpoint, findings and the sink's first dead letters",
+        )
 
         os.killpg(first.process.pid, signal.SIGKILL)  # every topic and offset is gone
         first.process.wait()
         for name in ("worker", "sink"):
-            stack.wait_for(logged(stack, name, f"broker {bootstrap} unreachable"), 30,
-                           f"the {name} to report the outage")
+            stack.wait_for(
+                logged(stack, name, f"broker {bootstrap} unreachable"),
+                30,
+                f"the {name} to report the outage",
+            )
         brokers.append(EmbeddedBroker(first.port, log_file=tmp_path / "broker2.log").start())
         create_topics(settings)  # the operator: `amplimon topics create`
         produce(settings, simulation.files, end_of_stream=True)  # the platform, again
         for name in ("worker", "sink"):
-            stack.wait_for(logged(stack, name, "came back without its data"), 60,
-                           f"the {name} to notice the new broker")
-        stack.wait_for(converged(stack, reference), 120, "the results to converge on replay's",
-                       interval=0.5)
+            stack.wait_for(
+                logged(stack, name, "came back without its data"),
+                60,
+                f"the {name} to notice the new broker",
+            )
+        stack.wait_for(
+            converged(stack, reference), 120, "the results to converge on replay's", interval=0.5
+        )
         worker_log = stack.services["worker"].log_text()
         sink_log = stack.services["sink"].log_text()
     with Store(stack.db) as store:
@@ -191,22 +208,32 @@ def test_broker_that_stops_answering_for_a_while(simulation, reference, brokers,
         settings = stack.settings
         stack.wait_for(logged(stack, "worker", "holding units"), 60, "the worker to join")
         produce_first(settings, simulation.files, 9_000)
-        stack.wait_for(lambda: end_offset(settings, settings.topic_state) > 2
-                       and (snapshot_value(stack.snapshot_dir, "amplification") or 0) > 0,
-                       60, "a checkpoint and the sink's first writes")
+        stack.wait_for(
+            lambda: (
+                end_offset(settings, settings.topic_state) > 2
+                and (snapshot_value(stack.snapshot_dir, "amplification") or 0) > 0
+            ),
+            60,
+            "a checkpoint and the sink's first writes",
+        )
         os.killpg(broker.process.pid, signal.SIGSTOP)
         try:
             for name in ("worker", "sink"):
-                stack.wait_for(logged(stack, name, f"broker {broker.bootstrap} unreachable"),
-                               40, f"the {name} to report the outage")
+                stack.wait_for(
+                    logged(stack, name, f"broker {broker.bootstrap} unreachable"),
+                    40,
+                    f"the {name} to report the outage",
+                )
         finally:
             os.killpg(broker.process.pid, signal.SIGCONT)
         for name in ("worker", "sink"):
-            stack.wait_for(logged(stack, name, "came back with its data"), 60,
-                           f"the {name} to resume")
+            stack.wait_for(
+                logged(stack, name, "came back with its data"), 60, f"the {name} to resume"
+            )
         produce_rest(settings, simulation.files, 9_000)
-        stack.wait_for(converged(stack, reference), 120, "the results to converge on replay's",
-                       interval=0.5)
+        stack.wait_for(
+            converged(stack, reference), 120, "the results to converge on replay's", interval=0.5
+        )
         worker_log = stack.services["worker"].log_text()
     with Store(stack.db) as store:
         got = read_tables(store.con)
@@ -220,28 +247,61 @@ AT = utc_now()
 
 
 def dead_letter(i: int, size: int = 200) -> DeadLetter:
-    return DeadLetter(source="t.exposure", raw=f"{i:06d}" + "x" * size, reason="broken",
-                      location=f"t.exposure/0@{i}", received_at=AT)
+    return DeadLetter(
+        source="t.exposure",
+        raw=f"{i:06d}" + "x" * size,
+        reason="broken",
+        location=f"t.exposure/0@{i}",
+        received_at=AT,
+    )
 
 
 def finding(i: int, version: int) -> Finding:
-    return Finding.new(detector="test", kind="amplification", platform="chirp",
-                       region="north", window_id="w1", subject_kind="actor",
-                       subject=f"actor{i}", effect=1.0 + version, ci_low=1.0, ci_high=9.0,
-                       p_value=0.01, n_exposures=100 * version, severity="high",
-                       event_time=AT, detected_at=AT, evidence={"version": version})
+    return Finding.new(
+        detector="test",
+        kind="amplification",
+        platform="chirp",
+        region="north",
+        window_id="w1",
+        subject_kind="actor",
+        subject=f"actor{i}",
+        effect=1.0 + version,
+        ci_low=1.0,
+        ci_high=9.0,
+        p_value=0.01,
+        n_exposures=100 * version,
+        severity="high",
+        event_time=AT,
+        detected_at=AT,
+        evidence={"version": version},
+    )
 
 
 def measurement(i: int, n: int) -> Measurement:
-    return Measurement(platform="chirp", region="north", window_id="w1", period="window",
-                       subject_kind="actor", subject=f"actor{i}", ratio=1.5, ci_low=1.0,
-                       ci_high=2.0, reach_ratio=1.2, n_ranked=n, n_holdout=n,
-                       users_ranked=10, users_holdout=10)
+    return Measurement(
+        platform="chirp",
+        region="north",
+        window_id="w1",
+        period="window",
+        subject_kind="actor",
+        subject=f"actor{i}",
+        ratio=1.5,
+        ci_low=1.0,
+        ci_high=2.0,
+        reach_ratio=1.2,
+        n_ranked=n,
+        n_holdout=n,
+        users_ranked=10,
+        users_holdout=10,
+    )
 
 
 def send_rows(settings: Settings, rows: list[Any]) -> None:
-    topic = {DeadLetter: settings.topic_deadletter, Finding: settings.topic_findings,
-             Measurement: settings.topic_measurements}
+    topic = {
+        DeadLetter: settings.topic_deadletter,
+        Finding: settings.topic_findings,
+        Measurement: settings.topic_measurements,
+    }
     producer = make_producer(settings)
     try:
         for row in rows:
@@ -253,33 +313,59 @@ def send_rows(settings: Settings, rows: list[Any]) -> None:
 
 
 def sink_lag(settings: Settings) -> int:
-    return group_lag(settings, f"{settings.group_id}-sink",
-                     [settings.topic_findings, settings.topic_measurements,
-                      settings.topic_deadletter, settings.topic_detectability])
+    return group_lag(
+        settings,
+        f"{settings.group_id}-sink",
+        [
+            settings.topic_findings,
+            settings.topic_measurements,
+            settings.topic_deadletter,
+            settings.topic_detectability,
+        ],
+    )
 
 
-def start_sink(settings: Settings, db: Path, log: Path, *, code: str = "",
-               preexec: Callable[[], None] | None = None) -> subprocess.Popen[bytes]:
+def start_sink(
+    settings: Settings,
+    db: Path,
+    log: Path,
+    *,
+    code: str = "",
+    preexec: Callable[[], None] | None = None,
+) -> subprocess.Popen[bytes]:
     """``amplimon sink`` in a child process; ``code`` runs in it first (fault injection)."""
     env = {env_name(k): str(v) for k, v in settings.model_dump().items() if v is not None}
-    script = (f"{code}\nimport sys\nfrom monitor.cli import main\n"
-              f"sys.exit(main(['sink', '--db', {str(db)!r}, '--session-timeout', '6']))")
+    script = (
+        f"{code}\nimport sys\nfrom monitor.cli import main\n"
+        f"sys.exit(main(['sink', '--db', {str(db)!r}, '--session-timeout', '6']))"
+    )
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-c", script], stdout=out, stderr=out,  # noqa: S603
-                                env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-                                start_new_session=True, preexec_fn=preexec)  # noqa: PLW1509
+        return subprocess.Popen(
+            [sys.executable, "-c", script],
+            stdout=out,
+            stderr=out,  # noqa: S603
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+            preexec_fn=preexec,
+        )  # noqa: PLW1509
 
 
-def wait(predicate: Callable[[], bool], timeout: float, what: str,
-         proc: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+def wait(
+    predicate: Callable[[], bool],
+    timeout: float,
+    what: str,
+    proc: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         if proc is not None and proc.poll() is not None:
             text = log.read_text() if log is not None else ""
-            raise AssertionError(f"sink exited with {proc.returncode} waiting for {what}:\n"
-                                 f"{text[-3000:]}")
+            raise AssertionError(
+                f"sink exited with {proc.returncode} waiting for {what}:\n{text[-3000:]}"
+            )
         time.sleep(0.5)
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
@@ -311,14 +397,19 @@ def test_sink_crash_between_commits_then_full_disk_then_exact_counts(make_settin
     settings = make_settings()
     create_topics(settings)
     db, log = tmp_path / "sink.duckdb", tmp_path / "sink.log"
-    rows = ([finding(i, v) for v in (1, 2) for i in range(20)]
-            + [measurement(i, 5) for i in range(30)] + [dead_letter(i) for i in range(300)])
+    rows = (
+        [finding(i, v) for v in (1, 2) for i in range(20)]
+        + [measurement(i, 5) for i in range(30)]
+        + [dead_letter(i) for i in range(300)]
+    )
     send_rows(settings, rows)
     unread = sink_lag(settings)
-    kill_at_commit = ("import os, signal, kafka\n"
-                      "def commit(self, *args, **kwargs):\n"
-                      "    os.kill(os.getpid(), signal.SIGKILL)\n"
-                      "kafka.KafkaConsumer.commit = commit")
+    kill_at_commit = (
+        "import os, signal, kafka\n"
+        "def commit(self, *args, **kwargs):\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "kafka.KafkaConsumer.commit = commit"
+    )
     proc = start_sink(settings, db, log, code=kill_at_commit)
     assert proc.wait(60) == -signal.SIGKILL
     assert sum(counts(db).values()) > 0  # the killed sink's transaction is there...
@@ -332,10 +423,17 @@ def test_sink_crash_between_commits_then_full_disk_then_exact_counts(make_settin
 
     proc = start_sink(settings, db, log, preexec=full_disk)
     try:
-        wait(published(db, {"findings": 20, "amplification": 30, "deadletter": 300}), 60,
-             "the first rows", proc, log)
-        send_rows(settings, [finding(i, 3) for i in range(20)]
-                  + [dead_letter(i, 4000) for i in range(300, 2300)])  # ~8 MB
+        wait(
+            published(db, {"findings": 20, "amplification": 30, "deadletter": 300}),
+            60,
+            "the first rows",
+            proc,
+            log,
+        )
+        send_rows(
+            settings,
+            [finding(i, 3) for i in range(20)] + [dead_letter(i, 4000) for i in range(300, 2300)],
+        )  # ~8 MB
         status = proc.wait(60)
     finally:
         if proc.poll() is None:
@@ -364,8 +462,12 @@ def test_sink_crash_between_commits_then_full_disk_then_exact_counts(make_settin
     thread = threading.Thread(target=sink)
     thread.start()
     try:
-        want = {"findings": 20, "amplification": 30, "deadletter": 2300,
-                "SELECT min(n_exposures) FROM findings": 300}
+        want = {
+            "findings": 20,
+            "amplification": 30,
+            "deadletter": 2300,
+            "SELECT min(n_exposures) FROM findings": 300,
+        }
         wait(lambda: bool(failed) or published(db, want)(), 60, "the sink to catch up")
     finally:
         done.set()
@@ -382,21 +484,33 @@ def hostile_records(simulation: Any, settings: Settings) -> list[tuple[str, byte
     ``item``, a 2 MB binary blob, empty messages with and without a key, a record on the
     other topic, one three days ahead of the clock, and an unkeyed copy of the first event
     (a duplicate: counted once)."""
-    first = {t: next(r.raw for r in merge_by_time([read_file(p, t)]) if r.raw)
-             for p, t in simulation.files}
+    first = {
+        t: next(r.raw for r in merge_by_time([read_file(p, t)]) if r.raw)
+        for p, t in simulation.files
+    }
     event = json.loads(first["exposure"])
-    huge = json.dumps({**event, "event_id": "hostile-5mb", "user": "hostile-user",
-                       "item": "x" * 5_000_000}).encode()
-    ahead = json.dumps({**event, "event_id": "hostile-future",
-                        "ts": int(time.time() * 1000) + 3 * 86_400_000}).encode()
+    huge = json.dumps(
+        {**event, "event_id": "hostile-5mb", "user": "hostile-user", "item": "x" * 5_000_000}
+    ).encode()
+    ahead = json.dumps(
+        {**event, "event_id": "hostile-future", "ts": int(time.time() * 1000) + 3 * 86_400_000}
+    ).encode()
     e, r = settings.topic_exposure, settings.topic_ranking
-    return [(e, b"hostile-user", huge), (r, None, b"\x01" * 2_000_000), (e, None, b""),
-            (r, b"hostile-user", b""), (e, b"u", first["ranking"]), (r, b"u", first["exposure"]),
-            (e, b"u", ahead), (e, None, first["exposure"])]
+    return [
+        (e, b"hostile-user", huge),
+        (r, None, b"\x01" * 2_000_000),
+        (e, None, b""),
+        (r, b"hostile-user", b""),
+        (e, b"u", first["ranking"]),
+        (r, b"u", first["exposure"]),
+        (e, b"u", ahead),
+        (e, None, first["exposure"]),
+    ]
 
 
 def test_hostile_records_ahead_of_the_stream_give_replays_result(
-        simulation, reference, make_settings, tmp_path):
+    simulation, reference, make_settings, tmp_path
+):
     """Poison pills first, then the stream, a worker SIGKILLed and restarted in the middle:
     nothing stops the pipeline (it used to crash-loop on the 5 MB record's dead letter),
     each hostile record is one dead letter — bounded, with the whole record's size and
@@ -404,60 +518,85 @@ def test_hostile_records_ahead_of_the_stream_give_replays_result(
     a Kafka message."""
     settings = make_settings()
     hostile = hostile_records(simulation, settings)
-    with LiveStack(simulation.config_path, tmp_path / "live.duckdb", tmp_path,
-                   settings=settings, bootstrap=settings.broker,
-                   checkpoint_seconds=0.5) as stack:
+    with LiveStack(
+        simulation.config_path,
+        tmp_path / "live.duckdb",
+        tmp_path,
+        settings=settings,
+        bootstrap=settings.broker,
+        checkpoint_seconds=0.5,
+    ) as stack:
         stack.wait_for(logged(stack, "worker", "holding units"), 60, "the worker to join")
         producer = make_producer(settings, max_request_size=8 << 20)  # Tansu takes 5 MB
         for topic, key, value in hostile:
             producer.send(topic, key=key, value=value)
         producer.close()
         produce_first(settings, simulation.files, 10_000)
-        stack.wait_for(lambda: end_offset(settings, settings.topic_state) > 2
-                       and (snapshot_value(stack.snapshot_dir, "deadletter") or 0) >= 7, 90,
-                       "a checkpoint and the hostile records' dead letters")
+        stack.wait_for(
+            lambda: (
+                end_offset(settings, settings.topic_state) > 2
+                and (snapshot_value(stack.snapshot_dir, "deadletter") or 0) >= 7
+            ),
+            90,
+            "a checkpoint and the hostile records' dead letters",
+        )
         stack.services["worker"].kill()
         stack.start_worker()
         produce_rest(settings, simulation.files, 10_000)
         extra = len(hostile) - 1  # the unkeyed copy is a duplicate, not a dead letter
-        stack.wait_for(lambda: snapshot_value(stack.snapshot_dir, "detectability")
-                       == reference.detectability
-                       and snapshot_value(stack.snapshot_dir, "deadletter")
-                       == reference.deadletters + extra, 120, "the end of the stream")
+        stack.wait_for(
+            lambda: (
+                snapshot_value(stack.snapshot_dir, "detectability") == reference.detectability
+                and snapshot_value(stack.snapshot_dir, "deadletter")
+                == reference.deadletters + extra
+            ),
+            120,
+            "the end of the stream",
+        )
         worker_log = stack.services["worker"].log_text()
         data_dir = Path(stack.settings.data_dir)  # where the worker keeps its key
     with Store(stack.db) as store:
         got = read_tables(store.con)
-        rows = store.query("SELECT location, raw, raw_bytes, raw_sha256 FROM deadletter "
-                           "WHERE location NOT LIKE '%.jsonl.gz:%' ORDER BY location")
+        rows = store.query(
+            "SELECT location, raw, raw_bytes, raw_sha256 FROM deadletter "
+            "WHERE location NOT LIKE '%.jsonl.gz:%' ORDER BY location"
+        )
     assert_same_results(got, reference)
     assert "restored checkpoint" in worker_log and "Traceback" not in worker_log
 
     # the dead letters an engine makes of the hostile records: each stored once, as #1
     key, _ = load_key(None, None, data_dir)
     out = ListOutput()
-    engine = Engine(simulation.config, out, auto_watermark=False,
-                    pseudonymiser=Pseudonymiser(key))
-    driver = EngineDriver(engine, {settings.topic_exposure: "exposure",
-                                   settings.topic_ranking: "ranking"})
+    engine = Engine(simulation.config, out, auto_watermark=False, pseudonymiser=Pseudonymiser(key))
+    driver = EngineDriver(
+        engine, {settings.topic_exposure: "exposure", settings.topic_ranking: "ranking"}
+    )
     driver.process([Message(t, 0, i, v) for i, (t, _, v) in enumerate(hostile)])
     want = sorted(out.dead, key=lambda d: d.location)
     assert len(want) == extra
-    assert sorted(got.deadletter_reasons) == sorted(reference.deadletter_reasons
-                                                    + [d.reason for d in want])
-    hostile_rows = [r for r in rows if r[0].split(":")[0] in {settings.topic_exposure,
-                                                               settings.topic_ranking}]
+    assert sorted(got.deadletter_reasons) == sorted(
+        reference.deadletter_reasons + [d.reason for d in want]
+    )
+    hostile_rows = [
+        r for r in rows if r[0].split(":")[0] in {settings.topic_exposure, settings.topic_ranking}
+    ]
     assert [(d.location, d.raw, d.raw_bytes, d.raw_sha256) for d in want] == [
-        r for r in hostile_rows if r[0] in {d.location for d in want}]
+        r for r in hostile_rows if r[0] in {d.location for d in want}
+    ]
     assert all(loc.endswith("#1") for loc, *_ in hostile_rows)
     assert max(r[2] for r in hostile_rows) > 5_000_000  # the whole size of the 5 MB record
     assert max(len(r[1].encode()) for r in hostile_rows) <= 64 * 1024
 
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(settings.topic_deadletter, settings.topic_findings,
-                             bootstrap_servers=settings.broker, auto_offset_reset="earliest",
-                             consumer_timeout_ms=3000, max_partition_fetch_bytes=16 << 20)
+    consumer = KafkaConsumer(
+        settings.topic_deadletter,
+        settings.topic_findings,
+        bootstrap_servers=settings.broker,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=3000,
+        max_partition_fetch_bytes=16 << 20,
+    )
     sizes = [len(m.key or b"") + len(m.value or b"") for m in consumer]
     consumer.close()
     assert sizes and max(sizes) <= MAX_MESSAGE_BYTES

@@ -20,15 +20,17 @@ from tests.streams.kafka.kafka_support import GARBAGE, assert_same_results, read
 
 pytestmark = pytest.mark.broker
 
+
 def drained(stack: LiveStack) -> bool:
     """The workers have committed every input, stage two every partial and the sink every
     output."""
     s = stack.settings
-    outputs = [s.topic_findings, s.topic_measurements, s.topic_deadletter,
-               s.topic_detectability]
-    return (group_lag(s, s.group_id, [s.topic_exposure, s.topic_ranking]) == 0
-            and group_lag(s, f"{s.group_id}-merge", [s.topic_partials]) == 0
-            and group_lag(s, f"{s.group_id}-sink", outputs) == 0)
+    outputs = [s.topic_findings, s.topic_measurements, s.topic_deadletter, s.topic_detectability]
+    return (
+        group_lag(s, s.group_id, [s.topic_exposure, s.topic_ranking]) == 0
+        and group_lag(s, f"{s.group_id}-merge", [s.topic_partials]) == 0
+        and group_lag(s, f"{s.group_id}-sink", outputs) == 0
+    )
 
 
 def stored(stack: LiveStack):
@@ -36,11 +38,17 @@ def stored(stack: LiveStack):
         return read_tables(store.con)
 
 
-def test_worker_and_sink_write_what_replay_writes(simulation, reference, make_settings,
-                                                  loaded_inputs, tmp_path: Path):
+def test_worker_and_sink_write_what_replay_writes(
+    simulation, reference, make_settings, loaded_inputs, tmp_path: Path
+):
     settings = make_settings(**loaded_inputs)  # the simulation, garbage, end-of-stream
-    with LiveStack(simulation.config_path, tmp_path / "live.duckdb", tmp_path,
-                   settings=settings, bootstrap=settings.broker) as stack:
+    with LiveStack(
+        simulation.config_path,
+        tmp_path / "live.duckdb",
+        tmp_path,
+        settings=settings,
+        bootstrap=settings.broker,
+    ) as stack:
         stack.wait_for(lambda: drained(stack), 120, "worker and sink to drain the topics")
         assert stack.services["worker"].running, stack.services["worker"].log_text()
     got = stored(stack)
@@ -54,7 +62,7 @@ def test_worker_and_sink_write_what_replay_writes(simulation, reference, make_se
         result = decode(topic, junk) if junk else None
         want = result.reason if isinstance(result, Rejected) else f"{topic}: empty message"
         assert want in extra
-    snapshot_findings = (stack.snapshot_dir / "findings.parquet")
+    snapshot_findings = stack.snapshot_dir / "findings.parquet"
     assert snapshot_findings.exists()
     # privacy: no raw user key in the store, the dashboard's snapshots or the process logs
     users = raw_users([simulation.exposure, simulation.ranking])
@@ -65,17 +73,26 @@ def test_worker_and_sink_write_what_replay_writes(simulation, reference, make_se
     assert not any(key in text for text in logs)  # the secret itself is never logged
 
 
-def test_killed_worker_and_sink_lose_and_duplicate_nothing(simulation, reference,
-                                                           make_settings, tmp_path: Path):
+def test_killed_worker_and_sink_lose_and_duplicate_nothing(
+    simulation, reference, make_settings, tmp_path: Path
+):
     settings = make_settings()
-    with LiveStack(simulation.config_path, tmp_path / "live.duckdb", tmp_path,
-                   settings=settings, bootstrap=settings.broker,
-                   checkpoint_seconds=0.5) as stack:
+    with LiveStack(
+        simulation.config_path,
+        tmp_path / "live.duckdb",
+        tmp_path,
+        settings=settings,
+        bootstrap=settings.broker,
+        checkpoint_seconds=0.5,
+    ) as stack:
         worker = stack.services["worker"]
         stack.wait_for(lambda: "holding units" in worker.log_text(), 60, "the worker to join")
         # ~5 days of event time in ~15 s, end-of-stream marker at the end
-        feeder = threading.Thread(target=produce, args=(stack.settings, simulation.files),
-                                  kwargs={"speed": 30_000.0, "end_of_stream": True})
+        feeder = threading.Thread(
+            target=produce,
+            args=(stack.settings, simulation.files),
+            kwargs={"speed": 30_000.0, "end_of_stream": True},
+        )
         feeder.start()
         try:
             state_written = _offsets_growing(stack, settings.topic_state)
@@ -85,8 +102,11 @@ def test_killed_worker_and_sink_lose_and_duplicate_nothing(simulation, reference
             worker.kill()  # SIGKILL mid-stream
             stack.start_worker()
             findings = stack.snapshot_dir / "amplification.parquet"
-            stack.wait_for(lambda: findings.exists() and findings.stat().st_size > 0, 60,
-                           "the sink's first writes")
+            stack.wait_for(
+                lambda: findings.exists() and findings.stat().st_size > 0,
+                60,
+                "the sink's first writes",
+            )
             assert feeder.is_alive()
             stack.services["sink"].kill()  # SIGKILL while it writes
             stack.start_sink()
@@ -115,36 +135,49 @@ def _offsets_growing(stack: LiveStack, topic: str):
 
 
 @pytest.mark.parametrize("workers", [2, 3])
-def test_workers_join_leave_and_die_and_the_result_is_replays(simulation, reference,
-                                                              make_settings, tmp_path: Path,
-                                                              workers: int):
+def test_workers_join_leave_and_die_and_the_result_is_replays(
+    simulation, reference, make_settings, tmp_path: Path, workers: int
+):
     """Stage one scaled out: ``workers`` workers share the units (input partition pairs);
     mid-stream one more joins (a rebalance moves units), then one is killed (SIGKILL: its
     units are resumed elsewhere from their checkpoints).  The store equals replay's."""
     settings = make_settings(partitions=4)
-    with LiveStack(simulation.config_path, tmp_path / "live.duckdb", tmp_path,
-                   settings=settings, bootstrap=settings.broker, workers=workers,
-                   checkpoint_seconds=0.5) as stack:
+    with LiveStack(
+        simulation.config_path,
+        tmp_path / "live.duckdb",
+        tmp_path,
+        settings=settings,
+        bootstrap=settings.broker,
+        workers=workers,
+        checkpoint_seconds=0.5,
+    ) as stack:
         names = [n for n in stack.services if n.startswith("worker")]
         assert len(names) == workers
-        stack.wait_for(lambda: all("holding units" in stack.services[n].log_text()
-                                   for n in names), 90, "every worker to hold units")
-        feeder = threading.Thread(target=produce, args=(stack.settings, simulation.files),
-                                  kwargs={"speed": 20_000.0, "end_of_stream": True})
+        stack.wait_for(
+            lambda: all("holding units" in stack.services[n].log_text() for n in names),
+            90,
+            "every worker to hold units",
+        )
+        feeder = threading.Thread(
+            target=produce,
+            args=(stack.settings, simulation.files),
+            kwargs={"speed": 20_000.0, "end_of_stream": True},
+        )
         feeder.start()
         try:
-            stack.wait_for(_offsets_growing(stack, settings.topic_state), 60,
-                           "a unit checkpoint")
+            stack.wait_for(_offsets_growing(stack, settings.topic_state), 60, "a unit checkpoint")
             joined = stack.start_worker()
-            stack.wait_for(lambda: "holding units" in joined.log_text(), 90,
-                           "the new worker to take units")
+            stack.wait_for(
+                lambda: "holding units" in joined.log_text(), 90, "the new worker to take units"
+            )
             victim = stack.services[names[0]]
             victim.kill()
         finally:
             feeder.join()
         stack.wait_for(lambda: drained(stack), 240, "workers, merge and sink to drain")
-        logs = "".join(stack.services[n].log_text() for n in stack.services
-                       if n.startswith("worker"))
+        logs = "".join(
+            stack.services[n].log_text() for n in stack.services if n.startswith("worker")
+        )
     assert "restored checkpoint" in logs  # units moved and resumed
     assert_same_results(stored(stack), reference)
 
@@ -168,17 +201,24 @@ def _scrape(port: int) -> dict[tuple[str, tuple], float]:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
     except (urllib.error.URLError, OSError):
         return {}
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for f in text_string_to_metric_families(text.decode()) for s in f.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text.decode())
+        for s in f.samples
+    }
 
 
 def _total(samples: dict, name: str, **labels: str) -> float:
-    return sum(v for (n, ls), v in samples.items()
-               if n == name and all((k, v2) in ls for k, v2 in labels.items()))
+    return sum(
+        v
+        for (n, ls), v in samples.items()
+        if n == name and all((k, v2) in ls for k, v2 in labels.items())
+    )
 
 
-def test_worker_and_sink_serve_prometheus_metrics(simulation, reference, make_settings,
-                                                  loaded_inputs, tmp_path: Path):
+def test_worker_and_sink_serve_prometheus_metrics(
+    simulation, reference, make_settings, loaded_inputs, tmp_path: Path
+):
     """Scraped from the running processes: every record read, every dead letter by reason,
     no lag once drained, a recent checkpoint, and the sink's findings per kind and severity
     equal to the store's."""
@@ -189,16 +229,23 @@ def test_worker_and_sink_serve_prometheus_metrics(simulation, reference, make_se
     # every record produced, the garbage, and one end-of-stream marker per partition of the
     # three input topics (exposure, ranking, panel; 3 partitions each): the worker counts all
     markers = 3 * 3
-    records = (sum(1 for p, t in simulation.files for _ in read_file(p, t)) + len(GARBAGE)
-               + markers)
-    with LiveStack(simulation.config_path, tmp_path / "live.duckdb", tmp_path,
-                   settings=settings, bootstrap=settings.broker,
-                   worker_args=("--metrics-port", str(worker_port)),
-                   sink_args=("--metrics-port", str(sink_port)),
-                   merge_args=("--metrics-port", str(merge_port))) as stack:
+    records = sum(1 for p, t in simulation.files for _ in read_file(p, t)) + len(GARBAGE) + markers
+    with LiveStack(
+        simulation.config_path,
+        tmp_path / "live.duckdb",
+        tmp_path,
+        settings=settings,
+        bootstrap=settings.broker,
+        worker_args=("--metrics-port", str(worker_port)),
+        sink_args=("--metrics-port", str(sink_port)),
+        merge_args=("--metrics-port", str(merge_port)),
+    ) as stack:
         stack.wait_for(lambda: drained(stack), 120, "worker and sink to drain the topics")
-        stack.wait_for(lambda: _total(_scrape(sink_port), "amplimon_findings")
-                       == len(reference.findings), 30, "the sink's findings gauge")
+        stack.wait_for(
+            lambda: _total(_scrape(sink_port), "amplimon_findings") == len(reference.findings),
+            30,
+            "the sink's findings gauge",
+        )
         worker, sink, merge = _scrape(worker_port), _scrape(sink_port), _scrape(merge_port)
         assert "metrics on port" in stack.services["worker"].log_text()
     exposure, ranking = settings.topic_exposure, settings.topic_ranking
@@ -221,6 +268,5 @@ def test_worker_and_sink_serve_prometheus_metrics(simulation, reference, make_se
         by_kind = store.query("SELECT kind, severity, count(*) FROM findings GROUP BY ALL")
     for kind, severity, n in by_kind:
         assert sink[("amplimon_findings", (("kind", kind), ("severity", severity)))] == n
-    assert _total(sink, "amplimon_sink_messages_total", table="findings") >= len(
-        reference.findings)
+    assert _total(sink, "amplimon_sink_messages_total", table="findings") >= len(reference.findings)
     assert 0 <= sink[("amplimon_snapshot_age_seconds", ())] < 120

@@ -26,18 +26,42 @@ T = dt.datetime(2026, 5, 4, tzinfo=dt.UTC)
 
 
 def finding(i: int, version: int) -> Finding:
-    return Finding.new(detector="amplification", kind="amplification", platform="chirp",
-                       region="DE", window_id="de-2026", subject_kind="actor",
-                       subject=f"acc-{i}", effect=1.0 + version / 100, ci_low=1.0,
-                       ci_high=2.0, p_value=0.001, n_exposures=version, severity="high",
-                       event_time=T + dt.timedelta(minutes=i), evidence={"v": version})
+    return Finding.new(
+        detector="amplification",
+        kind="amplification",
+        platform="chirp",
+        region="DE",
+        window_id="de-2026",
+        subject_kind="actor",
+        subject=f"acc-{i}",
+        effect=1.0 + version / 100,
+        ci_low=1.0,
+        ci_high=2.0,
+        p_value=0.001,
+        n_exposures=version,
+        severity="high",
+        event_time=T + dt.timedelta(minutes=i),
+        evidence={"v": version},
+    )
 
 
 def measurement(i: int, version: int) -> Measurement:
-    return Measurement(platform="chirp", region="DE", window_id="de-2026", period="window",
-                       subject_kind="actor", subject=f"acc-{i}", ratio=1.0 + version / 100,
-                       ci_low=1.0, ci_high=2.0, reach_ratio=1.1, n_ranked=version,
-                       n_holdout=version, users_ranked=10, users_holdout=10)
+    return Measurement(
+        platform="chirp",
+        region="DE",
+        window_id="de-2026",
+        period="window",
+        subject_kind="actor",
+        subject=f"acc-{i}",
+        ratio=1.0 + version / 100,
+        ci_low=1.0,
+        ci_high=2.0,
+        reach_ratio=1.1,
+        n_ranked=version,
+        n_holdout=version,
+        users_ranked=10,
+        users_holdout=10,
+    )
 
 
 def test_publish_and_read_snapshot(tmp_path: Path):
@@ -73,7 +97,7 @@ def test_publisher_is_rate_limited(tmp_path: Path):
         assert pub.maybe_publish(force=True)
 
 
-READER = textwrap.dedent('''
+READER = textwrap.dedent("""
     import json, sys, time
     from streams.snapshot import read_snapshot, read_table_file
     directory, seconds = sys.argv[1], float(sys.argv[2])
@@ -100,23 +124,34 @@ READER = textwrap.dedent('''
         time.sleep(0.02)
     print(json.dumps({"reads": reads, "errors": errors, "last": last,
                       "problems": problems[:5]}))
-''')
+""")
 
 
 @pytest.mark.broker
-def test_reader_process_sees_no_errors_during_sustained_writes(make_settings,
-                                                                  tmp_path: Path):
+def test_reader_process_sees_no_errors_during_sustained_writes(make_settings, tmp_path: Path):
     settings = make_settings(partitions=2)
     create_topics(settings)
     db, snap = tmp_path / "live.duckdb", tmp_path / "snap"
     stop = threading.Event()
     result: dict = {}
-    sink = threading.Thread(target=lambda: result.update(stats=run_sink(
-        settings, db, snapshot_dir=snap, stop=stop,
-        options=SinkOptions(session_timeout_ms=6000, batch=500, snapshot_interval_s=0.25))))
+    sink = threading.Thread(
+        target=lambda: result.update(
+            stats=run_sink(
+                settings,
+                db,
+                snapshot_dir=snap,
+                stop=stop,
+                options=SinkOptions(session_timeout_ms=6000, batch=500, snapshot_interval_s=0.25),
+            )
+        )
+    )
     sink.start()
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(snap), str(WRITE_SECONDS)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(snap), str(WRITE_SECONDS)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     producer = make_producer(settings)
 
     def send(topic: str, row) -> None:
@@ -136,8 +171,7 @@ def test_reader_process_sees_no_errors_during_sustained_writes(make_settings,
                 send(settings.topic_findings, finding(i, version))
             for i in range(50):
                 send(settings.topic_measurements, measurement(i, version))
-            dead = DeadLetter(source="t", raw="x", reason=f"r{version}",
-                              location=f"t/0@{version}")
+            dead = DeadLetter(source="t", raw="x", reason=f"r{version}", location=f"t/0@{version}")
             send(settings.topic_deadletter, dead)
             producer.flush()
             time.sleep(0.1)

@@ -28,11 +28,23 @@ T = dt.datetime(2026, 5, 4, tzinfo=dt.UTC)
 
 
 def finding(effect: float) -> Finding:
-    return Finding.new(detector="holdout_shift", kind="amplification", platform="chirp",
-                       region="DE", window_id="de-2026", subject_kind="actor",
-                       subject="acc-1", effect=effect, ci_low=1.0, ci_high=2.0,
-                       p_value=0.001, n_exposures=10, severity="high", event_time=T,
-                       evidence={})
+    return Finding.new(
+        detector="holdout_shift",
+        kind="amplification",
+        platform="chirp",
+        region="DE",
+        window_id="de-2026",
+        subject_kind="actor",
+        subject="acc-1",
+        effect=effect,
+        ci_low=1.0,
+        ci_high=2.0,
+        p_value=0.001,
+        n_exposures=10,
+        severity="high",
+        event_time=T,
+        evidence={},
+    )
 
 
 def snapshot_status(snap: Path) -> str | None:
@@ -53,27 +65,40 @@ def wait_for(predicate, what: str, timeout: float = 60) -> None:  # noqa: ANN001
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_the_sink_applies_the_dashboards_triage(make_settings, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_sink_applies_the_dashboards_triage(
+    make_settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("AMPLIMON_DASHBOARD_STATE", raising=False)
     settings = make_settings(partitions=1)
     create_topics(settings)
     db, snap = tmp_path / "live.duckdb", tmp_path / "live.duckdb.snapshot"
     state = StateStore(default_state_path(snap))  # `amplimon dashboard --data <snapshot>`
     stop = threading.Event()
-    sink = threading.Thread(target=run_sink, args=(settings, db), kwargs=dict(
-        snapshot_dir=snap, stop=stop, options=SinkOptions(snapshot_interval_s=0.2)))
+    sink = threading.Thread(
+        target=run_sink,
+        args=(settings, db),
+        kwargs=dict(snapshot_dir=snap, stop=stop, options=SinkOptions(snapshot_interval_s=0.2)),
+    )
     sink.start()
     producer = make_producer(settings)
     try:
         key, value = encode_row(finding(1.5))
         producer.send(settings.topic_findings, key=key, value=value)
         producer.flush()
-        wait_for(lambda: (snap / "findings.parquet").exists() and snapshot_status(snap) == "new",
-                 "the finding in the snapshot")
+        wait_for(
+            lambda: (snap / "findings.parquet").exists() and snapshot_status(snap) == "new",
+            "the finding in the snapshot",
+        )
         fid = finding(1.5).finding_id
-        triage.apply(state, User("ana", "analyst"), fid, "escalate", status="new",
-                     base_status="new", note="=HYPERLINK(\"x\") sent to legal")
+        triage.apply(
+            state,
+            User("ana", "analyst"),
+            fid,
+            "escalate",
+            status="new",
+            base_status="new",
+            note='=HYPERLINK("x") sent to legal',
+        )
         wait_for(lambda: snapshot_status(snap) == "escalated", "the triage in the snapshot")
         # the sink updates the finding's numbers: the status in the store stays
         key, value = encode_row(finding(2.5))
@@ -87,9 +112,9 @@ def test_the_sink_applies_the_dashboards_triage(make_settings, tmp_path: Path,
         sink.join(60)
     con = duckdb.connect(str(db), read_only=True)
     try:
-        assert con.execute("SELECT status, effect FROM findings").fetchall() == [
-            ("escalated", 2.5)]
-        assert con.execute("SELECT who, from_status, to_status, note FROM triage").fetchall() \
-            == [("ana", "new", "escalated", '=HYPERLINK("x") sent to legal')]
+        assert con.execute("SELECT status, effect FROM findings").fetchall() == [("escalated", 2.5)]
+        assert con.execute("SELECT who, from_status, to_status, note FROM triage").fetchall() == [
+            ("ana", "new", "escalated", '=HYPERLINK("x") sent to legal')
+        ]
     finally:
         con.close()

@@ -31,8 +31,10 @@ def exported() -> set[str]:
 
 
 def test_reason_labels_name_the_field_never_the_value() -> None:
-    assert reason_label('exposure.item: expected string of length <= 512, got "xxxx"') == \
-        "exposure.item"
+    assert (
+        reason_label('exposure.item: expected string of length <= 512, got "xxxx"')
+        == "exposure.item"
+    )
     assert reason_label("ranking.items[4711].score: expected number") == "ranking.items[].score"
     assert reason_label("exposure: empty message") == "exposure"
     assert len(reason_label("x" * 10_000 + ": y")) == 64 and reason_label(": y") == "unknown"
@@ -41,19 +43,48 @@ def test_reason_labels_name_the_field_never_the_value() -> None:
 def test_the_output_wrapper_counts_dead_letters_and_findings_and_passes_them_on() -> None:
     metrics, inner = WorkerMetrics(), ListOutput()
     out = MetricsOutput(inner, metrics)
-    out.deadletters([DeadLetter(source="in.exposure", raw="", reason="exposure: empty message"),
-                     DeadLetter(source="in.exposure", raw="{", reason="exposure: not valid JSON")])
+    out.deadletters(
+        [
+            DeadLetter(source="in.exposure", raw="", reason="exposure: empty message"),
+            DeadLetter(source="in.exposure", raw="{", reason="exposure: not valid JSON"),
+        ]
+    )
     t = dt.datetime(2026, 5, 4, tzinfo=dt.UTC)
-    out.findings([Finding.new(detector="d", kind="amplification", platform="p", region="DE",
-                              window_id="w", subject_kind="actor", subject="a", effect=2.0,
-                              ci_low=1.5, ci_high=2.5, p_value=0.001, n_exposures=10,
-                              severity="high", event_time=t, evidence={})])
+    out.findings(
+        [
+            Finding.new(
+                detector="d",
+                kind="amplification",
+                platform="p",
+                region="DE",
+                window_id="w",
+                subject_kind="actor",
+                subject="a",
+                effect=2.0,
+                ci_low=1.5,
+                ci_high=2.5,
+                p_value=0.001,
+                n_exposures=10,
+                severity="high",
+                event_time=t,
+                evidence={},
+            )
+        ]
+    )
     assert len(inner.dead) == 2 and len(inner.finding_updates) == 1
     r = metrics.registry
-    assert r.get_sample_value("amplimon_deadletters_total",
-                              {"topic": "in.exposure", "reason": "exposure"}) == 2
-    assert r.get_sample_value("amplimon_finding_updates_total",
-                              {"kind": "amplification", "severity": "high"}) == 1
+    assert (
+        r.get_sample_value(
+            "amplimon_deadletters_total", {"topic": "in.exposure", "reason": "exposure"}
+        )
+        == 2
+    )
+    assert (
+        r.get_sample_value(
+            "amplimon_finding_updates_total", {"kind": "amplification", "severity": "high"}
+        )
+        == 1
+    )
 
 
 def test_the_endpoint_serves_the_registry_and_port_0_is_off() -> None:
@@ -72,12 +103,21 @@ def test_the_endpoint_serves_the_registry_and_port_0_is_off() -> None:
     finally:
         server.shutdown()
         server.server_close()
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for f in text_string_to_metric_families(text.decode()) for s in f.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text.decode())
+        for s in f.samples
+    }
     assert samples[("amplimon_records_total", (("topic", "in.exposure"),))] == 3
-    assert samples[("amplimon_consumer_lag_records", (("component", "worker"),
-                                                      ("partition", "0"),
-                                                      ("topic", "in.exposure")))] == 7
+    assert (
+        samples[
+            (
+                "amplimon_consumer_lag_records",
+                (("component", "worker"), ("partition", "0"), ("topic", "in.exposure")),
+            )
+        ]
+        == 7
+    )
     assert samples[("amplimon_watermark_seconds", ())] == 1_777_593_600
     assert samples[("amplimon_watermark_delay_seconds", ())] > 0
     assert samples[("amplimon_checkpoint_bytes", ())] == 1234

@@ -24,10 +24,24 @@ T = dt.datetime(2026, 5, 4, 12, tzinfo=dt.UTC)
 
 
 def finding(evidence: dict) -> Finding:
-    return Finding.new(detector="holdout_shift", kind="amplification", platform="chirp",
-                       region="DE", window_id="w", subject_kind="actor", subject="acc-1",
-                       effect=1.6, ci_low=1.2, ci_high=2.0, p_value=0.001, n_exposures=100,
-                       severity="high", event_time=T, detected_at=T, evidence=evidence)
+    return Finding.new(
+        detector="holdout_shift",
+        kind="amplification",
+        platform="chirp",
+        region="DE",
+        window_id="w",
+        subject_kind="actor",
+        subject="acc-1",
+        effect=1.6,
+        ci_low=1.2,
+        ci_high=2.0,
+        p_value=0.001,
+        n_exposures=100,
+        severity="high",
+        event_time=T,
+        detected_at=T,
+        evidence=evidence,
+    )
 
 
 def test_a_dead_letter_of_a_5_mb_record_is_one_small_message() -> None:
@@ -36,8 +50,9 @@ def test_a_dead_letter_of_a_5_mb_record_is_one_small_message() -> None:
     assert len(key) + len(value) <= MAX_MESSAGE_BYTES and not value.startswith(PACKED)
     back = decode_row("deadletter", value)
     assert isinstance(back, DeadLetter) and back.raw == raw[:RAW_LIMIT]
-    assert back.raw_bytes == len(raw) and back.raw_sha256 == hashlib.sha256(
-        raw.encode()).hexdigest()
+    assert (
+        back.raw_bytes == len(raw) and back.raw_sha256 == hashlib.sha256(raw.encode()).hexdigest()
+    )
 
 
 def test_a_finding_with_large_evidence_is_sent_compressed_and_comes_back_whole() -> None:
