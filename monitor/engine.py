@@ -251,9 +251,13 @@ class Engine:
                 "conflicting": s.conflicting,
             }
         )
-        for message in unseen_platforms(self.config, self.stats.platforms):
-            warnings.warn(message, ConfigWarning, stacklevel=2)
+        self.warn_unseen_platforms(stacklevel=3)
         return self.stats
+
+    def warn_unseen_platforms(self, *, stacklevel: int = 2) -> None:
+        """A :class:`ConfigWarning` per configured platform the stream never carried."""
+        for message in unseen_platforms(self.config, self.stats.platforms):
+            warnings.warn(message, ConfigWarning, stacklevel=stacklevel)
 
     # -- checkpoints (the Kafka worker) ------------------------------------------------------
     def snapshot(self, *, pending: bool = True) -> bytes:

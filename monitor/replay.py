@@ -35,6 +35,7 @@ from monitor.privacy import Pseudonymiser
 from monitor.progress import NoProgress, Progress, progress_for
 from monitor.provenance import input_files
 from monitor.records import utc_now
+from monitor.shards import plan, run_shards
 from monitor.store import Store, StoreError
 from streams.files import Record, check_readable, merge_by_time, read_file
 from streams.staging import default_workers, stage
@@ -81,8 +82,12 @@ def drive_staged(
     workers: int = 1,
     work_dir: str | Path | None = None,
     progress: Progress | None = None,
+    groups: list[list[str]] | None = None,
 ) -> StreamStats:
-    """Stage ``files`` (order-independent, exact duplicates, sorted) and run ``engine``."""
+    """Stage ``files`` (order-independent, exact duplicates, sorted) and run ``engine``.
+
+    ``groups``: run these groups of the engine's detectors in parallel processes
+    (:mod:`monitor.shards`); None or one group: in this process."""
     progress = progress or NoProgress()
     total_bytes = sum(p.stat().st_size for p, _ in files)
     progress.phase("decoding", total_bytes, "bytes")
@@ -103,6 +108,10 @@ def drive_staged(
                 engine.stats.duplicates[topic] = engine.stats.duplicates.get(topic, 0) + n
         total = sum(s.events.values())
         progress.phase("detecting", total, "events")
+        if groups is not None and len(groups) > 1:
+            stats = run_shards(engine, staged, groups, progress=progress.update)
+            progress.close()
+            return stats
         done = since_flush = 0
         for tick in staged.ticks(engine.tick_ms):
             engine.feed_tick(tick.index, tick.exposures, tick.rankings, tick.panel)
@@ -192,12 +201,16 @@ def replay(
 
                 stats = drive(engine, merge_by_time(sources), progress=advance)
             else:
+                n = workers or default_workers()
+                # the history recorder reads every detector's output tick by tick: one process
+                names = [d.name for d in engine.detectors]
                 stats = drive_staged(
                     engine,
                     paths,
-                    workers=workers or default_workers(),
+                    workers=n,
                     work_dir=work_dir,
                     progress=progress,
+                    groups=None if recorder is not None else plan(names, n),
                 )
         finally:
             progress.close()

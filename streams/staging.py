@@ -217,6 +217,19 @@ class StagedArchive:
         self.con.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def detach(self) -> None:
+        """Close this process's connection (after :meth:`prepare`), so that other processes
+        can :meth:`attach` to the prepared archive; the files stay until :meth:`close`."""
+        self.con.close()
+
+    def attach(self, *, threads: int = 1, memory_limit: str = "256MB") -> None:
+        """Open the prepared archive read-only (a forked process: analysis shards read the
+        same sorted stream side by side, each with its own connection)."""
+        self.con = duckdb.connect(str(self.workdir / "staging.duckdb"), read_only=True)
+        self.con.execute(f"SET memory_limit = '{memory_limit}'")
+        self.con.execute(f"SET threads = {max(1, threads)}")
+        self.con.execute(f"SET temp_directory = '{self.workdir / 'spill'}'")
+
     # -- pass 2 -------------------------------------------------------------------------------
     def _shards(self, topic: str) -> list[str]:
         return sorted(str(p) for p in self.workdir.glob(f"{topic}-*-*.parquet"))
