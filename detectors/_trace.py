@@ -17,7 +17,7 @@ import numpy as np
 
 from detectors import evidence
 from detectors.evidence import finite_float
-from monitor.records import ms_to_datetime
+from monitor.core.records import ms_to_datetime
 
 __all__ = ["Trace"]
 

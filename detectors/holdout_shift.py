@@ -192,8 +192,8 @@ from detectors.sequential import (
     mde_log,
     mde_rows,
 )
-from monitor.config import Window
-from monitor.records import Detectability, Finding, ms_to_datetime
+from monitor.core.config import Window
+from monitor.core.records import Detectability, Finding, ms_to_datetime
 
 __all__ = ["HoldoutShift"]
 

@@ -108,8 +108,8 @@ from detectors.sequential import (
     sequential_finding,
     test_evidence,
 )
-from monitor.config import Window
-from monitor.records import Detectability, Finding, ms_to_datetime
+from monitor.core.config import Window
+from monitor.core.records import Detectability, Finding, ms_to_datetime
 
 __all__ = ["RankUplift", "two_way_cluster_var"]
 
