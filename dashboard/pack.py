@@ -35,7 +35,9 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard import chartdata, charts, explain
+import dashboard.chartdata as chartdata
+import dashboard.charts as charts
+import dashboard.explain as explain
 from dashboard.csvsafe import to_csv
 from dashboard.state import AuditEntry
 from monitor.app.packverify import FORMAT, VerifyResult, verify_pack

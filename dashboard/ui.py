@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from dashboard import triage
+import dashboard.triage as triage
 from dashboard.auth import Auth, User
 from dashboard.data import DataSource, DuckDBFileSource, Snapshot, open_source
 from dashboard.settings import DashboardSettings

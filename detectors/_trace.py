@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from detectors import evidence
+import detectors.evidence as evidence
 from detectors.evidence import finite_float
 from monitor.core.records import ms_to_datetime
 

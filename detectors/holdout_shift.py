@@ -163,7 +163,8 @@ import msgspec
 import numpy as np
 import scipy.sparse as sp
 
-from detectors import evidence, severity
+import detectors.evidence as evidence
+import detectors.severity as severity
 from detectors._holdout_look import (
     LookArrays,
     hour_weights,

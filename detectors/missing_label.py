@@ -45,7 +45,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from detectors import evidence, severity
+import detectors.evidence as evidence
+import detectors.severity as severity
 from detectors._links import SlateLinks
 from detectors.base import Detector, DetectorContext, Tick
 from detectors.stats import clopper_pearson, label_share_log_e

@@ -409,7 +409,7 @@ def sequential_finding(
 ) -> Any:
     """The :class:`~monitor.core.records.Finding` of subject ``i``: always-valid adjusted p-value
     ``min(1, m / max_t E_t)``, severity from the confidence bound, event time of the crossing."""
-    from detectors import severity
+    import detectors.severity as severity
     from monitor.core.records import Finding, ms_to_datetime
 
     kind_s, name = subject

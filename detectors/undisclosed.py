@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from detectors import evidence, severity
+import detectors.evidence as evidence
+import detectors.severity as severity
 from detectors._links import SlateLinks
 from detectors.amplification import measure
 from detectors.base import Detector, DetectorContext, Tick

@@ -110,7 +110,7 @@ def cmd_demo(
         if offline:
             run_offline(work, scenario_name, seed, keep=out is not None)
             return
-        from monitor.cli import _live_demo  # the live pipeline is imported only when used
+        import monitor.cli._live_demo as _live_demo  # the live pipeline is imported only when used
 
         assert chosen is not None
         _live_demo.run(

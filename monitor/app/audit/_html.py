@@ -18,8 +18,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import monitor.app.audit._charts as charts
 from detectors import evidence as E
-from monitor.app.audit import _charts as charts
 from monitor.app.audit._data import AuditData
 from monitor.core.textsafe import visible
 

@@ -25,7 +25,7 @@ from typing import Any
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
-from monitor.app.audit import _charts as charts
+import monitor.app.audit._charts as charts
 from monitor.app.audit._data import AuditData
 from monitor.app.audit._html import Names, finding_figure, forest_rows, sentence
 from monitor.core.errors import AmplimonError
