@@ -72,10 +72,10 @@ if str(HERE) not in sys.path:  # imported from the tests
 
 import psutil  # noqa: E402
 
-from monitor.settings import Settings  # noqa: E402
 from streams.kafka.broker import EmbeddedBroker  # noqa: E402
 from streams.kafka.stack import LiveStack, Service  # noqa: E402
 from streams.kafka.topics import create_topics, group_lag  # noqa: E402
+from streams.settings import Settings  # noqa: E402
 
 __all__ = ["BenchError", "run"]
 
@@ -227,7 +227,7 @@ def last_timestamp_ms(bootstrap: str, topics: list[str]) -> int:
 def read_partials(bootstrap: str, topic: str) -> dict[str, Any]:
     """Everything stage one sent: partial and progress messages, ticks, events carried, and
     per unit its first ``finished`` progress (time and final counters)."""
-    from monitor.partials import TickPartial, decode
+    from monitor.engine.partials import TickPartial, decode
 
     out: dict[str, Any] = {
         "partial_messages": 0,

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
 from detectors.ledger import ExposureLedger
-from monitor.config import Config
-from monitor.contract import Exposure, Ranking
-from monitor.records import Detectability, Finding, Measurement
+from monitor.core.config import Config
+from monitor.core.contract import Exposure, Ranking
+from monitor.core.records import Detectability, Finding, Measurement
 
 __all__ = ["Detector", "DetectorContext", "Tick"]
 
