@@ -87,7 +87,7 @@ def drive_staged(
     """Stage ``files`` (order-independent, exact duplicates, sorted) and run ``engine``.
 
     ``groups``: run these groups of the engine's detectors in parallel processes
-    (:mod:`monitor.shards`); None or one group: in this process."""
+    (:mod:`monitor.app.shards`); None or one group: in this process."""
     progress = progress or NoProgress()
     total_bytes = sum(p.stat().st_size for p, _ in files)
     progress.phase("decoding", total_bytes, "bytes")

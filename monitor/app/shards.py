@@ -69,7 +69,7 @@ COST: dict[str, float] = {
 #: What every shard pays once: reading the sorted stream, pseudonymising, the ledger.
 SHARD_BASE_COST = 3.0
 
-_FLUSH_EVERY = 200_000  # events between measurement flushes (as monitor.replay)
+_FLUSH_EVERY = 200_000  # events between measurement flushes (as monitor.app.replay)
 
 
 def plan(names: Sequence[str], workers: int) -> list[list[str]]:
