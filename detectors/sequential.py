@@ -242,6 +242,8 @@ def mde_log(
     e-processes, each seeing the same effect ``θ`` (:func:`average_log_e`); a component with
     no information counts as ``E = 1``.
     """
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
     vs = [np.atleast_1d(np.asarray(x, dtype=float)) for x in (variance, *also)]
     oks = [np.isfinite(v) & (v > 0) for v in vs]
     ok = np.logical_or.reduce(oks)
@@ -249,12 +251,25 @@ def mde_log(
     best = np.min([np.where(o, v, np.inf) for v, o in zip(vs, oks, strict=True)], axis=0)
     tau = np.broadcast_to(np.asarray(tau, dtype=float), vs[0].shape)
     hi = margin + 1.0 + 50.0 * np.sqrt(np.where(ok, best, 1.0) + tau * tau)
+    # mixture_log_e(θ, V) at every bisection step, with what depends on V and τ alone
+    # computed once (the same operations in the same order: bit for bit the same values)
+    t = _check_tau(tau)
+    t2 = t * t
+    consts = []
+    for v, o in zip(vs, oks, strict=True):
+        vc = np.where(o, v, 1.0)
+        vv = vc * (vc + t2)
+        consts.append((o, _LOG2 + 0.5 * np.log(vc / (vc + t2)), 2 * vv, np.sqrt(vv)))
+    no_direction = np.zeros(vs[0].shape)
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
-        parts = [
-            mixture_log_e(np.where(o, mid, np.nan), v, tau, margin)
-            for v, o in zip(vs, oks, strict=True)
-        ]
+        parts = []
+        for o, base, two_vv, root in consts:
+            e = np.where(o, mid, 0.0)
+            x_up, x_down = e - margin, -e - margin
+            up = base + t2 * x_up * x_up / two_vv + special.log_ndtr(t * x_up / root)
+            down = base + t2 * x_down * x_down / two_vv + special.log_ndtr(t * x_down / root)
+            parts.append((np.where(o, np.logaddexp(up, down) - _LOG2, 0.0), no_direction))
         le = parts[0][0] if len(parts) == 1 else average_log_e(*parts)[0]
         crossed = le >= log_thresh
         hi = np.where(crossed, mid, hi)
