@@ -173,34 +173,43 @@ class ExposureLedger:
         """Count one tick's exposures; ``touched`` becomes the set of cells they changed."""
         cells = self.cells
         touched = self.touched = set()
+        by_region = self._scopes_by_region
         for e in exposures:
-            scopes = self._scopes(e.region)
+            region = e.region
+            scopes = by_region.get(region)
+            if scopes is None:
+                scopes = self._scopes(region)
             if not scopes:
                 continue
             arm = RANKED if e.arm == "ranked" else HOLDOUT
             ts: int = e.ts  # type: ignore[assignment]  # normalised to epoch ms on decode
+            platform, actor, user = e.platform, e.actor, e.user
             for scope in scopes:
-                period = scope.period(ts)
-                if period is None:
+                # _Scope.period, inlined
+                if scope.win_start <= ts < scope.win_end:
+                    period = "window"
+                elif scope.base_start <= ts < scope.base_end:
+                    period = "baseline"
+                else:
                     continue
-                key = (e.platform, scope.window.id, period)
+                key = (platform, scope.window.id, period)
                 cell = cells.get(key)
                 if cell is None:
                     cell = cells[key] = Cell(key, scope.window.jurisdiction)
-                user = e.user
                 cell.users[arm].add(user)
                 touched.add(key)
-                actor_arms = cell.by_actor.get(e.actor)
+                actor_arms = cell.by_actor.get(actor)
                 if actor_arms is None:
-                    subjects = scope.subjects_of.get(e.actor, ())
-                    actor_arms = cell.by_actor[e.actor] = [
+                    subjects = scope.subjects_of.get(actor, ())
+                    actor_arms = cell.by_actor[actor] = [
                         cell.arms(s)[arm_] for s in subjects for arm_ in (RANKED, HOLDOUT)
                     ]
                 if not actor_arms:
                     continue
-                counts = cell.items.get(e.item)
+                item_counts = cell.items
+                counts = item_counts.get(e.item)
                 if counts is None:
-                    counts = cell.items[e.item] = [0, 0]
+                    counts = item_counts[e.item] = [0, 0]
                 own, other = counts[arm], counts[1 - arm]
                 counts[arm] = own + 1
                 fresh = own == 0 and other == 0
