@@ -131,9 +131,11 @@ def look_arrays(
     cell.fit()  # accounts first seen in another scope of the platform
     n = cell.n_accounts
 
+    mm = None if m is None else m[:, :n]  # sliced once per look, not per array
+
     def agg(a: np.ndarray) -> np.ndarray:
         a = a[:n]
-        return a if m is None else np.asarray(m[:, :n] @ a)
+        return a if mm is None else np.asarray(mm @ a)
 
     comps = []
     for arm in (0, 1):
