@@ -157,73 +157,55 @@ class HoldoutReducer:
         # whole-scope per-user increments, applied after the loop: (platform, wid, arm, user)
         # → [Δtraffic B, Δtraffic W, {subject: [Δx, Δy]}]
         touched: dict[tuple[str, str, int, str], list[Any]] = {}
-        # (platform, wid, period, arm, surface, region) → [(delta, users)] per scope, WHOLE
-        # first: the deltas are created in the order the first such event meets them (the
-        # order of ``out.deltas``, hence of the merged account index, is the events')
-        slots: dict[tuple[str, str, str, int, str, str], list[tuple[_Delta, dict[str, _User]]]]
-        slots = {}
-        all_users = self._users
-        windows = self._windows
         for e in exposures:
-            infos = windows(e.region)
+            infos = self._windows(e.region)
             if not infos:
                 continue
             ts: int = e.ts  # type: ignore[assignment]  # epoch ms after decoding
             arm = 0 if e.arm == "ranked" else 1
-            platform, actor, item, user = e.platform, e.actor, e.item, e.user
             for info in infos:
                 period = info.period(ts)
                 if period is None:
                     continue
                 wid = info.window.id
-                base = period == "B"
-                if base:
+                if period == "B":
                     hour = (ts // HOUR_MS) % 24
                     series = (ts - info.b0) // HOUR_MS
                 else:
                     hour = series = (ts - info.w0) // HOUR_MS
-                slot_key = (platform, wid, period, arm, e.surface, e.region)
-                slot = slots.get(slot_key)
-                if slot is None:
-                    slot = slots[slot_key] = []
-                    for scope in (WHOLE, *candidate_scopes(e.surface, e.region)):
-                        cell = (platform, wid, scope)
-                        users = all_users.get((cell, arm))
-                        if users is None:
-                            users = all_users[(cell, arm)] = {}
-                        slot.append((out.delta((cell, period, arm)), users))
-                account_hour = (actor, hour)
-                for d, users in slot:
-                    d.accounts[account_hour] += 1
+                for scope in (WHOLE, *candidate_scopes(e.surface, e.region)):
+                    cell = (e.platform, wid, scope)
+                    d = out.delta((cell, period, arm))
+                    d.accounts[(e.actor, hour)] += 1
                     d.traffic[hour] += 1
-                    if base:
-                        d.accounts_series[(actor, series)] += 1
+                    if period == "B":
+                        d.accounts_series[(e.actor, series)] += 1
                         d.traffic_series[series] += 1
-                    got = d.items.get(item)
+                    got = d.items.get(e.item)
                     if got is None:
-                        d.items[item] = [actor, 1]
+                        d.items[e.item] = [e.actor, 1]
                     else:
                         got[1] += 1
-                    u = users.get(user)
+                    users = self._users.get((cell, arm))
+                    if users is None:
+                        users = self._users[(cell, arm)] = {}
+                    u = users.get(e.user)
                     if u is None:
-                        u = users[user] = _User()
+                        u = users[e.user] = _User()
                     if u.last_hour.get(period) != series:
                         u.last_hour[period] = series
                         d.active[series] += 1
-                subjects = info.subjects_of.get(actor, ())
-                key = (platform, wid, arm, user)
+                subjects = info.subjects_of.get(e.actor, ())
+                key = (e.platform, wid, arm, e.user)
                 t = touched.get(key)
                 if t is None:
                     t = touched[key] = [0, 0, {}]
-                side = 0 if base else 1
-                t[side] += 1
-                if subjects:
-                    incs = t[2]
-                    for s in subjects:
-                        inc = incs.get(s)
-                        if inc is None:
-                            inc = incs[s] = [0, 0]
-                        inc[side] += 1
+                t[0 if period == "B" else 1] += 1
+                for s in subjects:
+                    inc = t[2].get(s)
+                    if inc is None:
+                        inc = t[2][s] = [0, 0]
+                    inc[0 if period == "B" else 1] += 1
         self._apply_paired(touched, out)
         return out
 

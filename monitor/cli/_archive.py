@@ -21,7 +21,8 @@ Workers = Annotated[
         "-j",
         min=1,
         metavar="N",
-        help="processes decoding the archive (default: the machine's cores)",
+        help="processes decoding the archive, then running groups of detectors side by side "
+        "(identical results for every N; default: the machine's cores)",
     ),
 ]
 ArrivalOrder = Annotated[
