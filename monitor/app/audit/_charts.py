@@ -19,6 +19,7 @@ import matplotlib.dates as mdates
 import matplotlib.ticker as mticker
 from matplotlib.figure import Figure
 
+from detectors.evidence import Series
 from monitor.core.textsafe import spell_format_chars
 
 # Labels hold platform- and registry-controlled text: "$…$" in it is text, never mathtext
@@ -26,7 +27,16 @@ from monitor.core.textsafe import spell_format_chars
 # are created when the figure is drawn, not only when it is built.
 _PLAIN_TEXT = matplotlib.rc_context({"text.parse_math": False})
 
-__all__ = ["bars", "effect_point", "forest", "gaps", "share_by_region", "svg", "trajectory"]
+__all__ = [
+    "bars",
+    "effect_point",
+    "forest",
+    "gaps",
+    "series",
+    "share_by_region",
+    "svg",
+    "trajectory",
+]
 
 RANKED, HOLDOUT, GREY, RED, GREEN = "#D55E00", "#0072B2", "#999999", "#CC0000", "#009E73"
 BASELINE, WINDOW = "#56B4E9", "#E69F00"
@@ -208,6 +218,96 @@ def trajectory(
         bx.set_axis_off()
     bx.set_title("finding's effect since it crossed", fontsize=8, loc="left")
     fig.suptitle(title, fontsize=9, x=0.01, ha="left")
+    _margins(fig, left_in=0.45, bottom_in=0.45, top_in=0.55)
+    fig.subplots_adjust(wspace=0.25)
+    return fig
+
+
+def _marks(ax: Any, s: Series) -> None:
+    """The onset (dotted) and the crossing (solid red) of a finding's series."""
+    if s.onset is not None:
+        ax.axvline(mdates.date2num(_naive(s.onset)), color=GREY, lw=1, ls=":", label="onset")
+    if s.crossing is not None:
+        ax.axvline(mdates.date2num(_naive(s.crossing)), color=RED, lw=1, label="crossed")
+
+
+@_PLAIN_TEXT
+def series(s: Series, title: str) -> Figure:
+    """The finding's own time series (typed evidence, :class:`detectors.evidence.Series`),
+    look by look from the baseline through detection.  Left: exposure per active user in each
+    arm (detectors with arms) or the detector's estimate against the value at which it would
+    cross; the window's looks on a tinted band.  Right: the monitored statistic ``log E``
+    against its boundary ``log(1/α)``: the finding is raised where the line meets it."""
+    fig = Figure(figsize=(7.2, 2.5))
+    ax = fig.add_subplot(1, 2, 1)
+    pts = s.points
+    t: Any = [_naive(p.t) for p in pts]
+    window = [x for x, p in zip(t, pts, strict=True) if p.period == "window"]
+    if window:
+        ax.axvspan(window[0], window[-1], color=WINDOW, alpha=0.12, lw=0, label="window")
+    if s.arms:
+        for name, colour, values in (
+            ("ranked", RANKED, [p.exposures_per_user_ranked for p in pts]),
+            ("holdout", HOLDOUT, [p.exposures_per_user_holdout for p in pts]),
+        ):
+            xs = [x for x, v in zip(t, values, strict=True) if v is not None]
+            ax.plot(xs, [v for v in values if v is not None], color=colour, lw=1.3, label=name)
+        ax.set_title("exposures per active user, by arm", fontsize=8, loc="left")
+    else:
+        xs = [x for x, p in zip(t, pts, strict=True) if p.statistic is not None]
+        ax.plot(
+            xs,
+            [p.statistic for p in pts if p.statistic is not None],
+            color=RANKED,
+            lw=1.3,
+            label="estimate",
+        )
+        xb = [x for x, p in zip(t, pts, strict=True) if p.boundary is not None]
+        ax.plot(
+            xb,
+            [p.boundary for p in pts if p.boundary is not None],
+            color=GREY,
+            lw=1,
+            ls="--",
+            label="crossing value",
+        )
+        ax.set_title("the detector's estimate (log scale)", fontsize=8, loc="left")
+    _marks(ax, s)
+    _time_axis(ax)
+    ax.legend(fontsize=6.5, frameon=False, loc="best")
+    bx = fig.add_subplot(1, 2, 2)
+    looks = [(x, p.log_e, p.log_threshold) for x, p in zip(t, pts, strict=True)]
+    log_e = [(x, v) for x, v, _ in looks if v is not None]
+    if log_e:
+        bx.plot([x for x, _ in log_e], [v for _, v in log_e], color=RANKED, lw=1.3, label="log E")
+        thr = [(x, v) for x, _, v in looks if v is not None]
+        if thr:
+            bx.plot(
+                [x for x, _ in thr],
+                [v for _, v in thr],
+                color=GREY,
+                lw=1,
+                ls="--",
+                label="boundary log(1/α)",
+            )
+        _marks(bx, s)
+        _time_axis(bx)
+        bx.legend(fontsize=6.5, frameon=False, loc="best")
+    else:
+        bx.text(
+            0.5,
+            0.5,
+            "no sequential statistic per look",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color=GREY,
+            transform=bx.transAxes,
+        )
+        bx.set_axis_off()
+    bx.set_title("sequential statistic against its boundary", fontsize=8, loc="left")
+    note = f" ({s.points_total} looks, {len(pts)} shown)" if s.points_total > len(pts) else ""
+    fig.suptitle(title + note, fontsize=9, x=0.01, ha="left")
     _margins(fig, left_in=0.45, bottom_in=0.45, top_in=0.55)
     fig.subplots_adjust(wspace=0.25)
     return fig

@@ -560,6 +560,14 @@ def finding_figure(f: dict[str, Any], data: AuditData, names: Names) -> tuple[An
     ev = _details(typed)
     title = f"{names.subject(f['subject_kind'], subject)} · {f['platform']} · {f['window_id']}"
     key = (f["platform"], f["window_id"], f["subject_kind"], subject)
+    own = getattr(typed, "series", None)
+    if isinstance(own, E.Series) and own.points:
+        return (
+            charts.series(own, title),
+            "The finding's own evidence, look by look (signed with it): left, what the "
+            "detector compares; right, its sequential statistic against the boundary "
+            "(crossed = the finding). Dotted: the estimated onset.",
+        )
     if f["subject_kind"] in ("actor", "group") and key in data.history:
         return (
             charts.trajectory(

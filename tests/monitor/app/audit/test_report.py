@@ -279,3 +279,24 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, capsys) -> None:
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("amplimon: ") for line in err)
+
+
+def test_each_findings_chart_is_drawn_from_its_own_typed_series(example) -> None:
+    """A finding whose evidence carries a series is charted from that series (signed with
+    the finding), not from the optional history table; the others keep their charts."""
+    from detectors import evidence as E
+
+    report, charted = example["html"], 0
+    for f in example["findings"]:
+        section = re.search(
+            rf'<section class="finding" id="f-{f["finding_id"]}".*?</section>', report, re.S
+        )
+        assert section, f["finding_id"]
+        own = getattr(E.decode_finding(f).evidence, "series", None)
+        drawn = "sequential statistic against its boundary" in section.group(0)
+        assert drawn == (own is not None and bool(own.points)), f["finding_id"]
+        if drawn:
+            charted += 1
+            looks = sum(p.log_e is not None for p in own.points)
+            assert ("no sequential statistic per look" in section.group(0)) == (looks == 0)
+    assert charted > 0
