@@ -22,6 +22,7 @@ account or subject ``s`` on one platform, in one window and scope, arm ``a ∈ {
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -230,6 +231,7 @@ def _platform_reference(
     return Reference(c, gamma, xbar, var_c, var_gamma, sd_x, n)
 
 
+@functools.lru_cache(maxsize=64)  # one k² per detector: scipy's cdf costs ~0.1 ms a call
 def huber_chi2_mean(k2: float) -> float:
     """``E[min(χ²₁, k²)]`` = ``P(χ²₃ ≤ k²) + k² P(χ²₁ > k²)`` (the consistency constant of
     the truncated moment equation in :func:`item_variance`)."""
