@@ -30,6 +30,7 @@ Deterministic: the same input gives the same findings (only wall-clock columns d
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ class ReplayResult:
     written: dict[str, int] = field(default_factory=dict)
     findings: int = 0
     run_id: str = ""
+    # CPU seconds of the analysis after staging, per process (one entry without shards)
+    analysis_cpu_s: list[float] = field(default_factory=list)
 
 
 def drive(engine: Engine, records: Iterable[Record], *, progress: Any = None) -> StreamStats:
@@ -93,11 +96,13 @@ def drive_staged(
     work_dir: str | Path | None = None,
     progress: Progress | None = None,
     groups: list[list[str]] | None = None,
+    cpu: list[float] | None = None,
 ) -> StreamStats:
     """Stage ``files`` (order-independent, exact duplicates, sorted) and run ``engine``.
 
     ``groups``: run these groups of the engine's detectors in parallel processes
-    (:mod:`monitor.app.shards`); None or one group: in this process."""
+    (:mod:`monitor.app.shards`); None or one group: in this process.  ``cpu`` receives the
+    CPU seconds of the analysis (one entry per process)."""
     progress = progress or NoProgress()
     total_bytes = sum(p.stat().st_size for p, _ in files)
     progress.phase("decoding", total_bytes, "bytes")
@@ -119,10 +124,11 @@ def drive_staged(
         total = sum(s.events.values())
         progress.phase("detecting", total, "events")
         if groups is not None and len(groups) > 1:
-            stats = run_shards(engine, staged, groups, progress=progress.update)
+            stats = run_shards(engine, staged, groups, progress=progress.update, cpu=cpu)
             progress.close()
             return stats
         done = since_flush = 0
+        started = time.process_time()
         for tick in staged.ticks(engine.tick_ms):
             engine.feed_tick(tick.index, tick.exposures, tick.rankings, tick.panel)
             n = len(tick.exposures) + len(tick.rankings) + len(tick.panel)
@@ -132,8 +138,11 @@ def drive_staged(
             if since_flush >= _FLUSH_EVERY:
                 engine.flush_measurements()
                 since_flush = 0
+        stats = engine.close()
+        if cpu is not None:
+            cpu.append(time.process_time() - started)
     progress.close()
-    return engine.close()
+    return stats
 
 
 def open_store(db: str | Path, existing: Existing) -> Store:
@@ -200,6 +209,7 @@ def replay(
             pseudonymiser=pseudonymiser,
         )
         progress = progress_for(command.split()[0], show_progress)
+        cpu: list[float] = []
         try:
             if arrival_order:
                 sources = [read_file(p, topic) for p, topic in paths]
@@ -222,6 +232,7 @@ def replay(
                     work_dir=work_dir,
                     progress=progress,
                     groups=None if recorder is not None else plan(names, n),
+                    cpu=cpu,
                 )
         finally:
             progress.close()
@@ -238,7 +249,11 @@ def replay(
             details["history_rows"] = written["history"] = recorder.close(engine)
         store.record_run(run_id, command, started, details)
         return ReplayResult(
-            stats=stats, written=written, findings=store.count("findings"), run_id=run_id
+            stats=stats,
+            written=written,
+            findings=store.count("findings"),
+            run_id=run_id,
+            analysis_cpu_s=cpu,
         )
     finally:
         store.close()

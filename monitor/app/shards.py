@@ -154,7 +154,7 @@ def _shard_main(
                 engine.flush_measurements()
                 since_flush = 0
         stats = engine.close()
-        payload: tuple[str, Any] = ("ok", (into, stats))
+        payload: tuple[str, Any] = ("ok", (into, stats, time.process_time()))
     except BaseException:  # noqa: BLE001  # reported to the driver, which raises
         payload = ("error", traceback.format_exc())
     with result.open("wb") as f:
@@ -167,12 +167,14 @@ def run_shards(
     groups: list[list[str]],
     *,
     progress: Callable[[int], None] | None = None,
+    cpu: list[float] | None = None,
 ) -> StreamStats:
     """Run ``groups`` of ``engine``'s detectors in forked processes over ``staged`` (already
     prepared, its dead letters and duplicates counted in ``engine``); write their merged
     output to ``engine.output`` and return the run's counters (module docstring).
 
-    ``progress(events)`` is called with the events the slowest shard has analysed.
+    ``progress(events)`` is called with the events the slowest shard has analysed; ``cpu``
+    receives each shard's CPU seconds (benchmarks: the critical path on free cores).
     """
     ctx = mp.get_context("fork")
     done = ctx.Array("q", len(groups), lock=False)
@@ -202,7 +204,9 @@ def run_shards(
     if progress is not None:
         progress(min(done[:]))
     out = engine.output
-    for into, _stats in outputs:
+    for into, _stats, seconds in outputs:
+        if cpu is not None:
+            cpu.append(seconds)
         if into.found:
             out.findings(list(into.found.values()))
         if into.rows:
@@ -220,7 +224,7 @@ def run_shards(
     return stats
 
 
-def _collect(path: Path, exitcode: int | None) -> tuple[_Collect, StreamStats]:
+def _collect(path: Path, exitcode: int | None) -> tuple[_Collect, StreamStats, float]:
     if not path.exists():
         raise RuntimeError(f"analysis shard exited with status {exitcode} and no result")
     with path.open("rb") as f:
