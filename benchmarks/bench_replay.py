@@ -59,7 +59,7 @@ print(json.dumps({{"inner_s": time.perf_counter() - t, "records": r.stats.record
 
 REFERENCE = """
 import json, time, duckdb
-con = duckdb.connect()
+con = duckdb.connect(config={{"enable_progress_bar": False}})  # stdout carries the result
 t = time.perf_counter()
 ts = ("(CASE WHEN regexp_full_match(ts, '[0-9]+') THEN TRY_CAST(ts AS BIGINT) "
       "ELSE epoch_ms(TRY_CAST(ts AS TIMESTAMPTZ)) END) // 900000")
@@ -84,8 +84,9 @@ print(json.dumps({{"inner_s": time.perf_counter() - t, "groups": len(exposures) 
 # Runs its code in a grandchild so RUSAGE_CHILDREN covers it and every process it starts.
 WRAP = """
 import json, resource, subprocess, sys
-p = subprocess.run([sys.executable, "-c", sys.argv[1]], capture_output=True, text=True,
-                   check=True)
+p = subprocess.run([sys.executable, "-c", sys.argv[1]], capture_output=True, text=True)
+if p.returncode:
+    sys.exit(p.stderr[-3000:] or f"exit status {p.returncode}")
 out = json.loads(p.stdout.strip().splitlines()[-1])
 ru = resource.getrusage(resource.RUSAGE_CHILDREN)
 out.update(cpu_s=ru.ru_utime + ru.ru_stime, peak_rss_mb=ru.ru_maxrss / 1024)
@@ -100,9 +101,11 @@ def child(code: str) -> dict:
         capture_output=True,
         text=True,
         cwd=ROOT,
-        check=True,
+        check=False,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
+    if proc.returncode:
+        raise SystemExit(f"benchmark child failed:\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["wall_s"] = time.perf_counter() - t0
     return out
