@@ -59,7 +59,8 @@ print(json.dumps({{"inner_s": time.perf_counter() - t, "records": r.stats.record
 
 REFERENCE = """
 import json, time, duckdb
-con = duckdb.connect(config={{"enable_progress_bar": False}})  # stdout carries the result
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")  # stdout carries the result
 t = time.perf_counter()
 ts = ("(CASE WHEN regexp_full_match(ts, '[0-9]+') THEN TRY_CAST(ts AS BIGINT) "
       "ELSE epoch_ms(TRY_CAST(ts AS TIMESTAMPTZ)) END) // 900000")
