@@ -290,6 +290,19 @@ class StagedArchive:
         self._future_limit = int(future_limit_ms)
         self._prepared = True
 
+    def tick_count(self, tick_ms: int) -> int:
+        """Ticks holding at least one event (after :meth:`prepare`; the far-future ones
+        left out, duplicates counted in): what sizes the per-tick work of an analysis."""
+        if not self._prepared:
+            raise RuntimeError("prepare() first")
+        union = " UNION ".join(
+            f"SELECT DISTINCT ts // $tick AS k FROM {t} WHERE ts <= $limit" for t in TOPICS
+        )
+        (n,) = self.con.execute(
+            f"SELECT count(*) FROM ({union})", {"tick": int(tick_ms), "limit": self._future_limit}
+        ).fetchall()[0]
+        return int(n)
+
     def dead(self) -> Iterator[DeadRecord]:
         """Every record that does not reach the engine, in a canonical order.
 

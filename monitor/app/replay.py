@@ -95,14 +95,15 @@ def drive_staged(
     workers: int = 1,
     work_dir: str | Path | None = None,
     progress: Progress | None = None,
-    groups: list[list[str]] | None = None,
+    parallel: bool = False,
     cpu: list[float] | None = None,
 ) -> StreamStats:
     """Stage ``files`` (order-independent, exact duplicates, sorted) and run ``engine``.
 
-    ``groups``: run these groups of the engine's detectors in parallel processes
-    (:mod:`monitor.app.shards`); None or one group: in this process.  ``cpu`` receives the
-    CPU seconds of the analysis (one entry per process)."""
+    ``parallel``: run groups of the engine's detectors in up to ``workers`` processes
+    (:mod:`monitor.app.shards`, planned from the archive's size); otherwise, or with one
+    group, in this process.  ``cpu`` receives the CPU seconds of the analysis (one entry per
+    process)."""
     progress = progress or NoProgress()
     total_bytes = sum(p.stat().st_size for p, _ in files)
     progress.phase("decoding", total_bytes, "bytes")
@@ -123,7 +124,10 @@ def drive_staged(
                 engine.stats.duplicates[topic] = engine.stats.duplicates.get(topic, 0) + n
         total = sum(s.events.values())
         progress.phase("detecting", total, "events")
-        if groups is not None and len(groups) > 1:
+        groups = [[d.name for d in engine.detectors]]
+        if parallel and workers > 1:
+            groups = plan(groups[0], workers, events=total, ticks=staged.tick_count(engine.tick_ms))
+        if len(groups) > 1:
             stats = run_shards(engine, staged, groups, progress=progress.update, cpu=cpu)
             progress.close()
             return stats
@@ -222,16 +226,14 @@ def replay(
 
                 stats = drive(engine, merge_by_time(sources), progress=advance)
             else:
-                n = workers or default_workers()
-                # the history recorder reads every detector's output tick by tick: one process
-                names = [d.name for d in engine.detectors]
                 stats = drive_staged(
                     engine,
                     paths,
-                    workers=n,
+                    workers=workers or default_workers(),
                     work_dir=work_dir,
                     progress=progress,
-                    groups=None if recorder is not None else plan(names, n),
+                    # the history recorder reads every detector's output tick by tick
+                    parallel=recorder is None,
                     cpu=cpu,
                 )
         finally:

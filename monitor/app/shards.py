@@ -24,9 +24,10 @@ Why it is exact:
   (earliest ``event_time``, as :class:`streams.store_sink.StoreOutput` does) and the driver
   writes them.  Dead letters and the run's counters come from the driver and shard 0 only.
 
-Balance: groups are formed greedily (longest first) from each detector's measured cost,
-:data:`COST`, plus the cost every shard pays once — reading the stream and deriving the
-ledger (:data:`SHARD_BASE_COST`); no more shards than make the slowest one faster.
+Balance: groups are formed greedily (longest first) from each detector's measured cost
+model, :data:`COST` (per event and per tick: the archive's size decides which detectors are
+heavy), plus the cost every shard pays once — reading the stream and deriving the ledger
+(:data:`SHARD_BASE_COST`); no more shards than make the slowest one faster.
 
 Limit: every shard still reads every event and derives the whole ledger, so the speed-up is
 bounded by the number of detector groups (and by the heaviest detector alone); it does not
@@ -55,43 +56,56 @@ from streams.staging import StagedArchive
 
 __all__ = ["COST", "SHARD_BASE_COST", "plan", "run_shards"]
 
-#: Cost of each detector: CPU seconds of ``observe`` + ``evaluate`` + ``finish`` over the
-#: staged ``scenario("default", seed=7)`` (240 k records, one process; only the ratios
-#: matter).  A detector not listed counts as 1.
-COST: dict[str, float] = {
-    "holdout_shift": 5.8,
-    "rank_uplift": 3.7,
-    "score_shift": 3.6,
-    "log_integrity": 2.0,
-    "undisclosed_intervention": 0.3,
-    "missing_label": 0.3,
-    "amplification": 0.01,
+#: Cost model of each detector: (CPU µs per event, CPU ms per tick) of ``observe`` +
+#: ``evaluate`` + ``finish``, fitted on the staged ``scenario("default", seed=7)`` at scales
+#: 1 and 10 (0.24 M and 2.4 M records, the same 480 ticks; each detector alone in a shard,
+#: less a shard with none).  The holdout comparison and the log checks grow with the events
+#: (per-user sums), the score detectors mostly with the ticks (per-slate and per-item fits),
+#: so no one static share balances every archive.  A detector not listed: (1 µs, 1 ms).
+COST: dict[str, tuple[float, float]] = {
+    "holdout_shift": (14.6, 0.0),
+    "log_integrity": (5.6, 0.15),
+    "rank_uplift": (1.9, 3.7),
+    "score_shift": (1.9, 4.0),
+    "missing_label": (1.1, 0.0),
+    "undisclosed_intervention": (0.9, 0.0),
+    "amplification": (0.0, 0.0),
 }
-#: What every shard pays once, same measure: reading and decoding the sorted stream,
+#: What every shard pays once, same units: reading and decoding the sorted stream,
 #: pseudonymising it, deriving the ledger.
-SHARD_BASE_COST = 2.0
+SHARD_BASE_COST = (8.5, 0.0)
 
 _FLUSH_EVERY = 200_000  # events between measurement flushes (as monitor.app.replay)
 
 
-def plan(names: Sequence[str], workers: int) -> list[list[str]]:
-    """Detector groups for ``workers`` processes, balanced by :data:`COST` (LPT greedy).
+def _seconds(cost: tuple[float, float], events: int, ticks: int) -> float:
+    per_event_us, per_tick_ms = cost
+    return per_event_us * 1e-6 * events + per_tick_ms * 1e-3 * ticks
 
-    Each group keeps the registry order of ``names``; groups are ordered by their first
-    detector.  Fewer groups than workers when there are fewer detectors, or when another
-    shard would cost more (its :data:`SHARD_BASE_COST`) than it saves.
+
+def plan(
+    names: Sequence[str], workers: int, *, events: int = 1_000_000, ticks: int = 500
+) -> list[list[str]]:
+    """Detector groups for ``workers`` processes over an archive of ``events`` events in
+    ``ticks`` ticks, balanced by :data:`COST` (greedy, longest first).
+
+    Each group keeps the order of ``names``; groups are ordered by their first detector.
+    Fewer groups than workers when there are fewer detectors, or when another shard would
+    cost more (its :data:`SHARD_BASE_COST`) than it saves.
     """
     names = list(names)
     order = {n: i for i, n in enumerate(names)}
+    cost = {n: _seconds(COST.get(n, (1.0, 1.0)), events, ticks) for n in names}
+    base = _seconds(SHARD_BASE_COST, events, ticks)
     best: list[list[str]] = [names]
-    best_span = SHARD_BASE_COST + sum(COST.get(n, 1.0) for n in names)
+    best_span = base + sum(cost.values())
     for k in range(2, min(workers, len(names)) + 1):
         bins: list[list[str]] = [[] for _ in range(k)]
-        load = [SHARD_BASE_COST] * k
-        for n in sorted(names, key=lambda n: (-COST.get(n, 1.0), order[n])):
+        load = [base] * k
+        for n in sorted(names, key=lambda n: (-cost[n], order[n])):
             i = min(range(k), key=lambda j: (load[j], j))
             bins[i].append(n)
-            load[i] += COST.get(n, 1.0)
+            load[i] += cost[n]
         if max(load) < best_span:
             best_span = max(load)
             best = [sorted(b, key=order.__getitem__) for b in bins if b]

@@ -76,12 +76,13 @@ def test_workers_one_two_three_give_identical_stores(sim, tmp_path: Path) -> Non
 
 
 def test_plan_splits_every_detector_once_and_balances() -> None:
-    for workers in range(1, 9):
-        groups = plan(NAMES, workers)
-        assert sorted(n for g in groups for n in g) == sorted(NAMES)
-        assert len(groups) <= workers
-    assert plan(NAMES, 1) == [NAMES]
-    two = plan(NAMES, 2)
-    assert len(two) == 2 and ["holdout_shift"] != two[0]
-    # the heaviest detector never shares a shard when there are cores enough
-    assert ["holdout_shift"] in plan(NAMES, 4)
+    for events in (10_000, 240_000, 2_400_000):
+        for workers in range(1, 9):
+            groups = plan(NAMES, workers, events=events, ticks=480)
+            assert sorted(n for g in groups for n in g) == sorted(NAMES)
+            assert len(groups) <= workers
+    assert plan(NAMES, 1, events=240_000, ticks=480) == [NAMES]
+    # the per-event holdout comparison dominates a large archive: it gets a process alone,
+    # and more processes than that gain nothing
+    big = plan(NAMES, 4, events=2_400_000, ticks=480)
+    assert ["holdout_shift"] in big and len(big) == 2
