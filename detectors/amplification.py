@@ -61,6 +61,7 @@ class AmplificationTable(Detector):
     name: ClassVar[str] = "amplification"
     display_name: ClassVar[str] = "Amplification measurement (holdout arm)"
     kinds: ClassVar[tuple[str, ...]] = ()
+    reads: ClassVar[frozenset[str]] = frozenset()  # the shared ledger only
 
     def __init__(self, context: DetectorContext) -> None:
         super().__init__(context)

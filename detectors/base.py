@@ -55,6 +55,10 @@ class Detector(ABC):
     display_name: ClassVar[str]
     kinds: ClassVar[tuple[str, ...]]
     version: ClassVar[str] = "1"
+    #: The event lists of a :class:`Tick` the detector reads (``exposures``, ``rankings``,
+    #: ``panel``); a driver may hand it ticks whose other lists are empty (the parallel
+    #: replay's shards do, :mod:`monitor.app.shards`).  Declare fewer only when true.
+    reads: ClassVar[frozenset[str]] = frozenset({"exposure", "ranking", "panel"})
 
     def __init__(self, context: DetectorContext) -> None:
         self.context = context

@@ -281,6 +281,7 @@ class HoldoutShift(Detector):
         "platform_change",
     )
     version: ClassVar[str] = "2"
+    reads: ClassVar[frozenset[str]] = frozenset({"exposure"})  # observe(): exposures only
 
     def __init__(
         self,

@@ -357,16 +357,27 @@ class StagedArchive:
         return out
 
     def ticks(
-        self, tick_ms: int, *, partition: tuple[int, int] | None = None
+        self,
+        tick_ms: int,
+        *,
+        partition: tuple[int, int] | None = None,
+        topics: frozenset[str] | None = None,
     ) -> Iterator[ClosedTick]:
         """Closed ticks (exposures, rankings, panel records) in event-time order.
 
         Within a tick, events are in canonical order ``(ts, platform, event_id)``.
-        ``partition=(p, n)`` keeps only users with ``hash(user) % n == p``.
+        ``partition=(p, n)`` keeps only users with ``hash(user) % n == p``.  ``topics``:
+        read the events of these topics only; the others' lists stay empty, but their ticks
+        are still yielded (the same ticks, in the same order, whatever is read).
         """
         if not self._prepared:
             raise RuntimeError("prepare() first")
-        streams = [self._topic_ticks(t, tick_ms, partition) for t in TOPICS]
+        streams = [
+            self._topic_ticks(t, tick_ms, partition)
+            if topics is None or t in topics
+            else self._topic_tick_indices(t, tick_ms, partition)
+            for t in TOPICS
+        ]
         heads: list[tuple[int, list[Any]] | None] = [next(s, None) for s in streams]
         while any(h is not None for h in heads):
             idx = min(h[0] for h in heads if h is not None)
@@ -376,6 +387,23 @@ class StagedArchive:
                     out[i] = h[1]
                     heads[i] = next(streams[i], None)
             yield ClosedTick(idx, out[0], out[1], out[2])
+
+    def _topic_tick_indices(
+        self, t: str, tick_ms: int, partition: tuple[int, int] | None
+    ) -> Iterator[tuple[int, list[Any]]]:
+        """The ticks :meth:`_topic_ticks` would yield, without their events."""
+        p, n = partition or (0, 1)
+        cur = self.con.cursor()
+        rows = cur.execute(
+            f"""SELECT DISTINCT ts // $tick AS k
+            FROM {t} ANTI JOIN {t}_drop USING (src, line)
+            WHERE ts <= $limit AND hash(user) % $n = $p
+            ORDER BY k""",
+            {"tick": int(tick_ms), "limit": self._future_limit, "n": n, "p": p},
+        ).fetchall()
+        cur.close()
+        for (k,) in rows:
+            yield int(k), []
 
     def _topic_ticks(
         self, t: str, tick_ms: int, partition: tuple[int, int] | None

@@ -17,12 +17,18 @@ Why it is exact:
 * **The same detectors.**  They are built once in the driver, before the fork, with their
   shares of the false-alarm budget computed over *all* selected detectors (Bonferroni,
   :func:`detectors.registry.alpha_shares`); a shard keeps its group and drops the rest.
+* **What each detector reads.**  A shard decodes only the topics its detectors read
+  (:attr:`detectors.base.Detector.reads`; the exposures always, for the ledger) and hands
+  them every tick all the same, the others' event lists empty: ``holdout_shift`` alone
+  skips the ranking log, the bulk of the decoding.
 * **The same inputs to** ``finish``: the ingest counters (dead letters, duplicates) are
-  counted by the driver before the fork; each shard's ``accepted`` counts are the same.
+  counted by the driver before the fork; ``accepted`` per topic and platform comes from a
+  shard that reads every topic (``note_ingest`` of a detector that reads fewer topics may
+  see fewer accepted events of the topics it does not read; none of them uses those).
 * **Disjoint outputs.**  A finding's id, a detectability row's key and an amplification row
   come from one detector, hence one shard; each shard keeps the latest version of each row
   (earliest ``event_time``, as :class:`streams.store_sink.StoreOutput` does) and the driver
-  writes them.  Dead letters and the run's counters come from the driver and shard 0 only.
+  writes them.  Dead letters and the run's counters come from the driver and one shard only.
 
 Balance: groups are formed greedily (longest first) from each detector's measured cost
 model, :data:`COST` (per event and per tick: the archive's size decides which detectors are
@@ -49,12 +55,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from detectors.base import Detector
 from monitor.core.config import ConfigWarning
 from monitor.core.records import DeadLetter, Detectability, Finding, Measurement
 from monitor.engine.run import Engine, StreamStats
 from streams.staging import StagedArchive
 
-__all__ = ["COST", "SHARD_BASE_COST", "plan", "run_shards"]
+__all__ = ["COST", "SHARD_BASE_COST", "plan", "run_shards", "topics_read"]
 
 #: Cost model of each detector: (CPU µs per event, CPU ms per tick) of ``observe`` +
 #: ``evaluate`` + ``finish``, fitted on the staged ``scenario("default", seed=7)`` at scales
@@ -141,15 +148,29 @@ class _Collect:
         self.mde.extend(rows)
 
 
+ALL_TOPICS: frozenset[str] = frozenset({"exposure", "ranking", "panel"})
+
+
+def topics_read(detectors: Sequence[Detector]) -> frozenset[str]:
+    """What a shard running ``detectors`` must read: their :attr:`Detector.reads`, and the
+    exposures for the shared ledger."""
+    out = {"exposure"}
+    for d in detectors:
+        out |= d.reads
+    return frozenset(out)
+
+
 def _shard_main(
     engine: Engine,
     staged: StagedArchive,
     group: list[str],
+    topics: frozenset[str],
     index: int,
     done: Any,
     result: Path,
 ) -> None:
-    """Entry point of shard ``index`` (forked): run ``group`` over the whole stream."""
+    """Entry point of shard ``index`` (forked): run ``group`` over the whole stream, reading
+    the events of ``topics`` (every tick all the same)."""
     try:
         warnings.simplefilter("ignore", ConfigWarning)  # the driver warns, once
         into = _Collect()
@@ -158,7 +179,7 @@ def _shard_main(
         a.detectors = [d for d in a.detectors if d.name in group]
         staged.attach()
         n = since_flush = 0
-        for tick in staged.ticks(engine.tick_ms):
+        for tick in staged.ticks(engine.tick_ms, topics=topics):
             engine.feed_tick(tick.index, tick.exposures, tick.rankings, tick.panel)
             k = len(tick.exposures) + len(tick.rankings) + len(tick.panel)
             n += k
@@ -190,6 +211,12 @@ def run_shards(
     ``progress(events)`` is called with the events the slowest shard has analysed; ``cpu``
     receives each shard's CPU seconds (benchmarks: the critical path on free cores).
     """
+    by_name = {d.name: d for d in engine.detectors}
+    topics = [topics_read([by_name[n] for n in g]) for g in groups]
+    # the run's counters (accepted events per topic and platform) come from a shard that
+    # reads every topic: the first such, or shard 0 made to
+    main = next((i for i, t in enumerate(topics) if t == ALL_TOPICS), 0)
+    topics[main] = ALL_TOPICS
     ctx = mp.get_context("fork")
     done = ctx.Array("q", len(groups), lock=False)
     results = [staged.workdir / f"shard-{i}.pickle" for i in range(len(groups))]
@@ -197,7 +224,7 @@ def run_shards(
     procs = [
         ctx.Process(
             target=_shard_main,
-            args=(engine, staged, g, i, done, results[i]),
+            args=(engine, staged, g, topics[i], i, done, results[i]),
             daemon=True,
         )
         for i, g in enumerate(groups)
@@ -229,7 +256,7 @@ def run_shards(
             out.deadletters(into.dead)
         if into.mde:
             out.detectability(into.mde)
-    stats = outputs[0][1]
+    stats = outputs[main][1]
     engine.stats = stats
     engine.ingest_unit.stats = stats
     a = engine.analysis

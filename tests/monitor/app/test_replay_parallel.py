@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import monitor.app.replay as replay_module
 from monitor.app.replay import replay
 from monitor.app.shards import plan
 from monitor.core.config import load_config
@@ -65,14 +66,32 @@ def tables(sim: dict[str, Any], db: Path, workers: int) -> dict[str, Any]:
     return got
 
 
-def test_workers_one_two_three_give_identical_stores(sim, tmp_path: Path) -> None:
-    one = tables(sim, tmp_path / "one.duckdb", 1)
+@pytest.fixture(scope="module")
+def one(sim: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The one-process run every parallel one must reproduce."""
+    return tables(sim, tmp_path_factory.mktemp("one") / "one.duckdb", 1)
+
+
+def test_workers_one_two_three_give_identical_stores(sim, one, tmp_path: Path) -> None:
     assert {row[0] for row in one["amplification"]} == {"chirp", "yodel"}
     assert len(one["findings"]) >= 5 and one["deadletter"] and one["detectability"]
     for workers in (2, 3):
         got = tables(sim, tmp_path / f"w{workers}.duckdb", workers)
         for key, value in one.items():
             assert got[key] == value, f"{key} differs with {workers} workers"
+
+
+def test_a_shard_that_reads_only_exposures_changes_nothing(
+    sim, one, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan of a large archive: holdout_shift (and the ledger-only amplification table)
+    in a shard that decodes no ranking, the run's counters from the other shard."""
+    alone = ["amplification", "holdout_shift"]
+    rest = [n for n in NAMES if n not in alone]
+    monkeypatch.setattr(replay_module, "plan", lambda *_a, **_k: [alone, rest])
+    got = tables(sim, tmp_path / "two.duckdb", 2)
+    for key, value in one.items():
+        assert got[key] == value, f"{key} differs"
 
 
 def test_plan_splits_every_detector_once_and_balances() -> None:
