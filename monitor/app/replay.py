@@ -11,11 +11,14 @@ gives the same findings, amplification rows, detectability and dead letters.
 detectors run in separate processes (:mod:`monitor.app.shards`), each re-reading the same
 sorted stream and re-deriving the shared ledger; a detector reads only the configuration,
 the ledger and its own state, so the groups' outputs are disjoint and their union is exactly
-the one-process result (tested: 1, 2 and 3 workers give identical stores).  Dead letters and
-counters come from this process.  Limit: every shard reads every event, so the speed-up is
-bounded by the heaviest detector (about 2× today); beyond it lie per-user-partition additive
-aggregates for every detector.  A history replay (``history=True``) runs in one process: the
-recorder reads every detector's output tick by tick.
+the one-process result (tested: 1, 2 and 3 workers give identical stores).  Dead letters come
+from this process, the counters from one shard.  Limit: every shard reads every exposure
+and derives the whole ledger, so the speed-up is bounded by the heaviest detector
+(``holdout_shift``, half the analysis of a large archive): it does not scale past a few
+cores; beyond it lie per-user-partition additive aggregates for every detector.  Platforms
+are not a seam here (the log-integrity check reports all platforms' conflicting duplicates
+together).  A history replay (``history=True``) runs in one process: the recorder reads
+every detector's output tick by tick.
 
 ``arrival_order=True`` is the other question, *what would the live pipeline have done*: the
 files are read in their own line order (merged across files by their running event time, as
