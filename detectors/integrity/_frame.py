@@ -53,7 +53,7 @@ class Frame:
 
     #: statistical tests per platform and window (Bonferroni ``m``): the holdout share,
     #: the exposure links and the panel comparison; the other checks are logged facts.
-    TESTS = 3
+    TESTS = 6
 
     def __init__(self, config: Config, alpha: float, detector: str) -> None:
         self.config = config

@@ -53,6 +53,8 @@ class LogIntegrity(Detector):
         min_missing_labels: int = 10,
         panel_tolerance: float = 0.02,
         panel_match_seconds: float = 120.0,
+        between_tolerance: float = 0.05,
+        max_groups: int = 16,
     ) -> None:
         super().__init__(context)
         _check(0 <= srm_tolerance < 1, f"srm_tolerance must be in [0, 1), got {srm_tolerance}")
@@ -90,7 +92,17 @@ class LogIntegrity(Detector):
         _check(
             panel_match_seconds >= 0, f"panel_match_seconds must be >= 0, got {panel_match_seconds}"
         )
+        _check(
+            0 <= between_tolerance < 1,
+            f"between_tolerance must be in [0, 1), got {between_tolerance}",
+        )
+        _check(
+            int(max_groups) == max_groups and max_groups >= 1,
+            f"max_groups must be an integer >= 1, got {max_groups}",
+        )
         self.srm_tolerance = srm_tolerance
+        self.between_tolerance = between_tolerance
+        self.max_groups = int(max_groups)
         self.prior_sd = prior_sd
         self.link_tolerance = link_tolerance
         self.link_hours = link_hours
@@ -118,6 +130,8 @@ class LogIntegrity(Detector):
             min_switched_users=min_switched_users,
             min_expected_users=min_expected_users,
             return_tolerance=return_tolerance,
+            between_tolerance=between_tolerance,
+            max_groups=self.max_groups,
         )
         self._links = LinkCheck(
             frame, link_tolerance=link_tolerance, link_hours=link_hours, max_examples=max_examples
@@ -154,7 +168,7 @@ class LogIntegrity(Detector):
             scoped = frame.keys_at(r.platform, r.region, ts)
             for key, scope in scoped:
                 active.setdefault(key, set()).add(r.user)
-                self._holdout.user(key, scope, r.user, r.arm, r.region, ts)
+                self._holdout.user(key, scope, r.user, r.arm, r.region, r.surface, ts)
             if scoped:
                 self._lookalike.ranking(r, [s for _, s in scoped])
         self._links.release_held()
@@ -165,11 +179,12 @@ class LogIntegrity(Detector):
                 continue
             for key, scope in scoped:
                 active.setdefault(key, set()).add(e.user)
-                self._holdout.user(key, scope, e.user, e.arm, e.region, ts)
+                self._holdout.user(key, scope, e.user, e.arm, e.region, e.surface, ts)
             scopes = [s for _, s in scoped]
             self._links.exposure(e, scopes)
             self._lookalike.exposure(e, scopes)
             self._labels.exposure(e, scopes)
+        self._holdout.close_tick()
         self._panel.tick(tick.panel, tick.exposures)
         self._keys.update(active)
         self._gaps.tick(tick.start_ms // frame.tick_ms, active)
