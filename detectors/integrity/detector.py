@@ -10,6 +10,7 @@ from detectors.base import Detector, DetectorContext, Tick
 from monitor.records import Detectability, Finding
 
 from ._duplicates import DuplicateCheck
+from ._exposures import ExposureShareTest
 from ._frame import Frame, Key
 from ._gaps import GapCheck
 from ._holdout import HoldoutChecks
@@ -55,6 +56,9 @@ class LogIntegrity(Detector):
         panel_match_seconds: float = 120.0,
         between_tolerance: float = 0.05,
         max_groups: int = 16,
+        exposure_tolerance: float = 0.10,
+        exposure_tau: float = 0.15,
+        min_arm_users: int = 30,
     ) -> None:
         super().__init__(context)
         _check(0 <= srm_tolerance < 1, f"srm_tolerance must be in [0, 1), got {srm_tolerance}")
@@ -100,6 +104,15 @@ class LogIntegrity(Detector):
             int(max_groups) == max_groups and max_groups >= 1,
             f"max_groups must be an integer >= 1, got {max_groups}",
         )
+        _check(
+            0 < exposure_tolerance < 1,
+            f"exposure_tolerance must be in (0, 1), got {exposure_tolerance}",
+        )
+        _check(exposure_tau > 0, f"exposure_tau must be > 0, got {exposure_tau}")
+        _check(min_arm_users >= 2, f"min_arm_users must be >= 2, got {min_arm_users}")
+        self.exposure_tolerance = exposure_tolerance
+        self.exposure_tau = exposure_tau
+        self.min_arm_users = min_arm_users
         self.srm_tolerance = srm_tolerance
         self.between_tolerance = between_tolerance
         self.max_groups = int(max_groups)
@@ -135,6 +148,9 @@ class LogIntegrity(Detector):
         )
         self._links = LinkCheck(
             frame, link_tolerance=link_tolerance, link_hours=link_hours, max_examples=max_examples
+        )
+        self._exposure_share = ExposureShareTest(
+            frame, tolerance=exposure_tolerance, tau=exposure_tau, min_users=min_arm_users
         )
         self._gaps = GapCheck(
             frame, max_gap_ticks=self.max_gap_ticks, min_expected_users=min_expected_users
@@ -182,6 +198,7 @@ class LogIntegrity(Detector):
                 self._holdout.user(key, scope, e.user, e.arm, e.region, e.surface, ts)
             scopes = [s for _, s in scoped]
             self._links.exposure(e, scopes)
+            self._exposure_share.exposure(e, scopes)
             self._lookalike.exposure(e, scopes)
             self._labels.exposure(e, scopes)
         self._holdout.close_tick()
@@ -203,6 +220,7 @@ class LogIntegrity(Detector):
         return [
             *self._holdout.evaluate(end),
             *self._links.evaluate(end),
+            *self._exposure_share.evaluate(end),
             *self._gaps.evaluate(None, self._n_checked()),
             *self._lookalike.evaluate(end),
             *self._labels.evaluate(end),
@@ -216,6 +234,7 @@ class LogIntegrity(Detector):
         out = [
             *self._holdout.evaluate(end_ms, set(self._holdout.arms)),
             *self._links.evaluate(end_ms, set(self._links.links)),
+            *self._exposure_share.evaluate(end_ms, set(self._exposure_share.states)),
             *self._gaps.evaluate(set(self._gaps.streams), self._n_checked()),
             *self._lookalike.evaluate(end_ms),
             *self._labels.evaluate(end_ms, self._labels.keys()),

@@ -26,6 +26,15 @@ adversary                      what the platform does
 ``label_without_intervention`` shows the label ``sponsored`` on half of the actor's
                                ranked-arm exposures in the windows; nothing declares or
                                logs an intervention
+``holdout_exposure_deletion``  from the first window start, deletes ``adversary_share`` of
+                               the holdout arm's exposures (each at random; users are kept
+                               while they have any exposure left, their slates stay) in
+                               ``adversary_regions`` if given
+``panel_arm_falsified``        from the first window start, deletes ``adversary_share`` of
+                               the registered actors' ranked-arm exposures *of panellists
+                               only* and logs as many of the holdout panellists' exposures
+                               of other accounts in their place (the log hides the boost the
+                               panel saw, the mismatch stays small)
 =============================  ============================================================
 
 The panel (``panel_users`` > 0) is drawn before any adversary acts: what the panellists'
@@ -54,6 +63,8 @@ ADVERSARIES: Final = (
     "conflicting_duplicates",
     "falsified_log",
     "label_without_intervention",
+    "holdout_exposure_deletion",
+    "panel_arm_falsified",
 )
 #: How ``alias_disguise`` spells an id (chosen per item).
 DISGUISES: Final = ("zero_width", "upper_case", "trailing_space", "at_prefix")
@@ -256,6 +267,40 @@ def _label(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
     return {"labelled_exposures": n, "label": "sponsored"}
 
 
+def _holdout_exposures(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
+    start = _first_window_ms(sim)
+    share = sim.params.adversary_share
+    kept, removed = [], 0
+    for r, u in zip(sim.exposures, rng.random(len(sim.exposures)), strict=True):
+        if r["arm"] == "holdout" and _ms(r["ts"]) >= start and _here(sim, r) and u < share:
+            removed += 1
+            continue
+        kept.append(r)
+    sim.exposures[:] = kept
+    return {"exposures_removed": removed, "from_ms": start}
+
+
+def _panel_arm(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
+    start = _first_window_ms(sim)
+    registered = {a["actor"] for a in sim.config["actors"]}
+    panellists = {r["user"] for r in sim.panel}
+    share = sim.params.adversary_share
+    kept, removed = [], 0
+    for r, u in zip(sim.exposures, rng.random(len(sim.exposures)), strict=True):
+        if (
+            r["user"] in panellists
+            and r["actor"] in registered
+            and r["arm"] == "ranked"
+            and _ms(r["ts"]) >= start
+            and u < share
+        ):
+            removed += 1
+            continue
+        kept.append(r)
+    sim.exposures[:] = kept
+    return {"panellist_exposures_removed": removed, "from_ms": start}
+
+
 _ACTIONS: Final = {
     "alias_disguise": _alias,
     "holdout_deletion": _holdout_deletion,
@@ -265,4 +310,6 @@ _ACTIONS: Final = {
     "conflicting_duplicates": _conflicting,
     "falsified_log": _falsified,
     "label_without_intervention": _label,
+    "holdout_exposure_deletion": _holdout_exposures,
+    "panel_arm_falsified": _panel_arm,
 }

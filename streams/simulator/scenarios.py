@@ -182,6 +182,29 @@ _PRESETS: Final[dict[str, Callable[[], dict[str, Any]]]] = {
         "adversaries": ("label_without_intervention",),
     },
     "honest_panel": lambda: {"interventions": _NULL_BACKGROUND, "panel_users": 300},
+    # Half the holdout users of one subdivision (DE-BE) deleted from the window start: the
+    # holdout share differs between the regions (8,000 users: enough per region).
+    "holdout_region": lambda: {
+        "interventions": _NULL_BACKGROUND,
+        "n_users": 8000,
+        "adversaries": ("holdout_thinning",),
+        "adversary_share": 0.5,
+        "adversary_regions": ("DE-BE",),
+    },
+    # 40 % of the holdout arm's exposures deleted from the window start (users kept).
+    "holdout_exposure_deletion": lambda: {
+        "interventions": _NULL_BACKGROUND,
+        "n_users": 8000,
+        "adversaries": ("holdout_exposure_deletion",),
+        "adversary_share": 0.4,
+    },
+    # The ×1.5 hidden boost of de-a-cand-1, hidden in the log for the 300 panellists only.
+    "panel_hidden_boost": lambda: {
+        "interventions": (*_NULL_BACKGROUND, Intervention("hidden_boost", "de-a-cand-1", 1.5)),
+        "panel_users": 300,
+        "adversaries": ("panel_arm_falsified",),
+        "adversary_share": 0.4,
+    },
     # Half the timeline (1-day periods) and fewer users: quick to stream in a live demo.
     "demo": lambda: {"interventions": _mix(), **_FAULTS, "n_users": 3000, "time_scale": 0.5},
 }
