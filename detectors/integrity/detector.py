@@ -18,6 +18,7 @@ from ._labels import LabelCheck
 from ._links import LinkCheck
 from ._lookalike import LookalikeCheck
 from ._panel import PanelCheck
+from ._panel_amp import PanelAmplificationTest
 
 __all__ = ["LogIntegrity"]
 
@@ -59,6 +60,9 @@ class LogIntegrity(Detector):
         exposure_tolerance: float = 0.10,
         exposure_tau: float = 0.15,
         min_arm_users: int = 30,
+        panel_amplification_tolerance: float = 0.10,
+        panel_tau: float = 0.3,
+        min_panel_users: int = 10,
     ) -> None:
         super().__init__(context)
         _check(0 <= srm_tolerance < 1, f"srm_tolerance must be in [0, 1), got {srm_tolerance}")
@@ -110,6 +114,15 @@ class LogIntegrity(Detector):
         )
         _check(exposure_tau > 0, f"exposure_tau must be > 0, got {exposure_tau}")
         _check(min_arm_users >= 2, f"min_arm_users must be >= 2, got {min_arm_users}")
+        _check(
+            panel_amplification_tolerance >= 0,
+            f"panel_amplification_tolerance must be >= 0, got {panel_amplification_tolerance}",
+        )
+        _check(panel_tau > 0, f"panel_tau must be > 0, got {panel_tau}")
+        _check(min_panel_users >= 2, f"min_panel_users must be >= 2, got {min_panel_users}")
+        self.panel_amplification_tolerance = panel_amplification_tolerance
+        self.panel_tau = panel_tau
+        self.min_panel_users = min_panel_users
         self.exposure_tolerance = exposure_tolerance
         self.exposure_tau = exposure_tau
         self.min_arm_users = min_arm_users
@@ -171,6 +184,14 @@ class LogIntegrity(Detector):
         self._panel = PanelCheck(
             frame, panel_tolerance=panel_tolerance, panel_match_seconds=panel_match_seconds
         )
+        self._panel_amp = PanelAmplificationTest(
+            frame,
+            ledger,
+            tolerance=panel_amplification_tolerance,
+            tau=panel_tau,
+            min_users=min_panel_users,
+            match_ms=int(match_ms),
+        )
         self._keys: set[Key] = set()
 
     # -- observe ------------------------------------------------------------------------------
@@ -203,6 +224,7 @@ class LogIntegrity(Detector):
             self._labels.exposure(e, scopes)
         self._holdout.close_tick()
         self._panel.tick(tick.panel, tick.exposures)
+        self._panel_amp.tick(tick.panel, tick.exposures, self._panel.since)
         self._keys.update(active)
         self._gaps.tick(tick.start_ms // frame.tick_ms, active)
         self._links.expire(tick.end_ms)
@@ -225,6 +247,7 @@ class LogIntegrity(Detector):
             *self._lookalike.evaluate(end),
             *self._labels.evaluate(end),
             *self._panel.evaluate(end),
+            *self._panel_amp.evaluate(end),
         ]
 
     def finish(self, end_ms: int) -> list[Finding]:
@@ -239,6 +262,7 @@ class LogIntegrity(Detector):
             *self._lookalike.evaluate(end_ms),
             *self._labels.evaluate(end_ms, self._labels.keys()),
             *self._panel.evaluate(end_ms, set(self._panel.compare)),
+            *self._panel_amp.evaluate(end_ms, set(self._panel_amp.scopes)),
             *self._duplicates.findings(self._keys, end_ms),
         ]
         return out

@@ -31,10 +31,9 @@ adversary                      what the platform does
                                while they have any exposure left, their slates stay) in
                                ``adversary_regions`` if given
 ``panel_arm_falsified``        from the first window start, deletes ``adversary_share`` of
-                               the registered actors' ranked-arm exposures *of panellists
-                               only* and logs as many of the holdout panellists' exposures
-                               of other accounts in their place (the log hides the boost the
-                               panel saw, the mismatch stays small)
+                               ``adversary_actor``'s ranked-arm exposures *of panellists
+                               only* (the log hides the boost the panel saw; one actor's
+                               records are too few for the mismatch rate to show it)
 =============================  ============================================================
 
 The panel (``panel_users`` > 0) is drawn before any adversary acts: what the panellists'
@@ -282,14 +281,14 @@ def _holdout_exposures(sim: Simulation, rng: np.random.Generator) -> dict[str, A
 
 def _panel_arm(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
     start = _first_window_ms(sim)
-    registered = {a["actor"] for a in sim.config["actors"]}
+    actor = sim.params.adversary_actor
     panellists = {r["user"] for r in sim.panel}
     share = sim.params.adversary_share
     kept, removed = [], 0
     for r, u in zip(sim.exposures, rng.random(len(sim.exposures)), strict=True):
         if (
             r["user"] in panellists
-            and r["actor"] in registered
+            and r["actor"] == actor
             and r["arm"] == "ranked"
             and _ms(r["ts"]) >= start
             and u < share

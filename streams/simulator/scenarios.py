@@ -198,12 +198,14 @@ _PRESETS: Final[dict[str, Callable[[], dict[str, Any]]]] = {
         "adversaries": ("holdout_exposure_deletion",),
         "adversary_share": 0.4,
     },
-    # The ×1.5 hidden boost of de-a-cand-1, hidden in the log for the 300 panellists only.
+    # A ×2 hidden boost of de-a-cand-1, hidden in the log for the panellists only (half of
+    # the actor's ranked-arm exposures of panellists deleted): 6,000 users, 1,500 panellists.
     "panel_hidden_boost": lambda: {
-        "interventions": (*_NULL_BACKGROUND, Intervention("hidden_boost", "de-a-cand-1", 1.5)),
-        "panel_users": 300,
+        "interventions": (*_NULL_BACKGROUND, Intervention("hidden_boost", "de-a-cand-1", 2.0)),
+        "n_users": 6000,
+        "panel_users": 1500,
         "adversaries": ("panel_arm_falsified",),
-        "adversary_share": 0.4,
+        "adversary_share": 0.5,
     },
     # Half the timeline (1-day periods) and fewer users: quick to stream in a live demo.
     "demo": lambda: {"interventions": _mix(), **_FAULTS, "n_users": 3000, "time_scale": 0.5},
