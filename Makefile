@@ -55,7 +55,7 @@ test: install browser lint typecheck
 # Refresh the README's screenshots on purpose (make test writes them to a temporary folder).
 screenshots: install browser
 	AMPLIMON_SCREENSHOT_DIR=docs/screenshots $(BIN)/python -m pytest -q -p no:cacheprovider \
-	  tests/dashboard/test_browser.py tests/monitor/audit/test_report.py
+	  tests/dashboard/test_browser.py tests/monitor/app/audit/test_report.py
 
 demo: install
 	$(BIN)/amplimon demo

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from monitor.contract import Event, Rejected, decode  # noqa: E402
+from monitor.core.contract import Event, Rejected, decode  # noqa: E402
 
 __all__ = [
     "FAUST_SETTINGS",

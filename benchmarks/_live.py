@@ -21,11 +21,11 @@ import numpy as np
 import psutil
 import pyarrow as pa
 
-from monitor.settings import Settings
 from streams.kafka._config import kafka_python_options
 from streams.kafka.broker import EmbeddedBroker, admin_client
 from streams.kafka.stack import LiveStack
 from streams.kafka.topics import group_lag
+from streams.settings import Settings
 from streams.snapshot import read_table_file
 
 __all__ = [

@@ -66,9 +66,9 @@ FAR = 4_000_000_000_000
 
 def run_one(name: str, seed: int, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Simulate and replay one election; its alarms and its tests' maximal log e-values."""
-    from monitor.config import parse_config
-    from monitor.engine import Engine
-    from monitor.replay import drive
+    from monitor.app.replay import drive
+    from monitor.core.config import parse_config
+    from monitor.engine.run import Engine
     from streams.files import merge_by_time
     from streams.memory import ListOutput, records_from_dicts
     from streams.simulator import scenario, simulate

@@ -43,10 +43,10 @@ sys.path.insert(0, str(ROOT))
 
 from detectors import REGISTRY, Tick, build  # noqa: E402
 from detectors.ledger import ExposureLedger  # noqa: E402
-from monitor.config import parse_config  # noqa: E402
-from monitor.contract import decode_obj  # noqa: E402
-from monitor.engine import Engine  # noqa: E402
-from monitor.replay import drive  # noqa: E402
+from monitor.app.replay import drive  # noqa: E402
+from monitor.core.config import parse_config  # noqa: E402
+from monitor.core.contract import decode_obj  # noqa: E402
+from monitor.engine.run import Engine  # noqa: E402
 from streams.files import merge_by_time  # noqa: E402
 from streams.memory import ListOutput, records_from_dicts  # noqa: E402
 
@@ -301,8 +301,8 @@ def cost_per_tick(
 
 # -- 4. replay throughput ------------------------------------------------------------------
 def replay_throughput(scale: float) -> dict[str, Any]:
-    from monitor.config import load_config
-    from monitor.replay import replay
+    from monitor.app.replay import replay
+    from monitor.core.config import load_config
     from streams.simulator import scenario, write_simulation
 
     res: dict[str, Any] = {}

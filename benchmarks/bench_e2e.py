@@ -52,9 +52,8 @@ sys.path.insert(0, str(ROOT))
 import yaml  # noqa: E402
 from _live import drained, settings_for, summary, watch_findings  # noqa: E402
 
-from monitor.config import load_config  # noqa: E402
-from monitor.contract import Rejected  # noqa: E402
-from monitor.settings import Settings  # noqa: E402
+from monitor.core.config import load_config  # noqa: E402
+from monitor.core.contract import Rejected  # noqa: E402
 from streams.files import merge_by_time, read_file  # noqa: E402
 from streams.kafka.broker import EmbeddedBroker  # noqa: E402
 from streams.kafka.producer import (  # noqa: E402
@@ -64,6 +63,7 @@ from streams.kafka.producer import (  # noqa: E402
 )
 from streams.kafka.stack import LiveStack  # noqa: E402
 from streams.kafka.topics import create_topics  # noqa: E402
+from streams.settings import Settings  # noqa: E402
 from streams.snapshot import read_snapshot  # noqa: E402
 
 

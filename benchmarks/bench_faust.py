@@ -15,7 +15,7 @@ topic's only consumer:
 * ``aiokafka`` — a plain aiokafka ``getmany`` loop reading every record's bytes: the floor
   (the reference);
 * ``aiokafka_decode`` — the same loop, decoding each record with
-  :func:`monitor.contract.decode` (what a stage-1 worker does per event before any state);
+  :func:`monitor.core.contract.decode` (what a stage-1 worker does per event before any state);
 * ``faust_agent`` — a Faust app (memory store, ``web_enabled=False``) whose agent iterates
   the stream (``stream.events()``) and decodes each record the same way;
 * ``faust_table`` — the same plus ``table[user] += 1`` in a Faust ``Table`` with a changelog
@@ -85,9 +85,9 @@ from _faust_consumers import (  # noqa: E402
     faust_settings,
 )
 
-from monitor.settings import Settings  # noqa: E402
 from streams.kafka.broker import EmbeddedBroker, admin_client  # noqa: E402
 from streams.kafka.producer import produce  # noqa: E402
+from streams.settings import Settings  # noqa: E402
 
 __all__ = ["KINDS", "REFERENCE", "BenchError", "load", "measure", "run", "simulated_exposures"]
 

@@ -1,4 +1,4 @@
-"""Look-alike actor ids (``monitor.identity``): false positives, detection, cost.
+"""Look-alike actor ids (``monitor.core.identity``): false positives, detection, cost.
 
     .venv/bin/python benchmarks/bench_identity.py [--registry 500] [--unrelated 20000]
         [--disguised 20000] [--seed 1] [--out benchmarks/results]
@@ -40,8 +40,8 @@ from scipy.stats import binomtest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from monitor.identity import IdentityIndex  # noqa: E402
-from monitor.lookalike import key  # noqa: E402
+from monitor.core.identity import IdentityIndex  # noqa: E402
+from monitor.core.lookalike import key  # noqa: E402
 from tests.monitor.identity_support import (  # noqa: E402
     DISGUISES,
     UNRELATED,

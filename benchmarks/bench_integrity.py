@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from detectors.sequential import log_threshold  # noqa: E402
 from detectors.stats import label_share_log_e  # noqa: E402
-from monitor.config import parse_config  # noqa: E402
-from monitor.engine import Engine  # noqa: E402
-from monitor.replay import drive  # noqa: E402
+from monitor.app.replay import drive  # noqa: E402
+from monitor.core.config import parse_config  # noqa: E402
+from monitor.engine.run import Engine  # noqa: E402
 from streams.files import merge_by_time  # noqa: E402
 from streams.memory import ListOutput, records_from_dicts  # noqa: E402
 from streams.simulator import scenario, simulate  # noqa: E402

@@ -63,9 +63,9 @@ NULL_SKIP = {"de-a-cand-2", "de-media-1"}  # the null background's surge and dis
 def replay(
     name: str, seed: int, overrides: dict[str, Any] | None = None
 ) -> tuple[dict[str, Any], list[Any], Any]:
-    from monitor.config import parse_config
-    from monitor.engine import Engine
-    from monitor.replay import drive
+    from monitor.app.replay import drive
+    from monitor.core.config import parse_config
+    from monitor.engine.run import Engine
     from streams.files import merge_by_time
     from streams.memory import ListOutput, records_from_dicts
     from streams.simulator import scenario, simulate

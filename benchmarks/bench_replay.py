@@ -40,9 +40,9 @@ print(json.dumps({{}}))
 
 REPLAY = """
 import json, time
-from monitor.config import load_config
-from monitor.privacy import Pseudonymiser
-from monitor.replay import replay
+from monitor.core.config import load_config
+from monitor.core.privacy import Pseudonymiser
+from monitor.app.replay import replay
 cfg = load_config({cfg!r})
 t = time.perf_counter()
 r = replay(cfg, {db!r}, [{ex!r}], [{rk!r}], show_progress=False, workers={workers},

@@ -72,10 +72,10 @@ if str(HERE) not in sys.path:  # imported from the tests
 
 import psutil  # noqa: E402
 
-from monitor.settings import Settings  # noqa: E402
 from streams.kafka.broker import EmbeddedBroker  # noqa: E402
 from streams.kafka.stack import LiveStack, Service  # noqa: E402
 from streams.kafka.topics import create_topics, group_lag  # noqa: E402
+from streams.settings import Settings  # noqa: E402
 
 __all__ = ["BenchError", "run"]
 
@@ -227,7 +227,7 @@ def last_timestamp_ms(bootstrap: str, topics: list[str]) -> int:
 def read_partials(bootstrap: str, topic: str) -> dict[str, Any]:
     """Everything stage one sent: partial and progress messages, ticks, events carried, and
     per unit its first ``finished`` progress (time and final counters)."""
-    from monitor.partials import TickPartial, decode
+    from monitor.engine.partials import TickPartial, decode
 
     out: dict[str, Any] = {
         "partial_messages": 0,
@@ -723,6 +723,13 @@ def run(
         result["input"] = bench.load(scenario, scale)
         ref = bench.reference("aiokafka", bench._inputs(), bench.messages)
         result["reference_aiokafka"] = ref
+        # the other client, same topics and records: why stage one reads with aiokafka
+        kp = bench.reference("kafka-python", bench._inputs(), bench.messages)
+        kp["ratios"] = {
+            "rate": kp["rate"] / ref["rate"],
+            "cpu_per_record": kp["cpu_us_per_record"] / ref["cpu_us_per_record"],
+        }
+        result["reference_kafka_python"] = kp
         stage_one = {}
         for n in workers:
             r = bench.stage_one(n)
@@ -780,6 +787,13 @@ def print_table(result: dict[str, Any]) -> None:
         f"{'aiokafka bytes (reference)':<28}{ref['rate']:>11,.0f}{1:>8.2f}"
         f"{ref['cpu_us_per_record']:>12.1f}{1:>8.1f}{ref['peak_rss_mb']:>14.0f}"
     )
+    kp = result.get("reference_kafka_python")
+    if kp:
+        print(
+            f"{'kafka-python bytes':<28}{kp['rate']:>11,.0f}{kp['ratios']['rate']:>8.2f}"
+            f"{kp['cpu_us_per_record']:>12.1f}{kp['ratios']['cpu_per_record']:>8.1f}"
+            f"{kp['peak_rss_mb']:>14.0f}"
+        )
     for n, r in result["stage_one"].items():
         rss = "/".join(f"{v:.0f}" for v in r["peak_rss_mb"].values())
         print(

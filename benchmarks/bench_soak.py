@@ -80,8 +80,8 @@ from _live import (  # noqa: E402
     watch_findings,
 )
 
-from monitor.config import load_config  # noqa: E402
-from monitor.contract import Rejected  # noqa: E402
+from monitor.core.config import load_config  # noqa: E402
+from monitor.core.contract import Rejected  # noqa: E402
 from streams.files import Record, merge_by_time, read_file  # noqa: E402
 from streams.kafka.broker import EmbeddedBroker  # noqa: E402
 from streams.kafka.producer import make_producer, send_end_of_stream, send_event  # noqa: E402

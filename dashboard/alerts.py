@@ -12,8 +12,8 @@ from dataclasses import dataclass, fields
 
 import pandas as pd
 
-from monitor.config import Config, covers
-from monitor.records import SEVERITIES
+from monitor.core.config import Config, covers
+from monitor.core.records import SEVERITIES
 
 __all__ = [
     "FILTER_LABELS",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import ui
+import dashboard.ui as ui
 from dashboard.text import md
 from dashboard.views import login
 

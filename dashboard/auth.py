@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import bcrypt
 
 from dashboard.state import StateStore
-from monitor.errors import AmplimonError
+from monitor.core.errors import AmplimonError
 
 __all__ = ["ROLES", "Auth", "AuthError", "LoginResult", "User", "can", "hash_password"]
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 from dashboard.explain import effect_label, typed_evidence
 from detectors import evidence as E
-from monitor.config import Config
+from monitor.core.config import Config
 
 __all__ = [
     "SERIES_COLUMNS",

@@ -32,8 +32,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from monitor.store import SCHEMA, Store, StoreError
-from monitor.triagelog import sync
+from monitor.core.store import SCHEMA, Store, StoreError
+from monitor.core.triagelog import sync
 from streams.snapshot import default_snapshot_dir, read_snapshot
 
 __all__ = [
@@ -230,7 +230,7 @@ class DuckDBFileSource(DataSource):
 
     def apply_triage(self, state: str | Path) -> bool:
         """Apply the dashboard's pending triage to this file's ``findings.status``
-        (:mod:`monitor.triagelog`), holding the file read-write for the moment it takes.
+        (:mod:`monitor.core.triagelog`), holding the file read-write for the moment it takes.
         False if another process holds the file (the change stays pending: a sink writing
         the file applies it itself, otherwise the next attempt does)."""
         with self._lock:  # no read of ours is open meanwhile (one DuckDB mode per process)

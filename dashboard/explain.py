@@ -17,7 +17,7 @@ import pandas as pd
 
 from dashboard.text import visible
 from detectors import evidence as E
-from monitor.config import Config
+from monitor.core.config import Config
 
 __all__ = [
     "EFFECT_MEANING",

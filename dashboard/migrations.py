@@ -23,7 +23,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from monitor.errors import AmplimonError
+from monitor.core.errors import AmplimonError
 
 __all__ = ["MIGRATIONS", "Migration", "MigrationError", "current_version", "migrate"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from dashboard.explain import subject_label
-from monitor.config import Config, Disclosure, covers
+from monitor.core.config import Config, Disclosure, covers
 
 __all__ = ["OverviewFilters", "forest_rows", "is_disclosed", "options"]
 

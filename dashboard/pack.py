@@ -7,9 +7,9 @@ known), ``versions.json`` (amplimon, detector and library versions; the runs tha
 the data, with the SHA-256 of their inputs and configuration), ``manifest.json`` listing every
 other file with its SHA-256 and size, when and by whom the pack was made and the signer's key
 fingerprint, and ``signature.json``: the deployment's Ed25519 signature of the exact bytes of
-``manifest.json`` (:mod:`monitor.signing`).
+``manifest.json`` (:mod:`monitor.core.signing`).
 
-:func:`monitor.packverify.verify_pack` (``amplimon verify``) checks it.  The dashboard also
+:func:`monitor.app.packverify.verify_pack` (``amplimon verify``) checks it.  The dashboard also
 records the manifest's SHA-256 when it hands a pack out (the ``exports`` table), so that a
 pack can be matched against that record too (``amplimon verify --expect SHA256``).
 
@@ -35,12 +35,14 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard import chartdata, charts, explain
+import dashboard.chartdata as chartdata
+import dashboard.charts as charts
+import dashboard.explain as explain
 from dashboard.csvsafe import to_csv
 from dashboard.state import AuditEntry
-from monitor.config import Config
-from monitor.packverify import FORMAT, VerifyResult, verify_pack
-from monitor.signing import ALGORITHM, SigningKey
+from monitor.app.packverify import FORMAT, VerifyResult, verify_pack
+from monitor.core.config import Config
+from monitor.core.signing import ALGORITHM, SigningKey
 
 __all__ = ["FORMAT", "Pack", "VerifyResult", "build_pack", "verify_pack"]
 

@@ -1,6 +1,6 @@
 """The commission's registries as tables, and validation of an uploaded configuration.
 
-An upload goes through :func:`monitor.config.load_config` — the very function the CLI uses —
+An upload goes through :func:`monitor.core.config.load_config` — the very function the CLI uses —
 on a temporary copy named like the upload, so an admin sees the same one-line messages
 (``amplimon.yaml: windows[0]: end is before start``) as ``amplimon replay`` would print.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from monitor.config import Config, ConfigError, load_config
+from monitor.core.config import Config, ConfigError, load_config
 
 __all__ = [
     "Upload",

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from dashboard.migrations import MigrationError, migrate
-from monitor.errors import AmplimonError
+from monitor.core.errors import AmplimonError
 
 __all__ = ["AuditEntry", "Conflict", "StateError", "StateStore", "utc_now"]
 

@@ -5,7 +5,7 @@ registry upload) and are never interpreted: a ``platform`` of
 ``[Verify evidence here](https://…)`` or ``![x](https://…/i.png)`` must show those characters,
 not a link and not an image fetched from someone else's host with the dashboard as referrer.
 
-* :func:`visible` (:mod:`monitor.textsafe`) — for any text a person reads (markdown, plain
+* :func:`visible` (:mod:`monitor.core.textsafe`) — for any text a person reads (markdown, plain
   labels, the pack README): control characters become a space, and invisible *format*
   characters (bidi overrides and isolates such as U+202E, zero-width spaces and joiners,
   U+FEFF) are shown as ``⟨U+202E⟩``, so that a hostile id cannot reorder or hide what an
@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from monitor.textsafe import visible
+from monitor.core.textsafe import visible
 
 __all__ = ["md", "visible"]
 

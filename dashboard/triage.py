@@ -2,7 +2,7 @@
 
 Every change is appended to the dashboard's ``audit_log``, which is also the outbox that
 brings it into the store of record, ``findings.status`` in DuckDB, with one writer per
-file (:mod:`monitor.triagelog`: the live sink applies it, or the dashboard itself for a
+file (:mod:`monitor.core.triagelog`: the live sink applies it, or the dashboard itself for a
 replay's file that no process writes).  The status shown is the latest entry's
 ``to_status``, else the finding's own status — so the page is right at once, before the
 store has caught up, and a sink update of the finding (new numbers, new evidence) never
@@ -27,7 +27,7 @@ import pandas as pd
 
 from dashboard.auth import User
 from dashboard.state import AuditEntry, StateStore
-from monitor.errors import AmplimonError
+from monitor.core.errors import AmplimonError
 
 __all__ = [
     "ACTIONS",

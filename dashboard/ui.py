@@ -18,15 +18,15 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from dashboard import triage
+import dashboard.triage as triage
 from dashboard.auth import Auth, User
 from dashboard.data import DataSource, DuckDBFileSource, Snapshot, open_source
 from dashboard.settings import DashboardSettings
 from dashboard.state import StateStore
 from dashboard.text import md
-from monitor.config import Config, ConfigError, load_config, parse_config
-from monitor.settings import load_settings
-from monitor.signing import SigningKey, signing_key_from
+from monitor.core.config import Config, ConfigError, load_config, parse_config
+from monitor.core.signing import SigningKey, signing_key_from
+from streams.settings import load_settings
 
 __all__ = [
     "ActiveConfig",
@@ -73,8 +73,8 @@ def _signing_key(fingerprint_of_settings: str) -> SigningKey:
 
 
 def signing_key() -> SigningKey:
-    """The deployment's evidence-signing key (:mod:`monitor.signing`); raises
-    :class:`~monitor.signing.SigningKeyError` with a one-line message."""
+    """The deployment's evidence-signing key (:mod:`monitor.core.signing`); raises
+    :class:`~monitor.core.signing.SigningKeyError` with a one-line message."""
     s = load_settings()
     return _signing_key(repr((s.signing_key_file, s.data_dir, s.signer, s.signing_key is not None)))
 

@@ -19,7 +19,7 @@ from detectors.rank_uplift import RankUplift
 from detectors.registry import REGISTRY, DetectorSpec, alpha_shares, register
 from detectors.score_shift import ScoreShift
 from detectors.undisclosed import UndisclosedIntervention
-from monitor.config import Config, ConfigError
+from monitor.core.config import Config, ConfigError
 
 __all__ = [
     "REGISTRY",

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 
 from detectors._scopes import WHOLE, Scope, candidate_scopes
-from monitor.config import Config, Window, covers
-from monitor.contract import Exposure
+from monitor.core.config import Config, Window, covers
+from monitor.core.contract import Exposure
 
 __all__ = ["PAIRED_FIELDS", "CellSums", "HoldoutReducer", "HoldoutState", "TickSums", "WindowInfo"]
 

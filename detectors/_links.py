@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
-from monitor.contract import Exposure
+from monitor.core.contract import Exposure
 
 __all__ = ["SlateLinks"]
 

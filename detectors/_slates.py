@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from detectors.base import Tick
-from monitor.config import Config, covers
+from monitor.core.config import Config, covers
 
 __all__ = ["SlateEntries", "slate_entries"]
 
@@ -71,7 +71,7 @@ def _coverage(
     config: Config, platform: str, intervention: str, actor: str, region: str
 ) -> tuple[tuple[float, float], ...]:
     """Periods ``[start, end)`` (ms) during which a disclosure covers ``intervention`` on
-    ``actor``'s items in ``region`` (:meth:`monitor.config.Disclosure.covers`, memoised)."""
+    ``actor``'s items in ``region`` (:meth:`monitor.core.config.Disclosure.covers`, memoised)."""
     key = (id(config), platform, intervention, actor, region)
     cached = _coverage_cache.get(key)
     if cached is not None and cached[0] is config:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.config import Config, Disclosure, Window, covers
+from monitor.core.config import Config, Disclosure, Window, covers
 
 __all__ = ["covering_disclosures", "disclosure_json", "window_subjects"]
 

@@ -15,9 +15,9 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from detectors import evidence
+import detectors.evidence as evidence
 from detectors.evidence import finite_float
-from monitor.records import ms_to_datetime
+from monitor.core.records import ms_to_datetime
 
 __all__ = ["Trace"]
 

@@ -21,7 +21,7 @@ from typing import ClassVar
 from detectors.base import Detector, DetectorContext, Tick
 from detectors.ledger import Cell, CellKey, SubjectKey
 from detectors.stats import ratio_ci
-from monitor.records import Finding, Measurement
+from monitor.core.records import Finding, Measurement
 
 __all__ = ["AmplificationTable", "measure"]
 

@@ -1,9 +1,10 @@
 """The detector interface: one small uniform object per statistic, driven tick by tick.
 
-A driver (replay, the Faust worker, the self-audit) feeds every detector the same sequence of
-event-time :class:`Tick` batches — all deduplicated events with ``start_ms <= ts < end_ms`` —
-in tick order, and after each tick asks it to ``evaluate``.  Results therefore depend only on
-event time, never on arrival order within the lateness allowance.
+A driver (replay, the live pipeline's stage two, the self-audit) feeds every detector the
+same sequence of event-time :class:`Tick` batches — all deduplicated events with
+``start_ms <= ts < end_ms`` — in tick order, and after each tick asks it to ``evaluate``.
+Results therefore depend only on event time, never on arrival order within the lateness
+allowance.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
 from detectors.ledger import ExposureLedger
-from monitor.config import Config
-from monitor.contract import Exposure, Ranking
-from monitor.records import Detectability, Finding, Measurement
+from monitor.core.config import Config
+from monitor.core.contract import Exposure, Ranking
+from monitor.core.records import Detectability, Finding, Measurement
 
 __all__ = ["Detector", "DetectorContext", "Tick"]
 

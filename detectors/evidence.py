@@ -4,7 +4,7 @@ A finding's ``evidence`` (``findings.evidence``, JSON) is one member of :data:`E
 tagged by ``kind`` = the detector's name (``platform_change`` for the informational kind two
 detectors raise, ``log_integrity`` for the checks on the platform's logs) and carrying the
 ``version`` of its schema.  Detectors build their evidence through :func:`build`, which
-validates it against the struct and returns its JSON form (what :class:`~monitor.records.
+validates it against the struct and returns its JSON form (what :class:`~monitor.core.records.
 Finding` carries and the store writes); every reader — dashboard, audit report, evidence
 packs, CLI — goes through :func:`decode`, never through the raw keys.
 

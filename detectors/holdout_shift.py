@@ -163,7 +163,8 @@ import msgspec
 import numpy as np
 import scipy.sparse as sp
 
-from detectors import evidence, severity
+import detectors.evidence as evidence
+import detectors.severity as severity
 from detectors._holdout_look import (
     LookArrays,
     hour_weights,
@@ -192,8 +193,8 @@ from detectors.sequential import (
     mde_log,
     mde_rows,
 )
-from monitor.config import Window
-from monitor.records import Detectability, Finding, ms_to_datetime
+from monitor.core.config import Window
+from monitor.core.records import Detectability, Finding, ms_to_datetime
 
 __all__ = ["HoldoutShift"]
 

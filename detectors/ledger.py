@@ -31,8 +31,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from monitor.config import Config, Window, covers
-from monitor.contract import Exposure
+from monitor.core.config import Config, Window, covers
+from monitor.core.contract import Exposure
 
 __all__ = ["ArmCounts", "Cell", "CellKey", "ExposureLedger", "SubjectKey"]
 

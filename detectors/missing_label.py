@@ -45,12 +45,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from detectors import evidence, severity
+import detectors.evidence as evidence
+import detectors.severity as severity
 from detectors._links import SlateLinks
 from detectors.base import Detector, DetectorContext, Tick
 from detectors.stats import clopper_pearson, label_share_log_e
-from monitor.config import Window, covers
-from monitor.records import Finding, ms_to_datetime
+from monitor.core.config import Window, covers
+from monitor.core.records import Finding, ms_to_datetime
 
 __all__ = ["MissingLabel"]
 

@@ -89,7 +89,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import stats
 
-from detectors import evidence
+import detectors.evidence as evidence
 from detectors._elasticity import Elasticity, ItemExposure, fit_elasticity, slate_relative
 from detectors._holdout_stats import item_variance
 from detectors._slates import SlateEntries, slate_entries
@@ -108,8 +108,8 @@ from detectors.sequential import (
     sequential_finding,
     test_evidence,
 )
-from monitor.config import Window
-from monitor.records import Detectability, Finding, ms_to_datetime
+from monitor.core.config import Window
+from monitor.core.records import Detectability, Finding, ms_to_datetime
 
 __all__ = ["RankUplift", "two_way_cluster_var"]
 

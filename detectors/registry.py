@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.config import declare_detector
+from monitor.core.config import declare_detector
 
 __all__ = ["DetectorSpec", "REGISTRY", "alpha_shares", "register"]
 

@@ -113,7 +113,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from detectors import evidence
+import detectors.evidence as evidence
 from detectors._elasticity import Elasticity, ItemExposure, fit_elasticity, slate_relative
 from detectors._holdout_stats import Reference, item_variance, platform_reference
 from detectors._slates import SlateEntries, slate_entries
@@ -132,8 +132,8 @@ from detectors.sequential import (
     sequential_finding,
     test_evidence,
 )
-from monitor.config import Window
-from monitor.records import Detectability, Finding, ms_to_datetime
+from monitor.core.config import Window
+from monitor.core.records import Detectability, Finding, ms_to_datetime
 
 __all__ = ["ScoreShift"]
 

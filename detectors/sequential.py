@@ -407,10 +407,10 @@ def sequential_finding(
     evidence: dict[str, Any],
     m: int | None = None,
 ) -> Any:
-    """The :class:`~monitor.records.Finding` of subject ``i``: always-valid adjusted p-value
+    """The :class:`~monitor.core.records.Finding` of subject ``i``: always-valid adjusted p-value
     ``min(1, m / max_t E_t)``, severity from the confidence bound, event time of the crossing."""
-    from detectors import severity
-    from monitor.records import Finding, ms_to_datetime
+    import detectors.severity as severity
+    from monitor.core.records import Finding, ms_to_datetime
 
     kind_s, name = subject
     lo, hi = ci
@@ -444,9 +444,9 @@ def mde_rows(
     tests: Any,
     n_exposures: ArrayLike,
 ) -> list[Any]:
-    """One :class:`~monitor.records.Detectability` row per subject: ``mde_up = exp(θ*)`` with
+    """One :class:`~monitor.core.records.Detectability` row per subject: ``mde_up = exp(θ*)`` with
     ``θ*`` from :func:`mde_log` at the final variance, ``mde_down = 1 / mde_up``."""
-    from monitor.records import Detectability
+    from monitor.core.records import Detectability
 
     k = len(subjects)
     tau = np.asarray(tau, dtype=float)

@@ -4,7 +4,7 @@ Rule: a ranking slate served during a window (``ts`` in ``[start, end)``, region
 the window's jurisdiction) contains an item of a registered actor monitored in that window,
 with an intervention id in ``interventions`` that **no disclosure covers** (same platform and
 intervention id; the actor or its group listed, or none listed; the region covered; ``ts`` in
-the disclosure's period — :meth:`monitor.config.Disclosure.covers`).
+the disclosure's period — :meth:`monitor.core.config.Disclosure.covers`).
 
 This is a logged fact, not a statistical inference: it spends no false-alarm budget and its
 ``p_value`` is null.  ``effect`` (with CI) is the actor's ranked ÷ holdout exposure ratio in
@@ -18,11 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from detectors import evidence, severity
+import detectors.evidence as evidence
+import detectors.severity as severity
 from detectors._links import SlateLinks
 from detectors.amplification import measure
 from detectors.base import Detector, DetectorContext, Tick
-from monitor.records import Finding, ms_to_datetime
+from monitor.core.records import Finding, ms_to_datetime
 
 __all__ = ["UndisclosedIntervention"]
 

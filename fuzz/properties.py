@@ -18,10 +18,10 @@ from typing import Any
 
 import msgspec
 
-from monitor.config import Config, ConfigError, ConfigWarning, load_config, parse_config
-from monitor.contract import Exposure, Ranking, Rejected, decode, decode_obj
-from monitor.engine import Engine, StreamStats
-from monitor.replay import drive
+from monitor.app.replay import drive
+from monitor.core.config import Config, ConfigError, ConfigWarning, load_config, parse_config
+from monitor.core.contract import Exposure, Ranking, Rejected, decode, decode_obj
+from monitor.engine.run import Engine, StreamStats
 from streams.files import MAX_RECORD_BYTES, merge_by_time, read_file
 from streams.kafka.driver import EngineDriver, Message, is_end_of_stream
 from streams.memory import ListOutput

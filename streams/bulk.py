@@ -1,7 +1,7 @@
 """Columnar shards of decoded events: the contract decoder decides, DuckDB writes the columns.
 
 Pass 1 of staging (:mod:`streams.staging`) turns every accepted record into typed columns.
-Validation stays with the one exact decoder (:mod:`monitor.contract`, msgspec — the decoder
+Validation stays with the one exact decoder (:mod:`monitor.core.contract`, msgspec — the decoder
 the live worker uses), so the accept/reject decision and the dead-letter reason are the live
 ones *by construction*: there is no second validator to drift from it.  What would be slow in
 Python — building a column value by value — is done in bulk: a batch of decoded events is
@@ -21,7 +21,7 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
-from monitor.contract import Exposure, Ranking
+from monitor.core.contract import Exposure, Ranking
 
 __all__ = ["EVENT_SCHEMAS", "ShardWriter"]
 

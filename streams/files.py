@@ -6,7 +6,7 @@ timestamp), so memory is one record per file plus the engine's reorder buffer.  
 expected to be in arrival order, i.e. roughly time-ordered; disorder within the lateness
 allowance is absorbed by the engine, beyond it the late records become dead letters.
 
-A bad line is a :class:`monitor.contract.Rejected` at its place in the stream (``file:line``).
+A bad line is a :class:`monitor.core.contract.Rejected` at its place in the stream (``file:line``).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from monitor.contract import Event, Rejected, decode, decode_obj
-from monitor.errors import AmplimonError
-from monitor.ingest import Frontier
+from monitor.core.contract import Event, Rejected, decode, decode_obj
+from monitor.core.errors import AmplimonError
+from monitor.engine.ingest import Frontier
 
 __all__ = [
     "MAX_RECORD_BYTES",
@@ -284,7 +284,7 @@ def _timed(
     records: Iterable[Record], file_no: int, guard_ms: int
 ) -> Iterator[tuple[int, int, int, Record]]:
     """Each record with its file's merge key: the file's corroborated frontier
-    (:class:`monitor.ingest.Frontier`), so one far-ahead record cannot make the merge drain
+    (:class:`monitor.engine.ingest.Frontier`), so one far-ahead record cannot make the merge drain
     every other file before the rest of its own."""
     front = Frontier(guard_ms)
     last = -(2**62)

@@ -6,8 +6,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.contract import decode_obj
-from monitor.records import DeadLetter, Detectability, Finding, Measurement
+from monitor.core.contract import decode_obj
+from monitor.core.records import DeadLetter, Detectability, Finding, Measurement
 from streams.files import Record
 
 __all__ = ["ListOutput", "records_from_dicts"]

@@ -17,7 +17,7 @@ DuckDB connection with the store's table names and schema.
 A publish is all or nothing: every table is written to its temporary file first, and only
 when all are complete are they moved into place.  A write that fails (disk full, no
 permission) deletes the temporary files, leaves the previous snapshot as it was and raises
-:class:`~monitor.store.StoreError` (one line).  Temporary files of a writer killed mid-way are
+:class:`~monitor.core.store.StoreError` (one line).  Temporary files of a writer killed mid-way are
 removed by the next :class:`SnapshotPublisher`.
 """
 
@@ -34,8 +34,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from monitor.records import utc_now
-from monitor.store import SCHEMA, Store, StoreError
+from monitor.core.records import utc_now
+from monitor.core.store import SCHEMA, Store, StoreError
 
 __all__ = [
     "SNAPSHOT_TABLES",

@@ -5,7 +5,7 @@ lines within and across files carries no meaning*).  Staging turns any order of 
 records into the same event-time-ordered, deduplicated stream, out of core:
 
 **Pass 1 — decode (parallel).**  Every line (JSON Lines, gzip) or row (Parquet) is decoded by
-the contract decoder (:mod:`monitor.contract`, the one the live worker uses, so the accept /
+the contract decoder (:mod:`monitor.core.contract`, the one the live worker uses, so the accept /
 reject decision and the reason are exactly the live ones).  ``workers`` processes share each
 file: worker ``w`` of ``n`` decodes lines ``i ≡ w (mod n)`` (Parquet: record batches).  An
 accepted record is written to a columnar Parquet shard as its key (platform, event_id,
@@ -48,8 +48,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from monitor.contract import Exposure, Ranking, Rejected
-from monitor.ingest import ClosedTick
+from monitor.core.contract import Exposure, Ranking, Rejected
+from monitor.engine.ingest import ClosedTick
 from streams.bulk import EVENT_SCHEMAS, ShardWriter
 from streams.files import SourceError, iter_records, location, read_raw
 

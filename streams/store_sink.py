@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from monitor.records import DeadLetter, Detectability, Finding, Measurement
-from monitor.store import Store
+from monitor.core.records import DeadLetter, Detectability, Finding, Measurement
+from monitor.core.store import Store
 
 __all__ = ["StoreOutput"]
 
@@ -52,7 +52,8 @@ class StoreOutput:
 
     def flush(self) -> None:
         """Write the buffers in one transaction: on a failed write (disk full) none of them
-        is stored, and they are kept (the caller gets the :class:`~monitor.store.StoreError`)."""
+        is stored, and they are kept (the caller gets the
+        :class:`~monitor.core.store.StoreError`)."""
         if not (self._findings or self._measurements or self._dead or self._detectability):
             return
         store = self.store

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from monitor.config import Config, parse_config
-from monitor.records import Finding, Measurement
+from monitor.core.config import Config, parse_config
+from monitor.core.records import Finding, Measurement
 from streams.files import merge_by_time
 from streams.memory import records_from_dicts
 from streams.simulator import scenario, simulate

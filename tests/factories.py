@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from monitor.config import Config, parse_config
+from monitor.core.config import Config, parse_config
 
 T0 = 1_777_593_600_000  # 2026-05-01T00:00:00Z in epoch ms
 HOUR = 3_600_000

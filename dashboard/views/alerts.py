@@ -13,7 +13,7 @@ from dashboard import alerts, charts, explain, ui
 from dashboard.alerts import FILTER_LABELS, Filters
 from dashboard.csvsafe import to_csv
 from dashboard.text import md
-from monitor.config import Config
+from monitor.core.config import Config
 
 __all__ = ["render"]
 

@@ -14,8 +14,8 @@ from dashboard.csvsafe import to_csv
 from dashboard.data import SnapshotDirSource
 from dashboard.state import Conflict
 from dashboard.text import md, visible
-from monitor.config import Config
-from monitor.signing import SigningKeyError
+from monitor.core.config import Config
+from monitor.core.signing import SigningKeyError
 
 __all__ = ["render"]
 

@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard import registries, ui
 from dashboard.text import md
-from monitor.config import ConfigError
+from monitor.core.config import ConfigError
 
 __all__ = ["render"]
 

@@ -98,9 +98,9 @@ Look-alike actor ids (subject ``actor_lookalike:<actor>``, :mod:`._lookalike`)
 -----------------------------------------------------------------------------
 Declared aliases already count for their actor in every detector (the analysis resolves
 them before any detector sees a tick).  An *unregistered* id in an exposure or a ranking
-item that :meth:`monitor.identity.IdentityIndex.near_miss` finds to mimic a registered id or
+item that :meth:`monitor.core.identity.IdentityIndex.near_miss` finds to mimic a registered id or
 alias (normalisation or a small cosmetic edit distance; its false-positive rates are in
-:mod:`monitor.identity`) is a finding naming the registered actor (``?<id>`` and every
+:mod:`monitor.core.identity`) is a finding naming the registered actor (``?<id>`` and every
 candidate when ambiguous), with each disguised id, its rule, reasons and the characters
 that differ, the exposures and slate entries involved and example event ids.  The evidence's
 ``sensitivity`` block — labelled as such — gives the actor's amplification ratio per period

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from detectors.severity import by_placements
-from monitor.records import Finding
+from monitor.core.records import Finding
 
 from ._frame import Frame, Key
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from detectors.sequential import log_threshold
-from monitor.config import Config, Window, covers
-from monitor.records import Finding, ms_to_datetime
+from monitor.core.config import Config, Window, covers
+from monitor.core.records import Finding, ms_to_datetime
 
 __all__ = ["Frame", "Key", "Running", "Scope"]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detectors.severity import by_gap_minutes
-from monitor.records import Finding, ms_to_datetime
+from monitor.core.records import Finding, ms_to_datetime
 
 from ._frame import Frame, Key
 

@@ -14,7 +14,7 @@ from detectors.ledger import ExposureLedger
 from detectors.sequential import adjusted_p
 from detectors.severity import by_contradiction_share, by_relative_deviation
 from detectors.stats import clopper_pearson
-from monitor.records import Detectability, Finding
+from monitor.core.records import Detectability, Finding
 
 from ._between import BetweenTest
 from ._frame import Frame, Key, Running, Scope

@@ -7,9 +7,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from detectors.severity import by_unlabelled_share
-from monitor.config import Disclosure
-from monitor.contract import Exposure, Ranking
-from monitor.records import Finding
+from monitor.core.config import Disclosure
+from monitor.core.contract import Exposure, Ranking
+from monitor.core.records import Finding
 
 from ._frame import Frame, Key, Scope
 

@@ -10,8 +10,8 @@ from typing import Any
 from detectors.sequential import adjusted_p
 from detectors.severity import by_contradiction_share
 from detectors.stats import clopper_pearson, label_share_log_e
-from monitor.contract import Exposure, Ranking
-from monitor.records import Finding, ms_to_datetime
+from monitor.core.contract import Exposure, Ranking
+from monitor.core.records import Finding, ms_to_datetime
 
 from ._frame import Frame, Key, Running, Scope
 from ._slates import compact, position

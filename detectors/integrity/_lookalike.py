@@ -1,5 +1,5 @@
 """Look-alike actor ids: an unregistered id in the logs that mimics a registered id or alias
-(:meth:`monitor.identity.IdentityIndex.near_miss`) — the disguise of a registered actor's
+(:meth:`monitor.core.identity.IdentityIndex.near_miss`) — the disguise of a registered actor's
 items.  A rule on logged facts (no p-value, no alpha); the evidence holds a sensitivity
 analysis: the registered actor's amplification ratio with and without the disguised
 exposures."""
@@ -12,9 +12,9 @@ from typing import Any
 from detectors.ledger import ExposureLedger
 from detectors.severity import by_placements
 from detectors.stats import ratio_ci
-from monitor.contract import Exposure, Ranking
-from monitor.identity import IdentityIndex, NearMiss
-from monitor.records import Finding
+from monitor.core.contract import Exposure, Ranking
+from monitor.core.identity import IdentityIndex, NearMiss
+from monitor.core.records import Finding
 
 from ._frame import Frame, Key, Scope
 
@@ -135,7 +135,7 @@ class LookalikeCheck:
         evidence: dict[str, Any] = {
             "rule": "actor ids the registry does not list that read as a registered id or "
             "alias (Unicode normalisation, confusable characters, case, white space, "
-            "punctuation, or a small cosmetic edit distance: monitor.identity)",
+            "punctuation, or a small cosmetic edit distance: monitor.core.identity)",
             "actor": actor,
             "candidates": actors,
             "ids": ids,

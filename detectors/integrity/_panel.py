@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from detectors.sequential import adjusted_p
 from detectors.severity import by_contradiction_share
 from detectors.stats import clopper_pearson, label_share_log_e
-from monitor.contract import Exposure
-from monitor.records import Finding
+from monitor.core.contract import Exposure
+from monitor.core.records import Finding
 
 from ._frame import Frame, Key, Running
 

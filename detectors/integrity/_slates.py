@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from monitor.contract import RankedItem
+from monitor.core.contract import RankedItem
 
 __all__ = ["compact", "position"]
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from detectors.base import Detector, DetectorContext, Tick
-from monitor.records import Detectability, Finding
+from monitor.core.records import Detectability, Finding
 
 from ._duplicates import DuplicateCheck
 from ._exposures import ExposureShareTest

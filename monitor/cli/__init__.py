@@ -3,7 +3,7 @@
 Each command lives in its own ``_name`` module with a ``register(app)`` function.  Every
 failure the user can fix — a bad argument, an unreadable file, an invalid configuration —
 ends as **one line** on stderr, ``amplimon: <problem>``, and exit status 2; no traceback.
-A configuration that is valid but probably not meant (:class:`monitor.config.ConfigWarning`)
+A configuration that is valid but probably not meant (:class:`monitor.core.config.ConfigWarning`)
 is one line ``amplimon: warning: <problem>`` on stderr, printed when it is found.
 """
 
@@ -33,8 +33,8 @@ from monitor.cli import (
     _research,
     _simulate,
 )
-from monitor.config import ConfigWarning
-from monitor.errors import AmplimonError
+from monitor.core.config import ConfigWarning
+from monitor.core.errors import AmplimonError
 
 __all__ = ["app", "main"]
 

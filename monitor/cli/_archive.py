@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from monitor.config import ConfigError, load_config
-from monitor.privacy import load_pseudonymiser
-from monitor.replay import Existing, replay
-from monitor.settings import env_name, load_settings
+from monitor.app.replay import Existing, replay
+from monitor.core.config import ConfigError, load_config
+from monitor.core.privacy import load_pseudonymiser
+from streams.settings import env_name, load_settings
 
 __all__ = ["ArrivalOrder", "Mode", "Replace", "WorkDir", "Workers", "existing_mode", "run_archive"]
 

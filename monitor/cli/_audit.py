@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from monitor.settings import env_name
+from streams.settings import env_name
 
 __all__ = ["register"]
 
@@ -65,7 +65,7 @@ def cmd_audit(
     ] = None,
 ) -> None:
     """Run every detector on a platform's logs and write a self-contained audit report."""
-    from monitor.audit import PdfError, run_audit
+    from monitor.app.audit import PdfError, run_audit
 
     if not exposure and not ranking:
         raise typer.BadParameter("give at least one --exposure or --ranking file")

@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from dashboard.settings import ENV, default_state_path
-from monitor.config import load_config
-from monitor.settings import env_name
+from monitor.core.config import load_config
+from streams.settings import env_name
 
 __all__ = ["register"]
 

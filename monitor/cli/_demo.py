@@ -20,7 +20,7 @@ import typer
 
 from monitor.cli._findings import print_findings, wide_console
 from monitor.cli._ports import free_port_from, port_free
-from monitor.settings import env_name, load_settings
+from streams.settings import env_name, load_settings
 
 __all__ = ["dashboard_port", "register", "run_offline"]
 
@@ -29,8 +29,8 @@ def run_offline(
     out: Path, scenario_name: str = "default", seed: int = 1, *, keep: bool = True
 ) -> Path:
     """Simulate, replay, print; returns the DuckDB path (``keep``: ``out`` stays after)."""
-    from monitor.config import load_config
-    from monitor.replay import replay
+    from monitor.app.replay import replay
+    from monitor.core.config import load_config
     from streams.simulator import scenario, write_simulation
 
     console = wide_console()
@@ -110,7 +110,7 @@ def cmd_demo(
         if offline:
             run_offline(work, scenario_name, seed, keep=out is not None)
             return
-        from monitor.cli import _live_demo  # the live pipeline is imported only when used
+        import monitor.cli._live_demo as _live_demo  # the live pipeline is imported only when used
 
         assert chosen is not None
         _live_demo.run(

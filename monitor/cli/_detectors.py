@@ -11,7 +11,7 @@ from rich.table import Table
 from detectors import REGISTRY, default_names
 from detectors.registry import alpha_shares
 from monitor.cli._findings import wide_console
-from monitor.config import Detection, load_config
+from monitor.core.config import Detection, load_config
 
 __all__ = ["register"]
 

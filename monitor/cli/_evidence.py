@@ -1,5 +1,5 @@
 """``amplimon verify``, ``amplimon pack`` and ``amplimon keys export``: evidence packs without a
-browser (:mod:`monitor.packverify`, :mod:`monitor.signing`, :mod:`dashboard.pack`)."""
+browser (:mod:`monitor.app.packverify`, :mod:`monitor.core.signing`, :mod:`dashboard.pack`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from monitor.packverify import Trusted
-from monitor.settings import env_name, load_settings
+from monitor.app.packverify import Trusted
+from streams.settings import env_name, load_settings
 
 __all__ = ["register"]
 
@@ -22,7 +22,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 def _trusted(pubkeys: list[str] | None) -> list[Trusted]:
     """Keys (or ``SHA256:`` fingerprints) given with ``--pubkey``, else the deployment's."""
-    from monitor.signing import SigningKeyError, load_public_keys, trusted_keys
+    from monitor.core.signing import SigningKeyError, load_public_keys, trusted_keys
 
     try:
         if not pubkeys:
@@ -64,7 +64,7 @@ def cmd_verify(
     Exit 0: valid, signed by a trusted key. 1: tampered, unsigned or signed by an untrusted
     key. 2: not an evidence pack (or over the reading bounds), or a bad argument.
     """
-    from monitor.packverify import verify_pack
+    from monitor.app.packverify import verify_pack
 
     if not pack.is_file():
         raise _fail(f"{pack}: no such file")
@@ -90,7 +90,7 @@ def cmd_keys_export(
     <data_dir>/signing.key (created there, mode 0600, if absent). Publish the PEM and the
     fingerprint so that officers can check packs with `amplimon verify PACK.zip --pubkey`.
     """
-    from monitor.signing import SigningKeyError, signing_key_from
+    from monitor.core.signing import SigningKeyError, signing_key_from
 
     try:
         key = signing_key_from(load_settings())
@@ -150,8 +150,8 @@ def cmd_pack(
     from dashboard.data import open_source
     from dashboard.settings import default_state_path
     from dashboard.state import StateError, StateStore
-    from monitor.config import load_config
-    from monitor.signing import SigningKeyError, signing_key_from
+    from monitor.core.config import load_config
+    from monitor.core.signing import SigningKeyError, signing_key_from
 
     if not db.exists():
         raise _fail(f"{db}: no such database or snapshot directory")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from monitor.store import StoreError
+from monitor.core.store import StoreError
 
 __all__ = ["existing_duckdb"]
 

@@ -11,8 +11,8 @@ from rich.table import Table
 
 from detectors.evidence import Decoded, Series, decode
 from monitor.cli._files import existing_duckdb
-from monitor.settings import env_name
-from monitor.store import Store
+from monitor.core.store import Store
+from streams.settings import env_name
 
 __all__ = ["print_findings", "register", "wide_console"]
 

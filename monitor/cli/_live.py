@@ -21,7 +21,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from monitor.settings import Settings, env_name, load_settings
+from streams.settings import Settings, env_name, load_settings
 
 __all__ = ["register"]
 
@@ -50,7 +50,7 @@ SessionTimeout = Annotated[
 
 def _pipeline_errors(func: F) -> F:
     """The Kafka clients' errors → one line, exit 2 (amplimon's own errors, pipeline ones
-    included, are :class:`monitor.errors.AmplimonError`: the CLI's entry point says them)."""
+    included, are :class:`monitor.core.errors.AmplimonError`: the CLI's entry point says them)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -237,7 +237,7 @@ def cmd_worker(
     leaving or dying moves units, each resumed from its own checkpoint. Size: partitions ≥
     workers (a unit is the smallest share). Stage two is `amplimon merge`. See docs/live.md.
     """
-    from monitor.config import load_config
+    from monitor.core.config import load_config
     from streams.kafka.worker import WorkerOptions, run_worker
 
     _logging(verbose)
@@ -284,7 +284,7 @@ def cmd_merge(
     it takes a partition (start, kill, rebalance). Findings, measurements and detectability
     go to the topics the sink reads.
     """
-    from monitor.config import load_config
+    from monitor.core.config import load_config
     from streams.kafka.merge import MergeOptions, MergeStats, run_merge
 
     _logging(verbose)

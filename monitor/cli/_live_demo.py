@@ -20,7 +20,7 @@ from types import FrameType
 import typer
 
 from monitor.cli._ports import wait_until_serving
-from monitor.records import utc_now
+from monitor.core.records import utc_now
 
 __all__ = ["DEMO_PASSWORD", "DEMO_USER", "run", "simulate_recent"]
 

@@ -8,10 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from monitor.app.retention import PurgeReport, parse_cut, purge
 from monitor.cli._files import existing_duckdb
 from monitor.cli._findings import wide_console
-from monitor.retention import PurgeReport, parse_cut, purge
-from monitor.settings import env_name, load_settings
+from streams.settings import env_name, load_settings
 
 __all__ = ["print_report", "register"]
 

@@ -16,7 +16,7 @@ from monitor.cli._archive import (
     existing_mode,
     run_archive,
 )
-from monitor.settings import env_name
+from streams.settings import env_name
 
 __all__ = ["register"]
 

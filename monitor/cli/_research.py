@@ -21,7 +21,7 @@ from monitor.cli._archive import (
     run_archive,
 )
 from monitor.cli._files import existing_duckdb
-from monitor.settings import env_name
+from streams.settings import env_name
 
 __all__ = ["register"]
 
@@ -127,7 +127,7 @@ def cmd_diff(
     all_rows: Annotated[bool, typer.Option("--all", help="list unchanged findings too")] = False,
 ) -> None:
     """Compare two runs' findings: new, gone, changed effect or timing."""
-    from monitor.research import diff_runs
+    from monitor.app.research import diff_runs
 
     if effect_tol < 0 or time_tol < 0:
         raise typer.BadParameter("tolerances must be >= 0")
@@ -191,7 +191,7 @@ def cmd_export(
     parquet: Annotated[Path, typer.Option("--parquet", help="directory for <table>.parquet")],
 ) -> None:
     """Write every table of a store as Parquet files (for notebooks)."""
-    from monitor.research import export_parquet
+    from monitor.app.research import export_parquet
 
     written = export_parquet(existing_duckdb(db), parquet)
     for table, n in written.items():

@@ -1,6 +1,6 @@
 """amplimon on Kafka: embedded broker, topics, producer, worker, sink and archive.
 
-Every client takes its connection and topic names from :class:`monitor.settings.Settings`;
+Every client takes its connection and topic names from :class:`streams.settings.Settings`;
 see ``docs/live.md`` for the pipeline, delivery guarantees and partitioning.
 """
 

@@ -1,4 +1,4 @@
-"""Client options from the one :class:`monitor.settings.Settings` object.
+"""Client options from the one :class:`streams.settings.Settings` object.
 
 Every Kafka client amplimon creates (kafka-python for the producer, admin, sink and archive;
 aiokafka for the worker) gets its bootstrap servers and TLS/SASL options from here, so a
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitor.settings import Settings
 from streams.kafka._errors import PipelineError
+from streams.settings import Settings
 
 __all__ = [
     "EPOCH_HEADER",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.errors import AmplimonError
+from monitor.core.errors import AmplimonError
 
 __all__ = ["PipelineError"]
 

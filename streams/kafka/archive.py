@@ -16,7 +16,7 @@ and of DuckDB: ``SELECT * FROM read_parquet('DIR/*/topic=exposure/*/*.parquet',
 hive_partitioning = true)``.
 
 Only contract-valid events are archived (the worker dead-letters the others), and ``user``
-holds the keyed pseudonym (:mod:`monitor.privacy`, the worker's key), never the raw key.
+holds the keyed pseudonym (:mod:`monitor.core.privacy`, the worker's key), never the raw key.
 Offsets are committed after the files are in place (at-least-once): after a crash a few
 events may be archived twice, which replay's deduplication by ``event_id`` absorbs.
 """
@@ -38,12 +38,12 @@ import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from monitor.contract import Rejected, decode
-from monitor.privacy import Pseudonymiser, load_pseudonymiser
-from monitor.settings import Settings
+from monitor.core.contract import Rejected, decode
+from monitor.core.privacy import Pseudonymiser, load_pseudonymiser
 from streams.kafka._config import Topics, kafka_python_options
 from streams.kafka._heartbeat import Heartbeat
 from streams.kafka.driver import Message, is_end_of_stream
+from streams.settings import Settings
 
 __all__ = ["SCHEMAS", "ArchiveOptions", "ArchiveStats", "Archiver", "run_archive"]
 

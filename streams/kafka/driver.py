@@ -1,10 +1,10 @@
-"""Kafka partitions → one :class:`monitor.engine.Engine`: watermarks, end of stream, checkpoints.
+"""Kafka partitions → one :class:`monitor.engine.run.Engine`: watermarks, end, checkpoints.
 
 Framework-free (no client library): a runtime (the aiokafka worker, tests) hands it batches of
 :class:`Message` and stores the :class:`Checkpoint` it returns.
 
 **Watermark.**  Each input partition ``p`` (of both topics) tracks ``max_p`` = its
-corroborated event-time frontier (:class:`monitor.ingest.Frontier`: the newest event time,
+corroborated event-time frontier (:class:`monitor.engine.ingest.Frontier`: the newest event time,
 except that one record far ahead of the rest is held until others corroborate it).  The
 engine's watermark is ``min_p max_p − lateness``, so a
 partition that is read later than another (consumer lag, a slow broker) never makes its own
@@ -55,10 +55,10 @@ from typing import Protocol
 
 import msgspec
 
-from monitor.analysis import Output
-from monitor.contract import Event, Rejected, decode
-from monitor.ingest import Frontier, Ingest, StreamStats
-from monitor.records import DeadLetter, Detectability, Finding, Measurement
+from monitor.core.contract import Event, Rejected, decode
+from monitor.core.records import DeadLetter, Detectability, Finding, Measurement
+from monitor.engine.analysis import Output
+from monitor.engine.ingest import Frontier, Ingest, StreamStats
 
 __all__ = ["Checkpoint", "DrivenEngine", "EngineDriver", "Message", "TP", "is_end_of_stream"]
 
@@ -79,8 +79,8 @@ class Message:
 
 
 class DrivenEngine(Protocol):
-    """What the driver needs of an engine: a whole :class:`monitor.engine.Engine`, or one
-    unit of a scaled-out stream (:class:`monitor.unit.UnitEngine`)."""
+    """What the driver needs of an engine: a whole :class:`monitor.engine.run.Engine`, or one
+    unit of a scaled-out stream (:class:`monitor.engine.unit.UnitEngine`)."""
 
     auto_watermark: bool
     output: Output
@@ -148,7 +148,7 @@ class Checkpoint(msgspec.Struct, kw_only=True):
 
 
 class DeadLetterNames:
-    """Engine :class:`~monitor.engine.Output` wrapper: sets each dead letter's ``location``
+    """Engine :class:`~monitor.engine.run.Output` wrapper: sets each dead letter's ``location``
     to ``<topic>:<hash>#<n>`` (see the module docstring); everything else passes through."""
 
     limit = 100_000

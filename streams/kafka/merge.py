@@ -1,11 +1,11 @@
 """``amplimon merge``: stage two of the live pipeline — partials of every unit → the detectors.
 
 Stage one (``amplimon worker``, any number of them) sends per-tick partials and unit progress
-to the partials topic, partitioned by platform (:mod:`monitor.partials`).  Stage two owns
+to the partials topic, partitioned by platform (:mod:`monitor.engine.partials`).  Stage two owns
 partitions of that topic in its own consumer group (``<group>-merge``; at most one instance
-per partition does work): for each partition a :class:`monitor.merge.Merger` turns the
+per partition does work): for each partition a :class:`monitor.engine.merge.Merger` turns the
 partials of every unit into complete ticks, in order, and runs the detectors
-(:class:`monitor.analysis.Analysis`, one per platform).  Findings, measurements,
+(:class:`monitor.engine.analysis.Analysis`, one per platform).  Findings, measurements,
 detectability and late-partial dead letters go to the output topics the sink reads.
 
 **State is event-sourced.**  The partials topic *is* stage two's changelog: it holds, per
@@ -38,18 +38,18 @@ from typing import Any
 
 import msgspec
 
-from monitor.analysis import Analysis, Output
-from monitor.config import Config
-from monitor.merge import Merger
-from monitor.partials import TickPartial, decode
-from monitor.records import DeadLetter
-from monitor.settings import Settings
+from monitor.core.config import Config
+from monitor.core.records import DeadLetter
+from monitor.engine.analysis import Analysis, Output
+from monitor.engine.merge import Merger
+from monitor.engine.partials import TickPartial, decode
 from streams.kafka._config import EPOCH_HEADER, Topics, kafka_python_options
 from streams.kafka._errors import PipelineError
 from streams.kafka._heartbeat import Heartbeat
 from streams.kafka.broker import probe_broker
 from streams.kafka.metrics import MetricsOutput, WorkerMetrics, serve
 from streams.kafka.output import KafkaOutput
+from streams.settings import Settings
 
 __all__ = ["MergeError", "MergeState", "run_merge"]
 

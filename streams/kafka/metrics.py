@@ -44,10 +44,10 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from monitor.records import DeadLetter, Detectability, Finding, Measurement
+from monitor.core.records import DeadLetter, Detectability, Finding, Measurement
 
 if TYPE_CHECKING:
-    from monitor.engine import Output
+    from monitor.engine.run import Output
 
 __all__ = ["MetricsOutput", "SinkMetrics", "WorkerMetrics", "reason_label", "serve"]
 
@@ -140,7 +140,7 @@ class WorkerMetrics:
 
 
 class MetricsOutput:
-    """Engine :class:`~monitor.engine.Output` wrapper that counts dead letters (by topic and
+    """Engine :class:`~monitor.engine.run.Output` wrapper that counts dead letters (by topic and
     reason) and finding versions (by kind and severity), then passes everything on."""
 
     def __init__(self, inner: Output, metrics: WorkerMetrics) -> None:

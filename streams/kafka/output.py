@@ -12,7 +12,7 @@ all versions of one row land on one partition in order:
 1 MiB ``message.max.bytes`` Apache Kafka accepts by default and the worker's 2 MiB request
 limit): one row too large to send would stop the worker for good (it retries, exits, and
 a restart meets the same row).  Dead letters are bounded where they are made
-(:class:`~monitor.records.DeadLetter`); any other row whose JSON is larger is sent
+(:class:`~monitor.core.records.DeadLetter`); any other row whose JSON is larger is sent
 zlib-compressed behind the prefix :data:`PACKED` (lossless; :func:`decode_row` unpacks it,
 up to :data:`MAX_UNPACKED_BYTES`), and a finding whose evidence is still too large keeps
 everything but its evidence, replaced by ``{"omitted": {"bytes", "sha256", "reason"}}``
@@ -28,7 +28,7 @@ from typing import Any, Final
 
 import msgspec
 
-from monitor.records import DeadLetter, Detectability, Finding, Measurement
+from monitor.core.records import DeadLetter, Detectability, Finding, Measurement
 from streams.kafka._config import Topics
 
 __all__ = [
@@ -144,7 +144,7 @@ def decode_row(table: str, value: bytes) -> Row:
 
 
 class KafkaOutput:
-    """Engine :class:`~monitor.engine.Output` that queues messages for the worker to send."""
+    """Engine :class:`~monitor.engine.run.Output` that queues messages for the worker to send."""
 
     def __init__(self, topics: Topics) -> None:
         self.topics = topics

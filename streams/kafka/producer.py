@@ -27,10 +27,10 @@ from typing import Any, Final
 
 import msgspec
 
-from monitor.contract import Rejected
-from monitor.settings import Settings
+from monitor.core.contract import Rejected
 from streams.files import Record, check_readable, merge_by_time, read_file
 from streams.kafka._config import Topics, kafka_python_options
+from streams.settings import Settings
 
 __all__ = [
     "CONTROL_HEADER",

@@ -22,7 +22,7 @@ A message that cannot be decoded is counted and skipped (it is not a platform re
 worker wrote it), never a crash.
 
 **Faults.**  A DuckDB write that fails (disk full, read-only file) rolls the whole batch back
-and ends the sink with one line (:class:`~monitor.store.StoreError`; the CLI prints it and
+and ends the sink with one line (:class:`~monitor.core.store.StoreError`; the CLI prints it and
 exits 2) before the offsets are committed: restarted with space, the sink reads the batch
 again.  A snapshot that cannot be written changes nothing the dashboard reads
 (:mod:`streams.snapshot`) and also ends the sink.  A broker that stops answering (probed every
@@ -47,10 +47,9 @@ from typing import Any
 import duckdb
 import msgspec
 
-from monitor.records import DeadLetter, Detectability, Finding, Measurement, utc_now
-from monitor.settings import Settings
-from monitor.store import Store
-from monitor.triagelog import TriageInbox, state_candidates
+from monitor.core.records import DeadLetter, Detectability, Finding, Measurement, utc_now
+from monitor.core.store import Store
+from monitor.core.triagelog import TriageInbox, state_candidates
 from streams.kafka._config import Topics, kafka_python_options
 from streams.kafka._errors import PipelineError
 from streams.kafka._heartbeat import Heartbeat
@@ -62,6 +61,7 @@ from streams.kafka.broker import (
 )
 from streams.kafka.metrics import SinkMetrics, serve
 from streams.kafka.output import decode_row
+from streams.settings import Settings
 from streams.snapshot import SnapshotPublisher, default_snapshot_dir
 
 __all__ = ["SinkError", "SinkOptions", "SinkStats", "run_sink"]

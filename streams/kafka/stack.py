@@ -30,10 +30,10 @@ from typing import IO, Any
 
 from pydantic import SecretStr
 
-from monitor.settings import Settings, env_name, load_settings
 from streams.kafka._process import die_with_parent
 from streams.kafka.broker import EmbeddedBroker
 from streams.kafka.topics import create_topics
+from streams.settings import Settings, env_name, load_settings
 from streams.snapshot import default_snapshot_dir
 
 __all__ = ["LiveStack", "Service"]

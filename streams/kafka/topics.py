@@ -22,10 +22,10 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from monitor.settings import Settings
 from streams.kafka._config import Topics, kafka_python_options
 from streams.kafka._errors import PipelineError
 from streams.kafka.broker import admin_client
+from streams.settings import Settings
 
 __all__ = ["TopicError", "create_topics", "group_lag", "missing_topics", "topic_plan"]
 

@@ -5,7 +5,7 @@ copy of an event, is on one partition, in the order the platform logged it; both
 have the same number of partitions, so partition ``i`` of the exposure topic and partition
 ``i`` of the ranking topic hold the same users.  That pair is a *unit*.  Any number of
 workers share the units in one consumer group (the range assignor gives each worker whole
-pairs); each unit has its own :class:`monitor.unit.UnitEngine` — decode, dedup over the
+pairs); each unit has its own :class:`monitor.engine.unit.UnitEngine` — decode, dedup over the
 window, pseudonymise, frontier and lateness — driven by the same
 :class:`~streams.kafka.driver.EngineDriver` as before.  A unit's closed ticks leave as
 per-tick partials on the partials topic (key = platform), followed by the unit's progress
@@ -17,9 +17,9 @@ owner of a unit resumes it from the unit's checkpoint.
 **Delivery.**  A unit's partials and dead letters are sent, and acknowledged, before the
 checkpoint that covers them, so a crash loses nothing: the unit is resumed from its last
 checkpoint and sends the partials after it again — the same partials (ingest is
-deterministic), which stage two recognises (:mod:`monitor.merge`).  Checkpoints are per unit
+deterministic), which stage two recognises (:mod:`monitor.engine.merge`).  Checkpoints are per unit
 (``<group>/unit-<i>`` in the state topic): the unit's ingest state as sealed msgpack
-(:mod:`monitor.sealed`; HMAC under a key derived from the deployment secret) — no pickle,
+(:mod:`monitor.core.sealed`; HMAC under a key derived from the deployment secret) — no pickle,
 nothing a record on the broker could turn into code.
 
 **Broker outages.**  A watchdog probes the broker every ``probe_s`` seconds (one metadata
@@ -67,13 +67,12 @@ from typing import Any
 
 import msgspec
 
-from monitor.config import Config
-from monitor.partials import TickPartial, UnitProgress
-from monitor.partials import encode as encode_message
-from monitor.privacy import Pseudonymiser, load_pseudonymiser
-from monitor.sealed import Sealer, SealError
-from monitor.settings import Settings
-from monitor.unit import UnitEngine
+from monitor.core.config import Config
+from monitor.core.privacy import Pseudonymiser, load_pseudonymiser
+from monitor.core.sealed import Sealer, SealError
+from monitor.engine.partials import TickPartial, UnitProgress
+from monitor.engine.partials import encode as encode_message
+from monitor.engine.unit import UnitEngine
 from streams.kafka._config import EPOCH_HEADER, Topics, aiokafka_options, kafka_python_options
 from streams.kafka._errors import PipelineError
 from streams.kafka._heartbeat import Heartbeat
@@ -88,6 +87,7 @@ from streams.kafka.checkpoints import BrokerDataLost, CheckpointStore
 from streams.kafka.driver import Checkpoint, EngineDriver, Message
 from streams.kafka.metrics import MetricsOutput, WorkerMetrics, serve
 from streams.kafka.output import KafkaOutput
+from streams.settings import Settings
 
 __all__ = ["WorkerError", "WorkerOptions", "run_worker"]
 

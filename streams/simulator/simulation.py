@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from . import adversary
+import streams.simulator.adversary as adversary
+
 from .config import build_config
 from .faults import arrange, drop_logs, malformed_lines
 from .feeds import serve

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.auth import Auth
-from monitor.records import DeadLetter
+from monitor.core.records import DeadLetter
 from tests.dashboard import factories as F
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"

@@ -10,8 +10,8 @@ import duckdb
 
 from dashboard.auth import Auth
 from dashboard.state import StateStore
-from monitor.records import DeadLetter, Finding, Measurement
-from monitor.store import Store
+from monitor.core.records import DeadLetter, Finding, Measurement
+from monitor.core.store import Store
 from streams.snapshot import publish_snapshot
 from tests.evidence_support import real_evidence
 

@@ -11,7 +11,7 @@ import pytest
 from dashboard import alerts, triage
 from dashboard.alerts import Filters
 from dashboard.data import open_source
-from monitor.config import load_config
+from monitor.core.config import load_config
 from tests.dashboard import factories as F
 
 

@@ -9,8 +9,8 @@ from streamlit.testing.v1 import AppTest
 from dashboard import pack, triage
 from dashboard.auth import User
 from dashboard.state import StateStore
-from monitor.settings import load_settings
-from monitor.signing import existing_signing_key
+from monitor.core.signing import existing_signing_key
+from streams.settings import load_settings
 from tests.dashboard import factories as F
 from tests.dashboard.conftest import Dash, serve, unmd
 

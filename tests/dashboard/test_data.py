@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dashboard.data import DuckDBFileSource, SnapshotDirSource, open_source
-from monitor.records import DeadLetter
+from monitor.core.records import DeadLetter
 from tests.dashboard import factories as F
 
 

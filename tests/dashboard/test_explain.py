@@ -11,7 +11,7 @@ import pytest
 from dashboard import chartdata, charts, explain, overview
 from dashboard.data import empty_frame, open_source
 from detectors import evidence as E
-from monitor.config import load_config
+from monitor.core.config import load_config
 from tests.dashboard import factories as F
 
 

@@ -15,7 +15,7 @@ from dashboard.auth import User
 from dashboard.data import open_source
 from dashboard.state import StateStore
 from monitor.cli import main
-from monitor.signing import SigningKey
+from monitor.core.signing import SigningKey
 from tests.dashboard import factories as F
 
 KEY = SigningKey.generate("Electoral Commission (test)")
@@ -324,7 +324,7 @@ def test_verify_refuses_a_zip_bomb_quickly_with_exit_2(
 
 
 def test_verify_bounds_ratio_total_entries_and_lying_headers() -> None:
-    from monitor.packverify import Limits
+    from monitor.app.packverify import Limits
 
     small = zip_bomb(size=32 << 20)  # 32 MiB of zeros: under the per-file bound
     ratio = pack.verify_pack(small)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dashboard import registries
-from monitor.config import ConfigError, load_config
+from monitor.core.config import ConfigError, load_config
 from tests.dashboard import factories as F
 
 BAD = {

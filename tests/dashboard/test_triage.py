@@ -10,7 +10,7 @@ from dashboard import triage
 from dashboard.auth import User
 from dashboard.data import open_source
 from dashboard.state import Conflict, StateStore
-from monitor.store import Store
+from monitor.core.store import Store
 from tests.dashboard import factories as F
 
 ANALYST, VIEWER = User("ana", "analyst"), User("vic", "viewer")

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from monitor.config import Config, parse_config
-from monitor.engine import Engine
+from monitor.core.config import Config, parse_config
+from monitor.engine.run import Engine
 from streams.memory import ListOutput
 from tests.factories import HOUR, now_far
 

@@ -26,10 +26,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from monitor.config import parse_config
-from monitor.engine import Engine
-from monitor.records import Finding
-from monitor.replay import drive
+from monitor.app.replay import drive
+from monitor.core.config import parse_config
+from monitor.core.records import Finding
+from monitor.engine.run import Engine
 from streams.files import merge_by_time
 from streams.memory import ListOutput, records_from_dicts
 from streams.simulator import scenario, simulate

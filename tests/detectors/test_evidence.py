@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from detectors import evidence as E
-from monitor.records import Finding
+from monitor.core.records import Finding
 from tests.evidence_support import RealRun
 
 _SERIES = (E.HoldoutShiftEvidence, E.ScoreShiftEvidence, E.RankUpliftEvidence)

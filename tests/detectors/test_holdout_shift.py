@@ -14,8 +14,8 @@ from detectors._holdout_look import hour_weights, look_arrays, overdispersion
 from detectors._holdout_stats import PairedSums, paired_user_var
 from detectors._holdout_sums import HoldoutReducer, HoldoutState, WindowInfo
 from detectors._subjects import window_subjects
-from monitor.config import ConfigError
-from monitor.contract import decode_obj
+from monitor.core.config import ConfigError
+from monitor.core.contract import decode_obj
 from tests.detectors.synth import T0, Plan, alarms, config, platform_stream, run
 
 

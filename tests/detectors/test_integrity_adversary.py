@@ -11,9 +11,9 @@ import msgspec
 import pytest
 
 from detectors import default_names
-from monitor.config import parse_config
-from monitor.engine import Engine
-from monitor.replay import drive
+from monitor.app.replay import drive
+from monitor.core.config import parse_config
+from monitor.engine.run import Engine
 from streams.files import merge_by_time
 from streams.memory import ListOutput, records_from_dicts
 from streams.simulator import scenario, simulate
@@ -270,8 +270,8 @@ def test_honest_platforms_raise_no_integrity_finding(name: str) -> None:
 def test_staged_replay_reads_the_panel_and_counts_conflicting_duplicates(tmp_path) -> None:
     """The files path (`amplimon replay --panel`): staged, order-independent replay finds
     the falsified log against the panel file and the conflicting duplicates."""
-    from monitor.replay import replay
-    from monitor.store import Store
+    from monitor.app.replay import replay
+    from monitor.core.store import Store
     from streams.simulator import write_simulation
 
     sim = simulate(

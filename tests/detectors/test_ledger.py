@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.ledger import HOLDOUT, RANKED, ExposureLedger
-from monitor.config import parse_config
-from monitor.contract import decode_obj
+from monitor.core.config import parse_config
+from monitor.core.contract import decode_obj
 
 T0 = 1_777_852_800_000  # window start (baseline: the day before)
 CFG = parse_config(

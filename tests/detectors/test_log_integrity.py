@@ -17,9 +17,9 @@ from scipy import stats
 from detectors import REGISTRY, default_names
 from detectors.integrity import beta_prior, srm_log_e
 from detectors.registry import alpha_shares
-from monitor.config import ConfigError, parse_config
-from monitor.engine import Engine
-from monitor.replay import drive
+from monitor.app.replay import drive
+from monitor.core.config import ConfigError, parse_config
+from monitor.engine.run import Engine
 from streams.files import merge_by_time
 from streams.memory import ListOutput, records_from_dicts
 from streams.simulator import scenario, simulate
@@ -282,7 +282,7 @@ def test_compact_slate_answers_like_a_dict(slots, probe):
     """The compact slate string gives the same positions as {item: position}, for any ids
     (separator characters included: those slates stay dicts)."""
     from detectors.integrity._slates import compact, position
-    from monitor.contract import RankedItem
+    from monitor.core.contract import RankedItem
 
     items = [RankedItem(item=i, actor="a", position=p, score=0.0) for i, p in slots]
     slate = compact(items)

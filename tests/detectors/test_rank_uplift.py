@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from monitor.config import ConfigError
+from monitor.core.config import ConfigError
 from tests.detectors.synth import Plan, alarms, config, platform_stream, run
 
 DISCLOSE_ACC2 = [

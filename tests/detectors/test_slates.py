@@ -6,7 +6,7 @@ import numpy as np
 
 from detectors._slates import slate_entries
 from detectors.base import Tick
-from monitor.contract import decode_obj
+from monitor.core.contract import decode_obj
 from tests.detectors.synth import T0, config
 
 HOUR = 3_600_000

@@ -230,8 +230,8 @@ def registry_ids(rng: random.Random, n: int) -> list[str]:
 def false_positives(seed: int, n_registry: int, n_unrelated: int) -> dict[str, dict[str, int]]:
     """Per unrelated shape: how many of ``n_unrelated`` fresh ids (none registered) are
     reported as near misses of a registry of ``n_registry`` mixed ids, by rule."""
-    from monitor.identity import IdentityIndex
-    from monitor.lookalike import key
+    from monitor.core.identity import IdentityIndex
+    from monitor.core.lookalike import key
 
     rng = random.Random(seed)
     registered: list[str] = []

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.config import parse_config
-from monitor.contract import Rejected, decode_obj
-from monitor.engine import Engine
-from monitor.ingest import StreamStats
-from monitor.privacy import Pseudonymiser
+from monitor.core.config import parse_config
+from monitor.core.contract import Rejected, decode_obj
+from monitor.core.privacy import Pseudonymiser
+from monitor.engine.ingest import StreamStats
+from monitor.engine.run import Engine
 from streams.files import merge_by_time
 from streams.memory import ListOutput, records_from_dicts
 from streams.simulator import scenario, simulate

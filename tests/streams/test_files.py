@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from monitor.contract import Exposure, Ranking, Rejected
+from monitor.core.contract import Exposure, Ranking, Rejected
 from streams.files import (
     MAX_RECORD_BYTES,
     SourceError,

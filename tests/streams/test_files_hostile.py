@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from fuzz.properties import check_files, check_reason, one_line
 from fuzz.strategies import line_files
-from monitor.contract import Exposure, Rejected
-from monitor.replay import replay
-from monitor.store import Store
+from monitor.app.replay import replay
+from monitor.core.contract import Exposure, Rejected
+from monitor.core.store import Store
 from streams.files import MAX_RECORD_BYTES, SourceError, read_file
 from tests.factories import T0, config, exposure, ranking, slot
 from tests.memory_support import peak_memory

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.contract import Rejected
+from monitor.core.contract import Rejected
 from streams.files import read_file
 from streams.staging import stage
 from tests.factories import HOUR, MIN, T0, exposure, ranking, slot

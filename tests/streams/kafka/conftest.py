@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from monitor.replay import replay
-from monitor.settings import Settings
-from monitor.store import Store
+from monitor.app.replay import replay
+from monitor.core.store import Store
+from streams.settings import Settings
 from tests.streams.kafka.kafka_support import GARBAGE, Simulation, Tables, read_tables
 
 _names = itertools.count(1)

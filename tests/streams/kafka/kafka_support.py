@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from monitor.config import Config, load_config
+from monitor.core.config import Config, load_config
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ def test_every_phase_reads_every_record_exactly_once(result: dict[str, Any]) -> 
     assert records == sum(inp["by_topic"].values()) > 0
     assert markers == 3 * PARTITIONS  # exposure, ranking and panel partitions
     assert result["reference_aiokafka"]["records"] == records + markers
+    assert result["reference_kafka_python"]["records"] == records + markers
     s1 = result["stage_one"]["1"]
     assert s1["workers"] == 1 and s1["rebalances"] == 0
     assert s1["messages_read"] == records + markers

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 
 from fuzz.properties import INPUTS, check_driver, check_reason
 from fuzz.strategies import kafka_batches
-from monitor.engine import Engine
-from monitor.privacy import Pseudonymiser
+from monitor.core.privacy import Pseudonymiser
+from monitor.engine.run import Engine
 from streams.kafka.driver import Checkpoint, EngineDriver, Message
 from streams.memory import ListOutput
 from tests.factories import FAR_FUTURE_MS, T0, config, exposure, ranking, slot
@@ -74,7 +74,7 @@ def test_named_hostile_values_become_dead_letters() -> None:
 
 @pytest.mark.timeout(60)
 def test_slate_of_100000_items_on_kafka_is_rejected() -> None:
-    # Memory of this decode is bounded in tests/monitor/test_hostile_input.py.
+    # Memory of this decode is bounded in tests/monitor/core/test_hostile_input.py.
     d, out = driver()
     d.assign([("in.ranking", 0)])
     value = json.dumps(

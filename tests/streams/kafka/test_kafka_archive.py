@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from monitor.privacy import Pseudonymiser
-from monitor.replay import replay
-from monitor.store import Store
+from monitor.app.replay import replay
+from monitor.core.privacy import Pseudonymiser
+from monitor.core.store import Store
 from streams.kafka.archive import ArchiveOptions, Archiver, run_archive
 from streams.kafka.driver import Message
 from tests.factories import exposure, ranking, slot

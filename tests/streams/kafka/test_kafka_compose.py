@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from dashboard.settings import ENV as DASHBOARD_ENV
-from monitor.config import load_config
-from monitor.privacy import load_key
-from monitor.settings import Settings, env_name
+from monitor.core.config import load_config
+from monitor.core.privacy import load_key
+from streams.settings import Settings, env_name
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"

@@ -8,10 +8,10 @@ import zlib
 
 import pytest
 
-from monitor.engine import Engine, StreamStats
-from monitor.privacy import Pseudonymiser
-from monitor.records import Finding
-from monitor.replay import drive
+from monitor.app.replay import drive
+from monitor.core.privacy import Pseudonymiser
+from monitor.core.records import Finding
+from monitor.engine.run import Engine, StreamStats
 from streams.files import merge_by_time, read_file
 from streams.kafka.driver import Checkpoint, EngineDriver, Message
 from streams.memory import ListOutput

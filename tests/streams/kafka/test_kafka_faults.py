@@ -18,11 +18,10 @@ from typing import Any
 
 import pytest
 
-from monitor.engine import Engine
-from monitor.privacy import Pseudonymiser, load_key
-from monitor.records import DeadLetter, Finding, Measurement, utc_now
-from monitor.settings import Settings, env_name
-from monitor.store import Store
+from monitor.core.privacy import Pseudonymiser, load_key
+from monitor.core.records import DeadLetter, Finding, Measurement, utc_now
+from monitor.core.store import Store
+from monitor.engine.run import Engine
 from streams.files import merge_by_time, read_file
 from streams.kafka.broker import EmbeddedBroker
 from streams.kafka.driver import EngineDriver, Message
@@ -32,6 +31,7 @@ from streams.kafka.sink import run_sink
 from streams.kafka.stack import LiveStack
 from streams.kafka.topics import create_topics, group_lag
 from streams.memory import ListOutput
+from streams.settings import Settings, env_name
 from streams.snapshot import read_snapshot
 from tests.streams.kafka.kafka_support import Tables, assert_same_results, read_tables
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.contract import Rejected, decode
-from monitor.store import Store
+from monitor.core.contract import Rejected, decode
+from monitor.core.store import Store
 from streams.kafka.producer import produce
 from streams.kafka.stack import LiveStack
 from streams.kafka.topics import group_lag

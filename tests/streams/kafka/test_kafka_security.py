@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from monitor.settings import Settings
 from streams.kafka._config import ConfigurationError, aiokafka_options, kafka_python_options
+from streams.settings import Settings
 
 PASSWORD = "correct horse battery staple"  # noqa: S105  # a test secret
 

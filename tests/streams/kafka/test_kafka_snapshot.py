@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.records import DeadLetter, Finding, Measurement
-from monitor.store import Store
+from monitor.core.records import DeadLetter, Finding, Measurement
+from monitor.core.store import Store
 from streams.kafka.output import encode_row
 from streams.kafka.producer import make_producer
 from streams.kafka.sink import SinkOptions, run_sink

@@ -16,7 +16,7 @@ from dashboard import triage
 from dashboard.auth import User
 from dashboard.settings import default_state_path
 from dashboard.state import StateStore
-from monitor.records import Finding
+from monitor.core.records import Finding
 from streams.kafka.output import encode_row
 from streams.kafka.producer import make_producer
 from streams.kafka.sink import SinkOptions, run_sink

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.records import DeadLetter, Finding
+from monitor.core.records import DeadLetter, Finding
 from streams.kafka.metrics import MetricsOutput, SinkMetrics, WorkerMetrics, reason_label, serve
 from streams.memory import ListOutput
 

@@ -11,7 +11,7 @@ import zlib
 import msgspec
 import pytest
 
-from monitor.records import RAW_LIMIT, DeadLetter, Finding
+from monitor.core.records import RAW_LIMIT, DeadLetter, Finding
 from streams.kafka.output import (
     MAX_MESSAGE_BYTES,
     MAX_UNPACKED_BYTES,
