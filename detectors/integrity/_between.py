@@ -22,7 +22,7 @@ from scipy import special
 from detectors.sequential import adjusted_p
 from detectors.severity import by_relative_deviation
 from detectors.stats import clopper_pearson
-from monitor.records import Finding
+from monitor.core.records import Finding
 
 from ._frame import Frame, Key, Running
 

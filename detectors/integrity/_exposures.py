@@ -9,8 +9,8 @@ from typing import Any
 
 from detectors.sequential import adjusted_p, cs_radius, guard_variance, mixture_log_e
 from detectors.severity import by_relative_deviation
-from monitor.contract import Exposure
-from monitor.records import Finding
+from monitor.core.contract import Exposure
+from monitor.core.records import Finding
 
 from ._frame import Frame, Key, Running, Scope
 

@@ -17,8 +17,8 @@ from detectors.evidence import ArmShares, PanelAmplification
 from detectors.ledger import ExposureLedger, SubjectKey
 from detectors.sequential import adjusted_p, cs_radius, guard_variance, one_sided_log_e
 from detectors.severity import by_effect
-from monitor.contract import Exposure
-from monitor.records import Finding
+from monitor.core.contract import Exposure
+from monitor.core.records import Finding
 
 from ._frame import Frame, Key, Running
 
