@@ -8,12 +8,15 @@ staggered windows of 7.2 h with 7.2 h baselines) through the real engine with th
 ``log_integrity`` detector alone at the simulator's ``alpha`` = 0.05 (all of it for this
 detector: the figures are its own).
 
-1. **False alarms** — ``honest_panel`` (an honest platform, 300 panellists) and ``null``:
+1. **False alarms** — ``honest_panel`` (an honest platform, 300 panellists) and ``null``,
+   and honest platforms of the larger adversaries' sizes (``null`` with 8,000 users,
+   ``null_surfaces`` with 4,000, ``honest_panel`` with 6,000 users and 1,500 panellists):
    the share of runs with any ``log_integrity`` finding, per check.
 2. **Power per adversary** — each scenario of :mod:`streams.simulator.adversary`: the share
    of runs in which the check that answers it fires (in at least one window);
    ``holdout_thinning`` (half the holdout users deleted from the window start, no share
-   declared) with its scenario's 8,000 users.
+   declared), ``holdout_region``, ``holdout_surface``, ``holdout_exposure_deletion`` and
+   ``panel_hidden_boost`` with their scenarios' sizes.
 3. **Panel size** — ``falsified_log`` (``adversary_share`` 0.25 of the registered actors'
    ranked exposures deleted, half as many moved) with 25…400 panellists: power, the mean
    mismatch rate observed, the comparisons per panellist and window, and the minimum
@@ -45,7 +48,27 @@ from streams.memory import ListOutput, records_from_dicts  # noqa: E402
 from streams.simulator import scenario, simulate  # noqa: E402
 
 FAR = 4_000_000_000_000
-OWN_SIZE = {"holdout_thinning"}  # keeps its scenario's 8,000 users (too few returners below)
+# keep their scenario's size (8,000 / 4,000 / 6,000 users: too few returners, regional or
+# holdout users, or panellists' exposures of one actor below)
+OWN_SIZE = {
+    "holdout_thinning",
+    "holdout_region",
+    "holdout_surface",
+    "holdout_exposure_deletion",
+    "panel_hidden_boost",
+}
+#: honest platforms of the adversaries' sizes (name, label, overrides)
+NULLS = (
+    ("honest_panel", "honest_panel", {}),
+    ("null", "null", {}),
+    ("null", "null_8000_users", {"n_users": 8000}),
+    ("null_surfaces", "null_surfaces_4000_users", {"n_users": 4000}),
+    (
+        "honest_panel",
+        "honest_panel_6000_users_1500_panellists",
+        {"n_users": 6000, "panel_users": 1500},
+    ),
+)
 ANSWERS = {
     "alias_disguise": "actor_lookalike",
     "holdout_deletion": "holdout_silent",
@@ -55,12 +78,16 @@ ANSWERS = {
     "conflicting_duplicates": "conflicting_duplicates",
     "falsified_log": "panel_mismatch",
     "label_without_intervention": "label_without_intervention",
+    "holdout_region": "holdout_share_region",
+    "holdout_surface": "holdout_share_surface",
+    "holdout_exposure_deletion": "holdout_exposure_share",
+    "panel_hidden_boost": "panel_amplification",
 }
 
 
 def checks(name: str, seed: int, users: int, **extra: Any) -> tuple[set[str], list[Any]]:
     if name not in OWN_SIZE:
-        extra["n_users"] = users
+        extra.setdefault("n_users", users)
     sim = simulate(scenario(name, seed=seed, time_scale=0.15, **extra))
     out = ListOutput()
     engine = Engine(parse_config(sim.config), out, detectors=["log_integrity"], now_ms=lambda: FAR)
@@ -99,15 +126,15 @@ def main() -> int:
 
     print("1. false alarms (share of honest runs with a log_integrity finding)")
     honest: dict[str, Any] = {}
-    for name in ("honest_panel", "null"):
+    for name, label, extra in NULLS:
         per: Counter[str] = Counter()
         runs_with = 0
         for seed in seeds:
-            fired, _ = checks(name, seed, args.users)
+            fired, _ = checks(name, seed, args.users, **extra)
             per.update(fired)
             runs_with += bool(fired)
-        honest[name] = {"runs_with_finding": runs_with, "runs": args.runs, "by_check": dict(per)}
-        print(f"  {name:28s} {runs_with}/{args.runs}  {dict(per) or ''}")
+        honest[label] = {"runs_with_finding": runs_with, "runs": args.runs, "by_check": dict(per)}
+        print(f"  {label:40s} {runs_with}/{args.runs}  {dict(per) or ''}")
     result["false_alarms"] = honest
 
     print("2. power per adversary (share of runs where the answering check fires)")
@@ -124,7 +151,7 @@ def main() -> int:
     result["power"] = power
 
     print("3. panel size (falsified_log, 25 % of politics' ranked exposures deleted)")
-    threshold = log_threshold(3, 0.05)
+    threshold = log_threshold(6, 0.05)
     panels: list[dict[str, Any]] = []
     for n_panel in [int(x) for x in args.panels.split(",")]:
         hits, rates, compared = 0, [], []
@@ -156,7 +183,7 @@ def main() -> int:
         n: mde_rate(n, 0.02, threshold) for n in (100, 300, 1000, 3000, 10_000, 30_000)
     }
     print(
-        "  MDE by comparisons per window (tolerance 0.02, m = 3, alpha 0.05): "
+        "  MDE by comparisons per window (tolerance 0.02, m = 6, alpha 0.05): "
         + ", ".join(
             f"{n}: {r:.4f}" for n, r in result["mde_by_comparisons"].items() if r is not None
         )

@@ -11,7 +11,8 @@ adversary                      what the platform does
 ``alias_disguise``             logs ``adversary_actor``'s items under look-alike ids (a
                                zero-width space, upper case, a trailing space, an ``@``)
 ``holdout_deletion``           deletes every holdout-arm record from the first window start
-                               (in ``adversary_regions`` if given, as the next two)
+                               (in ``adversary_regions`` and on ``adversary_surfaces`` if
+                               given, as the next two)
 ``holdout_thinning``           from the first window start, deletes every record of a random
                                ``adversary_share`` of its holdout users
 ``holdout_move``               from the first window start, logs ``adversary_share`` of its
@@ -151,8 +152,10 @@ def _alias(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
 
 
 def _here(sim: Simulation, record: dict[str, Any]) -> bool:
-    regions = sim.params.adversary_regions
-    return not regions or record["region"] in regions
+    regions, surfaces = sim.params.adversary_regions, sim.params.adversary_surfaces
+    return (not regions or record["region"] in regions) and (
+        not surfaces or record["surface"] in surfaces
+    )
 
 
 def _holdout_deletion(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:

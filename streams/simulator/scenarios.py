@@ -191,6 +191,16 @@ _PRESETS: Final[dict[str, Callable[[], dict[str, Any]]]] = {
         "adversary_share": 0.5,
         "adversary_regions": ("DE-BE",),
     },
+    # Every holdout-arm record on the search surface deleted from the window start (feed,
+    # search and trending sessions; the holdout arm stays active on the other surfaces;
+    # 4,000 users).
+    "holdout_surface": lambda: {
+        "interventions": _NULL_BACKGROUND,
+        "n_users": 4000,
+        "surface_shares": _SURFACES,
+        "adversaries": ("holdout_deletion",),
+        "adversary_surfaces": ("search",),
+    },
     # 40 % of the holdout arm's exposures deleted from the window start (users kept).
     "holdout_exposure_deletion": lambda: {
         "interventions": _NULL_BACKGROUND,
@@ -245,8 +255,13 @@ def scenario(name: str, seed: int = 0, scale: float = 1.0, **overrides: Any) -> 
     the window start, 8,000 users), ``holdout_move``, ``stripped_interventions`` (the
     ``missing_label`` case with every intervention id removed from the ranking log),
     ``conflicting_duplicates``, ``falsified_log`` (with a panel of 300 users),
-    ``label_without_intervention``, and ``honest_panel`` (an honest platform, 300
-    panellists).
+    ``label_without_intervention``, ``holdout_region`` (half of DE-BE's holdout users
+    deleted from the window start, 8,000 users), ``holdout_surface`` (every holdout record
+    on ``search`` deleted from the window start, three surfaces, 4,000 users),
+    ``holdout_exposure_deletion`` (40 % of the holdout arm's exposures deleted from the
+    window start, users kept, 8,000 users), ``panel_hidden_boost`` (a ×2 hidden boost of
+    ``de-a-cand-1``, half of its ranked exposures of panellists deleted from the log; 6,000
+    users, 1,500 panellists), and ``honest_panel`` (an honest platform, 300 panellists).
 
     Args:
         name: One of :data:`SCENARIOS`.

@@ -35,14 +35,14 @@ def test_between_regions_e_process_is_valid(odds_ratio: float) -> None:
     are ``odds_ratio`` × the rest's, whatever the common share."""
     rng = np.random.default_rng(7)
     test = BetweenTest(_Frame(), tolerance=0.05, max_groups=1)  # type: ignore[arg-type]
-    runs, alpha, hits = 300, 0.05, 0
+    runs, alpha, hits = 200, 0.05, 0
     for _ in range(runs):
         cell = _Cell()
         p_b = rng.uniform(0.1, 0.3)
         odds = odds_ratio * p_b / (1 - p_b)
         p_a = odds / (1 + odds)
         best = 0.0
-        for _ in range(30):
+        for _ in range(25):
             n_a, n_b = rng.poisson(8), rng.poisson(12)
             h_a, h_b = rng.binomial(n_a, p_a), rng.binomial(n_b, p_b)
             test._bet(cell, n_a, n_b, h_a + h_b, h_a)
@@ -63,6 +63,18 @@ def test_a_holdout_arm_thinned_in_one_region_differs_from_the_others() -> None:
     # two regions in the scope: each is the other's complement, one finding names the smaller
     assert ("de-bundestag-sim", "holdout_share_region:DE-BY") not in found
     assert not [s for _, s in found if s.startswith("holdout_share_surface")]
+
+
+def test_a_holdout_arm_deleted_on_one_surface_is_found_there() -> None:
+    """Every holdout record on ``search`` deleted from the window start (4,000 users): the
+    holdout arm stays active elsewhere, so no rule sees it; the surface comparison does."""
+    sim = simulate(scenario("holdout_surface", seed=2, time_scale=0.15))
+    found = integrity(run(sim))
+    f = found[("de-bundestag-sim", "holdout_share_surface:search")]
+    assert f.effect == 0 and f.evidence["users"]["holdout"] == 0
+    assert f.evidence["cells"].keys() == {"feed", "search", "trending"}
+    assert f.severity == "critical" and f.p_value < 0.05
+    assert not [s for _, s in found if s == "holdout_silent"]
 
 
 def test_a_thinned_holdout_exposure_log_is_found_and_explained() -> None:
