@@ -120,8 +120,8 @@ class BetweenTest:
             self.changed.add(key)
             for d, dimension in enumerate(DIMENSIONS):
                 block: dict[str, list[int]] = {}
-                for t in trials:
-                    block.setdefault(t[1 + d], [0, 0])[t[3]] += 1
+                for _, region, surface, arm in trials:
+                    block.setdefault(surface if d else region, [0, 0])[arm] += 1
                 self._block(scope, dimension, block)
 
     def _block(self, scope: _Scope, dimension: str, block: dict[str, list[int]]) -> None:
