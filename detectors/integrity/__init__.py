@@ -88,13 +88,14 @@ weights 1/14) of the products over blocks of ``P_ψj(x_t)/P_edge(x_t)`` (edge = 
 ``ψ_j``'s side).  ``P_ψ(X = x)`` has monotone likelihood ratio in ``ψ``: for every ``ψ`` in H0
 each factor has conditional expectation ≤ 1, given the past and the block's margins, so each
 product, and their average, is a test supermartingale, exact in finite samples (a user's
-region and surface are conditioned on; the arms are what is random).  Cells are opened in
-order of first appearance; each dimension gets half of the test's share, each of its first
-``K = max_groups`` cells (default 16: Germany's Länder) ``1/K`` of that half: a cell is
-flagged when ``E ≥ 2K m/α_d``; further cells are listed as untested.  With exactly two cells
-in a dimension (each the other's complement: the same test) only the smaller is reported.
-``effect`` = the cell's share ÷ the rest's, with a 95 % Katz interval.  Assumption (surfaces):
-a user's arm does not change which surface it first uses (within ``ε``).  A platform that
+region and surface are conditioned on; the arms are what is random).  Each dimension gets
+half of the test's share of alpha, and its ``k``-th cell to appear ``1/(k(k+1))`` of that
+half (weights that sum to 1 over any number of regions, so none is left untested; the first
+cells — usually the largest regions — get the most): a cell is flagged when
+``E ≥ 2k(k+1) m/α_d``.  With exactly two cells in a dimension (each the other's complement:
+the same test) only the smaller is reported.  ``effect`` = the cell's share ÷ the rest's,
+with a 95 % Katz interval.  Assumption (surfaces): a user's arm does not change which
+surface it first uses (within ``ε``).  A platform that
 deletes its holdout arm's records on one surface moves those users' first events to other
 surfaces (or out of the window): the surface's holdout share falls to zero.
 

@@ -70,23 +70,22 @@ class _Cell(Running):
     log_e: float = 0.0
     log_lr: np.ndarray = field(default_factory=lambda: np.zeros(2 * len(_STEPS)))
     bets: int = 0
+    rank: int = 1  # order of appearance in its dimension (1, 2, …)
 
 
 @dataclass
 class _Scope:
     cells: dict[tuple[str, str], _Cell] = field(default_factory=dict)
     order: dict[str, int] = field(default_factory=dict)  # dimension → cells opened
-    skipped: dict[str, set[str]] = field(default_factory=dict)  # beyond max_groups
     pending: dict[str, tuple[int, str, str, int]] = field(default_factory=dict)
 
 
 class BetweenTest:
     """Subjects ``holdout_share_region:<region>`` and ``holdout_share_surface:<surface>``."""
 
-    def __init__(self, frame: Frame, *, tolerance: float, max_groups: int) -> None:
+    def __init__(self, frame: Frame, *, tolerance: float) -> None:
         self.frame = frame
         self.tolerance = tolerance
-        self.max_groups = max_groups
         self.scopes: dict[Key, _Scope] = {}
         self.changed: set[Key] = set()
 
@@ -95,11 +94,12 @@ class BetweenTest:
         """H0's odds-ratio interval ``[1 − ε, 1/(1 − ε)]`` (symmetric on the log scale)."""
         return 1 - self.tolerance, 1 / (1 - self.tolerance)
 
-    @property
-    def threshold(self) -> float:
-        """``log(m/α_d) + log(2K)``: each dimension gets half of the test's share, each of its
-        first ``K = max_groups`` cells ``1/K`` of that half (Bonferroni)."""
-        return self.frame.threshold + math.log(len(DIMENSIONS) * self.max_groups)
+    def threshold(self, cell: _Cell) -> float:
+        """``log(m/α_d) + log(2 k(k+1))``: each dimension gets half of the test's share, its
+        ``k``-th cell to appear ``1/(k(k+1))`` of that half (weights summing to 1 over any
+        number of cells; Bonferroni)."""
+        k = cell.rank
+        return self.frame.threshold + math.log(len(DIMENSIONS) * k * (k + 1))
 
     def offer(self, key: Key, user: str, ts: int, region: str, surface: str, arm: int) -> None:
         """An event of ``user`` in the tick in which the user first became active in the
@@ -125,15 +125,10 @@ class BetweenTest:
                 self._block(scope, dimension, block)
 
     def _block(self, scope: _Scope, dimension: str, block: dict[str, list[int]]) -> None:
-        skipped = scope.skipped.setdefault(dimension, set())
         for value in sorted(block):
             if (dimension, value) not in scope.cells:
-                opened = scope.order.get(dimension, 0)
-                if opened >= self.max_groups:
-                    skipped.add(value)
-                    continue
-                scope.order[dimension] = opened + 1
-                scope.cells[(dimension, value)] = _Cell(dimension=dimension, value=value)
+                rank = scope.order[dimension] = scope.order.get(dimension, 0) + 1
+                scope.cells[(dimension, value)] = _Cell(dimension=dimension, value=value, rank=rank)
         ranked = sum(c[0] for c in block.values())
         holdout = sum(c[1] for c in block.values())
         for (dim, value), cell in scope.cells.items():
@@ -162,10 +157,10 @@ class BetweenTest:
     # -- evaluate -----------------------------------------------------------------------------
     def evaluate(self, end_ms: int, keys: set[Key] | None = None) -> list[Finding]:
         out: list[Finding] = []
-        threshold = self.threshold
         for key in sorted(self.changed if keys is None else keys & set(self.scopes)):
             scope = self.scopes[key]
             for cell in scope.cells.values():
+                threshold = self.threshold(cell)
                 crossed = cell.look(cell.log_e, threshold, end_ms)
                 if crossed and not self._complement(scope, cell):
                     out.append(self._finding(key, scope, cell, threshold))
@@ -177,7 +172,7 @@ class BetweenTest:
         """With exactly two cells in a dimension each is the other's complement (the same
         test): only the one with fewer users is reported."""
         pair = [c for c in scope.cells.values() if c.dimension == cell.dimension]
-        if len(pair) != 2 or scope.skipped.get(cell.dimension):
+        if len(pair) != 2:
             return False
         other = pair[0] if pair[1] is cell else pair[1]
         return (sum(cell.counts[:2]), cell.value) > (sum(other.counts[:2]), other.value)
@@ -187,7 +182,7 @@ class BetweenTest:
         n_a, n_b = r_a + h_a, r_b + h_b
         share_a, share_b = h_a / n_a if n_a else 0.0, h_b / n_b if n_b else 0.0
         effect, ci = _risk_ratio(h_a, n_a, h_b, n_b)
-        m = self.frame.TESTS * len(DIMENSIONS) * self.max_groups
+        m = self.frame.TESTS * len(DIMENSIONS) * cell.rank * (cell.rank + 1)
         where = "region" if cell.dimension == "region" else "surface"
         evidence: dict[str, Any] = {
             "rule": f"the holdout arm's share of the users active in the window differs "
@@ -215,7 +210,6 @@ class BetweenTest:
                 for c in sorted(scope.cells.values(), key=lambda c: c.value)
                 if c.dimension == cell.dimension
             },
-            "untested": sorted(scope.skipped.get(cell.dimension, ())),
             "meaning": f"the platform's holdout arm is not the same random share of users in "
             f"every {where}: holdout users were removed from (or ranked users relabelled "
             f"as holdout in) this {where}'s logs, or the arm was not assigned at random; "
@@ -229,7 +223,8 @@ class BetweenTest:
                 "blocks_bet": cell.bets,
                 "log_e_max": cell.max_log_e,
                 "log_threshold": threshold,
-                "cells_per_dimension_max": self.max_groups,
+                "cell_rank": cell.rank,
+                "cell_weight": 1 / (len(DIMENSIONS) * cell.rank * (cell.rank + 1)),
                 "tests_in_window": self.frame.TESTS,
                 "alpha_share": self.frame.alpha,
             },

@@ -67,10 +67,9 @@ class HoldoutChecks:
         min_expected_users: float,
         return_tolerance: float,
         between_tolerance: float,
-        max_groups: int,
     ) -> None:
         self.frame = frame
-        self.between = BetweenTest(frame, tolerance=between_tolerance, max_groups=max_groups)
+        self.between = BetweenTest(frame, tolerance=between_tolerance)
         self._fresh: set[tuple[Key, str]] = set()  # (scope, user) first window-active this tick
         self.ledger = ledger
         self.srm_tolerance = srm_tolerance

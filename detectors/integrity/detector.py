@@ -56,7 +56,6 @@ class LogIntegrity(Detector):
         panel_tolerance: float = 0.02,
         panel_match_seconds: float = 120.0,
         between_tolerance: float = 0.05,
-        max_groups: int = 16,
         exposure_tolerance: float = 0.10,
         exposure_tau: float = 0.15,
         min_arm_users: int = 30,
@@ -105,10 +104,6 @@ class LogIntegrity(Detector):
             f"between_tolerance must be in [0, 1), got {between_tolerance}",
         )
         _check(
-            int(max_groups) == max_groups and max_groups >= 1,
-            f"max_groups must be an integer >= 1, got {max_groups}",
-        )
-        _check(
             0 < exposure_tolerance < 1,
             f"exposure_tolerance must be in (0, 1), got {exposure_tolerance}",
         )
@@ -128,7 +123,6 @@ class LogIntegrity(Detector):
         self.min_arm_users = min_arm_users
         self.srm_tolerance = srm_tolerance
         self.between_tolerance = between_tolerance
-        self.max_groups = int(max_groups)
         self.prior_sd = prior_sd
         self.link_tolerance = link_tolerance
         self.link_hours = link_hours
@@ -157,7 +151,6 @@ class LogIntegrity(Detector):
             min_expected_users=min_expected_users,
             return_tolerance=return_tolerance,
             between_tolerance=between_tolerance,
-            max_groups=self.max_groups,
         )
         self._links = LinkCheck(
             frame, link_tolerance=link_tolerance, link_hours=link_hours, max_examples=max_examples

@@ -34,7 +34,7 @@ def test_between_regions_e_process_is_valid(odds_ratio: float) -> None:
     """Ville: P(sup_t E_t ≥ 1/α) ≤ α for blocks of users whose holdout odds in the cell
     are ``odds_ratio`` × the rest's, whatever the common share."""
     rng = np.random.default_rng(7)
-    test = BetweenTest(_Frame(), tolerance=0.05, max_groups=1)  # type: ignore[arg-type]
+    test = BetweenTest(_Frame(), tolerance=0.05)  # type: ignore[arg-type]
     runs, alpha, hits = 200, 0.05, 0
     for _ in range(runs):
         cell = _Cell()
