@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from detectors.evidence import ArmShares, PanelAmplification
 from detectors.ledger import ExposureLedger, SubjectKey
@@ -38,6 +39,20 @@ class _Scope:
     # user → [arm in the panel, arm in the log (−1: none yet), exposures panel, exposures log]
     users: dict[str, list[int]] = field(default_factory=dict)
     subjects: dict[SubjectKey, _Subject] = field(default_factory=dict)
+
+
+class _Users:
+    """A scope's panellists as arrays (one look): arm and exposures per source."""
+
+    def __init__(self, state: _Scope) -> None:
+        self.index = {u: i for i, u in enumerate(state.users)}
+        rows = np.array(list(state.users.values()), dtype=float).reshape(-1, 4)
+        self.arm = (rows[:, 0], rows[:, 1])  # −1 where the source has no record of u
+        self.n = (rows[:, 2], rows[:, 3])
+        self.count = [
+            [int(((arm == k) & (n > 0)).sum()) for k in (0, 1)]
+            for arm, n in zip(self.arm, self.n, strict=True)
+        ]
 
 
 class PanelAmplificationTest:
@@ -122,52 +137,41 @@ class PanelAmplificationTest:
             self.changed.add(key)
 
     # -- the estimate -------------------------------------------------------------------------
-    def _estimate(self, state: _Scope, subject: _Subject) -> dict[str, Any] | None:
+    def _estimate(self, users: _Users, subject: _Subject) -> dict[str, Any] | None:
         """Both sources' ratios and ``D = log R_panel − log R_log`` with its variance
         ``V = U/(U−1) Σ_u ψ_u²``, ``ψ_u`` = user ``u``'s linearised influence on ``D`` (the
         four shares' ``(a_u − s n_u)/A`` with their signs; panellists as clusters, the two
         sources paired)."""
-        sums = [[[0, 0], [0, 0]], [[0, 0], [0, 0]]]  # [source][arm] = [A subject, N all]
-        users = [[0, 0], [0, 0]]  # [source][arm]
-        for u, (arm_p, arm_l, n_p, n_l) in state.users.items():
-            a = subject.counts.get(u, (0, 0))
-            for source, arm, n in ((_PANEL, arm_p, n_p), (_LOG, arm_l, n_l)):
-                if arm >= 0 and n:
-                    sums[source][arm][0] += a[source]
-                    sums[source][arm][1] += n
-                    users[source][arm] += 1
-        if min(users[_PANEL]) < self.min_users or min(users[_LOG]) < self.min_users:
+        if min(users.count[_PANEL]) < self.min_users or min(users.count[_LOG]) < self.min_users:
             return None
-        if min(sums[s][arm][0] for s in (0, 1) for arm in (0, 1)) <= 0:
-            return None
-        share = [[sums[s][arm][0] / sums[s][arm][1] for arm in (0, 1)] for s in (0, 1)]
-        infl_d, infl = 0.0, [0.0, 0.0]
-        total_u = 0
-        ss_d, ss = 0.0, [0.0, 0.0]
-        for u, (arm_p, arm_l, n_p, n_l) in state.users.items():
-            a = subject.counts.get(u, (0, 0))
-            parts = [0.0, 0.0]
-            for source, arm, n in ((_PANEL, arm_p, n_p), (_LOG, arm_l, n_l)):
-                if arm >= 0 and n:
-                    sign = 1.0 if arm == 0 else -1.0
-                    parts[source] = sign * (a[source] - share[source][arm] * n)
-                    parts[source] /= sums[source][arm][0]
-            infl = parts
-            infl_d = parts[_PANEL] - parts[_LOG]
-            ss_d += infl_d * infl_d
-            ss[0] += infl[0] ** 2
-            ss[1] += infl[1] ** 2
-            total_u += 1
-        c = total_u / (total_u - 1)
-        log_r = [math.log(share[s][0] / share[s][1]) for s in (0, 1)]
-        var_d = float(guard_variance(c * ss_d)[0])
+        a = np.zeros((2, len(users.index)))
+        for u, pair in subject.counts.items():
+            a[:, users.index[u]] = pair
+        sums, share, parts = [], [], []
+        for source in (_PANEL, _LOG):
+            arm, n = users.arm[source], users.n[source]
+            a_arm = [float(a[source][arm == k].sum()) for k in (0, 1)]
+            n_arm = [float(n[arm == k].sum()) for k in (0, 1)]
+            if min(a_arm) <= 0:
+                return None
+            s = [a_arm[k] / n_arm[k] for k in (0, 1)]
+            infl = np.zeros(len(users.index))
+            for k, sign in ((0, 1.0), (1, -1.0)):
+                on = arm == k
+                infl[on] = sign * (a[source][on] - s[k] * n[on]) / a_arm[k]
+            sums.append([[int(a_arm[k]), int(n_arm[k])] for k in (0, 1)])
+            share.append(s)
+            parts.append(infl)
+        c = len(users.index) / (len(users.index) - 1)
+        log_r = [math.log(share[src][0] / share[src][1]) for src in (_PANEL, _LOG)]
+        diff = parts[_PANEL] - parts[_LOG]
         return {
             "log_r": log_r,
-            "se": [math.sqrt(c * ss[0]), math.sqrt(c * ss[1])],
+            "se": [math.sqrt(c * float(p @ p)) for p in parts],
             "d": log_r[_PANEL] - log_r[_LOG],
-            "var": var_d,
+            "var": float(guard_variance(c * float(diff @ diff))[0]),
             "sums": sums,
-            "users": users,
+            "users": users.count,
             "share": share,
         }
 
@@ -176,8 +180,9 @@ class PanelAmplificationTest:
         for key in sorted(self.changed if keys is None else keys & set(self.scopes)):
             state = self.scopes[key]
             threshold = self.threshold(key[1])
+            users = _Users(state)
             for subject_key, subject in sorted(state.subjects.items()):
-                est = self._estimate(state, subject)
+                est = self._estimate(users, subject)
                 if est is None:
                     continue
                 subject.estimate = est

@@ -35,14 +35,14 @@ def test_between_regions_e_process_is_valid(odds_ratio: float) -> None:
     are ``odds_ratio`` × the rest's, whatever the common share."""
     rng = np.random.default_rng(7)
     test = BetweenTest(_Frame(), tolerance=0.05)  # type: ignore[arg-type]
-    runs, alpha, hits = 200, 0.05, 0
+    runs, alpha, hits = 150, 0.05, 0
     for _ in range(runs):
         cell = _Cell()
         p_b = rng.uniform(0.1, 0.3)
         odds = odds_ratio * p_b / (1 - p_b)
         p_a = odds / (1 + odds)
         best = 0.0
-        for _ in range(25):
+        for _ in range(20):
             n_a, n_b = rng.poisson(8), rng.poisson(12)
             h_a, h_b = rng.binomial(n_a, p_a), rng.binomial(n_b, p_b)
             test._bet(cell, n_a, n_b, h_a + h_b, h_a)
@@ -52,8 +52,8 @@ def test_between_regions_e_process_is_valid(odds_ratio: float) -> None:
 
 
 def test_a_holdout_arm_thinned_in_one_region_differs_from_the_others() -> None:
-    """Half of DE-BE's holdout users deleted from the window start (8,000 users)."""
-    sim = simulate(scenario("holdout_region", seed=1, time_scale=0.15))
+    """Half of DE-BE's holdout users deleted from the window start (5,000 users)."""
+    sim = simulate(scenario("holdout_region", seed=2, n_users=5000, time_scale=0.15))
     found = integrity(run(sim))
     f = found[("de-bundestag-sim", "holdout_share_region:DE-BE")]
     ev = f.evidence
@@ -79,7 +79,7 @@ def test_a_holdout_arm_deleted_on_one_surface_is_found_there() -> None:
 
 def test_a_thinned_holdout_exposure_log_is_found_and_explained() -> None:
     """40 % of the holdout arm's exposures deleted from the window start, users kept."""
-    sim = simulate(scenario("holdout_exposure_deletion", seed=1, time_scale=0.15))
+    sim = simulate(scenario("holdout_exposure_deletion", seed=2, n_users=5000, time_scale=0.15))
     found = integrity(run(sim))
     f = found[("de-bundestag-sim", "holdout_exposure_share")]
     ev = f.evidence
