@@ -102,6 +102,7 @@ def test_the_panel_sees_a_boost_the_log_hides_for_panellists() -> None:
     typed = decoded.evidence.panel_amplification  # type: ignore[union-attr]
     assert isinstance(typed, E.PanelAmplification)
     assert f.evidence["version"] == 2 and typed.subject == "de-a-cand-1"
+    assert E.encode(decoded.evidence) == f.evidence  # type: ignore[arg-type]  # round trip
     assert typed.panel.ratio > 1 > typed.log.ratio  # the log shows suppression, not a boost
     assert f.effect == pytest.approx(typed.panel.ratio / typed.log.ratio)
     assert f.ci_low > 1.1 and f.p_value < 0.05
