@@ -22,28 +22,56 @@ _PERIODS = ("baseline", "window")
 
 @dataclass
 class _Arm:
+    """One arm in one period: per-user exposures, ``S = Σx``, ``Q = Σx²``."""
+
     per_user: dict[str, int] = field(default_factory=dict)
     total: int = 0
     sumsq: int = 0
 
-    def add(self, user: str) -> None:
-        x = self.per_user.get(user, 0)
-        self.per_user[user] = x + 1
-        self.total += 1
-        self.sumsq += 2 * x + 1
 
-    def mean_var(self) -> tuple[float, float]:
-        """Exposures per active user ``m = S/N`` and ``Var(m)`` with users as clusters
-        (``s²/N``, floored at the Poisson ``m/N``)."""
-        n = len(self.per_user)
-        m = self.total / n
-        s2 = max(self.sumsq - self.total * self.total / n, 0.0) / (n - 1)
-        return m, max(s2, m) / n
+@dataclass
+class _Pair:
+    """One arm in both periods, with the cross moments over the users active in both:
+    ``P = Σ x_w x_b``, ``X_p = Σ x_p`` and their number ``B`` (O(1) per exposure)."""
+
+    periods: tuple[_Arm, _Arm] = field(default_factory=lambda: (_Arm(), _Arm()))
+    cross: int = 0
+    both_sums: list[int] = field(default_factory=lambda: [0, 0])
+    both: int = 0
+
+    def add(self, period: int, user: str) -> None:
+        own, other = self.periods[period], self.periods[1 - period]
+        x = own.per_user.get(user, 0)
+        own.per_user[user] = x + 1
+        own.total += 1
+        own.sumsq += 2 * x + 1
+        y = other.per_user.get(user, 0)
+        if y:
+            self.cross += y
+            self.both_sums[period] += 1
+            if not x:
+                self.both += 1
+                self.both_sums[1 - period] += y
+
+    def log_change_var(self) -> tuple[float, float]:
+        """``log(m_w/m_b)`` and ``G/(G−1) Σ_u ψ_u²`` with
+        ``ψ_u = (x_uw − m_w)/S_w − (x_ub − m_b)/S_b`` (a term per period ``u`` is active in),
+        from the moments: ``Σ_p (Q_p − S_p²/N_p)/S_p² − 2 C/(S_w S_b)``,
+        ``C = P − m_b X_w − m_w X_b + m_w m_b B``, ``G = N_w + N_b − B``."""
+        (b, w) = self.periods
+        n_b, n_w = len(b.per_user), len(w.per_user)
+        m_b, m_w = b.total / n_b, w.total / n_w
+        ss = (w.sumsq - w.total * m_w) / w.total**2 + (b.sumsq - b.total * m_b) / b.total**2
+        x_b, x_w = self.both_sums
+        c = self.cross - m_b * x_w - m_w * x_b + m_w * m_b * self.both
+        ss -= 2 * c / (w.total * b.total)
+        g = n_w + n_b - self.both
+        return math.log(m_w / m_b), g / (g - 1) * max(ss, 0.0)
 
 
 @dataclass
 class _State(Running):
-    arms: list[list[_Arm]] = field(default_factory=lambda: [[_Arm(), _Arm()], [_Arm(), _Arm()]])
+    arms: tuple[_Pair, _Pair] = field(default_factory=lambda: (_Pair(), _Pair()))  # r, h
     estimate: tuple[float, float] | None = None  # (log Δ, V) at the latest look
 
 
@@ -74,36 +102,21 @@ class ExposureShareTest:
             state = self.states.get(key)
             if state is None:
                 state = self.states[key] = _State()
-            state.arms[period == "window"][arm].add(e.user)
+            state.arms[arm].add(int(period == "window"), e.user)
             self.changed.add(key)
 
     def _estimate(self, state: _State) -> tuple[float, float] | None:
         """``(log Δ̂, V)``, or None until every arm of both periods has ``min_users``.
 
-        ``V = Σ_arms G/(G−1) Σ_u ψ_u²`` with the linearised influence of user ``u`` on
-        ``log Δ̂``: ``ψ_u = ±[(x_uw − m_w)/S_w − (x_ub − m_b)/S_b]`` (a term only for a
-        period in which ``u`` is active; ``+`` for holdout users, ``−`` for ranked), users as
-        clusters, paired across the periods (a user's activity in both periods is one
-        cluster, so its correlation is used, not assumed away)."""
-        base, win = state.arms
-        if min(len(a.per_user) for a in (*base, *win)) < max(self.min_users, 2):
+        ``V`` = the sum over the arms of :meth:`_Pair.log_change_var`: users as clusters,
+        paired across the periods (a user's activity in both periods is one cluster, so
+        its correlation is used, not assumed away), floored at the Poisson ``Σ 1/S``."""
+        arms = [a for pair in state.arms for a in pair.periods]
+        if min(len(a.per_user) for a in arms) < max(self.min_users, 2):
             return None
-        log_d = 0.0
-        var = 0.0
-        for arm, sign in ((0, -1.0), (1, 1.0)):
-            w, b = win[arm], base[arm]
-            m_w, m_b = w.total / len(w.per_user), b.total / len(b.per_user)
-            log_d += sign * (math.log(m_w) - math.log(m_b))
-            infl: dict[str, float] = {}
-            for u, x in w.per_user.items():
-                infl[u] = (x - m_w) / w.total
-            for u, x in b.per_user.items():
-                infl[u] = infl.get(u, 0.0) - (x - m_b) / b.total
-            g = len(infl)
-            var += g / (g - 1) * math.fsum(v * v for v in infl.values())
-            # the Poisson floor of each period's mean (few users with equal counts)
-        floor = sum(1 / a.total for a in (*base, *win))
-        return log_d, float(guard_variance(var, floor)[0])
+        (ranked, v_r), (holdout, v_h) = (pair.log_change_var() for pair in state.arms)
+        floor = sum(1 / a.total for a in arms)
+        return holdout - ranked, float(guard_variance(v_r + v_h, floor)[0])
 
     def evaluate(self, end_ms: int, keys: set[Key] | None = None) -> list[Finding]:
         out = []
@@ -128,9 +141,10 @@ class ExposureShareTest:
         se = math.sqrt(var)
         effect = math.exp(log_d)
         periods: dict[str, Any] = {}
-        for p, arms in zip(_PERIODS, state.arms, strict=True):
+        for i, p in enumerate(_PERIODS):
             row: dict[str, Any] = {}
-            for name, a in zip(_ARMS, arms, strict=True):
+            for name, pair in zip(_ARMS, state.arms, strict=True):
+                a = pair.periods[i]
                 n = len(a.per_user)
                 row[name] = {
                     "exposures": a.total,
@@ -184,7 +198,7 @@ class ExposureShareTest:
                 "alpha_share": self.frame.alpha,
             },
         }
-        n = sum(a.total for arms in state.arms for a in arms)
+        n = sum(a.total for pair in state.arms for a in pair.periods)
         return self.frame.finding(
             key,
             "holdout_exposure_share",

@@ -51,6 +51,28 @@ def test_between_regions_e_process_is_valid(odds_ratio: float) -> None:
     assert hits / runs <= stats.binom.ppf(0.999, runs, alpha) / runs
 
 
+def test_paired_exposure_moments_match_the_influence_sum() -> None:
+    """The O(1)-per-exposure moments of the exposure-share variance give the explicit
+    influence sum over users (users in one or both periods, any arrival order)."""
+    from detectors.integrity._exposures import _Pair
+
+    rng = np.random.default_rng(3)
+    pair = _Pair()
+    for _ in range(400):
+        pair.add(int(rng.random() < 0.5), f"u{rng.integers(60)}")
+    b, w = (p.per_user for p in pair.periods)
+    m_b, m_w = sum(b.values()) / len(b), sum(w.values()) / len(w)
+    s_b, s_w = sum(b.values()), sum(w.values())
+    infl = [
+        ((w[u] - m_w) / s_w if u in w else 0.0) - ((b[u] - m_b) / s_b if u in b else 0.0)
+        for u in set(b) | set(w)
+    ]
+    log_change, var = pair.log_change_var()
+    g = len(infl)
+    assert log_change == pytest.approx(math.log(m_w / m_b))
+    assert var == pytest.approx(g / (g - 1) * sum(x * x for x in infl))
+
+
 def test_a_holdout_arm_thinned_in_one_region_differs_from_the_others() -> None:
     """Half of DE-BE's holdout users deleted from the window start (5,000 users)."""
     sim = simulate(scenario("holdout_region", seed=2, n_users=5000, time_scale=0.15))
