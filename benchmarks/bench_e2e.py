@@ -20,7 +20,8 @@ input topics (with end-of-stream markers).  Then
 Both rates count input records per second from the first fetch; the ratio is the target
 (≥ 0.5).  Process start-up and group joins are reported apart.
 
-**Latency.**  A denser election (10 × the users, timeline 20 × shorter) is fed as fast as
+**Latency** (``--latency-workers 1,2``: one run per stage-one worker count, same input).
+A denser election (10 × the users, timeline 20 × shorter) is fed as fast as
 possible up to 2 min (event time) before the first window opens, then at ``--speed`` × real
 time for ``--paced-seconds``.  The config
 uses ticks of 15 s and a lateness allowance of 6 s (the defaults, 15 min and 10 min, would
@@ -157,7 +158,12 @@ def throughput(broker: EmbeddedBroker, work: Path, scale: float) -> dict:
 
 
 def latency(
-    broker: EmbeddedBroker, work: Path, scale: float, speed: float, paced_seconds: float
+    broker: EmbeddedBroker,
+    work: Path,
+    scale: float,
+    speed: float,
+    paced_seconds: float,
+    workers: int = 1,
 ) -> dict:
     tick_min, late_min = 0.25, 0.1
     # 10 × the users on a 20 × shorter timeline: the event rate of a mid-size platform, so
@@ -171,7 +177,7 @@ def latency(
     )
     first_start = min(w.window_period.start_ms for w in load_config(paths["config"]).windows)
     switch_ms = first_start - 2 * 60_000
-    settings = settings_for(broker, "lat")
+    settings = settings_for(broker, f"lat{workers}")
     create_topics(settings)
     sent_ts: list[int] = []
     sent_wall: list[float] = []
@@ -179,14 +185,17 @@ def latency(
     stop = threading.Event()
     with LiveStack(
         paths["config"],
-        work / "lat.duckdb",
-        work / "lat",
+        work / f"lat{workers}.duckdb",
+        work / f"lat{workers}",
         settings=settings,
         bootstrap=broker.bootstrap,
         checkpoint_seconds=5.0,
+        workers=workers,
     ) as stack:
-        worker = stack.services["worker"]
-        stack.wait_for(lambda: "holding units" in worker.log_text(), 120, "worker join")
+        stage_one = [s for name, s in stack.services.items() if name.startswith("worker")]
+        stack.wait_for(
+            lambda: all("holding units" in w.log_text() for w in stage_one), 120, "workers join"
+        )
         watcher = threading.Thread(target=watch_findings, args=(stack.snapshot_dir, seen, stop))
         watcher.start()
         producer = make_producer(settings, linger_ms=1)
@@ -221,6 +230,10 @@ def latency(
         stop.set()
         watcher.join()
         producer.close()
+        dead = [name for name, service in stack.services.items() if not service.running]
+        if dead:  # a figure from a pipeline that stopped would be a false "no findings"
+            tail = stack.services[dead[0]].log_text().strip().splitlines()[-1:]
+            raise RuntimeError(f"{', '.join(dead)} exited during the latency run: {tail}")
     assert paced_from is not None
     tick_ms, late_ms = int(tick_min * 60_000), int(late_min * 60_000)
     lat, pipe = [], []
@@ -236,6 +249,7 @@ def latency(
         if j < len(sent_ts):
             pipe.append(visible - sent_wall[j])
     return {
+        "workers": workers,
         "speed": speed,
         "tick_s": tick_ms / 1000,
         "lateness_s": late_ms / 1000,
@@ -253,6 +267,11 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=10.0)
     parser.add_argument("--paced-seconds", type=float, default=150.0)
     parser.add_argument("--only", choices=("throughput", "latency"))
+    parser.add_argument(
+        "--latency-workers",
+        default="1,2",
+        help="stage-one worker counts of the latency runs (comma-separated), one run each",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="amplimon-e2e-") as tmp, EmbeddedBroker() as broker:
@@ -261,7 +280,12 @@ def main() -> None:
         if args.only != "latency":
             result["throughput"] = throughput(broker, work, args.scale)
         if args.only != "throughput":
-            result["latency"] = latency(broker, work, args.scale, args.speed, args.paced_seconds)
+            runs = {
+                n: latency(broker, work, args.scale, args.speed, args.paced_seconds, workers=n)
+                for n in (int(x) for x in args.latency_workers.split(","))
+            }
+            result["latency"] = next(iter(runs.values()))
+            result["latency_by_workers"] = {str(n): r for n, r in runs.items()}
         result["load_avg_end"] = os.getloadavg()[0]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "e2e.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
@@ -272,9 +296,11 @@ def main() -> None:
         print(f"raw consume (kafka-python)   {tp['raw_kafka_python']['rate']:>10,.0f} records/s")
         print(f"end to end → DuckDB          {tp['end_to_end']['rate']:>10,.0f} records/s")
         print(f"ratio (target ≥ 0.5)         {tp['ratio']:>10.2f}")
-    if "latency" in result:
-        lt = result["latency"]
-        print(f"latency at {lt['speed']:g}× (target ≤ 5 s) {json.dumps(lt['latency_s'])}")
+    for lt in result.get("latency_by_workers", {}).values():
+        print(
+            f"latency, {lt['workers']} worker(s), at {lt['speed']:g}× (target ≤ 5 s) "
+            f"{json.dumps(lt['latency_s'])}"
+        )
         print(f"  pipeline part              {json.dumps(lt['pipeline_latency_s'])}")
         print(
             f"  tick {lt['tick_s']:g} s, lateness {lt['lateness_s']:g} s, "

@@ -223,7 +223,8 @@ Panel (subject ``panel_mismatch``, :mod:`._panel`)
 -------------------------------------------------
 Panel records (contract v1.1 §5) are what panellists' devices recorded.  From a
 panellist's first panel record on, every panel record is matched with a logged exposure of
-the same platform, user and item within ``panel_match_seconds`` (nearest first, each used
+the same platform, user and item within ``panel_match_seconds`` (default 120 s, or one tick
+when ticks are shorter; at most one tick) (nearest first, each used
 once, one tick of grace either side); a trial is a panel record or a logged exposure of a
 panellist, mismatched when it has no twin (``missing_from_log``, ``not_seen_by_panel``) or
 its twin has another position or label.  ``H0: mismatch rate ≤ ε_p`` (``panel_tolerance``,

@@ -54,7 +54,7 @@ class LogIntegrity(Detector):
         label_grace_minutes: float = 30.0,
         min_missing_labels: int = 10,
         panel_tolerance: float = 0.02,
-        panel_match_seconds: float = 120.0,
+        panel_match_seconds: float | None = None,
         between_tolerance: float = 0.05,
         exposure_tolerance: float = 0.10,
         exposure_tau: float = 0.15,
@@ -97,7 +97,8 @@ class LogIntegrity(Detector):
         )
         _check(0 < panel_tolerance < 1, f"panel_tolerance must be in (0, 1), got {panel_tolerance}")
         _check(
-            panel_match_seconds >= 0, f"panel_match_seconds must be >= 0, got {panel_match_seconds}"
+            panel_match_seconds is None or panel_match_seconds >= 0,
+            f"panel_match_seconds must be >= 0, got {panel_match_seconds}",
         )
         _check(
             0 <= between_tolerance < 1,
@@ -137,8 +138,10 @@ class LogIntegrity(Detector):
         self.label_grace_minutes = label_grace_minutes
         self.min_missing_labels = min_missing_labels
         self.panel_tolerance = panel_tolerance
-        self.panel_match_seconds = panel_match_seconds
         frame = self._frame = Frame(context.config, context.alpha, self.name)
+        if panel_match_seconds is None:  # default: 2 min, or one tick when ticks are shorter
+            panel_match_seconds = min(120.0, frame.tick_ms / 1000)
+        self.panel_match_seconds = panel_match_seconds
         ledger = context.ledger
         self._holdout = HoldoutChecks(
             frame,

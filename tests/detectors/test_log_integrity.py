@@ -273,6 +273,22 @@ def test_bad_parameters_are_config_errors(params: dict[str, Any], message: str) 
         Engine(cfg, ListOutput(), detectors=["log_integrity"])
 
 
+def test_the_default_panel_match_fits_short_ticks() -> None:
+    """120 s by default, one tick when ticks are shorter: a configuration with 15-second
+    ticks and no integrity parameters is valid (it used to stop the live worker)."""
+    from tests.factories import config_dict
+
+    for tick_minutes, match in ((15, 120.0), (0.25, 15.0)):
+        cfg = parse_config(
+            config_dict(
+                detection={"alpha": 0.05, "tick_minutes": tick_minutes, "lateness_minutes": 0.1}
+            )
+        )
+        engine = Engine(cfg, ListOutput(), detectors=["log_integrity"])
+        (detector,) = engine.detectors
+        assert detector.panel_match_seconds == match
+
+
 @given(
     st.lists(
         st.tuples(st.text(min_size=1, max_size=6), st.integers(1, 1_000_000)),
