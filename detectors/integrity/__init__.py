@@ -249,20 +249,27 @@ the exposure share and the panel amplification (normal mixtures on cluster-robus
 estimates).  ``p_value = min(1, m' / max_t E_t)`` with ``m'`` the check's multiplier above.
 The rules spend no alpha; each states the logged fact it rests on.
 
-Measured (``benchmarks/bench_integrity.py``, 20 small simulated elections each, 1,500 users,
-7.2 h windows, ``log_integrity`` alone at ``α = 0.05``): honest platforms, with and without
-a 300-user panel, raised no finding (0/20, 0/20; and 0 of 30 in the test suite, with a
-40-user panel, plus 0 of 40 undeclared-share nulls of 1,500 and 8,000 users).  Each way of
-hiding was found: look-alike ids 20/20; deleted holdout logs 20/20 (``holdout_silent``,
-and ``holdout_share`` 20/20); half the holdout users deleted from the window start, no
-share declared, 8,000 users: 20/20 (``holdout_share``, through the returning users); a
-quarter of ranked users moved into the holdout arm 20/20 (``holdout_assignment``;
-``holdout_share`` 14/20); stripped intervention ids 18/20 (``label_consistency``; the
-misses had fewer than ``min_missing_labels`` unlabelled exposures); conflicting duplicates
-20/20; a log falsified against a 300-user panel 20/20; labels without an intervention 15/20
-(one actor's items: too few exposures in the small runs).  A platform that drops every
-event of a fifth of its holdout users all along is flagged only when it declares its share
-(the baseline is then as under-logged as the window).
+Measured (``benchmarks/bench_integrity.py --runs 20``, small simulated elections, 1,500
+users unless stated, 7.2 h windows, ``log_integrity`` alone at ``α = 0.05``, m = 6): honest
+platforms raised no finding in 100 runs (a 300-user panel, none, 8,000 users, three
+surfaces with 4,000 users, 6,000 users with 1,500 panellists: 0/20 each; and 0 of 30 in the
+test suite, with a 40-user panel, plus 0 of 40 undeclared-share nulls of 1,500 and 8,000
+users).  Each way of hiding was found: look-alike ids 20/20; deleted holdout logs 20/20
+(``holdout_silent``, and ``holdout_share`` 20/20); half the holdout users deleted from the
+window start, no share declared, 8,000 users: 20/20 (``holdout_share``, through the
+returning users); a quarter of ranked users moved into the holdout arm 20/20
+(``holdout_assignment``; ``holdout_share`` 12/20); stripped intervention ids 18/20
+(``label_consistency``; the misses had fewer than ``min_missing_labels`` unlabelled
+exposures); conflicting duplicates 20/20; a log falsified against a 300-user panel 20/20;
+labels without an intervention 15/20 (one actor's items: too few exposures in the small
+runs); half of one region's holdout users deleted (DE-BE, 8,000 users) 16/20
+(``holdout_share_region``); every holdout record on one surface deleted (4,000 users)
+20/20 (``holdout_share_surface``); 40 % of the holdout arm's exposures deleted, users kept
+(8,000 users) 20/20 (``holdout_exposure_share``); one candidate's ×2 boost hidden in the
+log for the panellists only (6,000 users, 1,500 panellists) 15/20
+(``panel_amplification``; ``panel_mismatch`` 1/20).  A platform that drops every event of
+a fifth of its holdout users all along is flagged only when it declares its share (the
+baseline is then as under-logged as the window).
 """
 
 from __future__ import annotations
