@@ -391,7 +391,7 @@ class PanelAmplification(_Part, kw_only=True):
 
 class IntegrityEvidence(_Evidence, kw_only=True, tag="log_integrity"):
     """Permissive: the log-integrity checks keep their own keys, all in ``details``; the one
-    typed part, ``panel_amplification`` (version 2), is kept apart.
+    typed part, ``panel_amplification`` (version 2), is also decoded into its struct.
 
     Stored flat (``{"kind": "log_integrity", "version": 1, "check": …, <details>}``, see
     :func:`encode`): the checks of :mod:`detectors.integrity` and their readers use the keys
@@ -580,7 +580,8 @@ def decode(
         if not isinstance(version, int) or not isinstance(rule, str):
             return Decoded(None, obj, "evidence does not match its schema: version or rule")
         details = dict(details)
-        part = details.pop("panel_amplification", None)
+        # typed below, and left in details too: readers that show the details show it
+        part = details.get("panel_amplification")
         try:
             typed_part = None if part is None else msgspec.convert(part, PanelAmplification)
         except msgspec.ValidationError as err:
