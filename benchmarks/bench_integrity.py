@@ -1,7 +1,7 @@
 """Power and false alarms of ``log_integrity`` against lying platforms (issue 13).
 
     .venv/bin/python benchmarks/bench_integrity.py [--runs 20] [--users 1500]
-        [--panels 25,50,100,200,400] [--out benchmarks/results]
+        [--panels 25,50,100,200,400] [--sweep-runs 10] [--out benchmarks/results]
 
 Every run is a small simulated election (``--users`` users, ``time_scale`` 0.15: two
 staggered windows of 7.2 h with 7.2 h baselines) through the real engine with the
@@ -22,6 +22,10 @@ detector: the figures are its own).
    mismatch rate observed, the comparisons per panellist and window, and the minimum
    detectable mismatch rate (the smallest rate at which the e-process would cross its
    threshold with that many comparisons).
+
+4. **How much hiding is found** — ``holdout_exposure_deletion`` with 10–40 % of the holdout
+   arm's exposures deleted, and ``holdout_region`` with 25–75 % of one region's holdout
+   users deleted (8,000 users; ``--sweep-runs``, default 10 per point): power.
 
 Prints tables and writes ``results/integrity.json``.
 """
@@ -58,7 +62,7 @@ OWN_SIZE = {
     "panel_hidden_boost",
 }
 #: honest platforms of the adversaries' sizes (name, label, overrides)
-NULLS = (
+NULLS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("honest_panel", "honest_panel", {}),
     ("null", "null", {}),
     ("null", "null_8000_users", {"n_users": 8000}),
@@ -118,15 +122,24 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--users", type=int, default=1500)
     parser.add_argument("--panels", default="25,50,100,200,400")
+    parser.add_argument("--sweep-runs", type=int, default=10)
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip (1-4)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     began = time.perf_counter()
     result: dict[str, Any] = {"runs": args.runs, "users": args.users}
     seeds = range(90_000, 90_000 + args.runs)
+    skip = set(args.skip.split(",")) - {""}
+    if skip:  # a partial run keeps the other sections of the last full one
+        last = args.out / "integrity.json"
+        if last.exists():
+            result.update(
+                {k: v for k, v in json.loads(last.read_text()).items() if k not in result}
+            )
 
-    print("1. false alarms (share of honest runs with a log_integrity finding)")
     honest: dict[str, Any] = {}
-    for name, label, extra in NULLS:
+    print("1. false alarms (share of honest runs with a log_integrity finding)")
+    for name, label, extra in NULLS if "1" not in skip else ():
         per: Counter[str] = Counter()
         runs_with = 0
         for seed in seeds:
@@ -135,11 +148,12 @@ def main() -> int:
             runs_with += bool(fired)
         honest[label] = {"runs_with_finding": runs_with, "runs": args.runs, "by_check": dict(per)}
         print(f"  {label:40s} {runs_with}/{args.runs}  {dict(per) or ''}")
-    result["false_alarms"] = honest
+    if "1" not in skip:
+        result["false_alarms"] = honest
 
     print("2. power per adversary (share of runs where the answering check fires)")
     power: dict[str, Any] = {}
-    for name, check in ANSWERS.items():
+    for name, check in ANSWERS.items() if "2" not in skip else ():
         hits = 0
         other: Counter[str] = Counter()
         for seed in seeds:
@@ -148,12 +162,13 @@ def main() -> int:
             other.update(fired - {check})
         power[name] = {"check": check, "power": hits / args.runs, "also": dict(other)}
         print(f"  {name:28s} {check:28s} {hits}/{args.runs}  also: {dict(other) or '-'}")
-    result["power"] = power
+    if "2" not in skip:
+        result["power"] = power
 
     print("3. panel size (falsified_log, 25 % of politics' ranked exposures deleted)")
     threshold = log_threshold(6, 0.05)
     panels: list[dict[str, Any]] = []
-    for n_panel in [int(x) for x in args.panels.split(",")]:
+    for n_panel in [int(x) for x in args.panels.split(",")] if "3" not in skip else []:
         hits, rates, compared = 0, [], []
         for seed in seeds:
             fired, found = checks("falsified_log", seed, args.users, panel_users=n_panel)
@@ -178,7 +193,8 @@ def main() -> int:
             f"{per_panellist or float('nan'):.1f} comparisons/panellist/window, MDE "
             f"{row['mde_mismatch_rate'] or float('nan'):.3f}"
         )
-    result["panel"] = panels
+    if "3" not in skip:
+        result["panel"] = panels
     result["mde_by_comparisons"] = {
         n: mde_rate(n, 0.02, threshold) for n in (100, 300, 1000, 3000, 10_000, 30_000)
     }
@@ -188,6 +204,23 @@ def main() -> int:
             f"{n}: {r:.4f}" for n, r in result["mde_by_comparisons"].items() if r is not None
         )
     )
+    if "4" not in skip:
+        print("4. how much hiding is found (8,000 users; power per share)")
+        sweep: dict[str, Any] = {}
+        for name, check, shares in (
+            ("holdout_exposure_deletion", "holdout_exposure_share", (0.1, 0.2, 0.3, 0.4)),
+            ("holdout_region", "holdout_share_region", (0.25, 0.5, 0.75)),
+        ):
+            rows = {}
+            for share in shares:
+                hits = sum(
+                    check in checks(name, seed, args.users, adversary_share=share)[0]
+                    for seed in range(91_000, 91_000 + args.sweep_runs)
+                )
+                rows[str(share)] = hits / args.sweep_runs
+                print(f"  {name:28s} share {share:.2f}: {hits}/{args.sweep_runs}")
+            sweep[name] = {"check": check, "power_by_share": rows, "runs": args.sweep_runs}
+        result["sweep"] = sweep
     result["seconds"] = time.perf_counter() - began
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "integrity.json").write_text(json.dumps(result, indent=1) + "\n")
