@@ -28,7 +28,7 @@ from ._frame import Frame, Key, Running
 
 __all__ = ["BetweenTest", "fnch_log_pmf"]
 
-#: the mixture's alternatives: ``|log ψ|`` beyond H0's edge, on each side (weights 1/20)
+#: the mixture's alternatives: ``|log ψ|`` beyond H0's edge, on each side (weights 1/14)
 _STEPS = np.array([0.1, 0.25, 0.45, 0.7, 1.0, 1.6, 2.5])
 DIMENSIONS = ("region", "surface")
 

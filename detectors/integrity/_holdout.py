@@ -117,7 +117,7 @@ class HoldoutChecks:
                 state.returns.back(first & 1, code)
             self._fresh.add((key, user))
             self.changed.add(key)
-        if (key, user) in self._fresh:
+        if (key, user) in self._fresh and scope.period(ts) == "window":
             self.between.offer(key, user, ts, region, surface, code)
         if first & 1 != code and user not in state.switched:
             state.switched.add(user)
