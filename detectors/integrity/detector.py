@@ -34,7 +34,7 @@ class LogIntegrity(Detector):
     name: ClassVar[str] = "log_integrity"
     display_name: ClassVar[str] = "Log integrity (holdout arm, links, gaps, ids, labels, panel)"
     kinds: ClassVar[tuple[str, ...]] = ("log_integrity",)
-    version: ClassVar[str] = "3"  # 3: the integrity package (checkpoints of 2 incompatible)
+    version: ClassVar[str] = "4"  # 4: between regions, exposure share, panel amplification
 
     def __init__(
         self,
