@@ -73,6 +73,41 @@ def test_paired_exposure_moments_match_the_influence_sum() -> None:
     assert var == pytest.approx(g / (g - 1) * sum(x * x for x in infl))
 
 
+@pytest.mark.parametrize("edge", [1, -1])  # Δ = 0.9 and 1/0.9: H0's edges at tolerance 0.1
+def test_exposure_share_e_process_is_valid_at_the_tolerance(edge: int) -> None:
+    """Ville, asymptotically: P(sup_t E_t ≥ 1/a) ≤ a for a = 0.2, with heavy-tailed
+    (lognormal) per-user activity, users active in one or both periods, 12 looks."""
+    from detectors.integrity._exposures import ExposureShareTest, _State
+    from detectors.sequential import mixture_log_e
+
+    class Frame:
+        threshold, alpha, TESTS = 0.0, 0.05, 1
+
+    test = ExposureShareTest(Frame(), tolerance=0.1, tau=0.15, min_users=30)  # type: ignore[arg-type]
+    rng = np.random.default_rng(edge + 5)
+    runs, users, hits = 80, 600, 0
+    for _ in range(runs):
+        state = _State()
+        activity = rng.lognormal(1.0, 1.0, (2, users))
+        counts = {
+            (arm, period): rng.poisson(activity[arm] * (0.9**edge if arm and period else 1.0))
+            * (rng.random(users) < 0.7)
+            for arm in (0, 1)
+            for period in (0, 1)
+        }
+        best = -math.inf
+        for chunk in np.array_split(rng.permutation(users), 12):
+            for (arm, period), c in counts.items():
+                for u in chunk.tolist():
+                    for _ in range(int(c[u])):
+                        state.arms[arm].add(period, f"{arm}-{u}")
+            est = test._estimate(state)
+            if est is not None:
+                best = max(best, float(mixture_log_e(est[0], est[1], 0.15, test.margin)[0][0]))
+        hits += best >= math.log(5)
+    assert hits / runs <= stats.binom.ppf(0.999, runs, 0.2) / runs
+
+
 def test_a_holdout_arm_thinned_in_one_region_differs_from_the_others() -> None:
     """Half of DE-BE's holdout users deleted from the window start (5,000 users)."""
     sim = simulate(scenario("holdout_region", seed=2, n_users=5000, time_scale=0.15))
