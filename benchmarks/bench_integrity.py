@@ -239,15 +239,15 @@ def main() -> int:
             ("holdout_region", "holdout_share_region", {}),
             ("panel_hidden_boost", "panel_amplification", {"panel_users": 400}),
         )
-        for name, check, extra in cases:
+        for name, answer, extra in cases:
             hits = 0
             for seed in range(92_000, 92_000 + args.sweep_runs):
                 sim = simulate(scenario(name, seed=seed, **{"n_users": 4000, **extra}))
-                fired = {f.evidence["check"] for f in _run(sim)}
-                hits += bool(fired) if check is None else check in fired
-            key = f"{name}:{check or 'any finding'}"
+                fired = {f.evidence["answer"] for f in _run(sim)}
+                hits += bool(fired) if answer is None else answer in fired
+            key = f"{name}:{answer or 'any finding'}"
             full[key] = {"runs": args.sweep_runs, "rate": hits / args.sweep_runs, **extra}
-            print(f"  {name:28s} {check or 'any finding':24s} {hits}/{args.sweep_runs}")
+            print(f"  {name:28s} {answer or 'any finding':24s} {hits}/{args.sweep_runs}")
         result["default_size"] = full
     result["seconds_partial" if skip else "seconds"] = time.perf_counter() - began
     args.out.mkdir(parents=True, exist_ok=True)
