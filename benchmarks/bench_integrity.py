@@ -243,7 +243,7 @@ def main() -> int:
             hits = 0
             for seed in range(92_000, 92_000 + args.sweep_runs):
                 sim = simulate(scenario(name, seed=seed, **{"n_users": 4000, **extra}))
-                fired = {f.evidence["answer"] for f in _run(sim)}
+                fired = {f.evidence["check"] for f in _run(sim)}
                 hits += bool(fired) if answer is None else answer in fired
             key = f"{name}:{answer or 'any finding'}"
             full[key] = {"runs": args.sweep_runs, "rate": hits / args.sweep_runs, **extra}
