@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
+import numpy as np
+
 from detectors.base import Detector, DetectorContext, Tick
+from detectors.sequential import TestState
 from monitor.core.records import Detectability, Finding
 
 from ._duplicates import DuplicateCheck
@@ -261,6 +264,65 @@ class LogIntegrity(Detector):
             *self._panel_amp.evaluate(end_ms, set(self._panel_amp.scopes)),
             *self._duplicates.findings(self._keys, end_ms),
         ]
+        return out
+
+    def test_states(self) -> list[TestState]:
+        """The running maximum of every statistical check's e-process, per platform and
+        window (one state per check; a region's, surface's or panel subject's test is one
+        subject of its check), against the log of its own Bonferroni threshold."""
+        out: list[TestState] = []
+
+        def add(key: Key, check: str, rows: dict[str, float], threshold: float) -> None:
+            if rows:
+                out.append(
+                    TestState(
+                        detector=self.name,
+                        platform=key[0],
+                        window_id=key[1],
+                        scope=check,
+                        subjects=tuple(rows),
+                        max_log_e=np.array(list(rows.values()), dtype=float),
+                        log_threshold=threshold,
+                        null=np.ones(len(rows), dtype=bool),
+                    )
+                )
+
+        frame = self._frame
+        for key, arms in sorted(self._holdout.arms.items()):
+            add(
+                key,
+                "holdout_share",
+                {"holdout_share": arms.max_log_e},
+                self._holdout.threshold(key),
+            )
+        between = self._holdout.between
+        for key, scope in sorted(between.scopes.items()):
+            for dimension in ("region", "surface"):
+                cells = [c for c in scope.cells.values() if c.dimension == dimension]
+                add(
+                    key,
+                    f"holdout_share_{dimension}",
+                    {c.value: c.max_log_e for c in cells},
+                    min((between.threshold(c) for c in cells), default=frame.threshold),
+                )
+        for key, state in sorted(self._exposure_share.states.items()):
+            add(
+                key,
+                "holdout_exposure_share",
+                {"holdout_exposure_share": state.max_log_e},
+                frame.threshold,
+            )
+        for key, links in sorted(self._links.links.items()):
+            add(key, "exposure_links", {"exposure_links": links.max_log_e}, frame.threshold)
+        for key, c in sorted(self._panel.compare.items()):
+            add(key, "panel_mismatch", {"panel_mismatch": c.max_log_e}, frame.threshold)
+        for key, amp in sorted(self._panel_amp.scopes.items()):
+            add(
+                key,
+                "panel_amplification",
+                {f"{k}:{s}": sub.max_log_e for (k, s), sub in sorted(amp.subjects.items())},
+                self._panel_amp.threshold(key[1]),
+            )
         return out
 
     def detectability(self) -> list[Detectability]:
