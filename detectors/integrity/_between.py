@@ -146,11 +146,9 @@ class BetweenTest:
         if n_a == 0 or n_b == 0 or k == 0 or k == n_a + n_b:
             return  # the block's margins leave no freedom: factor 1
         lo, hi = self.bounds
-        psi = np.concatenate([lo * np.exp(-_STEPS), hi * np.exp(_STEPS)])
-        edge = np.repeat([lo, hi], len(_STEPS))
-        cell.log_lr += _fnch_log_pmf_vec(x, n_a, n_b, k, psi) - _fnch_log_pmf_vec(
-            x, n_a, n_b, k, edge
-        )
+        psi = np.concatenate([lo * np.exp(-_STEPS), hi * np.exp(_STEPS), [lo, hi]])
+        log_p = _fnch_log_pmf_vec(x, n_a, n_b, k, psi)
+        cell.log_lr += log_p[:-2] - np.repeat(log_p[-2:], len(_STEPS))
         cell.log_e = float(special.logsumexp(cell.log_lr) - math.log(cell.log_lr.size))
         cell.bets += 1
 
