@@ -22,8 +22,8 @@ Both rates count input records per second from the first fetch; the ratio is the
 
 **Latency** (``--latency-workers 1,2``: one run per stage-one worker count, same input).
 A denser election (10 × the users, timeline 20 × shorter) is fed as fast as
-possible up to 2 min (event time) before the first window opens, then at ``--speed`` × real
-time for ``--paced-seconds``.  The config
+possible up to 2 min (event time) before the first window opens; once every stage has drained
+that backlog, the rest is fed at ``--speed`` × real time for ``--paced-seconds``.  The config
 uses ticks of 15 s and a lateness allowance of 6 s (the defaults, 15 min and 10 min, would
 put (15 + 10) min / speed of pure event-time waiting into every figure).  For each finding
 first written during the paced phase: *latency* = time it becomes readable in the sink's
@@ -212,6 +212,9 @@ def latency(
             if ts >= switch_ms:
                 if paced_from is None:
                     producer.flush()
+                    # the backlog fed fast must be through every stage first: else the
+                    # first paced findings wait behind it and the figure is drain time
+                    stack.wait_for(lambda: drained(stack), 600, "backlog drained", interval=0.2)
                     paced_from = time.perf_counter()
                     t0_event, t0_wall = ts, paced_from
                 due = t0_wall + (ts - t0_event) / 1000 / speed

@@ -41,7 +41,9 @@ __all__ = [
     "HoldoutShiftEvidence",
     "finite_float",
     "IntegrityEvidence",
+    "ArmShares",
     "MissingLabelEvidence",
+    "PanelAmplification",
     "Period",
     "PlatformChangeEvidence",
     "RankUpliftEvidence",
@@ -351,8 +353,45 @@ class PlatformChangeEvidence(_Evidence, kw_only=True, tag="platform_change"):
     references: dict[str, Any] = {}
 
 
+class ArmShares(_Part, kw_only=True):
+    """A subject's share of all exposures in each arm, from one source (the panel's devices or
+    the platform's log) for the same panellists, and their ratio (ranked ÷ holdout) with a
+    95 % interval, panellists as clusters."""
+
+    ratio: float | None = None
+    ci95: list[float | None] = []
+    share_ranked: float | None = None
+    share_holdout: float | None = None
+    exposures_ranked: int = 0  # of the subject
+    exposures_holdout: int = 0
+    all_exposures_ranked: int = 0  # of every account
+    all_exposures_holdout: int = 0
+    users_ranked: int = 0
+    users_holdout: int = 0
+
+
+class PanelAmplification(_Part, kw_only=True):
+    """The panel's independent amplification estimate of a registered subject beside the
+    platform log's for the same panellists and period (``log_integrity`` check
+    ``panel_amplification``, evidence version 2)."""
+
+    subject_kind: str
+    subject: str
+    period: Period = "window"
+    panel: ArmShares
+    log: ArmShares
+    #: panel ratio ÷ log ratio (> 1: the log understates what the panel saw), its log, the
+    #: standard error of that log (panellists as clusters, the two sources paired) and the
+    #: always-valid interval at the test's level
+    understatement: float | None = None
+    log_understatement: float | None = None
+    se: float | None = None
+    understatement_cs: list[float | None] = []
+
+
 class IntegrityEvidence(_Evidence, kw_only=True, tag="log_integrity"):
-    """Permissive: the log-integrity checks keep their own keys, all in ``details``.
+    """Permissive: the log-integrity checks keep their own keys, all in ``details``; the one
+    typed part, ``panel_amplification`` (version 2), is also decoded into its struct.
 
     Stored flat (``{"kind": "log_integrity", "version": 1, "check": …, <details>}``, see
     :func:`encode`): the checks of :mod:`detectors.integrity` and their readers use the keys
@@ -360,6 +399,7 @@ class IntegrityEvidence(_Evidence, kw_only=True, tag="log_integrity"):
 
     check: str
     details: dict[str, Any] = {}
+    panel_amplification: PanelAmplification | None = None
 
 
 Evidence = (
@@ -402,6 +442,10 @@ def encode(evidence: Evidence) -> dict[str, Any]:
         if evidence.rule:
             head["rule"] = evidence.rule
         head["check"] = evidence.check
+        if evidence.panel_amplification is not None:
+            head["panel_amplification"] = msgspec.to_builtins(
+                evidence.panel_amplification, enc_hook=_enc_hook
+            )
         details = msgspec.to_builtins(evidence.details, enc_hook=_enc_hook)
         return {**head, **{k: v for k, v in details.items() if k not in head}}
     out: dict[str, Any] = msgspec.to_builtins(evidence, enc_hook=_enc_hook)
@@ -535,8 +579,21 @@ def decode(
         version, rule = obj.get("version", 1), (obj.get("rule", "") if nested else "")
         if not isinstance(version, int) or not isinstance(rule, str):
             return Decoded(None, obj, "evidence does not match its schema: version or rule")
+        details = dict(details)
+        # typed below, and left in details too: readers that show the details show it
+        part = details.get("panel_amplification")
+        try:
+            typed_part = None if part is None else msgspec.convert(part, PanelAmplification)
+        except msgspec.ValidationError as err:
+            return Decoded(None, obj, f"evidence does not match its schema: {err}")
         return Decoded(
-            IntegrityEvidence(version=version, rule=rule, check=str(check), details=dict(details)),
+            IntegrityEvidence(
+                version=version,
+                rule=rule,
+                check=str(check),
+                details=details,
+                panel_amplification=typed_part,
+            ),
             obj,
             legacy=tag is None,
         )

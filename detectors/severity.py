@@ -16,8 +16,11 @@
 
   - holdout share vs the declared or baseline share — :func:`by_relative_deviation` of
     ``d = |observed ÷ reference − 1|``: ``d ≥ 0.3`` critical, ``≥ 0.1`` high, ``≥ 0.03``
-    medium, else low; a holdout arm gone silent is critical (high when only some regions'
-    arm is);
+    medium, else low; the same rule for a region's (surface's) holdout share ÷ the rest's
+    and for the holdout exposures-per-user change ``Δ``; a holdout arm gone silent is
+    critical (high when only some regions' arm is);
+  - the panel's amplification estimate above the log's — :func:`by_effect` of the lower
+    always-valid bound of ``R_panel ÷ R_log`` (as an amplification effect);
   - shares of records that contradict something (exposures no slate explains, panel
     mismatches, users logged in both arms) — :func:`by_contradiction_share` of the share
     ``s``: ``s ≥ 0.2`` critical, ``≥ 0.05`` high, ``≥ 0.02`` medium, else low;

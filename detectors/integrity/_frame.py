@@ -51,9 +51,11 @@ class Running:
 class Frame:
     """Scopes of a configuration, the statistical threshold per platform, and findings."""
 
-    #: statistical tests per platform and window (Bonferroni ``m``): the holdout share,
-    #: the exposure links and the panel comparison; the other checks are logged facts.
-    TESTS = 3
+    #: statistical tests per platform and window (Bonferroni ``m``): the holdout share, the
+    #: holdout share between regions and surfaces, the holdout share of exposures, the
+    #: exposure links, the panel comparison and the panel's amplification estimate; the other
+    #: checks are logged facts.
+    TESTS = 6
 
     def __init__(self, config: Config, alpha: float, detector: str) -> None:
         self.config = config
@@ -105,6 +107,7 @@ class Frame:
         severity: str,
         event_ms: int,
         evidence: dict[str, Any],
+        version: int = 1,
     ) -> Finding:
         """A ``log_integrity`` finding of ``check`` (subject = the check's name unless
         given); the evidence dict starts with ``"check"``."""
@@ -125,5 +128,5 @@ class Frame:
             severity=severity,
             event_time=ms_to_datetime(event_ms),
             # the stored form of detectors.evidence.IntegrityEvidence (flat, tagged)
-            evidence={"kind": "log_integrity", "version": 1, "check": check, **evidence},
+            evidence={"kind": "log_integrity", "version": version, "check": check, **evidence},
         )

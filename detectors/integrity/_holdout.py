@@ -16,6 +16,7 @@ from detectors.severity import by_contradiction_share, by_relative_deviation
 from detectors.stats import clopper_pearson
 from monitor.core.records import Detectability, Finding
 
+from ._between import BetweenTest
 from ._frame import Frame, Key, Running, Scope
 from ._returns import ReturnTest
 from ._srm import beta_prior, srm_log_e
@@ -65,8 +66,11 @@ class HoldoutChecks:
         min_switched_users: int,
         min_expected_users: float,
         return_tolerance: float,
+        between_tolerance: float,
     ) -> None:
         self.frame = frame
+        self.between = BetweenTest(frame, tolerance=between_tolerance)
+        self._fresh: set[tuple[Key, str]] = set()  # (scope, user) first window-active this tick
         self.ledger = ledger
         self.srm_tolerance = srm_tolerance
         self.prior_sd = prior_sd
@@ -83,7 +87,9 @@ class HoldoutChecks:
         return None if entry is None else entry.holdout_share
 
     # -- observe ------------------------------------------------------------------------------
-    def user(self, key: Key, scope: Scope, user: str, arm: str, region: str, ts: int) -> None:
+    def user(
+        self, key: Key, scope: Scope, user: str, arm: str, region: str, surface: str, ts: int
+    ) -> None:
         state = self.arms.get(key)
         if state is None:
             state = self.arms[key] = _Arms()
@@ -99,6 +105,9 @@ class HoldoutChecks:
             state.active.setdefault(region, [0, 0, 0, 0])[2 * period + code] += 1
             if state.returns is not None and not period:
                 state.returns.add(code)
+            if period:
+                self._fresh.add((key, user))
+                self.between.offer(key, user, ts, region, surface, code)
             self.changed.add(key)
             return
         if not first & (_WINDOW | _BACK) and scope.period(ts) == "window":
@@ -106,10 +115,18 @@ class HoldoutChecks:
             state.active.setdefault(region, [0, 0, 0, 0])[2 + code] += 1
             if state.returns is not None:
                 state.returns.back(first & 1, code)
+            self._fresh.add((key, user))
             self.changed.add(key)
+        if (key, user) in self._fresh and scope.period(ts) == "window":
+            self.between.offer(key, user, ts, region, surface, code)
         if first & 1 != code and user not in state.switched:
             state.switched.add(user)
             self.changed.add(key)
+
+    def close_tick(self) -> None:
+        """The tick's events are all seen: the between-regions test bets on its block."""
+        self._fresh.clear()
+        self.between.close_tick()
 
     # -- the share test -----------------------------------------------------------------------
     def _reference(self, key: Key, state: _Arms) -> tuple[float, float, float] | None:
@@ -179,6 +196,7 @@ class HoldoutChecks:
             if silent is not None:
                 out.append(silent)
         self.changed.clear()
+        out.extend(self.between.evaluate(end_ms, keys))
         return out
 
     def _share_finding(self, key: Key, state: _Arms, threshold: float) -> Finding:

@@ -6,10 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
+import numpy as np
+
 from detectors.base import Detector, DetectorContext, Tick
+from detectors.sequential import TestState
 from monitor.core.records import Detectability, Finding
 
 from ._duplicates import DuplicateCheck
+from ._exposures import ExposureShareTest
 from ._frame import Frame, Key
 from ._gaps import GapCheck
 from ._holdout import HoldoutChecks
@@ -17,6 +21,7 @@ from ._labels import LabelCheck
 from ._links import LinkCheck
 from ._lookalike import LookalikeCheck
 from ._panel import PanelCheck
+from ._panel_amp import PanelAmplificationTest
 
 __all__ = ["LogIntegrity"]
 
@@ -32,7 +37,7 @@ class LogIntegrity(Detector):
     name: ClassVar[str] = "log_integrity"
     display_name: ClassVar[str] = "Log integrity (holdout arm, links, gaps, ids, labels, panel)"
     kinds: ClassVar[tuple[str, ...]] = ("log_integrity",)
-    version: ClassVar[str] = "3"  # 3: the integrity package (checkpoints of 2 incompatible)
+    version: ClassVar[str] = "4"  # 4: between regions, exposure share, panel amplification
 
     def __init__(
         self,
@@ -53,6 +58,13 @@ class LogIntegrity(Detector):
         min_missing_labels: int = 10,
         panel_tolerance: float = 0.02,
         panel_match_seconds: float | None = None,
+        between_tolerance: float = 0.05,
+        exposure_tolerance: float = 0.10,
+        exposure_tau: float = 0.15,
+        min_arm_users: int = 30,
+        panel_amplification_tolerance: float = 0.10,
+        panel_tau: float = 0.3,
+        min_panel_users: int = 10,
     ) -> None:
         super().__init__(context)
         _check(0 <= srm_tolerance < 1, f"srm_tolerance must be in [0, 1), got {srm_tolerance}")
@@ -91,7 +103,30 @@ class LogIntegrity(Detector):
             panel_match_seconds is None or panel_match_seconds >= 0,
             f"panel_match_seconds must be >= 0, got {panel_match_seconds}",
         )
+        _check(
+            0 <= between_tolerance < 1,
+            f"between_tolerance must be in [0, 1), got {between_tolerance}",
+        )
+        _check(
+            0 < exposure_tolerance < 1,
+            f"exposure_tolerance must be in (0, 1), got {exposure_tolerance}",
+        )
+        _check(exposure_tau > 0, f"exposure_tau must be > 0, got {exposure_tau}")
+        _check(min_arm_users >= 2, f"min_arm_users must be >= 2, got {min_arm_users}")
+        _check(
+            panel_amplification_tolerance >= 0,
+            f"panel_amplification_tolerance must be >= 0, got {panel_amplification_tolerance}",
+        )
+        _check(panel_tau > 0, f"panel_tau must be > 0, got {panel_tau}")
+        _check(min_panel_users >= 2, f"min_panel_users must be >= 2, got {min_panel_users}")
+        self.panel_amplification_tolerance = panel_amplification_tolerance
+        self.panel_tau = panel_tau
+        self.min_panel_users = min_panel_users
+        self.exposure_tolerance = exposure_tolerance
+        self.exposure_tau = exposure_tau
+        self.min_arm_users = min_arm_users
         self.srm_tolerance = srm_tolerance
+        self.between_tolerance = between_tolerance
         self.prior_sd = prior_sd
         self.link_tolerance = link_tolerance
         self.link_hours = link_hours
@@ -121,9 +156,13 @@ class LogIntegrity(Detector):
             min_switched_users=min_switched_users,
             min_expected_users=min_expected_users,
             return_tolerance=return_tolerance,
+            between_tolerance=between_tolerance,
         )
         self._links = LinkCheck(
             frame, link_tolerance=link_tolerance, link_hours=link_hours, max_examples=max_examples
+        )
+        self._exposure_share = ExposureShareTest(
+            frame, tolerance=exposure_tolerance, tau=exposure_tau, min_users=min_arm_users
         )
         self._gaps = GapCheck(
             frame, max_gap_ticks=self.max_gap_ticks, min_expected_users=min_expected_users
@@ -144,6 +183,14 @@ class LogIntegrity(Detector):
         self._panel = PanelCheck(
             frame, panel_tolerance=panel_tolerance, panel_match_seconds=panel_match_seconds
         )
+        self._panel_amp = PanelAmplificationTest(
+            frame,
+            ledger,
+            tolerance=panel_amplification_tolerance,
+            tau=panel_tau,
+            min_users=min_panel_users,
+            match_ms=int(match_ms),
+        )
         self._keys: set[Key] = set()
 
     # -- observe ------------------------------------------------------------------------------
@@ -157,7 +204,7 @@ class LogIntegrity(Detector):
             scoped = frame.keys_at(r.platform, r.region, ts)
             for key, scope in scoped:
                 active.setdefault(key, set()).add(r.user)
-                self._holdout.user(key, scope, r.user, r.arm, r.region, ts)
+                self._holdout.user(key, scope, r.user, r.arm, r.region, r.surface, ts)
             if scoped:
                 self._lookalike.ranking(r, [s for _, s in scoped])
         self._links.release_held()
@@ -168,12 +215,15 @@ class LogIntegrity(Detector):
                 continue
             for key, scope in scoped:
                 active.setdefault(key, set()).add(e.user)
-                self._holdout.user(key, scope, e.user, e.arm, e.region, ts)
+                self._holdout.user(key, scope, e.user, e.arm, e.region, e.surface, ts)
             scopes = [s for _, s in scoped]
             self._links.exposure(e, scopes)
+            self._exposure_share.exposure(e, scopes)
             self._lookalike.exposure(e, scopes)
             self._labels.exposure(e, scopes)
+        self._holdout.close_tick()
         self._panel.tick(tick.panel, tick.exposures)
+        self._panel_amp.tick(tick.panel, tick.exposures, self._panel.since)
         self._keys.update(active)
         self._gaps.tick(tick.start_ms // frame.tick_ms, active)
         self._links.expire(tick.end_ms)
@@ -191,10 +241,12 @@ class LogIntegrity(Detector):
         return [
             *self._holdout.evaluate(end),
             *self._links.evaluate(end),
+            *self._exposure_share.evaluate(end),
             *self._gaps.evaluate(None, self._n_checked()),
             *self._lookalike.evaluate(end),
             *self._labels.evaluate(end),
             *self._panel.evaluate(end),
+            *self._panel_amp.evaluate(end),
         ]
 
     def finish(self, end_ms: int) -> list[Finding]:
@@ -204,12 +256,73 @@ class LogIntegrity(Detector):
         out = [
             *self._holdout.evaluate(end_ms, set(self._holdout.arms)),
             *self._links.evaluate(end_ms, set(self._links.links)),
+            *self._exposure_share.evaluate(end_ms, set(self._exposure_share.states)),
             *self._gaps.evaluate(set(self._gaps.streams), self._n_checked()),
             *self._lookalike.evaluate(end_ms),
             *self._labels.evaluate(end_ms, self._labels.keys()),
             *self._panel.evaluate(end_ms, set(self._panel.compare)),
+            *self._panel_amp.evaluate(end_ms, set(self._panel_amp.scopes)),
             *self._duplicates.findings(self._keys, end_ms),
         ]
+        return out
+
+    def test_states(self) -> list[TestState]:
+        """The running maximum of every statistical check's e-process, per platform and
+        window (one state per check; a region's, surface's or panel subject's test is one
+        subject of its check), against the log of its own Bonferroni threshold."""
+        out: list[TestState] = []
+
+        def add(key: Key, check: str, rows: dict[str, float], threshold: float) -> None:
+            if rows:
+                out.append(
+                    TestState(
+                        detector=self.name,
+                        platform=key[0],
+                        window_id=key[1],
+                        scope=check,
+                        subjects=tuple(rows),
+                        max_log_e=np.array(list(rows.values()), dtype=float),
+                        log_threshold=threshold,
+                        null=np.ones(len(rows), dtype=bool),
+                    )
+                )
+
+        frame = self._frame
+        for key, arms in sorted(self._holdout.arms.items()):
+            add(
+                key,
+                "holdout_share",
+                {"holdout_share": arms.max_log_e},
+                self._holdout.threshold(key),
+            )
+        between = self._holdout.between
+        for key, scope in sorted(between.scopes.items()):
+            for dimension in ("region", "surface"):
+                cells = [c for c in scope.cells.values() if c.dimension == dimension]
+                add(
+                    key,
+                    f"holdout_share_{dimension}",
+                    {c.value: c.max_log_e for c in cells},
+                    min((between.threshold(c) for c in cells), default=frame.threshold),
+                )
+        for key, state in sorted(self._exposure_share.states.items()):
+            add(
+                key,
+                "holdout_exposure_share",
+                {"holdout_exposure_share": state.max_log_e},
+                frame.threshold,
+            )
+        for key, links in sorted(self._links.links.items()):
+            add(key, "exposure_links", {"exposure_links": links.max_log_e}, frame.threshold)
+        for key, c in sorted(self._panel.compare.items()):
+            add(key, "panel_mismatch", {"panel_mismatch": c.max_log_e}, frame.threshold)
+        for key, amp in sorted(self._panel_amp.scopes.items()):
+            add(
+                key,
+                "panel_amplification",
+                {f"{k}:{s}": sub.max_log_e for (k, s), sub in sorted(amp.subjects.items())},
+                self._panel_amp.threshold(key[1]),
+            )
         return out
 
     def detectability(self) -> list[Detectability]:

@@ -11,7 +11,8 @@ adversary                      what the platform does
 ``alias_disguise``             logs ``adversary_actor``'s items under look-alike ids (a
                                zero-width space, upper case, a trailing space, an ``@``)
 ``holdout_deletion``           deletes every holdout-arm record from the first window start
-                               (in ``adversary_regions`` if given, as the next two)
+                               (in ``adversary_regions`` and on ``adversary_surfaces`` if
+                               given, as the next two)
 ``holdout_thinning``           from the first window start, deletes every record of a random
                                ``adversary_share`` of its holdout users
 ``holdout_move``               from the first window start, logs ``adversary_share`` of its
@@ -26,6 +27,14 @@ adversary                      what the platform does
 ``label_without_intervention`` shows the label ``sponsored`` on half of the actor's
                                ranked-arm exposures in the windows; nothing declares or
                                logs an intervention
+``holdout_exposure_deletion``  from the first window start, deletes ``adversary_share`` of
+                               the holdout arm's exposures (each at random; users are kept
+                               while they have any exposure left, their slates stay) in
+                               ``adversary_regions`` if given
+``panel_arm_falsified``        from the first window start, deletes ``adversary_share`` of
+                               ``adversary_actor``'s ranked-arm exposures *of panellists
+                               only* (the log hides the boost the panel saw; one actor's
+                               records are too few for the mismatch rate to show it)
 =============================  ============================================================
 
 The panel (``panel_users`` > 0) is drawn before any adversary acts: what the panellists'
@@ -54,6 +63,8 @@ ADVERSARIES: Final = (
     "conflicting_duplicates",
     "falsified_log",
     "label_without_intervention",
+    "holdout_exposure_deletion",
+    "panel_arm_falsified",
 )
 #: How ``alias_disguise`` spells an id (chosen per item).
 DISGUISES: Final = ("zero_width", "upper_case", "trailing_space", "at_prefix")
@@ -141,8 +152,10 @@ def _alias(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
 
 
 def _here(sim: Simulation, record: dict[str, Any]) -> bool:
-    regions = sim.params.adversary_regions
-    return not regions or record["region"] in regions
+    regions, surfaces = sim.params.adversary_regions, sim.params.adversary_surfaces
+    return (not regions or record["region"] in regions) and (
+        not surfaces or record["surface"] in surfaces
+    )
 
 
 def _holdout_deletion(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
@@ -256,6 +269,40 @@ def _label(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
     return {"labelled_exposures": n, "label": "sponsored"}
 
 
+def _holdout_exposures(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
+    start = _first_window_ms(sim)
+    share = sim.params.adversary_share
+    kept, removed = [], 0
+    for r, u in zip(sim.exposures, rng.random(len(sim.exposures)), strict=True):
+        if r["arm"] == "holdout" and _ms(r["ts"]) >= start and _here(sim, r) and u < share:
+            removed += 1
+            continue
+        kept.append(r)
+    sim.exposures[:] = kept
+    return {"exposures_removed": removed, "from_ms": start}
+
+
+def _panel_arm(sim: Simulation, rng: np.random.Generator) -> dict[str, Any]:
+    start = _first_window_ms(sim)
+    actor = sim.params.adversary_actor
+    panellists = {r["user"] for r in sim.panel}
+    share = sim.params.adversary_share
+    kept, removed = [], 0
+    for r, u in zip(sim.exposures, rng.random(len(sim.exposures)), strict=True):
+        if (
+            r["user"] in panellists
+            and r["actor"] == actor
+            and r["arm"] == "ranked"
+            and _ms(r["ts"]) >= start
+            and u < share
+        ):
+            removed += 1
+            continue
+        kept.append(r)
+    sim.exposures[:] = kept
+    return {"panellist_exposures_removed": removed, "from_ms": start}
+
+
 _ACTIONS: Final = {
     "alias_disguise": _alias,
     "holdout_deletion": _holdout_deletion,
@@ -265,4 +312,6 @@ _ACTIONS: Final = {
     "conflicting_duplicates": _conflicting,
     "falsified_log": _falsified,
     "label_without_intervention": _label,
+    "holdout_exposure_deletion": _holdout_exposures,
+    "panel_arm_falsified": _panel_arm,
 }

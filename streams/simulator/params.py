@@ -270,6 +270,8 @@ class SimParams:
             removed).
         adversary_regions: Regions (user regions, e.g. ``DE-BY``) the holdout adversaries
             confine themselves to; empty = everywhere.
+        adversary_surfaces: Surfaces the holdout adversaries confine themselves to; empty =
+            every surface.
         panel_users: Panellists (users drawn at random) whose devices record what they
             were shown: the ``panel`` stream (contract v1.1 §5); 0 = no panel.
     """
@@ -332,6 +334,7 @@ class SimParams:
     adversary_actor: str = "de-a-cand-1"
     adversary_share: float = 0.25
     adversary_regions: tuple[str, ...] = ()
+    adversary_surfaces: tuple[str, ...] = ()
     panel_users: int = 0
 
     def __post_init__(self) -> None:

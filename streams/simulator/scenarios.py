@@ -182,6 +182,41 @@ _PRESETS: Final[dict[str, Callable[[], dict[str, Any]]]] = {
         "adversaries": ("label_without_intervention",),
     },
     "honest_panel": lambda: {"interventions": _NULL_BACKGROUND, "panel_users": 300},
+    # Half the holdout users of one subdivision (DE-BE) deleted from the window start: the
+    # holdout share differs between the regions (8,000 users: enough per region).
+    "holdout_region": lambda: {
+        "interventions": _NULL_BACKGROUND,
+        "n_users": 8000,
+        "adversaries": ("holdout_thinning",),
+        "adversary_share": 0.5,
+        "adversary_regions": ("DE-BE",),
+    },
+    # Every holdout-arm record on the search surface deleted from the window start (feed,
+    # search and trending sessions; the holdout arm stays active on the other surfaces;
+    # 4,000 users).
+    "holdout_surface": lambda: {
+        "interventions": _NULL_BACKGROUND,
+        "n_users": 4000,
+        "surface_shares": _SURFACES,
+        "adversaries": ("holdout_deletion",),
+        "adversary_surfaces": ("search",),
+    },
+    # 40 % of the holdout arm's exposures deleted from the window start (users kept).
+    "holdout_exposure_deletion": lambda: {
+        "interventions": _NULL_BACKGROUND,
+        "n_users": 8000,
+        "adversaries": ("holdout_exposure_deletion",),
+        "adversary_share": 0.4,
+    },
+    # A ×2 hidden boost of de-a-cand-1, hidden in the log for the panellists only (half of
+    # the actor's ranked-arm exposures of panellists deleted): 6,000 users, 1,500 panellists.
+    "panel_hidden_boost": lambda: {
+        "interventions": (*_NULL_BACKGROUND, Intervention("hidden_boost", "de-a-cand-1", 2.0)),
+        "n_users": 6000,
+        "panel_users": 1500,
+        "adversaries": ("panel_arm_falsified",),
+        "adversary_share": 0.5,
+    },
     # Half the timeline (1-day periods) and fewer users: quick to stream in a live demo.
     "demo": lambda: {"interventions": _mix(), **_FAULTS, "n_users": 3000, "time_scale": 0.5},
 }
@@ -220,8 +255,13 @@ def scenario(name: str, seed: int = 0, scale: float = 1.0, **overrides: Any) -> 
     the window start, 8,000 users), ``holdout_move``, ``stripped_interventions`` (the
     ``missing_label`` case with every intervention id removed from the ranking log),
     ``conflicting_duplicates``, ``falsified_log`` (with a panel of 300 users),
-    ``label_without_intervention``, and ``honest_panel`` (an honest platform, 300
-    panellists).
+    ``label_without_intervention``, ``holdout_region`` (half of DE-BE's holdout users
+    deleted from the window start, 8,000 users), ``holdout_surface`` (every holdout record
+    on ``search`` deleted from the window start, three surfaces, 4,000 users),
+    ``holdout_exposure_deletion`` (40 % of the holdout arm's exposures deleted from the
+    window start, users kept, 8,000 users), ``panel_hidden_boost`` (a ×2 hidden boost of
+    ``de-a-cand-1``, half of its ranked exposures of panellists deleted from the log; 6,000
+    users, 1,500 panellists), and ``honest_panel`` (an honest platform, 300 panellists).
 
     Args:
         name: One of :data:`SCENARIOS`.

@@ -259,6 +259,10 @@ def test_undeclared_share_is_estimated_in_the_baseline() -> None:
         ({"panel_tolerance": 1}, "panel_tol"),
         ({"panel_match_seconds": 3600}, "at most one tick"),
         ({"switch_tolerance": -0.1}, "switch_tolerance"),
+        ({"between_tolerance": 1}, "between_tolerance"),
+        ({"exposure_tolerance": 0}, "exposure_tolerance"),
+        ({"panel_tau": 0}, "panel_tau"),
+        ({"min_panel_users": 1}, "min_panel_users"),
     ],
 )
 def test_bad_parameters_are_config_errors(params: dict[str, Any], message: str) -> None:

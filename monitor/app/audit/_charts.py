@@ -30,6 +30,7 @@ _PLAIN_TEXT = matplotlib.rc_context({"text.parse_math": False})
 __all__ = [
     "bars",
     "effect_point",
+    "estimates",
     "forest",
     "gaps",
     "series",
@@ -310,6 +311,39 @@ def series(s: Series, title: str) -> Figure:
     fig.suptitle(title + note, fontsize=9, x=0.01, ha="left")
     _margins(fig, left_in=0.45, bottom_in=0.45, top_in=0.55)
     fig.subplots_adjust(wspace=0.25)
+    return fig
+
+
+@_PLAIN_TEXT
+def estimates(
+    rows: Sequence[tuple[str, float | None, Sequence[float | None]]], title: str
+) -> Figure:
+    """Several estimates of one ratio, each with its interval, on a log axis against 1.
+
+    ``rows``: (label, estimate, [low, high]); a missing estimate is drawn as "no estimate"."""
+    n = max(len(rows), 1)
+    fig = Figure(figsize=(7.2, 0.9 + 0.32 * n))
+    ax = fig.add_subplot()
+    values: list[Any] = []
+    for i, (_label, est, ci) in enumerate(rows):
+        y = n - 1 - i
+        if est is None or not _finite(est):
+            ax.text(1.0, y, "no estimate", ha="center", va="center", fontsize=7, color=GREY)
+            continue
+        bounds = (list(ci) + [None, None])[:2]
+        lo: float = bounds[0] if _finite(bounds[0]) else est  # type: ignore[assignment]
+        hi: float = bounds[1] if _finite(bounds[1]) else est  # type: ignore[assignment]
+        colour = HOLDOUT if i == 0 else RANKED
+        ax.plot([lo, hi], [y, y], color=colour, lw=1.8)
+        ax.plot([est], [y], "o", color=colour, ms=5)
+        values += [est, lo, hi]
+    ax.axvline(1.0, color=GREY, lw=1, ls="--")
+    _log_axis(ax, values, axis="x")
+    ax.set_yticks(range(n))
+    ax.set_yticklabels([r[0] for r in reversed(rows)], fontsize=7)
+    ax.set_ylim(-0.6, n - 0.4)
+    fig.suptitle(title, fontsize=9, x=0.01, ha="left")
+    _margins(fig, left_in=2.0, bottom_in=0.4, top_in=0.45)
     return fig
 
 

@@ -178,8 +178,14 @@ class Names:
         if subject_kind == "group":
             return f"group {subject}"
         if subject_kind == "log":
-            if subject.startswith("actor_lookalike:"):
-                return f"look-alike ids of {subject.partition(':')[2]}"
+            check, _, of = subject.partition(":")
+            if check == "actor_lookalike":
+                return f"look-alike ids of {of}"
+            if check == "panel_amplification":
+                kind, _, name = of.rpartition(":")
+                return f"amplification of {self.subject(kind or 'actor', name)}: panel vs log"
+            if check in ("holdout_share_region", "holdout_share_surface"):
+                return f"holdout arm's share of users in {check.rpartition('_')[2]} {of}"
             return {
                 "holdout_share": "holdout arm's share of users",
                 "holdout_assignment": "holdout assignment",
@@ -190,6 +196,7 @@ class Names:
                 "label_consistency": "labels of disclosed items",
                 "label_without_intervention": "labels",
                 "panel_mismatch": "exposure log vs panel",
+                "holdout_exposure_share": "holdout arm's share of exposures",
             }.get(subject, subject)
         return f"{subject_kind} {subject}"
 
@@ -231,12 +238,37 @@ _INTEGRITY_TEXT: dict[str, Callable[[dict[str, Any], dict[str, Any], str], str]]
         f"{count(ev.get('exposures'))} exposures {where} carried a label that no disclosure "
         "or logged intervention explains."
     ),
+    "holdout_share_region": lambda f, ev, where: _between_text(f, ev, where),
+    "holdout_share_surface": lambda f, ev, where: _between_text(f, ev, where),
+    "holdout_exposure_share": lambda f, ev, where: (
+        f"Window against baseline {where}, holdout exposures per active holdout user changed "
+        f"{ratio(f['effect'])} relative to ranked exposures per active ranked user (always-"
+        f"valid interval {ratio(f['ci_low'])}–{ratio(f['ci_high'])}): the holdout log was "
+        "thinned per user, or one arm's engagement changed platform-wide; every holdout "
+        "comparison of this window is shifted by it."
+    ),
+    "panel_amplification": lambda f, ev, where: (
+        f"What panellists' devices recorded {where} shows this subject amplified "
+        f"{ratio(f['effect'])} more than the platform's log of the same panellists does "
+        f"(interval {ratio(f['ci_low'])}–{ratio(f['ci_high'])}): the log understates the "
+        "amplification the panel saw."
+    ),
     "panel_mismatch": lambda f, ev, where: (
         f"{share(ev.get('mismatch_rate'), 1)} of {count(ev.get('compared'))} exposures "
         f"compared with the panel {where} disagree with the platform's log (95 % CI "
         f"{share(f['ci_low'], 1)}–{share(f['ci_high'], 1)})."
     ),
 }
+
+
+def _between_text(f: dict[str, Any], ev: dict[str, Any], where: str) -> str:
+    return (
+        f"In {ev.get('dimension', 'cell')} {ev.get('value', '?')} {where}, "
+        f"{share(ev.get('holdout_share'), 1)} of the users active in the window are in the "
+        f"holdout arm against {share(ev.get('holdout_share_elsewhere'), 1)} elsewhere "
+        f"(ratio {ratio(f['effect'])}): the holdout arm is not the same random share of users "
+        "everywhere."
+    )
 
 
 def sentence(f: dict[str, Any], names: Names) -> str:
@@ -578,6 +610,17 @@ def finding_figure(f: dict[str, Any], data: AuditData, names: Names) -> tuple[An
             ),
             "Left: what was known at each tick (cumulative ratio with 95 % CI, from the "
             "history table). Right: the finding's effect and confidence sequence.",
+        )
+    if isinstance(typed, E.IntegrityEvidence) and typed.panel_amplification is not None:
+        part = typed.panel_amplification
+        rows = [
+            ("panellists' devices", part.panel.ratio, part.panel.ci95),
+            ("platform's log, same panellists", part.log.ratio, part.log.ci95),
+        ]
+        return (
+            charts.estimates(rows, f"{title}: ranked ÷ holdout exposure-share ratio"),
+            "Two estimates of one amplification, 95 % intervals, panellists as clusters: "
+            "the platform's log should agree with what its users' devices recorded.",
         )
     if kind == "log_integrity" and subject == "holdout_share":
         return charts.share_by_region(ev, title), ""
