@@ -22,6 +22,7 @@ __all__ = [
     "membership",
     "overdispersion",
     "platform_traffic",
+    "with_columns",
 ]
 
 Floats = NDArray[np.float64]
@@ -51,6 +52,15 @@ def hour_weights(info: WindowInfo, start_ms: int, end_ms: int) -> Floats:
     d = baseline_hours_of_day(info)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(d > 0, n / d, 0.0)
+
+
+def with_columns(m: sp.csr_matrix, n: int) -> sp.csr_matrix:
+    """The membership ``m`` over exactly the cell's first ``n`` accounts.  Accounts added
+    after ``m`` was built (first seen in another scope, :meth:`CellSums.fit`) are in none of
+    its subjects: zero columns, so every product is defined and unchanged."""
+    if m.shape[1] >= n:
+        return m[:, :n]
+    return sp.hstack([m, sp.csr_matrix((m.shape[0], n - m.shape[1]))], format="csr")
 
 
 def membership(cell: CellSums, members: list[list[str]]) -> sp.csr_matrix:
@@ -131,7 +141,7 @@ def look_arrays(
     cell.fit()  # accounts first seen in another scope of the platform
     n = cell.n_accounts
 
-    mm = None if m is None else m[:, :n]  # sliced once per look, not per array
+    mm = None if m is None else with_columns(m, n)  # once per look, not per array
 
     def agg(a: np.ndarray) -> np.ndarray:
         a = a[:n]

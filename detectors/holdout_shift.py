@@ -172,6 +172,7 @@ from detectors._holdout_look import (
     membership,
     overdispersion,
     platform_traffic,
+    with_columns,
 )
 from detectors._holdout_stats import (
     Reference,
@@ -812,7 +813,7 @@ class HoldoutShift(Detector):
             ("window", cell.win_hourly, cell.active_win, info.w0),
         )
         for period, hourly, active, start in periods:
-            counts = [np.asarray(m[:, :n] @ hourly[arm][:n])[0] for arm in (0, 1)]
+            counts = [np.asarray(with_columns(m, n) @ hourly[arm][:n])[0] for arm in (0, 1)]
             for h in range(len(active[0])):
                 t = start + h * HOUR_MS
                 if t >= panel.last_ms:

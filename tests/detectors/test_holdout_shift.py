@@ -284,3 +284,16 @@ def test_sums_of_user_partitions_add_up_to_the_whole() -> None:
     a, b = look_arrays(whole.cells[cell_key], wts), look_arrays(split.cells[cell_key], wts)
     order = [split.cells[cell_key].index.ids[x] for x in whole.cells[cell_key].index.names]
     assert np.allclose(a.d, b.d[order], equal_nan=True)
+
+
+def test_accounts_first_seen_in_another_scope_after_the_membership_was_built() -> None:
+    """Two platforms, a small election: accounts added to a cell by ``fit()`` after a
+    subject's membership was built used to crash the onset and series of a finding (sparse
+    product of 160 by 163 columns).  They are in no subject: the statistics are defined."""
+    from streams.simulator import scenario, simulate
+    from tests.detectors.test_integrity_adversary import run
+
+    params = scenario("demo", seed=2, scale=0.08, time_scale=0.35, platforms=("chirp", "yodel"))
+    out = run(simulate(params), detectors=["holdout_shift"])
+    found = [f for f in out.latest_findings.values() if f.detector == "holdout_shift"]
+    assert found and all(f.evidence.get("series") for f in found if f.kind == "amplification")
