@@ -206,22 +206,20 @@ def trajectory(
         _time_axis(bx)
         bx.legend(fontsize=6.5, frameon=False, loc="best")
     else:
-        bx.text(
-            0.5,
-            0.5,
-            "no effect estimate",
-            ha="center",
-            va="center",
-            fontsize=8,
-            color=GREY,
-            transform=bx.transAxes,
-        )
-        bx.set_axis_off()
+        _empty(bx, "no effect estimate")
     bx.set_title("finding's effect since it crossed", fontsize=8, loc="left")
     fig.suptitle(title, fontsize=9, x=0.01, ha="left")
     _margins(fig, left_in=0.45, bottom_in=0.45, top_in=0.55)
     fig.subplots_adjust(wspace=0.25)
     return fig
+
+
+def _empty(ax: Any, text: str) -> None:
+    """A panel with nothing to draw: says so, no axes."""
+    ax.text(
+        0.5, 0.5, text, ha="center", va="center", fontsize=8, color=GREY, transform=ax.transAxes
+    )
+    ax.set_axis_off()
 
 
 def _marks(ax: Any, s: Series) -> None:
@@ -295,17 +293,7 @@ def series(s: Series, title: str) -> Figure:
         _time_axis(bx)
         bx.legend(fontsize=6.5, frameon=False, loc="best")
     else:
-        bx.text(
-            0.5,
-            0.5,
-            "no sequential statistic per look",
-            ha="center",
-            va="center",
-            fontsize=8,
-            color=GREY,
-            transform=bx.transAxes,
-        )
-        bx.set_axis_off()
+        _empty(bx, "no sequential statistic per look")
     bx.set_title("sequential statistic against its boundary", fontsize=8, loc="left")
     note = f" ({s.points_total} looks, {len(pts)} shown)" if s.points_total > len(pts) else ""
     fig.suptitle(title + note, fontsize=9, x=0.01, ha="left")
