@@ -40,10 +40,7 @@ class ListOutput:
 
     @property
     def latest_measurements(self) -> dict[tuple[str, ...], Measurement]:
-        return {
-            (m.platform, m.region, m.window_id, m.period, m.subject_kind, m.subject): m
-            for m in self.measurement_rows
-        }
+        return {m.key: m for m in self.measurement_rows}
 
 
 def records_from_dicts(

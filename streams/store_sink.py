@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.core.records import DeadLetter, Detectability, Finding, Measurement
+from monitor.core.records import DeadLetter, Detectability, Finding, Measurement, keep_latest
 from monitor.core.store import Store
 
 __all__ = ["StoreOutput"]
@@ -25,18 +25,11 @@ class StoreOutput:
         self.written = {"findings": 0, "amplification": 0, "deadletter": 0, "detectability": 0}
 
     def findings(self, rows: list[Finding]) -> None:
-        for f in rows:
-            old = self._findings.get(f.finding_id)
-            if old is not None and old.event_time < f.event_time:
-                f.event_time = old.event_time
-            self._findings[f.finding_id] = f
+        keep_latest(self._findings, rows)
         self._maybe_flush()
 
     def measurements(self, rows: list[Measurement]) -> None:
-        for m in rows:
-            self._measurements[
-                (m.platform, m.region, m.window_id, m.period, m.subject_kind, m.subject)
-            ] = m
+        self._measurements.update((m.key, m) for m in rows)
         self._maybe_flush()
 
     def deadletters(self, rows: list[DeadLetter]) -> None:

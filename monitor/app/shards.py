@@ -57,7 +57,7 @@ from typing import Any
 
 from detectors.base import Detector
 from monitor.core.config import ConfigWarning
-from monitor.core.records import DeadLetter, Detectability, Finding, Measurement
+from monitor.core.records import DeadLetter, Detectability, Finding, Measurement, keep_latest
 from monitor.engine.run import Engine, StreamStats
 from streams.staging import StagedArchive
 
@@ -130,16 +130,10 @@ class _Collect:
         self.dead: list[DeadLetter] = []
 
     def findings(self, rows: list[Finding]) -> None:
-        for f in rows:
-            old = self.found.get(f.finding_id)
-            if old is not None and old.event_time < f.event_time:
-                f.event_time = old.event_time
-            self.found[f.finding_id] = f
+        keep_latest(self.found, rows)
 
     def measurements(self, rows: list[Measurement]) -> None:
-        for m in rows:
-            key = (m.platform, m.region, m.window_id, m.period, m.subject_kind, m.subject)
-            self.rows[key] = m
+        self.rows.update((m.key, m) for m in rows)
 
     def deadletters(self, rows: list[DeadLetter]) -> None:
         self.dead.extend(rows)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterable
 from typing import Any, Final, Literal
 
 import msgspec
@@ -23,6 +24,7 @@ __all__ = [
     "SEVERITIES",
     "STATUSES",
     "finding_id",
+    "keep_latest",
     "ms_to_datetime",
     "utc_now",
 ]
@@ -131,6 +133,18 @@ class Measurement(msgspec.Struct, kw_only=True):
     reach_holdout: int = 0
     computed_at: dt.datetime = msgspec.field(default_factory=utc_now)
 
+    @property
+    def key(self) -> tuple[str, str, str, str, str, str]:
+        """The row's primary key in the ``amplification`` table."""
+        return (
+            self.platform,
+            self.region,
+            self.window_id,
+            self.period,
+            self.subject_kind,
+            self.subject,
+        )
+
 
 class Detectability(msgspec.Struct, kw_only=True):
     """One row of the ``detectability`` table (extension): for a subject at the end of the
@@ -209,3 +223,13 @@ class DeadLetter(msgspec.Struct, kw_only=True):
             else (f"{self.source}|{self.raw_sha256}|{self.reason}")
         )
         return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:24]
+
+
+def keep_latest(latest: dict[str, Finding], rows: Iterable[Finding]) -> None:
+    """Fold finding updates into ``latest`` (by id): the newest version's numbers, the
+    earliest ``event_time`` (when the evidence first crossed), as the store keeps them."""
+    for f in rows:
+        old = latest.get(f.finding_id)
+        if old is not None and old.event_time < f.event_time:
+            f.event_time = old.event_time
+        latest[f.finding_id] = f

@@ -256,12 +256,7 @@ class Store:
         return len(rows)
 
     def upsert_measurements(self, rows: Iterable[Measurement]) -> int:
-        latest = _latest(
-            {
-                (m.platform, m.region, m.window_id, m.period, m.subject_kind, m.subject): m
-                for m in rows
-            }
-        )
+        latest = _latest({m.key: m for m in rows})
         if not latest:
             return 0
         batch = _table(latest, _MEASUREMENT_COLS)
